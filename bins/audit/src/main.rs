@@ -1,0 +1,2 @@
+//! slipway-audit.
+fn main() {}

@@ -1,0 +1,2 @@
+//! slipway-deploy.
+fn main() {}

@@ -1,0 +1,2 @@
+//! slipway-rollback.
+fn main() {}

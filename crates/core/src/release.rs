@@ -1,0 +1,185 @@
+//! Releases: which workload is released ([`ReleaseId`]) and what happened to one revision of it
+//! ([`ReleaseRecord`]).
+//!
+//! `ReleaseRecord` is serialisable on purpose, unlike most domain types: it *is* a stored format
+//! (the audit trail and the in-cluster release history hold it), so its field names are part of
+//! the on-disk contract. Add fields with `#[serde(default)]`; never rename one.
+
+use std::fmt;
+
+use jiff::Timestamp;
+
+use crate::digest::Digest;
+use crate::model::ModelVersion;
+use crate::reference::ImageRef;
+
+/// A release: the Kubernetes namespace and the name of the stable Deployment it manages.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReleaseId {
+    /// Namespace.
+    pub namespace: String,
+    /// Deployment name.
+    pub name: String,
+}
+
+/// Why a release id did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid release `{input}`: {why}\n\nhint: write `namespace/name`, both lowercase DNS labels such as `ml-serving/iris-classifier`"
+)]
+pub struct ReleaseIdError {
+    /// The text that was parsed.
+    pub input: String,
+    /// What is wrong.
+    pub why: String,
+}
+
+impl ReleaseId {
+    /// Parses `namespace/name`.
+    pub fn parse(input: &str) -> Result<ReleaseId, ReleaseIdError> {
+        let err = |why: String| ReleaseIdError { input: input.to_owned(), why };
+        let Some((namespace, name)) = input.split_once('/') else {
+            return Err(err("expected `namespace/name`".to_owned()));
+        };
+        for (what, value, max) in [("namespace", namespace, 63), ("name", name, 63)] {
+            if !is_dns_label(value, max) {
+                return Err(err(format!(
+                    "{what} `{value}` is not a DNS label (lowercase letters, digits and inner `-`, at most {max} characters)"
+                )));
+            }
+        }
+        // The canary and the colours append suffixes; keep room for `-canary` and `-green`.
+        if name.len() > 63 - "-canary".len() {
+            return Err(err(format!("name `{name}` leaves no room for the `-canary` suffix (at most 56 characters)")));
+        }
+        Ok(ReleaseId { namespace: namespace.to_owned(), name: name.to_owned() })
+    }
+}
+
+fn is_dns_label(value: &str, max: usize) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= max
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+impl serde::Serialize for ReleaseId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ReleaseId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ReleaseId::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a new revision replaces the old one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// A `<name>-canary` Deployment takes a growing share of pods, then stable is updated.
+    Canary,
+    /// Deploy to the standby colour, switch the Service selector.
+    BlueGreen,
+    /// Patch stable and let Kubernetes roll it.
+    Rolling,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::Canary => "canary",
+            Strategy::BlueGreen => "blue-green",
+            Strategy::Rolling => "rolling",
+        })
+    }
+}
+
+/// How a revision ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Serving: the new revision became stable.
+    Promoted,
+    /// A gate, the analysis or a person said no before promotion; stable untouched.
+    Aborted,
+    /// Something broke (an error, not a "no"); stable untouched.
+    Failed,
+    /// This revision restored an earlier one.
+    RolledBack,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Promoted => "promoted",
+            Outcome::Aborted => "aborted",
+            Outcome::Failed => "failed",
+            Outcome::RolledBack => "rolled-back",
+        })
+    }
+}
+
+/// One revision of a release: what was deployed, how, by whom, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReleaseRecord {
+    /// Which release.
+    pub release: ReleaseId,
+    /// Revision number, 1-based, one more than the previous record of this release.
+    pub revision: u64,
+    /// The image, pinned (always carries a digest).
+    pub image: ImageRef,
+    /// The image digest (the platform manifest that runs).
+    pub digest: Digest,
+    /// The model version the image serves.
+    pub model: ModelVersion,
+    /// Rollout strategy used.
+    pub strategy: Strategy,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Who ran it (CI actor or user).
+    pub actor: String,
+    /// When it ended.
+    pub at: Timestamp,
+    /// Why it ended this way, in a sentence.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(input: &str, expect: Result<&str, &str>) {
+        match (ReleaseId::parse(input), expect) {
+            (Ok(id), Ok(display)) => assert_eq!(id.to_string(), display),
+            (Err(err), Err(fragment)) => {
+                let text = err.to_string();
+                assert!(text.contains(fragment), "`{text}` should contain `{fragment}`");
+            }
+            (got, want) => panic!("parse({input:?}) = {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn release_ids() {
+        check("ml-serving/iris", Ok("ml-serving/iris"));
+        check("iris", Err("expected `namespace/name`"));
+        check("ML/iris", Err("namespace `ML` is not a DNS label"));
+        check("ml/-iris", Err("name `-iris`"));
+        check("ml/iris/x", Err("name `iris/x`"));
+        check(&format!("ml/{}", "a".repeat(60)), Err("no room for the `-canary` suffix"));
+    }
+}

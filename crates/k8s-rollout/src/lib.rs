@@ -1,0 +1,1 @@
+//! Slipway k8s-rollout.
