@@ -28,7 +28,9 @@ pub struct SimClock {
 impl SimClock {
     /// A clock that starts at `start`.
     pub fn starting_at(start: Timestamp) -> SimClock {
-        SimClock { now: Arc::new(Mutex::new(start)) }
+        SimClock {
+            now: Arc::new(Mutex::new(start)),
+        }
     }
 
     /// Moves time forward.

@@ -48,13 +48,17 @@ pub struct Digest {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DigestError {
     /// No `:` between algorithm and hex.
-    #[error("invalid digest `{input}`: expected `algorithm:hex` such as `sha256:<64 hex characters>`")]
+    #[error(
+        "invalid digest `{input}`: expected `algorithm:hex` such as `sha256:<64 hex characters>`"
+    )]
     MissingSeparator {
         /// The text that was parsed.
         input: String,
     },
     /// The algorithm is not one the OCI spec registers.
-    #[error("invalid digest `{input}`: unsupported algorithm `{algorithm}` (supported: sha256, sha384, sha512)")]
+    #[error(
+        "invalid digest `{input}`: unsupported algorithm `{algorithm}` (supported: sha256, sha384, sha512)"
+    )]
     UnsupportedAlgorithm {
         /// The text that was parsed.
         input: String,
@@ -74,7 +78,9 @@ pub enum DigestError {
         found: usize,
     },
     /// The hex part has a character that is not lowercase hex.
-    #[error("invalid digest `{input}`: character `{character}` at offset {offset} is not lowercase hex")]
+    #[error(
+        "invalid digest `{input}`: character `{character}` at offset {offset} is not lowercase hex"
+    )]
     NotHex {
         /// The text that was parsed.
         input: String,
@@ -89,7 +95,9 @@ impl Digest {
     /// Parses `algorithm:hex`.
     pub fn parse(input: &str) -> Result<Digest, DigestError> {
         let Some((algorithm, hex)) = input.split_once(':') else {
-            return Err(DigestError::MissingSeparator { input: input.to_owned() });
+            return Err(DigestError::MissingSeparator {
+                input: input.to_owned(),
+            });
         };
         let algorithm = match algorithm {
             "sha256" => DigestAlgorithm::Sha256,
@@ -103,8 +111,9 @@ impl Digest {
             }
         };
         let offset_of_hex = input.len() - hex.len();
-        if let Some((idx, character)) =
-            hex.char_indices().find(|(_, c)| !matches!(c, '0'..='9' | 'a'..='f'))
+        if let Some((idx, character)) = hex
+            .char_indices()
+            .find(|(_, c)| !matches!(c, '0'..='9' | 'a'..='f'))
         {
             return Err(DigestError::NotHex {
                 input: input.to_owned(),
@@ -120,7 +129,10 @@ impl Digest {
                 found: hex.len(),
             });
         }
-        Ok(Digest { algorithm, hex: hex.to_owned() })
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_owned(),
+        })
     }
 
     /// Builds a sha256 digest from raw hash bytes.
@@ -129,7 +141,10 @@ impl Digest {
         for byte in hash {
             hex.push_str(&format!("{byte:02x}"));
         }
-        Digest { algorithm: DigestAlgorithm::Sha256, hex }
+        Digest {
+            algorithm: DigestAlgorithm::Sha256,
+            hex,
+        }
     }
 
     /// The algorithm.
@@ -192,7 +207,10 @@ mod tests {
             (Ok(digest), Ok(display)) => assert_eq!(digest.to_string(), display),
             (Err(err), Err(fragment)) => {
                 let text = err.to_string();
-                assert!(text.contains(fragment), "`{text}` should contain `{fragment}`");
+                assert!(
+                    text.contains(fragment),
+                    "`{text}` should contain `{fragment}`"
+                );
             }
             (got, want) => panic!("parse({input:?}) = {got:?}, want {want:?}"),
         }
@@ -205,9 +223,18 @@ mod tests {
         check(HEX64, Err("expected `algorithm:hex`"));
         check(&format!("md5:{HEX64}"), Err("unsupported algorithm `md5`"));
         check("sha256:abc", Err("needs 64 hex characters, found 3"));
-        check(&format!("sha256:{}", HEX64.to_uppercase()), Err("not lowercase hex"));
-        check(&format!("sha256:{}g", &HEX64[..63]), Err("character `g` at offset 70"));
-        check(&format!("sha512:{HEX64}{HEX64}"), Ok(&format!("sha512:{HEX64}{HEX64}")));
+        check(
+            &format!("sha256:{}", HEX64.to_uppercase()),
+            Err("not lowercase hex"),
+        );
+        check(
+            &format!("sha256:{}g", &HEX64[..63]),
+            Err("character `g` at offset 70"),
+        );
+        check(
+            &format!("sha512:{HEX64}{HEX64}"),
+            Ok(&format!("sha512:{HEX64}{HEX64}")),
+        );
         check(&format!("sha384:{HEX64}"), Err("needs 96"));
     }
 

@@ -18,6 +18,6 @@ mod secret;
 pub use clock::{Clock, SimClock};
 pub use digest::{Digest, DigestAlgorithm, DigestError};
 pub use model::{ModelRef, ModelRefError, ModelSelector, ModelVersion, Stage};
-pub use reference::{ImageRef, ImageRefError, DEFAULT_REGISTRY};
+pub use reference::{DEFAULT_REGISTRY, ImageRef, ImageRefError};
 pub use release::{Outcome, ReleaseId, ReleaseIdError, ReleaseRecord, Strategy};
 pub use secret::Secret;

@@ -165,7 +165,9 @@ impl ModelRef {
             match stage {
                 Some(stage) => (body, ModelSelector::Stage(stage)),
                 None if valid_name(body) => {
-                    return Err(ModelRefError::NoSelector { input: input.to_owned() });
+                    return Err(ModelRefError::NoSelector {
+                        input: input.to_owned(),
+                    });
                 }
                 None => return Err(bad_name(body)),
             }
@@ -173,22 +175,30 @@ impl ModelRef {
         if !valid_name(name) {
             return Err(bad_name(name));
         }
-        Ok(ModelRef { name: name.to_owned(), selector })
+        Ok(ModelRef {
+            name: name.to_owned(),
+            selector,
+        })
     }
 }
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 256
-        && !name.chars().any(|c| c == '/' || c == '@' || c.is_whitespace() || c.is_control())
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '@' || c.is_whitespace() || c.is_control())
 }
 
 fn valid_alias(alias: &str) -> bool {
-    let looks_like_version =
-        alias.len() > 1 && alias.starts_with(['v', 'V']) && alias[1..].bytes().all(|b| b.is_ascii_digit());
+    let looks_like_version = alias.len() > 1
+        && alias.starts_with(['v', 'V'])
+        && alias[1..].bytes().all(|b| b.is_ascii_digit());
     !alias.is_empty()
         && alias.len() <= 255
-        && alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && !alias.eq_ignore_ascii_case("latest")
         && !looks_like_version
 }
@@ -212,11 +222,18 @@ mod tests {
         match (ModelRef::with_stage(input, stage), expect) {
             (Ok(model), Ok(display)) => {
                 assert_eq!(model.to_string(), display);
-                assert_eq!(ModelRef::parse(&model.to_string()), Ok(model), "display must re-parse");
+                assert_eq!(
+                    ModelRef::parse(&model.to_string()),
+                    Ok(model),
+                    "display must re-parse"
+                );
             }
             (Err(err), Err(fragment)) => {
                 let text = err.to_string();
-                assert!(text.contains(fragment), "`{text}` should contain `{fragment}`");
+                assert!(
+                    text.contains(fragment),
+                    "`{text}` should contain `{fragment}`"
+                );
             }
             (got, want) => panic!("parse({input:?}) = {got:?}, want {want:?}"),
         }
@@ -224,7 +241,11 @@ mod tests {
 
     #[test]
     fn model_refs() {
-        check("iris-random-forest@production", None, Ok("iris-random-forest@production"));
+        check(
+            "iris-random-forest@production",
+            None,
+            Ok("iris-random-forest@production"),
+        );
         check("models:/iris@champion", None, Ok("iris@champion"));
         check("iris/3", None, Ok("iris/3"));
         check("models:/iris/Production", None, Ok("iris/Production"));

@@ -37,7 +37,10 @@ pub struct ReleaseIdError {
 impl ReleaseId {
     /// Parses `namespace/name`.
     pub fn parse(input: &str) -> Result<ReleaseId, ReleaseIdError> {
-        let err = |why: String| ReleaseIdError { input: input.to_owned(), why };
+        let err = |why: String| ReleaseIdError {
+            input: input.to_owned(),
+            why,
+        };
         let Some((namespace, name)) = input.split_once('/') else {
             return Err(err("expected `namespace/name`".to_owned()));
         };
@@ -50,9 +53,14 @@ impl ReleaseId {
         }
         // The canary and the colours append suffixes; keep room for `-canary` and `-green`.
         if name.len() > 63 - "-canary".len() {
-            return Err(err(format!("name `{name}` leaves no room for the `-canary` suffix (at most 56 characters)")));
+            return Err(err(format!(
+                "name `{name}` leaves no room for the `-canary` suffix (at most 56 characters)"
+            )));
         }
-        Ok(ReleaseId { namespace: namespace.to_owned(), name: name.to_owned() })
+        Ok(ReleaseId {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -60,7 +68,9 @@ fn is_dns_label(value: &str, max: usize) -> bool {
     let bytes = value.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= max
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
 }
@@ -167,7 +177,10 @@ mod tests {
             (Ok(id), Ok(display)) => assert_eq!(id.to_string(), display),
             (Err(err), Err(fragment)) => {
                 let text = err.to_string();
-                assert!(text.contains(fragment), "`{text}` should contain `{fragment}`");
+                assert!(
+                    text.contains(fragment),
+                    "`{text}` should contain `{fragment}`"
+                );
             }
             (got, want) => panic!("parse({input:?}) = {got:?}, want {want:?}"),
         }
@@ -180,6 +193,9 @@ mod tests {
         check("ML/iris", Err("namespace `ML` is not a DNS label"));
         check("ml/-iris", Err("name `-iris`"));
         check("ml/iris/x", Err("name `iris/x`"));
-        check(&format!("ml/{}", "a".repeat(60)), Err("no room for the `-canary` suffix"));
+        check(
+            &format!("ml/{}", "a".repeat(60)),
+            Err("no room for the `-canary` suffix"),
+        );
     }
 }

@@ -57,7 +57,10 @@ mod tests {
     fn never_shows_its_value() {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret} {secret:?}"), "<redacted> <redacted>");
-        assert_eq!(serde_json::to_string(&secret).expect("serialize"), "\"<redacted>\"");
+        assert_eq!(
+            serde_json::to_string(&secret).expect("serialize"),
+            "\"<redacted>\""
+        );
         assert_eq!(secret.expose(), "hunter2");
     }
 }

@@ -1,1 +1,118 @@
-//! Slipway mlflow.
+//! The model registry boundary: the [`ModelRegistry`] trait, what it returns, and the
+//! implementations Slipway ships.
+//!
+//! Implementations:
+//! - [`MemoryModelRegistry`]: registered models, versions, aliases, legacy stages, tags and run
+//!   metrics in memory, following MLflow's semantics (an alias points at one version; a stage
+//!   transition can archive the versions already in that stage; a version's metrics live on its run).
+//!
+//! Key design decision: metrics are read through the version's *run*, as MLflow stores them, so a
+//! gate always judges the exact run that produced the version.
+
+mod memory;
+
+use std::collections::BTreeMap;
+
+pub use memory::MemoryModelRegistry;
+use slipway_core::{ModelRef, ModelVersion, Stage};
+
+/// Registration status of a model version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionStatus {
+    /// `READY`: usable.
+    Ready,
+    /// `PENDING_REGISTRATION`.
+    PendingRegistration,
+    /// `FAILED_REGISTRATION`.
+    FailedRegistration,
+}
+
+impl VersionStatus {
+    /// MLflow's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionStatus::Ready => "READY",
+            VersionStatus::PendingRegistration => "PENDING_REGISTRATION",
+            VersionStatus::FailedRegistration => "FAILED_REGISTRATION",
+        }
+    }
+}
+
+/// What the registry knows about one model version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionInfo {
+    /// Name and number.
+    pub version: ModelVersion,
+    /// Registration status.
+    pub status: VersionStatus,
+    /// Artifact source (`runs:/…`, `models:/m-…`, a path).
+    pub source: String,
+    /// The run that produced it, when known.
+    pub run_id: Option<String>,
+    /// Legacy stage.
+    pub stage: Stage,
+    /// Aliases pointing at it.
+    pub aliases: Vec<String>,
+    /// Version tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A run's metrics (latest value of each) and params.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunData {
+    /// Latest value of each metric.
+    pub metrics: BTreeMap<String, f64>,
+    /// Params.
+    pub params: BTreeMap<String, String>,
+}
+
+/// Errors from a model registry. Each names the model (and version or alias).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model, version, alias or run does not exist.
+    #[error("{what} not found in the model registry{detail}\n\nhint: {hint}")]
+    NotFound {
+        /// What was looked up, e.g. "alias `champion` of model `iris`".
+        what: String,
+        /// Registry's own words, prefixed with `: ` when present.
+        detail: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// The registry refused the request as invalid.
+    #[error("{operation}: the model registry rejected the request: {error_code}: {message}")]
+    Rejected {
+        /// What we were doing.
+        operation: String,
+        /// MLflow's `error_code`.
+        error_code: String,
+        /// MLflow's `message`.
+        message: String,
+    },
+    /// The registry could not be reached, timed out, or failed.
+    #[error("{operation}: the model registry is unavailable: {message}")]
+    Unavailable {
+        /// What we were doing.
+        operation: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A model registry, as far as Slipway needs one.
+#[async_trait::async_trait]
+pub trait ModelRegistry: Send + Sync {
+    /// Resolves a reference (alias, version or stage) to a version.
+    async fn resolve(&self, model: &ModelRef) -> Result<VersionInfo, Error>;
+    /// The metrics and params of a run.
+    async fn run_data(&self, run_id: &str) -> Result<RunData, Error>;
+    /// Points `alias` at `version` (moving it if it pointed elsewhere).
+    async fn set_alias(&self, version: &ModelVersion, alias: &str) -> Result<(), Error>;
+    /// Removes `alias` from model `name`.
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), Error>;
+    /// Sets a tag on a version.
+    async fn set_version_tag(&self, version: &ModelVersion, key: &str, value: &str) -> Result<(), Error>;
+    /// Moves a version to a legacy stage; with `archive_existing`, versions already in that
+    /// stage move to `Archived`.
+    async fn transition_stage(&self, version: &ModelVersion, stage: Stage, archive_existing: bool) -> Result<(), Error>;
+}
