@@ -155,13 +155,11 @@ impl ImageRef {
             }
             None => (rest, None),
         };
-        if let Some(tag) = tag {
-            if !valid_tag(tag) {
-                return Err(ImageRefError::BadTag {
-                    input: owned(),
-                    tag: tag.to_owned(),
-                });
-            }
+        if let Some(tag) = tag.filter(|tag| !valid_tag(tag)) {
+            return Err(ImageRefError::BadTag {
+                input: owned(),
+                tag: tag.to_owned(),
+            });
         }
         if name.is_empty() {
             return Err(ImageRefError::Empty);
