@@ -1,0 +1,299 @@
+//! [`MemoryCluster`]: an in-memory Kubernetes with the semantics Slipway relies on.
+//!
+//! - A Deployment's new pods become ready `readiness_delay` after its template or scale changes
+//!   (simulated time, read from the [`Clock`]). While a template change rolls out, the old pods
+//!   keep serving, as with the default RollingUpdate strategy.
+//! - Faults are injected per image (substring match): image pull errors and crash loops keep new
+//!   pods from ever becoming ready and are reported the way pod status reports them; slow
+//!   readiness only delays them.
+//! - Services select pods by labels; Secrets hold keys; Events are recorded; release history keeps
+//!   the newest `limit` records; Leases expire unless renewed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use slipway_core::{Clock, ReleaseId, ReleaseRecord, Secret};
+
+use crate::{Cluster, DeploymentSpec, DeploymentState, Error, PodProblem};
+
+/// A failure to inject for pods running a given image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The image cannot be pulled.
+    ImagePull,
+    /// The container exits right after start.
+    CrashLoop,
+    /// Pods take this long to become ready.
+    SlowReadiness(Duration),
+    /// No node can take the pods.
+    Unschedulable,
+}
+
+/// An Event as recorded on a Deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// When.
+    pub at: Timestamp,
+    /// `namespace/deployment`.
+    pub object: String,
+    /// Short CamelCase reason (`CanaryStarted`).
+    pub reason: String,
+    /// Sentence for people.
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+struct Deployment {
+    spec: DeploymentSpec,
+    revision: u64,
+    changed_at: Timestamp,
+    template_changed: bool,
+    /// Pods ready when the last change began.
+    ready_before: u32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    deployments: BTreeMap<(String, String), Deployment>,
+    services: BTreeMap<(String, String), BTreeMap<String, String>>,
+    secrets: BTreeMap<(String, String), BTreeMap<String, String>>,
+    events: Vec<RecordedEvent>,
+    history: BTreeMap<ReleaseId, Vec<ReleaseRecord>>,
+    leases: BTreeMap<ReleaseId, (String, Timestamp)>,
+    faults: Vec<(String, Fault)>,
+}
+
+/// An in-memory cluster. See the module docs.
+pub struct MemoryCluster {
+    clock: Arc<dyn Clock>,
+    readiness_delay: Duration,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for MemoryCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryCluster").field("readiness_delay", &self.readiness_delay).finish_non_exhaustive()
+    }
+}
+
+fn key(namespace: &str, name: &str) -> (String, String) {
+    (namespace.to_owned(), name.to_owned())
+}
+
+fn add(at: Timestamp, duration: Duration) -> Timestamp {
+    at.checked_add(SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX)).unwrap_or(Timestamp::MAX)
+}
+
+impl MemoryCluster {
+    /// An empty cluster on `clock`, where pods become ready 20 s after they start.
+    pub fn new(clock: Arc<dyn Clock>) -> MemoryCluster {
+        MemoryCluster { clock, readiness_delay: Duration::from_secs(20), state: Mutex::new(State::default()) }
+    }
+
+    /// Creates a Deployment whose pods are already ready (a workload that was running before).
+    pub fn seed_deployment(&self, spec: DeploymentSpec) {
+        let ready = spec.replicas;
+        let at = self.clock.now();
+        self.lock().deployments.insert(
+            key(&spec.namespace, &spec.name),
+            Deployment { spec, revision: 1, changed_at: at, template_changed: false, ready_before: ready },
+        );
+    }
+
+    /// Creates a Service with a selector.
+    pub fn seed_service(&self, namespace: &str, name: &str, selector: BTreeMap<String, String>) {
+        self.lock().services.insert(key(namespace, name), selector);
+    }
+
+    /// Creates a Secret.
+    pub fn seed_secret(&self, namespace: &str, name: &str, data: BTreeMap<String, String>) {
+        self.lock().secrets.insert(key(namespace, name), data);
+    }
+
+    /// Makes pods whose image contains `image_fragment` fail with `fault`.
+    pub fn inject(&self, image_fragment: &str, fault: Fault) {
+        self.lock().faults.push((image_fragment.to_owned(), fault));
+    }
+
+    /// Every Event recorded so far.
+    pub fn events(&self) -> Vec<RecordedEvent> {
+        self.lock().events.clone()
+    }
+
+    /// Pods behind a Service, per Deployment name: `(deployment, ready pods)`.
+    pub fn endpoints(&self, namespace: &str, service: &str) -> Vec<(String, u32)> {
+        let now = self.clock.now();
+        let state = self.lock();
+        let Some(selector) = state.services.get(&key(namespace, service)) else { return Vec::new() };
+        state
+            .deployments
+            .values()
+            .filter(|deployment| deployment.spec.namespace == namespace)
+            .filter(|deployment| selector.iter().all(|(k, v)| deployment.spec.pod_labels.get(k) == Some(v)))
+            .map(|deployment| (deployment.spec.name.clone(), self.observe(&state, deployment, now).ready_replicas))
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn observe(&self, state: &State, deployment: &Deployment, now: Timestamp) -> DeploymentState {
+        let spec = &deployment.spec;
+        let fault = state.faults.iter().find(|(fragment, _)| spec.image.contains(fragment.as_str())).map(|(_, f)| f);
+        let delay = match fault {
+            Some(Fault::SlowReadiness(delay)) => *delay,
+            _ => self.readiness_delay,
+        };
+        let problem = match fault {
+            Some(Fault::ImagePull) => Some(PodProblem::ImagePull(format!(
+                "Back-off pulling image \"{}\": manifest unknown",
+                spec.image
+            ))),
+            Some(Fault::CrashLoop) => Some(PodProblem::CrashLoop(format!(
+                "back-off 5m0s restarting failed container={} (exit code 1)",
+                spec.container
+            ))),
+            Some(Fault::Unschedulable) => Some(PodProblem::Unschedulable(
+                "0/3 nodes are available: 3 Insufficient memory".to_owned(),
+            )),
+            _ => None,
+        };
+        let settled = problem.is_none() && now >= add(deployment.changed_at, delay);
+        let (ready, updated_ready) = match (settled, deployment.template_changed) {
+            (true, _) => (spec.replicas, spec.replicas),
+            (false, true) => (deployment.ready_before, 0),
+            (false, false) => {
+                let ready = deployment.ready_before.min(spec.replicas);
+                (ready, ready)
+            }
+        };
+        // A failing change that only scaled down or kept the count has no new pods to fail.
+        let new_pods = deployment.template_changed || spec.replicas > deployment.ready_before;
+        DeploymentState {
+            spec: spec.clone(),
+            ready_replicas: ready,
+            updated_ready_replicas: updated_ready,
+            revision: deployment.revision,
+            problem: if new_pods { problem } else { None },
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Cluster for MemoryCluster {
+    async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<DeploymentState>, Error> {
+        let now = self.clock.now();
+        let state = self.lock();
+        Ok(state.deployments.get(&key(namespace, name)).map(|deployment| self.observe(&state, deployment, now)))
+    }
+
+    async fn apply_deployment(&self, spec: &DeploymentSpec) -> Result<(), Error> {
+        if spec.replicas > 1000 {
+            return Err(Error::Api {
+                operation: format!("apply Deployment `{}/{}`", spec.namespace, spec.name),
+                message: format!("replicas {} exceeds the namespace quota", spec.replicas),
+            });
+        }
+        let now = self.clock.now();
+        let mut state = self.lock();
+        let current = state.deployments.get(&key(&spec.namespace, &spec.name)).map(|d| (d.clone(), self.observe(&state, d, now)));
+        let next = match current {
+            None => Deployment { spec: spec.clone(), revision: 1, changed_at: now, template_changed: true, ready_before: 0 },
+            Some((old, observed)) => {
+                let template_changed = old.spec.image != spec.image || old.spec.pod_labels != spec.pod_labels;
+                if !template_changed && old.spec.replicas == spec.replicas {
+                    return Ok(());
+                }
+                Deployment {
+                    spec: spec.clone(),
+                    revision: old.revision + u64::from(template_changed),
+                    changed_at: now,
+                    template_changed,
+                    ready_before: observed.ready_replicas,
+                }
+            }
+        };
+        state.deployments.insert(key(&spec.namespace, &spec.name), next);
+        Ok(())
+    }
+
+    async fn delete_deployment(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        self.lock().deployments.remove(&key(namespace, name));
+        Ok(())
+    }
+
+    async fn service_selector(&self, namespace: &str, name: &str) -> Result<Option<BTreeMap<String, String>>, Error> {
+        Ok(self.lock().services.get(&key(namespace, name)).cloned())
+    }
+
+    async fn set_service_selector(&self, namespace: &str, name: &str, selector: &BTreeMap<String, String>) -> Result<(), Error> {
+        let mut state = self.lock();
+        let Some(current) = state.services.get_mut(&key(namespace, name)) else {
+            return Err(Error::NotFound {
+                kind: "Service",
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                hint: "create the Service that fronts the release".to_owned(),
+            });
+        };
+        *current = selector.clone();
+        Ok(())
+    }
+
+    async fn read_secret(&self, namespace: &str, name: &str, key_name: &str) -> Result<Secret, Error> {
+        let state = self.lock();
+        let not_found = |hint: String| Error::NotFound { kind: "Secret", namespace: namespace.to_owned(), name: name.to_owned(), hint };
+        let data = state
+            .secrets
+            .get(&key(namespace, name))
+            .ok_or_else(|| not_found(format!("create it: kubectl -n {namespace} create secret generic {name} --from-literal={key_name}=…")))?;
+        data.get(key_name).map(|value| Secret::new(value.clone())).ok_or_else(|| not_found(format!("the Secret exists but has no key `{key_name}`")))
+    }
+
+    async fn emit_event(&self, namespace: &str, deployment: &str, reason: &str, message: &str) -> Result<(), Error> {
+        let at = self.clock.now();
+        self.lock().events.push(RecordedEvent {
+            at,
+            object: format!("{namespace}/{deployment}"),
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+        });
+        Ok(())
+    }
+
+    async fn release_history(&self, release: &ReleaseId) -> Result<Vec<ReleaseRecord>, Error> {
+        Ok(self.lock().history.get(release).cloned().unwrap_or_default())
+    }
+
+    async fn record_release(&self, record: &ReleaseRecord, limit: usize) -> Result<(), Error> {
+        let mut state = self.lock();
+        let history = state.history.entry(record.release.clone()).or_default();
+        history.push(record.clone());
+        let excess = history.len().saturating_sub(limit.max(1));
+        history.drain(..excess);
+        Ok(())
+    }
+
+    async fn acquire_lock(&self, release: &ReleaseId, holder: &str, ttl: Duration) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        if let Some((current, expires)) = state.leases.get(release) {
+            if current != holder && *expires > now {
+                return Err(Error::Locked { release: release.to_string(), holder: current.clone(), expires: expires.to_string() });
+            }
+        }
+        state.leases.insert(release.clone(), (holder.to_owned(), add(now, ttl)));
+        Ok(())
+    }
+
+    async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error> {
+        let mut state = self.lock();
+        if state.leases.get(release).is_some_and(|(current, _)| current == holder) {
+            state.leases.remove(release);
+        }
+        Ok(())
+    }
+}
