@@ -8,8 +8,10 @@
 //!
 //! Gates shipped:
 //! - [`model`]: version status and metric thresholds, no regression against what serves now.
+//! - [`vuln`]: vulnerability findings at or above a severity threshold, after ignore rules.
 
 pub mod model;
 mod report;
+pub mod vuln;
 
 pub use report::{Check, CheckStatus, GateReport};

@@ -4,54 +4,14 @@
 //! Implementations:
 //! - [`MemoryScanner`]: findings recorded per image digest, for the dry run and pipeline tests.
 
+mod finding;
+mod ignore;
 mod memory;
 
+pub use finding::{Cvss, Finding, PackageClass, Severity, Status};
+pub use ignore::IgnoreRule;
 pub use memory::MemoryScanner;
 use slipway_core::{Digest, ImageRef};
-
-/// Severity as Trivy reports it, ordered from least to most severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Severity {
-    /// `UNKNOWN`.
-    Unknown,
-    /// `LOW`.
-    Low,
-    /// `MEDIUM`.
-    Medium,
-    /// `HIGH`.
-    High,
-    /// `CRITICAL`.
-    Critical,
-}
-
-impl Severity {
-    /// Trivy's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Unknown => "UNKNOWN",
-            Severity::Low => "LOW",
-            Severity::Medium => "MEDIUM",
-            Severity::High => "HIGH",
-            Severity::Critical => "CRITICAL",
-        }
-    }
-}
-
-/// One vulnerability found in one package.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
-    /// Vulnerability id (`CVE-2023-1234`, `GHSA-…`).
-    pub id: String,
-    /// Package name.
-    pub package: String,
-    /// Installed version.
-    pub installed_version: String,
-    /// First fixed version, when a fix exists.
-    pub fixed_version: Option<String>,
-    /// Severity.
-    pub severity: Severity,
-}
 
 /// What a scan found, and which image it is about.
 #[derive(Debug, Clone, PartialEq)]

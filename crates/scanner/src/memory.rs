@@ -21,7 +21,10 @@ impl MemoryScanner {
 
     /// Records the findings for a digest.
     pub fn record(&self, digest: Digest, findings: Vec<Finding>) {
-        self.reports.lock().unwrap_or_else(PoisonError::into_inner).insert(digest, findings);
+        self.reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(digest, findings);
     }
 }
 
@@ -29,10 +32,14 @@ impl MemoryScanner {
 impl Scanner for MemoryScanner {
     async fn scan(&self, image: &ImageRef) -> Result<ScanReport, Error> {
         let reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
-        let findings = image.digest().and_then(|digest| reports.get(digest)).ok_or_else(|| Error::NoReport {
-            image: image.to_string(),
-            hint: "scan the image first (e.g. `trivy image --format json`) and pass the report".to_owned(),
-        })?;
+        let findings = image
+            .digest()
+            .and_then(|digest| reports.get(digest))
+            .ok_or_else(|| Error::NoReport {
+                image: image.to_string(),
+                hint: "scan the image first (e.g. `trivy image --format json`) and pass the report"
+                    .to_owned(),
+            })?;
         Ok(ScanReport {
             artifact: image.to_string(),
             digests: image.digest().into_iter().cloned().collect(),
