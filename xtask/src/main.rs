@@ -1,2 +1,108 @@
-//! xtask.
-fn main() {}
+//! `cargo xtask`: Slipway's developer tasks, written in Rust so they run the same everywhere.
+//!
+//! Commands: `ci` (the whole gate CI runs), `services` (real local registry, Prometheus and
+//! MLflow on loopback for the end-to-end tests) and `demo` (one deploy scenario end to end).
+//! Workspace hygiene checks are `#[test]`s in `tidy.rs`, so plain `cargo test --workspace`
+//! enforces them without a separate command.
+//!
+//! We parse arguments by hand instead of using clap: there are three commands with a couple
+//! of flags each, and every dependency here is compiled before any `cargo xtask` can run.
+
+// xtask is a CLI for developers: printing is its job. Data (the `export` lines of
+// `services`) goes to stdout, progress and errors to stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod ci;
+mod demo;
+mod error;
+mod process;
+mod services;
+#[cfg(test)]
+mod tidy;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::error::{Context as _, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci                          fmt, clippy, services + tests, cargo deny (what CI runs)
+  services [start|stop|env]   real local registry, Prometheus and MLflow (default: start);
+                              start/env print `export SLIPWAY_TEST_*=...` lines on stdout
+  demo [--scenario NAME]      run one slipway-deploy scenario (default: happy)
+  demo --list                 list the scenarios slipway-deploy knows
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<ExitCode> {
+    let root = workspace_root()?;
+    let (command, rest) = match args.split_first() {
+        Some((command, rest)) => (command.as_str(), rest),
+        None => {
+            eprint!("{USAGE}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match command {
+        "ci" => {
+            no_more_args("ci", rest)?;
+            ci::run(&root)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "services" => {
+            let sub = match rest {
+                [] => "start",
+                [sub] => sub.as_str(),
+                _ => bail!("`services` takes at most one argument\n\n{USAGE}"),
+            };
+            match sub {
+                "start" => {
+                    let env = services::start(&root)?;
+                    print!("{}", env.export_lines());
+                }
+                "stop" => services::stop(&root)?,
+                "env" => print!("{}", services::env(&root)?.export_lines()),
+                other => bail!("unknown `services` subcommand `{other}`\n\n{USAGE}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        "demo" => demo::run(&root, &demo::Args::parse(rest)?),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}
+
+fn no_more_args(command: &str, rest: &[String]) -> Result<()> {
+    match rest.first() {
+        None => Ok(()),
+        Some(arg) => bail!("`{command}` takes no arguments, got `{arg}`\n\n{USAGE}"),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+///
+/// Compiled in rather than read from the environment so the binary also works when run
+/// directly from `target/`, not only through `cargo xtask`.
+fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .with_context(|| format!("`{}` has no parent directory", manifest_dir.display()))
+}
