@@ -1,0 +1,165 @@
+//! cosign's simple-signing format: the payload, the `.sig` artifact, signing and verification.
+//!
+//! Payload (cosign's "critical" section, compact JSON):
+//! `{"critical":{"identity":{"docker-reference":"<repo>"},"image":{"docker-manifest-digest":"<digest>"},"type":"cosign container image signature"},"optional":null}`.
+//! Each signature is one layer with media type [`SIMPLE_SIGNING_MEDIA_TYPE`], the payload as its
+//! content and the base64 DER signature in the [`SIGNATURE_ANNOTATION`] annotation.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use slipway_core::{Digest, ImageRef};
+use slipway_registry::{Artifact, Layer, Registry};
+
+use crate::{Error, Signer, Verifier};
+
+/// Media type of a simple-signing layer.
+pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// Annotation holding the base64 signature.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+
+/// The simple-signing payload for `repository` (`registry/repo`) at `digest`.
+pub fn simple_signing_payload(repository: &str, digest: &Digest) -> Vec<u8> {
+    let payload = serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": repository},
+            "image": {"docker-manifest-digest": digest.to_string()},
+            "type": "cosign container image signature",
+        },
+        "optional": null,
+    });
+    payload.to_string().into_bytes()
+}
+
+fn pinned_digest(image: &ImageRef) -> Result<&Digest, Error> {
+    image.digest().ok_or_else(|| Error::NotPinned { image: image.to_string() })
+}
+
+/// Signs the pinned image and appends the signature to its `.sig` artifact. Returns the key id.
+pub async fn sign_image(registry: &dyn Registry, signer: &dyn Signer, image: &ImageRef) -> Result<String, Error> {
+    let digest = pinned_digest(image)?;
+    let tag = digest.cosign_tag("sig");
+    let registry_error = |source| Error::Registry { image: image.to_string(), source };
+    let mut artifact = registry.get_artifact(image, &tag).await.map_err(registry_error)?.unwrap_or_default();
+    let payload = simple_signing_payload(&image.name(), digest);
+    let signature = signer.sign(&payload)?;
+    let annotations = BTreeMap::from([(SIGNATURE_ANNOTATION.to_owned(), STANDARD.encode(signature))]);
+    artifact.layers.push(Layer { media_type: SIMPLE_SIGNING_MEDIA_TYPE.to_owned(), data: payload, annotations });
+    registry.put_artifact(image, &tag, &artifact).await.map_err(registry_error)?;
+    Ok(signer.key_id())
+}
+
+/// One signature layer and why it passed or failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignatureCheck {
+    /// Index of the layer in the `.sig` artifact.
+    pub layer: usize,
+    /// The trusted key that verified it, if any.
+    pub key_id: Option<String>,
+    /// Whether it verified and its claims match the image.
+    pub ok: bool,
+    /// Why.
+    pub reason: String,
+}
+
+/// Every signature found for an image, each checked against every trusted key.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct VerificationReport {
+    /// One entry per layer.
+    pub signatures: Vec<SignatureCheck>,
+}
+
+impl VerificationReport {
+    /// Key ids of the signatures that verified.
+    pub fn verified_keys(&self) -> Vec<String> {
+        self.signatures.iter().filter(|check| check.ok).filter_map(|check| check.key_id.clone()).collect()
+    }
+}
+
+/// Verifies every layer under the image's `.sig` tag against the trusted keys and checks its
+/// claims (payload digest equals the image digest; docker-reference names the repository).
+pub async fn verify_image(registry: &dyn Registry, keys: &[&dyn Verifier], image: &ImageRef) -> Result<VerificationReport, Error> {
+    let digest = pinned_digest(image)?;
+    let artifact: Artifact = registry
+        .get_artifact(image, &digest.cosign_tag("sig"))
+        .await
+        .map_err(|source| Error::Registry { image: image.to_string(), source })?
+        .unwrap_or_default();
+    let signatures = artifact.layers.iter().enumerate().map(|(idx, layer)| check_layer(idx, layer, keys, image, digest)).collect();
+    Ok(VerificationReport { signatures })
+}
+
+fn check_layer(idx: usize, layer: &Layer, keys: &[&dyn Verifier], image: &ImageRef, digest: &Digest) -> SignatureCheck {
+    let fail = |reason: String| SignatureCheck { layer: idx, key_id: None, ok: false, reason };
+    let Some(encoded) = layer.annotations.get(SIGNATURE_ANNOTATION) else {
+        return fail(format!("no `{SIGNATURE_ANNOTATION}` annotation"));
+    };
+    let Ok(signature) = STANDARD.decode(encoded) else {
+        return fail("signature annotation is not base64".to_owned());
+    };
+    let Some(key) = keys.iter().find(|key| key.verify(&layer.data, &signature)) else {
+        return fail(format!("signature does not verify with any of the {} trusted key(s)", keys.len()));
+    };
+    let key_id = Some(key.key_id());
+    let claims: serde_json::Value = match serde_json::from_slice(&layer.data) {
+        Ok(value) => value,
+        Err(err) => return SignatureCheck { layer: idx, key_id, ok: false, reason: format!("payload is not JSON: {err}") },
+    };
+    let signed_digest = claims.pointer("/critical/image/docker-manifest-digest").and_then(|v| v.as_str()).unwrap_or("");
+    let signed_reference = claims.pointer("/critical/identity/docker-reference").and_then(|v| v.as_str()).unwrap_or("");
+    let (ok, reason) = if signed_digest != digest.to_string() {
+        (false, format!("signed digest {signed_digest} is not the image digest {digest}"))
+    } else if signed_reference != image.name() {
+        (false, format!("signed for `{signed_reference}`, not `{}`", image.name()))
+    } else {
+        (true, "signature verified; digest and reference match".to_owned())
+    };
+    SignatureCheck { layer: idx, key_id, ok, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use slipway_registry::MemoryRegistry;
+
+    use super::*;
+    use crate::EcdsaP256Key;
+
+    #[tokio::test]
+    async fn signing_appends_and_verification_checks_each_signature() {
+        let registry = MemoryRegistry::new();
+        let tagged = ImageRef::parse("ghcr.io/acme/iris:1.0").expect("ref");
+        let digest = registry.push_image(&tagged, "v1");
+        let image = tagged.with_digest(digest);
+        let (alice, bob) = (EcdsaP256Key::generate(), EcdsaP256Key::generate());
+        sign_image(&registry, &alice, &image).await.expect("alice signs");
+        sign_image(&registry, &bob, &image).await.expect("bob signs");
+
+        let alice_pub = alice.public();
+        let report = verify_image(&registry, &[&alice_pub], &image).await.expect("verify");
+        assert_eq!(report.signatures.len(), 2, "bob's signature must not replace alice's");
+        assert_eq!(report.verified_keys(), [alice.key_id()]);
+        assert!(report.signatures[1].reason.contains("does not verify with any of the 1 trusted key"));
+
+        let other = image.with_digest(registry.push_image(&ImageRef::parse("ghcr.io/acme/iris:2.0").expect("ref"), "v2"));
+        let unsigned = verify_image(&registry, &[&alice_pub], &other).await.expect("verify");
+        assert!(unsigned.signatures.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_signature_copied_to_another_digest_fails_its_claims() {
+        let registry = MemoryRegistry::new();
+        let v1 = ImageRef::parse("ghcr.io/acme/iris:1.0").expect("ref");
+        let v1 = v1.with_digest(registry.push_image(&v1, "v1"));
+        let v2 = ImageRef::parse("ghcr.io/acme/iris:2.0").expect("ref");
+        let v2 = v2.with_digest(registry.push_image(&v2, "v2"));
+        let key = EcdsaP256Key::generate();
+        sign_image(&registry, &key, &v1).await.expect("sign");
+        let copied = registry.get_artifact(&v1, &v1.digest().expect("d").cosign_tag("sig")).await.expect("get").expect("sig");
+        registry.put_artifact(&v2, &v2.digest().expect("d").cosign_tag("sig"), &copied).await.expect("put");
+        let public = key.public();
+        let report = verify_image(&registry, &[&public], &v2).await.expect("verify");
+        assert!(!report.signatures[0].ok);
+        assert!(report.signatures[0].reason.contains("is not the image digest"), "{:?}", report.signatures[0]);
+    }
+}
