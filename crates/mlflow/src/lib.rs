@@ -2,6 +2,8 @@
 //! implementations Slipway ships.
 //!
 //! Implementations:
+//! - [`MlflowClient`]: MLflow's REST API (2.x and 3.x tracking servers) over reqwest, configured
+//!   from the same `MLFLOW_TRACKING_*` variables MLflow's own clients read ([`MlflowConfig`]).
 //! - [`MemoryModelRegistry`]: registered models, versions, aliases, legacy stages, tags and run
 //!   metrics in memory, following MLflow's semantics (an alias points at one version; a stage
 //!   transition can archive the versions already in that stage; a version's metrics live on its run).
@@ -9,10 +11,15 @@
 //! Key design decision: metrics are read through the version's *run*, as MLflow stores them, so a
 //! gate always judges the exact run that produced the version.
 
+mod client;
+mod config;
 mod memory;
+mod wire;
 
 use std::collections::BTreeMap;
 
+pub use client::MlflowClient;
+pub use config::{ConfigError, MlflowAuth, MlflowConfig, env_vars};
 pub use memory::MemoryModelRegistry;
 use slipway_core::{ModelRef, ModelVersion, Stage};
 
@@ -66,6 +73,17 @@ pub struct RunData {
     pub params: BTreeMap<String, String>,
 }
 
+/// One logged value of a metric, as MLflow keeps its history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricPoint {
+    /// When it was logged, in milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The training step it was logged at (0 when the run logged no steps).
+    pub step: i64,
+    /// The value (may be NaN or infinite: MLflow stores those too).
+    pub value: f64,
+}
+
 /// Errors from a model registry. Each names the model (and version or alias).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -80,22 +98,26 @@ pub enum Error {
         hint: String,
     },
     /// The registry refused the request as invalid.
-    #[error("{operation}: the model registry rejected the request: {error_code}: {message}")]
+    #[error("{operation}: the model registry rejected the request: {error_code}: {message}{hint}")]
     Rejected {
         /// What we were doing.
         operation: String,
-        /// MLflow's `error_code`.
+        /// MLflow's `error_code` (or `HTTP <status>` when the body was not MLflow's JSON).
         error_code: String,
         /// MLflow's `message`.
         message: String,
+        /// Empty, or `\n\nhint: …` when one helps.
+        hint: String,
     },
     /// The registry could not be reached, timed out, or failed.
-    #[error("{operation}: the model registry is unavailable: {message}")]
+    #[error("{operation}: the model registry is unavailable: {message}{hint}")]
     Unavailable {
         /// What we were doing.
         operation: String,
         /// What went wrong.
         message: String,
+        /// Empty, or `\n\nhint: …` when one helps.
+        hint: String,
     },
 }
 
@@ -106,13 +128,28 @@ pub trait ModelRegistry: Send + Sync {
     async fn resolve(&self, model: &ModelRef) -> Result<VersionInfo, Error>;
     /// The metrics and params of a run.
     async fn run_data(&self, run_id: &str) -> Result<RunData, Error>;
+    /// Every logged value of metric `key` of a run, oldest first as the registry returns them;
+    /// empty when the run never logged that metric.
+    async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<MetricPoint>, Error>;
     /// Points `alias` at `version` (moving it if it pointed elsewhere).
     async fn set_alias(&self, version: &ModelVersion, alias: &str) -> Result<(), Error>;
     /// Removes `alias` from model `name`.
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), Error>;
     /// Sets a tag on a version.
-    async fn set_version_tag(&self, version: &ModelVersion, key: &str, value: &str) -> Result<(), Error>;
+    async fn set_version_tag(
+        &self,
+        version: &ModelVersion,
+        key: &str,
+        value: &str,
+    ) -> Result<(), Error>;
+    /// Removes a tag from a version.
+    async fn delete_version_tag(&self, version: &ModelVersion, key: &str) -> Result<(), Error>;
     /// Moves a version to a legacy stage; with `archive_existing`, versions already in that
     /// stage move to `Archived`.
-    async fn transition_stage(&self, version: &ModelVersion, stage: Stage, archive_existing: bool) -> Result<(), Error>;
+    async fn transition_stage(
+        &self,
+        version: &ModelVersion,
+        stage: Stage,
+        archive_existing: bool,
+    ) -> Result<(), Error>;
 }
