@@ -1,0 +1,252 @@
+//! The analysis plan: which metrics to check, their thresholds, and how many measurements to take.
+//!
+//! Durations are written the friendly way (`"1m"`, `"30s"`, `"1m 30s"`; ISO 8601 `"PT1M"` also
+//! parses) through jiff's serde helpers, which the workspace already depends on: no extra
+//! humantime crate.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::Error;
+use crate::template::{TemplateVars, promql_duration, render};
+
+/// What a measurement with no data (empty result or NaN) counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoDataPolicy {
+    /// A failed measurement: counts toward `failure_limit`.
+    Fail,
+    /// A successful measurement, e.g. "no 5xx series at all" means no errors.
+    Pass,
+    /// An inconclusive measurement: counts toward `inconclusive_limit`.
+    #[default]
+    Inconclusive,
+}
+
+/// One metric to measure and its thresholds. At least one of `max` and `min` is required.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricCheck {
+    /// Unique name within the plan, used in reports.
+    pub name: String,
+    /// Query template; see [`crate::render`] for placeholders. Must yield one number.
+    pub query: String,
+    /// A value above this fails the measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// A value below this fails the measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Overrides the plan-wide [`AnalysisPlan::no_data`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data: Option<NoDataPolicy>,
+}
+
+/// A threshold analysis, with Argo Rollouts' limit semantics.
+///
+/// Each metric is measured until it has `count` measurements that are not errors. It fails once
+/// more than `failure_limit` measurements breach a threshold, is inconclusive once more than
+/// `inconclusive_limit` are inconclusive, and is inconclusive ("measurement errors, not a failed
+/// canary") once more than `consecutive_error_limit` measurements in a row could not be taken.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisPlan {
+    /// Time between measurements; also the default `{{interval}}` rate window.
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
+    pub interval: Duration,
+    /// Measurements (not counting errors) per metric for a Pass.
+    pub count: u32,
+    /// Failed measurements tolerated per metric.
+    pub failure_limit: u32,
+    /// Consecutive measurement errors tolerated per metric.
+    pub consecutive_error_limit: u32,
+    /// Inconclusive measurements tolerated per metric.
+    pub inconclusive_limit: u32,
+    /// What no data means, for metrics that don't say.
+    pub no_data: NoDataPolicy,
+    /// The checks.
+    pub metrics: Vec<MetricCheck>,
+}
+
+/// Labels shared by the default checks' queries.
+const SELECTOR: &str = r#"namespace="{{namespace}}",release="{{release}}",track="{{track}}""#;
+
+impl Default for AnalysisPlan {
+    /// The seed pipelines' checks: 5xx ratio ≤ 1 % and p99 latency ≤ 2 s, 5 measurements 1 m apart.
+    fn default() -> AnalysisPlan {
+        AnalysisPlan {
+            interval: Duration::from_secs(60),
+            count: 5,
+            failure_limit: 0,
+            consecutive_error_limit: 4,
+            inconclusive_limit: 0,
+            no_data: NoDataPolicy::Inconclusive,
+            metrics: vec![
+                MetricCheck {
+                    name: "error-rate".to_owned(),
+                    query: format!(
+                        r#"sum(rate(model_requests_total{{{SELECTOR},code=~"5.."}}[{{{{interval}}}}])) / sum(rate(model_requests_total{{{SELECTOR}}}[{{{{interval}}}}]))"#
+                    ),
+                    max: Some(0.01),
+                    min: None,
+                    no_data: None,
+                },
+                MetricCheck {
+                    name: "p99-latency".to_owned(),
+                    query: format!(
+                        r#"histogram_quantile(0.99, sum by (le)(rate(model_request_duration_seconds_bucket{{{SELECTOR}}}[{{{{interval}}}}])))"#
+                    ),
+                    max: Some(2.0),
+                    min: None,
+                    no_data: None,
+                },
+            ],
+        }
+    }
+}
+
+impl AnalysisPlan {
+    /// Checks everything that deserialization cannot: counts, names, thresholds, templates.
+    /// Reports every problem at once.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut problems = Vec::new();
+        if self.count == 0 {
+            problems.push("`count` is 0; take at least one measurement".to_owned());
+        }
+        if promql_duration(self.interval).is_none() {
+            problems.push(format!(
+                "`interval` {:?} must be a positive whole number of milliseconds",
+                self.interval
+            ));
+        }
+        if self.metrics.is_empty() {
+            problems
+                .push("`metrics` is empty; an analysis without checks proves nothing".to_owned());
+        }
+        let mut seen = BTreeSet::new();
+        let probe = TemplateVars {
+            interval: Some(Duration::from_secs(60)),
+            ..TemplateVars::new("release", "namespace", "track")
+        };
+        for check in &self.metrics {
+            let name = &check.name;
+            if name.trim().is_empty() {
+                problems.push("a metric has an empty `name`".to_owned());
+            } else if !seen.insert(name.as_str()) {
+                problems.push(format!("metric `{name}` is listed twice"));
+            }
+            match (check.min, check.max) {
+                (None, None) => {
+                    problems.push(format!("metric `{name}` has neither `max` nor `min`"));
+                }
+                (Some(min), Some(max)) if min > max => problems.push(format!(
+                    "metric `{name}` has `min` {min} above `max` {max}; no value can pass"
+                )),
+                _ => {}
+            }
+            for (field, value) in [("min", check.min), ("max", check.max)] {
+                if value.is_some_and(f64::is_nan) {
+                    problems.push(format!("metric `{name}` has a NaN `{field}`"));
+                }
+            }
+            if let Err(Error::Template { problem, .. }) = render(&check.query, &probe) {
+                problems.push(format!("metric `{name}` query: {problem}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidPlan { problems })
+        }
+    }
+
+    /// The no-data policy that applies to `check`.
+    pub fn no_data_for(&self, check: &MetricCheck) -> NoDataPolicy {
+        check.no_data.unwrap_or(self.no_data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_plan_is_valid_and_round_trips() {
+        let plan = AnalysisPlan::default();
+        plan.validate().expect("default plan is valid");
+        let json = serde_json::to_string(&plan).expect("serialize");
+        let back: AnalysisPlan = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, plan);
+        insta::assert_json_snapshot!(plan);
+    }
+
+    #[test]
+    fn friendly_durations_and_partial_plans() {
+        let plan: AnalysisPlan = serde_json::from_str(
+            r#"{"interval": "30s", "count": 3, "no_data": "pass",
+                "metrics": [{"name": "rps", "query": "sum(rate(x[{{interval}}]))", "min": 1, "no_data": "fail"}]}"#,
+        )
+        .expect("parse");
+        assert_eq!(plan.interval, Duration::from_secs(30));
+        assert_eq!(plan.count, 3);
+        assert_eq!(
+            plan.consecutive_error_limit, 4,
+            "unset fields keep defaults"
+        );
+        assert_eq!(plan.no_data_for(&plan.metrics[0]), NoDataPolicy::Fail);
+        let iso: AnalysisPlan = serde_json::from_str(r#"{"interval": "PT2M"}"#).expect("iso 8601");
+        assert_eq!(iso.interval, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn rejects_unknown_fields() {
+        let err = serde_json::from_str::<AnalysisPlan>(r#"{"intervall": "1m"}"#)
+            .expect_err("typo must be rejected");
+        assert!(
+            err.to_string().contains("unknown field `intervall`"),
+            "{err}"
+        );
+        let err = serde_json::from_str::<AnalysisPlan>(
+            r#"{"metrics": [{"name": "a", "query": "q", "maximum": 1}]}"#,
+        )
+        .expect_err("typo must be rejected");
+        assert!(err.to_string().contains("unknown field `maximum`"), "{err}");
+    }
+
+    #[test]
+    fn validate_lists_every_problem() {
+        let plan = AnalysisPlan {
+            count: 0,
+            interval: Duration::ZERO,
+            metrics: vec![
+                MetricCheck {
+                    name: "a".to_owned(),
+                    query: "x[{{window}}]".to_owned(),
+                    max: None,
+                    min: None,
+                    no_data: None,
+                },
+                MetricCheck {
+                    name: "a".to_owned(),
+                    query: "x".to_owned(),
+                    max: Some(1.0),
+                    min: Some(2.0),
+                    no_data: None,
+                },
+            ],
+            ..AnalysisPlan::default()
+        };
+        let err = plan.validate().expect_err("invalid");
+        insta::assert_snapshot!(err.to_string(), @r"
+        invalid analysis plan:
+          - `count` is 0; take at least one measurement
+          - `interval` 0ns must be a positive whole number of milliseconds
+          - metric `a` has neither `max` nor `min`
+          - metric `a` query: unknown placeholder `{{window}}`
+          - metric `a` is listed twice
+          - metric `a` has `min` 2 above `max` 1; no value can pass
+
+        hint: fix the `analysis` section of the pipeline config
+        ");
+    }
+}

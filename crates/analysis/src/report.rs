@@ -1,0 +1,193 @@
+//! Decision records: an [`AnalysisRun`] as plain text, Markdown or JSON.
+//!
+//! Text is for terminals and logs, Markdown for pull-request comments and release notes, JSON
+//! for machines. All three carry the same facts: the decision, one reason per metric, the queries
+//! and every measurement with what it counted as.
+
+use std::fmt::Write as _;
+
+use crate::judge::{Decision, Measurement, Outcome, bounds, format_value};
+use crate::plan::{AnalysisPlan, NoDataPolicy};
+use crate::run::AnalysisRun;
+use crate::template::promql_duration;
+
+/// How one measurement counted, in words.
+fn counted_as(plan: &AnalysisPlan, measurement: &Measurement) -> &'static str {
+    let Some(check) = plan.metrics.iter().find(|c| c.name == measurement.metric) else {
+        return "not in plan";
+    };
+    let no_data = match plan.no_data_for(check) {
+        NoDataPolicy::Pass => "pass (no data)",
+        NoDataPolicy::Fail => "FAIL (no data)",
+        NoDataPolicy::Inconclusive => "inconclusive (no data)",
+    };
+    match &measurement.outcome {
+        Outcome::Error(_) => "error",
+        Outcome::NoData => no_data,
+        Outcome::Value(value) if value.is_nan() => no_data,
+        Outcome::Value(value) => {
+            let outside = check.max.is_some_and(|max| *value > max)
+                || check.min.is_some_and(|min| *value < min);
+            if outside { "FAIL" } else { "pass" }
+        }
+    }
+}
+
+fn shown_value(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Value(value) => format_value(*value),
+        Outcome::NoData => "no data".to_owned(),
+        Outcome::Error(_) => "-".to_owned(),
+    }
+}
+
+fn decision_word(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Pass => "PASS",
+        Decision::Fail => "FAIL",
+        Decision::Inconclusive => "INCONCLUSIVE",
+    }
+}
+
+fn interval(plan: &AnalysisPlan) -> String {
+    promql_duration(plan.interval).unwrap_or_else(|| format!("{:?}", plan.interval))
+}
+
+/// The decision record as plain text.
+pub fn text(run: &AnalysisRun) -> String {
+    let mut out = String::new();
+    let plan = &run.plan;
+    let _ = writeln!(
+        out,
+        "canary analysis of {} in {} (track {}): {}",
+        run.release,
+        run.namespace,
+        run.track,
+        decision_word(run.verdict.decision)
+    );
+    let _ = writeln!(
+        out,
+        "from {} to {}: {} measurements, every {}, count {}, failure_limit {}, consecutive_error_limit {}, inconclusive_limit {}",
+        run.started,
+        run.finished,
+        run.measurements.len(),
+        interval(plan),
+        plan.count,
+        plan.failure_limit,
+        plan.consecutive_error_limit,
+        plan.inconclusive_limit,
+    );
+    out.push_str("\nreasons:\n");
+    for reason in &run.verdict.reasons {
+        let _ = writeln!(out, "  - {reason}");
+    }
+    out.push_str("\nqueries:\n");
+    for (check, rendered) in plan.metrics.iter().zip(&run.queries) {
+        let _ = writeln!(
+            out,
+            "  {} ({}): {}",
+            rendered.metric,
+            bounds(check),
+            rendered.query
+        );
+    }
+    out.push_str("\nmeasurements:\n");
+    let width = run
+        .measurements
+        .iter()
+        .map(|m| m.metric.len())
+        .max()
+        .unwrap_or(0);
+    for measurement in &run.measurements {
+        let _ = writeln!(
+            out,
+            "  {}  {:<width$}  {:>12}  {}",
+            measurement.at,
+            measurement.metric,
+            shown_value(&measurement.outcome),
+            counted_as(plan, measurement),
+        );
+        if let Outcome::Error(error) = &measurement.outcome {
+            for line in error.lines().filter(|line| !line.is_empty()) {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+    }
+    out
+}
+
+/// Escapes text for a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+        .replace("\n\n", "<br>")
+        .replace('\n', "<br>")
+}
+
+/// The decision record as Markdown: a heading, the reasons, and a table of measurements.
+pub fn markdown(run: &AnalysisRun) -> String {
+    let mut out = String::new();
+    let plan = &run.plan;
+    let _ = writeln!(
+        out,
+        "### Canary analysis: {} ({}, track `{}`): **{}**\n",
+        run.release,
+        run.namespace,
+        run.track,
+        decision_word(run.verdict.decision)
+    );
+    for reason in &run.verdict.reasons {
+        let _ = writeln!(out, "- {reason}");
+    }
+    let _ = writeln!(
+        out,
+        "\n{} measurements from {} to {}, every {}; count {}, failure_limit {}, consecutive_error_limit {}, inconclusive_limit {}.\n",
+        run.measurements.len(),
+        run.started,
+        run.finished,
+        interval(plan),
+        plan.count,
+        plan.failure_limit,
+        plan.consecutive_error_limit,
+        plan.inconclusive_limit,
+    );
+    out.push_str("| time | metric | value | threshold | counted as |\n");
+    out.push_str("|---|---|---:|---|---|\n");
+    for measurement in &run.measurements {
+        let threshold = plan
+            .metrics
+            .iter()
+            .find(|c| c.name == measurement.metric)
+            .map(bounds)
+            .unwrap_or_default();
+        let counted = match &measurement.outcome {
+            Outcome::Error(error) => format!("error: {}", cell(error)),
+            _ => counted_as(plan, measurement).to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} |",
+            measurement.at,
+            measurement.metric,
+            shown_value(&measurement.outcome),
+            threshold,
+            counted,
+        );
+    }
+    out.push_str("\n<details><summary>queries</summary>\n\n");
+    for rendered in &run.queries {
+        let _ = writeln!(out, "- `{}`: `{}`", rendered.metric, rendered.query);
+    }
+    out.push_str("\n</details>\n");
+    out
+}
+
+/// The decision record as pretty-printed JSON (the serde form of [`AnalysisRun`]).
+/// Non-finite values appear as Prometheus' strings `"NaN"`, `"+Inf"`, `"-Inf"`.
+pub fn json(run: &AnalysisRun) -> String {
+    // Cannot fail: every map key is a string and non-finite floats are written as strings.
+    // Falling back to an error object keeps the library free of panics all the same.
+    serde_json::to_string_pretty(run).unwrap_or_else(|err| {
+        serde_json::json!({ "error": format!("failed to serialize analysis run: {err}") })
+            .to_string()
+    })
+}
