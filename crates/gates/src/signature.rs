@@ -1,0 +1,444 @@
+//! The signature gate: the image must carry a signature that verified against a trusted key, and
+//! SLSA provenance from a trusted builder, built from an allowed source repository.
+//!
+//! Cryptography happens elsewhere (`slipway-attest`): this gate receives what was *already
+//! verified* ([`SignatureEvidence`]) and judges it against the [`SignaturePolicy`]. A signature
+//! counts only when it verified *and* its key is trusted; failed or untrusted signatures are named
+//! in the reason but do not fail the gate on their own, because an image may carry old signatures
+//! next to a good one (cosign appends, it does not replace).
+//!
+//! Fail closed: with signatures required and no trusted key configured, the signature check
+//! fails and says which key to set, rather than trusting any key.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CheckStatus, GateReport};
+
+const GATE: &str = "signatures";
+
+/// How a builder id must match (`{ exact = "…" }` or `{ prefix = "…" }` in TOML).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum BuilderMatch {
+    /// The builder id equals this text.
+    Exact(String),
+    /// The builder id starts with this text (e.g. a reusable workflow path without its `@ref`).
+    Prefix(String),
+}
+
+impl BuilderMatch {
+    /// True when `builder_id` matches.
+    pub fn matches(&self, builder_id: &str) -> bool {
+        match self {
+            BuilderMatch::Exact(exact) => builder_id == exact,
+            BuilderMatch::Prefix(prefix) => builder_id.starts_with(prefix.as_str()),
+        }
+    }
+
+    /// The configured text.
+    pub fn text(&self) -> &str {
+        match self {
+            BuilderMatch::Exact(text) | BuilderMatch::Prefix(text) => text,
+        }
+    }
+}
+
+/// The signature gate's policy (`[policy.signatures]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignaturePolicy {
+    /// Require a verified signature by a trusted key.
+    pub require_signature: bool,
+    /// Key ids or fingerprints whose signatures count.
+    pub trusted_keys: Vec<String>,
+    /// Require verified provenance.
+    pub require_provenance: bool,
+    /// Builders whose provenance counts; empty = any builder (the check is skipped).
+    pub trusted_builders: Vec<BuilderMatch>,
+    /// Source repositories the image may be built from; empty = any (the check is skipped).
+    /// Compared after normalising: a leading `git+`, a trailing `/` and `.git` are ignored.
+    pub source_repositories: Vec<String>,
+}
+
+impl Default for SignaturePolicy {
+    fn default() -> SignaturePolicy {
+        SignaturePolicy {
+            require_signature: true,
+            trusted_keys: Vec::new(),
+            require_provenance: true,
+            trusted_builders: Vec::new(),
+            source_repositories: Vec::new(),
+        }
+    }
+}
+
+/// One signature found on the image, after verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSignature {
+    /// The key id or fingerprint the signature claims.
+    pub key_id: String,
+    /// `Ok` when the signature verified; otherwise why not.
+    pub result: Result<(), String>,
+}
+
+/// The SLSA provenance statement, after its signature and subject digest were verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenanceSummary {
+    /// `builder.id`.
+    pub builder_id: String,
+    /// The source repository URI.
+    pub source_repository: String,
+    /// The source ref (`refs/heads/main`), when the provenance names one.
+    pub source_ref: Option<String>,
+}
+
+/// What the signature gate judges: collected by the pipeline through `slipway-attest`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SignatureEvidence {
+    /// Every signature found on the image.
+    pub signatures: Vec<VerifiedSignature>,
+    /// Verified provenance, if any was found and verified.
+    pub provenance: Option<ProvenanceSummary>,
+}
+
+/// Judges the evidence: a signature check, then provenance present, builder and source checks.
+pub fn evaluate(policy: &SignaturePolicy, evidence: &SignatureEvidence) -> GateReport {
+    let mut report = GateReport::default();
+    let (status, reason) = signature(policy, &evidence.signatures);
+    report.push(GATE, "signed by a trusted key", status, reason);
+    provenance(policy, evidence.provenance.as_ref(), &mut report);
+    report
+}
+
+fn signature(policy: &SignaturePolicy, signatures: &[VerifiedSignature]) -> (CheckStatus, String) {
+    let trusted = |key: &str| policy.trusted_keys.iter().any(|t| t == key);
+    let good: Vec<&str> = signatures
+        .iter()
+        .filter(|s| s.result.is_ok() && trusted(&s.key_id))
+        .map(|s| s.key_id.as_str())
+        .collect();
+    let others: Vec<String> = signatures
+        .iter()
+        .filter_map(|s| match &s.result {
+            Err(why) => Some(format!("`{}` did not verify: {why}", s.key_id)),
+            Ok(()) if !trusted(&s.key_id) => Some(format!("`{}` is not trusted", s.key_id)),
+            Ok(()) => None,
+        })
+        .collect();
+    let others = if others.is_empty() {
+        String::new()
+    } else {
+        format!(" (ignored: {})", others.join("; "))
+    };
+    if let Some(first) = good.first() {
+        return (
+            CheckStatus::Pass,
+            format!("verified with trusted key `{first}`{others}"),
+        );
+    }
+    let status = if policy.require_signature {
+        CheckStatus::Fail
+    } else {
+        CheckStatus::Skip
+    };
+    let missing = if policy.require_signature && policy.trusted_keys.is_empty() {
+        "no trusted key is configured (set `policy.signatures.trusted_keys`)".to_owned()
+    } else if signatures.is_empty() {
+        "the image has no signature".to_owned()
+    } else {
+        "no signature verified with a trusted key".to_owned()
+    };
+    let suffix = if policy.require_signature {
+        ""
+    } else {
+        "; not required"
+    };
+    (status, format!("{missing}{others}{suffix}"))
+}
+
+fn provenance(
+    policy: &SignaturePolicy,
+    provenance: Option<&ProvenanceSummary>,
+    report: &mut GateReport,
+) {
+    let Some(provenance) = provenance else {
+        let (status, reason) = if policy.require_provenance {
+            (CheckStatus::Fail, "no verified provenance for the image")
+        } else {
+            (CheckStatus::Skip, "no provenance; not required")
+        };
+        report.push(GATE, "provenance verified", status, reason);
+        return;
+    };
+    let from_ref = provenance
+        .source_ref
+        .as_deref()
+        .map(|source_ref| format!(" at {source_ref}"))
+        .unwrap_or_default();
+    report.push(
+        GATE,
+        "provenance verified",
+        CheckStatus::Pass,
+        format!(
+            "built by `{}` from `{}`{from_ref}",
+            provenance.builder_id, provenance.source_repository
+        ),
+    );
+
+    let builder = &provenance.builder_id;
+    let (status, reason) = if policy.trusted_builders.is_empty() {
+        (
+            CheckStatus::Skip,
+            "no trusted builders configured: any builder is accepted".to_owned(),
+        )
+    } else if let Some(rule) = policy.trusted_builders.iter().find(|b| b.matches(builder)) {
+        let how = match rule {
+            BuilderMatch::Exact(_) => "is",
+            BuilderMatch::Prefix(_) => "starts with",
+        };
+        (
+            CheckStatus::Pass,
+            format!("`{builder}` {how} `{}`", rule.text()),
+        )
+    } else {
+        (
+            CheckStatus::Fail,
+            format!("`{builder}` matches no trusted builder"),
+        )
+    };
+    report.push(GATE, "builder is trusted", status, reason);
+
+    let source = &provenance.source_repository;
+    let (status, reason) = if policy.source_repositories.is_empty() {
+        (
+            CheckStatus::Skip,
+            "no source repositories configured: any source is accepted".to_owned(),
+        )
+    } else if policy
+        .source_repositories
+        .iter()
+        .any(|allowed| normalise_repository(allowed) == normalise_repository(source))
+    {
+        (CheckStatus::Pass, format!("`{source}`{from_ref}"))
+    } else {
+        (
+            CheckStatus::Fail,
+            format!(
+                "`{source}` is not one of {}",
+                quoted_list(&policy.source_repositories)
+            ),
+        )
+    };
+    report.push(GATE, "source repository allowed", status, reason);
+}
+
+/// `git+https://github.com/org/repo.git/` and `https://github.com/org/repo` name the same
+/// repository; SLSA generators write the former, people the latter.
+fn normalise_repository(uri: &str) -> &str {
+    let uri = uri.strip_prefix("git+").unwrap_or(uri);
+    let uri = uri.strip_suffix('/').unwrap_or(uri);
+    uri.strip_suffix(".git").unwrap_or(uri)
+}
+
+fn quoted_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GHA: &str = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.1.0";
+
+    fn policy() -> SignaturePolicy {
+        SignaturePolicy {
+            trusted_keys: vec!["release-key".to_owned()],
+            trusted_builders: vec![BuilderMatch::Prefix(
+                "https://github.com/slsa-framework/slsa-github-generator/".to_owned(),
+            )],
+            source_repositories: vec!["https://github.com/acme/iris".to_owned()],
+            ..SignaturePolicy::default()
+        }
+    }
+
+    fn signed(key: &str, result: Result<(), &str>) -> VerifiedSignature {
+        VerifiedSignature {
+            key_id: key.to_owned(),
+            result: result.map_err(str::to_owned),
+        }
+    }
+
+    fn provenance(builder: &str, source: &str) -> Option<ProvenanceSummary> {
+        Some(ProvenanceSummary {
+            builder_id: builder.to_owned(),
+            source_repository: source.to_owned(),
+            source_ref: Some("refs/heads/main".to_owned()),
+        })
+    }
+
+    fn outcome(report: &GateReport) -> Vec<String> {
+        report
+            .checks
+            .iter()
+            .map(|c| format!("{} {}: {}", c.status.as_str(), c.name, c.reason))
+            .collect()
+    }
+
+    #[test]
+    fn signatures() {
+        let cases: &[(&str, SignaturePolicy, Vec<VerifiedSignature>, &str)] = &[
+            (
+                "trusted and verified",
+                policy(),
+                vec![signed("release-key", Ok(()))],
+                "pass signed by a trusted key: verified with trusted key `release-key`",
+            ),
+            (
+                "a good signature next to bad ones passes and names the bad ones",
+                policy(),
+                vec![
+                    signed("old-key", Ok(())),
+                    signed("release-key", Err("signature mismatch")),
+                    signed("release-key", Ok(())),
+                ],
+                "pass signed by a trusted key: verified with trusted key `release-key` (ignored: `old-key` is not trusted; `release-key` did not verify: signature mismatch)",
+            ),
+            (
+                "trusted key that did not verify",
+                policy(),
+                vec![signed("release-key", Err("signature mismatch"))],
+                "fail signed by a trusted key: no signature verified with a trusted key (ignored: `release-key` did not verify: signature mismatch)",
+            ),
+            (
+                "verified but untrusted",
+                policy(),
+                vec![signed("someone-else", Ok(()))],
+                "fail signed by a trusted key: no signature verified with a trusted key (ignored: `someone-else` is not trusted)",
+            ),
+            (
+                "unsigned",
+                policy(),
+                vec![],
+                "fail signed by a trusted key: the image has no signature",
+            ),
+            (
+                "no trusted keys fails closed",
+                SignaturePolicy::default(),
+                vec![signed("release-key", Ok(()))],
+                "fail signed by a trusted key: no trusted key is configured (set `policy.signatures.trusted_keys`) (ignored: `release-key` is not trusted)",
+            ),
+            (
+                "not required and unsigned skips",
+                SignaturePolicy {
+                    require_signature: false,
+                    ..policy()
+                },
+                vec![],
+                "skip signed by a trusted key: the image has no signature; not required",
+            ),
+            (
+                "not required still passes when signed",
+                SignaturePolicy {
+                    require_signature: false,
+                    ..policy()
+                },
+                vec![signed("release-key", Ok(()))],
+                "pass signed by a trusted key: verified with trusted key `release-key`",
+            ),
+        ];
+        for (what, policy, signatures, want) in cases {
+            let evidence = SignatureEvidence {
+                signatures: signatures.clone(),
+                provenance: provenance(GHA, "git+https://github.com/acme/iris"),
+            };
+            let got = outcome(&evaluate(policy, &evidence));
+            assert_eq!(got[0], *want, "case: {what}");
+        }
+    }
+
+    #[test]
+    fn provenance_rules() {
+        let exact = SignaturePolicy {
+            trusted_builders: vec![BuilderMatch::Exact(GHA.to_owned())],
+            ..policy()
+        };
+        let open = SignaturePolicy {
+            trusted_builders: vec![],
+            source_repositories: vec![],
+            ..policy()
+        };
+        let optional = SignaturePolicy {
+            require_provenance: false,
+            ..policy()
+        };
+        let cases: &[(&str, &SignaturePolicy, Option<ProvenanceSummary>, &[&str])] = &[
+            (
+                "trusted prefix, normalised source",
+                &policy(),
+                provenance(GHA, "git+https://github.com/acme/iris.git"),
+                &[
+                    "pass provenance verified: built by `https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.1.0` from `git+https://github.com/acme/iris.git` at refs/heads/main",
+                    "pass builder is trusted: `https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.1.0` starts with `https://github.com/slsa-framework/slsa-github-generator/`",
+                    "pass source repository allowed: `git+https://github.com/acme/iris.git` at refs/heads/main",
+                ],
+            ),
+            (
+                "exact builder must match whole id",
+                &exact,
+                provenance(&format!("{GHA}-evil"), "https://github.com/acme/iris"),
+                &[
+                    "pass provenance verified: built by `https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.1.0-evil` from `https://github.com/acme/iris` at refs/heads/main",
+                    "fail builder is trusted: `https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.1.0-evil` matches no trusted builder",
+                    "pass source repository allowed: `https://github.com/acme/iris` at refs/heads/main",
+                ],
+            ),
+            (
+                "untrusted builder and wrong source",
+                &policy(),
+                provenance(
+                    "https://github.com/attacker/generator",
+                    "https://github.com/acme/iris-fork",
+                ),
+                &[
+                    "pass provenance verified: built by `https://github.com/attacker/generator` from `https://github.com/acme/iris-fork` at refs/heads/main",
+                    "fail builder is trusted: `https://github.com/attacker/generator` matches no trusted builder",
+                    "fail source repository allowed: `https://github.com/acme/iris-fork` is not one of `https://github.com/acme/iris`",
+                ],
+            ),
+            (
+                "missing provenance fails when required",
+                &policy(),
+                None,
+                &["fail provenance verified: no verified provenance for the image"],
+            ),
+            (
+                "missing provenance skips when optional",
+                &optional,
+                None,
+                &["skip provenance verified: no provenance; not required"],
+            ),
+            (
+                "no builder or source rules skip those checks",
+                &open,
+                provenance("anything", "anywhere"),
+                &[
+                    "pass provenance verified: built by `anything` from `anywhere` at refs/heads/main",
+                    "skip builder is trusted: no trusted builders configured: any builder is accepted",
+                    "skip source repository allowed: no source repositories configured: any source is accepted",
+                ],
+            ),
+        ];
+        for (what, policy, provenance, want) in cases {
+            let evidence = SignatureEvidence {
+                signatures: vec![signed("release-key", Ok(()))],
+                provenance: provenance.clone(),
+            };
+            let got = outcome(&evaluate(policy, &evidence));
+            assert_eq!(got[1..], **want, "case: {what}");
+        }
+    }
+}
