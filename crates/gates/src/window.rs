@@ -462,6 +462,24 @@ mod tests {
             ),
             ("exactly at end", &business, "2024-06-03T15:00:00Z", false),
             (
+                "sub-second before start",
+                &business,
+                "2024-06-03T06:59:59.999Z",
+                false,
+            ),
+            (
+                "sub-second after start",
+                &business,
+                "2024-06-03T07:00:00.001Z",
+                true,
+            ),
+            (
+                "sub-second before end",
+                &business,
+                "2024-06-03T14:59:59.999Z",
+                true,
+            ),
+            (
                 "winter start is 08:00Z",
                 &business,
                 "2024-01-08T08:00:00Z",
