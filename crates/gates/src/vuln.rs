@@ -105,13 +105,13 @@ impl Decision {
                 text
             }
         };
-        if let Some(rule) = &self.expired_rule {
-            if let Some(expires) = rule.expires {
-                text.push_str(&format!(
-                    "; the ignore rule in {} expired on {expires} and no longer applies",
-                    origin(rule)
-                ));
-            }
+        if let Some(rule) = &self.expired_rule
+            && let Some(expires) = rule.expires
+        {
+            text.push_str(&format!(
+                "; the ignore rule in {} expired on {expires} and no longer applies",
+                origin(rule)
+            ));
         }
         text
     }
@@ -300,6 +300,228 @@ pub fn evaluate(
         decisions,
         expired_rules,
     }
+}
+
+/// The SARIF `level` for a decision: blocking findings are errors, the rest warnings (ignored
+/// ones additionally carry a suppression).
+fn sarif_level(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Blocking => "error",
+        Verdict::BelowThreshold | Verdict::Ignored(_) => "warning",
+    }
+}
+
+/// GitHub's `security-severity`: the highest CVSS v3 score, else Trivy's stand-in per severity.
+fn security_severity(finding: &Finding) -> String {
+    let score = finding
+        .max_cvss_v3()
+        .map(|(_, score)| score)
+        .unwrap_or(match finding.severity {
+            Severity::Critical => 9.5,
+            Severity::High => 8.0,
+            Severity::Medium => 5.5,
+            Severity::Low => 2.0,
+            Severity::Unknown => 0.0,
+        });
+    format!("{score:.1}")
+}
+
+/// The report as SARIF 2.1.0 for GitHub code scanning: one rule per vulnerability id, one result
+/// per finding, `level` from the decision (`error` blocks), and ignored findings as results with
+/// an `accepted` suppression carrying the reason, so code scanning shows them as dismissed rather
+/// than dropping them. Layout follows Trivy's own `--format sarif` so dashboards keep working.
+pub fn sarif(report: &VulnReport, tool_version: &str) -> serde_json::Value {
+    use serde_json::json;
+    let mut rule_ids: Vec<&str> = Vec::new();
+    let mut rules = Vec::new();
+    let mut results = Vec::new();
+    for decision in &report.decisions {
+        let finding = &decision.finding;
+        let rule_idx = match rule_ids.iter().position(|id| *id == finding.id) {
+            Some(idx) => idx,
+            None => {
+                rule_ids.push(&finding.id);
+                let title = finding.title.clone().unwrap_or_else(|| finding.id.clone());
+                let url = finding.primary_url.clone().unwrap_or_default();
+                let name = match finding.class {
+                    slipway_scanner::PackageClass::Language => {
+                        "LanguageSpecificPackageVulnerability"
+                    }
+                    _ => "OsPackageVulnerability",
+                };
+                let mut rule = json!({
+                    "id": finding.id,
+                    "name": name,
+                    "shortDescription": { "text": title },
+                    "fullDescription": { "text": title },
+                    "defaultConfiguration": { "level": sarif_level(&decision.verdict) },
+                    "help": {
+                        "text": format!("Vulnerability {}\nSeverity: {}\nPackage: {}\nFixed Version: {}\nLink: {url}",
+                            finding.id, finding.severity, finding.package, finding.fixed_version.as_deref().unwrap_or("none")),
+                        "markdown": format!("**Vulnerability {}**\n| Severity | Package | Fixed Version | Link |\n| --- | --- | --- | --- |\n|{}|{}|{}|{}|",
+                            finding.id, finding.severity, md_cell(&finding.package), md_cell(finding.fixed_version.as_deref().unwrap_or("none")), md_link(&finding.id, &url)),
+                    },
+                    "properties": {
+                        "precision": "very-high",
+                        "security-severity": security_severity(finding),
+                        "tags": ["vulnerability", "security", finding.severity.as_str()],
+                    },
+                });
+                if !url.is_empty() {
+                    rule["helpUri"] = json!(url);
+                }
+                rules.push(rule);
+                rule_ids.len() - 1
+            }
+        };
+        let uri = finding
+            .package_path
+            .clone()
+            .unwrap_or_else(|| report.artifact.clone());
+        let mut result = json!({
+            "ruleId": finding.id,
+            "ruleIndex": rule_idx,
+            "level": sarif_level(&decision.verdict),
+            "message": { "text": format!(
+                "Package: {}\nInstalled Version: {}\nVulnerability {}\nSeverity: {}\nFixed Version: {}\nStatus: {}\nLink: {}\nDecision: {}",
+                finding.package, finding.installed_version, finding.id, finding.severity,
+                finding.fixed_version.as_deref().unwrap_or("none"), finding.status,
+                md_link(&finding.id, finding.primary_url.as_deref().unwrap_or_default()),
+                decision.explain(report.fail_at)) },
+            "locations": [{
+                "physicalLocation": {
+                    "artifactLocation": { "uri": uri, "uriBaseId": "ROOTPATH" },
+                    "region": { "startLine": 1, "startColumn": 1, "endLine": 1, "endColumn": 1 },
+                },
+                "message": { "text": format!("{}: {}@{}", finding.target, finding.package, finding.installed_version) },
+            }],
+        });
+        if matches!(decision.verdict, Verdict::Ignored(_)) {
+            result["suppressions"] = json!([{ "kind": "external", "status": "accepted", "justification": decision.explain(report.fail_at) }]);
+        }
+        results.push(result);
+    }
+    json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "Slipway",
+                "fullName": "Slipway vulnerability gate",
+                "informationUri": "https://github.com/slipway-dev/slipway",
+                "version": tool_version,
+                "rules": rules,
+            } },
+            "results": results,
+            "columnKind": "utf16CodeUnits",
+            "originalUriBaseIds": { "ROOTPATH": { "uri": "file:///" } },
+            "properties": { "artifact": report.artifact, "failAt": report.fail_at.as_str(), "passed": report.passed() },
+        }],
+    })
+}
+
+/// Escapes a Markdown table cell.
+fn md_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn md_link(text: &str, url: &str) -> String {
+    if url.is_empty() {
+        md_cell(text)
+    } else {
+        format!("[{}]({url})", md_cell(text))
+    }
+}
+
+/// A Markdown summary for a pull-request comment or job summary: verdict, counts per severity,
+/// a table of every finding with its decision, the ignored findings with reason and expiry, and
+/// the expired rules.
+pub fn markdown(report: &VulnReport) -> String {
+    let n_blocking = report.blocking().count();
+    let verdict = if report.passed() { "PASS" } else { "FAIL" };
+    let mut out = format!(
+        "### Vulnerability gate: {verdict} ({n_blocking} blocking at or above {})\n\n`{}`: {} findings\n\n",
+        report.fail_at,
+        md_cell(&report.artifact),
+        report.decisions.len()
+    );
+    out.push_str("| Severity | Findings | Blocking | Ignored |\n| --- | ---: | ---: | ---: |\n");
+    for (severity, n) in report.counts() {
+        let count = |pred: &dyn Fn(&Verdict) -> bool| {
+            report
+                .decisions
+                .iter()
+                .filter(|d| d.finding.severity == severity && pred(&d.verdict))
+                .count()
+        };
+        out.push_str(&format!(
+            "| {severity} | {n} | {} | {} |\n",
+            count(&|v| *v == Verdict::Blocking),
+            count(&|v| matches!(v, Verdict::Ignored(_)))
+        ));
+    }
+    if !report.decisions.is_empty() {
+        out.push_str(
+            "\n| Decision | Severity | ID | Package | Installed | Fixed | Status | Target |\n",
+        );
+        out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        for decision in &report.decisions {
+            let finding = &decision.finding;
+            let label = match decision.verdict {
+                Verdict::Blocking => "**blocking**",
+                Verdict::BelowThreshold => "allowed",
+                Verdict::Ignored(_) => "ignored",
+            };
+            out.push_str(&format!(
+                "| {label} | {} | {} | {} | {} | {} | {} | {} |\n",
+                finding.severity,
+                md_link(
+                    &finding.id,
+                    finding.primary_url.as_deref().unwrap_or_default()
+                ),
+                md_cell(&finding.package),
+                md_cell(&finding.installed_version),
+                md_cell(finding.fixed_version.as_deref().unwrap_or("")),
+                finding.status,
+                md_cell(&finding.target),
+            ));
+        }
+    }
+    let ignored: Vec<&Decision> = report.ignored().collect();
+    if !ignored.is_empty() {
+        out.push_str(
+            "\n**Ignored**\n\n| ID | Package | Reason | Expires |\n| --- | --- | --- | --- |\n",
+        );
+        for decision in ignored {
+            let expires = match &decision.verdict {
+                Verdict::Ignored(IgnoreReason::Rule(rule)) => rule
+                    .expires
+                    .map_or_else(|| "never".to_owned(), |date| date.to_string()),
+                _ => "n/a".to_owned(),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {expires} |\n",
+                md_cell(&decision.finding.id),
+                md_cell(&decision.finding.package),
+                md_cell(&decision.explain(report.fail_at))
+            ));
+        }
+    }
+    if !report.expired_rules.is_empty() {
+        out.push_str("\n**Expired ignore rules (no longer applied)**\n\n| ID | Expired | Rule |\n| --- | --- | --- |\n");
+        for rule in &report.expired_rules {
+            let expires = rule
+                .expires
+                .map(|date| date.to_string())
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "| {} | {expires} | {} |\n",
+                md_cell(&rule.id),
+                md_cell(origin(rule))
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
