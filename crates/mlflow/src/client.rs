@@ -443,8 +443,9 @@ impl ModelRegistry for MlflowClient {
                         ),
                     });
                 };
-                // The latest-versions list leaves out aliases and tags; read the version itself.
-                self.get_version(name, latest.version.version).await
+                // The latest-versions answer carries aliases and tags too (checked on MLflow 3.17),
+                // so no second request is needed.
+                Ok(latest)
             }
         }
     }
@@ -520,9 +521,10 @@ impl ModelRegistry for MlflowClient {
             "registered-models/alias",
             json!({ "name": name, "alias": alias }),
             format!("failed to delete alias `{alias}` of model `{name}`"),
+            // Deleting an alias that does not exist succeeds; only an unknown model is a 404.
             &Subject {
-                what: format!("alias `{alias}` of model `{name}`"),
-                hint: "check the model name (case-sensitive); list its aliases in the MLflow UI",
+                what: format!("model `{name}`"),
+                hint: "check the registered model name (it is case-sensitive)",
             },
         )
         .await
@@ -558,10 +560,8 @@ impl ModelRegistry for MlflowClient {
             "model-versions/delete-tag",
             json!({ "name": name, "version": number.to_string(), "key": key }),
             format!("failed to delete tag `{key}` from version {number} of model `{name}`"),
-            &Subject {
-                what: format!("tag `{key}` on version {number} of model `{name}`"),
-                hint: "check the model name, version and tag key (all case-sensitive)",
-            },
+            // Deleting a tag that does not exist succeeds; only an unknown version is a 404.
+            &version_subject(name, *number),
         )
         .await
     }

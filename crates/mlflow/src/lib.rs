@@ -129,7 +129,8 @@ pub trait ModelRegistry: Send + Sync {
     /// The metrics and params of a run.
     async fn run_data(&self, run_id: &str) -> Result<RunData, Error>;
     /// Every logged value of metric `key` of a run, oldest first as the registry returns them;
-    /// empty when the run never logged that metric.
+    /// empty when the run never logged that metric. An unknown run also gives an empty history,
+    /// as MLflow answers it: read [`ModelRegistry::run_data`] first to tell the two apart.
     async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<MetricPoint>, Error>;
     /// Points `alias` at `version` (moving it if it pointed elsewhere).
     async fn set_alias(&self, version: &ModelVersion, alias: &str) -> Result<(), Error>;

@@ -208,14 +208,8 @@ impl ModelRegistry for MemoryModelRegistry {
     }
 
     async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<MetricPoint>, Error> {
+        // Like MLflow, an unknown run has an empty history rather than a not-found error.
         let state = self.lock();
-        if !state.runs.contains_key(run_id) {
-            return Err(Error::NotFound {
-                what: format!("run `{run_id}`"),
-                detail: String::new(),
-                hint: "the version's run may have been deleted".to_owned(),
-            });
-        }
         Ok(state
             .histories
             .get(run_id)
@@ -399,7 +393,13 @@ mod tests {
                 .expect("no such metric")
                 .is_empty()
         );
-        assert!(registry.metric_history("run-9", "accuracy").await.is_err());
+        assert!(
+            registry
+                .metric_history("run-9", "accuracy")
+                .await
+                .expect("unknown run")
+                .is_empty()
+        );
 
         registry
             .set_version_tag(&v1, "slipway.release", "r1")

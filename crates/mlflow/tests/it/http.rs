@@ -1,0 +1,404 @@
+//! HTTP behaviour of `MlflowClient` against the scripted server in `fake.rs`: what is retried,
+//! what is not, timeouts, auth headers, and the text of errors (MLflow's words in, secrets out).
+
+use std::time::{Duration, Instant};
+
+use slipway_core::{ModelRef, ModelVersion, Secret, Stage};
+use slipway_mlflow::{Error, MlflowAuth, MlflowClient, MlflowConfig, ModelRegistry};
+
+use crate::fake::{FakeServer, Reply};
+
+const ALIAS_PRODUCTION: &str = include_str!("../data/get-alias-production.json");
+const MODEL_VERSION: &str = include_str!("../data/get-model-version.json");
+const RUN: &str = include_str!("../data/get-run.json");
+const HISTORY: &str = include_str!("../data/get-metric-history.json");
+const SEARCH: &str = include_str!("../data/search-model-versions.json");
+const UNKNOWN_ALIAS: &str = include_str!("../data/error-get-alias-unknown.json");
+const UNKNOWN_VERSION: &str = include_str!("../data/error-get-unknown-model-version.json");
+const BAD_STAGE: &str = include_str!("../data/error-transition-bad-stage.json");
+const HOST_REJECTED: &str = include_str!("../data/error-host-header-rejected.json");
+const UNAVAILABLE: &str =
+    r#"{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "database is locked"}"#;
+
+const MODEL: &str = "iris-random-forest";
+
+/// Fast retries so the suite stays quick; the policy is the same.
+fn config(server: &FakeServer) -> MlflowConfig {
+    MlflowConfig::new(&server.uri)
+        .retries(3, Duration::from_millis(5))
+        .timeout(Duration::from_secs(5))
+}
+
+fn client(config: MlflowConfig) -> MlflowClient {
+    MlflowClient::new(config).expect("client")
+}
+
+fn model_ref(text: &str) -> ModelRef {
+    ModelRef::parse(text).expect("model ref")
+}
+
+fn v(number: u64) -> ModelVersion {
+    ModelVersion {
+        name: MODEL.to_owned(),
+        version: number,
+    }
+}
+
+#[tokio::test]
+async fn retries_503_then_succeeds() {
+    let server = FakeServer::start(vec![
+        Reply::new(503, UNAVAILABLE),
+        Reply::new(200, ALIAS_PRODUCTION),
+    ])
+    .await;
+    let info = client(config(&server))
+        .resolve(&model_ref("iris-random-forest@production"))
+        .await
+        .expect("resolve");
+    assert_eq!(info.version, v(1));
+    assert_eq!(info.aliases, ["production"]);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    for request in &requests {
+        assert_eq!(request.method, "GET");
+        assert_eq!(
+            request.target,
+            "/api/2.0/mlflow/registered-models/alias?name=iris-random-forest&alias=production"
+        );
+        assert_eq!(request.header("authorization"), None);
+    }
+}
+
+#[tokio::test]
+async fn retries_429_honouring_retry_after() {
+    let server = FakeServer::start(vec![
+        Reply::new(429, "{}").header("retry-after", "0"),
+        Reply::new(200, RUN),
+    ])
+    .await;
+    let run = client(config(&server))
+        .run_data("699d329d22e04262908ffe0eb1573458")
+        .await
+        .expect("run");
+    assert_eq!(run.metrics.get("accuracy"), Some(&0.93));
+    assert_eq!(server.requests().len(), 2);
+    assert_eq!(
+        server.requests()[1].target,
+        "/api/2.0/mlflow/runs/get?run_id=699d329d22e04262908ffe0eb1573458"
+    );
+}
+
+#[tokio::test]
+async fn gives_up_after_the_retry_budget() {
+    let server = FakeServer::start(vec![Reply::new(503, UNAVAILABLE); 4]).await;
+    let err = client(config(&server).retries(2, Duration::from_millis(5)))
+        .resolve(&model_ref("iris-random-forest/1"))
+        .await
+        .expect_err("503s");
+    assert_eq!(server.requests().len(), 3, "first attempt and two retries");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "failed to read version 1 of model `iris-random-forest`: the model registry is unavailable: \
+         HTTP 503 Service Unavailable after 3 attempts: TEMPORARILY_UNAVAILABLE: database is locked\n\n\
+         hint: the tracking server is failing or overloaded; retry later, or raise MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+    );
+}
+
+#[tokio::test]
+async fn does_not_retry_400_and_quotes_mlflow() {
+    let server = FakeServer::start(vec![Reply::new(400, BAD_STAGE)]).await;
+    let err = client(config(&server))
+        .transition_stage(&v(1), Stage::Production, true)
+        .await
+        .expect_err("400");
+    assert_eq!(server.requests().len(), 1, "4xx is final");
+    assert!(matches!(err, Error::Rejected { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "failed to move version 1 of model `iris-random-forest` to stage Production: the model registry rejected \
+         the request: INVALID_PARAMETER_VALUE: Invalid Model Version stage: Prod. Value must be one of None, \
+         Staging, Production, Archived."
+    );
+    let request = &server.requests()[0];
+    assert_eq!(
+        (request.method.as_str(), request.target.as_str()),
+        ("POST", "/api/2.0/mlflow/model-versions/transition-stage")
+    );
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(
+        request.json(),
+        serde_json::json!({"name": MODEL, "version": "1", "stage": "Production", "archive_existing_versions": true})
+    );
+}
+
+#[tokio::test]
+async fn unknown_alias_is_not_found_in_mlflows_words() {
+    let server = FakeServer::start(vec![Reply::new(400, UNKNOWN_ALIAS)]).await;
+    let err = client(config(&server))
+        .resolve(&model_ref("iris-random-forest@nope"))
+        .await
+        .expect_err("unknown");
+    assert_eq!(server.requests().len(), 1);
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "alias `nope` of model `iris-random-forest` not found in the model registry: INVALID_PARAMETER_VALUE: \
+         Registered model alias nope not found.\n\n\
+         hint: check the alias name, or point it at a version first (MLflow UI: model page, Aliases)"
+    );
+}
+
+#[tokio::test]
+async fn unknown_version_is_not_found() {
+    let server = FakeServer::start(vec![Reply::new(404, UNKNOWN_VERSION)]).await;
+    let err = client(config(&server))
+        .resolve(&model_ref("no-such-model/1"))
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(
+            "version 1 of model `no-such-model` not found in the model registry: RESOURCE_DOES_NOT_EXIST: \
+             Model Version (name=no-such-model, version=1) not found\n\nhint: "
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        server.requests()[0].target,
+        "/api/2.0/mlflow/model-versions/get?name=no-such-model&version=1"
+    );
+}
+
+#[tokio::test]
+async fn times_out_without_retrying() {
+    let server = FakeServer::start(vec![
+        Reply::new(200, MODEL_VERSION).delay(Duration::from_secs(3)),
+    ])
+    .await;
+    let started = Instant::now();
+    let err = client(config(&server).timeout(Duration::from_millis(200)))
+        .resolve(&model_ref("iris-random-forest/1"))
+        .await
+        .expect_err("timeout");
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "a timed-out attempt is not retried"
+    );
+    let text = err.to_string();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(
+        text.starts_with(&format!(
+            "failed to read version 1 of model `iris-random-forest`: the model registry is unavailable: no answer from {} within 200ms",
+            server.uri
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with("hint: the server is slow or stuck; raise MLFLOW_HTTP_REQUEST_TIMEOUT (seconds) if it is just slow"), "{text}");
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_then_reported() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let uri = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let err = client(MlflowConfig::new(&uri).retries(2, Duration::from_millis(5)))
+        .run_data("r1")
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "failed to read run `r1`: the model registry is unavailable: cannot connect to {uri}: "
+        )),
+        "{text}"
+    );
+    assert!(text.contains("(after 3 attempts)"), "{text}");
+    assert!(
+        text.ends_with("hint: is the tracking server running? check MLFLOW_TRACKING_URI"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn sends_bearer_and_basic_auth() {
+    let server = FakeServer::start(vec![
+        Reply::new(200, MODEL_VERSION),
+        Reply::new(200, MODEL_VERSION),
+    ])
+    .await;
+    let bearer = client(config(&server).auth(MlflowAuth::Bearer(Secret::new("tok-123"))));
+    bearer
+        .resolve(&model_ref("iris-random-forest/1"))
+        .await
+        .expect("bearer");
+    let basic = client(config(&server).auth(MlflowAuth::Basic {
+        user: "ci".into(),
+        password: Secret::new("pw-456"),
+    }));
+    basic
+        .resolve(&model_ref("iris-random-forest/1"))
+        .await
+        .expect("basic");
+    let requests = server.requests();
+    assert_eq!(requests[0].header("authorization"), Some("Bearer tok-123"));
+    assert_eq!(
+        requests[1].header("authorization"),
+        Some("Basic Y2k6cHctNDU2"),
+        "base64 of ci:pw-456"
+    );
+    assert!(!format!("{bearer:?}{basic:?}").contains("tok-123"));
+    assert!(!format!("{bearer:?}{basic:?}").contains("pw-456"));
+}
+
+#[tokio::test]
+async fn secrets_never_reach_error_text() {
+    // A proxy that echoes the credential back in its error body.
+    let echo = r#"{"error_code": "UNAUTHENTICATED", "message": "token tok-secret-123 is expired"}"#;
+    let server = FakeServer::start(vec![Reply::new(401, echo)]).await;
+    let err = client(config(&server).auth(MlflowAuth::Bearer(Secret::new("tok-secret-123"))))
+        .set_alias(&v(2), "production")
+        .await
+        .expect_err("401");
+    let text = format!("{err}\n{err:?}");
+    assert!(!text.contains("tok-secret-123"), "{text}");
+    assert_eq!(
+        err.to_string(),
+        "failed to point alias `production` of model `iris-random-forest` at version 2: the model registry rejected \
+         the request: UNAUTHENTICATED: token <redacted> is expired\n\n\
+         hint: check the credentials in MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, \
+         and the user's permissions on this model"
+    );
+}
+
+#[tokio::test]
+async fn plain_text_403_from_host_check_gets_a_hint() {
+    let server = FakeServer::start(vec![Reply::new(403, HOST_REJECTED)]).await;
+    let err = client(config(&server))
+        .resolve(&model_ref("iris-random-forest/1"))
+        .await
+        .expect_err("403");
+    let text = err.to_string();
+    assert!(
+        text.contains("rejected the request: HTTP 403: Invalid Host header - possible DNS rebinding attack detected\n\nhint: the server refused our Host header"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn writes_send_json_bodies_even_on_delete() {
+    let server = FakeServer::start(vec![Reply::new(200, "{}"); 4]).await;
+    let client = client(config(&server));
+    client
+        .set_alias(&v(2), "candidate")
+        .await
+        .expect("set alias");
+    client
+        .delete_alias(MODEL, "candidate")
+        .await
+        .expect("delete alias");
+    client
+        .set_version_tag(&v(2), "slipway.release", "r-1")
+        .await
+        .expect("set tag");
+    client
+        .delete_version_tag(&v(2), "slipway.release")
+        .await
+        .expect("delete tag");
+    let seen: Vec<(String, String, Option<String>, serde_json::Value)> = server
+        .requests()
+        .into_iter()
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.target.clone(),
+                r.header("content-type").map(str::to_owned),
+                r.json(),
+            )
+        })
+        .collect();
+    let json = Some("application/json".to_owned());
+    assert_eq!(
+        seen,
+        [
+            (
+                "POST".into(),
+                "/api/2.0/mlflow/registered-models/alias".into(),
+                json.clone(),
+                serde_json::json!({"name": MODEL, "alias": "candidate", "version": "2"})
+            ),
+            (
+                "DELETE".into(),
+                "/api/2.0/mlflow/registered-models/alias".into(),
+                json.clone(),
+                serde_json::json!({"name": MODEL, "alias": "candidate"})
+            ),
+            (
+                "POST".into(),
+                "/api/2.0/mlflow/model-versions/set-tag".into(),
+                json.clone(),
+                serde_json::json!({"name": MODEL, "version": "2", "key": "slipway.release", "value": "r-1"})
+            ),
+            (
+                "DELETE".into(),
+                "/api/2.0/mlflow/model-versions/delete-tag".into(),
+                json,
+                serde_json::json!({"name": MODEL, "version": "2", "key": "slipway.release"})
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn stage_resolves_to_the_latest_version_in_it() {
+    // `search-model-versions.json` lists v2 (Production) and v1 (Archived): the same shape as
+    // get-latest-versions' answer.
+    let server = FakeServer::start(vec![Reply::new(200, SEARCH), Reply::new(200, r#"{}"#)]).await;
+    let client = client(config(&server));
+    let info = client
+        .resolve(&model_ref("iris-random-forest/Production"))
+        .await
+        .expect("stage");
+    assert_eq!((info.version.version, info.stage), (2, Stage::Production));
+    let request = &server.requests()[0];
+    assert_eq!(
+        request.target,
+        "/api/2.0/mlflow/registered-models/get-latest-versions"
+    );
+    assert_eq!(
+        request.json(),
+        serde_json::json!({"name": MODEL, "stages": ["Production"]})
+    );
+
+    let err = client
+        .resolve(&model_ref("iris-random-forest/Staging"))
+        .await
+        .expect_err("none in Staging");
+    assert!(
+        err.to_string().starts_with("a version of model `iris-random-forest` in stage Staging not found in the model registry\n\nhint: transition a version to Staging first"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn metric_history_follows_pages() {
+    let first = r#"{"metrics": [{"key": "loss", "value": 0.9, "timestamp": 10, "step": 0}], "next_page_token": "p2"}"#;
+    let server = FakeServer::start(vec![Reply::new(200, first), Reply::new(200, HISTORY)]).await;
+    let points = client(config(&server))
+        .metric_history("run-1", "loss")
+        .await
+        .expect("history");
+    let values: Vec<(i64, f64)> = points.iter().map(|p| (p.step, p.value)).collect();
+    assert_eq!(values, [(0, 0.9), (0, 0.93)]);
+    let targets: Vec<String> = server.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(
+        targets,
+        [
+            "/api/2.0/mlflow/metrics/get-history?run_id=run-1&metric_key=loss",
+            "/api/2.0/mlflow/metrics/get-history?run_id=run-1&metric_key=loss&page_token=p2",
+        ]
+    );
+}
