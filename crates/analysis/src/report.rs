@@ -41,6 +41,17 @@ fn shown_value(outcome: &Outcome) -> String {
     }
 }
 
+/// Replaces each rendered query quoted in `text` by a short reference to its metric: the record
+/// lists every query once, and repeating it in each error would drown the table.
+fn shorten(run: &AnalysisRun, text: &str) -> String {
+    run.queries.iter().fold(text.to_owned(), |text, rendered| {
+        text.replace(
+            &format!("`{}`", rendered.query),
+            &format!("the `{}` query", rendered.metric),
+        )
+    })
+}
+
 fn decision_word(decision: Decision) -> &'static str {
     match decision {
         Decision::Pass => "PASS",
@@ -79,7 +90,7 @@ pub fn text(run: &AnalysisRun) -> String {
     );
     out.push_str("\nreasons:\n");
     for reason in &run.verdict.reasons {
-        let _ = writeln!(out, "  - {reason}");
+        let _ = writeln!(out, "  - {}", shorten(run, reason));
     }
     out.push_str("\nqueries:\n");
     for (check, rendered) in plan.metrics.iter().zip(&run.queries) {
@@ -108,7 +119,7 @@ pub fn text(run: &AnalysisRun) -> String {
             counted_as(plan, measurement),
         );
         if let Outcome::Error(error) = &measurement.outcome {
-            for line in error.lines().filter(|line| !line.is_empty()) {
+            for line in shorten(run, error).lines().filter(|line| !line.is_empty()) {
                 let _ = writeln!(out, "      {line}");
             }
         }
@@ -136,7 +147,7 @@ pub fn markdown(run: &AnalysisRun) -> String {
         decision_word(run.verdict.decision)
     );
     for reason in &run.verdict.reasons {
-        let _ = writeln!(out, "- {reason}");
+        let _ = writeln!(out, "- {}", shorten(run, reason));
     }
     let _ = writeln!(
         out,
@@ -160,7 +171,7 @@ pub fn markdown(run: &AnalysisRun) -> String {
             .map(bounds)
             .unwrap_or_default();
         let counted = match &measurement.outcome {
-            Outcome::Error(error) => format!("error: {}", cell(error)),
+            Outcome::Error(error) => format!("error: {}", cell(&shorten(run, error))),
             _ => counted_as(plan, measurement).to_owned(),
         };
         let _ = writeln!(

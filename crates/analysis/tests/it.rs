@@ -1,0 +1,634 @@
+//! Integration tests: `PrometheusClient` and `run` against a real Prometheus loaded with known
+//! history, plus HTTP details (auth headers, path prefix, timeout) against tiny loopback servers.
+//!
+//! The history is written as OpenMetrics text with timestamps and turned into TSDB blocks with
+//! `promtool tsdb create-blocks-from openmetrics`, so every answer is known in advance. Each test
+//! starts its own `prometheus` on a free loopback port and a `Drop` guard kills it, even when an
+//! assertion panics. Without `prometheus`/`promtool` on PATH the Prometheus tests skip, unless the
+//! `CI` environment variable is set: there a missing binary fails the test.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use slipway_analysis::{
+    AnalysisPlan, Decision, Error, MetricsProvider, Outcome, PrometheusAuth, PrometheusClient,
+    PrometheusConfig, TemplateVars, render, run,
+};
+use slipway_core::{Secret, SimClock};
+
+/// Set by CI systems; when set, a missing Prometheus is a failure, not a skip.
+const CI: &str = "CI";
+
+/// Seconds between samples in the generated history.
+const STEP: i64 = 15;
+/// Minutes of history.
+const MINUTES: i64 = 30;
+/// Minute at which the canary goes bad: increments after this minute carry the incident.
+const INCIDENT_MINUTE: i64 = 12;
+/// Histogram bucket bounds.
+const BUCKETS: [&str; 7] = ["0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"];
+/// Per-15 s cumulative bucket increments: healthy (p99 in (0.1, 0.25]) and slow (p99 in (2.5, 5]).
+const HEALTHY_BUCKETS: [u64; 7] = [200, 400, 400, 400, 400, 400, 400];
+const SLOW_BUCKETS: [u64; 7] = [100, 200, 250, 300, 350, 398, 400];
+/// Per-15 s increments of (code 200, code 500): 0.25 % and 3 % errors.
+const HEALTHY_CODES: (u64, u64) = (399, 1);
+const BAD_CODES: (u64, u64) = (388, 12);
+
+/// Known answers, derived by hand from the data above (histogram_quantile interpolates linearly
+/// inside the bucket that holds rank 0.99 × 400 = 396).
+const HEALTHY_ERROR_RATE: f64 = 1.0 / 400.0;
+const BAD_ERROR_RATE: f64 = 12.0 / 400.0;
+const HEALTHY_P99: f64 = 0.1 + 0.15 * (396.0 - 200.0) / (400.0 - 200.0);
+const SLOW_P99: f64 = 2.5 + 2.5 * (396.0 - 350.0) / (398.0 - 350.0);
+
+/// A running Prometheus; killed on drop.
+struct Prometheus {
+    child: Child,
+    url: String,
+    log: PathBuf,
+    /// The history starts here (a whole minute, about 1 h ago, well inside the retention).
+    base: i64,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    fn at(&self, minute: i64) -> Timestamp {
+        Timestamp::from_second(self.base + minute * 60).expect("valid timestamp")
+    }
+
+    fn client(&self) -> PrometheusClient {
+        PrometheusClient::new(PrometheusConfig::new(&self.url)).expect("valid config")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn on_path(binary: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(binary))
+        .find(|path| path.is_file())
+}
+
+/// Finds the binaries, or decides to skip (returns `None`) or fail (in CI).
+#[expect(
+    clippy::print_stderr,
+    reason = "a skipped test must say why, and the test harness shows stderr"
+)]
+fn binaries() -> Option<(PathBuf, PathBuf)> {
+    match (on_path("prometheus"), on_path("promtool")) {
+        (Some(prometheus), Some(promtool)) => Some((prometheus, promtool)),
+        _ if std::env::var_os(CI).is_some() => panic!(
+            "`prometheus` and `promtool` are not on PATH\n\nhint: run `cargo xtask services`"
+        ),
+        _ => {
+            eprintln!(
+                "skipping: `prometheus` and `promtool` are not on PATH (hint: run `cargo xtask services`)"
+            );
+            None
+        }
+    }
+}
+
+/// The generated history: two tracks of one release; the canary goes bad after `INCIDENT_MINUTE`.
+fn openmetrics(base: i64) -> String {
+    let labels = |track: &str| format!(r#"namespace="ml",release="fraud-model",track="{track}""#);
+    let points = MINUTES * 60 / STEP;
+    let bad = |track: &str, idx: i64| track == "canary" && idx * STEP > INCIDENT_MINUTE * 60;
+    let mut out = String::new();
+    out.push_str("# TYPE model_requests counter\n");
+    for track in ["stable", "canary"] {
+        for (code, pick) in [("200", 0), ("500", 1)] {
+            let mut total = 0;
+            for idx in 0..=points {
+                let (ok, err) = if bad(track, idx) {
+                    BAD_CODES
+                } else {
+                    HEALTHY_CODES
+                };
+                if idx > 0 {
+                    total += if pick == 0 { ok } else { err };
+                }
+                let _ = writeln!(
+                    out,
+                    r#"model_requests_total{{{},code="{code}"}} {total} {}"#,
+                    labels(track),
+                    base + idx * STEP
+                );
+            }
+        }
+    }
+    out.push_str("# TYPE model_request_duration_seconds_bucket unknown\n");
+    for track in ["stable", "canary"] {
+        for (bucket, le) in BUCKETS.iter().enumerate() {
+            let mut total = 0;
+            for idx in 0..=points {
+                let increments = if bad(track, idx) {
+                    SLOW_BUCKETS
+                } else {
+                    HEALTHY_BUCKETS
+                };
+                if idx > 0 {
+                    total += increments[bucket];
+                }
+                let _ = writeln!(
+                    out,
+                    r#"model_request_duration_seconds_bucket{{{},le="{le}"}} {total} {}"#,
+                    labels(track),
+                    base + idx * STEP
+                );
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+fn run_checked(command: &mut Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("failed to run {what}: {err}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Creates the blocks and starts Prometheus on them; `None` when skipping.
+async fn start() -> Option<Prometheus> {
+    let (prometheus, promtool) = binaries()?;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let now = Timestamp::now().as_second();
+    let base = now - now.rem_euclid(60) - 3600;
+    let data = dir.path().join("data");
+    let history = dir.path().join("history.om");
+    std::fs::write(&history, openmetrics(base)).expect("write history");
+    run_checked(
+        Command::new(&promtool)
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&history)
+            .arg(&data),
+        "promtool tsdb create-blocks-from openmetrics",
+    );
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 15s\n").expect("write config");
+    let log = dir.path().join("prometheus.log");
+    let port = free_port();
+    let child = Command::new(&prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start prometheus");
+    let mut server = Prometheus {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        log,
+        base,
+        _dir: dir,
+    };
+    wait_ready(&mut server).await;
+    Some(server)
+}
+
+async fn wait_ready(server: &mut Prometheus) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = server.child.try_wait().expect("poll child") {
+            panic!("prometheus exited with {status}:\n{}", server.log());
+        }
+        let ready = http
+            .get(format!("{}/-/ready", server.url))
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success());
+        if ready {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus not ready after 30 s:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[track_caller]
+fn assert_close(actual: f64, expected: f64, what: &str) {
+    assert!(
+        (actual - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+        "{what}: got {actual}, expected {expected}"
+    );
+}
+
+fn vars(track: &str) -> TemplateVars {
+    TemplateVars {
+        interval: Some(Duration::from_secs(60)),
+        ..TemplateVars::new("fraud-model", "ml", track)
+    }
+}
+
+/// The default plan's two queries for `track`.
+fn default_queries(track: &str) -> (String, String) {
+    let plan = AnalysisPlan::default();
+    let render = |idx: usize| render(&plan.metrics[idx].query, &vars(track)).expect("renders");
+    (render(0), render(1))
+}
+
+#[tokio::test]
+async fn prometheus_answers_known_values() {
+    let Some(server) = start().await else { return };
+    let client = server.client();
+    let (error_rate, p99) = default_queries("canary");
+    let one = |samples: Vec<slipway_analysis::Sample>| -> f64 {
+        assert_eq!(samples.len(), 1, "{samples:?}");
+        samples[0].value
+    };
+
+    let before = server.at(10);
+    let after = server.at(13);
+    assert_close(
+        one(client.instant(&error_rate, before).await.expect("query")),
+        HEALTHY_ERROR_RATE,
+        "error rate before",
+    );
+    assert_close(
+        one(client.instant(&error_rate, after).await.expect("query")),
+        BAD_ERROR_RATE,
+        "error rate after",
+    );
+    assert_close(
+        one(client.instant(&p99, before).await.expect("query")),
+        HEALTHY_P99,
+        "p99 before",
+    );
+    assert_close(
+        one(client.instant(&p99, after).await.expect("query")),
+        SLOW_P99,
+        "p99 after",
+    );
+
+    // The checked query from notes/real-services.md: per-track traffic, 400 requests per 15 s.
+    let by_track = client
+        .instant("sum by (track)(rate(model_requests_total[5m]))", before)
+        .await
+        .expect("query");
+    let tracks: Vec<(&str, f64)> = by_track
+        .iter()
+        .map(|s| (s.labels["track"].as_str(), s.value))
+        .collect();
+    assert_eq!(tracks.len(), 2, "{tracks:?}");
+    for (track, rate) in tracks {
+        assert_close(rate, 400.0 / 15.0, track);
+    }
+
+    // Range query: the incident shows from minute 13 on.
+    let series = client
+        .range(
+            &error_rate,
+            server.at(10),
+            server.at(14),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("range");
+    assert_eq!(series.len(), 1);
+    let points: Vec<(i64, f64)> = series[0]
+        .points
+        .iter()
+        .map(|(at, value)| ((at.as_second() - server.base) / 60, *value))
+        .collect();
+    let expected = [
+        (10, HEALTHY_ERROR_RATE),
+        (11, HEALTHY_ERROR_RATE),
+        (12, HEALTHY_ERROR_RATE),
+        (13, BAD_ERROR_RATE),
+        (14, BAD_ERROR_RATE),
+    ];
+    assert_eq!(points.len(), expected.len(), "{points:?}");
+    for ((minute, value), (expected_minute, expected_value)) in points.iter().zip(expected) {
+        assert_eq!(*minute, expected_minute);
+        assert_close(*value, expected_value, &format!("minute {minute}"));
+    }
+
+    // No data, NaN, scalars.
+    let (nobody, _) = default_queries("nobody");
+    assert_eq!(
+        client.instant(&nobody, before).await.expect("query"),
+        vec![]
+    );
+    let before_history = Timestamp::from_second(server.base - 3600).expect("ts");
+    assert_eq!(
+        client
+            .instant(&error_rate, before_history)
+            .await
+            .expect("query"),
+        vec![]
+    );
+    assert!(
+        one(client
+            .instant("vector(0) / vector(0)", before)
+            .await
+            .expect("query"))
+        .is_nan()
+    );
+    assert_eq!(
+        one(client
+            .instant("scalar(vector(42))", before)
+            .await
+            .expect("query")),
+        42.0
+    );
+    assert_eq!(
+        one(client
+            .instant("vector(1) / vector(0)", before)
+            .await
+            .expect("query")),
+        f64::INFINITY
+    );
+
+    // Prometheus' own error, with the query and URL.
+    let err = client
+        .instant("sum(rate(x[1m])", before)
+        .await
+        .expect_err("parse error");
+    let Error::Rejected {
+        url,
+        query,
+        error_type,
+        ..
+    } = &err
+    else {
+        panic!("expected Rejected, got {err:?}");
+    };
+    assert_eq!(
+        (url.as_str(), query.as_str(), error_type.as_str()),
+        (server.url.as_str(), "sum(rate(x[1m])", "bad_data")
+    );
+    let text = err.to_string();
+    assert!(text.contains("parse error"), "{text}");
+    assert!(text.contains("\n\nhint: "), "{text}");
+    let err = client
+        .instant("x[1m]", before)
+        .await
+        .expect_err("range vector");
+    assert!(
+        err.to_string().contains("the result is a range vector"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn threshold_analysis_over_real_prometheus() {
+    let Some(mut server) = start().await else {
+        return;
+    };
+    let client = server.client();
+    let plan = AnalysisPlan::default();
+
+    // The stable track is healthy throughout: five rounds, 1 min apart, all pass.
+    let clock = SimClock::starting_at(server.at(10));
+    let wall = Instant::now();
+    let stable = run(
+        &plan,
+        &client,
+        &clock,
+        &TemplateVars::new("fraud-model", "ml", "stable"),
+        &mut |_| {},
+    )
+    .await
+    .expect("valid plan");
+    let stable_wall = wall.elapsed();
+    assert_eq!(stable.decision(), Decision::Pass, "{}", stable.to_text());
+    assert_eq!(stable.measurements.len(), 10);
+    assert_eq!(stable.finished, server.at(14));
+    for measurement in &stable.measurements {
+        let Outcome::Value(value) = measurement.outcome else {
+            panic!("{measurement:?}");
+        };
+        let expected = if measurement.metric == "error-rate" {
+            HEALTHY_ERROR_RATE
+        } else {
+            HEALTHY_P99
+        };
+        assert_close(value, expected, &measurement.metric);
+    }
+
+    // The canary goes bad after minute 12: rounds at 10, 11, 12 pass, 13 fails, and the run stops.
+    let clock = SimClock::starting_at(server.at(10));
+    let mut seen = Vec::new();
+    let canary = run(
+        &plan,
+        &client,
+        &clock,
+        &TemplateVars::new("fraud-model", "ml", "canary"),
+        &mut |m| {
+            seen.push(m.clone());
+        },
+    )
+    .await
+    .expect("valid plan");
+    assert_eq!(canary.decision(), Decision::Fail, "{}", canary.to_text());
+    assert_eq!(canary.measurements.len(), 8);
+    assert_eq!(seen, canary.measurements);
+    assert_eq!(canary.finished, server.at(13));
+    assert_eq!(
+        canary.verdict.reasons,
+        [
+            format!(
+                "`error-rate` failed: 1 measurement outside max 0.01, more than failure_limit 0 (last: {} at {})",
+                canary_value(&canary, 6),
+                server.at(13)
+            ),
+            format!(
+                "`p99-latency` failed: 1 measurement outside max 2, more than failure_limit 0 (last: {} at {})",
+                canary_value(&canary, 7),
+                server.at(13)
+            ),
+        ]
+    );
+    assert_close(canary_value(&canary, 6), BAD_ERROR_RATE, "error rate at 13");
+    assert_close(canary_value(&canary, 7), SLOW_P99, "p99 at 13");
+
+    // Prometheus goes away mid-release: errors, then Inconclusive, never Fail.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let clock = SimClock::starting_at(server.at(13));
+    let outage = run(
+        &plan,
+        &client,
+        &clock,
+        &TemplateVars::new("fraud-model", "ml", "canary"),
+        &mut |_| {},
+    )
+    .await
+    .expect("valid plan");
+    assert_eq!(
+        outage.decision(),
+        Decision::Inconclusive,
+        "{}",
+        outage.to_text()
+    );
+    assert_eq!(outage.measurements.len(), 10);
+    let Outcome::Error(error) = &outage.measurements[0].outcome else {
+        panic!("{:?}", outage.measurements[0]);
+    };
+    assert!(
+        error.starts_with(&format!(
+            "could not query prometheus at `{}` for `",
+            server.url
+        )),
+        "{error}"
+    );
+    assert!(outage.verdict.reasons[0].contains("measurement errors, not a failed canary"));
+
+    eprintln!(
+        "measured: stable analysis (10 queries, 4 min simulated) took {stable_wall:?} of wall time"
+    );
+}
+
+fn canary_value(run: &slipway_analysis::AnalysisRun, idx: usize) -> f64 {
+    match run.measurements[idx].outcome {
+        Outcome::Value(value) => value,
+        ref other => panic!("measurement {idx}: {other:?}"),
+    }
+}
+
+/// A one-shot HTTP server: answers one request with `body` and hands back the request head.
+fn one_shot_server(body: &'static str) -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let head = read_head(&mut stream);
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = sender.send(head);
+    });
+    (url, receiver)
+}
+
+fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+const ONE_SAMPLE: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0.5"]}]}}"#;
+
+#[tokio::test]
+async fn sends_auth_path_prefix_and_time() {
+    let cases = [
+        (
+            PrometheusAuth::Bearer(Secret::new("t0ken")),
+            "authorization: Bearer t0ken",
+        ),
+        (
+            PrometheusAuth::Basic {
+                username: "slipway".to_owned(),
+                password: Secret::new("pw"),
+            },
+            // base64("slipway:pw")
+            "authorization: Basic c2xpcHdheTpwdw==",
+        ),
+    ];
+    for (auth, expected_header) in cases {
+        let (url, request) = one_shot_server(ONE_SAMPLE);
+        let config = PrometheusConfig::new(format!("{url}/prom/")).auth(auth);
+        assert!(
+            !format!("{config:?}").contains("t0ken"),
+            "secrets stay redacted in Debug"
+        );
+        let client = PrometheusClient::new(config).expect("valid");
+        let at = Timestamp::from_millisecond(1_700_000_000_123).expect("ts");
+        let samples = client.instant("up", at).await.expect("answer");
+        assert_eq!(samples[0].value, 0.5);
+        let head = request
+            .recv_timeout(Duration::from_secs(5))
+            .expect("request")
+            .to_lowercase();
+        assert!(
+            head.starts_with("get /prom/api/v1/query?query=up&time=1700000000.123 http/1.1\r\n"),
+            "{head}"
+        );
+        assert!(head.contains(&expected_header.to_lowercase()), "{head}");
+    }
+}
+
+#[tokio::test]
+async fn times_out_and_reports_unreachable() {
+    // Accepts connections (the kernel backlog does) but never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", silent.local_addr().expect("addr"));
+    let client =
+        PrometheusClient::new(PrometheusConfig::new(&url).timeout(Duration::from_millis(300)))
+            .expect("valid");
+    let started = Instant::now();
+    let err = client
+        .instant("up", Timestamp::now())
+        .await
+        .expect_err("timeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "could not query prometheus at `{url}` for `up`: no answer within 300ms\n\nhint: check that Prometheus is healthy, or raise the timeout for expensive queries"
+        )
+    );
+    drop(silent);
+
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let client = PrometheusClient::new(PrometheusConfig::new(&closed)).expect("valid");
+    let err = client
+        .instant("up", Timestamp::now())
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(
+        text.starts_with(&format!(
+            "could not query prometheus at `{closed}` for `up`: "
+        )),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(&format!(
+            "hint: check that Prometheus is running and reachable at {closed}"
+        )),
+        "{text}"
+    );
+}
