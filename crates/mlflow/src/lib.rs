@@ -10,6 +10,10 @@
 //!
 //! Key design decision: metrics are read through the version's *run*, as MLflow stores them, so a
 //! gate always judges the exact run that produced the version.
+//!
+//! The trait uses `#[async_trait]` rather than native async because the pipeline picks the
+//! implementation at runtime (memory or MLflow) and holds it as `Arc<dyn ModelRegistry>`.
+//! Wire types stay private (`wire.rs`): the trait speaks only Slipway's types.
 
 mod client;
 mod config;
@@ -134,7 +138,7 @@ pub trait ModelRegistry: Send + Sync {
     async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<MetricPoint>, Error>;
     /// Points `alias` at `version` (moving it if it pointed elsewhere).
     async fn set_alias(&self, version: &ModelVersion, alias: &str) -> Result<(), Error>;
-    /// Removes `alias` from model `name`.
+    /// Removes `alias` from model `name`; removing an alias that is not set succeeds, as in MLflow.
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), Error>;
     /// Sets a tag on a version.
     async fn set_version_tag(
@@ -143,7 +147,7 @@ pub trait ModelRegistry: Send + Sync {
         key: &str,
         value: &str,
     ) -> Result<(), Error>;
-    /// Removes a tag from a version.
+    /// Removes a tag from a version; removing a tag that is not set succeeds, as in MLflow.
     async fn delete_version_tag(&self, version: &ModelVersion, key: &str) -> Result<(), Error>;
     /// Moves a version to a legacy stage; with `archive_existing`, versions already in that
     /// stage move to `Archived`.

@@ -402,3 +402,27 @@ async fn metric_history_follows_pages() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_non_mlflow_answer_is_reported_not_parsed_into_nonsense() {
+    // A login page from an auth proxy, served with 200.
+    let server =
+        FakeServer::start(vec![Reply::new(200, "<html><body>Sign in</body></html>")]).await;
+    let err = client(config(&server))
+        .resolve(&model_ref("iris-random-forest/1"))
+        .await
+        .expect_err("html");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "failed to read version 1 of model `iris-random-forest`: the model registry is unavailable: \
+             unexpected response to GET model-versions/get: expected value at line 1 column 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("hint: is MLFLOW_TRACKING_URI an MLflow tracking server (2.9 or later)?"),
+        "{text}"
+    );
+}
