@@ -632,3 +632,60 @@ async fn times_out_and_reports_unreachable() {
         "{text}"
     );
 }
+
+/// `MemoryMetrics` claims Prometheus' sampling rules; check them against the real thing on the
+/// same raw series, including the edge of the 5-minute lookback.
+#[tokio::test]
+async fn memory_store_samples_like_prometheus() {
+    let Some(server) = start().await else { return };
+    let client = server.client();
+    let selector =
+        r#"model_requests_total{namespace="ml",release="fraud-model",track="canary",code="500"}"#;
+    let history = client
+        .range(
+            selector,
+            server.at(0),
+            server.at(MINUTES),
+            Duration::from_secs(STEP as u64),
+        )
+        .await
+        .expect("range");
+    assert_eq!(history.len(), 1);
+    let memory = slipway_analysis::MemoryMetrics::new();
+    memory.push_series(selector, &[], history[0].points.iter().copied());
+
+    let last_sample = server.base + MINUTES * 60;
+    let lookback = slipway_analysis::LOOKBACK.as_secs() as i64;
+    let mut report = Vec::new();
+    for second in [
+        -1,
+        0,
+        7,
+        600,
+        607,
+        last_sample - server.base + lookback - 1,
+        last_sample - server.base + lookback,
+        last_sample - server.base + lookback + 1,
+    ] {
+        let at = Timestamp::from_second(server.base + second).expect("ts");
+        let real: Vec<f64> = client
+            .instant(selector, at)
+            .await
+            .expect("query")
+            .iter()
+            .map(|s| s.value)
+            .collect();
+        let ours: Vec<f64> = memory
+            .instant(selector, at)
+            .await
+            .expect("query")
+            .iter()
+            .map(|s| s.value)
+            .collect();
+        report.push(format!("+{second}s: prometheus {real:?}, memory {ours:?}"));
+    }
+    // One known difference: Prometheus 2.x (Debian 12 ships 2.42) still sees a sample exactly
+    // 5 minutes old; Prometheus 3 made the lookback window left-open, and `MemoryMetrics`
+    // follows Prometheus 3. Everything else must agree.
+    insta::assert_snapshot!(report.join("\n"));
+}
