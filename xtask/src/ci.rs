@@ -91,7 +91,12 @@ fn run_steps(root: &Path, timings: &mut Timings) -> Result<()> {
             ];
             vars.extend(env.vars.iter().cloned());
             timings.step("test", || {
-                cargo_in(root, &["test", "--workspace", "--locked"], &vars)
+                // --no-fail-fast: report every failing package, not just the first.
+                cargo_in(
+                    root,
+                    &["test", "--workspace", "--locked", "--no-fail-fast"],
+                    &vars,
+                )
             })
         }
         _ => Ok(()),

@@ -79,7 +79,13 @@ fn run(args: &[String]) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        "demo" => demo::run(&root, &demo::Args::parse(rest)?),
+        // demo's own errors exit 2, like the binary's: 1 must only ever mean "said no".
+        "demo" => Ok(demo::Args::parse(rest)
+            .and_then(|args| demo::run(&root, &args))
+            .unwrap_or_else(|err| {
+                eprintln!("error: {err}");
+                ExitCode::from(2)
+            })),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
