@@ -1,2 +1,173 @@
-//! slipway-deploy.
-fn main() {}
+//! `slipway-deploy`: plan and run a release, from model registry to promotion.
+//!
+//! Thin by design: it parses flags, loads configuration through `slipway-cli`, builds the
+//! backends the configuration names, and hands over to `slipway-pipeline`. Stage decisions go
+//! to stderr as they happen; the result (text summary or `--output json` report) goes to stdout.
+
+mod check_scan;
+mod story;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use slipway_cli::config::{self, Settings};
+use slipway_cli::release::release_spec;
+use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat, UserError};
+use slipway_core::Strategy;
+use slipway_gates::window::WindowOverride;
+use slipway_pipeline::scenario::{self, SCENARIOS};
+use slipway_pipeline::{GivenApproval, RunOutcome, RunReport};
+
+/// Plan and run ML model releases on Kubernetes: gates, signing, canary analysis, approval,
+/// promotion, all recorded.
+#[derive(Debug, Parser)]
+#[command(name = "slipway-deploy", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what `run` would do and what every gate says now. Changes nothing.
+    Plan(ReleaseArgs),
+    /// Release: preflight, gates, sign, verify, canary with analysis, approval, promote, record.
+    Run(ReleaseArgs),
+    /// Judge a Trivy report for the image being deployed (exit 0 pass, 1 fail, 2 error).
+    CheckScan(check_scan::CheckScanArgs),
+}
+
+/// Flags of `plan` and `run`. Each one overrides the config key named in its help.
+#[derive(Debug, Args)]
+struct ReleaseArgs {
+    #[command(flatten)]
+    global: GlobalArgs,
+    /// `namespace/deployment` [release.name].
+    #[arg(long)]
+    release: Option<String>,
+    /// Model: `name@alias`, `name/version` or `name/Stage` [model.ref].
+    #[arg(long)]
+    model: Option<String>,
+    /// Image by tag or digest [image.ref].
+    #[arg(long)]
+    image: Option<String>,
+    /// Rollout strategy [rollout.strategy].
+    #[arg(long, value_parser = ["canary", "blue-green", "rolling"])]
+    strategy: Option<String>,
+    /// In-memory world to run in [backend.scenario].
+    #[arg(long)]
+    scenario: Option<String>,
+    /// List the in-memory scenarios and exit.
+    #[arg(long)]
+    list_scenarios: bool,
+    /// Record an approval by this person for this run's digest and model version.
+    #[arg(long, value_name = "NAME", requires = "approve_reason")]
+    approve_as: Option<String>,
+    /// Why the approver approves (required with `--approve-as`).
+    #[arg(long, value_name = "TEXT")]
+    approve_reason: Option<String>,
+    /// Release outside the deploy windows; needs a reason, which is recorded.
+    #[arg(long, value_name = "REASON")]
+    override_window: Option<String>,
+}
+
+impl ReleaseArgs {
+    fn overrides(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let mut overrides = Vec::new();
+        let mut set = |key: &'static str, value: &Option<String>| {
+            if let Some(value) = value {
+                overrides.push((key, serde_json::Value::String(value.clone())));
+            }
+        };
+        set("release.name", &self.release);
+        set("model.ref", &self.model);
+        set("image.ref", &self.image);
+        set("rollout.strategy", &self.strategy);
+        set("backend.scenario", &self.scenario);
+        overrides
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plan(args) => release(&args, false).await,
+        Command::Run(args) => release(&args, true).await,
+        Command::CheckScan(args) => check_scan::run(&args).map(|passed| if passed { ExitStatus::Success } else { ExitStatus::No }),
+    };
+    match result {
+        Ok(status) => status.into(),
+        Err(err) => Failure::report(&err),
+    }
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr, reason = "a binary: data on stdout, the story on stderr")]
+async fn release(args: &ReleaseArgs, run: bool) -> anyhow::Result<ExitStatus> {
+    if args.list_scenarios {
+        for (name, what, code) in SCENARIOS {
+            println!("{name:<18} exit {code}  {what}");
+        }
+        return Ok(ExitStatus::Success);
+    }
+    let settings: Settings = config::load(&args.global, &args.overrides())?;
+    if args.global.print_config {
+        print!("{}", config::render(&settings)?);
+        return Ok(ExitStatus::Success);
+    }
+    let approval = match (&args.approve_as, &args.approve_reason) {
+        (Some(approver), Some(reason)) => Some(GivenApproval { approver: approver.clone(), reason: reason.clone() }),
+        _ => None,
+    };
+    let window_override = args.override_window.as_ref().map(|reason| WindowOverride { by: String::new(), reason: reason.clone() });
+    let mut spec = release_spec(&settings, approval, window_override)?;
+    if let Some(window_override) = &mut spec.window_override {
+        window_override.by = spec.actor.clone();
+    }
+    if spec.strategy != Strategy::Canary {
+        return Err(UserError {
+            message: format!(
+                "invalid configuration: key `rollout.strategy`: `{}` is not available in this build\n\nhint: use `canary`; blue-green and rolling come with the Kubernetes rollout work",
+                spec.strategy
+            ),
+        }
+        .into());
+    }
+    let world = scenario::build(&settings.backend.scenario, &spec).await.context("building the in-memory backends")?;
+    let mut story = story::Story::new(&spec);
+    story.before(&world).await;
+    let mut observer = |event: &slipway_pipeline::StageEvent| story::print_event(event);
+    let report = if run {
+        slipway_pipeline::run(&spec, &world.backends, &mut observer).await
+    } else {
+        slipway_pipeline::plan(&spec, &world.backends, &mut observer).await
+    };
+    story.after(&world, &report).await;
+    match args.global.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report).context("encoding the report")?),
+        OutputFormat::Text => print!("{}", summary(&report)),
+    }
+    Ok(match report.outcome {
+        RunOutcome::Promoted | RunOutcome::WouldProceed => ExitStatus::Success,
+        RunOutcome::Rejected => ExitStatus::No,
+        RunOutcome::Failed => ExitStatus::Error,
+    })
+}
+
+/// The text result on stdout: a few `key: value` lines a script can grep.
+fn summary(report: &RunReport) -> String {
+    let outcome = serde_json::to_value(report.outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let mut text = format!("release: {}\noutcome: {outcome}\nreason: {}\n", report.release, report.reason);
+    if let Some(model) = &report.model {
+        text.push_str(&format!("model: {model}\n"));
+    }
+    if let Some(digest) = &report.digest {
+        text.push_str(&format!("digest: {digest}\n"));
+    }
+    if let Some(revision) = report.revision {
+        text.push_str(&format!("revision: {revision}\n"));
+    }
+    text.push_str(&format!("gates: {}\n", report.gates.summary()));
+    text
+}

@@ -30,6 +30,14 @@ impl EcdsaP256Key {
         EcdsaP256Key { key: SigningKey::random(&mut rand_core::OsRng) }
     }
 
+    /// A key from a 32-byte secret scalar. Deterministic keys are for dry runs and tests, whose
+    /// output must not change from run to run; real keys come from `generate` or a key file.
+    pub fn from_secret_bytes(name: &str, bytes: &[u8; 32]) -> Result<EcdsaP256Key, Error> {
+        SigningKey::from_bytes(bytes.into())
+            .map(|key| EcdsaP256Key { key })
+            .map_err(|err| Error::Key { key: name.to_owned(), message: format!("not a valid P-256 secret scalar ({err})") })
+    }
+
     /// The public half.
     pub fn public(&self) -> EcdsaP256PublicKey {
         EcdsaP256PublicKey { key: *self.key.verifying_key() }

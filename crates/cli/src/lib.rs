@@ -1,1 +1,13 @@
-//! Slipway cli.
+//! Plumbing shared by the three binaries: configuration layering, global flags, output format
+//! and exit codes.
+//!
+//! Key design decision: only this crate and the binaries know about figment, clap and anyhow
+//! (ARCHITECTURE.md invariant). Libraries receive typed, validated structs.
+
+pub mod config;
+mod exit;
+mod global;
+pub mod release;
+
+pub use exit::{ExitStatus, Failure, UserError};
+pub use global::{GlobalArgs, OutputFormat};

@@ -1,1 +1,25 @@
-//! Slipway pipeline.
+//! The release pipeline: preflight → model gate → resolve digest → scan gate → sign → verify →
+//! canary steps with analysis → approval → promote → record, composed from the boundary crates.
+//!
+//! Key design decision: the pipeline is a library over [`Backends`] (one trait object per
+//! external system), so the binaries, the dry run, the tests and a platform team's own tool all
+//! run the *same* sequence; only the backends differ. It prints nothing: each decision goes to
+//! an [`Observer`] as it happens and into the [`RunReport`] at the end.
+//!
+//! Invariants kept here:
+//! - Nothing in the cluster or registry changes before preflight and every gate passed.
+//! - A failure after the canary starts deletes the canary; stable keeps its image and replicas.
+//! - Every decision is appended to the audit trail.
+
+mod backends;
+mod notify;
+mod report;
+mod run;
+pub mod scenario;
+mod spec;
+
+pub use backends::{Backends, SystemClock};
+pub use notify::{MemoryNotifier, Notification, Notifier};
+pub use report::{RunOutcome, RunReport, StageEvent, StageStatus};
+pub use run::{Observer, plan, run};
+pub use spec::{GivenApproval, ReleaseSpec};

@@ -1,0 +1,344 @@
+//! Configuration: defaults < `slipway.toml` (or `--config PATH`) < `SLIPWAY_*` env < flags.
+//!
+//! - Every section denies unknown keys, so a typo is an error naming the file and the key, not a
+//!   silently ignored setting.
+//! - Env keys use `__` between levels (`SLIPWAY_ROLLOUT__STEPS=[5,50]`,
+//!   `SLIPWAY_MLFLOW__TOKEN=…`). Only variables with a `__` are read, so unrelated `SLIPWAY_*`
+//!   variables (such as the test suite's `SLIPWAY_TEST_MLFLOW`) never break a run.
+//! - Flags merge last and only when given (uv's order, not figment's example order).
+//! - Secrets are [`Secret`]s: `--print-config` and every `Debug` show `<redacted>`.
+//! - Files are read exactly where named: no search through parent directories, which would make a
+//!   CI run depend on what happens to sit above the checkout.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use slipway_analysis::AnalysisPlan;
+use slipway_core::{Secret, Strategy};
+use slipway_gates::Policy;
+
+use crate::{GlobalArgs, UserError};
+
+/// The config file read when `--config` is not given and it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "slipway.toml";
+/// Prefix of environment variables that set config keys.
+pub const ENV_PREFIX: &str = "SLIPWAY_";
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Which release.
+    pub release: ReleaseSettings,
+    /// Which model version.
+    pub model: ModelSettings,
+    /// Which image.
+    pub image: ImageSettings,
+    /// How to roll out.
+    pub rollout: RolloutSettings,
+    /// Canary analysis.
+    pub analysis: AnalysisPlan,
+    /// Gate policy: model, vulnerabilities, signatures, deploy windows, approvals.
+    pub policy: Policy,
+    /// Signing and verification keys.
+    pub signing: SigningSettings,
+    /// Which implementation serves each boundary.
+    pub backend: BackendSettings,
+    /// MLflow connection (for `backend.models = "mlflow"`).
+    pub mlflow: MlflowSettings,
+    /// Audit trail location.
+    pub audit: AuditSettings,
+}
+
+impl Default for Settings {
+    /// Every default, with one departure from the gates' own: provenance is not required until
+    /// Slipway attaches SLSA provenance itself when it signs (the `attest` crate's provenance
+    /// work); requiring it now would refuse every image on the embedded defaults.
+    fn default() -> Settings {
+        let mut policy = Policy::default();
+        policy.signatures.require_provenance = false;
+        Settings {
+            release: ReleaseSettings::default(),
+            model: ModelSettings::default(),
+            image: ImageSettings::default(),
+            rollout: RolloutSettings::default(),
+            analysis: AnalysisPlan::default(),
+            policy,
+            signing: SigningSettings::default(),
+            backend: BackendSettings::default(),
+            mlflow: MlflowSettings::default(),
+            audit: AuditSettings::default(),
+        }
+    }
+}
+
+/// `[release]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReleaseSettings {
+    /// `namespace/deployment`.
+    pub name: String,
+    /// The Service in front of the Deployment (default: the Deployment's name).
+    pub service: Option<String>,
+    /// Who runs the release (default: `GITHUB_ACTOR`, then `USER`).
+    pub actor: Option<String>,
+}
+
+impl Default for ReleaseSettings {
+    fn default() -> ReleaseSettings {
+        ReleaseSettings { name: "ml-serving/iris-classifier".to_owned(), service: None, actor: None }
+    }
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSettings {
+    /// `name@alias`, `name/version`, `name/Stage`, or a bare name with `stage`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Legacy stage for a bare name (`Production`).
+    pub stage: Option<String>,
+    /// The alias that marks the serving version: the baseline for regression checks, moved to
+    /// the new version on promotion.
+    pub serving_alias: String,
+}
+
+impl Default for ModelSettings {
+    fn default() -> ModelSettings {
+        ModelSettings { reference: "iris-random-forest@candidate".to_owned(), stage: None, serving_alias: "production".to_owned() }
+    }
+}
+
+/// `[image]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageSettings {
+    /// The serving image, by tag or digest.
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
+impl Default for ImageSettings {
+    fn default() -> ImageSettings {
+        ImageSettings { reference: "ghcr.io/acme/iris-server:1.5.0".to_owned() }
+    }
+}
+
+/// `[rollout]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolloutSettings {
+    /// `canary`, `blue-green` or `rolling`.
+    pub strategy: Strategy,
+    /// Canary weights in percent of pods, in order.
+    pub steps: Vec<u8>,
+    /// Pause after each step before its analysis.
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
+    pub pause: Duration,
+    /// How long pods may take to become ready (Argo Rollouts' and Flagger's default: 600 s).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
+    pub progress_deadline: Duration,
+    /// Release records kept in the cluster.
+    pub history_limit: usize,
+}
+
+impl Default for RolloutSettings {
+    fn default() -> RolloutSettings {
+        RolloutSettings {
+            strategy: Strategy::Canary,
+            steps: vec![10, 25, 50],
+            pause: Duration::from_secs(60),
+            progress_deadline: Duration::from_secs(600),
+            history_limit: 10,
+        }
+    }
+}
+
+/// `[signing]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningSettings {
+    /// Sign the image before verifying it (with the demo key on the memory backend).
+    pub sign: bool,
+    /// Password of the signing key (`COSIGN_PASSWORD` is also read).
+    pub password: Option<Secret>,
+}
+
+impl Default for SigningSettings {
+    fn default() -> SigningSettings {
+        SigningSettings { sign: true, password: None }
+    }
+}
+
+/// Implementations available for the model registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelsBackend {
+    /// In memory, seeded by the scenario.
+    #[default]
+    Memory,
+}
+
+/// `[backend]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendSettings {
+    /// Model registry implementation.
+    pub models: ModelsBackend,
+    /// The in-memory world to start from (see `--list-scenarios`).
+    pub scenario: String,
+}
+
+impl Default for BackendSettings {
+    fn default() -> BackendSettings {
+        BackendSettings { models: ModelsBackend::Memory, scenario: "happy".to_owned() }
+    }
+}
+
+/// `[mlflow]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MlflowSettings {
+    /// Tracking server URL (`MLFLOW_TRACKING_URI` is also read).
+    pub tracking_uri: Option<String>,
+    /// Bearer token (`MLFLOW_TRACKING_TOKEN` is also read).
+    pub token: Option<Secret>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// JSON Lines trail; none keeps the trail in memory for the run.
+    pub path: Option<PathBuf>,
+}
+
+/// Loads the configuration. `overrides` are `(dotted.key, value)` pairs from flags, merged last.
+pub fn load(global: &GlobalArgs, overrides: &[(&str, serde_json::Value)]) -> Result<Settings, UserError> {
+    load_from(global, overrides, Env::prefixed(ENV_PREFIX))
+}
+
+fn load_from(global: &GlobalArgs, overrides: &[(&str, serde_json::Value)], env: Env) -> Result<Settings, UserError> {
+    let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+    if let Some(path) = config_file(global)? {
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment.merge(env.filter(|key| key.as_str().contains("__")).split("__"));
+    for (key, value) in overrides {
+        figment = figment.merge(Serialized::default(key, value));
+    }
+    figment.extract::<Settings>().map_err(|err| describe(&err))
+}
+
+fn config_file(global: &GlobalArgs) -> Result<Option<PathBuf>, UserError> {
+    if global.no_config {
+        return Ok(None);
+    }
+    match &global.config {
+        Some(path) if path.is_file() => Ok(Some(path.clone())),
+        Some(path) => Err(UserError {
+            message: format!(
+                "config file `{}` not found\n\nhint: check the path, or drop `--config` to use `{DEFAULT_CONFIG_FILE}` from the current directory",
+                path.display()
+            ),
+        }),
+        None => Ok(Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|path| Path::new(path).is_file())),
+    }
+}
+
+/// One line naming where the bad value came from and which key, then a hint.
+fn describe(err: &figment::Error) -> UserError {
+    let mut messages = Vec::new();
+    for err in err.clone() {
+        let source = match err.metadata.as_ref().and_then(|meta| meta.source.as_ref()) {
+            Some(figment::Source::File(path)) => format!("`{}`", path.display()),
+            _ => err.metadata.as_ref().map_or_else(|| "configuration".to_owned(), |meta| meta.name.to_string()),
+        };
+        let mut path = err.path.clone();
+        if let figment::error::Kind::UnknownField(field, _) = &err.kind {
+            if path.last() != Some(field) {
+                path.push(field.clone());
+            }
+        }
+        let key = if path.is_empty() { String::new() } else { format!(" key `{}`:", path.join(".")) };
+        messages.push(format!("invalid configuration in {source}:{key} {}", err.kind));
+    }
+    let hint = "see `--print-config` for every key and its current value";
+    UserError { message: format!("{}\n\nhint: {hint}", messages.join("; ")) }
+}
+
+/// The effective configuration as TOML, secrets redacted.
+pub fn render(settings: &Settings) -> Result<String, UserError> {
+    toml::to_string_pretty(settings).map_err(|err| UserError { message: format!("cannot render configuration: {err}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    fn global(config: Option<&str>) -> GlobalArgs {
+        GlobalArgs { config: config.map(PathBuf::from), ..GlobalArgs::default() }
+    }
+
+    fn error(global: &GlobalArgs) -> String {
+        match load(global, &[]) {
+            Ok(settings) => panic!("expected an error, got {settings:?}"),
+            Err(err) => err.message,
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file("slipway.toml", "[rollout]\nsteps = [5, 50]\npause = \"30s\"\n[release]\nname = \"ml/from-file\"\n")?;
+            jail.set_env("SLIPWAY_RELEASE__NAME", "ml/from-env");
+            jail.set_env("SLIPWAY_TEST_MLFLOW", "http://127.0.0.1:1"); // no `__`: ignored
+            let settings = load(&global(None), &[]).map_err(|e| e.message)?;
+            assert_eq!(settings.rollout.steps, [5, 50]);
+            assert_eq!(settings.rollout.pause, Duration::from_secs(30));
+            assert_eq!(settings.release.name, "ml/from-env");
+            let flagged = load(&global(None), &[("release.name", "ml/from-flag".into())]).map_err(|e| e.message)?;
+            assert_eq!(flagged.release.name, "ml/from-flag");
+            let ignored = load(&GlobalArgs { no_config: true, ..GlobalArgs::default() }, &[]).map_err(|e| e.message)?;
+            assert_eq!(ignored.rollout.steps, [10, 25, 50]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_config_errors_name_file_and_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("unknown.toml", "[rollout]\nstepz = [5]\n")?;
+            jail.create_file("wrong-type.toml", "[rollout]\nhistory_limit = \"ten\"\n")?;
+            jail.create_file("bad-duration.toml", "[rollout]\npause = \"soon\"\n")?;
+            insta::assert_snapshot!("missing_file", error(&global(Some("nope.toml"))));
+            insta::assert_snapshot!("unknown_key", error(&global(Some("unknown.toml"))));
+            insta::assert_snapshot!("wrong_type", error(&global(Some("wrong-type.toml"))));
+            insta::assert_snapshot!("bad_duration", error(&global(Some("bad-duration.toml"))));
+            jail.set_env("SLIPWAY_ROLLOUT__HISTORY_LIMIT", "many");
+            insta::assert_snapshot!("wrong_type_env", error(&GlobalArgs { no_config: true, ..GlobalArgs::default() }));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_from_env_never_print() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SLIPWAY_MLFLOW__TOKEN", "mlflow-token-s3cr3t");
+            jail.set_env("SLIPWAY_SIGNING__PASSWORD", "cosign-pw-s3cr3t");
+            let settings = load(&global(None), &[]).map_err(|e| e.message)?;
+            assert_eq!(settings.mlflow.token.as_ref().map(Secret::expose), Some("mlflow-token-s3cr3t"));
+            let printed = render(&settings).map_err(|e| e.message)?;
+            assert!(!printed.contains("s3cr3t"), "{printed}");
+            assert!(printed.contains("token = \"<redacted>\""), "{printed}");
+            assert!(!format!("{settings:?}").contains("s3cr3t"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,67 @@
+//! Exit codes and the error kinds that pick them (as uv and ripgrep do):
+//! 0 success; 1 the answer is "no" (a gate, the analysis or the audit said no);
+//! 2 error: bad input, unreachable system, anything that kept us from deciding;
+//! 3 inconclusive: the analysis could not decide and a person must.
+
+use std::process::ExitCode;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0.
+    Success,
+    /// 1: a gate or analysis said no.
+    No,
+    /// 2: an error kept us from deciding.
+    Error,
+    /// 3: the analysis was inconclusive.
+    Inconclusive,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> ExitCode {
+        ExitCode::from(match status {
+            ExitStatus::Success => 0,
+            ExitStatus::No => 1,
+            ExitStatus::Error => 2,
+            ExitStatus::Inconclusive => 3,
+        })
+    }
+}
+
+/// An error caused by the user's input (config, flags, files): printed as one line plus hint.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct UserError {
+    /// The whole message, including `\n\nhint: …` when there is one.
+    pub message: String,
+}
+
+/// Prints an error chain once, on stderr, and returns exit status 2.
+pub struct Failure;
+
+impl Failure {
+    /// Reports `err` as ripgrep does (`{:#}`-style chain on one line, hints after a blank line).
+    #[allow(clippy::print_stderr, reason = "the binaries' single place for printing errors")]
+    pub fn report(err: &anyhow::Error) -> ExitCode {
+        let mut chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+        chain.dedup();
+        // Hints travel inside messages after a blank line; keep them for the end.
+        let mut hints = Vec::new();
+        let parts: Vec<String> = chain
+            .into_iter()
+            .map(|part| match part.split_once("\n\nhint: ") {
+                Some((message, hint)) => {
+                    hints.push(hint.to_owned());
+                    message.to_owned()
+                }
+                None => part,
+            })
+            .collect();
+        eprintln!("error: {}", parts.join(": "));
+        for hint in hints {
+            eprintln!("\nhint: {hint}");
+        }
+        ExitStatus::Error.into()
+    }
+}

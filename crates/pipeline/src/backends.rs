@@ -1,0 +1,56 @@
+//! [`Backends`]: one implementation per external system, chosen by the caller.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use slipway_analysis::MetricsProvider;
+use slipway_attest::{Signer, Verifier};
+use slipway_audit_log::AuditStore;
+use slipway_core::Clock;
+use slipway_k8s_rollout::Cluster;
+use slipway_mlflow::ModelRegistry;
+use slipway_registry::Registry;
+use slipway_scanner::Scanner;
+
+use crate::Notifier;
+
+/// The systems a release talks to.
+#[derive(Clone)]
+pub struct Backends {
+    /// Model registry (MLflow).
+    pub models: Arc<dyn ModelRegistry>,
+    /// OCI registry.
+    pub registry: Arc<dyn Registry>,
+    /// Vulnerability scanner.
+    pub scanner: Arc<dyn Scanner>,
+    /// Key to sign with, if the pipeline signs.
+    pub signer: Option<Arc<dyn Signer>>,
+    /// Keys whose signatures are trusted.
+    pub trusted_keys: Vec<Arc<dyn Verifier>>,
+    /// Kubernetes.
+    pub cluster: Arc<dyn Cluster>,
+    /// Metrics (Prometheus).
+    pub metrics: Arc<dyn MetricsProvider>,
+    /// Where notifications go.
+    pub notifier: Arc<dyn Notifier>,
+    /// Audit trail.
+    pub audit: Arc<dyn AuditStore>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Real time, for runs against real systems.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+#[async_trait::async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}

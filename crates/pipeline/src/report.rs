@@ -1,0 +1,76 @@
+//! What a run reports: the stage events as they happened and the outcome.
+//!
+//! `RunReport` is the JSON document `slipway-deploy run --output json` prints; its field names are
+//! a contract for CI jobs that read it.
+
+use jiff::Timestamp;
+use serde::Serialize;
+use slipway_analysis::AnalysisRun;
+use slipway_core::{Digest, ModelVersion};
+use slipway_gates::GateReport;
+
+/// How a stage event ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageStatus {
+    /// The stage began.
+    Start,
+    /// It passed.
+    Pass,
+    /// It said no, or failed.
+    Fail,
+    /// It did not apply.
+    Skip,
+    /// Something worth telling on the way.
+    Info,
+}
+
+/// One event of one stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageEvent {
+    /// Stage name (`preflight`, `model-gate`, …).
+    pub stage: &'static str,
+    /// What happened.
+    pub status: StageStatus,
+    /// When (simulated time in dry runs).
+    pub at: Timestamp,
+    /// A sentence.
+    pub message: String,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunOutcome {
+    /// The new version serves (exit 0).
+    Promoted,
+    /// A plan whose every gate passes (exit 0).
+    WouldProceed,
+    /// A gate, the analysis or the approval said no; stable untouched (exit 1).
+    Rejected,
+    /// An error kept the run from finishing; stable untouched (exit 2).
+    Failed,
+}
+
+/// Everything a run decided.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    /// `namespace/name`.
+    pub release: String,
+    /// Revision recorded, once the run got that far.
+    pub revision: Option<u64>,
+    /// Outcome.
+    pub outcome: RunOutcome,
+    /// Why it ended this way.
+    pub reason: String,
+    /// The candidate model version, once resolved.
+    pub model: Option<ModelVersion>,
+    /// The image digest, once resolved.
+    pub digest: Option<Digest>,
+    /// Every stage event, in order.
+    pub stages: Vec<StageEvent>,
+    /// Every gate check (model, vulnerabilities, signatures, approvals).
+    pub gates: GateReport,
+    /// Each analysis run, one per canary step.
+    pub analysis: Vec<AnalysisRun>,
+}

@@ -1,0 +1,200 @@
+//! Embedded demo worlds: in-memory backends seeded so that a release tells one story.
+//!
+//! `cargo xtask demo --scenario NAME` runs `slipway-deploy run` on one of these. Each world is
+//! built from the [`ReleaseSpec`] (release, model, image, analysis plan), so a config that
+//! changes names or thresholds still gets a consistent world. Time is simulated from a fixed
+//! start and the signing key is derived from a fixed seed, so the story is the same every run.
+//!
+//! What makes each scenario differ is data (a metric value, a CVE, a fault), never a branch in
+//! the pipeline: the pipeline cannot tell a scenario from a real system.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use slipway_analysis::{MemoryMetrics, TemplateVars};
+use slipway_attest::EcdsaP256Key;
+use slipway_audit_log::{ApprovalRecord, AuditStore, Event, MemoryAuditStore};
+use slipway_core::{Clock, ImageRef, ModelSelector, SimClock, Stage};
+use slipway_k8s_rollout::{DeploymentSpec, Fault, MemoryCluster, TRACK_LABEL};
+use slipway_mlflow::{MemoryModelRegistry, ModelRegistry};
+use slipway_registry::{MemoryRegistry, Registry as _};
+use slipway_scanner::{Finding, MemoryScanner, Severity};
+
+use crate::{Backends, MemoryNotifier, ReleaseSpec};
+
+/// Each scenario: name, what happens, and the exit code the demo ends with.
+pub const SCENARIOS: &[(&str, &str, u8)] = &[
+    ("happy", "a better model in a clean, signed image: every canary step passes, a reviewer approved, promoted", 0),
+    ("bad-canary", "the canary's error rate climbs to 6%: analysis fails at the first step, canary removed, stable untouched", 1),
+    ("bad-model", "the candidate's accuracy is 0.81: the model gate says no before anything changes", 1),
+    ("vulnerable-image", "the image has a fixable CRITICAL CVE: the scan gate says no before anything changes", 1),
+    ("crashloop", "canary pods crash on start: not ready by the progress deadline, canary removed, stable untouched", 1),
+    ("prometheus-outage", "Prometheus is down during analysis: measurement errors make it inconclusive (not failed), canary removed", 1),
+    ("unapproved", "the canary is healthy but nobody approved this digest: promotion refused, canary removed", 1),
+];
+
+/// The demo's fixed start time.
+pub const START: &str = "2026-11-22T09:00:00Z";
+
+/// A world: the backends plus handles on the in-memory parts, for telling the story.
+pub struct World {
+    /// What the pipeline uses.
+    pub backends: Backends,
+    /// The cluster, to show what runs before and after.
+    pub cluster: Arc<MemoryCluster>,
+    /// The model registry, to show where aliases point.
+    pub models: Arc<MemoryModelRegistry>,
+    /// Notifications sent.
+    pub notifier: Arc<MemoryNotifier>,
+}
+
+/// Unknown scenario name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown scenario `{name}`\n\nhint: choose one of: {known}")]
+pub struct UnknownScenario {
+    /// What was asked for.
+    pub name: String,
+    /// The known names.
+    pub known: String,
+}
+
+/// The demo key's secret scalar: fixed so the key id in the story never changes. Any valid
+/// scalar will do; this one is readable.
+const DEMO_KEY_SEED: &[u8; 32] = b"slipway demo signing key, v1 :-)";
+
+/// Builds the world for `name` around `spec`.
+pub async fn build(name: &str, spec: &ReleaseSpec) -> Result<World, UnknownScenario> {
+    if !SCENARIOS.iter().any(|(known, _, _)| *known == name) {
+        let known = SCENARIOS.iter().map(|(known, _, _)| *known).collect::<Vec<_>>().join(", ");
+        return Err(UnknownScenario { name: name.to_owned(), known });
+    }
+    let start: Timestamp = START.parse().unwrap_or(Timestamp::UNIX_EPOCH);
+    let clock = Arc::new(SimClock::starting_at(start));
+    let release = &spec.release;
+
+    // Model registry: version 1 serves, version 2 is the candidate.
+    let models = Arc::new(MemoryModelRegistry::new());
+    let model = &spec.model.name;
+    let serving = models.register(model, "3f2a9c1e-train-2026-11-01", &[("accuracy", 0.93), ("f1", 0.91)]);
+    let (accuracy, f1) = if name == "bad-model" { (0.81, 0.79) } else { (0.95, 0.93) };
+    let candidate = models.register(model, "8b7d4e02-train-2026-11-20", &[("accuracy", accuracy), ("f1", f1)]);
+    // Errors here are impossible (both versions exist); ignoring them keeps the demo total.
+    let _ = models.set_alias(&serving, &spec.serving_alias).await;
+    let _ = models.transition_stage(&serving, Stage::Production, false).await;
+    match &spec.model.selector {
+        ModelSelector::Alias(alias) => {
+            let _ = models.set_alias(&candidate, alias).await;
+        }
+        ModelSelector::Stage(stage) => {
+            let _ = models.transition_stage(&candidate, *stage, true).await;
+        }
+        ModelSelector::Version(_) => {}
+    }
+
+    // OCI registry: the image stable runs, and the candidate under the configured reference.
+    let registry = Arc::new(MemoryRegistry::new());
+    let stable_ref = ImageRef::parse(&format!("{}:1.4.0", spec.image.name())).unwrap_or_else(|_| spec.image.clone());
+    let stable_image = stable_ref.with_digest(registry.push_image(&stable_ref, &format!("{model} v1 server")));
+    let candidate_digest = match spec.image.digest() {
+        Some(digest) => {
+            let pushed = registry.push_image(&spec.image, &format!("{model} v2 server"));
+            let _ = registry.tag(&spec.image.with_digest(pushed), "pushed");
+            digest.clone()
+        }
+        None => registry.push_image(&spec.image, &format!("{model} v2 server")),
+    };
+
+    // Cluster: the stable Deployment and its Service, the model server's admin token.
+    let cluster = Arc::new(MemoryCluster::new(clock.clone()));
+    let labels: BTreeMap<String, String> = [("app".to_owned(), release.name.clone())].into();
+    let mut pod_labels = labels.clone();
+    pod_labels.insert(TRACK_LABEL.to_owned(), "stable".to_owned());
+    cluster.seed_deployment(DeploymentSpec {
+        namespace: release.namespace.clone(),
+        name: release.name.clone(),
+        replicas: 4,
+        selector: labels.clone(),
+        pod_labels,
+        container: "model-server".to_owned(),
+        image: stable_image.pinned().unwrap_or_default(),
+    });
+    cluster.seed_service(&release.namespace, &spec.service, labels);
+    cluster.seed_secret(&release.namespace, &format!("{}-admin", release.name), [("admin-token".to_owned(), "demo-admin-token".to_owned())].into());
+    if name == "crashloop" {
+        cluster.inject(candidate_digest.hex(), Fault::CrashLoop);
+    }
+
+    // Scanner: two low findings normally; a fixable CRITICAL in the vulnerable image.
+    let scanner = Arc::new(MemoryScanner::new());
+    let mut findings = vec![
+        Finding::new("CVE-2024-45490", "libexpat", "2.5.0-r2", Some("2.6.3-r0".to_owned()), Severity::Medium),
+        Finding::new("CVE-2023-5678", "openssl", "3.1.4-r0", None, Severity::Low),
+    ];
+    if name == "vulnerable-image" {
+        findings.push(Finding::new("CVE-2024-3094", "xz-utils", "5.6.0-1", Some("5.6.1+really5.4.5-1".to_owned()), Severity::Critical));
+    }
+    scanner.record(candidate_digest.clone(), findings);
+
+    // Metrics: stable and canary series for every configured query, from the start for 6 h.
+    let metrics = Arc::new(MemoryMetrics::new());
+    for check in &spec.analysis.metrics {
+        let (stable_value, canary_value) = healthy_values(check.min, check.max);
+        let canary_value = if name == "bad-canary" && Some(check) == spec.analysis.metrics.first() {
+            check.max.map_or(canary_value, |max| max * 6.0)
+        } else {
+            canary_value
+        };
+        for (track, value) in [("stable", stable_value), ("canary", canary_value)] {
+            let vars = TemplateVars { interval: Some(spec.analysis.interval), ..TemplateVars::new(release.name.clone(), release.namespace.clone(), track) };
+            let Ok(query) = slipway_analysis::render(&check.query, &vars) else { continue };
+            let points = (0..720i64).map(|idx| (start + jiff::SignedDuration::from_secs(idx * 30), value));
+            metrics.push_series(&query, &[], points);
+        }
+    }
+    if name == "prometheus-outage" {
+        metrics.set_unavailable(true);
+    }
+
+    // Audit trail: a reviewer approved this digest and model version in an earlier CI job.
+    let audit = Arc::new(MemoryAuditStore::new());
+    if name != "unapproved" {
+        let approved_at = start - jiff::SignedDuration::from_mins(10);
+        let approval = ApprovalRecord {
+            release: release.clone(),
+            approver: "maria.chen".to_owned(),
+            at: approved_at,
+            reason: "model card and eval report reviewed".to_owned(),
+            digest: candidate_digest.clone(),
+            model: candidate.clone(),
+        };
+        let _ = audit.append(approved_at, Event::Approval(approval)).await;
+    }
+
+    let key = EcdsaP256Key::from_secret_bytes("demo key", DEMO_KEY_SEED).ok().map(Arc::new);
+    let trusted = key.as_ref().map(|key| key.public());
+    let notifier = Arc::new(MemoryNotifier::default());
+    let clock_dyn: Arc<dyn Clock> = clock;
+    let backends = Backends {
+        models: models.clone(),
+        registry,
+        scanner,
+        signer: key.map(|key| key as Arc<dyn slipway_attest::Signer>),
+        trusted_keys: trusted.into_iter().map(|key| Arc::new(key) as Arc<dyn slipway_attest::Verifier>).collect(),
+        cluster: cluster.clone(),
+        metrics,
+        notifier: notifier.clone(),
+        audit,
+        clock: clock_dyn,
+    };
+    Ok(World { backends, cluster, models, notifier })
+}
+
+/// Values well inside the thresholds: (stable, canary).
+fn healthy_values(min: Option<f64>, max: Option<f64>) -> (f64, f64) {
+    match (min, max) {
+        (_, Some(max)) => (max * 0.20, max * 0.25),
+        (Some(min), None) => (min * 1.30, min * 1.25),
+        (None, None) => (1.0, 1.0),
+    }
+}
