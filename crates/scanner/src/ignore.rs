@@ -113,7 +113,7 @@ pub fn read_ignore_file(path: &std::path::Path) -> Result<Vec<IgnoreRule>, crate
     let input = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| crate::Error::ReadIgnoreFile {
         input: input.clone(),
-        source,
+        detail: source.to_string(),
     })?;
     let is_yaml = path
         .extension()

@@ -84,13 +84,17 @@ pub enum Error {
         hint: String,
     },
     /// The report could not be read.
-    #[error("failed to read Trivy report `{input}`\n\nhint: check the path given to `--report`")]
+    ///
+    /// The I/O error is rendered into `detail` rather than kept as `#[source]` so that the hint
+    /// stays the last line when the message is printed as an error chain.
+    #[error(
+        "failed to read Trivy report `{input}`: {detail}\n\nhint: check the path given to `--report`"
+    )]
     ReadReport {
         /// The file.
         input: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error.
+        detail: String,
     },
     /// The report is larger than the configured limit.
     #[error(
@@ -154,14 +158,13 @@ pub enum Error {
     },
     /// An ignore file could not be read.
     #[error(
-        "failed to read ignore file `{input}`\n\nhint: check the path given to `--ignore-file`"
+        "failed to read ignore file `{input}`: {detail}\n\nhint: check the path given to `--ignore-file`"
     )]
     ReadIgnoreFile {
         /// The file.
         input: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (see [`Error::ReadReport`] for why it is not a `#[source]`).
+        detail: String,
     },
     /// An ignore file has a line or entry Slipway cannot read.
     #[error(

@@ -45,13 +45,13 @@ pub fn read_report(path: &Path, config: &ReportConfig) -> Result<ScanReport, Err
     let input = path.display().to_string();
     let file = File::open(path).map_err(|source| Error::ReadReport {
         input: input.clone(),
-        source,
+        detail: source.to_string(),
     })?;
     let size = file
         .metadata()
         .map_err(|source| Error::ReadReport {
             input: input.clone(),
-            source,
+            detail: source.to_string(),
         })?
         .len();
     if size > config.max_bytes {

@@ -247,7 +247,7 @@ fn unsupported_and_malformed_reports_are_refused_with_the_file_named() {
         .expect_err("missing");
     assert_eq!(
         missing.to_string(),
-        "failed to read Trivy report `no/such/trivy.json`\n\nhint: check the path given to `--report`"
+        "failed to read Trivy report `no/such/trivy.json`: No such file or directory (os error 2)\n\nhint: check the path given to `--report`"
     );
 }
 
