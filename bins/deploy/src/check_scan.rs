@@ -146,11 +146,20 @@ fn scan_with_trivy(image: &ImageRef, config: ReportConfig) -> anyhow::Result<Sca
         );
     };
     trivy.config = config;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("failed to start the runtime to run trivy")?;
-    Ok(runtime.block_on(trivy.scan(image))?)
+    // `main` already runs inside a tokio runtime, where starting or blocking on another panics;
+    // a scoped thread with its own single-threaded runtime keeps this function plain and sync.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("failed to start the runtime to run trivy")?;
+                Ok(runtime.block_on(trivy.scan(image))?)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("running trivy panicked")))
+    })
 }
 
 fn write_file(path: &Path, text: &str, what: &str) -> anyhow::Result<()> {

@@ -205,3 +205,135 @@ fn sarif_is_valid_and_matches_trivys_findings() {
     let rendered = serde_json::to_string_pretty(&sarif).expect("render");
     insta::assert_snapshot!(rendered.replace(&tmp.path().display().to_string(), "[TMP]"));
 }
+
+/// Runs the real `slipway-deploy check-scan` binary and renders exit code, stdout and stderr.
+fn cli(args: &[&str], path_var: Option<&std::ffi::OsStr>, tmp: &Path) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_slipway-deploy"));
+    command.arg("check-scan").args(args).env("NO_COLOR", "1");
+    if let Some(path_var) = path_var {
+        command.env("PATH", path_var);
+    }
+    let output = command.output().expect("run slipway-deploy");
+    let data_dir = scanner_data("").display().to_string();
+    let render = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .replace(&data_dir, "[DATA]/")
+            .replace(&tmp.display().to_string(), "[TMP]")
+    };
+    format!(
+        "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+        output
+            .status
+            .code()
+            .map_or("signal".to_owned(), |code| code.to_string()),
+        render(&output.stdout),
+        render(&output.stderr)
+    )
+}
+
+#[test]
+fn cli_fail_pass_and_error_exit_codes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let report = scanner_data("fluentd-gems.json");
+    let report = report.to_str().expect("utf-8 path");
+    let sarif = tmp.path().join("out.sarif");
+    insta::assert_snapshot!(
+        "cli_fail",
+        cli(
+            &[
+                "--report",
+                report,
+                "--image",
+                FLUENTD,
+                "--as-of",
+                "2025-06-01",
+                "--sarif",
+                sarif.to_str().expect("utf-8")
+            ],
+            None,
+            tmp.path()
+        )
+    );
+    assert!(sarif.exists());
+    insta::assert_snapshot!(
+        "cli_critical_threshold_json",
+        cli(
+            &[
+                "--report",
+                report,
+                "--image",
+                FLUENTD,
+                "--as-of",
+                "2025-06-01",
+                "--fail-at",
+                "critical",
+                "--ignore-unfixed",
+                "--output",
+                "json"
+            ],
+            None,
+            tmp.path()
+        )
+        .lines()
+        .take(8)
+        .collect::<Vec<_>>()
+        .join("\n")
+    );
+    insta::assert_snapshot!(
+        "cli_wrong_image",
+        cli(
+            &[
+                "--report",
+                report,
+                "--image",
+                ALPINE,
+                "--as-of",
+                "2025-06-01"
+            ],
+            None,
+            tmp.path()
+        )
+    );
+    insta::assert_snapshot!(
+        "cli_bad_severity",
+        cli(
+            &["--report", report, "--image", ALPINE, "--fail-at", "severe"],
+            None,
+            tmp.path()
+        )
+    );
+}
+
+#[test]
+fn cli_runs_trivy_from_path_without_report() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let script = tmp.path().join("trivy");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat '{}'\n",
+            scanner_data("alpine-310.json").display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path_var =
+        std::env::join_paths([tmp.path(), Path::new("/usr/bin"), Path::new("/bin")]).expect("PATH");
+    insta::assert_snapshot!(
+        "cli_trivy_on_path",
+        cli(
+            &["--image", ALPINE, "--as-of", "2025-06-01"],
+            Some(&path_var),
+            tmp.path()
+        )
+    );
+    insta::assert_snapshot!(
+        "cli_no_trivy_no_report",
+        cli(
+            &["--image", ALPINE],
+            Some(std::ffi::OsStr::new("/nonexistent")),
+            tmp.path()
+        )
+    );
+}
