@@ -15,6 +15,10 @@
 //!   kill the services it left running.
 //! - A PID is only signalled if its command line mentions our state directory, so a stale
 //!   PID file cannot make us kill an unrelated process that reused the PID.
+//! - MLflow is seeded once with a fixture model by `xtask/seed/mlflow_seed.py`, which uses
+//!   MLflow's own Python client so tests read what MLflow itself writes. A marker next to the
+//!   database (`target/services/mlflow/data/`) records it, so deleting the data re-seeds, and a
+//!   lock file keeps two concurrent `start`s from seeding twice.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -33,6 +37,13 @@ pub(crate) const REGISTRY_ENV: &str = "SLIPWAY_TEST_REGISTRY";
 pub(crate) const PROMETHEUS_ENV: &str = "SLIPWAY_TEST_PROMETHEUS";
 /// Base URL of the MLflow tracking server, e.g. `http://127.0.0.1:41236`.
 pub(crate) const MLFLOW_ENV: &str = "SLIPWAY_TEST_MLFLOW";
+/// Name of the registered model `xtask/seed/mlflow_seed.py` created on that server.
+pub(crate) const MLFLOW_SEEDED_ENV: &str = "SLIPWAY_TEST_MLFLOW_SEEDED";
+
+/// The fixture model the seed script creates (see its docstring for the whole world).
+const MLFLOW_SEEDED_MODEL: &str = "iris-random-forest";
+/// How long a `start` waits for a concurrent `start` that holds the seed lock.
+const SEED_LOCK_WAIT: Duration = Duration::from_secs(180);
 
 const MLFLOW_VERSION: &str = "3.17.2";
 
@@ -197,11 +208,109 @@ pub(crate) fn start(root: &Path) -> Result<Env> {
         );
     }
 
-    let env = env_from_ports(&ports);
-    let env_file = state.join("env");
-    fs::write(&env_file, env.export_lines())
-        .with_context(|| format!("failed to write `{}`", env_file.display()))?;
+    // Write the addresses before seeding: if seeding fails, the registry and Prometheus tests
+    // can still run.
+    write_env(&state, &env_from_ports(&ports, false))?;
+    let seeded = match ports
+        .iter()
+        .find(|(service, _)| *service == Service::Mlflow)
+    {
+        Some((_, port)) => {
+            seed_mlflow(root, &state, *port)?;
+            true
+        }
+        None => false,
+    };
+    let env = env_from_ports(&ports, seeded);
+    write_env(&state, &env)?;
     Ok(env)
+}
+
+fn write_env(state: &Path, env: &Env) -> Result<()> {
+    write(&state.join("env"), &env.export_lines())
+}
+
+/// Where the seed summary is kept: next to MLflow's database, so both go together.
+fn seed_marker(state: &Path) -> PathBuf {
+    Paths::new(state, Service::Mlflow)
+        .dir
+        .join("data")
+        .join(format!("seeded-{MLFLOW_SEEDED_MODEL}.json"))
+}
+
+/// Runs `xtask/seed/mlflow_seed.py` against MLflow on `port` unless the marker says it ran.
+fn seed_mlflow(root: &Path, state: &Path, port: u16) -> Result<()> {
+    let marker = seed_marker(state);
+    if marker.exists() {
+        return Ok(());
+    }
+    let lock = marker.with_extension("lock");
+    let begin = Instant::now();
+    // `create_new` is atomic: whoever creates the lock seeds; the others wait for the marker.
+    while fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&lock)
+        .is_err()
+    {
+        if marker.exists() {
+            return Ok(());
+        }
+        if begin.elapsed() > SEED_LOCK_WAIT {
+            bail!(
+                "another `cargo xtask services start` has been seeding MLflow for over {}s (lock `{}`)\n\nhint: if no other start is running, delete the lock and run `cargo xtask services start` again",
+                SEED_LOCK_WAIT.as_secs(),
+                lock.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let seeded = run_seed(root, state, port, &marker);
+    let _ = fs::remove_file(&lock);
+    seeded
+}
+
+fn run_seed(root: &Path, state: &Path, port: u16, marker: &Path) -> Result<()> {
+    let script = root.join("xtask").join("seed").join("mlflow_seed.py");
+    let python = state.join("venv").join("bin").join("python");
+    let log_path = Paths::new(state, Service::Mlflow).dir.join("seed.log");
+    let log = fs::File::create(&log_path)
+        .with_context(|| format!("failed to create `{}`", log_path.display()))?;
+    let mut command = Command::new(&python);
+    command
+        .arg(&script)
+        .args(["--model", MLFLOW_SEEDED_MODEL])
+        .env("MLFLOW_TRACKING_URI", format!("http://127.0.0.1:{port}"))
+        // A proxy from the environment must not intercept loopback calls.
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .stderr(log);
+    let line = process::display(&command);
+    eprintln!(
+        "services: seeding MLflow with `{MLFLOW_SEEDED_MODEL}` (log `{}`)",
+        log_path.display()
+    );
+    let begin = Instant::now();
+    let output = command
+        .output()
+        .with_context(|| format!("failed to spawn `{line}`"))?;
+    if !output.status.success() {
+        bail!(
+            "seeding MLflow failed: `{line}` exited with {}\n\nlog: {}\n{}",
+            output.status,
+            log_path.display(),
+            log_tail(&log_path, 20)
+        );
+    }
+    // The summary (run ids, versions) is the marker's content, for a developer to read.
+    fs::write(marker, &output.stdout)
+        .with_context(|| format!("failed to write `{}`", marker.display()))?;
+    eprintln!(
+        "services: seeded MLflow in {:.1}s (summary `{}`)",
+        begin.elapsed().as_secs_f64(),
+        marker.display()
+    );
+    Ok(())
 }
 
 /// Stops every service recorded in the state directory.
@@ -244,12 +353,13 @@ pub(crate) fn env(root: &Path) -> Result<Env> {
             ),
         }
     }
-    Ok(env_from_ports(&ports))
+    Ok(env_from_ports(&ports, seed_marker(&state).exists()))
 }
 
-fn env_from_ports(ports: &[(Service, u16)]) -> Env {
+/// The variables for `ports`; with `mlflow_seeded`, also the seeded model's name.
+fn env_from_ports(ports: &[(Service, u16)], mlflow_seeded: bool) -> Env {
     // Always in Service::ALL order, whichever were reused.
-    let vars = Service::ALL
+    let mut vars: Vec<(&'static str, String)> = Service::ALL
         .iter()
         .filter_map(|service| {
             ports
@@ -258,6 +368,9 @@ fn env_from_ports(ports: &[(Service, u16)]) -> Env {
                 .map(|(_, port)| (service.env_name(), service.env_value(*port)))
         })
         .collect();
+    if mlflow_seeded && ports.iter().any(|(service, _)| *service == Service::Mlflow) {
+        vars.push((MLFLOW_SEEDED_ENV, MLFLOW_SEEDED_MODEL.to_owned()));
+    }
     Env { vars }
 }
 
@@ -583,16 +696,32 @@ mod tests {
 
     #[test]
     fn export_lines_name_every_service_in_a_fixed_order() {
-        let env = env_from_ports(&[
+        let ports = [
             (Service::Mlflow, 3),
             (Service::Registry, 1),
             (Service::Prometheus, 2),
-        ]);
+        ];
         assert_eq!(
-            env.export_lines(),
+            env_from_ports(&ports, false).export_lines(),
             "export SLIPWAY_TEST_REGISTRY=127.0.0.1:1\n\
              export SLIPWAY_TEST_PROMETHEUS=http://127.0.0.1:2\n\
              export SLIPWAY_TEST_MLFLOW=http://127.0.0.1:3\n"
+        );
+        assert_eq!(
+            env_from_ports(&ports, true).export_lines(),
+            "export SLIPWAY_TEST_REGISTRY=127.0.0.1:1\n\
+             export SLIPWAY_TEST_PROMETHEUS=http://127.0.0.1:2\n\
+             export SLIPWAY_TEST_MLFLOW=http://127.0.0.1:3\n\
+             export SLIPWAY_TEST_MLFLOW_SEEDED=iris-random-forest\n"
+        );
+    }
+
+    #[test]
+    fn the_seeded_variable_needs_mlflow() {
+        let env = env_from_ports(&[(Service::Registry, 1)], true);
+        assert_eq!(
+            env.export_lines(),
+            "export SLIPWAY_TEST_REGISTRY=127.0.0.1:1\n"
         );
     }
 }
