@@ -28,6 +28,7 @@ mod prometheus;
 mod provider;
 pub mod report;
 mod run;
+pub mod stats;
 mod template;
 
 pub use error::Error;
