@@ -1,30 +1,55 @@
-//! Kubernetes rollouts: the [`Cluster`] trait, the in-memory cluster, and the strategy operations
-//! (canary, promote, abort) written once against the trait.
+//! Kubernetes rollouts: the [`Cluster`] trait, its two implementations, and the strategy
+//! operations (canary, blue-green, rolling, promote, abort, rollback) written once against the
+//! trait.
 //!
 //! Implementations of [`Cluster`]:
+//! - [`KubeCluster`]: a real cluster through kube-rs. Slipway-owned objects (canary, colours,
+//!   preview Service, history ConfigMaps) are written with server-side apply under the field
+//!   manager `slipway`; the user's own Deployment only ever gets a strategic-merge patch of its
+//!   container image (as `kubectl set image` does), so Helm or Argo CD stay its owner. Every API
+//!   call names its verb and resource from [`OPERATIONS`], which is also what
+//!   `deploy/rbac/role.yaml` grants (a test keeps them equal).
 //! - [`MemoryCluster`]: Deployments whose pods become ready over (simulated) time, Services with
 //!   selectors, Secrets, Events, release history and Leases, with injectable failures (image pull
 //!   error, crash loop, slow readiness). The dry run and the pipeline tests use it.
 //!
 //! Key design decision: the trait is at the level of *Deployments, Services and releases*, not raw
-//! API objects. The strategies in [`rollout`] hold the logic (names, labels, replica maths, waiting
-//! with a progress deadline), so every cluster implementation gets the same behaviour, and the
-//! user's own stable Deployment stays the source of truth: Slipway only ever changes its image on
-//! promotion.
+//! API objects. The strategies in [`rollout`], [`bluegreen`] and [`rolling`] hold the logic (names,
+//! labels, replica maths, waiting with a progress deadline), so every cluster implementation gets
+//! the same behaviour, and the user's own stable Deployment stays the source of truth: Slipway
+//! only ever changes its image (on promotion or a rolling update). Every strategy step is
+//! idempotent and convergent, so a run killed at any point and started again ends in the same
+//! state, never with a half-changed cluster.
 
+pub mod bluegreen;
+mod kube_cluster;
+pub mod lock;
 mod memory;
+mod ops;
+pub mod rolling;
 pub mod rollout;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use kube_cluster::{ConnectOptions, KubeCluster, KubeClusterConfig, connect};
 pub use memory::{Fault, MemoryCluster, RecordedEvent};
+pub use ops::{OPERATIONS, Operation};
 use slipway_core::{ReleaseId, ReleaseRecord, Secret};
 
 /// Label that marks a pod's track (`stable`, `canary`, `blue`, `green`).
 pub const TRACK_LABEL: &str = "slipway.dev/track";
 /// Label on release-history objects naming the release.
 pub const RELEASE_LABEL: &str = "slipway.dev/release";
+/// Label on every object Slipway creates (`app.kubernetes.io/managed-by: slipway`); Slipway
+/// only ever replaces whole objects that carry it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`] and Slipway's server-side apply field manager.
+pub const FIELD_MANAGER: &str = "slipway";
+/// How long a Deployment may take to become ready (Argo Rollouts' and Flagger's default).
+pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
+/// How many revisions of a release the cluster keeps (Helm's `--history-max` default is 10 too).
+pub const DEFAULT_HISTORY_LIMIT: usize = 10;
 
 /// The parts of a Deployment Slipway reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +79,8 @@ pub enum PodProblem {
     CrashLoop(String),
     /// The scheduler cannot place the pods.
     Unschedulable(String),
+    /// The Deployment controller reports no progress (`ProgressDeadlineExceeded`, quota, ...).
+    Stalled(String),
 }
 
 impl std::fmt::Display for PodProblem {
@@ -62,6 +89,7 @@ impl std::fmt::Display for PodProblem {
             PodProblem::ImagePull(message) => write!(f, "ImagePullBackOff: {message}"),
             PodProblem::CrashLoop(message) => write!(f, "CrashLoopBackOff: {message}"),
             PodProblem::Unschedulable(message) => write!(f, "Unschedulable: {message}"),
+            PodProblem::Stalled(message) => write!(f, "no progress: {message}"),
         }
     }
 }
@@ -88,6 +116,36 @@ impl DeploymentState {
     }
 }
 
+/// A Service port, copied from the Service in front of a release to its preview Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    /// Port name (may be empty for a single-port Service).
+    pub name: String,
+    /// Port the Service listens on.
+    pub port: u16,
+    /// Container port (number or name) the traffic goes to.
+    pub target_port: String,
+}
+
+/// Rolling-update parameters (`maxSurge`, `maxUnavailable`), as counts or percentages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollingParams {
+    /// Extra pods allowed above the desired count (`25%`, `1`).
+    pub max_surge: String,
+    /// Pods allowed to be unavailable during the update (`0`, `25%`).
+    pub max_unavailable: String,
+}
+
+impl Default for RollingParams {
+    /// Kubernetes' defaults.
+    fn default() -> Self {
+        RollingParams {
+            max_surge: "25%".to_owned(),
+            max_unavailable: "25%".to_owned(),
+        }
+    }
+}
+
 /// Errors from a cluster. Each names the object and the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -103,8 +161,26 @@ pub enum Error {
         /// How to fix it.
         hint: String,
     },
+    /// RBAC refused a request.
+    #[error(
+        "forbidden: cannot {verb} {resource} `{namespace}/{name}`: {message}\n\nhint: grant the verb `{verb}` on `{resource}` in namespace `{namespace}` to Slipway's service account (deploy/rbac/role.yaml lists every verb Slipway uses); check with `kubectl auth can-i {verb} {resource} -n {namespace}`"
+    )]
+    Forbidden {
+        /// The missing verb (`patch`, `create`, ...).
+        verb: &'static str,
+        /// Resource with its API group (`deployments.apps`).
+        resource: String,
+        /// Namespace.
+        namespace: String,
+        /// Object name (empty for a list or create).
+        name: String,
+        /// The API server's message.
+        message: String,
+    },
     /// Pods did not become ready before the progress deadline.
-    #[error("Deployment `{namespace}/{name}` not ready after {waited:?} (progress deadline): {reason}")]
+    #[error(
+        "Deployment `{namespace}/{name}` not ready after {waited:?} (progress deadline): {reason}"
+    )]
     NotReady {
         /// Namespace.
         namespace: String,
@@ -116,7 +192,9 @@ pub enum Error {
         reason: String,
     },
     /// Another pipeline holds the release's lock.
-    #[error("release `{release}` is locked by `{holder}` until {expires}\n\nhint: wait for that run to finish; a dead holder's lock is taken over after it expires")]
+    #[error(
+        "release `{release}` is locked by `{holder}` until {expires}\n\nhint: wait for that run to finish; a dead holder's lock is taken over after it expires"
+    )]
     Locked {
         /// The release.
         release: String,
@@ -124,6 +202,16 @@ pub enum Error {
         holder: String,
         /// When the lease expires unless renewed.
         expires: String,
+    },
+    /// The release history in the cluster is unreadable or its hash chain is broken.
+    #[error(
+        "release history of `{release}` is not trustworthy: {message}\n\nhint: inspect it with `kubectl get configmaps -l slipway.dev/release` in the release's namespace; Slipway will not roll back from a tampered history"
+    )]
+    History {
+        /// The release.
+        release: String,
+        /// What is wrong.
+        message: String,
     },
     /// The API server refused or failed a request.
     #[error("{operation}: {message}")]
@@ -136,28 +224,78 @@ pub enum Error {
 }
 
 /// A Kubernetes cluster, as far as Slipway needs one.
+///
+/// `dyn Cluster` is chosen at run time (real or in-memory), hence `async_trait`.
 #[async_trait::async_trait]
 pub trait Cluster: Send + Sync {
     /// Reads a Deployment and its status; `None` when absent.
-    async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<DeploymentState>, Error>;
-    /// Creates or updates a Deployment (server-side apply with Slipway's field manager).
+    async fn deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<DeploymentState>, Error>;
+    /// Creates or updates a Deployment. A Deployment Slipway did not create (the user's stable
+    /// one) only gets its container image and replica count changed; anything else is replaced
+    /// as a whole (server-side apply with Slipway's field manager).
     async fn apply_deployment(&self, spec: &DeploymentSpec) -> Result<(), Error>;
+    /// Creates or updates the Slipway-owned Deployment `spec.name` with the pod template of
+    /// Deployment `source` (same namespace), overridden by `spec`'s image, labels, selector and
+    /// replicas. Refuses to overwrite a Deployment Slipway did not create.
+    async fn derive_deployment(&self, source: &str, spec: &DeploymentSpec) -> Result<(), Error>;
     /// Deletes a Deployment; absent is fine.
     async fn delete_deployment(&self, namespace: &str, name: &str) -> Result<(), Error>;
+    /// Sets a Deployment's image and rolling-update parameters and lets Kubernetes roll it.
+    async fn rolling_update(
+        &self,
+        namespace: &str,
+        name: &str,
+        image: &str,
+        params: &RollingParams,
+    ) -> Result<(), Error>;
     /// A Service's selector; `None` when the Service is absent.
-    async fn service_selector(&self, namespace: &str, name: &str) -> Result<Option<BTreeMap<String, String>>, Error>;
-    /// Replaces a Service's selector.
-    async fn set_service_selector(&self, namespace: &str, name: &str, selector: &BTreeMap<String, String>) -> Result<(), Error>;
-    /// Reads one key of a Secret.
+    async fn service_selector(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, Error>;
+    /// Replaces a Service's selector (re-reading and retrying on a write conflict).
+    async fn set_service_selector(
+        &self,
+        namespace: &str,
+        name: &str,
+        selector: &BTreeMap<String, String>,
+    ) -> Result<(), Error>;
+    /// Creates or updates the Slipway-owned Service `name` with `source`'s ports and `selector`.
+    async fn copy_service(
+        &self,
+        namespace: &str,
+        source: &str,
+        name: &str,
+        selector: &BTreeMap<String, String>,
+    ) -> Result<(), Error>;
+    /// Deletes a Slipway-owned Service; absent is fine.
+    async fn delete_service(&self, namespace: &str, name: &str) -> Result<(), Error>;
+    /// Reads one key of a Secret. The value never appears in logs or errors.
     async fn read_secret(&self, namespace: &str, name: &str, key: &str) -> Result<Secret, Error>;
     /// Records a Kubernetes Event on a Deployment.
-    async fn emit_event(&self, namespace: &str, deployment: &str, reason: &str, message: &str) -> Result<(), Error>;
+    async fn emit_event(
+        &self,
+        namespace: &str,
+        deployment: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), Error>;
     /// The release's history, oldest first.
     async fn release_history(&self, release: &ReleaseId) -> Result<Vec<ReleaseRecord>, Error>;
     /// Appends a record to the release's history, dropping the oldest beyond `limit`.
     async fn record_release(&self, record: &ReleaseRecord, limit: usize) -> Result<(), Error>;
     /// Takes (or renews) the release's lock for `holder`; refuses when another live holder has it.
-    async fn acquire_lock(&self, release: &ReleaseId, holder: &str, ttl: Duration) -> Result<(), Error>;
+    async fn acquire_lock(
+        &self,
+        release: &ReleaseId,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<(), Error>;
     /// Gives the lock up if `holder` has it.
     async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error>;
 }

@@ -8,6 +8,8 @@
 //!   readiness only delays them.
 //! - Services select pods by labels; Secrets hold keys; Events are recorded; release history keeps
 //!   the newest `limit` records; Leases expire unless renewed.
+//! - As in [`crate::KubeCluster`], a Deployment Slipway did not create (a seeded one) only ever
+//!   has its image and replica count changed, and Slipway refuses to derive over it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -16,7 +18,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use slipway_core::{Clock, ReleaseId, ReleaseRecord, Secret};
 
-use crate::{Cluster, DeploymentSpec, DeploymentState, Error, PodProblem};
+use crate::{Cluster, DeploymentSpec, DeploymentState, Error, PodProblem, RollingParams};
 
 /// A failure to inject for pods running a given image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,10 @@ struct Deployment {
     template_changed: bool,
     /// Pods ready when the last change began.
     ready_before: u32,
+    /// Created by Slipway (true) or by the user (false, seeded).
+    managed: bool,
+    /// Rolling-update parameters, once set.
+    rolling: Option<RollingParams>,
 }
 
 #[derive(Debug, Default)]
@@ -74,7 +80,9 @@ pub struct MemoryCluster {
 
 impl std::fmt::Debug for MemoryCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryCluster").field("readiness_delay", &self.readiness_delay).finish_non_exhaustive()
+        f.debug_struct("MemoryCluster")
+            .field("readiness_delay", &self.readiness_delay)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,13 +91,18 @@ fn key(namespace: &str, name: &str) -> (String, String) {
 }
 
 fn add(at: Timestamp, duration: Duration) -> Timestamp {
-    at.checked_add(SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX)).unwrap_or(Timestamp::MAX)
+    at.checked_add(SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
 }
 
 impl MemoryCluster {
     /// An empty cluster on `clock`, where pods become ready 20 s after they start.
     pub fn new(clock: Arc<dyn Clock>) -> MemoryCluster {
-        MemoryCluster { clock, readiness_delay: Duration::from_secs(20), state: Mutex::new(State::default()) }
+        MemoryCluster {
+            clock,
+            readiness_delay: Duration::from_secs(20),
+            state: Mutex::new(State::default()),
+        }
     }
 
     /// Creates a Deployment whose pods are already ready (a workload that was running before).
@@ -98,7 +111,15 @@ impl MemoryCluster {
         let at = self.clock.now();
         self.lock().deployments.insert(
             key(&spec.namespace, &spec.name),
-            Deployment { spec, revision: 1, changed_at: at, template_changed: false, ready_before: ready },
+            Deployment {
+                spec,
+                revision: 1,
+                changed_at: at,
+                template_changed: false,
+                ready_before: ready,
+                managed: false,
+                rolling: None,
+            },
         );
     }
 
@@ -122,18 +143,119 @@ impl MemoryCluster {
         self.lock().events.clone()
     }
 
+    /// The rolling-update parameters last set on a Deployment.
+    pub fn rolling_params(&self, namespace: &str, name: &str) -> Option<RollingParams> {
+        self.lock()
+            .deployments
+            .get(&key(namespace, name))
+            .and_then(|deployment| deployment.rolling.clone())
+    }
+
+    /// Names of the Deployments in a namespace.
+    pub fn deployment_names(&self, namespace: &str) -> Vec<String> {
+        self.lock()
+            .deployments
+            .keys()
+            .filter(|(ns, _)| ns == namespace)
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+
+    /// Who holds the release's lock, if anyone (expired or not).
+    pub fn lock_holder(&self, release: &ReleaseId) -> Option<String> {
+        self.lock()
+            .leases
+            .get(release)
+            .map(|(holder, _)| holder.clone())
+    }
+
     /// Pods behind a Service, per Deployment name: `(deployment, ready pods)`.
     pub fn endpoints(&self, namespace: &str, service: &str) -> Vec<(String, u32)> {
         let now = self.clock.now();
         let state = self.lock();
-        let Some(selector) = state.services.get(&key(namespace, service)) else { return Vec::new() };
+        let Some(selector) = state.services.get(&key(namespace, service)) else {
+            return Vec::new();
+        };
         state
             .deployments
             .values()
             .filter(|deployment| deployment.spec.namespace == namespace)
-            .filter(|deployment| selector.iter().all(|(k, v)| deployment.spec.pod_labels.get(k) == Some(v)))
-            .map(|deployment| (deployment.spec.name.clone(), self.observe(&state, deployment, now).ready_replicas))
+            .filter(|deployment| {
+                selector
+                    .iter()
+                    .all(|(k, v)| deployment.spec.pod_labels.get(k) == Some(v))
+            })
+            .map(|deployment| {
+                (
+                    deployment.spec.name.clone(),
+                    self.observe(&state, deployment, now).ready_replicas,
+                )
+            })
             .collect()
+    }
+
+    /// Writes a Deployment. `keep_owner`: an existing user Deployment keeps its labels (only
+    /// image and replicas change), as with the real cluster's patch.
+    fn write_deployment(
+        &self,
+        spec: &DeploymentSpec,
+        keep_owner: bool,
+        rolling: Option<RollingParams>,
+    ) -> Result<(), Error> {
+        if spec.replicas > 1000 {
+            return Err(Error::Api {
+                operation: format!("apply Deployment `{}/{}`", spec.namespace, spec.name),
+                message: format!("replicas {} exceeds the namespace quota", spec.replicas),
+            });
+        }
+        let now = self.clock.now();
+        let mut state = self.lock();
+        let current = state
+            .deployments
+            .get(&key(&spec.namespace, &spec.name))
+            .map(|d| (d.clone(), self.observe(&state, d, now)));
+        let next = match current {
+            None => Deployment {
+                spec: spec.clone(),
+                revision: 1,
+                changed_at: now,
+                template_changed: true,
+                ready_before: 0,
+                managed: true,
+                rolling,
+            },
+            Some((old, observed)) => {
+                let mut spec = spec.clone();
+                if keep_owner && !old.managed {
+                    spec.pod_labels = old.spec.pod_labels.clone();
+                    spec.selector = old.spec.selector.clone();
+                    spec.container = old.spec.container.clone();
+                }
+                let rolling = rolling.or(old.rolling.clone());
+                let template_changed =
+                    old.spec.image != spec.image || old.spec.pod_labels != spec.pod_labels;
+                if !template_changed && old.spec.replicas == spec.replicas {
+                    state.deployments.insert(
+                        key(&spec.namespace, &spec.name),
+                        Deployment { rolling, ..old },
+                    );
+                    return Ok(());
+                }
+                Deployment {
+                    spec,
+                    revision: old.revision + u64::from(template_changed),
+                    changed_at: now,
+                    template_changed,
+                    ready_before: observed.ready_replicas,
+                    managed: old.managed,
+                    rolling,
+                }
+            }
+        };
+        state
+            .deployments
+            .insert(key(&spec.namespace, &spec.name), next);
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -142,7 +264,11 @@ impl MemoryCluster {
 
     fn observe(&self, state: &State, deployment: &Deployment, now: Timestamp) -> DeploymentState {
         let spec = &deployment.spec;
-        let fault = state.faults.iter().find(|(fragment, _)| spec.image.contains(fragment.as_str())).map(|(_, f)| f);
+        let fault = state
+            .faults
+            .iter()
+            .find(|(fragment, _)| spec.image.contains(fragment.as_str()))
+            .map(|(_, f)| f);
         let delay = match fault {
             Some(Fault::SlowReadiness(delay)) => *delay,
             _ => self.readiness_delay,
@@ -184,40 +310,85 @@ impl MemoryCluster {
 
 #[async_trait::async_trait]
 impl Cluster for MemoryCluster {
-    async fn deployment(&self, namespace: &str, name: &str) -> Result<Option<DeploymentState>, Error> {
+    async fn deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<DeploymentState>, Error> {
         let now = self.clock.now();
         let state = self.lock();
-        Ok(state.deployments.get(&key(namespace, name)).map(|deployment| self.observe(&state, deployment, now)))
+        Ok(state
+            .deployments
+            .get(&key(namespace, name))
+            .map(|deployment| self.observe(&state, deployment, now)))
     }
 
     async fn apply_deployment(&self, spec: &DeploymentSpec) -> Result<(), Error> {
-        if spec.replicas > 1000 {
-            return Err(Error::Api {
-                operation: format!("apply Deployment `{}/{}`", spec.namespace, spec.name),
-                message: format!("replicas {} exceeds the namespace quota", spec.replicas),
-            });
-        }
-        let now = self.clock.now();
-        let mut state = self.lock();
-        let current = state.deployments.get(&key(&spec.namespace, &spec.name)).map(|d| (d.clone(), self.observe(&state, d, now)));
-        let next = match current {
-            None => Deployment { spec: spec.clone(), revision: 1, changed_at: now, template_changed: true, ready_before: 0 },
-            Some((old, observed)) => {
-                let template_changed = old.spec.image != spec.image || old.spec.pod_labels != spec.pod_labels;
-                if !template_changed && old.spec.replicas == spec.replicas {
-                    return Ok(());
-                }
-                Deployment {
-                    spec: spec.clone(),
-                    revision: old.revision + u64::from(template_changed),
-                    changed_at: now,
-                    template_changed,
-                    ready_before: observed.ready_replicas,
-                }
-            }
+        self.write_deployment(spec, true, None)
+    }
+
+    async fn derive_deployment(&self, source: &str, spec: &DeploymentSpec) -> Result<(), Error> {
+        let operation = || {
+            format!(
+                "derive Deployment `{}/{}` from `{source}`",
+                spec.namespace, spec.name
+            )
         };
-        state.deployments.insert(key(&spec.namespace, &spec.name), next);
-        Ok(())
+        {
+            let state = self.lock();
+            let Some(source_deployment) = state.deployments.get(&key(&spec.namespace, source))
+            else {
+                return Err(Error::NotFound {
+                    kind: "Deployment",
+                    namespace: spec.namespace.clone(),
+                    name: source.to_owned(),
+                    hint:
+                        "the stable Deployment must exist; Slipway derives its pod template from it"
+                            .to_owned(),
+                });
+            };
+            if source_deployment.spec.container != spec.container {
+                return Err(Error::Api {
+                    operation: operation(),
+                    message: format!("`{source}` has no container `{}`", spec.container),
+                });
+            }
+            if state
+                .deployments
+                .get(&key(&spec.namespace, &spec.name))
+                .is_some_and(|target| !target.managed)
+            {
+                return Err(Error::Api {
+                    operation: operation(),
+                    message: "the Deployment exists and was not created by Slipway; refusing to overwrite it".to_owned(),
+                });
+            }
+        }
+        self.write_deployment(spec, false, None)
+    }
+
+    async fn rolling_update(
+        &self,
+        namespace: &str,
+        name: &str,
+        image: &str,
+        params: &RollingParams,
+    ) -> Result<(), Error> {
+        let current = self
+            .lock()
+            .deployments
+            .get(&key(namespace, name))
+            .map(|deployment| deployment.spec.clone());
+        let Some(mut spec) = current else {
+            return Err(Error::NotFound {
+                kind: "Deployment",
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                hint: "deploy the stable version first (e.g. with Helm or Argo CD)".to_owned(),
+            });
+        };
+        spec.image = image.to_owned();
+        self.write_deployment(&spec, true, Some(params.clone()))
     }
 
     async fn delete_deployment(&self, namespace: &str, name: &str) -> Result<(), Error> {
@@ -225,11 +396,20 @@ impl Cluster for MemoryCluster {
         Ok(())
     }
 
-    async fn service_selector(&self, namespace: &str, name: &str) -> Result<Option<BTreeMap<String, String>>, Error> {
+    async fn service_selector(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, Error> {
         Ok(self.lock().services.get(&key(namespace, name)).cloned())
     }
 
-    async fn set_service_selector(&self, namespace: &str, name: &str, selector: &BTreeMap<String, String>) -> Result<(), Error> {
+    async fn set_service_selector(
+        &self,
+        namespace: &str,
+        name: &str,
+        selector: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
         let mut state = self.lock();
         let Some(current) = state.services.get_mut(&key(namespace, name)) else {
             return Err(Error::NotFound {
@@ -243,17 +423,62 @@ impl Cluster for MemoryCluster {
         Ok(())
     }
 
-    async fn read_secret(&self, namespace: &str, name: &str, key_name: &str) -> Result<Secret, Error> {
+    async fn copy_service(
+        &self,
+        namespace: &str,
+        source: &str,
+        name: &str,
+        selector: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        let mut state = self.lock();
+        if !state.services.contains_key(&key(namespace, source)) {
+            return Err(Error::NotFound {
+                kind: "Service",
+                namespace: namespace.to_owned(),
+                name: source.to_owned(),
+                hint: "create the Service that fronts the release".to_owned(),
+            });
+        }
+        state
+            .services
+            .insert(key(namespace, name), selector.clone());
+        Ok(())
+    }
+
+    async fn delete_service(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        self.lock().services.remove(&key(namespace, name));
+        Ok(())
+    }
+
+    async fn read_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        key_name: &str,
+    ) -> Result<Secret, Error> {
         let state = self.lock();
-        let not_found = |hint: String| Error::NotFound { kind: "Secret", namespace: namespace.to_owned(), name: name.to_owned(), hint };
+        let not_found = |hint: String| Error::NotFound {
+            kind: "Secret",
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            hint,
+        };
         let data = state
             .secrets
             .get(&key(namespace, name))
             .ok_or_else(|| not_found(format!("create it: kubectl -n {namespace} create secret generic {name} --from-literal={key_name}=…")))?;
-        data.get(key_name).map(|value| Secret::new(value.clone())).ok_or_else(|| not_found(format!("the Secret exists but has no key `{key_name}`")))
+        data.get(key_name)
+            .map(|value| Secret::new(value.clone()))
+            .ok_or_else(|| not_found(format!("the Secret exists but has no key `{key_name}`")))
     }
 
-    async fn emit_event(&self, namespace: &str, deployment: &str, reason: &str, message: &str) -> Result<(), Error> {
+    async fn emit_event(
+        &self,
+        namespace: &str,
+        deployment: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), Error> {
         let at = self.clock.now();
         self.lock().events.push(RecordedEvent {
             at,
@@ -265,7 +490,12 @@ impl Cluster for MemoryCluster {
     }
 
     async fn release_history(&self, release: &ReleaseId) -> Result<Vec<ReleaseRecord>, Error> {
-        Ok(self.lock().history.get(release).cloned().unwrap_or_default())
+        Ok(self
+            .lock()
+            .history
+            .get(release)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn record_release(&self, record: &ReleaseRecord, limit: usize) -> Result<(), Error> {
@@ -277,21 +507,37 @@ impl Cluster for MemoryCluster {
         Ok(())
     }
 
-    async fn acquire_lock(&self, release: &ReleaseId, holder: &str, ttl: Duration) -> Result<(), Error> {
+    async fn acquire_lock(
+        &self,
+        release: &ReleaseId,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<(), Error> {
         let now = self.clock.now();
         let mut state = self.lock();
-        if let Some((current, expires)) = state.leases.get(release) {
-            if current != holder && *expires > now {
-                return Err(Error::Locked { release: release.to_string(), holder: current.clone(), expires: expires.to_string() });
-            }
+        if let Some((current, expires)) = state.leases.get(release)
+            && current != holder
+            && *expires > now
+        {
+            return Err(Error::Locked {
+                release: release.to_string(),
+                holder: current.clone(),
+                expires: expires.to_string(),
+            });
         }
-        state.leases.insert(release.clone(), (holder.to_owned(), add(now, ttl)));
+        state
+            .leases
+            .insert(release.clone(), (holder.to_owned(), add(now, ttl)));
         Ok(())
     }
 
     async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error> {
         let mut state = self.lock();
-        if state.leases.get(release).is_some_and(|(current, _)| current == holder) {
+        if state
+            .leases
+            .get(release)
+            .is_some_and(|(current, _)| current == holder)
+        {
             state.leases.remove(release);
         }
         Ok(())

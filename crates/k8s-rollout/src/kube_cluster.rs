@@ -1,0 +1,1249 @@
+//! [`KubeCluster`]: [`Cluster`] on a real API server through kube-rs.
+//!
+//! - Slipway-owned objects (canary and colour Deployments, the preview Service) carry
+//!   `app.kubernetes.io/managed-by: slipway` and are written whole with server-side apply
+//!   (`fieldManager=slipway`, `force=true`): Slipway is their only writer.
+//! - The user's Deployment gets a strategic-merge patch of just its container image (and replicas
+//!   or rolling-update parameters when asked), carrying the `resourceVersion` it was read at, as
+//!   `kubectl set image` would. Server-side apply was rejected for it: an apply that later omits a
+//!   field Slipway once applied *removes* that field, and Helm or Argo CD own the rest.
+//! - Writes that depend on what was read (the Service selector, the Lease, the user's Deployment)
+//!   carry the `resourceVersion` they read; a 409 conflict re-reads and retries.
+//! - Slipway deletes only objects that carry its label, with the `uid` as a precondition.
+//! - Release history: one ConfigMap per revision, `slipway-release-<name>-v<revision>`, labelled
+//!   `slipway.dev/release=<name>`, holding the record's JSON and the SHA-256 of the previous
+//!   record's JSON (`prev-hash`), so an edited or removed revision is noticed.
+//! - Lock: a `coordination.k8s.io/v1` Lease `slipway-lock-<name>`.
+//! - Every request goes through [`KubeCluster::call`] with an [`Operation`] from the table in
+//!   `ops.rs`, so a 403 names the missing verb and the RBAC Role can be checked against the table.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret as SecretObject, Service};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use slipway_core::{Clock, ReleaseId, ReleaseRecord, Secret};
+
+use crate::ops::{self, Operation};
+use crate::{
+    Cluster, DeploymentSpec, DeploymentState, Error, FIELD_MANAGER, MANAGED_BY_LABEL, PodProblem,
+    RELEASE_LABEL, RollingParams,
+};
+
+/// Annotation on derived objects naming the object they were derived from.
+const DERIVED_FROM_ANNOTATION: &str = "slipway.dev/derived-from";
+
+/// Settings of a [`KubeCluster`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeClusterConfig {
+    /// Server-side apply field manager (default `slipway`).
+    pub field_manager: String,
+    /// Send every write with `dryRun=All`: the API server validates and admits it but stores
+    /// nothing.
+    pub dry_run: bool,
+    /// Events' `reportingInstance` (e.g. the CI runner), default `slipway`.
+    pub reporting_instance: String,
+    /// How often a write that hit a 409 conflict is re-read and retried.
+    pub conflict_retries: u32,
+}
+
+impl Default for KubeClusterConfig {
+    fn default() -> Self {
+        KubeClusterConfig {
+            field_manager: FIELD_MANAGER.to_owned(),
+            dry_run: false,
+            reporting_instance: "slipway".to_owned(),
+            conflict_retries: 3,
+        }
+    }
+}
+
+/// Where to find the cluster, as kubectl looks for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// An explicit kubeconfig file (`--kubeconfig`). Unset: `KUBECONFIG`, then `~/.kube/config`,
+    /// then the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (`--context`); unset: the current context.
+    pub context: Option<String>,
+    /// The default namespace (`--namespace`); unset: the context's namespace, else `default`.
+    pub namespace: Option<String>,
+}
+
+/// Builds a [`KubeCluster`] from a kubeconfig (or the in-cluster service account) the way kubectl
+/// finds it.
+pub async fn connect(
+    options: &ConnectOptions,
+    config: KubeClusterConfig,
+) -> Result<KubeCluster, Error> {
+    let kube_options = kube::config::KubeConfigOptions {
+        context: options.context.clone(),
+        cluster: None,
+        user: None,
+    };
+    let failed = |what: String, message: String| Error::Api {
+        operation: what,
+        message,
+    };
+    let mut kube_config = match (&options.kubeconfig, &options.context) {
+        (Some(path), _) => {
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|err| {
+                failed(format!("read kubeconfig `{}`", path.display()), format!("{err}\n\nhint: check the path given with --kubeconfig"))
+            })?;
+            kube::Config::from_custom_kubeconfig(file, &kube_options).await.map_err(|err| {
+                failed(format!("load kubeconfig `{}`", path.display()), format!("{err}\n\nhint: list contexts with `kubectl config get-contexts`"))
+            })?
+        }
+        (None, Some(context)) => kube::Config::from_kubeconfig(&kube_options).await.map_err(|err| {
+            failed(format!("load kubeconfig context `{context}`"), format!("{err}\n\nhint: list contexts with `kubectl config get-contexts`"))
+        })?,
+        (None, None) => kube::Config::infer().await.map_err(|err| {
+            failed(
+                "find a cluster".to_owned(),
+                format!("{err}\n\nhint: set KUBECONFIG or --kubeconfig, or run inside a Pod with a service account"),
+            )
+        })?,
+    };
+    if let Some(namespace) = &options.namespace {
+        kube_config.default_namespace = namespace.clone();
+    }
+    let client = kube::Client::try_from(kube_config)
+        .map_err(|err| failed("build the Kubernetes client".to_owned(), err.to_string()))?;
+    Ok(KubeCluster::new(client, config))
+}
+
+/// The wall clock, for a real cluster.
+#[derive(Debug)]
+struct WallClock;
+
+#[async_trait::async_trait]
+impl Clock for WallClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// [`Cluster`] on a real API server. See the module docs.
+#[derive(Clone)]
+pub struct KubeCluster {
+    client: kube::Client,
+    config: KubeClusterConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for KubeCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeCluster")
+            .field("namespace", &self.client.default_namespace())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why one request failed: a write conflict the caller may retry after re-reading, or an error.
+enum Failure {
+    Conflict(String),
+    Error(Error),
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Error {
+        match failure {
+            Failure::Conflict(operation) => Error::Api {
+                operation,
+                message: "the object kept changing under Slipway (409 conflict after every retry)\n\nhint: another controller is writing it; try again".to_owned(),
+            },
+            Failure::Error(err) => err,
+        }
+    }
+}
+
+fn kind_of(op: &Operation) -> &'static str {
+    match op.resource {
+        "deployments" => "Deployment",
+        "services" => "Service",
+        "secrets" => "Secret",
+        "configmaps" => "ConfigMap",
+        "leases" => "Lease",
+        "events" => "Event",
+        "pods" => "Pod",
+        _ => "object",
+    }
+}
+
+fn labels_selector(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn is_managed(labels: Option<&BTreeMap<String, String>>) -> bool {
+    labels
+        .and_then(|labels| labels.get(MANAGED_BY_LABEL))
+        .is_some_and(|value| value == FIELD_MANAGER)
+}
+
+fn count(value: Option<i32>) -> u32 {
+    u32::try_from(value.unwrap_or(0).max(0)).unwrap_or(0)
+}
+
+fn int_or_string(value: &str) -> Value {
+    value
+        .parse::<i64>()
+        .map_or_else(|_| json!(value), |number| json!(number))
+}
+
+/// SHA-256 of a stored record's JSON, the `prev-hash` of the next revision.
+pub(crate) fn record_hash(record_json: &str) -> String {
+    hex::encode(Sha256::digest(record_json.as_bytes()))
+}
+
+fn history_name(release: &ReleaseId, revision: u64) -> String {
+    format!("slipway-release-{}-v{revision}", release.name)
+}
+
+fn lock_name(release: &ReleaseId) -> String {
+    format!("slipway-lock-{}", release.name)
+}
+
+fn add(at: Timestamp, duration: Duration) -> Timestamp {
+    at.checked_add(SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
+}
+
+impl KubeCluster {
+    /// A cluster on `client` (a real one from [`connect`], or a scripted one in tests).
+    pub fn new(client: kube::Client, config: KubeClusterConfig) -> KubeCluster {
+        KubeCluster {
+            client,
+            config,
+            clock: Arc::new(WallClock),
+        }
+    }
+
+    /// Uses `clock` for Lease and Event times instead of the wall clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> KubeCluster {
+        self.clock = clock;
+        self
+    }
+
+    /// The namespace from the kubeconfig context or `--namespace`.
+    pub fn default_namespace(&self) -> &str {
+        self.client.default_namespace()
+    }
+
+    fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    fn post_params(&self) -> PostParams {
+        PostParams {
+            dry_run: self.config.dry_run,
+            field_manager: Some(self.config.field_manager.clone()),
+        }
+    }
+
+    fn apply_params(&self) -> PatchParams {
+        PatchParams {
+            dry_run: self.config.dry_run,
+            force: true,
+            field_manager: Some(self.config.field_manager.clone()),
+            field_validation: None,
+        }
+    }
+
+    fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            dry_run: self.config.dry_run,
+            force: false,
+            field_manager: Some(self.config.field_manager.clone()),
+            field_validation: None,
+        }
+    }
+
+    fn delete_params(&self, uid: Option<String>, resource_version: Option<String>) -> DeleteParams {
+        DeleteParams {
+            dry_run: self.config.dry_run,
+            preconditions: Some(Preconditions {
+                uid,
+                resource_version,
+            }),
+            ..DeleteParams::background()
+        }
+    }
+
+    /// Runs one API request, turning kube's errors into ours: 404 names the object, 403 the
+    /// missing verb, 409 becomes [`Failure::Conflict`] for the caller to re-read and retry.
+    async fn call<T>(
+        &self,
+        op: &'static Operation,
+        namespace: &str,
+        name: &str,
+        request: impl Future<Output = kube::Result<T>>,
+    ) -> Result<T, Failure> {
+        let describe = || {
+            let verb = op.verbs.first().copied().unwrap_or("call");
+            if name.is_empty() {
+                format!("{verb} {} in `{namespace}`", op.qualified_resource())
+            } else {
+                format!("{verb} {} `{namespace}/{name}`", kind_of(op))
+            }
+        };
+        match request.await {
+            Ok(value) => Ok(value),
+            Err(kube::Error::Api(status)) => {
+                let message = status.message.clone();
+                match status.code {
+                    404 => Err(Failure::Error(Error::NotFound {
+                        kind: kind_of(op),
+                        namespace: namespace.to_owned(),
+                        name: name.to_owned(),
+                        hint: format!(
+                            "check the name and namespace (`kubectl -n {namespace} get {}`)",
+                            op.resource
+                        ),
+                    })),
+                    403 => {
+                        let verb = op
+                            .verbs
+                            .iter()
+                            .copied()
+                            .find(|verb| message.contains(&format!("cannot {verb} ")))
+                            .or(op.verbs.first().copied())
+                            .unwrap_or("get");
+                        Err(Failure::Error(Error::Forbidden {
+                            verb,
+                            resource: op.qualified_resource(),
+                            namespace: namespace.to_owned(),
+                            name: name.to_owned(),
+                            message,
+                        }))
+                    }
+                    409 => Err(Failure::Conflict(describe())),
+                    code => Err(Failure::Error(Error::Api {
+                        operation: describe(),
+                        message: format!("{message} ({code} {})", status.reason),
+                    })),
+                }
+            }
+            Err(err) => Err(Failure::Error(Error::Api {
+                operation: describe(),
+                message: err.to_string(),
+            })),
+        }
+    }
+
+    async fn get_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Deployment>, Error> {
+        Ok(self
+            .call(
+                &ops::GET_DEPLOYMENT,
+                namespace,
+                name,
+                self.api::<Deployment>(namespace).get_opt(name),
+            )
+            .await?)
+    }
+
+    async fn problem(
+        &self,
+        namespace: &str,
+        deployment: &Deployment,
+        spec: &DeploymentSpec,
+    ) -> Result<Option<PodProblem>, Error> {
+        let selector = labels_selector(&spec.selector);
+        let pods = self
+            .call(
+                &ops::LIST_PODS,
+                namespace,
+                "",
+                self.api::<Pod>(namespace)
+                    .list(&ListParams::default().labels(&selector)),
+            )
+            .await?;
+        for pod in &pods.items {
+            let Some(pod_spec) = &pod.spec else { continue };
+            // Only pods of the current template explain why the rollout is stuck.
+            if !pod_spec.containers.iter().any(|container| {
+                container.name == spec.container
+                    && container.image.as_deref() == Some(spec.image.as_str())
+            }) {
+                continue;
+            }
+            let Some(status) = &pod.status else { continue };
+            for container in status.container_statuses.iter().flatten() {
+                let Some(waiting) = container
+                    .state
+                    .as_ref()
+                    .and_then(|state| state.waiting.as_ref())
+                else {
+                    continue;
+                };
+                let message = waiting.message.clone().unwrap_or_default();
+                match waiting.reason.as_deref() {
+                    Some("ImagePullBackOff" | "ErrImagePull" | "InvalidImageName") => {
+                        return Ok(Some(PodProblem::ImagePull(message)));
+                    }
+                    Some("CrashLoopBackOff") => return Ok(Some(PodProblem::CrashLoop(message))),
+                    _ => {}
+                }
+            }
+            for condition in status.conditions.iter().flatten() {
+                if condition.type_ == "PodScheduled"
+                    && condition.status == "False"
+                    && condition.reason.as_deref() == Some("Unschedulable")
+                {
+                    return Ok(Some(PodProblem::Unschedulable(
+                        condition.message.clone().unwrap_or_default(),
+                    )));
+                }
+            }
+        }
+        let conditions = deployment
+            .status
+            .as_ref()
+            .and_then(|status| status.conditions.as_ref());
+        for condition in conditions.into_iter().flatten() {
+            let stalled = (condition.type_ == "Progressing" && condition.status == "False")
+                || (condition.type_ == "ReplicaFailure" && condition.status == "True");
+            if stalled {
+                let reason = condition.reason.clone().unwrap_or_default();
+                return Ok(Some(PodProblem::Stalled(format!(
+                    "{reason}: {}",
+                    condition.message.clone().unwrap_or_default()
+                ))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads `deployment`'s spec the way the trait sees it (first container is the serving one).
+    fn spec_of(
+        namespace: &str,
+        name: &str,
+        deployment: &Deployment,
+    ) -> Result<DeploymentSpec, Error> {
+        let invalid = |message: &str| Error::Api {
+            operation: format!("read Deployment `{namespace}/{name}`"),
+            message: message.to_owned(),
+        };
+        let spec = deployment
+            .spec
+            .as_ref()
+            .ok_or_else(|| invalid("it has no spec"))?;
+        let pod_spec = spec
+            .template
+            .spec
+            .as_ref()
+            .ok_or_else(|| invalid("its pod template has no spec"))?;
+        let container = pod_spec
+            .containers
+            .first()
+            .ok_or_else(|| invalid("its pod template has no containers"))?;
+        Ok(DeploymentSpec {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            replicas: u32::try_from(spec.replicas.unwrap_or(1).max(0)).unwrap_or(0),
+            selector: spec.selector.match_labels.clone().unwrap_or_default(),
+            pod_labels: spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|meta| meta.labels.clone())
+                .unwrap_or_default(),
+            container: container.name.clone(),
+            image: container.image.clone().unwrap_or_default(),
+        })
+    }
+
+    /// The whole Deployment Slipway applies for `spec`, on `template` (another Deployment's pod
+    /// template as JSON).
+    fn owned_deployment(
+        &self,
+        spec: &DeploymentSpec,
+        mut template: Value,
+        source: &str,
+    ) -> Result<Value, Error> {
+        let operation = || {
+            format!(
+                "derive Deployment `{}/{}` from `{source}`",
+                spec.namespace, spec.name
+            )
+        };
+        template["metadata"]["labels"] = json!(spec.pod_labels);
+        let containers = template["spec"]["containers"]
+            .as_array_mut()
+            .ok_or_else(|| Error::Api {
+                operation: operation(),
+                message: "the pod template has no containers".to_owned(),
+            })?;
+        let container = containers
+            .iter_mut()
+            .find(|container| container["name"] == spec.container.as_str())
+            .ok_or_else(|| Error::Api {
+                operation: operation(),
+                message: format!("`{source}` has no container `{}`", spec.container),
+            })?;
+        container["image"] = json!(spec.image);
+        Ok(json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": spec.name,
+                "namespace": spec.namespace,
+                "labels": { MANAGED_BY_LABEL: FIELD_MANAGER },
+                "annotations": { DERIVED_FROM_ANNOTATION: source },
+            },
+            "spec": {
+                "replicas": spec.replicas,
+                "selector": { "matchLabels": spec.selector },
+                "template": template,
+            },
+        }))
+    }
+
+    async fn apply_owned_deployment(
+        &self,
+        spec: &DeploymentSpec,
+        body: Value,
+    ) -> Result<(), Error> {
+        let api = self.api::<Deployment>(&spec.namespace);
+        self.call(
+            &ops::APPLY_DEPLOYMENT,
+            &spec.namespace,
+            &spec.name,
+            api.patch(&spec.name, &self.apply_params(), &Patch::Apply(body)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Strategic-merge patch of the user's Deployment, with the `resourceVersion` it was read at;
+    /// re-reads and retries on a conflict. `build` returns `None` when nothing needs to change.
+    async fn patch_user_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        build: impl Fn(&DeploymentSpec) -> Option<Value>,
+    ) -> Result<(), Error> {
+        let api = self.api::<Deployment>(namespace);
+        let mut attempts = 0;
+        loop {
+            let live =
+                self.get_deployment(namespace, name)
+                    .await?
+                    .ok_or_else(|| Error::NotFound {
+                        kind: "Deployment",
+                        namespace: namespace.to_owned(),
+                        name: name.to_owned(),
+                        hint: "deploy the stable version first (e.g. with Helm or Argo CD)"
+                            .to_owned(),
+                    })?;
+            let spec = Self::spec_of(namespace, name, &live)?;
+            let Some(mut patch) = build(&spec) else {
+                return Ok(());
+            };
+            patch["metadata"] = json!({ "resourceVersion": live.metadata.resource_version });
+            match self
+                .call(
+                    &ops::PATCH_DEPLOYMENT,
+                    namespace,
+                    name,
+                    api.patch(name, &self.patch_params(), &Patch::Strategic(patch)),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(Failure::Conflict(_)) if attempts < self.config.conflict_retries => {
+                    attempts += 1
+                }
+                Err(failure) => return Err(failure.into()),
+            }
+        }
+    }
+
+    /// Deletes an object Slipway created: refuses one without Slipway's label, and deletes with
+    /// its `uid` as a precondition so a re-created object of the same name is not hit.
+    async fn delete_owned<K>(
+        &self,
+        get: &'static Operation,
+        delete: &'static Operation,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let api = self.api::<K>(namespace);
+        let Some(live) = self.call(get, namespace, name, api.get_opt(name)).await? else {
+            return Ok(());
+        };
+        let meta = live.meta();
+        if !is_managed(meta.labels.as_ref()) {
+            return Err(Error::Api {
+                operation: format!("delete {} `{namespace}/{name}`", kind_of(delete)),
+                message: format!(
+                    "it was not created by Slipway (no `{MANAGED_BY_LABEL}: {FIELD_MANAGER}` label); refusing to delete it"
+                ),
+            });
+        }
+        let params = self.delete_params(meta.uid.clone(), None);
+        match self
+            .call(delete, namespace, name, api.delete(name, &params))
+            .await
+        {
+            Ok(_) | Err(Failure::Error(Error::NotFound { .. })) => Ok(()),
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
+    async fn refuse_unmanaged<K>(
+        &self,
+        get: &'static Operation,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let live = self
+            .call(get, namespace, name, self.api::<K>(namespace).get_opt(name))
+            .await?;
+        match live {
+            Some(object) if !is_managed(object.meta().labels.as_ref()) => Err(Error::Api {
+                operation: format!("write {} `{namespace}/{name}`", kind_of(get)),
+                message: "it exists and was not created by Slipway; refusing to overwrite it\n\nhint: rename or remove that object".to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// History ConfigMaps of a release with their raw record JSON and `prev-hash`, by revision.
+    async fn history_objects(
+        &self,
+        release: &ReleaseId,
+    ) -> Result<Vec<(u64, String, String, ReleaseRecord)>, Error> {
+        let selector = format!("{RELEASE_LABEL}={}", release.name);
+        let api = self.api::<ConfigMap>(&release.namespace);
+        let list = self
+            .call(
+                &ops::LIST_HISTORY,
+                &release.namespace,
+                "",
+                api.list(&ListParams::default().labels(&selector)),
+            )
+            .await?;
+        let broken = |message: String| Error::History {
+            release: release.to_string(),
+            message,
+        };
+        let mut entries = Vec::new();
+        for object in list.items {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            let data = object.data.unwrap_or_default();
+            let raw = data
+                .get("record")
+                .ok_or_else(|| broken(format!("ConfigMap `{name}` has no `record` key")))?;
+            let record: ReleaseRecord = serde_json::from_str(raw).map_err(|err| {
+                broken(format!(
+                    "ConfigMap `{name}` holds an unreadable record: {err}"
+                ))
+            })?;
+            if record.release != *release {
+                return Err(broken(format!(
+                    "ConfigMap `{name}` holds a record of `{}`",
+                    record.release
+                )));
+            }
+            entries.push((
+                record.revision,
+                name,
+                raw.clone(),
+                record,
+                data.get("prev-hash").cloned().unwrap_or_default(),
+            ));
+        }
+        entries.sort_by_key(|entry| entry.0);
+        for pair in entries.windows(2) {
+            let (before, after) = (&pair[0], &pair[1]);
+            if after.4 != record_hash(&before.2) {
+                return Err(broken(format!(
+                    "revision {} does not chain to revision {} (prev-hash {} != {}): a record was edited or removed",
+                    after.0,
+                    before.0,
+                    after.4,
+                    record_hash(&before.2)
+                )));
+            }
+        }
+        Ok(entries
+            .into_iter()
+            .map(|(revision, name, raw, record, _)| (revision, name, raw, record))
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl Cluster for KubeCluster {
+    async fn deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<DeploymentState>, Error> {
+        let Some(deployment) = self.get_deployment(namespace, name).await? else {
+            return Ok(None);
+        };
+        let spec = Self::spec_of(namespace, name, &deployment)?;
+        let status = deployment.status.clone().unwrap_or_default();
+        let generation = deployment.metadata.generation.unwrap_or(0);
+        let observed = status.observed_generation.unwrap_or(0) >= generation;
+        let updated = count(status.updated_replicas);
+        let available = count(status.available_replicas);
+        // `kubectl rollout status`: the new template is observed, every pod runs it, no old pod
+        // is left and all are available.
+        let complete = observed
+            && updated >= spec.replicas
+            && count(status.replicas) <= updated
+            && available >= updated;
+        let updated_ready = match (complete, observed) {
+            (true, _) => spec.replicas,
+            (false, false) => 0,
+            (false, true) => updated.min(available).min(spec.replicas.saturating_sub(1)),
+        };
+        let revision = deployment
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get("deployment.kubernetes.io/revision"))
+            .and_then(|revision| revision.parse().ok())
+            .unwrap_or(u64::try_from(generation).unwrap_or(0));
+        let problem = if complete {
+            None
+        } else {
+            self.problem(namespace, &deployment, &spec).await?
+        };
+        Ok(Some(DeploymentState {
+            ready_replicas: count(status.ready_replicas),
+            updated_ready_replicas: updated_ready,
+            revision,
+            problem,
+            spec,
+        }))
+    }
+
+    async fn apply_deployment(&self, spec: &DeploymentSpec) -> Result<(), Error> {
+        let live = self.get_deployment(&spec.namespace, &spec.name).await?;
+        match live {
+            Some(live) if !is_managed(live.metadata.labels.as_ref()) => {
+                // The user's Deployment: change only image and replicas.
+                self.patch_user_deployment(&spec.namespace, &spec.name, |current| {
+                    let mut patch = json!({});
+                    if current.image != spec.image {
+                        patch["spec"]["template"]["spec"]["containers"] =
+                            json!([{ "name": current.container, "image": spec.image }]);
+                    }
+                    if current.replicas != spec.replicas {
+                        patch["spec"]["replicas"] = json!(spec.replicas);
+                    }
+                    (patch != json!({})).then_some(patch)
+                })
+                .await
+            }
+            Some(live) => {
+                let template = serde_json::to_value(live.spec.as_ref().map(|s| &s.template))
+                    .unwrap_or(Value::Null);
+                let source = live
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(DERIVED_FROM_ANNOTATION))
+                    .cloned()
+                    .unwrap_or_else(|| spec.name.clone());
+                let body = self.owned_deployment(spec, template, &source)?;
+                self.apply_owned_deployment(spec, body).await
+            }
+            None => {
+                let template = json!({ "metadata": {}, "spec": { "containers": [{ "name": spec.container, "image": spec.image }] } });
+                let body = self.owned_deployment(spec, template, &spec.name)?;
+                self.apply_owned_deployment(spec, body).await
+            }
+        }
+    }
+
+    async fn derive_deployment(&self, source: &str, spec: &DeploymentSpec) -> Result<(), Error> {
+        let namespace = &spec.namespace;
+        let from = self
+            .get_deployment(namespace, source)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: "Deployment",
+                namespace: namespace.clone(),
+                name: source.to_owned(),
+                hint: "the stable Deployment must exist; Slipway derives its pod template from it"
+                    .to_owned(),
+            })?;
+        self.refuse_unmanaged::<Deployment>(&ops::GET_DEPLOYMENT, namespace, &spec.name)
+            .await?;
+        let template =
+            serde_json::to_value(from.spec.as_ref().map(|s| &s.template)).unwrap_or(Value::Null);
+        let body = self.owned_deployment(spec, template, source)?;
+        self.apply_owned_deployment(spec, body).await
+    }
+
+    async fn delete_deployment(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        self.delete_owned::<Deployment>(
+            &ops::GET_DEPLOYMENT,
+            &ops::DELETE_DEPLOYMENT,
+            namespace,
+            name,
+        )
+        .await
+    }
+
+    async fn rolling_update(
+        &self,
+        namespace: &str,
+        name: &str,
+        image: &str,
+        params: &RollingParams,
+    ) -> Result<(), Error> {
+        self.patch_user_deployment(namespace, name, |current| {
+            Some(json!({
+                "spec": {
+                    "strategy": {
+                        "type": "RollingUpdate",
+                        "rollingUpdate": { "maxSurge": int_or_string(&params.max_surge), "maxUnavailable": int_or_string(&params.max_unavailable) },
+                    },
+                    "template": { "spec": { "containers": [{ "name": current.container, "image": image }] } },
+                },
+            }))
+        })
+        .await
+    }
+
+    async fn service_selector(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, Error> {
+        let service = self
+            .call(
+                &ops::GET_SERVICE,
+                namespace,
+                name,
+                self.api::<Service>(namespace).get_opt(name),
+            )
+            .await?;
+        Ok(service.map(|service| {
+            service
+                .spec
+                .and_then(|spec| spec.selector)
+                .unwrap_or_default()
+        }))
+    }
+
+    async fn set_service_selector(
+        &self,
+        namespace: &str,
+        name: &str,
+        selector: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        let api = self.api::<Service>(namespace);
+        let mut attempts = 0;
+        loop {
+            let mut service = self
+                .call(&ops::GET_SERVICE, namespace, name, api.get(name))
+                .await?;
+            let spec = service.spec.get_or_insert_with(Default::default);
+            if spec.selector.as_ref() == Some(selector) {
+                return Ok(());
+            }
+            spec.selector = Some(selector.clone());
+            match self
+                .call(
+                    &ops::UPDATE_SERVICE,
+                    namespace,
+                    name,
+                    api.replace(name, &self.post_params(), &service),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(Failure::Conflict(_)) if attempts < self.config.conflict_retries => {
+                    attempts += 1
+                }
+                Err(failure) => return Err(failure.into()),
+            }
+        }
+    }
+
+    async fn copy_service(
+        &self,
+        namespace: &str,
+        source: &str,
+        name: &str,
+        selector: &BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        let api = self.api::<Service>(namespace);
+        let from = self
+            .call(&ops::GET_SERVICE, namespace, source, api.get(source))
+            .await?;
+        self.refuse_unmanaged::<Service>(&ops::GET_SERVICE, namespace, name)
+            .await?;
+        let ports: Vec<Value> = from
+            .spec
+            .and_then(|spec| spec.ports)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|port| json!({ "name": port.name, "port": port.port, "targetPort": port.target_port, "protocol": port.protocol }))
+            .collect();
+        let body = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": { MANAGED_BY_LABEL: FIELD_MANAGER },
+                "annotations": { DERIVED_FROM_ANNOTATION: source },
+            },
+            "spec": { "type": "ClusterIP", "selector": selector, "ports": ports },
+        });
+        self.call(
+            &ops::APPLY_SERVICE,
+            namespace,
+            name,
+            api.patch(name, &self.apply_params(), &Patch::Apply(body)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_service(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        self.delete_owned::<Service>(&ops::GET_SERVICE, &ops::DELETE_SERVICE, namespace, name)
+            .await
+    }
+
+    async fn read_secret(&self, namespace: &str, name: &str, key: &str) -> Result<Secret, Error> {
+        let not_found = |hint: String| Error::NotFound {
+            kind: "Secret",
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            hint,
+        };
+        let secret = match self
+            .call(
+                &ops::GET_SECRET,
+                namespace,
+                name,
+                self.api::<SecretObject>(namespace).get(name),
+            )
+            .await
+        {
+            Ok(secret) => secret,
+            Err(Failure::Error(Error::NotFound { .. })) => {
+                return Err(not_found(format!(
+                    "create it: kubectl -n {namespace} create secret generic {name} --from-literal={key}=…"
+                )));
+            }
+            Err(failure) => return Err(failure.into()),
+        };
+        let data = secret.data.unwrap_or_default();
+        let Some(value) = data.get(key) else {
+            let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+            return Err(not_found(format!(
+                "the Secret exists but has no key `{key}` (keys: {})",
+                keys.join(", ")
+            )));
+        };
+        let text = String::from_utf8(value.0.clone()).map_err(|_| Error::Api {
+            operation: format!("read key `{key}` of Secret `{namespace}/{name}`"),
+            message: "the value is not UTF-8 text".to_owned(),
+        })?;
+        Ok(Secret::new(text))
+    }
+
+    async fn emit_event(
+        &self,
+        namespace: &str,
+        deployment: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let suffix = &record_hash(&format!("{now}\n{reason}\n{message}"))[..16];
+        let warning = ["Abort", "Fail", "Rollback", "RolledBack", "Unhealthy"]
+            .iter()
+            .any(|word| reason.contains(word));
+        // The API server caps a note at 1 kB.
+        let note: String = message.chars().take(1000).collect();
+        let event: Event = serde_json::from_value(json!({
+            "metadata": { "name": format!("{deployment}.{suffix}"), "namespace": namespace },
+            "eventTime": now,
+            "action": reason,
+            "reason": reason,
+            "note": note,
+            "type": if warning { "Warning" } else { "Normal" },
+            "reportingController": "slipway.dev/slipway",
+            "reportingInstance": self.config.reporting_instance,
+            "regarding": { "apiVersion": "apps/v1", "kind": "Deployment", "name": deployment, "namespace": namespace },
+        }))
+        .map_err(|err| Error::Api { operation: format!("build Event for `{namespace}/{deployment}`"), message: err.to_string() })?;
+        self.call(
+            &ops::CREATE_EVENT,
+            namespace,
+            "",
+            self.api::<Event>(namespace)
+                .create(&self.post_params(), &event),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn release_history(&self, release: &ReleaseId) -> Result<Vec<ReleaseRecord>, Error> {
+        Ok(self
+            .history_objects(release)
+            .await?
+            .into_iter()
+            .map(|(_, _, _, record)| record)
+            .collect())
+    }
+
+    async fn record_release(&self, record: &ReleaseRecord, limit: usize) -> Result<(), Error> {
+        let release = &record.release;
+        let namespace = &release.namespace;
+        let existing = self.history_objects(release).await?;
+        let raw = serde_json::to_string(record).map_err(|err| Error::Api {
+            operation: format!("encode revision {} of `{release}`", record.revision),
+            message: err.to_string(),
+        })?;
+        let name = history_name(release, record.revision);
+        let api = self.api::<ConfigMap>(namespace);
+        if let Some((_, _, _, stored)) = existing.iter().find(|entry| entry.0 == record.revision) {
+            // A run that was killed after recording and started again: same record, nothing to do.
+            if stored == record {
+                return Ok(());
+            }
+            return Err(Error::History {
+                release: release.to_string(),
+                message: format!(
+                    "revision {} is already recorded with different content",
+                    record.revision
+                ),
+            });
+        }
+        let prev_hash = existing
+            .last()
+            .map(|entry| record_hash(&entry.2))
+            .unwrap_or_default();
+        let config_map: ConfigMap = serde_json::from_value(json!({
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": { RELEASE_LABEL: release.name, MANAGED_BY_LABEL: FIELD_MANAGER },
+            },
+            "data": { "record": raw, "prev-hash": prev_hash },
+        }))
+        .map_err(|err| Error::Api {
+            operation: format!("build ConfigMap `{namespace}/{name}`"),
+            message: err.to_string(),
+        })?;
+        match self
+            .call(
+                &ops::CREATE_HISTORY,
+                namespace,
+                &name,
+                api.create(&self.post_params(), &config_map),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(Failure::Conflict(_)) => {
+                // Another run recorded the same revision between our read and our write.
+                let again = self.history_objects(release).await?;
+                if again
+                    .iter()
+                    .any(|entry| entry.0 == record.revision && entry.3 == *record)
+                {
+                    return Ok(());
+                }
+                return Err(Error::History {
+                    release: release.to_string(),
+                    message: format!(
+                        "revision {} was recorded concurrently by another run",
+                        record.revision
+                    ),
+                });
+            }
+            Err(failure) => return Err(failure.into()),
+        }
+        let total = existing.len() + 1;
+        for (_, old, _, _) in existing.iter().take(total.saturating_sub(limit.max(1))) {
+            let params = self.delete_params(None, None);
+            match self
+                .call(
+                    &ops::DELETE_HISTORY,
+                    namespace,
+                    old,
+                    api.delete(old, &params),
+                )
+                .await
+            {
+                Ok(_) | Err(Failure::Error(Error::NotFound { .. })) => {}
+                Err(failure) => return Err(failure.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn acquire_lock(
+        &self,
+        release: &ReleaseId,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let namespace = &release.namespace;
+        let name = lock_name(release);
+        let api = self.api::<Lease>(namespace);
+        let seconds = i32::try_from(ttl.as_secs().max(1)).unwrap_or(i32::MAX);
+        let mut attempts = 0;
+        loop {
+            let now = self.clock.now();
+            let live = self
+                .call(&ops::GET_LEASE, namespace, &name, api.get_opt(&name))
+                .await?;
+            let result = match live {
+                None => {
+                    let lease: Lease = serde_json::from_value(json!({
+                        "metadata": { "name": name, "namespace": namespace, "labels": { RELEASE_LABEL: release.name, MANAGED_BY_LABEL: FIELD_MANAGER } },
+                        "spec": { "holderIdentity": holder, "leaseDurationSeconds": seconds, "acquireTime": now, "renewTime": now, "leaseTransitions": 0 },
+                    }))
+                    .map_err(|err| Error::Api { operation: format!("build Lease `{namespace}/{name}`"), message: err.to_string() })?;
+                    self.call(
+                        &ops::CREATE_LEASE,
+                        namespace,
+                        &name,
+                        api.create(&self.post_params(), &lease),
+                    )
+                    .await
+                    .map(drop)
+                }
+                Some(mut lease) => {
+                    let spec = lease.spec.get_or_insert_with(Default::default);
+                    let current = spec.holder_identity.clone().unwrap_or_default();
+                    let renewed = spec
+                        .renew_time
+                        .as_ref()
+                        .or(spec.acquire_time.as_ref())
+                        .map_or(Timestamp::UNIX_EPOCH, |time| time.0);
+                    let duration = Duration::from_secs(
+                        u64::try_from(spec.lease_duration_seconds.unwrap_or(0).max(0)).unwrap_or(0),
+                    );
+                    let expires = add(renewed, duration);
+                    if !current.is_empty() && current != holder && expires > now {
+                        return Err(Error::Locked {
+                            release: release.to_string(),
+                            holder: current,
+                            expires: expires.to_string(),
+                        });
+                    }
+                    if current != holder {
+                        spec.acquire_time = Some(
+                            k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(now),
+                        );
+                        spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+                    }
+                    spec.holder_identity = Some(holder.to_owned());
+                    spec.lease_duration_seconds = Some(seconds);
+                    spec.renew_time = Some(
+                        k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(now),
+                    );
+                    self.call(
+                        &ops::UPDATE_LEASE,
+                        namespace,
+                        &name,
+                        api.replace(&name, &self.post_params(), &lease),
+                    )
+                    .await
+                    .map(drop)
+                }
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(Failure::Conflict(_)) if attempts < self.config.conflict_retries => {
+                    attempts += 1
+                }
+                Err(failure) => return Err(failure.into()),
+            }
+        }
+    }
+
+    async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error> {
+        let namespace = &release.namespace;
+        let name = lock_name(release);
+        let api = self.api::<Lease>(namespace);
+        let mut attempts = 0;
+        loop {
+            let Some(lease) = self
+                .call(&ops::GET_LEASE, namespace, &name, api.get_opt(&name))
+                .await?
+            else {
+                return Ok(());
+            };
+            if lease
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.holder_identity.as_deref())
+                != Some(holder)
+            {
+                return Ok(());
+            }
+            let params = self.delete_params(None, lease.metadata.resource_version.clone());
+            match self
+                .call(
+                    &ops::DELETE_LEASE,
+                    namespace,
+                    &name,
+                    api.delete(&name, &params),
+                )
+                .await
+            {
+                Ok(_) | Err(Failure::Error(Error::NotFound { .. })) => return Ok(()),
+                Err(Failure::Conflict(_)) if attempts < self.config.conflict_retries => {
+                    attempts += 1
+                }
+                Err(failure) => return Err(failure.into()),
+            }
+        }
+    }
+}
