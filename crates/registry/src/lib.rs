@@ -1,18 +1,33 @@
 //! The OCI registry boundary: the [`Registry`] trait and the implementations Slipway ships.
 //!
 //! Implementations:
+//! - [`OciRegistry`]: a real registry over the OCI distribution API, through `oci-client`, with
+//!   docker/cosign-compatible credentials ([`DockerConfig`]), bounded retries and plain HTTP only
+//!   for registries listed as insecure.
 //! - [`MemoryRegistry`]: an in-process registry with repositories, tags, manifests and cosign-style
 //!   artifact tags (`sha256-<hex>.sig`). The dry run and the pipeline tests use it.
 //!
 //! Key design decision: the trait speaks in Slipway's own types ([`ImageRef`], [`Digest`],
-//! [`Artifact`]), never in `oci-client`'s, so a caller can swap implementations and the vendor
-//! crate stays an implementation detail.
+//! [`Artifact`], [`Manifest`]), never in `oci-client`'s, so a caller can swap implementations and
+//! the vendor crate stays an implementation detail. Artifacts are pushed blobs first and manifest
+//! last: a failed push leaves at worst unreferenced blobs (garbage the registry collects), never a
+//! tag pointing at a manifest whose blobs are missing.
 
+mod docker_config;
+mod error;
+pub mod manifest;
 mod memory;
+mod oci;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::collections::BTreeMap;
 
+pub use docker_config::{Credential, DOCKER_CONFIG_ENV, DockerConfig, default_config_dir};
+pub use error::Error;
+pub use manifest::Platform;
 pub use memory::MemoryRegistry;
+pub use oci::{OciRegistry, RegistryConfig};
 use slipway_core::{Digest, ImageRef};
 
 /// What a tag resolved to.
@@ -42,66 +57,45 @@ pub struct Artifact {
     pub layers: Vec<Layer>,
 }
 
-/// Errors talking to a registry. Each names the image and the operation.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The repository, tag or digest does not exist.
-    #[error("{operation} `{image}`: not found in the registry\n\nhint: check the repository and tag, and that the image was pushed")]
-    NotFound {
-        /// What we were doing.
-        operation: &'static str,
-        /// The image.
-        image: String,
-    },
-    /// The registry refused our credentials.
-    #[error("{operation} `{image}`: the registry refused access ({status})\n\nhint: log in with `docker login {registry}` or check the token")]
-    Unauthorized {
-        /// What we were doing.
-        operation: &'static str,
-        /// The image.
-        image: String,
-        /// The registry host.
-        registry: String,
-        /// HTTP status.
-        status: u16,
-    },
-    /// The registry could not be reached or failed.
-    #[error("{operation} `{image}`: {message}")]
-    Unavailable {
-        /// What we were doing.
-        operation: &'static str,
-        /// The image.
-        image: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// The reference lacks a tag or digest the operation needs.
-    #[error("{operation} `{image}`: {message}")]
-    InvalidInput {
-        /// What we were doing.
-        operation: &'static str,
-        /// The image.
-        image: String,
-        /// What is missing.
-        message: String,
-    },
+/// A manifest as the registry stores it: exact bytes, so its digest can be recomputed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The digest of `content`.
+    pub digest: Digest,
+    /// Its media type (OCI or Docker manifest, index or manifest list).
+    pub media_type: String,
+    /// The manifest bytes.
+    pub content: Vec<u8>,
 }
 
 /// An OCI registry, as far as Slipway needs one.
+///
+/// `async_trait` rather than native async: the pipeline picks the implementation at runtime and
+/// holds it as `Arc<dyn Registry>`.
 #[async_trait::async_trait]
 pub trait Registry: Send + Sync {
     /// Resolves the image's tag (or `latest` when it has none) to a digest; an image already
-    /// pinned by digest is checked to exist and returned as is.
+    /// pinned by digest is checked to exist and returned as is. A multi-platform index resolves
+    /// to the manifest of the configured platform, and the index digest is reported too.
     async fn resolve(&self, image: &ImageRef) -> Result<Resolved, Error>;
     /// Whether the manifest behind the image's digest (or tag) exists.
     async fn exists(&self, image: &ImageRef) -> Result<bool, Error>;
     /// All tags of the image's repository, sorted.
     async fn list_tags(&self, image: &ImageRef) -> Result<Vec<String>, Error>;
+    /// The manifest behind the image's digest (or tag, or `latest`), as stored.
+    async fn get_manifest(&self, image: &ImageRef) -> Result<Manifest, Error>;
+    /// A blob of the image's repository, checked against its digest.
+    async fn get_blob(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<u8>, Error>;
     /// The artifact stored under `tag` in the image's repository, if any.
     async fn get_artifact(&self, image: &ImageRef, tag: &str) -> Result<Option<Artifact>, Error>;
     /// Stores an artifact under `tag` in the image's repository, replacing what the tag pointed
     /// at, and returns the new manifest's digest. Callers that must append (signatures) read first.
-    async fn put_artifact(&self, image: &ImageRef, tag: &str, artifact: &Artifact) -> Result<Digest, Error>;
+    async fn put_artifact(
+        &self,
+        image: &ImageRef,
+        tag: &str,
+        artifact: &Artifact,
+    ) -> Result<Digest, Error>;
     /// Points `tag` at the manifest the image's digest names (e.g. `release-7`).
     async fn tag(&self, image: &ImageRef, tag: &str) -> Result<(), Error>;
 }

@@ -8,15 +8,18 @@ use std::sync::{Mutex, PoisonError};
 use sha2::{Digest as _, Sha256};
 use slipway_core::{Digest, ImageRef};
 
-use crate::{Artifact, Error, Registry, Resolved};
+use crate::manifest::{OCI_INDEX, OCI_MANIFEST};
+use crate::{Artifact, Error, Manifest, Registry, Resolved};
 
 #[derive(Debug, Default)]
 struct Repository {
     tags: BTreeMap<String, Digest>,
     /// Index digest → platform digest, for tags that point at a multi-platform index.
     indexes: BTreeMap<Digest, Digest>,
-    images: BTreeMap<Digest, ()>,
+    /// Manifest bytes of images and indexes.
+    images: BTreeMap<Digest, Vec<u8>>,
     artifacts: BTreeMap<Digest, Artifact>,
+    blobs: BTreeMap<Digest, Vec<u8>>,
 }
 
 /// An in-memory OCI registry. See the module docs.
@@ -37,7 +40,9 @@ impl MemoryRegistry {
         let digest = sha256(content.as_bytes());
         let mut repositories = self.lock();
         let repository = repositories.entry(image.name()).or_default();
-        repository.images.insert(digest.clone(), ());
+        repository
+            .images
+            .insert(digest.clone(), content.as_bytes().to_vec());
         if let Some(tag) = image.tag() {
             repository.tags.insert(tag.to_owned(), digest.clone());
         }
@@ -48,10 +53,14 @@ impl MemoryRegistry {
     /// Returns (index digest, platform digest).
     pub fn push_index(&self, image: &ImageRef, content: &str) -> (Digest, Digest) {
         let platform = self.push_image(&without_tag(image), content);
-        let index = sha256(format!("index:{content}").as_bytes());
+        let index_content = format!("index:{content}");
+        let index = sha256(index_content.as_bytes());
         let mut repositories = self.lock();
         let repository = repositories.entry(image.name()).or_default();
         repository.indexes.insert(index.clone(), platform.clone());
+        repository
+            .images
+            .insert(index.clone(), index_content.into_bytes());
         if let Some(tag) = image.tag() {
             repository.tags.insert(tag.to_owned(), index.clone());
         }
@@ -71,7 +80,9 @@ impl MemoryRegistry {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Repository>> {
-        self.repositories.lock().unwrap_or_else(PoisonError::into_inner)
+        self.repositories
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -87,17 +98,30 @@ fn sha256(bytes: &[u8]) -> Digest {
 impl Registry for MemoryRegistry {
     async fn resolve(&self, image: &ImageRef) -> Result<Resolved, Error> {
         let repositories = self.lock();
-        let not_found = || Error::NotFound { operation: "resolve", image: image.to_string() };
+        let not_found = || Error::NotFound {
+            operation: "resolve",
+            image: image.to_string(),
+        };
         let repository = repositories.get(&image.name()).ok_or_else(not_found)?;
         let target = match (image.digest(), image.tag()) {
             (Some(digest), _) => digest.clone(),
-            (None, tag) => repository.tags.get(tag.unwrap_or("latest")).cloned().ok_or_else(not_found)?,
+            (None, tag) => repository
+                .tags
+                .get(tag.unwrap_or("latest"))
+                .cloned()
+                .ok_or_else(not_found)?,
         };
         if let Some(platform) = repository.indexes.get(&target) {
-            return Ok(Resolved { digest: platform.clone(), index_digest: Some(target) });
+            return Ok(Resolved {
+                digest: platform.clone(),
+                index_digest: Some(target),
+            });
         }
         if repository.images.contains_key(&target) || repository.artifacts.contains_key(&target) {
-            Ok(Resolved { digest: target, index_digest: None })
+            Ok(Resolved {
+                digest: target,
+                index_digest: None,
+            })
         } else {
             Err(not_found())
         }
@@ -115,17 +139,79 @@ impl Registry for MemoryRegistry {
         let repositories = self.lock();
         let repository = repositories
             .get(&image.name())
-            .ok_or_else(|| Error::NotFound { operation: "list tags of", image: image.name() })?;
+            .ok_or_else(|| Error::NotFound {
+                operation: "list tags of",
+                image: image.name(),
+            })?;
         Ok(repository.tags.keys().cloned().collect())
+    }
+
+    async fn get_manifest(&self, image: &ImageRef) -> Result<Manifest, Error> {
+        let repositories = self.lock();
+        let not_found = || Error::NotFound {
+            operation: "read manifest of",
+            image: image.to_string(),
+        };
+        let repository = repositories.get(&image.name()).ok_or_else(not_found)?;
+        let digest = match image.digest() {
+            Some(digest) => digest.clone(),
+            None => repository
+                .tags
+                .get(image.tag().unwrap_or("latest"))
+                .cloned()
+                .ok_or_else(not_found)?,
+        };
+        if let Some(content) = repository.images.get(&digest) {
+            let media_type = if repository.indexes.contains_key(&digest) {
+                OCI_INDEX
+            } else {
+                OCI_MANIFEST
+            };
+            return Ok(Manifest {
+                digest,
+                media_type: media_type.to_owned(),
+                content: content.clone(),
+            });
+        }
+        let artifact = repository.artifacts.get(&digest).ok_or_else(not_found)?;
+        let upload = crate::manifest::artifact_upload(&artifact.layers);
+        Ok(Manifest {
+            digest,
+            media_type: OCI_MANIFEST.to_owned(),
+            content: upload.manifest,
+        })
+    }
+
+    async fn get_blob(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<u8>, Error> {
+        let repositories = self.lock();
+        repositories
+            .get(&image.name())
+            .and_then(|repository| repository.blobs.get(digest))
+            .cloned()
+            .ok_or_else(|| Error::NotFound {
+                operation: "read blob of",
+                image: format!("{}@{digest}", image.name()),
+            })
     }
 
     async fn get_artifact(&self, image: &ImageRef, tag: &str) -> Result<Option<Artifact>, Error> {
         let repositories = self.lock();
-        let Some(repository) = repositories.get(&image.name()) else { return Ok(None) };
-        Ok(repository.tags.get(tag).and_then(|digest| repository.artifacts.get(digest)).cloned())
+        let Some(repository) = repositories.get(&image.name()) else {
+            return Ok(None);
+        };
+        Ok(repository
+            .tags
+            .get(tag)
+            .and_then(|digest| repository.artifacts.get(digest))
+            .cloned())
     }
 
-    async fn put_artifact(&self, image: &ImageRef, tag: &str, artifact: &Artifact) -> Result<Digest, Error> {
+    async fn put_artifact(
+        &self,
+        image: &ImageRef,
+        tag: &str,
+        artifact: &Artifact,
+    ) -> Result<Digest, Error> {
         let mut content = Vec::new();
         for layer in &artifact.layers {
             content.extend_from_slice(layer.media_type.as_bytes());
@@ -138,7 +224,14 @@ impl Registry for MemoryRegistry {
         let digest = sha256(&content);
         let mut repositories = self.lock();
         let repository = repositories.entry(image.name()).or_default();
-        repository.artifacts.insert(digest.clone(), artifact.clone());
+        for layer in &artifact.layers {
+            repository
+                .blobs
+                .insert(sha256(&layer.data), layer.data.clone());
+        }
+        repository
+            .artifacts
+            .insert(digest.clone(), artifact.clone());
         repository.tags.insert(tag.to_owned(), digest.clone());
         Ok(digest)
     }
@@ -156,7 +249,10 @@ impl Registry for MemoryRegistry {
             repository.images.contains_key(digest) || repository.indexes.contains_key(digest)
         });
         if !known {
-            return Err(Error::NotFound { operation: "tag", image: image.to_string() });
+            return Err(Error::NotFound {
+                operation: "tag",
+                image: image.to_string(),
+            });
         }
         if let Some(repository) = repositories.get_mut(&image.name()) {
             repository.tags.insert(tag.to_owned(), digest.clone());
@@ -179,13 +275,22 @@ mod tests {
         let v1 = registry.push_image(&image("ghcr.io/acme/iris:1.0"), "v1");
         let v2 = registry.push_image(&image("ghcr.io/acme/iris:latest"), "v2");
         assert_ne!(v1, v2);
-        let resolved = registry.resolve(&image("ghcr.io/acme/iris")).await.expect("latest");
+        let resolved = registry
+            .resolve(&image("ghcr.io/acme/iris"))
+            .await
+            .expect("latest");
         assert_eq!(resolved.digest, v2);
         registry.push_image(&image("ghcr.io/acme/iris:1.0"), "v3");
         let pinned = image("ghcr.io/acme/iris").with_digest(v1.clone());
-        assert_eq!(registry.resolve(&pinned).await.expect("by digest").digest, v1);
+        assert_eq!(
+            registry.resolve(&pinned).await.expect("by digest").digest,
+            v1
+        );
         let missing = registry.resolve(&image("ghcr.io/acme/iris:nope")).await;
-        assert!(matches!(missing, Err(Error::NotFound { .. })), "{missing:?}");
+        assert!(
+            matches!(missing, Err(Error::NotFound { .. })),
+            "{missing:?}"
+        );
         registry.delete(&pinned, &v1);
         assert!(!registry.exists(&pinned).await.expect("exists"));
     }
@@ -194,8 +299,17 @@ mod tests {
     async fn index_resolves_to_platform_and_reports_index() {
         let registry = MemoryRegistry::new();
         let (index, platform) = registry.push_index(&image("ghcr.io/acme/iris:2.0"), "multi");
-        let resolved = registry.resolve(&image("ghcr.io/acme/iris:2.0")).await.expect("resolve");
-        assert_eq!(resolved, Resolved { digest: platform, index_digest: Some(index) });
+        let resolved = registry
+            .resolve(&image("ghcr.io/acme/iris:2.0"))
+            .await
+            .expect("resolve");
+        assert_eq!(
+            resolved,
+            Resolved {
+                digest: platform,
+                index_digest: Some(index)
+            }
+        );
     }
 
     #[tokio::test]
@@ -205,13 +319,57 @@ mod tests {
         let tag = digest.cosign_tag("sig");
         let base = image("ghcr.io/acme/iris");
         assert_eq!(registry.get_artifact(&base, &tag).await.expect("get"), None);
-        let artifact = Artifact { layers: vec![crate::Layer { media_type: "m".into(), data: b"x".to_vec(), annotations: BTreeMap::new() }] };
-        registry.put_artifact(&base, &tag, &artifact).await.expect("put");
-        assert_eq!(registry.get_artifact(&base, &tag).await.expect("get"), Some(artifact));
-        assert!(registry.list_tags(&base).await.expect("tags").contains(&tag));
+        let artifact = Artifact {
+            layers: vec![crate::Layer {
+                media_type: "m".into(),
+                data: b"x".to_vec(),
+                annotations: BTreeMap::new(),
+            }],
+        };
+        registry
+            .put_artifact(&base, &tag, &artifact)
+            .await
+            .expect("put");
+        assert_eq!(
+            registry.get_artifact(&base, &tag).await.expect("get"),
+            Some(artifact)
+        );
+        assert!(
+            registry
+                .list_tags(&base)
+                .await
+                .expect("tags")
+                .contains(&tag)
+        );
+        assert_eq!(
+            registry.get_blob(&base, &sha256(b"x")).await.expect("blob"),
+            b"x"
+        );
+        assert!(matches!(
+            registry.get_blob(&base, &sha256(b"y")).await,
+            Err(Error::NotFound { .. })
+        ));
+        let manifest = registry
+            .get_manifest(&image("ghcr.io/acme/iris:1.0"))
+            .await
+            .expect("manifest");
+        assert_eq!(
+            (manifest.digest, manifest.content),
+            (digest.clone(), b"v1".to_vec())
+        );
         let tagging_unpinned = registry.tag(&base, "release-1").await;
         assert!(matches!(tagging_unpinned, Err(Error::InvalidInput { .. })));
-        registry.tag(&base.with_digest(digest.clone()), "release-1").await.expect("tag");
-        assert_eq!(registry.resolve(&image("ghcr.io/acme/iris:release-1")).await.expect("r").digest, digest);
+        registry
+            .tag(&base.with_digest(digest.clone()), "release-1")
+            .await
+            .expect("tag");
+        assert_eq!(
+            registry
+                .resolve(&image("ghcr.io/acme/iris:release-1"))
+                .await
+                .expect("r")
+                .digest,
+            digest
+        );
     }
 }

@@ -1,0 +1,282 @@
+//! OCI and Docker manifest formats, as pure functions over bytes: what kind a manifest is, which
+//! platform entry of an index to deploy, and the manifest cosign writes for a signature or
+//! attestation artifact.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest as _, Sha256};
+use slipway_core::Digest;
+
+use crate::Layer;
+
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker image manifest, schema 2.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list.
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// OCI image config, the config media type cosign uses for `.sig` and `.att` manifests.
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// Every manifest media type we accept, for `Accept` headers.
+pub const ALL_MANIFESTS: [&str; 4] = [
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
+
+/// A descriptor (`mediaType`, `digest`, `size`, optional `annotations` and `platform`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Media type of the content.
+    pub media_type: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Byte length.
+    pub size: u64,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Platform (index entries only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+/// The `platform` of an index entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Platform {
+    /// e.g. `amd64`.
+    pub architecture: String,
+    /// e.g. `linux`.
+    pub os: String,
+    /// e.g. `v8`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(variant) => write!(f, "/{variant}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An image manifest (OCI or Docker schema 2).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageManifest {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The manifest's own media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The config blob.
+    pub config: Descriptor,
+    /// The layers.
+    pub layers: Vec<Descriptor>,
+    /// Manifest annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// What a manifest is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A single-platform image (or artifact) manifest.
+    Image(Box<ImageManifest>),
+    /// A multi-platform index or manifest list, with its entries.
+    Index(Vec<Descriptor>),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Probe {
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+}
+
+/// Reads a manifest: its media type (from the JSON, else from its shape) and its kind.
+pub fn parse(content: &[u8]) -> Result<(String, Kind), String> {
+    let probe: Probe = serde_json::from_slice(content)
+        .map_err(|err| format!("the manifest is not JSON ({err})"))?;
+    let is_index = match probe.media_type.as_deref() {
+        Some(OCI_INDEX | DOCKER_MANIFEST_LIST) => true,
+        Some(OCI_MANIFEST | DOCKER_MANIFEST) => false,
+        Some(other) => return Err(format!("unsupported manifest media type `{other}`")),
+        None => probe.manifests.is_some(),
+    };
+    if is_index {
+        let media_type = probe.media_type.unwrap_or_else(|| OCI_INDEX.to_owned());
+        return Ok((media_type, Kind::Index(probe.manifests.unwrap_or_default())));
+    }
+    let manifest: ImageManifest = serde_json::from_slice(content)
+        .map_err(|err| format!("the manifest is not a valid image manifest ({err})"))?;
+    let media_type = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| OCI_MANIFEST.to_owned());
+    Ok((media_type, Kind::Image(Box::new(manifest))))
+}
+
+/// The index entry for `platform`: same OS and architecture, and the same variant when `platform`
+/// names one. Attestation entries (`unknown/unknown`) never match.
+pub fn select_platform<'a>(
+    entries: &'a [Descriptor],
+    platform: &Platform,
+) -> Option<&'a Descriptor> {
+    entries.iter().find(|entry| {
+        entry.platform.as_ref().is_some_and(|candidate| {
+            candidate.os == platform.os
+                && candidate.architecture == platform.architecture
+                && (platform.variant.is_none() || candidate.variant == platform.variant)
+        })
+    })
+}
+
+/// `sha256` of `bytes` as a [`Digest`].
+pub fn sha256(bytes: &[u8]) -> Digest {
+    Digest::sha256_from_bytes(&Sha256::digest(bytes).into())
+}
+
+/// The blobs and manifest of an artifact, ready to push: what cosign writes for `.sig`/`.att`.
+#[derive(Debug, Clone)]
+pub struct ArtifactUpload {
+    /// Config blob first, then the layers: `(digest, bytes)`.
+    pub blobs: Vec<(Digest, Vec<u8>)>,
+    /// The manifest bytes.
+    pub manifest: Vec<u8>,
+    /// Digest of `manifest`.
+    pub digest: Digest,
+}
+
+/// Builds the OCI manifest for `layers`, with a config like cosign's (an empty image config whose
+/// `rootfs.diff_ids` are the layer digests).
+pub fn artifact_upload(layers: &[Layer]) -> ArtifactUpload {
+    let layer_digests: Vec<Digest> = layers.iter().map(|layer| sha256(&layer.data)).collect();
+    let config = serde_json::json!({
+        "architecture": "",
+        "config": {},
+        "created": "0001-01-01T00:00:00Z",
+        "history": [{"created": "0001-01-01T00:00:00Z"}],
+        "os": "",
+        "rootfs": {"type": "layers", "diff_ids": layer_digests.iter().map(ToString::to_string).collect::<Vec<_>>()},
+    })
+    .to_string()
+    .into_bytes();
+    let config_digest = sha256(&config);
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_owned()),
+        config: Descriptor {
+            media_type: OCI_CONFIG.to_owned(),
+            digest: config_digest.to_string(),
+            size: config.len() as u64,
+            annotations: None,
+            platform: None,
+        },
+        layers: layers
+            .iter()
+            .zip(&layer_digests)
+            .map(|(layer, digest)| Descriptor {
+                media_type: layer.media_type.clone(),
+                digest: digest.to_string(),
+                size: layer.data.len() as u64,
+                annotations: (!layer.annotations.is_empty()).then(|| layer.annotations.clone()),
+                platform: None,
+            })
+            .collect(),
+        annotations: None,
+    };
+    // Serialising our own struct cannot fail; an empty manifest would be rejected by the registry.
+    let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
+    let mut blobs = vec![(config_digest, config)];
+    blobs.extend(
+        layer_digests
+            .into_iter()
+            .zip(layers.iter().map(|layer| layer.data.clone())),
+    );
+    ArtifactUpload {
+        digest: sha256(&manifest),
+        manifest,
+        blobs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform(os: &str, arch: &str, variant: Option<&str>) -> Platform {
+        Platform {
+            os: os.into(),
+            architecture: arch.into(),
+            variant: variant.map(Into::into),
+        }
+    }
+
+    fn entry(digest: char, platform: Option<Platform>) -> Descriptor {
+        Descriptor {
+            media_type: OCI_MANIFEST.into(),
+            digest: format!("sha256:{}", digest.to_string().repeat(64)),
+            size: 1,
+            annotations: None,
+            platform,
+        }
+    }
+
+    #[test]
+    fn platform_selection() {
+        let entries = vec![
+            entry('a', Some(platform("unknown", "unknown", None))),
+            entry('b', Some(platform("linux", "arm64", Some("v8")))),
+            entry('c', Some(platform("linux", "amd64", None))),
+            entry('d', None),
+        ];
+        let pick = |p: Platform| {
+            select_platform(&entries, &p).map(|entry| entry.digest.chars().last().unwrap_or(' '))
+        };
+        assert_eq!(pick(platform("linux", "amd64", None)), Some('c'));
+        assert_eq!(pick(platform("linux", "arm64", None)), Some('b'));
+        assert_eq!(pick(platform("linux", "arm64", Some("v8"))), Some('b'));
+        assert_eq!(pick(platform("linux", "arm64", Some("v7"))), None);
+        assert_eq!(pick(platform("windows", "amd64", None)), None);
+    }
+
+    #[test]
+    fn parse_recognises_kinds() {
+        let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}"#;
+        assert_eq!(
+            parse(index).expect("list"),
+            (DOCKER_MANIFEST_LIST.to_owned(), Kind::Index(vec![]))
+        );
+        let bare_index = br#"{"schemaVersion":2,"manifests":[]}"#;
+        assert_eq!(parse(bare_index).expect("index").0, OCI_INDEX);
+        let upload = artifact_upload(&[Layer {
+            media_type: "m".into(),
+            data: b"x".to_vec(),
+            annotations: BTreeMap::from([("k".into(), "v".into())]),
+        }]);
+        let (media_type, kind) = parse(&upload.manifest).expect("image");
+        assert_eq!(media_type, OCI_MANIFEST);
+        let Kind::Image(manifest) = kind else {
+            panic!("not an image: {kind:?}")
+        };
+        assert_eq!(manifest.layers[0].digest, sha256(b"x").to_string());
+        assert_eq!(manifest.config.digest, upload.blobs[0].0.to_string());
+        assert_eq!(upload.digest, sha256(&upload.manifest));
+        assert!(parse(b"[]").is_err());
+        assert!(
+            parse(br#"{"mediaType":"text/plain"}"#)
+                .expect_err("type")
+                .contains("unsupported manifest media type")
+        );
+    }
+}
