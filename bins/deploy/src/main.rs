@@ -8,9 +8,11 @@ mod check_scan;
 mod story;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
 use slipway_cli::config::{self, Settings};
 use slipway_cli::release::release_spec;
 use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat, UserError};
@@ -95,7 +97,13 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plan(args) => release(&args, false).await,
         Command::Run(args) => release(&args, true).await,
-        Command::CheckScan(args) => check_scan::run(&args).map(|passed| if passed { ExitStatus::Success } else { ExitStatus::No }),
+        Command::CheckScan(args) => check_scan::run(&args).map(|passed| {
+            if passed {
+                ExitStatus::Success
+            } else {
+                ExitStatus::No
+            }
+        }),
     };
     match result {
         Ok(status) => status.into(),
@@ -103,7 +111,11 @@ async fn main() -> ExitCode {
     }
 }
 
-#[allow(clippy::print_stdout, clippy::print_stderr, reason = "a binary: data on stdout, the story on stderr")]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a binary: data on stdout, the story on stderr"
+)]
 async fn release(args: &ReleaseArgs, run: bool) -> anyhow::Result<ExitStatus> {
     if args.list_scenarios {
         for (name, what, code) in SCENARIOS {
@@ -117,10 +129,16 @@ async fn release(args: &ReleaseArgs, run: bool) -> anyhow::Result<ExitStatus> {
         return Ok(ExitStatus::Success);
     }
     let approval = match (&args.approve_as, &args.approve_reason) {
-        (Some(approver), Some(reason)) => Some(GivenApproval { approver: approver.clone(), reason: reason.clone() }),
+        (Some(approver), Some(reason)) => Some(GivenApproval {
+            approver: approver.clone(),
+            reason: reason.clone(),
+        }),
         _ => None,
     };
-    let window_override = args.override_window.as_ref().map(|reason| WindowOverride { by: String::new(), reason: reason.clone() });
+    let window_override = args.override_window.as_ref().map(|reason| WindowOverride {
+        by: String::new(),
+        reason: reason.clone(),
+    });
     let mut spec = release_spec(&settings, approval, window_override)?;
     if let Some(window_override) = &mut spec.window_override {
         window_override.by = spec.actor.clone();
@@ -134,10 +152,17 @@ async fn release(args: &ReleaseArgs, run: bool) -> anyhow::Result<ExitStatus> {
         }
         .into());
     }
-    let world = scenario::build(&settings.backend.scenario, &spec).await.context("building the in-memory backends")?;
+    let audit: Arc<dyn AuditStore> = match &settings.audit.path {
+        Some(path) => Arc::new(FileAuditStore::new(path)),
+        None => Arc::new(MemoryAuditStore::new()),
+    };
+    let world = scenario::build_with_audit(&settings.backend.scenario, &spec, audit)
+        .await
+        .context("building the in-memory backends")?;
     let mut story = story::Story::new(&spec);
     story.before(&world).await;
-    let mut observer = |event: &slipway_pipeline::StageEvent| story::print_event(event);
+    let mut observer =
+        |event: &slipway_pipeline::StageEvent| slipway_cli::story::print_event(event);
     let report = if run {
         slipway_pipeline::run(&spec, &world.backends, &mut observer).await
     } else {
@@ -145,7 +170,10 @@ async fn release(args: &ReleaseArgs, run: bool) -> anyhow::Result<ExitStatus> {
     };
     story.after(&world, &report).await;
     match args.global.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report).context("encoding the report")?),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encoding the report")?
+        ),
         OutputFormat::Text => print!("{}", summary(&report)),
     }
     Ok(match report.outcome {
@@ -157,8 +185,14 @@ async fn release(args: &ReleaseArgs, run: bool) -> anyhow::Result<ExitStatus> {
 
 /// The text result on stdout: a few `key: value` lines a script can grep.
 fn summary(report: &RunReport) -> String {
-    let outcome = serde_json::to_value(report.outcome).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    let mut text = format!("release: {}\noutcome: {outcome}\nreason: {}\n", report.release, report.reason);
+    let outcome = serde_json::to_value(report.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut text = format!(
+        "release: {}\noutcome: {outcome}\nreason: {}\n",
+        report.release, report.reason
+    );
     if let Some(model) = &report.model {
         text.push_str(&format!("model: {model}\n"));
     }

@@ -89,7 +89,11 @@ pub struct ReleaseSettings {
 
 impl Default for ReleaseSettings {
     fn default() -> ReleaseSettings {
-        ReleaseSettings { name: "ml-serving/iris-classifier".to_owned(), service: None, actor: None }
+        ReleaseSettings {
+            name: "ml-serving/iris-classifier".to_owned(),
+            service: None,
+            actor: None,
+        }
     }
 }
 
@@ -109,7 +113,11 @@ pub struct ModelSettings {
 
 impl Default for ModelSettings {
     fn default() -> ModelSettings {
-        ModelSettings { reference: "iris-random-forest@candidate".to_owned(), stage: None, serving_alias: "production".to_owned() }
+        ModelSettings {
+            reference: "iris-random-forest@candidate".to_owned(),
+            stage: None,
+            serving_alias: "production".to_owned(),
+        }
     }
 }
 
@@ -124,7 +132,9 @@ pub struct ImageSettings {
 
 impl Default for ImageSettings {
     fn default() -> ImageSettings {
-        ImageSettings { reference: "ghcr.io/acme/iris-server:1.5.0".to_owned() }
+        ImageSettings {
+            reference: "ghcr.io/acme/iris-server:1.5.0".to_owned(),
+        }
     }
 }
 
@@ -170,7 +180,10 @@ pub struct SigningSettings {
 
 impl Default for SigningSettings {
     fn default() -> SigningSettings {
-        SigningSettings { sign: true, password: None }
+        SigningSettings {
+            sign: true,
+            password: None,
+        }
     }
 }
 
@@ -195,7 +208,10 @@ pub struct BackendSettings {
 
 impl Default for BackendSettings {
     fn default() -> BackendSettings {
-        BackendSettings { models: ModelsBackend::Memory, scenario: "happy".to_owned() }
+        BackendSettings {
+            models: ModelsBackend::Memory,
+            scenario: "happy".to_owned(),
+        }
     }
 }
 
@@ -218,11 +234,18 @@ pub struct AuditSettings {
 }
 
 /// Loads the configuration. `overrides` are `(dotted.key, value)` pairs from flags, merged last.
-pub fn load(global: &GlobalArgs, overrides: &[(&str, serde_json::Value)]) -> Result<Settings, UserError> {
+pub fn load(
+    global: &GlobalArgs,
+    overrides: &[(&str, serde_json::Value)],
+) -> Result<Settings, UserError> {
     load_from(global, overrides, Env::prefixed(ENV_PREFIX))
 }
 
-fn load_from(global: &GlobalArgs, overrides: &[(&str, serde_json::Value)], env: Env) -> Result<Settings, UserError> {
+fn load_from(
+    global: &GlobalArgs,
+    overrides: &[(&str, serde_json::Value)],
+    env: Env,
+) -> Result<Settings, UserError> {
     let mut figment = Figment::from(Serialized::defaults(Settings::default()));
     if let Some(path) = config_file(global)? {
         figment = figment.merge(Toml::file_exact(path));
@@ -246,7 +269,9 @@ fn config_file(global: &GlobalArgs) -> Result<Option<PathBuf>, UserError> {
                 path.display()
             ),
         }),
-        None => Ok(Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|path| Path::new(path).is_file())),
+        None => {
+            Ok(Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|path| Path::new(path).is_file()))
+        }
     }
 }
 
@@ -256,7 +281,10 @@ fn describe(err: &figment::Error) -> UserError {
     for err in err.clone() {
         let source = match err.metadata.as_ref().and_then(|meta| meta.source.as_ref()) {
             Some(figment::Source::File(path)) => format!("`{}`", path.display()),
-            _ => err.metadata.as_ref().map_or_else(|| "configuration".to_owned(), |meta| meta.name.to_string()),
+            _ => err
+                .metadata
+                .as_ref()
+                .map_or_else(|| "configuration".to_owned(), |meta| meta.name.to_string()),
         };
         let mut path = err.path.clone();
         if let figment::error::Kind::UnknownField(field, _) = &err.kind {
@@ -264,16 +292,27 @@ fn describe(err: &figment::Error) -> UserError {
                 path.push(field.clone());
             }
         }
-        let key = if path.is_empty() { String::new() } else { format!(" key `{}`:", path.join(".")) };
-        messages.push(format!("invalid configuration in {source}:{key} {}", err.kind));
+        let key = if path.is_empty() {
+            String::new()
+        } else {
+            format!(" key `{}`:", path.join("."))
+        };
+        messages.push(format!(
+            "invalid configuration in {source}:{key} {}",
+            err.kind
+        ));
     }
     let hint = "see `--print-config` for every key and its current value";
-    UserError { message: format!("{}\n\nhint: {hint}", messages.join("; ")) }
+    UserError {
+        message: format!("{}\n\nhint: {hint}", messages.join("; ")),
+    }
 }
 
 /// The effective configuration as TOML, secrets redacted.
 pub fn render(settings: &Settings) -> Result<String, UserError> {
-    toml::to_string_pretty(settings).map_err(|err| UserError { message: format!("cannot render configuration: {err}") })
+    toml::to_string_pretty(settings).map_err(|err| UserError {
+        message: format!("cannot render configuration: {err}"),
+    })
 }
 
 #[cfg(test)]
@@ -283,7 +322,10 @@ mod tests {
     use super::*;
 
     fn global(config: Option<&str>) -> GlobalArgs {
-        GlobalArgs { config: config.map(PathBuf::from), ..GlobalArgs::default() }
+        GlobalArgs {
+            config: config.map(PathBuf::from),
+            ..GlobalArgs::default()
+        }
     }
 
     fn error(global: &GlobalArgs) -> String {
@@ -296,16 +338,27 @@ mod tests {
     #[test]
     fn layers_apply_in_order() {
         Jail::expect_with(|jail| {
-            jail.create_file("slipway.toml", "[rollout]\nsteps = [5, 50]\npause = \"30s\"\n[release]\nname = \"ml/from-file\"\n")?;
+            jail.create_file(
+                "slipway.toml",
+                "[rollout]\nsteps = [5, 50]\npause = \"30s\"\n[release]\nname = \"ml/from-file\"\n",
+            )?;
             jail.set_env("SLIPWAY_RELEASE__NAME", "ml/from-env");
             jail.set_env("SLIPWAY_TEST_MLFLOW", "http://127.0.0.1:1"); // no `__`: ignored
             let settings = load(&global(None), &[]).map_err(|e| e.message)?;
             assert_eq!(settings.rollout.steps, [5, 50]);
             assert_eq!(settings.rollout.pause, Duration::from_secs(30));
             assert_eq!(settings.release.name, "ml/from-env");
-            let flagged = load(&global(None), &[("release.name", "ml/from-flag".into())]).map_err(|e| e.message)?;
+            let flagged = load(&global(None), &[("release.name", "ml/from-flag".into())])
+                .map_err(|e| e.message)?;
             assert_eq!(flagged.release.name, "ml/from-flag");
-            let ignored = load(&GlobalArgs { no_config: true, ..GlobalArgs::default() }, &[]).map_err(|e| e.message)?;
+            let ignored = load(
+                &GlobalArgs {
+                    no_config: true,
+                    ..GlobalArgs::default()
+                },
+                &[],
+            )
+            .map_err(|e| e.message)?;
             assert_eq!(ignored.rollout.steps, [10, 25, 50]);
             Ok(())
         });
@@ -322,7 +375,13 @@ mod tests {
             insta::assert_snapshot!("wrong_type", error(&global(Some("wrong-type.toml"))));
             insta::assert_snapshot!("bad_duration", error(&global(Some("bad-duration.toml"))));
             jail.set_env("SLIPWAY_ROLLOUT__HISTORY_LIMIT", "many");
-            insta::assert_snapshot!("wrong_type_env", error(&GlobalArgs { no_config: true, ..GlobalArgs::default() }));
+            insta::assert_snapshot!(
+                "wrong_type_env",
+                error(&GlobalArgs {
+                    no_config: true,
+                    ..GlobalArgs::default()
+                })
+            );
             Ok(())
         });
     }
@@ -333,7 +392,10 @@ mod tests {
             jail.set_env("SLIPWAY_MLFLOW__TOKEN", "mlflow-token-s3cr3t");
             jail.set_env("SLIPWAY_SIGNING__PASSWORD", "cosign-pw-s3cr3t");
             let settings = load(&global(None), &[]).map_err(|e| e.message)?;
-            assert_eq!(settings.mlflow.token.as_ref().map(Secret::expose), Some("mlflow-token-s3cr3t"));
+            assert_eq!(
+                settings.mlflow.token.as_ref().map(Secret::expose),
+                Some("mlflow-token-s3cr3t")
+            );
             let printed = render(&settings).map_err(|e| e.message)?;
             assert!(!printed.contains("s3cr3t"), "{printed}");
             assert!(printed.contains("token = \"<redacted>\""), "{printed}");

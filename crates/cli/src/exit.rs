@@ -42,7 +42,10 @@ pub struct Failure;
 
 impl Failure {
     /// Reports `err` as ripgrep does (`{:#}`-style chain on one line, hints after a blank line).
-    #[allow(clippy::print_stderr, reason = "the binaries' single place for printing errors")]
+    #[allow(
+        clippy::print_stderr,
+        reason = "the binaries' single place for printing errors"
+    )]
     pub fn report(err: &anyhow::Error) -> ExitCode {
         let mut chain: Vec<String> = err.chain().map(ToString::to_string).collect();
         chain.dedup();

@@ -8,6 +8,7 @@ pub mod config;
 mod exit;
 mod global;
 pub mod release;
+pub mod story;
 
 pub use exit::{ExitStatus, Failure, UserError};
 pub use global::{GlobalArgs, OutputFormat};

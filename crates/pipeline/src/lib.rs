@@ -14,6 +14,7 @@
 mod backends;
 mod notify;
 mod report;
+mod rollback;
 mod run;
 pub mod scenario;
 mod spec;
@@ -21,5 +22,6 @@ mod spec;
 pub use backends::{Backends, SystemClock};
 pub use notify::{MemoryNotifier, Notification, Notifier};
 pub use report::{RunOutcome, RunReport, StageEvent, StageStatus};
+pub use rollback::{RollbackSpec, RollbackTarget, choose_target, rollback};
 pub use run::{Observer, plan, run};
 pub use spec::{GivenApproval, ReleaseSpec};

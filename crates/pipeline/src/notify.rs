@@ -34,14 +34,20 @@ pub struct MemoryNotifier {
 impl MemoryNotifier {
     /// Everything sent so far.
     pub fn sent(&self) -> Vec<Notification> {
-        self.sent.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
 #[async_trait::async_trait]
 impl Notifier for MemoryNotifier {
     async fn notify(&self, notification: &Notification) -> Result<(), String> {
-        self.sent.lock().unwrap_or_else(PoisonError::into_inner).push(notification.clone());
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(notification.clone());
         Ok(())
     }
 }

@@ -10,8 +10,8 @@ use slipway_analysis::{Decision, TemplateVars};
 use slipway_attest::Verifier;
 use slipway_audit_log::{ApprovalRecord, Event};
 use slipway_core::{ImageRef, ModelRef, ModelSelector, ModelVersion, Outcome, ReleaseRecord};
-use slipway_gates::model::{ModelEvidence, ServingModel};
 use slipway_gates::approval::{Approval, ApprovalEvidence};
+use slipway_gates::model::{ModelEvidence, ServingModel};
 use slipway_gates::signature::{SignatureEvidence, VerifiedSignature};
 use slipway_gates::{CheckStatus, GateReport};
 use slipway_k8s_rollout::{DeploymentSpec, rollout};
@@ -44,11 +44,17 @@ struct Stop {
 }
 
 fn rejected(reason: impl Into<String>) -> Stop {
-    Stop { outcome: RunOutcome::Rejected, reason: reason.into() }
+    Stop {
+        outcome: RunOutcome::Rejected,
+        reason: reason.into(),
+    }
 }
 
 fn failed(reason: impl Into<String>) -> Stop {
-    Stop { outcome: RunOutcome::Failed, reason: reason.into() }
+    Stop {
+        outcome: RunOutcome::Failed,
+        reason: reason.into(),
+    }
 }
 
 /// An error and its sources on one line, hints gathered at the end, for events and reports.
@@ -88,16 +94,29 @@ struct Ctx<'a> {
 
 /// Plans a release: runs preflight and every gate against the backends and says what `run`
 /// would do. Changes nothing anywhere.
-pub async fn plan(spec: &ReleaseSpec, backends: &Backends, observer: &mut dyn Observer) -> RunReport {
+pub async fn plan(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    observer: &mut dyn Observer,
+) -> RunReport {
     execute(spec, backends, observer, Mode::Plan).await
 }
 
 /// Runs a release from preflight to promotion (or to a stop that leaves stable untouched).
-pub async fn run(spec: &ReleaseSpec, backends: &Backends, observer: &mut dyn Observer) -> RunReport {
+pub async fn run(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    observer: &mut dyn Observer,
+) -> RunReport {
     execute(spec, backends, observer, Mode::Run).await
 }
 
-async fn execute(spec: &ReleaseSpec, backends: &Backends, observer: &mut dyn Observer, mode: Mode) -> RunReport {
+async fn execute(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    observer: &mut dyn Observer,
+    mode: Mode,
+) -> RunReport {
     let mut ctx = Ctx {
         spec,
         backends,
@@ -136,7 +155,12 @@ async fn execute(spec: &ReleaseSpec, backends: &Backends, observer: &mut dyn Obs
 
 impl Ctx<'_> {
     fn emit(&mut self, stage: &'static str, status: StageStatus, message: impl Into<String>) {
-        let event = StageEvent { stage, status, at: self.backends.clock.now(), message: message.into() };
+        let event = StageEvent {
+            stage,
+            status,
+            at: self.backends.clock.now(),
+            message: message.into(),
+        };
         self.observer.event(&event);
         self.report.stages.push(event);
     }
@@ -153,7 +177,12 @@ impl Ctx<'_> {
             verdict: verdict.to_owned(),
             detail: detail.to_owned(),
         };
-        self.backends.audit.append(self.backends.clock.now(), event).await.map(drop).map_err(|err| failed(chain(&err)))
+        self.backends
+            .audit
+            .append(self.backends.clock.now(), event)
+            .await
+            .map(drop)
+            .map_err(|err| failed(chain(&err)))
     }
 
     /// Emits a gate's checks, adds them to the report, audits the verdict, and stops on a "no".
@@ -169,7 +198,8 @@ impl Ctx<'_> {
         let passed = report.passed();
         let summary = report.summary();
         self.report.gates.extend(report);
-        self.audit(stage, if passed { "pass" } else { "fail" }, &summary).await?;
+        self.audit(stage, if passed { "pass" } else { "fail" }, &summary)
+            .await?;
         if passed {
             Ok(())
         } else {
@@ -184,7 +214,12 @@ impl Ctx<'_> {
         self.scan_gate(&image).await?;
         self.sign_and_verify(&image).await?;
         if self.mode == Mode::Plan {
-            let steps: Vec<String> = self.spec.steps.iter().map(|step| format!("{step}%")).collect();
+            let steps: Vec<String> = self
+                .spec
+                .steps
+                .iter()
+                .map(|step| format!("{step}%"))
+                .collect();
             self.emit(
                 "plan",
                 StageStatus::Info,
@@ -198,46 +233,95 @@ impl Ctx<'_> {
                     self.spec.serving_alias,
                 ),
             );
-            return Ok((RunOutcome::WouldProceed, "every gate passes; nothing was changed".to_owned()));
+            return Ok((
+                RunOutcome::WouldProceed,
+                "every gate passes; nothing was changed".to_owned(),
+            ));
         }
         let revision = self.next_revision().await?;
         self.report.revision = Some(revision);
         self.canary(&image).await?;
         self.approval(&image, &candidate).await?;
         self.promote(&image, &candidate, revision).await?;
-        Ok((RunOutcome::Promoted, format!("{candidate} serves from {} as revision {revision}", image.pinned().unwrap_or_default())))
+        Ok((
+            RunOutcome::Promoted,
+            format!(
+                "{candidate} serves from {} as revision {revision}",
+                image.pinned().unwrap_or_default()
+            ),
+        ))
     }
 
     async fn preflight(&mut self) -> Result<(), Stop> {
         let release = &self.spec.release;
-        self.emit("preflight", StageStatus::Start, format!("checking release {release} before touching anything"));
+        self.emit(
+            "preflight",
+            StageStatus::Start,
+            format!("checking release {release} before touching anything"),
+        );
         let cluster = self.backends.cluster.clone();
-        let stable = rollout::stable(cluster.as_ref(), release).await.map_err(|err| failed(chain(&err)))?;
+        let stable = rollout::stable(cluster.as_ref(), release)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
         self.emit(
             "preflight",
             StageStatus::Pass,
-            format!("stable Deployment {release} runs {} with {}/{} pods ready", stable.spec.image, stable.ready_replicas, stable.spec.replicas),
+            format!(
+                "stable Deployment {release} runs {} with {}/{} pods ready",
+                stable.spec.image, stable.ready_replicas, stable.spec.replicas
+            ),
         );
-        let service = cluster.service_selector(&release.namespace, &self.spec.service).await.map_err(|err| failed(chain(&err)))?;
+        let service = cluster
+            .service_selector(&release.namespace, &self.spec.service)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
         if service.is_none() {
             return Err(failed(format!(
                 "Service `{}/{}` not found (hint: set `release.service` to the Service in front of the Deployment)",
                 release.namespace, self.spec.service
             )));
         }
-        self.emit("preflight", StageStatus::Pass, format!("Service {}/{} found", release.namespace, self.spec.service));
-        if cluster.deployment(&release.namespace, &rollout::canary_name(release)).await.map_err(|err| failed(chain(&err)))?.is_some() {
-            self.emit("preflight", StageStatus::Info, "a canary from an earlier run exists; this run replaces it");
+        self.emit(
+            "preflight",
+            StageStatus::Pass,
+            format!("Service {}/{} found", release.namespace, self.spec.service),
+        );
+        if cluster
+            .deployment(&release.namespace, &rollout::canary_name(release))
+            .await
+            .map_err(|err| failed(chain(&err)))?
+            .is_some()
+        {
+            self.emit(
+                "preflight",
+                StageStatus::Info,
+                "a canary from an earlier run exists; this run replaces it",
+            );
         }
         self.stable_before = Some(stable.spec);
         let now = self.backends.clock.now();
-        let windows = slipway_gates::window::evaluate(&self.spec.policy.windows, now, self.spec.window_override.as_ref());
+        let windows = slipway_gates::window::evaluate(
+            &self.spec.policy.windows,
+            now,
+            self.spec.window_override.as_ref(),
+        );
         self.gate("deploy-window", windows).await?;
         if self.mode == Mode::Run {
             let holder = format!("{}@{}", self.spec.actor, self.backends.clock.now());
-            let ttl = self.spec.progress_deadline.saturating_mul(2).max(Duration::from_secs(900));
-            cluster.acquire_lock(release, &holder, ttl).await.map_err(|err| failed(chain(&err)))?;
-            self.emit("preflight", StageStatus::Pass, format!("lock taken for {release} by {holder}"));
+            let ttl = self
+                .spec
+                .progress_deadline
+                .saturating_mul(2)
+                .max(Duration::from_secs(900));
+            cluster
+                .acquire_lock(release, &holder, ttl)
+                .await
+                .map_err(|err| failed(chain(&err)))?;
+            self.emit(
+                "preflight",
+                StageStatus::Pass,
+                format!("lock taken for {release} by {holder}"),
+            );
             self.lock_holder = Some(holder);
         }
         Ok(())
@@ -245,95 +329,228 @@ impl Ctx<'_> {
 
     async fn model_gate(&mut self) -> Result<ModelVersion, Stop> {
         let models = self.backends.models.clone();
-        let info = models.resolve(&self.spec.model).await.map_err(|err| failed(chain(&err)))?;
+        let info = models
+            .resolve(&self.spec.model)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
         let candidate = info.version.clone();
         self.report.model = Some(candidate.clone());
-        self.emit("model-gate", StageStatus::Start, format!("{} resolves to {candidate} (run {})", self.spec.model, info.run_id.as_deref().unwrap_or("unknown")));
+        self.emit(
+            "model-gate",
+            StageStatus::Start,
+            format!(
+                "{} resolves to {candidate} (run {})",
+                self.spec.model,
+                info.run_id.as_deref().unwrap_or("unknown")
+            ),
+        );
         let metrics = match &info.run_id {
-            Some(run_id) => models.run_data(run_id).await.map_err(|err| failed(chain(&err)))?.metrics,
+            Some(run_id) => {
+                models
+                    .run_data(run_id)
+                    .await
+                    .map_err(|err| failed(chain(&err)))?
+                    .metrics
+            }
             None => Default::default(),
         };
-        let serving_ref = ModelRef { name: candidate.name.clone(), selector: ModelSelector::Alias(self.spec.serving_alias.clone()) };
+        let serving_ref = ModelRef {
+            name: candidate.name.clone(),
+            selector: ModelSelector::Alias(self.spec.serving_alias.clone()),
+        };
         let serving = match models.resolve(&serving_ref).await {
             Ok(serving) => {
                 let serving_metrics = match &serving.run_id {
-                    Some(run_id) => models.run_data(run_id).await.map_err(|err| failed(chain(&err)))?.metrics,
+                    Some(run_id) => {
+                        models
+                            .run_data(run_id)
+                            .await
+                            .map_err(|err| failed(chain(&err)))?
+                            .metrics
+                    }
                     None => Default::default(),
                 };
-                Some(ServingModel { version: serving.version, metrics: serving_metrics })
+                Some(ServingModel {
+                    version: serving.version,
+                    metrics: serving_metrics,
+                })
             }
             Err(slipway_mlflow::Error::NotFound { .. }) => None,
             Err(err) => return Err(failed(chain(&err))),
         };
         let evidence = ModelEvidence {
             candidate: candidate.clone(),
-            status: if info.status == VersionStatus::Ready { "READY".to_owned() } else { info.status.as_str().to_owned() },
+            status: if info.status == VersionStatus::Ready {
+                "READY".to_owned()
+            } else {
+                info.status.as_str().to_owned()
+            },
             metrics,
             serving,
         };
-        self.gate("model-gate", slipway_gates::model::evaluate(&self.spec.policy.model, &evidence)).await?;
+        self.gate(
+            "model-gate",
+            slipway_gates::model::evaluate(&self.spec.policy.model, &evidence),
+        )
+        .await?;
         Ok(candidate)
     }
 
     async fn resolve_digest(&mut self) -> Result<ImageRef, Stop> {
-        let resolved = self.backends.registry.resolve(&self.spec.image).await.map_err(|err| failed(chain(&err)))?;
+        let resolved = self
+            .backends
+            .registry
+            .resolve(&self.spec.image)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
         if let Some(index) = &resolved.index_digest {
-            self.emit("resolve-digest", StageStatus::Info, format!("{} is a multi-platform index {index}", self.spec.image));
+            self.emit(
+                "resolve-digest",
+                StageStatus::Info,
+                format!("{} is a multi-platform index {index}", self.spec.image),
+            );
         }
         if let Some(asked) = self.spec.image.digest() {
             if resolved.index_digest.as_ref() != Some(asked) && &resolved.digest != asked {
-                return Err(failed(format!("registry returned {} for {}", resolved.digest, self.spec.image)));
+                return Err(failed(format!(
+                    "registry returned {} for {}",
+                    resolved.digest, self.spec.image
+                )));
             }
         }
         let pinned = self.spec.image.with_digest(resolved.digest.clone());
         self.report.digest = Some(resolved.digest);
-        self.emit("resolve-digest", StageStatus::Pass, format!("{} pinned to {}", self.spec.image, pinned.pinned().unwrap_or_default()));
+        self.emit(
+            "resolve-digest",
+            StageStatus::Pass,
+            format!(
+                "{} pinned to {}",
+                self.spec.image,
+                pinned.pinned().unwrap_or_default()
+            ),
+        );
         Ok(pinned)
     }
 
     async fn scan_gate(&mut self, image: &ImageRef) -> Result<(), Stop> {
-        let scan = self.backends.scanner.scan(image).await.map_err(|err| failed(chain(&err)))?;
-        let today = self.backends.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-        let verdict = slipway_gates::vuln::evaluate(&self.spec.policy.vulnerabilities, &scan, &[], today);
-        self.emit("scan-gate", StageStatus::Info, format!("{} findings: {}", scan.findings.len(), verdict.counts_line()));
+        let scan = self
+            .backends
+            .scanner
+            .scan(image)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        let today = self
+            .backends
+            .clock
+            .now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        let verdict =
+            slipway_gates::vuln::evaluate(&self.spec.policy.vulnerabilities, &scan, &[], today);
+        self.emit(
+            "scan-gate",
+            StageStatus::Info,
+            format!(
+                "{} findings: {}",
+                scan.findings.len(),
+                verdict.counts_line()
+            ),
+        );
         self.gate("scan-gate", verdict.gate_report()).await
     }
 
     async fn sign_and_verify(&mut self, image: &ImageRef) -> Result<(), Stop> {
         match (&self.backends.signer, self.spec.sign, self.mode) {
             (Some(signer), true, Mode::Run) => {
-                let key_id = slipway_attest::sign_image(self.backends.registry.as_ref(), signer.as_ref(), image)
-                    .await
-                    .map_err(|err| failed(chain(&err)))?;
-                self.emit("sign", StageStatus::Pass, format!("signed {} with key {key_id} (appended to existing signatures)", image.pinned().unwrap_or_default()));
-                self.audit("sign", "pass", &format!("signed with {key_id}")).await?;
+                let key_id = slipway_attest::sign_image(
+                    self.backends.registry.as_ref(),
+                    signer.as_ref(),
+                    image,
+                )
+                .await
+                .map_err(|err| failed(chain(&err)))?;
+                self.emit(
+                    "sign",
+                    StageStatus::Pass,
+                    format!(
+                        "signed {} with key {key_id} (appended to existing signatures)",
+                        image.pinned().unwrap_or_default()
+                    ),
+                );
+                self.audit("sign", "pass", &format!("signed with {key_id}"))
+                    .await?;
             }
             (Some(signer), true, Mode::Plan) => {
-                self.emit("sign", StageStatus::Info, format!("would sign with key {}", signer.key_id()));
+                self.emit(
+                    "sign",
+                    StageStatus::Info,
+                    format!("would sign with key {}", signer.key_id()),
+                );
+                self.emit(
+                    "verify",
+                    StageStatus::Skip,
+                    "would verify the signature made at `sign` against the trusted keys",
+                );
+                return Ok(());
             }
-            (None, true, _) => return Err(failed("signing is on (`signing.sign`) but no signing key is configured")),
-            (_, false, _) => self.emit("sign", StageStatus::Skip, "signing is off (`signing.sign = false`)"),
+            (None, true, _) => {
+                return Err(failed(
+                    "signing is on (`signing.sign`) but no signing key is configured",
+                ));
+            }
+            (_, false, _) => self.emit(
+                "sign",
+                StageStatus::Skip,
+                "signing is off (`signing.sign = false`)",
+            ),
         }
-        let keys: Vec<&dyn Verifier> = self.backends.trusted_keys.iter().map(AsRef::as_ref).collect();
-        let verification = slipway_attest::verify_image(self.backends.registry.as_ref(), &keys, image).await.map_err(|err| failed(chain(&err)))?;
+        let keys: Vec<&dyn Verifier> = self
+            .backends
+            .trusted_keys
+            .iter()
+            .map(AsRef::as_ref)
+            .collect();
+        let verification =
+            slipway_attest::verify_image(self.backends.registry.as_ref(), &keys, image)
+                .await
+                .map_err(|err| failed(chain(&err)))?;
         let signatures = verification
             .signatures
             .iter()
             .map(|check| VerifiedSignature {
-                key_id: check.key_id.clone().unwrap_or_else(|| format!("layer #{}", check.layer)),
-                result: if check.ok { Ok(()) } else { Err(check.reason.clone()) },
+                key_id: check
+                    .key_id
+                    .clone()
+                    .unwrap_or_else(|| format!("layer #{}", check.layer)),
+                result: if check.ok {
+                    Ok(())
+                } else {
+                    Err(check.reason.clone())
+                },
             })
             .collect();
         let mut policy = self.spec.policy.signatures.clone();
         if policy.trusted_keys.is_empty() {
             policy.trusted_keys = keys.iter().map(|key| key.key_id()).collect();
         }
-        let evidence = SignatureEvidence { signatures, provenance: None };
-        self.gate("verify", slipway_gates::signature::evaluate(&policy, &evidence)).await
+        let evidence = SignatureEvidence {
+            signatures,
+            provenance: None,
+        };
+        self.gate(
+            "verify",
+            slipway_gates::signature::evaluate(&policy, &evidence),
+        )
+        .await
     }
 
     async fn next_revision(&mut self) -> Result<u64, Stop> {
-        let history = self.backends.cluster.release_history(&self.spec.release).await.map_err(|err| failed(chain(&err)))?;
+        let history = self
+            .backends
+            .cluster
+            .release_history(&self.spec.release)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
         Ok(history.last().map_or(1, |record| record.revision + 1))
     }
 
@@ -344,20 +561,44 @@ impl Ctx<'_> {
         let clock = self.backends.clock.clone();
         for (idx, step) in self.spec.steps.iter().copied().enumerate() {
             self.canary_started = true;
-            self.emit("canary", StageStatus::Start, format!("step {}/{}: {step}% of pods on {}", idx + 1, self.spec.steps.len(), rollout::canary_name(&release)));
-            let replicas = rollout::set_canary_weight(cluster.as_ref(), clock.as_ref(), &release, &pinned, step, self.spec.progress_deadline)
-                .await
-                .map_err(|err| match err {
-                    slipway_k8s_rollout::Error::NotReady { .. } => rejected(format!("canary unhealthy: {}", chain(&err))),
-                    other => failed(chain(&other)),
-                })?;
+            self.emit(
+                "canary",
+                StageStatus::Start,
+                format!(
+                    "step {}/{}: {step}% of pods on {}",
+                    idx + 1,
+                    self.spec.steps.len(),
+                    rollout::canary_name(&release)
+                ),
+            );
+            let replicas = rollout::set_canary_weight(
+                cluster.as_ref(),
+                clock.as_ref(),
+                &release,
+                &pinned,
+                step,
+                self.spec.progress_deadline,
+            )
+            .await
+            .map_err(|err| match err {
+                slipway_k8s_rollout::Error::NotReady { .. } => {
+                    rejected(format!("canary unhealthy: {}", chain(&err)))
+                }
+                other => failed(chain(&other)),
+            })?;
             let stable_replicas = self.stable_before.as_ref().map_or(0, |spec| spec.replicas);
             let share = rollout::canary_share(stable_replicas, replicas);
-            let message = format!("{replicas} canary pod(s) ready next to {stable_replicas} stable: {share:.0}% of pods");
+            let message = format!(
+                "{replicas} canary pod(s) ready next to {stable_replicas} stable: {share:.0}% of pods"
+            );
             self.emit("canary", StageStatus::Pass, message.clone());
             self.k8s_event("CanaryStep", &message).await;
             if !self.spec.pause.is_zero() {
-                self.emit("canary", StageStatus::Info, format!("pausing {:?} before analysis", self.spec.pause));
+                self.emit(
+                    "canary",
+                    StageStatus::Info,
+                    format!("pausing {:?} before analysis", self.spec.pause),
+                );
                 clock.sleep(self.spec.pause).await;
             }
             self.analysis(idx).await?;
@@ -377,26 +618,54 @@ impl Ctx<'_> {
             .metrics
             .iter()
             .map(|check| {
-                let bounds = [check.min.map(|min| format!("min {min}")), check.max.map(|max| format!("max {max}"))];
-                (check.name.as_str(), bounds.into_iter().flatten().collect::<Vec<_>>().join(", "))
+                let bounds = [
+                    check.min.map(|min| format!("min {min}")),
+                    check.max.map(|max| format!("max {max}")),
+                ];
+                (
+                    check.name.as_str(),
+                    bounds.into_iter().flatten().collect::<Vec<_>>().join(", "),
+                )
             })
             .collect();
         let mut on_measurement = |measurement: &slipway_analysis::Measurement| {
-            let limit = limits.get(measurement.metric.as_str()).cloned().unwrap_or_default();
+            let limit = limits
+                .get(measurement.metric.as_str())
+                .cloned()
+                .unwrap_or_default();
             let message = match &measurement.outcome {
-                slipway_analysis::Outcome::Value(value) => format!("{} = {value:.4} ({limit})", measurement.metric),
-                slipway_analysis::Outcome::NoData => format!("{}: no data ({limit})", measurement.metric),
+                slipway_analysis::Outcome::Value(value) => {
+                    format!("{} = {value:.4} ({limit})", measurement.metric)
+                }
+                slipway_analysis::Outcome::NoData => {
+                    format!("{}: no data ({limit})", measurement.metric)
+                }
                 slipway_analysis::Outcome::Error(err) => {
-                    format!("{}: measurement error: {}", measurement.metric, err.split("\n\nhint:").next().unwrap_or(err))
+                    format!(
+                        "{}: measurement error: {}",
+                        measurement.metric,
+                        err.split("\n\nhint:").next().unwrap_or(err)
+                    )
                 }
             };
-            let event = StageEvent { stage: "analysis", status: StageStatus::Info, at: measurement.at, message };
+            let event = StageEvent {
+                stage: "analysis",
+                status: StageStatus::Info,
+                at: measurement.at,
+                message,
+            };
             observer.event(&event);
             stages.push(event);
         };
-        let run = slipway_analysis::run(plan, metrics.as_ref(), clock.as_ref(), &vars, &mut on_measurement)
-            .await
-            .map_err(|err| failed(chain(&err)))?;
+        let run = slipway_analysis::run(
+            plan,
+            metrics.as_ref(),
+            clock.as_ref(),
+            &vars,
+            &mut on_measurement,
+        )
+        .await
+        .map_err(|err| failed(chain(&err)))?;
         let decision = run.decision();
         let reasons = run.verdict.reasons.join("; ");
         self.report.analysis.push(run);
@@ -405,25 +674,47 @@ impl Ctx<'_> {
             Decision::Fail => "fail",
             Decision::Inconclusive => "inconclusive",
         };
-        self.audit("analysis", verdict, &format!("step {}: {reasons}", step_idx + 1)).await?;
+        self.audit(
+            "analysis",
+            verdict,
+            &format!("step {}: {reasons}", step_idx + 1),
+        )
+        .await?;
         match decision {
             Decision::Pass => {
-                self.emit("analysis", StageStatus::Pass, format!("step {} healthy: {reasons}", step_idx + 1));
+                self.emit(
+                    "analysis",
+                    StageStatus::Pass,
+                    format!("step {} healthy: {reasons}", step_idx + 1),
+                );
                 Ok(())
             }
             Decision::Fail => {
-                self.emit("analysis", StageStatus::Fail, format!("step {} unhealthy: {reasons}", step_idx + 1));
+                self.emit(
+                    "analysis",
+                    StageStatus::Fail,
+                    format!("step {} unhealthy: {reasons}", step_idx + 1),
+                );
                 Err(rejected(format!("canary analysis failed: {reasons}")))
             }
             Decision::Inconclusive => {
-                self.emit("analysis", StageStatus::Fail, format!("step {} inconclusive: {reasons}", step_idx + 1));
-                Err(rejected(format!("canary analysis inconclusive, a person must decide: {reasons}")))
+                self.emit(
+                    "analysis",
+                    StageStatus::Fail,
+                    format!("step {} inconclusive: {reasons}", step_idx + 1),
+                );
+                Err(rejected(format!(
+                    "canary analysis inconclusive, a person must decide: {reasons}"
+                )))
             }
         }
     }
 
     async fn approval(&mut self, image: &ImageRef, candidate: &ModelVersion) -> Result<(), Stop> {
-        let digest = image.digest().cloned().ok_or_else(|| failed("image lost its digest"))?;
+        let digest = image
+            .digest()
+            .cloned()
+            .ok_or_else(|| failed("image lost its digest"))?;
         if let Some(given) = self.spec.approval.clone() {
             let record = ApprovalRecord {
                 release: self.spec.release.clone(),
@@ -433,62 +724,165 @@ impl Ctx<'_> {
                 digest: digest.clone(),
                 model: candidate.clone(),
             };
-            self.backends.audit.append(record.at, Event::Approval(record)).await.map_err(|err| failed(chain(&err)))?;
-            self.emit("approval", StageStatus::Info, format!("approval by {} recorded: {}", given.approver, given.reason));
+            self.backends
+                .audit
+                .append(record.at, Event::Approval(record))
+                .await
+                .map_err(|err| failed(chain(&err)))?;
+            self.emit(
+                "approval",
+                StageStatus::Info,
+                format!("approval by {} recorded: {}", given.approver, given.reason),
+            );
         }
-        let entries = self.backends.audit.entries().await.map_err(|err| failed(chain(&err)))?;
+        let entries = self
+            .backends
+            .audit
+            .entries()
+            .await
+            .map_err(|err| failed(chain(&err)))?;
         let approvals = entries
             .into_iter()
             .filter_map(|entry| match entry.event {
-                Event::Approval(approval) if approval.release == self.spec.release => Some(Approval {
-                    approver: approval.approver,
-                    at: approval.at,
-                    reason: approval.reason,
-                    digest: approval.digest,
-                    model: approval.model,
-                }),
+                Event::Approval(approval) if approval.release == self.spec.release => {
+                    Some(Approval {
+                        approver: approval.approver,
+                        at: approval.at,
+                        reason: approval.reason,
+                        digest: approval.digest,
+                        model: approval.model,
+                    })
+                }
                 _ => None,
             })
             .collect();
-        let evidence = ApprovalEvidence { actor: self.spec.actor.clone(), digest, model: candidate.clone(), approvals };
-        self.gate("approval", slipway_gates::approval::evaluate(&self.spec.policy.approvals, &evidence)).await
+        let evidence = ApprovalEvidence {
+            actor: self.spec.actor.clone(),
+            digest,
+            model: candidate.clone(),
+            approvals,
+        };
+        self.gate(
+            "approval",
+            slipway_gates::approval::evaluate(&self.spec.policy.approvals, &evidence),
+        )
+        .await
     }
 
-    async fn promote(&mut self, image: &ImageRef, candidate: &ModelVersion, revision: u64) -> Result<(), Stop> {
+    async fn promote(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+    ) -> Result<(), Stop> {
         let release = self.spec.release.clone();
         let pinned = image.pinned().unwrap_or_default();
-        self.emit("promote", StageStatus::Start, format!("setting stable {release} to {pinned}"));
+        self.emit(
+            "promote",
+            StageStatus::Start,
+            format!("setting stable {release} to {pinned}"),
+        );
         let cluster = self.backends.cluster.clone();
-        if let Err(err) = rollout::promote(cluster.as_ref(), self.backends.clock.as_ref(), &release, &pinned, self.spec.progress_deadline).await {
+        if let Err(err) = rollout::promote(
+            cluster.as_ref(),
+            self.backends.clock.as_ref(),
+            &release,
+            &pinned,
+            self.spec.progress_deadline,
+        )
+        .await
+        {
             // Put stable back the way it was before the canary deletion in abort_canary.
             if let Some(before) = self.stable_before.clone() {
                 if let Err(restore) = cluster.apply_deployment(&before).await {
-                    self.emit("promote", StageStatus::Fail, format!("could not restore stable: {}", chain(&restore)));
+                    self.emit(
+                        "promote",
+                        StageStatus::Fail,
+                        format!("could not restore stable: {}", chain(&restore)),
+                    );
                 }
             }
-            return Err(failed(format!("promotion failed, stable restored to its previous image: {}", chain(&err))));
+            return Err(failed(format!(
+                "promotion failed, stable restored to its previous image: {}",
+                chain(&err)
+            )));
         }
         self.canary_started = false;
-        self.emit("promote", StageStatus::Pass, format!("stable {release} runs {pinned}; canary removed"));
-        self.k8s_event("Promoted", &format!("revision {revision}: {candidate} at {pinned}")).await;
+        self.emit(
+            "promote",
+            StageStatus::Pass,
+            format!("stable {release} runs {pinned}; canary removed"),
+        );
+        self.k8s_event(
+            "Promoted",
+            &format!("revision {revision}: {candidate} at {pinned}"),
+        )
+        .await;
         let models = self.backends.models.clone();
         if let Err(err) = models.set_alias(candidate, &self.spec.serving_alias).await {
-            return Err(failed(format!("promoted in the cluster, but moving alias `{}` failed: {}", self.spec.serving_alias, chain(&err))));
+            return Err(failed(format!(
+                "promoted in the cluster, but moving alias `{}` failed: {}",
+                self.spec.serving_alias,
+                chain(&err)
+            )));
         }
         let tag_value = format!("{release} revision {revision}");
-        if let Err(err) = models.set_version_tag(candidate, "slipway.release", &tag_value).await {
-            self.emit("promote", StageStatus::Info, format!("could not tag the model version: {}", chain(&err)));
+        if let Err(err) = models
+            .set_version_tag(candidate, "slipway.release", &tag_value)
+            .await
+        {
+            self.emit(
+                "promote",
+                StageStatus::Info,
+                format!("could not tag the model version: {}", chain(&err)),
+            );
         }
-        self.emit("promote", StageStatus::Pass, format!("alias `{}` now points at {candidate}", self.spec.serving_alias));
-        match self.backends.registry.tag(image, &format!("release-{revision}")).await {
-            Ok(()) => self.emit("promote", StageStatus::Pass, format!("image tagged release-{revision}")),
-            Err(err) => self.emit("promote", StageStatus::Info, format!("could not tag the image: {}", chain(&err))),
+        self.emit(
+            "promote",
+            StageStatus::Pass,
+            format!(
+                "alias `{}` now points at {candidate}",
+                self.spec.serving_alias
+            ),
+        );
+        match self
+            .backends
+            .registry
+            .tag(image, &format!("release-{revision}"))
+            .await
+        {
+            Ok(()) => self.emit(
+                "promote",
+                StageStatus::Pass,
+                format!("image tagged release-{revision}"),
+            ),
+            Err(err) => self.emit(
+                "promote",
+                StageStatus::Info,
+                format!("could not tag the image: {}", chain(&err)),
+            ),
         }
-        self.record(image, candidate, revision, Outcome::Promoted, "promoted after analysis and approval").await
+        self.record(
+            image,
+            candidate,
+            revision,
+            Outcome::Promoted,
+            "promoted after analysis and approval",
+        )
+        .await
     }
 
-    async fn record(&mut self, image: &ImageRef, candidate: &ModelVersion, revision: u64, outcome: Outcome, reason: &str) -> Result<(), Stop> {
-        let Some(digest) = image.digest().cloned() else { return Ok(()) };
+    async fn record(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+        outcome: Outcome,
+        reason: &str,
+    ) -> Result<(), Stop> {
+        let Some(digest) = image.digest().cloned() else {
+            return Ok(());
+        };
         let record = ReleaseRecord {
             release: self.spec.release.clone(),
             revision,
@@ -501,17 +895,38 @@ impl Ctx<'_> {
             at: self.backends.clock.now(),
             reason: Some(reason.to_owned()),
         };
-        self.backends.cluster.record_release(&record, self.spec.history_limit).await.map_err(|err| failed(chain(&err)))?;
-        self.backends.audit.append(record.at, Event::Release(record)).await.map_err(|err| failed(chain(&err)))?;
-        self.emit("record", StageStatus::Pass, format!("revision {revision} recorded as {outcome}"));
+        self.backends
+            .cluster
+            .record_release(&record, self.spec.history_limit)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.backends
+            .audit
+            .append(record.at, Event::Release(record))
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit(
+            "record",
+            StageStatus::Pass,
+            format!("revision {revision} recorded as {outcome}"),
+        );
         Ok(())
     }
 
     async fn k8s_event(&mut self, reason: &str, message: &str) {
         let release = &self.spec.release;
-        if let Err(err) = self.backends.cluster.emit_event(&release.namespace, &release.name, reason, message).await {
+        if let Err(err) = self
+            .backends
+            .cluster
+            .emit_event(&release.namespace, &release.name, reason, message)
+            .await
+        {
             let text = chain(&err);
-            self.emit("record", StageStatus::Info, format!("could not emit a Kubernetes Event: {text}"));
+            self.emit(
+                "record",
+                StageStatus::Info,
+                format!("could not emit a Kubernetes Event: {text}"),
+            );
         }
     }
 
@@ -520,22 +935,61 @@ impl Ctx<'_> {
     async fn abort_canary(&mut self, stop: &Stop) {
         let release = self.spec.release.clone();
         match rollout::abort(self.backends.cluster.as_ref(), &release).await {
-            Ok(()) => self.emit("abort", StageStatus::Pass, format!("canary removed; stable {release} untouched")),
-            Err(err) => self.emit("abort", StageStatus::Fail, format!("could not remove the canary: {} (hint: delete Deployment {}/{} by hand)", chain(&err), release.namespace, rollout::canary_name(&release))),
+            Ok(()) => self.emit(
+                "abort",
+                StageStatus::Pass,
+                format!("canary removed; stable {release} untouched"),
+            ),
+            Err(err) => self.emit(
+                "abort",
+                StageStatus::Fail,
+                format!(
+                    "could not remove the canary: {} (hint: delete Deployment {}/{} by hand)",
+                    chain(&err),
+                    release.namespace,
+                    rollout::canary_name(&release)
+                ),
+            ),
         }
         self.k8s_event("Aborted", &stop.reason).await;
-        let (Some(revision), Some(model), Some(digest)) = (self.report.revision, self.report.model.clone(), self.report.digest.clone()) else { return };
-        let outcome = if stop.outcome == RunOutcome::Failed { Outcome::Failed } else { Outcome::Aborted };
+        let (Some(revision), Some(model), Some(digest)) = (
+            self.report.revision,
+            self.report.model.clone(),
+            self.report.digest.clone(),
+        ) else {
+            return;
+        };
+        let outcome = if stop.outcome == RunOutcome::Failed {
+            Outcome::Failed
+        } else {
+            Outcome::Aborted
+        };
         let image = self.spec.image.with_digest(digest);
-        if let Err(err) = self.record(&image, &model, revision, outcome, &stop.reason.clone()).await {
-            self.emit("record", StageStatus::Fail, format!("could not record the abort: {}", err.reason));
+        if let Err(err) = self
+            .record(&image, &model, revision, outcome, &stop.reason.clone())
+            .await
+        {
+            self.emit(
+                "record",
+                StageStatus::Fail,
+                format!("could not record the abort: {}", err.reason),
+            );
         }
     }
 
     async fn finish(&mut self) {
         if let Some(holder) = self.lock_holder.take() {
-            if let Err(err) = self.backends.cluster.release_lock(&self.spec.release, &holder).await {
-                self.emit("finish", StageStatus::Info, format!("could not release the lock: {}", chain(&err)));
+            if let Err(err) = self
+                .backends
+                .cluster
+                .release_lock(&self.spec.release, &holder)
+                .await
+            {
+                self.emit(
+                    "finish",
+                    StageStatus::Info,
+                    format!("could not release the lock: {}", chain(&err)),
+                );
             }
         }
         if self.mode == Mode::Plan {
@@ -547,9 +1001,17 @@ impl Ctx<'_> {
             RunOutcome::Failed => "failed",
             RunOutcome::WouldProceed => "planned",
         };
-        let notification = Notification { release: self.report.release.clone(), outcome: outcome.to_owned(), summary: self.report.reason.clone() };
+        let notification = Notification {
+            release: self.report.release.clone(),
+            outcome: outcome.to_owned(),
+            summary: self.report.reason.clone(),
+        };
         if let Err(err) = self.backends.notifier.notify(&notification).await {
-            self.emit("notify", StageStatus::Info, format!("notification failed: {err}"));
+            self.emit(
+                "notify",
+                StageStatus::Info,
+                format!("notification failed: {err}"),
+            );
         }
     }
 }

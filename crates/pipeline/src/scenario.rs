@@ -15,23 +15,53 @@ use jiff::Timestamp;
 use slipway_analysis::{MemoryMetrics, TemplateVars};
 use slipway_attest::EcdsaP256Key;
 use slipway_audit_log::{ApprovalRecord, AuditStore, Event, MemoryAuditStore};
-use slipway_core::{Clock, ImageRef, ModelSelector, SimClock, Stage};
-use slipway_k8s_rollout::{DeploymentSpec, Fault, MemoryCluster, TRACK_LABEL};
+use slipway_core::{
+    Clock, ImageRef, ModelSelector, Outcome, ReleaseRecord, SimClock, Stage, Strategy,
+};
+use slipway_k8s_rollout::{Cluster as _, DeploymentSpec, Fault, MemoryCluster, TRACK_LABEL};
 use slipway_mlflow::{MemoryModelRegistry, ModelRegistry};
-use slipway_registry::{MemoryRegistry, Registry as _};
+use slipway_registry::MemoryRegistry;
 use slipway_scanner::{Finding, MemoryScanner, Severity};
 
 use crate::{Backends, MemoryNotifier, ReleaseSpec};
 
 /// Each scenario: name, what happens, and the exit code the demo ends with.
 pub const SCENARIOS: &[(&str, &str, u8)] = &[
-    ("happy", "a better model in a clean, signed image: every canary step passes, a reviewer approved, promoted", 0),
-    ("bad-canary", "the canary's error rate climbs to 6%: analysis fails at the first step, canary removed, stable untouched", 1),
-    ("bad-model", "the candidate's accuracy is 0.81: the model gate says no before anything changes", 1),
-    ("vulnerable-image", "the image has a fixable CRITICAL CVE: the scan gate says no before anything changes", 1),
-    ("crashloop", "canary pods crash on start: not ready by the progress deadline, canary removed, stable untouched", 1),
-    ("prometheus-outage", "Prometheus is down during analysis: measurement errors make it inconclusive (not failed), canary removed", 1),
-    ("unapproved", "the canary is healthy but nobody approved this digest: promotion refused, canary removed", 1),
+    (
+        "happy",
+        "a better model in a clean, signed image: every canary step passes, a reviewer approved, promoted",
+        0,
+    ),
+    (
+        "bad-canary",
+        "the canary's error rate climbs to 6%: analysis fails at the first step, canary removed, stable untouched",
+        1,
+    ),
+    (
+        "bad-model",
+        "the candidate's accuracy is 0.81: the model gate says no before anything changes",
+        1,
+    ),
+    (
+        "vulnerable-image",
+        "the image has a fixable CRITICAL CVE: the scan gate says no before anything changes",
+        1,
+    ),
+    (
+        "crashloop",
+        "canary pods crash on start: not ready by the progress deadline, canary removed, stable untouched",
+        1,
+    ),
+    (
+        "prometheus-outage",
+        "Prometheus is down during analysis: measurement errors make it inconclusive (not failed), canary removed",
+        1,
+    ),
+    (
+        "unapproved",
+        "the canary is healthy but nobody approved this digest: promotion refused, canary removed",
+        1,
+    ),
 ];
 
 /// The demo's fixed start time.
@@ -63,25 +93,64 @@ pub struct UnknownScenario {
 /// scalar will do; this one is readable.
 const DEMO_KEY_SEED: &[u8; 32] = b"slipway demo signing key, v1 :-)";
 
-/// Builds the world for `name` around `spec`.
+/// Builds the world for `name` around `spec`, with the audit trail in memory.
 pub async fn build(name: &str, spec: &ReleaseSpec) -> Result<World, UnknownScenario> {
+    build_with_audit(name, spec, Arc::new(MemoryAuditStore::new())).await
+}
+
+/// Builds the world for `name` around `spec`, recording into `audit` (e.g. a file trail that
+/// `slipway-audit` reads afterwards). The scenario's earlier approval is appended to it.
+pub async fn build_with_audit(
+    name: &str,
+    spec: &ReleaseSpec,
+    audit: Arc<dyn AuditStore>,
+) -> Result<World, UnknownScenario> {
     if !SCENARIOS.iter().any(|(known, _, _)| *known == name) {
-        let known = SCENARIOS.iter().map(|(known, _, _)| *known).collect::<Vec<_>>().join(", ");
-        return Err(UnknownScenario { name: name.to_owned(), known });
+        let known = SCENARIOS
+            .iter()
+            .map(|(known, _, _)| *known)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(UnknownScenario {
+            name: name.to_owned(),
+            known,
+        });
     }
     let start: Timestamp = START.parse().unwrap_or(Timestamp::UNIX_EPOCH);
     let clock = Arc::new(SimClock::starting_at(start));
     let release = &spec.release;
 
-    // Model registry: version 1 serves, version 2 is the candidate.
+    // Model registry: version 1 served first, version 2 serves now, version 3 is the candidate.
     let models = Arc::new(MemoryModelRegistry::new());
     let model = &spec.model.name;
-    let serving = models.register(model, "3f2a9c1e-train-2026-11-01", &[("accuracy", 0.93), ("f1", 0.91)]);
-    let (accuracy, f1) = if name == "bad-model" { (0.81, 0.79) } else { (0.95, 0.93) };
-    let candidate = models.register(model, "8b7d4e02-train-2026-11-20", &[("accuracy", accuracy), ("f1", f1)]);
-    // Errors here are impossible (both versions exist); ignoring them keeps the demo total.
+    let previous = models.register(
+        model,
+        "1c4e8a70-train-2026-10-28",
+        &[("accuracy", 0.91), ("f1", 0.89)],
+    );
+    let serving = models.register(
+        model,
+        "3f2a9c1e-train-2026-11-10",
+        &[("accuracy", 0.93), ("f1", 0.91)],
+    );
+    let (accuracy, f1) = if name == "bad-model" {
+        (0.81, 0.79)
+    } else {
+        (0.95, 0.93)
+    };
+    let candidate = models.register(
+        model,
+        "8b7d4e02-train-2026-11-20",
+        &[("accuracy", accuracy), ("f1", f1)],
+    );
+    // Errors here are impossible (the versions exist); ignoring them keeps the demo total.
     let _ = models.set_alias(&serving, &spec.serving_alias).await;
-    let _ = models.transition_stage(&serving, Stage::Production, false).await;
+    let _ = models
+        .transition_stage(&previous, Stage::Archived, false)
+        .await;
+    let _ = models
+        .transition_stage(&serving, Stage::Production, false)
+        .await;
     match &spec.model.selector {
         ModelSelector::Alias(alias) => {
             let _ = models.set_alias(&candidate, alias).await;
@@ -92,18 +161,35 @@ pub async fn build(name: &str, spec: &ReleaseSpec) -> Result<World, UnknownScena
         ModelSelector::Version(_) => {}
     }
 
-    // OCI registry: the image stable runs, and the candidate under the configured reference.
+    // OCI registry: the two images released before (signed with the demo key), and the
+    // candidate under the configured reference (signed by the pipeline when it runs).
+    let key = EcdsaP256Key::from_secret_bytes("demo key", DEMO_KEY_SEED)
+        .ok()
+        .map(Arc::new);
     let registry = Arc::new(MemoryRegistry::new());
-    let stable_ref = ImageRef::parse(&format!("{}:1.4.0", spec.image.name())).unwrap_or_else(|_| spec.image.clone());
-    let stable_image = stable_ref.with_digest(registry.push_image(&stable_ref, &format!("{model} v1 server")));
-    let candidate_digest = match spec.image.digest() {
-        Some(digest) => {
-            let pushed = registry.push_image(&spec.image, &format!("{model} v2 server"));
-            let _ = registry.tag(&spec.image.with_digest(pushed), "pushed");
-            digest.clone()
+    let mut released = Vec::new();
+    for (tag, version) in [("1.3.0", &previous), ("1.4.0", &serving)] {
+        let tagged = ImageRef::parse(&format!("{}:{tag}", spec.image.name()))
+            .unwrap_or_else(|_| spec.image.clone());
+        let pinned = tagged.with_digest(
+            registry.push_image(&tagged, &format!("{model} v{} server", version.version)),
+        );
+        if let Some(key) = &key {
+            let _ = slipway_attest::sign_image(registry.as_ref(), key.as_ref(), &pinned).await;
         }
-        None => registry.push_image(&spec.image, &format!("{model} v2 server")),
+        released.push((pinned, version.clone()));
+    }
+    let candidate_digest = match spec.image.digest() {
+        Some(digest) => digest.clone(),
+        None => registry.push_image(
+            &spec.image,
+            &format!("{model} v{} server", candidate.version),
+        ),
     };
+    let stable_image = released
+        .last()
+        .map(|(image, _)| image.clone())
+        .unwrap_or_else(|| spec.image.clone());
 
     // Cluster: the stable Deployment and its Service, the model server's admin token.
     let cluster = Arc::new(MemoryCluster::new(clock.clone()));
@@ -120,7 +206,32 @@ pub async fn build(name: &str, spec: &ReleaseSpec) -> Result<World, UnknownScena
         image: stable_image.pinned().unwrap_or_default(),
     });
     cluster.seed_service(&release.namespace, &spec.service, labels);
-    cluster.seed_secret(&release.namespace, &format!("{}-admin", release.name), [("admin-token".to_owned(), "demo-admin-token".to_owned())].into());
+    cluster.seed_secret(
+        &release.namespace,
+        &format!("{}-admin", release.name),
+        [("admin-token".to_owned(), "demo-admin-token".to_owned())].into(),
+    );
+    // Release history: both earlier images were released by Slipway, so rollback has targets.
+    let mut history = Vec::new();
+    for (idx, ((image, version), days_ago)) in released.iter().zip([12, 7]).enumerate() {
+        let record = ReleaseRecord {
+            release: release.clone(),
+            revision: idx as u64 + 1,
+            image: image.clone(),
+            digest: image
+                .digest()
+                .cloned()
+                .unwrap_or_else(|| candidate_digest.clone()),
+            model: version.clone(),
+            strategy: Strategy::Canary,
+            outcome: Outcome::Promoted,
+            actor: "github-actions".to_owned(),
+            at: start - jiff::SignedDuration::from_hours(24 * days_ago),
+            reason: Some("promoted after analysis and approval".to_owned()),
+        };
+        let _ = cluster.record_release(&record, spec.history_limit).await;
+        history.push(record);
+    }
     if name == "crashloop" {
         cluster.inject(candidate_digest.hex(), Fault::CrashLoop);
     }
@@ -128,11 +239,23 @@ pub async fn build(name: &str, spec: &ReleaseSpec) -> Result<World, UnknownScena
     // Scanner: two low findings normally; a fixable CRITICAL in the vulnerable image.
     let scanner = Arc::new(MemoryScanner::new());
     let mut findings = vec![
-        Finding::new("CVE-2024-45490", "libexpat", "2.5.0-r2", Some("2.6.3-r0".to_owned()), Severity::Medium),
+        Finding::new(
+            "CVE-2024-45490",
+            "libexpat",
+            "2.5.0-r2",
+            Some("2.6.3-r0".to_owned()),
+            Severity::Medium,
+        ),
         Finding::new("CVE-2023-5678", "openssl", "3.1.4-r0", None, Severity::Low),
     ];
     if name == "vulnerable-image" {
-        findings.push(Finding::new("CVE-2024-3094", "xz-utils", "5.6.0-1", Some("5.6.1+really5.4.5-1".to_owned()), Severity::Critical));
+        findings.push(Finding::new(
+            "CVE-2024-3094",
+            "xz-utils",
+            "5.6.0-1",
+            Some("5.6.1+really5.4.5-1".to_owned()),
+            Severity::Critical,
+        ));
     }
     scanner.record(candidate_digest.clone(), findings);
 
@@ -146,9 +269,15 @@ pub async fn build(name: &str, spec: &ReleaseSpec) -> Result<World, UnknownScena
             canary_value
         };
         for (track, value) in [("stable", stable_value), ("canary", canary_value)] {
-            let vars = TemplateVars { interval: Some(spec.analysis.interval), ..TemplateVars::new(release.name.clone(), release.namespace.clone(), track) };
-            let Ok(query) = slipway_analysis::render(&check.query, &vars) else { continue };
-            let points = (0..720i64).map(|idx| (start + jiff::SignedDuration::from_secs(idx * 30), value));
+            let vars = TemplateVars {
+                interval: Some(spec.analysis.interval),
+                ..TemplateVars::new(release.name.clone(), release.namespace.clone(), track)
+            };
+            let Ok(query) = slipway_analysis::render(&check.query, &vars) else {
+                continue;
+            };
+            let points =
+                (0..720i64).map(|idx| (start + jiff::SignedDuration::from_secs(idx * 30), value));
             metrics.push_series(&query, &[], points);
         }
     }
@@ -157,7 +286,9 @@ pub async fn build(name: &str, spec: &ReleaseSpec) -> Result<World, UnknownScena
     }
 
     // Audit trail: a reviewer approved this digest and model version in an earlier CI job.
-    let audit = Arc::new(MemoryAuditStore::new());
+    for record in history {
+        let _ = audit.append(record.at, Event::Release(record)).await;
+    }
     if name != "unapproved" {
         let approved_at = start - jiff::SignedDuration::from_mins(10);
         let approval = ApprovalRecord {
@@ -171,7 +302,9 @@ pub async fn build(name: &str, spec: &ReleaseSpec) -> Result<World, UnknownScena
         let _ = audit.append(approved_at, Event::Approval(approval)).await;
     }
 
-    let key = EcdsaP256Key::from_secret_bytes("demo key", DEMO_KEY_SEED).ok().map(Arc::new);
+    let key = EcdsaP256Key::from_secret_bytes("demo key", DEMO_KEY_SEED)
+        .ok()
+        .map(Arc::new);
     let trusted = key.as_ref().map(|key| key.public());
     let notifier = Arc::new(MemoryNotifier::default());
     let clock_dyn: Arc<dyn Clock> = clock;
@@ -180,14 +313,22 @@ pub async fn build(name: &str, spec: &ReleaseSpec) -> Result<World, UnknownScena
         registry,
         scanner,
         signer: key.map(|key| key as Arc<dyn slipway_attest::Signer>),
-        trusted_keys: trusted.into_iter().map(|key| Arc::new(key) as Arc<dyn slipway_attest::Verifier>).collect(),
+        trusted_keys: trusted
+            .into_iter()
+            .map(|key| Arc::new(key) as Arc<dyn slipway_attest::Verifier>)
+            .collect(),
         cluster: cluster.clone(),
         metrics,
         notifier: notifier.clone(),
         audit,
         clock: clock_dyn,
     };
-    Ok(World { backends, cluster, models, notifier })
+    Ok(World {
+        backends,
+        cluster,
+        models,
+        notifier,
+    })
 }
 
 /// Values well inside the thresholds: (stable, canary).

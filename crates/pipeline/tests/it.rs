@@ -1,0 +1,318 @@
+//! Pipeline tests over the in-memory backends: every scenario ends the way its story says, and
+//! every stop leaves stable exactly as it was, with no canary left behind and the reason recorded.
+
+use slipway_audit_log::{Event, verify};
+use slipway_cli::config::Settings;
+use slipway_cli::release::release_spec;
+use slipway_core::Outcome;
+use slipway_k8s_rollout::Cluster as _;
+use slipway_mlflow::ModelRegistry as _;
+use slipway_pipeline::scenario::{self, SCENARIOS, World};
+use slipway_pipeline::{ReleaseSpec, RunOutcome, RunReport, StageEvent};
+
+fn spec() -> ReleaseSpec {
+    release_spec(&Settings::default(), None, None).expect("defaults are valid")
+}
+
+async fn world(name: &str, spec: &ReleaseSpec) -> World {
+    scenario::build(name, spec).await.expect("known scenario")
+}
+
+async fn run(name: &str) -> (World, ReleaseSpec, RunReport, String) {
+    let spec = spec();
+    let world = world(name, &spec).await;
+    let stable_before = stable_image(&world, &spec).await;
+    let mut events = Vec::new();
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |event: &StageEvent| {
+        events.push(event.clone())
+    })
+    .await;
+    assert_eq!(
+        report.stages, events,
+        "the observer sees every event the report holds, in order"
+    );
+    (world, spec, report, stable_before)
+}
+
+async fn stable_image(world: &World, spec: &ReleaseSpec) -> String {
+    let state = world
+        .cluster
+        .deployment(&spec.release.namespace, &spec.release.name)
+        .await
+        .expect("read")
+        .expect("stable exists");
+    state.spec.image
+}
+
+async fn canary_exists(world: &World, spec: &ReleaseSpec) -> bool {
+    let name = format!("{}-canary", spec.release.name);
+    world
+        .cluster
+        .deployment(&spec.release.namespace, &name)
+        .await
+        .expect("read")
+        .is_some()
+}
+
+async fn serving_version(world: &World, spec: &ReleaseSpec) -> u64 {
+    let alias =
+        slipway_core::ModelRef::parse(&format!("{}@{}", spec.model.name, spec.serving_alias))
+            .expect("ref");
+    world
+        .models
+        .resolve(&alias)
+        .await
+        .expect("alias")
+        .version
+        .version
+}
+
+#[tokio::test]
+async fn happy_release_is_promoted_and_everything_points_at_it() {
+    let (world, spec, report, stable_before) = run("happy").await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    let digest = report.digest.clone().expect("digest resolved");
+    let stable_after = stable_image(&world, &spec).await;
+    assert_ne!(stable_after, stable_before);
+    assert!(
+        stable_after.ends_with(&digest.to_string()),
+        "stable runs the pinned candidate: {stable_after}"
+    );
+    assert!(!canary_exists(&world, &spec).await);
+    assert_eq!(
+        serving_version(&world, &spec).await,
+        3,
+        "alias moved to the candidate"
+    );
+    assert_eq!(
+        report.analysis.len(),
+        spec.steps.len(),
+        "one analysis per canary step"
+    );
+    assert!(report.gates.passed());
+
+    let history = world
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 3, "two earlier releases and this one");
+    assert_eq!(
+        (history[2].revision, history[2].outcome),
+        (3, Outcome::Promoted)
+    );
+
+    let entries = world.backends.audit.entries().await.expect("trail");
+    assert!(verify(&entries, None).is_empty(), "the trail verifies");
+    assert!(entries.iter().any(|entry| matches!(&entry.event, Event::Release(record) if record.outcome == Outcome::Promoted)));
+    let stages: Vec<&str> = entries
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            Event::Decision { stage, .. } => Some(stage.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "deploy-window",
+            "model-gate",
+            "scan-gate",
+            "sign",
+            "verify",
+            "analysis",
+            "analysis",
+            "analysis",
+            "approval"
+        ]
+    );
+    let sent = world.notifier.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].outcome, "promoted");
+}
+
+#[tokio::test]
+async fn every_stop_leaves_stable_untouched_and_no_canary() {
+    for (name, _, code) in SCENARIOS.iter().filter(|(_, _, code)| *code != 0) {
+        let (world, spec, report, stable_before) = run(name).await;
+        assert_eq!(
+            report.outcome,
+            RunOutcome::Rejected,
+            "{name}: {}",
+            report.reason
+        );
+        assert_eq!(*code, 1);
+        assert_eq!(
+            stable_image(&world, &spec).await,
+            stable_before,
+            "{name}: stable image changed"
+        );
+        let stable = world
+            .cluster
+            .deployment(&spec.release.namespace, &spec.release.name)
+            .await
+            .expect("read")
+            .expect("stable");
+        assert_eq!(stable.spec.replicas, 4, "{name}: stable scaled");
+        assert!(
+            !canary_exists(&world, &spec).await,
+            "{name}: canary left behind"
+        );
+        assert_eq!(
+            serving_version(&world, &spec).await,
+            2,
+            "{name}: alias moved"
+        );
+        assert!(!report.reason.is_empty());
+        let entries = world.backends.audit.entries().await.expect("trail");
+        assert!(verify(&entries, None).is_empty(), "{name}: trail broken");
+        assert!(
+            entries.iter().any(|entry| matches!(&entry.event, Event::Decision { verdict, .. } if verdict != "pass")
+                || matches!(&entry.event, Event::Release(record) if record.outcome == Outcome::Aborted)),
+            "{name}: the reason is recorded"
+        );
+        // The lock is released: a second run may start.
+        world
+            .cluster
+            .acquire_lock(
+                &spec.release,
+                "next-run",
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .expect("lock free");
+    }
+}
+
+#[tokio::test]
+async fn stops_say_why() {
+    for (name, expected) in [
+        ("bad-canary", "canary analysis failed: `error-rate` failed"),
+        ("bad-model", "model-gate said no"),
+        ("vulnerable-image", "scan-gate said no"),
+        ("crashloop", "CrashLoopBackOff"),
+        ("prometheus-outage", "inconclusive"),
+        ("unapproved", "approval said no"),
+    ] {
+        let (_, _, report, _) = run(name).await;
+        assert!(
+            report.reason.contains(expected),
+            "{name}: `{}` should contain `{expected}`",
+            report.reason
+        );
+    }
+}
+
+#[tokio::test]
+async fn gate_stops_change_nothing_in_the_cluster() {
+    for name in ["bad-model", "vulnerable-image"] {
+        let (world, spec, report, _) = run(name).await;
+        assert_eq!(
+            report.revision, None,
+            "{name}: no revision before the cluster is touched"
+        );
+        assert_eq!(
+            world
+                .cluster
+                .release_history(&spec.release)
+                .await
+                .expect("history")
+                .len(),
+            2,
+            "{name}: only the earlier releases"
+        );
+        assert!(
+            world.cluster.events().is_empty(),
+            "{name}: no Kubernetes events"
+        );
+    }
+}
+
+#[tokio::test]
+async fn plan_changes_nothing_anywhere() {
+    let spec = spec();
+    let world = world("happy", &spec).await;
+    let trail_before = world.backends.audit.entries().await.expect("trail");
+    let report = slipway_pipeline::plan(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(
+        report.outcome,
+        RunOutcome::WouldProceed,
+        "{}",
+        report.reason
+    );
+    assert_eq!(
+        world.backends.audit.entries().await.expect("trail"),
+        trail_before
+    );
+    assert!(!canary_exists(&world, &spec).await);
+    assert!(world.cluster.events().is_empty());
+    assert_eq!(serving_version(&world, &spec).await, 2);
+    let digest = report.digest.expect("resolved");
+    let signatures = world
+        .backends
+        .registry
+        .get_artifact(&spec.image, &digest.cosign_tag("sig"))
+        .await
+        .expect("read");
+    assert_eq!(signatures, None, "plan does not sign");
+    // The lock was never taken.
+    world
+        .cluster
+        .acquire_lock(&spec.release, "someone", std::time::Duration::from_secs(60))
+        .await
+        .expect("free");
+}
+
+#[tokio::test]
+async fn a_held_lock_refuses_the_run_naming_the_holder() {
+    let spec = spec();
+    let world = world("happy", &spec).await;
+    world
+        .cluster
+        .acquire_lock(
+            &spec.release,
+            "ci-run-41",
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .expect("lock");
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Failed);
+    assert!(
+        report.reason.contains("locked by `ci-run-41`"),
+        "{}",
+        report.reason
+    );
+    assert!(!canary_exists(&world, &spec).await);
+}
+
+async fn build(spec: &ReleaseSpec) -> World {
+    world("unapproved", spec).await
+}
+
+#[tokio::test]
+async fn approvals_must_come_from_someone_else() {
+    let mut spec = spec();
+    spec.approval = None;
+    let world = world("unapproved", &spec).await;
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Rejected);
+    // The same world, approved on the command line by someone other than the actor, promotes.
+    let mut approved = spec.clone();
+    approved.approval = Some(slipway_pipeline::GivenApproval {
+        approver: "sam.reviewer".into(),
+        reason: "looked at the canary".into(),
+    });
+    let world = build(&approved).await;
+    let report = slipway_pipeline::run(&approved, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    // Self-approval does not count.
+    let mut selfish = spec.clone();
+    selfish.approval = Some(slipway_pipeline::GivenApproval {
+        approver: selfish.actor.clone(),
+        reason: "trust me".into(),
+    });
+    let world = build(&selfish).await;
+    let report = slipway_pipeline::run(&selfish, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Rejected, "{}", report.reason);
+}
