@@ -396,7 +396,17 @@ impl ModelRegistry for MlflowClient {
                                 hint: subject.hint.to_owned(),
                             }
                         }
-                        other => self.error(other, operation(), Some(&subject)),
+                        // A 404 here is about the *model* ("Registered Model with name=… not
+                        // found"): naming the alias and hinting at aliases would send the reader
+                        // to the wrong fix.
+                        other => self.error(
+                            other,
+                            operation(),
+                            Some(&Subject {
+                                what: format!("model `{name}`"),
+                                hint: "check the registered model name (it is case-sensitive)",
+                            }),
+                        ),
                     })?;
                 self.convert(response.model_version, operation())
             }

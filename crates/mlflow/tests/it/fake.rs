@@ -1,6 +1,7 @@
-//! A scripted HTTP/1.1 server on a loopback port: it answers requests with canned replies, in
-//! order, and records what it received. Written on `tokio::net` rather than pulling in wiremock:
-//! the client only needs status, headers, body and delay to be scripted.
+//! A scripted HTTP/1.1 server on a loopback port, which answers requests with canned replies in
+//! order and records what it received, and a counting proxy in front of a real server. Written on
+//! `tokio::net` rather than pulling in wiremock: the client only needs status, headers, body and
+//! delay to be scripted.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -96,17 +97,14 @@ impl FakeServer {
     }
 }
 
-async fn serve(
-    mut stream: TcpStream,
-    recorded: Arc<Mutex<Vec<Recorded>>>,
-    replies: Vec<Reply>,
-) -> std::io::Result<()> {
+/// Reads one HTTP/1.1 request (head and `content-length` body); `None` if the peer closed first.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(Recorded, Vec<u8>)>> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     let header_end = loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Ok(());
+            return Ok(None);
         }
         buffer.extend_from_slice(&chunk[..n]);
         if let Some(at) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
@@ -134,15 +132,30 @@ async fn serve(
         }
         buffer.extend_from_slice(&chunk[..n]);
     }
-    let body = String::from_utf8_lossy(&buffer[header_end..]).into_owned();
-    let index = {
-        let mut requests = recorded.lock().expect("lock");
-        requests.push(Recorded {
+    let raw_body = buffer[header_end..].to_vec();
+    let body = String::from_utf8_lossy(&raw_body).into_owned();
+    Ok(Some((
+        Recorded {
             method,
             target,
             headers,
             body,
-        });
+        },
+        raw_body,
+    )))
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    replies: Vec<Reply>,
+) -> std::io::Result<()> {
+    let Some((request, _)) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    let index = {
+        let mut requests = recorded.lock().expect("lock");
+        requests.push(request);
         requests.len() - 1
     };
     let reply = replies
@@ -161,5 +174,75 @@ async fn serve(
     response.push_str("\r\n");
     response.push_str(&reply.body);
     stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// A loopback HTTP/1.1 proxy in front of a real server that records every request it forwards,
+/// so a test can count how many attempts the client made against the real thing (the real
+/// server has no request counter we could read).
+pub(crate) struct CountingProxy {
+    pub(crate) uri: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl CountingProxy {
+    /// Forwards to `upstream` (`http://host:port`), one request per connection.
+    pub(crate) async fn start(upstream: &str) -> CountingProxy {
+        let upstream = upstream
+            .strip_prefix("http://")
+            .expect("plain-HTTP upstream")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let uri = format!("http://{}", listener.local_addr().expect("addr"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&requests);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let recorded = Arc::clone(&recorded);
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let _ = forward(stream, recorded, &upstream).await;
+                });
+            }
+        });
+        CountingProxy { uri, requests }
+    }
+
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+async fn forward(
+    mut stream: TcpStream,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    upstream: &str,
+) -> std::io::Result<()> {
+    let Some((request, raw_body)) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    // The upstream's own Host (MLflow refuses unknown Host headers) and one request per
+    // connection, so the proxy never has to find where a kept-alive response ends.
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nhost: {upstream}\r\nconnection: close\r\n",
+        request.method, request.target
+    );
+    for (name, value) in &request.headers {
+        if name != "host" && name != "connection" {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    recorded.lock().expect("lock").push(request);
+    let mut upstream = TcpStream::connect(upstream).await?;
+    upstream.write_all(head.as_bytes()).await?;
+    upstream.write_all(&raw_body).await?;
+    let mut response = Vec::new();
+    upstream.read_to_end(&mut response).await?;
+    stream.write_all(&response).await?;
     stream.shutdown().await
 }

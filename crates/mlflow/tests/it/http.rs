@@ -426,3 +426,253 @@ async fn a_non_mlflow_answer_is_reported_not_parsed_into_nonsense() {
         "{text}"
     );
 }
+
+/// One recorded exchange from `tests/data/`: `NAME.request.txt` (`STATUS METHOD URL [JSON]`) and
+/// the response body `NAME.json`.
+struct Recording {
+    status: u16,
+    method: String,
+    /// Path and query, as the client should send them.
+    target: String,
+    /// The JSON request body, if the request had one.
+    body: Option<serde_json::Value>,
+    response: String,
+}
+
+fn recording(name: &str) -> Recording {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let read = |file: String| {
+        std::fs::read_to_string(dir.join(&file)).unwrap_or_else(|err| panic!("{file}: {err}"))
+    };
+    let request = read(format!("{name}.request.txt"));
+    let mut parts = request.splitn(4, ' ');
+    let mut next = || parts.next().unwrap_or_default().trim().to_owned();
+    let (status, method, url, body) = (next(), next(), next(), next());
+    Recording {
+        status: status.parse().expect("status"),
+        method,
+        target: url
+            .strip_prefix("http://localhost:5000")
+            .expect("recorded URL")
+            .to_owned(),
+        body: (!body.is_empty()).then(|| serde_json::from_str(&body).expect("request body")),
+        response: read(format!("{name}.json")),
+    }
+}
+
+/// A call of each `ModelRegistry` method `MlflowClient` implements.
+#[derive(Debug)]
+enum Call {
+    Resolve(&'static str),
+    RunData(&'static str),
+    History(&'static str, &'static str),
+    SetAlias(u64, &'static str),
+    DeleteAlias(&'static str),
+    SetTag(u64, &'static str, &'static str),
+    DeleteTag(u64, &'static str),
+    Transition(u64, Stage, bool),
+}
+
+/// Performs `call` and describes the outcome in one line (an error by its first line).
+async fn perform(client: &MlflowClient, call: &Call) -> String {
+    let outcome = match call {
+        Call::Resolve(reference) => client.resolve(&model_ref(reference)).await.map(|info| {
+            format!(
+                "{} {} {} aliases={:?} tags={:?} run={}",
+                info.version,
+                info.status.as_str(),
+                info.stage.as_str(),
+                info.aliases,
+                info.tags,
+                info.run_id.unwrap_or_default()
+            )
+        }),
+        Call::RunData(run) => client
+            .run_data(run)
+            .await
+            .map(|data| format!("{:?} {:?}", data.metrics, data.params.len())),
+        Call::History(run, key) => client.metric_history(run, key).await.map(|points| {
+            points
+                .iter()
+                .map(|p| format!("{}@{}={}", p.step, p.timestamp_ms, p.value))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }),
+        Call::SetAlias(number, alias) => client
+            .set_alias(&v(*number), alias)
+            .await
+            .map(|()| "ok".to_owned()),
+        Call::DeleteAlias(alias) => client
+            .delete_alias(MODEL, alias)
+            .await
+            .map(|()| "ok".to_owned()),
+        Call::SetTag(number, key, value) => client
+            .set_version_tag(&v(*number), key, value)
+            .await
+            .map(|()| "ok".to_owned()),
+        Call::DeleteTag(number, key) => client
+            .delete_version_tag(&v(*number), key)
+            .await
+            .map(|()| "ok".to_owned()),
+        Call::Transition(number, stage, archive) => client
+            .transition_stage(&v(*number), *stage, *archive)
+            .await
+            .map(|()| "ok".to_owned()),
+    };
+    match outcome {
+        Ok(text) => text,
+        Err(err) => {
+            let kind = match err {
+                Error::NotFound { .. } => "NotFound",
+                Error::Rejected { .. } => "Rejected",
+                Error::Unavailable { .. } => "Unavailable",
+            };
+            let text = err.to_string();
+            format!("{kind}: {}", text.lines().next().unwrap_or_default())
+        }
+    }
+}
+
+/// Every endpoint the client uses, each served its real recorded answer: the client must send
+/// exactly the recorded request (method, path, query, JSON body) and read the answer as shown.
+/// `error-transition-bad-stage` is left out: its request has stage `Prod`, which `Stage` cannot
+/// express (it is served in `does_not_retry_400_and_quotes_mlflow`).
+#[tokio::test]
+async fn every_endpoint_answers_as_recorded() {
+    const RUN: &str = "699d329d22e04262908ffe0eb1573458";
+    let cases: &[(&str, Call, &str)] = &[
+        (
+            "get-model-version",
+            Call::Resolve("iris-random-forest/1"),
+            "iris-random-forest/1 READY Production aliases=[\"production\"] tags={} run=699d329d22e04262908ffe0eb1573458",
+        ),
+        (
+            "get-alias-production",
+            Call::Resolve("iris-random-forest@production"),
+            "iris-random-forest/1 READY Production aliases=[\"production\"] tags={} run=699d329d22e04262908ffe0eb1573458",
+        ),
+        (
+            "get-alias-production-after-promote",
+            Call::Resolve("iris-random-forest@production"),
+            "iris-random-forest/2 READY Production aliases=[\"candidate\", \"production\"] tags={} run=699d329d22e04262908ffe0eb1573458",
+        ),
+        (
+            "get-model-version-1-after-archive",
+            Call::Resolve("iris-random-forest/1"),
+            "iris-random-forest/1 READY Archived aliases=[] tags={} run=699d329d22e04262908ffe0eb1573458",
+        ),
+        (
+            "post-get-latest-versions-production",
+            Call::Resolve("iris-random-forest/Production"),
+            "iris-random-forest/1 READY Production aliases=[\"production\"] tags={} run=6f70394bd19e4106929da458d6da42d9",
+        ),
+        (
+            "get-run",
+            Call::RunData(RUN),
+            "{\"accuracy\": 0.93, \"f1\": 0.91} 2",
+        ),
+        (
+            "get-metric-history",
+            Call::History(RUN, "accuracy"),
+            "0@1795311002679=0.93",
+        ),
+        (
+            "post-set-alias-candidate-v2",
+            Call::SetAlias(2, "candidate"),
+            "ok",
+        ),
+        (
+            "delete-alias-candidate",
+            Call::DeleteAlias("candidate"),
+            "ok",
+        ),
+        (
+            "post-set-version-tag",
+            Call::SetTag(2, "slipway.release", "r-42"),
+            "ok",
+        ),
+        (
+            "delete-version-tag",
+            Call::DeleteTag(2, "slipway.release"),
+            "ok",
+        ),
+        (
+            "post-transition-stage-v2-production",
+            Call::Transition(2, Stage::Production, true),
+            "ok",
+        ),
+        (
+            "error-get-alias-unknown",
+            Call::Resolve("iris-random-forest@nope"),
+            "NotFound: alias `nope` of model `iris-random-forest` not found in the model registry: INVALID_PARAMETER_VALUE: Registered model alias nope not found.",
+        ),
+        (
+            "error-get-alias-unknown-model",
+            Call::Resolve("no-such-model@production"),
+            "NotFound: model `no-such-model` not found in the model registry: RESOURCE_DOES_NOT_EXIST: Registered Model with name=no-such-model not found",
+        ),
+        (
+            "error-get-unknown-model-version",
+            Call::Resolve("no-such-model/1"),
+            "NotFound: version 1 of model `no-such-model` not found in the model registry: RESOURCE_DOES_NOT_EXIST: Model Version (name=no-such-model, version=1) not found",
+        ),
+        (
+            "error-get-latest-versions-unknown-model",
+            Call::Resolve("no-such-model/Production"),
+            "NotFound: model `no-such-model` not found in the model registry: RESOURCE_DOES_NOT_EXIST: Registered Model with name=no-such-model not found",
+        ),
+        (
+            "error-get-run-unknown",
+            Call::RunData("0123456789abcdef0123456789abcdef"),
+            "NotFound: run `0123456789abcdef0123456789abcdef` not found in the model registry: RESOURCE_DOES_NOT_EXIST: Run with id=0123456789abcdef0123456789abcdef not found",
+        ),
+        (
+            "error-set-alias-unknown-version",
+            Call::SetAlias(2, "candidate"),
+            "NotFound: version 2 of model `iris-random-forest` not found in the model registry: RESOURCE_DOES_NOT_EXIST: Model Version (name=iris-random-forest, version=2) not found",
+        ),
+        (
+            "error-set-version-tag-unknown-version",
+            Call::SetTag(9, "slipway.release", "r-42"),
+            "NotFound: version 9 of model `iris-random-forest` not found in the model registry: RESOURCE_DOES_NOT_EXIST: Model Version (name=iris-random-forest, version=9) not found",
+        ),
+    ];
+    for (name, call, want) in cases {
+        let recorded = recording(name);
+        let server = FakeServer::start(vec![Reply::new(recorded.status, &recorded.response)]).await;
+        let got = perform(&client(config(&server)), call).await;
+        assert_eq!(got, *want, "{name}: {call:?}");
+        let sent = server.requests();
+        assert_eq!(sent.len(), 1, "{name}: one request, no retry: {sent:#?}");
+        let sent = &sent[0];
+        assert_eq!(
+            (sent.method.as_str(), sent.target.as_str()),
+            (recorded.method.as_str(), recorded.target.as_str()),
+            "{name}"
+        );
+        let body = (!sent.body.is_empty()).then(|| sent.json());
+        assert_eq!(body, recorded.body, "{name}: request body");
+    }
+}
+
+/// With the shipped defaults (3 retries, 0.5 s doubling backoff), a server that keeps failing
+/// costs exactly 4 requests and about 3.5 s, not a storm.
+#[tokio::test]
+async fn default_retry_budget_is_bounded() {
+    let internal = r#"{"error_code": "INTERNAL_ERROR", "message": "boom"}"#;
+    let failing = FakeServer::start(vec![Reply::new(500, internal); 20]).await;
+    let started = Instant::now();
+    let err = MlflowClient::new(MlflowConfig::new(&failing.uri))
+        .expect("client")
+        .run_data("r1")
+        .await
+        .expect_err("500");
+    let took = started.elapsed();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert_eq!(failing.requests().len(), 4, "1 attempt + 3 retries");
+    assert!(err.to_string().contains("after 4 attempts"), "{err}");
+    assert!(
+        took >= Duration::from_millis(3_500) && took < Duration::from_secs(10),
+        "backoff 0.5 + 1 + 2 s: took {took:?}"
+    );
+}
