@@ -36,6 +36,12 @@ pub fn service_registry(test: &str) -> Option<String> {
     }
 }
 
+/// `gzip` (mtime 0) of an empty tar archive (1024 zero bytes).
+const EMPTY_TAR_GZ: &[u8] = &[
+    31, 139, 8, 0, 0, 0, 0, 0, 2, 3, 99, 96, 24, 5, 163, 96, 20, 140, 84, 0, 0, 46, 175, 181, 239,
+    0, 4, 0, 0,
+];
+
 /// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/...`).
 #[derive(Debug)]
 pub struct OciLayout {
@@ -78,15 +84,17 @@ impl OciLayout {
     }
 
     /// Writes a single-platform image whose config carries `seed`, so different seeds give
-    /// different digests. Its one layer is an empty tar.
+    /// different digests. Its one layer is an empty tar, gzipped (skopeo would compress an
+    /// uncompressed layer on push and change the digests).
     pub fn image(&self, seed: &str, platform: &Platform) -> std::io::Result<Written> {
-        let layer = vec![0_u8; 1024];
-        let layer_digest = self.blob(&layer)?;
+        let layer = EMPTY_TAR_GZ;
+        let layer_digest = self.blob(layer)?;
+        let diff_id = sha256(&[0_u8; 1024]);
         let config = serde_json::json!({
             "architecture": platform.architecture,
             "os": platform.os,
             "config": {"Labels": {"dev.slipway.test.seed": seed}},
-            "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
         })
         .to_string();
         let config_digest = self.blob(config.as_bytes())?;
@@ -94,7 +102,7 @@ impl OciLayout {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest.to_string(), "size": layer.len()}],
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest.to_string(), "size": layer.len()}],
         })
         .to_string();
         Ok(Written {
