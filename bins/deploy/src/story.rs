@@ -65,7 +65,7 @@ impl<'a> Story<'a> {
     pub(crate) async fn after(&mut self, world: &World, report: &RunReport) {
         eprintln!("after:   {}", self.serving(world).await);
         for note in world.notifier.sent() {
-            eprintln!("notified: [{}] {}", note.outcome, note.summary);
+            eprintln!("notified: [{}] {}", note.event, note.summary);
         }
         let _ = report;
     }

@@ -297,10 +297,13 @@ fn describe(err: &figment::Error) -> UserError {
         } else {
             format!(" key `{}`:", path.join("."))
         };
-        messages.push(format!(
-            "invalid configuration in {source}:{key} {}",
-            err.kind
-        ));
+        let what = match &err.kind {
+            figment::error::Kind::UnknownField(field, expected) => {
+                format!("unknown key `{field}` (known keys here: {})", expected.join(", "))
+            }
+            kind => kind.to_string(),
+        };
+        messages.push(format!("invalid configuration in {source}:{key} {what}"));
     }
     let hint = "see `--print-config` for every key and its current value";
     UserError {

@@ -65,7 +65,10 @@ pub fn release_spec(
     if rollout.steps.windows(2).any(|pair| pair[0] >= pair[1]) {
         return Err(key_error(
             "rollout.steps",
-            format!("steps {:?} must increase", rollout.steps),
+            format!(
+                "steps {:?} must increase\n\nhint: list canary shares in increasing order, e.g. `steps = [10, 25, 50]`",
+                rollout.steps
+            ),
         ));
     }
     if rollout.history_limit == 0 {

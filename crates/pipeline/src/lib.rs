@@ -20,7 +20,7 @@ pub mod scenario;
 mod spec;
 
 pub use backends::{Backends, SystemClock};
-pub use notify::{MemoryNotifier, Notification, Notifier};
+pub use notify::{FanOut, MemoryNotifier, Notification, Notifier, WebhookKind, WebhookNotifier};
 pub use report::{RunOutcome, RunReport, StageEvent, StageStatus};
 pub use rollback::{RollbackSpec, RollbackTarget, choose_target, rollback};
 pub use run::{Observer, plan, run};

@@ -97,7 +97,7 @@ pub async fn rollback(
     }
     let notification = crate::Notification {
         release: report.release.clone(),
-        outcome: if report.outcome == RunOutcome::Promoted {
+        event: if report.outcome == RunOutcome::Promoted {
             "rolled-back".to_owned()
         } else {
             "rollback-failed".to_owned()

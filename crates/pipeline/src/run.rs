@@ -240,6 +240,8 @@ impl Ctx<'_> {
         }
         let revision = self.next_revision().await?;
         self.report.revision = Some(revision);
+        let started = format!("revision {revision}: {candidate} at {} starting {}", image.pinned().unwrap_or_default(), self.spec.strategy);
+        self.notify("started", &started).await;
         self.canary(&image).await?;
         self.approval(&image, &candidate).await?;
         self.promote(&image, &candidate, revision).await?;
@@ -977,6 +979,17 @@ impl Ctx<'_> {
         }
     }
 
+    /// Sends a notification; a failure is an event and an audit entry, never a stop.
+    async fn notify(&mut self, event: &str, summary: &str) {
+        let notification = Notification { release: self.report.release.clone(), event: event.to_owned(), summary: summary.to_owned() };
+        if let Err(err) = self.backends.notifier.notify(&notification).await {
+            self.emit("notify", StageStatus::Info, format!("notification `{event}` failed: {err}"));
+            if let Err(stop) = self.audit("notify", "fail", &format!("`{event}` not delivered: {err}")).await {
+                self.emit("notify", StageStatus::Fail, stop.reason);
+            }
+        }
+    }
+
     async fn finish(&mut self) {
         if let Some(holder) = self.lock_holder.take() {
             if let Err(err) = self
@@ -1001,17 +1014,6 @@ impl Ctx<'_> {
             RunOutcome::Failed => "failed",
             RunOutcome::WouldProceed => "planned",
         };
-        let notification = Notification {
-            release: self.report.release.clone(),
-            outcome: outcome.to_owned(),
-            summary: self.report.reason.clone(),
-        };
-        if let Err(err) = self.backends.notifier.notify(&notification).await {
-            self.emit(
-                "notify",
-                StageStatus::Info,
-                format!("notification failed: {err}"),
-            );
-        }
+        self.notify(outcome, &self.report.reason.clone()).await;
     }
 }

@@ -126,9 +126,8 @@ async fn happy_release_is_promoted_and_everything_points_at_it() {
             "approval"
         ]
     );
-    let sent = world.notifier.sent();
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].outcome, "promoted");
+    let sent: Vec<String> = world.notifier.sent().into_iter().map(|note| note.event).collect();
+    assert_eq!(sent, ["started", "promoted"]);
 }
 
 #[tokio::test]
