@@ -50,8 +50,17 @@ fn hash_of(seq: u64, at: &Timestamp, prev: &str, event: &Event) -> String {
         prev: &'a str,
         event: &'a Event,
     }
-    let bytes = serde_json::to_vec(&Hashed { seq, at, prev, event }).unwrap_or_default();
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+    let bytes = serde_json::to_vec(&Hashed {
+        seq,
+        at,
+        prev,
+        event,
+    })
+    .unwrap_or_default();
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 impl Entry {
@@ -60,12 +69,21 @@ impl Entry {
         let seq = last.map_or(1, |entry| entry.seq + 1);
         let prev = last.map_or_else(|| GENESIS.to_owned(), |entry| entry.hash.clone());
         let hash = hash_of(seq, &at, &prev, &event);
-        Entry { seq, at, prev, event, hash }
+        Entry {
+            seq,
+            at,
+            prev,
+            event,
+            hash,
+        }
     }
 
     /// This entry as a head to remember.
     pub fn head(&self) -> Head {
-        Head { seq: self.seq, hash: self.hash.clone() }
+        Head {
+            seq: self.seq,
+            hash: self.hash.clone(),
+        }
     }
 }
 
@@ -78,14 +96,26 @@ pub fn verify(entries: &[Entry], expected_head: Option<&Head>) -> Vec<ChainProbl
     for entry in entries {
         let expected_seq = previous.map_or(1, |p| p.seq + 1);
         if entry.seq != expected_seq {
-            problems.push(ChainProblem { seq: entry.seq, problem: format!("expected entry {expected_seq}, found {}: entries missing or reordered", entry.seq) });
+            problems.push(ChainProblem {
+                seq: entry.seq,
+                problem: format!(
+                    "expected entry {expected_seq}, found {}: entries missing or reordered",
+                    entry.seq
+                ),
+            });
         }
         let expected_prev = previous.map_or(GENESIS, |p| p.hash.as_str());
         if entry.prev != expected_prev {
-            problems.push(ChainProblem { seq: entry.seq, problem: "does not chain to the entry before it".to_owned() });
+            problems.push(ChainProblem {
+                seq: entry.seq,
+                problem: "does not chain to the entry before it".to_owned(),
+            });
         }
         if hash_of(entry.seq, &entry.at, &entry.prev, &entry.event) != entry.hash {
-            problems.push(ChainProblem { seq: entry.seq, problem: "content does not match its hash: the entry was modified".to_owned() });
+            problems.push(ChainProblem {
+                seq: entry.seq,
+                problem: "content does not match its hash: the entry was modified".to_owned(),
+            });
         }
         previous = Some(entry);
     }
@@ -93,10 +123,18 @@ pub fn verify(entries: &[Entry], expected_head: Option<&Head>) -> Vec<ChainProbl
         match entries.iter().find(|entry| entry.seq == head.seq) {
             None => problems.push(ChainProblem {
                 seq: head.seq,
-                problem: format!("trail ends at entry {} but entry {} was seen before: it was truncated", previous.map_or(0, |p| p.seq), head.seq),
+                problem: format!(
+                    "trail ends at entry {} but entry {} was seen before: it was truncated",
+                    previous.map_or(0, |p| p.seq),
+                    head.seq
+                ),
             }),
             Some(entry) if entry.hash != head.hash => {
-                problems.push(ChainProblem { seq: head.seq, problem: "entry differs from the one seen before: history was rewritten".to_owned() });
+                problems.push(ChainProblem {
+                    seq: head.seq,
+                    problem: "entry differs from the one seen before: history was rewritten"
+                        .to_owned(),
+                });
             }
             Some(_) => {}
         }
@@ -119,7 +157,8 @@ mod tests {
                 verdict: "pass".into(),
                 detail: format!("check {idx}"),
             };
-            let at = Timestamp::from_second(1_700_000_000 + i64::try_from(idx).expect("small")).expect("ts");
+            let at = Timestamp::from_second(1_700_000_000 + i64::try_from(idx).expect("small"))
+                .expect("ts");
             let next = Entry::next(entries.last(), at, event);
             entries.push(next);
         }
@@ -152,7 +191,10 @@ mod tests {
         assert_eq!(problems.iter().map(|p| p.seq).collect::<Vec<_>>(), [4, 4]);
 
         let truncated = &entries[..2];
-        assert!(verify(truncated, None).is_empty(), "a truncated chain is self-consistent");
+        assert!(
+            verify(truncated, None).is_empty(),
+            "a truncated chain is self-consistent"
+        );
         let problems = verify(truncated, Some(&head));
         assert!(problems[0].problem.contains("truncated"), "{problems:?}");
     }

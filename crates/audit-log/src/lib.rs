@@ -73,7 +73,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A line is not a valid entry.
-    #[error("audit trail `{path}` line {line}: not a valid entry ({message})\n\nhint: the file was edited by hand or is corrupt; `slipway-audit verify` shows where the chain breaks")]
+    #[error(
+        "audit trail `{path}` line {line}: not a valid entry ({message})\n\nhint: the file was edited by hand or is corrupt; `slipway-audit verify` shows where the chain breaks"
+    )]
     Corrupt {
         /// Where.
         path: String,

@@ -31,7 +31,11 @@ impl AuditStore for MemoryAuditStore {
     }
 
     async fn entries(&self) -> Result<Vec<Entry>, Error> {
-        Ok(self.entries.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        Ok(self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
     }
 }
 
@@ -47,7 +51,10 @@ pub struct FileAuditStore {
 impl FileAuditStore {
     /// A trail at `path` (created on first append, with its parent directories).
     pub fn new(path: impl Into<PathBuf>) -> FileAuditStore {
-        FileAuditStore { path: path.into(), write: Mutex::new(()) }
+        FileAuditStore {
+            path: path.into(),
+            write: Mutex::new(()),
+        }
     }
 
     /// Where the trail lives.
@@ -56,7 +63,11 @@ impl FileAuditStore {
     }
 
     fn io(&self, operation: &'static str) -> impl FnOnce(std::io::Error) -> Error + '_ {
-        move |source| Error::Io { path: self.path.display().to_string(), operation, source }
+        move |source| Error::Io {
+            path: self.path.display().to_string(),
+            operation,
+            source,
+        }
     }
 
     fn read(&self) -> Result<Vec<Entry>, Error> {
@@ -88,12 +99,21 @@ impl AuditStore for FileAuditStore {
         let _guard = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let entries = self.read()?;
         let entry = Entry::next(entries.last(), at, event);
-        if let Some(parent) = self.path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Some(parent) = self
+            .path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent).map_err(self.io("create directory"))?;
         }
-        let mut line = serde_json::to_vec(&entry).map_err(|err| self.io("encode")(std::io::Error::other(err)))?;
+        let mut line = serde_json::to_vec(&entry)
+            .map_err(|err| self.io("encode")(std::io::Error::other(err)))?;
         line.push(b'\n');
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(self.io("open"))?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(self.io("open"))?;
         file.write_all(&line).map_err(self.io("append"))?;
         file.sync_data().map_err(self.io("sync"))?;
         Ok(entry)
@@ -122,20 +142,28 @@ mod tests {
             detail: detail.into(),
         };
         let at = Timestamp::from_second(1_700_000_000).expect("ts");
-        FileAuditStore::new(&path).append(at, event("one")).await.expect("append");
+        FileAuditStore::new(&path)
+            .append(at, event("one"))
+            .await
+            .expect("append");
         let reopened = FileAuditStore::new(&path);
         let second = reopened.append(at, event("two")).await.expect("append");
         assert_eq!(second.seq, 2);
         let entries = reopened.entries().await.expect("read");
         assert!(verify(&entries, None).is_empty());
 
-        let text = std::fs::read_to_string(&path).expect("read").replace("\"one\"", "\"uno\"");
+        let text = std::fs::read_to_string(&path)
+            .expect("read")
+            .replace("\"one\"", "\"uno\"");
         std::fs::write(&path, text).expect("write");
         let problems = verify(&reopened.entries().await.expect("read"), None);
         assert_eq!(problems.len(), 1, "{problems:?}");
 
         std::fs::write(&path, "{not json}\n").expect("write");
         let err = reopened.entries().await.expect_err("corrupt");
-        assert!(err.to_string().contains("line 1: not a valid entry"), "{err}");
+        assert!(
+            err.to_string().contains("line 1: not a valid entry"),
+            "{err}"
+        );
     }
 }
