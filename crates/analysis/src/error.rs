@@ -69,6 +69,17 @@ pub enum Error {
         hint: String,
     },
 
+    /// An evaluation data set could not be read.
+    #[error(
+        "failed to load evaluation data set `{path}`: {problem}\n\nhint: write one JSON object per line, `{{\"input\": ..., \"label\": ...}}`"
+    )]
+    Dataset {
+        /// The file.
+        path: String,
+        /// What is wrong, with the line number.
+        problem: String,
+    },
+
     /// A [`crate::PrometheusClient`] could not be built from its configuration.
     #[error("invalid prometheus configuration for `{url}`: {problem}\n\nhint: {hint}")]
     Config {

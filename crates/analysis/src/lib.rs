@@ -18,24 +18,56 @@
 //! because an outage of the monitoring system says nothing about the canary. The semantics of the
 //! three limits follow Argo Rollouts' `AnalysisTemplate`.
 //!
-//! Rendering the [`AnalysisRun`] as a decision record (text, Markdown, JSON) lives in [`report`].
+//! Beyond thresholds, the same pure/edge split holds for the other judges:
+//!
+//! - [`compare`] (`[compare]` in the plan) compares canary and baseline samples per metric as
+//!   Kayenta does (Mann-Whitney U, Hodges-Lehmann shift with a 0.98 interval, tolerance 0.25,
+//!   direction, critical metrics, weighted score with pass 90 / marginal 75), and adds what
+//!   Kayenta lacks: a spread test for variance-only regressions and a minimum sample count that
+//!   says "too few samples" instead of guessing. The statistics live in [`stats`] and equal
+//!   SciPy's to 1e-9 on recorded cases.
+//! - [`judge_distribution`] and [`judge_accuracy`] (`[quality]`) judge prediction drift (PSI,
+//!   two-sample KS) and accuracy on a labelled set; [`judge_smoke`] (`[[smoke]]`) judges HTTP
+//!   answers. [`check_endpoints`] is their HTTP edge.
+//! - [`replay`] runs a plan over a past time range ("would this canary have been stopped?")
+//!   with the same judge as [`run`]; there a metrics outage is an error, not a verdict.
+//!
+//! Rendering the [`AnalysisRun`] as a decision record (text, Markdown, JSON, SVG chart) lives in
+//! [`report`] and [`svg`].
 
+mod compare;
+mod endpoint;
 mod error;
 mod judge;
 mod memory;
 mod plan;
 mod prometheus;
 mod provider;
+mod quality;
+mod replay;
 pub mod report;
 mod run;
+mod smoke;
 pub mod stats;
+pub mod svg;
 mod template;
 
+pub use compare::{
+    Classification, CompareMetric, ComparePlan, Comparison, Direction, MetricComparison,
+    MetricSamples, Spread, compare,
+};
+pub use endpoint::{EndpointResults, Example, check_endpoints, load_dataset};
 pub use error::Error;
 pub use judge::{Decision, Measurement, MetricStatus, MetricTally, Outcome, Verdict, judge};
 pub use memory::{LOOKBACK, MemoryMetrics};
 pub use plan::{AnalysisPlan, MetricCheck, NoDataPolicy};
 pub use prometheus::{PrometheusAuth, PrometheusClient, PrometheusConfig};
 pub use provider::{Labels, MetricsProvider, Sample, Series};
-pub use run::{AnalysisRun, RenderedQuery, run};
+pub use quality::{
+    AccuracyCheck, AccuracyResult, DistributionCheck, DistributionResult, Quality, QualityPlan,
+    Scored, judge_accuracy, judge_distribution,
+};
+pub use replay::replay;
+pub use run::{AnalysisRun, CompareRecord, ComparedSeries, RenderedQuery, combine, run};
+pub use smoke::{JsonExpectation, SmokeCheck, SmokeObservation, SmokeResult, judge_smoke};
 pub use template::{TemplateVars, render};

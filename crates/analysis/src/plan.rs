@@ -8,6 +8,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::Error;
+use crate::compare::ComparePlan;
+use crate::quality::QualityPlan;
+use crate::smoke::SmokeCheck;
 use crate::template::{TemplateVars, promql_duration, render};
 
 /// What a measurement with no data (empty result or NaN) counts as.
@@ -64,8 +67,17 @@ pub struct AnalysisPlan {
     pub inconclusive_limit: u32,
     /// What no data means, for metrics that don't say.
     pub no_data: NoDataPolicy,
-    /// The checks.
+    /// The threshold checks.
     pub metrics: Vec<MetricCheck>,
+    /// Statistical comparison of the canary with a baseline track (`[compare]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compare: Option<ComparePlan>,
+    /// Model quality: prediction drift and accuracy (`[quality]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualityPlan>,
+    /// HTTP smoke tests against the canary (`[[smoke]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub smoke: Vec<SmokeCheck>,
 }
 
 /// Labels shared by the default checks' queries.
@@ -101,6 +113,9 @@ impl Default for AnalysisPlan {
                     no_data: None,
                 },
             ],
+            compare: None,
+            quality: None,
+            smoke: Vec::new(),
         }
     }
 }
@@ -119,9 +134,15 @@ impl AnalysisPlan {
                 self.interval
             ));
         }
-        if self.metrics.is_empty() {
-            problems
-                .push("`metrics` is empty; an analysis without checks proves nothing".to_owned());
+        if self.metrics.is_empty()
+            && self.compare.is_none()
+            && self.quality.is_none()
+            && self.smoke.is_empty()
+        {
+            problems.push(
+                "`metrics`, `compare`, `quality` and `smoke` are all empty; an analysis without checks proves nothing"
+                    .to_owned(),
+            );
         }
         let mut seen = BTreeSet::new();
         let probe = TemplateVars {
@@ -152,6 +173,41 @@ impl AnalysisPlan {
             if let Err(Error::Template { problem, .. }) = render(&check.query, &probe) {
                 problems.push(format!("metric `{name}` query: {problem}"));
             }
+        }
+        let templates = self
+            .compare
+            .iter()
+            .flat_map(|c| {
+                c.metrics
+                    .iter()
+                    .map(|m| ("compare metric", &m.name, &m.query))
+            })
+            .chain(self.quality.iter().flat_map(|q| {
+                q.distributions.iter().filter_map(|d| {
+                    d.query
+                        .as_ref()
+                        .or(d.url.as_ref())
+                        .map(|t| ("quality distribution", &d.name, t))
+                })
+            }))
+            .chain(self.smoke.iter().map(|s| ("smoke check", &s.name, &s.url)));
+        for (kind, name, template) in templates {
+            if let Err(Error::Template { problem, .. }) = render(template, &probe) {
+                problems.push(format!("{kind} `{name}`: {problem}"));
+            }
+        }
+        if let Some(compare) = &self.compare {
+            problems.extend(compare.problems());
+        }
+        if let Some(quality) = &self.quality {
+            problems.extend(quality.problems());
+        }
+        let mut smoke_names = BTreeSet::new();
+        for check in &self.smoke {
+            if !smoke_names.insert(check.name.as_str()) {
+                problems.push(format!("smoke check `{}` is listed twice", check.name));
+            }
+            problems.extend(check.problems());
         }
         if problems.is_empty() {
             Ok(())

@@ -1,11 +1,18 @@
-//! Running an analysis: measure on a clock, judge after every round, stop when decided.
+//! Running an analysis: measure on a clock, judge after every round, stop when decided; then
+//! compare canary with baseline over the window and run the endpoint checks.
+
+use std::time::Duration;
 
 use jiff::Timestamp;
 use slipway_core::Clock;
 
+use crate::compare::{Comparison, MetricSamples, compare};
+use crate::endpoint::{EndpointResults, check_endpoints};
 use crate::judge::{Decision, Measurement, Outcome, Verdict, judge};
 use crate::plan::AnalysisPlan;
-use crate::provider::MetricsProvider;
+use crate::provider::{MetricsProvider, Series};
+use crate::quality::{DistributionResult, Quality, judge_distribution, worst};
+use crate::smoke::SmokeResult;
 use crate::template::{TemplateVars, render};
 use crate::{Error, report};
 
@@ -37,8 +44,45 @@ pub struct AnalysisRun {
     pub finished: Timestamp,
     /// Every measurement, in the order taken.
     pub measurements: Vec<Measurement>,
-    /// The decision.
+    /// The decision: thresholds, comparison, quality and smoke tests together (see [`combine`]).
     pub verdict: Verdict,
+    /// The statistical comparison with the baseline, when the plan has `[compare]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<CompareRecord>,
+    /// Model quality, when the plan has `[quality]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Quality>,
+    /// Smoke test results, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smoke: Vec<SmokeResult>,
+}
+
+/// One compared metric's series over the window, for the record and the chart.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ComparedSeries {
+    /// The metric's name.
+    pub metric: String,
+    /// The canary query as sent.
+    pub canary_query: String,
+    /// The baseline query as sent.
+    pub baseline_query: String,
+    /// Canary points (finite values only).
+    pub canary: Vec<(Timestamp, f64)>,
+    /// Baseline points (finite values only).
+    pub baseline: Vec<(Timestamp, f64)>,
+}
+
+/// The comparison section of the decision record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CompareRecord {
+    /// Window start.
+    pub from: Timestamp,
+    /// Window end.
+    pub to: Timestamp,
+    /// The data compared.
+    pub series: Vec<ComparedSeries>,
+    /// The judgement.
+    pub result: Comparison,
 }
 
 impl AnalysisRun {
@@ -50,6 +94,97 @@ impl AnalysisRun {
     /// The decision record as plain text (see [`report::text`]).
     pub fn to_text(&self) -> String {
         report::text(self)
+    }
+
+    /// Adds the results of [`check_endpoints`] and decides again.
+    pub fn add_endpoint_results(&mut self, results: EndpointResults) {
+        self.smoke.extend(results.smoke);
+        if let Some(found) = results.quality {
+            self.quality = Some(match self.quality.take() {
+                Some(mut quality) => {
+                    quality.distributions.extend(found.distributions);
+                    quality.skipped.extend(found.skipped);
+                    Quality::new(
+                        quality.distributions,
+                        found.accuracy.or(quality.accuracy),
+                        quality.skipped,
+                    )
+                }
+                None => found,
+            });
+        }
+        self.decide();
+    }
+
+    /// Records checks that were not run and why (they do not change the decision).
+    pub fn add_skipped(&mut self, note: &str) {
+        let mut quality = self
+            .quality
+            .take()
+            .unwrap_or_else(|| Quality::new(Vec::new(), None, Vec::new()));
+        quality.skipped.push(note.to_owned());
+        self.quality = Some(Quality::new(
+            quality.distributions,
+            quality.accuracy,
+            quality.skipped,
+        ));
+        self.decide();
+    }
+
+    pub(crate) fn decide(&mut self) {
+        self.verdict = combine(
+            &self.plan,
+            &self.measurements,
+            self.comparison.as_ref().map(|c| &c.result),
+            self.quality.as_ref(),
+            &self.smoke,
+        );
+    }
+}
+
+/// The overall verdict: the worst of the threshold checks (when the plan has any), the
+/// comparison, the quality checks that were judged and the smoke tests. Reasons come in that
+/// order; the tallies are the threshold metrics'. Pure.
+pub fn combine(
+    plan: &AnalysisPlan,
+    measurements: &[Measurement],
+    comparison: Option<&Comparison>,
+    quality: Option<&Quality>,
+    smoke: &[SmokeResult],
+) -> Verdict {
+    let thresholds = judge(plan, measurements);
+    let mut decisions = Vec::new();
+    let mut reasons = Vec::new();
+    if !plan.metrics.is_empty() {
+        decisions.push(thresholds.decision);
+        reasons.extend(thresholds.reasons.iter().cloned());
+    }
+    if let Some(comparison) = comparison {
+        decisions.push(comparison.decision);
+        reasons.extend(comparison.reasons.iter().cloned());
+    }
+    if let Some(quality) = quality {
+        if quality.judged() {
+            decisions.push(quality.decision);
+        }
+        reasons.extend(quality.reasons());
+    }
+    for result in smoke {
+        decisions.push(if result.passed {
+            Decision::Pass
+        } else {
+            Decision::Fail
+        });
+        reasons.push(result.reason.clone());
+    }
+    let decision = worst(decisions).unwrap_or_else(|| {
+        reasons.push("nothing was checked".to_owned());
+        Decision::Inconclusive
+    });
+    Verdict {
+        decision,
+        reasons,
+        metrics: thresholds.metrics,
     }
 }
 
@@ -63,8 +198,12 @@ impl AnalysisRun {
 /// `{{interval}}` renders as `vars.interval`, or `plan.interval` when that is `None`.
 /// `observer` sees each measurement as it is taken, so the caller can print progress.
 ///
-/// Errors only for an invalid plan or template: a failing backend becomes measurement errors,
-/// which the verdict reports.
+/// After the threshold rounds, a `[compare]` section is judged over the run's window
+/// (`started` to the last round) and metric-based `[quality]` distributions likewise; then smoke
+/// tests and endpoint checks run (see [`check_endpoints`]).
+///
+/// Errors only for an invalid plan, template or evaluation data set: a failing backend becomes
+/// measurement errors (or a comparison "not judged"), which the verdict reports.
 pub async fn run(
     plan: &AnalysisPlan,
     provider: &dyn MetricsProvider,
@@ -111,17 +250,220 @@ pub async fn run(
         }
         clock.sleep(plan.interval).await;
     }
-    Ok(AnalysisRun {
-        release: vars.release,
-        namespace: vars.namespace,
-        track: vars.track,
+    let finished = clock.now();
+    let window =
+        window_checks(plan, provider, &vars, started, finished, Strictness::Record).await?;
+    let mut run = AnalysisRun {
+        release: vars.release.clone(),
+        namespace: vars.namespace.clone(),
+        track: vars.track.clone(),
         plan: plan.clone(),
         queries,
         started,
-        finished: clock.now(),
+        finished,
         measurements,
         verdict,
+        comparison: window.comparison,
+        quality: window.quality,
+        smoke: Vec::new(),
+    };
+    if !plan.smoke.is_empty() || plan.quality.as_ref().is_some_and(|q| q.accuracy.is_some()) {
+        run.add_endpoint_results(check_endpoints(plan, &vars).await?);
+    } else {
+        run.decide();
+    }
+    Ok(run)
+}
+
+/// What to do when the metrics backend fails during the window checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strictness {
+    /// Return the error: a replay that cannot read the past has no verdict to give.
+    Fail,
+    /// Record the metric as not judged, with the error as the reason (a live run).
+    Record,
+}
+
+/// The window-based sections of a run.
+pub(crate) struct WindowChecks {
+    pub(crate) comparison: Option<CompareRecord>,
+    pub(crate) quality: Option<Quality>,
+}
+
+/// Judges `[compare]` and metric-based `[quality]` distributions over `[from, to]`.
+pub(crate) async fn window_checks(
+    plan: &AnalysisPlan,
+    provider: &dyn MetricsProvider,
+    vars: &TemplateVars,
+    from: Timestamp,
+    to: Timestamp,
+    strictness: Strictness,
+) -> Result<WindowChecks, Error> {
+    let mut comparison = None;
+    if let Some(compare_plan) = &plan.compare {
+        let baseline_vars = TemplateVars {
+            track: compare_plan.baseline.clone(),
+            ..vars.clone()
+        };
+        let mut series = Vec::new();
+        let mut samples = Vec::new();
+        let mut failures = Vec::new();
+        for metric in &compare_plan.metrics {
+            let canary_query = render(&metric.query, vars)?;
+            let baseline_query = render(&metric.query, &baseline_vars)?;
+            let fetched = async {
+                let canary = points(provider, &canary_query, from, to, compare_plan.step).await?;
+                let baseline =
+                    points(provider, &baseline_query, from, to, compare_plan.step).await?;
+                Ok::<_, Error>((canary, baseline))
+            }
+            .await;
+            let (canary, baseline) = match fetched {
+                Ok(found) => found,
+                Err(err) if strictness == Strictness::Record => {
+                    failures.push((metric.name.clone(), err.to_string()));
+                    (Vec::new(), Vec::new())
+                }
+                Err(err) => return Err(err),
+            };
+            samples.push(MetricSamples {
+                metric: metric.name.clone(),
+                canary: canary.iter().map(|(_, v)| *v).collect(),
+                baseline: baseline.iter().map(|(_, v)| *v).collect(),
+            });
+            series.push(ComparedSeries {
+                metric: metric.name.clone(),
+                canary_query,
+                baseline_query,
+                canary,
+                baseline,
+            });
+        }
+        let mut result = compare(compare_plan, &samples);
+        for (metric, error) in failures {
+            let first_line = error.lines().next().unwrap_or_default().to_owned();
+            for judged in &mut result.metrics {
+                if judged.metric == metric {
+                    judged.reason = format!("`{metric}` not judged: {first_line}");
+                }
+            }
+            for reason in &mut result.reasons {
+                if reason.starts_with(&format!("`{metric}` not judged")) {
+                    *reason = format!("`{metric}` not judged: {first_line}");
+                }
+            }
+        }
+        comparison = Some(CompareRecord {
+            from,
+            to,
+            series,
+            result,
+        });
+    }
+
+    let mut quality = None;
+    if let Some(quality_plan) = &plan.quality {
+        let baseline_vars = TemplateVars {
+            track: quality_plan.baseline.clone(),
+            ..vars.clone()
+        };
+        let mut distributions: Vec<DistributionResult> = Vec::new();
+        for check in &quality_plan.distributions {
+            let Some(query) = &check.query else { continue };
+            let fetched = async {
+                let canary =
+                    points(provider, &render(query, vars)?, from, to, quality_plan.step).await?;
+                let baseline = points(
+                    provider,
+                    &render(query, &baseline_vars)?,
+                    from,
+                    to,
+                    quality_plan.step,
+                )
+                .await?;
+                Ok::<_, Error>((canary, baseline))
+            }
+            .await;
+            match fetched {
+                Ok((canary, baseline)) => {
+                    let values = |points: &[(Timestamp, f64)]| -> Vec<f64> {
+                        points.iter().map(|(_, v)| *v).collect()
+                    };
+                    distributions.push(judge_distribution(
+                        quality_plan,
+                        &check.name,
+                        &values(&canary),
+                        &values(&baseline),
+                    ));
+                }
+                Err(err) if strictness == Strictness::Record => {
+                    let mut result = judge_distribution(quality_plan, &check.name, &[], &[]);
+                    result.reason = format!(
+                        "`{}` not judged: {}",
+                        check.name,
+                        err.to_string().lines().next().unwrap_or_default()
+                    );
+                    distributions.push(result);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        quality = Some(Quality::new(distributions, None, Vec::new()));
+    }
+    Ok(WindowChecks {
+        comparison,
+        quality,
     })
+}
+
+/// One series' finite points over `[from, to]` at `step`. No series is no points; several are an
+/// error, as for a measurement.
+pub(crate) async fn points(
+    provider: &dyn MetricsProvider,
+    query: &str,
+    from: Timestamp,
+    to: Timestamp,
+    step: Duration,
+) -> Result<Vec<(Timestamp, f64)>, Error> {
+    let series = provider.range(query, from, to, step).await?;
+    match series.as_slice() {
+        [] => Ok(Vec::new()),
+        [one] => Ok(one
+            .points
+            .iter()
+            .copied()
+            .filter(|(_, v)| v.is_finite())
+            .collect()),
+        many => Err(Error::BadResponse {
+            backend: "the metrics backend".to_owned(),
+            query: query.to_owned(),
+            problem: format!(
+                "it returned {} series ({}) where one was needed",
+                many.len(),
+                label_sets(many)
+            ),
+            hint: "aggregate it, e.g. `sum(...)`, or narrow its label matchers".to_owned(),
+        }),
+    }
+}
+
+fn label_sets(many: &[Series]) -> String {
+    let mut shown: Vec<String> = many
+        .iter()
+        .take(3)
+        .map(|series| {
+            let pairs: Vec<String> = series
+                .labels
+                .iter()
+                .map(|(name, value)| format!("{name}=\"{value}\""))
+                .collect();
+            format!("{{{}}}", pairs.join(","))
+        })
+        .collect();
+    if many.len() > 3 {
+        shown.push("...".to_owned());
+    }
+    shown.join(", ")
 }
 
 /// One query, reduced to one outcome. Several series are an error: a threshold needs one number,

@@ -1,0 +1,741 @@
+//! The statistical judge: canary against baseline, per metric, as Kayenta's Mann-Whitney
+//! classifier does, plus the two things Kayenta misses.
+//!
+//! For each metric, [`compare`] takes the canary's and the baseline's samples (a metric's
+//! values over the analysis window, one per step) and classifies it:
+//!
+//! 1. Too few samples on either side (`min_samples`, default 10) → [`Classification::TooFewSamples`],
+//!    said in so many words, instead of a confident answer from three points. Kayenta judges
+//!    whatever it gets.
+//! 2. The Hodges-Lehmann shift `canary - baseline` and its confidence interval (default 0.98)
+//!    are compared with a tolerance band of `±tolerance·|estimate|` (default 0.25): an interval
+//!    entirely above the band is [`Classification::High`], entirely below it
+//!    [`Classification::Low`]. Whether High or Low is bad depends on the metric's
+//!    [`Direction`].
+//! 3. A spread test (Mann-Whitney U on absolute deviations from each side's median) catches a
+//!    canary whose values scatter more with the same median — e.g. three times the variance —
+//!    which a location test cannot see: [`Classification::Spread`] when significant at the same
+//!    confidence and the canary's median absolute deviation exceeds the baseline's by more than
+//!    `max_spread_ratio` (default 1.3).
+//!
+//! The score is the weight of passing metrics over the weight of judged metrics, 0–100.
+//! A critical metric that fails fails the comparison outright (score 0), as in Kayenta. Otherwise
+//! score ≥ `pass_score` (90) passes, below `marginal_score` (75) fails, in between is marginal and
+//! Inconclusive: a person decides. A metric with too few samples is left out of the score and
+//! keeps the comparison from passing.
+
+use std::time::Duration;
+
+use crate::judge::{Decision, format_value};
+use crate::stats::{self, HodgesLehmann, MannWhitney};
+
+/// Which change of a metric is bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Higher is worse (latency, error rate).
+    Increase,
+    /// Lower is worse (throughput, accuracy).
+    Decrease,
+    /// Any significant change is bad.
+    #[default]
+    Either,
+}
+
+/// One metric to compare between canary and baseline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareMetric {
+    /// Unique name within the comparison, used in reports.
+    pub name: String,
+    /// Query template, rendered once with `{{track}}` = the canary track and once with the
+    /// baseline track; its values over the window (one per `step`) are the samples. Must yield
+    /// one series.
+    pub query: String,
+    /// Which change is bad.
+    #[serde(default)]
+    pub direction: Direction,
+    /// A failing critical metric fails the whole comparison, whatever the score.
+    #[serde(default)]
+    pub critical: bool,
+    /// Weight in the score.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// A Kayenta-style comparison of the canary with a baseline track: the `[compare]` section of an
+/// analysis plan.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComparePlan {
+    /// The track the canary is compared with.
+    pub baseline: String,
+    /// Confidence of the Hodges-Lehmann interval and the spread test.
+    pub confidence: f64,
+    /// Half-width of the "no meaningful change" band, as a fraction of `|estimate|`.
+    pub tolerance: f64,
+    /// Score (0–100) at or above which the comparison passes.
+    pub pass_score: f64,
+    /// Score below which it fails; in between it is marginal (Inconclusive).
+    pub marginal_score: f64,
+    /// Samples required on each side before a metric is judged.
+    pub min_samples: usize,
+    /// Canary-to-baseline ratio of median absolute deviations above which a significant spread
+    /// difference fails the metric. `0` turns the spread test off.
+    pub max_spread_ratio: f64,
+    /// Time between samples in the window (the range query's step).
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
+    pub step: Duration,
+    /// The metrics.
+    pub metrics: Vec<CompareMetric>,
+}
+
+impl Default for ComparePlan {
+    fn default() -> ComparePlan {
+        ComparePlan {
+            baseline: "stable".to_owned(),
+            confidence: 0.98,
+            tolerance: 0.25,
+            pass_score: 90.0,
+            marginal_score: 75.0,
+            min_samples: 10,
+            max_spread_ratio: 1.3,
+            step: Duration::from_secs(15),
+            metrics: Vec::new(),
+        }
+    }
+}
+
+impl ComparePlan {
+    /// Problems with the settings, one line each (checked by [`crate::AnalysisPlan::validate`]).
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(self.confidence > 0.5 && self.confidence < 1.0) {
+            problems.push(format!(
+                "`compare.confidence` {} must be between 0.5 and 1 (exclusive)",
+                self.confidence
+            ));
+        }
+        if !(self.tolerance >= 0.0 && self.tolerance.is_finite()) {
+            problems.push(format!(
+                "`compare.tolerance` {} must be 0 or more",
+                self.tolerance
+            ));
+        }
+        let score_ok = |s: f64| (0.0..=100.0).contains(&s);
+        if !score_ok(self.pass_score)
+            || !score_ok(self.marginal_score)
+            || self.marginal_score > self.pass_score
+        {
+            problems.push(format!(
+                "`compare.marginal_score` {} and `compare.pass_score` {} must satisfy 0 <= marginal <= pass <= 100",
+                self.marginal_score, self.pass_score
+            ));
+        }
+        if self.min_samples < 3 {
+            problems.push(format!(
+                "`compare.min_samples` {} is below 3; no test means anything with fewer",
+                self.min_samples
+            ));
+        }
+        if self.max_spread_ratio.is_nan() || self.max_spread_ratio < 0.0 {
+            problems.push(format!(
+                "`compare.max_spread_ratio` {} must be 0 (off) or more",
+                self.max_spread_ratio
+            ));
+        }
+        if self.step.is_zero() {
+            problems.push("`compare.step` is 0".to_owned());
+        }
+        if self.baseline.trim().is_empty() {
+            problems.push("`compare.baseline` is empty; name the baseline track".to_owned());
+        }
+        if self.metrics.is_empty() {
+            problems.push("`compare.metrics` is empty".to_owned());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for metric in &self.metrics {
+            if metric.name.trim().is_empty() {
+                problems.push("a compare metric has an empty `name`".to_owned());
+            } else if !seen.insert(metric.name.as_str()) {
+                problems.push(format!("compare metric `{}` is listed twice", metric.name));
+            }
+            if !(metric.weight > 0.0 && metric.weight.is_finite()) {
+                problems.push(format!(
+                    "compare metric `{}` has weight {}; it must be positive",
+                    metric.name, metric.weight
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// The samples of one metric, canary and baseline, in any order; NaNs are dropped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSamples {
+    /// The [`CompareMetric::name`].
+    pub metric: String,
+    /// The canary's values.
+    pub canary: Vec<f64>,
+    /// The baseline's values.
+    pub baseline: Vec<f64>,
+}
+
+/// How one metric compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classification {
+    /// No meaningful difference in the bad direction.
+    Pass,
+    /// The canary is significantly higher (bad for `increase` and `either`).
+    High,
+    /// The canary is significantly lower (bad for `decrease` and `either`).
+    Low,
+    /// The canary's values are significantly more spread out.
+    Spread,
+    /// Not enough samples on one side to judge.
+    TooFewSamples,
+}
+
+/// The spread test's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Spread {
+    /// Mann-Whitney p-value on the absolute deviations.
+    pub p_value: f64,
+    /// Canary MAD over baseline MAD.
+    pub ratio: f64,
+}
+
+/// One metric's judgement, with every number behind it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MetricComparison {
+    /// The metric's name.
+    pub metric: String,
+    /// The classification.
+    pub classification: Classification,
+    /// Whether it counts against the comparison (a bad direction or too much spread).
+    pub failed: bool,
+    /// From the plan.
+    pub critical: bool,
+    /// From the plan.
+    pub weight: f64,
+    /// Finite canary samples.
+    pub canary_samples: usize,
+    /// Finite baseline samples.
+    pub baseline_samples: usize,
+    /// Canary median.
+    pub canary_median: Option<f64>,
+    /// Baseline median.
+    pub baseline_median: Option<f64>,
+    /// The location test.
+    pub mann_whitney: Option<MannWhitney>,
+    /// The shift and its confidence interval.
+    pub shift: Option<HodgesLehmann>,
+    /// The tolerance band `±tolerance·|estimate|`.
+    pub tolerance_band: Option<f64>,
+    /// The spread test.
+    pub spread: Option<Spread>,
+    /// One sentence.
+    pub reason: String,
+}
+
+/// The comparison's decision with its score and reasons.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Comparison {
+    /// Pass, Fail or Inconclusive.
+    pub decision: Decision,
+    /// 0–100; `None` when no metric could be judged.
+    pub score: Option<f64>,
+    /// The overall sentence first, then one per metric.
+    pub reasons: Vec<String>,
+    /// Per metric, in plan order.
+    pub metrics: Vec<MetricComparison>,
+}
+
+/// Judges `samples` by `plan`. Pure. Metrics of the plan without samples count as having none.
+pub fn compare(plan: &ComparePlan, samples: &[MetricSamples]) -> Comparison {
+    let metrics: Vec<MetricComparison> = plan
+        .metrics
+        .iter()
+        .map(|metric| {
+            let found = samples.iter().find(|s| s.metric == metric.name);
+            let finite = |values: Option<&Vec<f64>>| -> Vec<f64> {
+                values
+                    .map(|v| v.iter().copied().filter(|x| !x.is_nan()).collect())
+                    .unwrap_or_default()
+            };
+            let canary = finite(found.map(|s| &s.canary));
+            let baseline = finite(found.map(|s| &s.baseline));
+            judge_metric(plan, metric, &canary, &baseline)
+        })
+        .collect();
+
+    let judged: Vec<&MetricComparison> = metrics
+        .iter()
+        .filter(|m| m.classification != Classification::TooFewSamples)
+        .collect();
+    let short: Vec<&str> = metrics
+        .iter()
+        .filter(|m| m.classification == Classification::TooFewSamples)
+        .map(|m| m.metric.as_str())
+        .collect();
+    let critical: Vec<&str> = metrics
+        .iter()
+        .filter(|m| m.critical && m.failed)
+        .map(|m| m.metric.as_str())
+        .collect();
+    let total_weight: f64 = judged.iter().map(|m| m.weight).sum();
+    let passing_weight: f64 = judged.iter().filter(|m| !m.failed).map(|m| m.weight).sum();
+    let score = if !critical.is_empty() {
+        Some(0.0)
+    } else if judged.is_empty() {
+        None
+    } else {
+        Some(100.0 * passing_weight / total_weight)
+    };
+    let passed = judged.iter().filter(|m| !m.failed).count();
+    let tally = format!("{passed} of {} judged metrics passed", judged.len());
+    let (decision, summary) = match score {
+        _ if !critical.is_empty() => (
+            Decision::Fail,
+            format!(
+                "comparison with `{}` failed: critical metric {} failed, score 0",
+                plan.baseline,
+                quoted(&critical)
+            ),
+        ),
+        None => (
+            Decision::Inconclusive,
+            format!(
+                "comparison with `{}` is inconclusive: no metric had {} samples on both sides",
+                plan.baseline, plan.min_samples
+            ),
+        ),
+        Some(score) if score < plan.marginal_score => (
+            Decision::Fail,
+            format!(
+                "comparison with `{}` failed: score {} below marginal {} ({tally})",
+                plan.baseline,
+                round(score),
+                plan.marginal_score
+            ),
+        ),
+        Some(score) if score < plan.pass_score => (
+            Decision::Inconclusive,
+            format!(
+                "comparison with `{}` is marginal: score {} below pass {} but not below marginal {} ({tally}); a person must decide",
+                plan.baseline,
+                round(score),
+                plan.pass_score,
+                plan.marginal_score
+            ),
+        ),
+        Some(score) if !short.is_empty() => (
+            Decision::Inconclusive,
+            format!(
+                "comparison with `{}` is inconclusive: score {} but {} had too few samples to judge",
+                plan.baseline,
+                round(score),
+                quoted(&short)
+            ),
+        ),
+        Some(score) => (
+            Decision::Pass,
+            format!(
+                "comparison with `{}` passed: score {} ({tally}, pass {})",
+                plan.baseline,
+                round(score),
+                plan.pass_score
+            ),
+        ),
+    };
+    let mut reasons = vec![summary];
+    reasons.extend(metrics.iter().map(|m| m.reason.clone()));
+    Comparison {
+        decision,
+        score,
+        reasons,
+        metrics,
+    }
+}
+
+fn judge_metric(
+    plan: &ComparePlan,
+    metric: &CompareMetric,
+    canary: &[f64],
+    baseline: &[f64],
+) -> MetricComparison {
+    let name = &metric.name;
+    let mut result = MetricComparison {
+        metric: name.clone(),
+        classification: Classification::TooFewSamples,
+        failed: false,
+        critical: metric.critical,
+        weight: metric.weight,
+        canary_samples: canary.len(),
+        baseline_samples: baseline.len(),
+        canary_median: stats::median(canary),
+        baseline_median: stats::median(baseline),
+        mann_whitney: None,
+        shift: None,
+        tolerance_band: None,
+        spread: None,
+        reason: String::new(),
+    };
+    if canary.len() < plan.min_samples || baseline.len() < plan.min_samples {
+        result.reason = format!(
+            "`{name}` not judged: too few samples (canary {}, {} {}; at least {} each are required)",
+            canary.len(),
+            plan.baseline,
+            baseline.len(),
+            plan.min_samples
+        );
+        return result;
+    }
+    let (Some(test), Some(shift)) = (
+        stats::mann_whitney_u(canary, baseline),
+        stats::hodges_lehmann(canary, baseline, plan.confidence),
+    ) else {
+        // Unreachable with non-empty NaN-free input; judged as too few rather than panicking.
+        result.reason = format!("`{name}` not judged: the samples could not be compared");
+        return result;
+    };
+    let band = plan.tolerance * shift.estimate.abs();
+    let spread = if plan.max_spread_ratio > 0.0 {
+        stats::spread_test(canary, baseline).map(|(test, ratio)| Spread {
+            p_value: test.p_value,
+            ratio,
+        })
+    } else {
+        None
+    };
+    let alpha = 1.0 - plan.confidence;
+    let high = shift.lower > band;
+    let low = shift.upper < -band;
+    let spread_bad = spread
+        .is_some_and(|s| s.p_value < alpha && s.ratio > plan.max_spread_ratio && s.ratio > 1.0);
+    let classification = if high {
+        Classification::High
+    } else if low {
+        Classification::Low
+    } else if spread_bad {
+        Classification::Spread
+    } else {
+        Classification::Pass
+    };
+    let failed = match classification {
+        Classification::High => metric.direction != Direction::Decrease,
+        Classification::Low => metric.direction != Direction::Increase,
+        Classification::Spread => true,
+        Classification::Pass | Classification::TooFewSamples => false,
+    };
+    let percent = format!("{}%", round(plan.confidence * 100.0));
+    let spread_text = spread
+        .map(|s| {
+            format!(
+                ", spread ratio {} (p = {})",
+                short_value(s.ratio),
+                short_value(s.p_value)
+            )
+        })
+        .unwrap_or_default();
+    let numbers = format!(
+        "shift {} ({percent} CI {} to {}, tolerance ±{}), Mann-Whitney p = {}{spread_text}; medians: canary {}, {} {} ({} and {} samples)",
+        signed(shift.estimate),
+        signed(shift.lower),
+        signed(shift.upper),
+        short_value(band),
+        short_value(test.p_value),
+        result.canary_median.map(short_value).unwrap_or_default(),
+        plan.baseline,
+        result.baseline_median.map(short_value).unwrap_or_default(),
+        canary.len(),
+        baseline.len(),
+    );
+    let verdict = if failed { "failed" } else { "passed" };
+    let direction = match metric.direction {
+        Direction::Increase => "increase",
+        Direction::Decrease => "decrease",
+        Direction::Either => "either",
+    };
+    result.reason = match classification {
+        Classification::High | Classification::Low => format!(
+            "`{name}` {verdict}: canary {} than `{}` (direction {direction}); {numbers}",
+            if high { "higher" } else { "lower" },
+            plan.baseline
+        ),
+        Classification::Spread => {
+            let s = spread.unwrap_or(Spread {
+                p_value: f64::NAN,
+                ratio: f64::NAN,
+            });
+            format!(
+                "`{name}` failed: canary values spread {}× as widely as `{}` (median absolute deviation; limit {}×) with no significant shift; {numbers}",
+                short_value(s.ratio),
+                plan.baseline,
+                short_value(plan.max_spread_ratio),
+            )
+        }
+        _ => format!("`{name}` passed: no significant difference; {numbers}"),
+    };
+    result.classification = classification;
+    result.failed = failed;
+    result.mann_whitney = Some(test);
+    result.shift = Some(shift);
+    result.tolerance_band = Some(band);
+    result.spread = spread;
+    result
+}
+
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rounds a score or percentage to one decimal for text.
+fn round(value: f64) -> String {
+    format_value((value * 10.0).round() / 10.0)
+}
+
+/// Four significant digits, for reasons (the JSON keeps full precision).
+pub(crate) fn short_value(value: f64) -> String {
+    if !value.is_finite() || value == 0.0 {
+        return format_value(value);
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    if !(-3..6).contains(&magnitude) {
+        return format!("{value:.3e}");
+    }
+    let decimals = (3 - magnitude).max(0) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
+fn signed(value: f64) -> String {
+    if value > 0.0 {
+        format!("+{}", short_value(value))
+    } else {
+        short_value(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic normal samples (xorshift + Box-Muller), enough for table tests.
+    fn normal(seed: u64, n: usize, mean: f64, sd: f64) -> Vec<f64> {
+        let mut state = seed.max(1);
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        (0..n)
+            .map(|_| {
+                let (u1, u2) = (uniform().max(1e-300), uniform());
+                mean + sd * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+            })
+            .collect()
+    }
+
+    fn plan(metrics: &[(&str, Direction, bool)]) -> ComparePlan {
+        ComparePlan {
+            metrics: metrics
+                .iter()
+                .map(|(name, direction, critical)| CompareMetric {
+                    name: (*name).to_owned(),
+                    query: "q".to_owned(),
+                    direction: *direction,
+                    critical: *critical,
+                    weight: 1.0,
+                })
+                .collect(),
+            ..ComparePlan::default()
+        }
+    }
+
+    fn samples(metric: &str, canary: Vec<f64>, baseline: Vec<f64>) -> MetricSamples {
+        MetricSamples {
+            metric: metric.to_owned(),
+            canary,
+            baseline,
+        }
+    }
+
+    #[test]
+    fn classifies_each_kind_of_change() {
+        use Classification::*;
+        // 120 samples: the spread test needs them to see variance ×3 reliably (about 55 % of
+        // the time at 40 samples; see SIMULATION.md).
+        let base = normal(1, 120, 0.4, 0.02);
+        let cases: &[(&str, Direction, Vec<f64>, Classification, bool)] = &[
+            (
+                "same",
+                Direction::Increase,
+                normal(2, 40, 0.4, 0.02),
+                Pass,
+                false,
+            ),
+            (
+                "+30%",
+                Direction::Increase,
+                normal(3, 40, 0.52, 0.02),
+                High,
+                true,
+            ),
+            (
+                "+30% but lower is bad",
+                Direction::Decrease,
+                normal(3, 40, 0.52, 0.02),
+                High,
+                false,
+            ),
+            (
+                "-30%",
+                Direction::Either,
+                normal(4, 40, 0.28, 0.02),
+                Low,
+                true,
+            ),
+            (
+                "variance x3",
+                Direction::Increase,
+                normal(5, 120, 0.4, 0.02 * 3f64.sqrt()),
+                Spread,
+                true,
+            ),
+            (
+                "too few",
+                Direction::Increase,
+                normal(6, 9, 0.9, 0.02),
+                TooFewSamples,
+                false,
+            ),
+        ];
+        for (name, direction, canary, expected, failed) in cases {
+            let plan = plan(&[("m", *direction, false)]);
+            let result = compare(&plan, &[samples("m", canary.clone(), base.clone())]);
+            let metric = &result.metrics[0];
+            assert_eq!(
+                (metric.classification, metric.failed),
+                (*expected, *failed),
+                "{name}: {}",
+                metric.reason
+            );
+        }
+    }
+
+    #[test]
+    fn scores_and_decides() {
+        let base = normal(10, 30, 1.0, 0.05);
+        let same = normal(11, 30, 1.0, 0.05);
+        let worse = normal(12, 30, 1.5, 0.05);
+        let four = plan(&[
+            ("a", Direction::Increase, false),
+            ("b", Direction::Increase, false),
+            ("c", Direction::Increase, false),
+            ("d", Direction::Increase, false),
+        ]);
+        let all_same: Vec<MetricSamples> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|m| samples(m, same.clone(), base.clone()))
+            .collect();
+        let result = compare(&four, &all_same);
+        assert_eq!(
+            (result.decision, result.score),
+            (Decision::Pass, Some(100.0))
+        );
+        assert_eq!(
+            result.reasons[0],
+            "comparison with `stable` passed: score 100 (4 of 4 judged metrics passed, pass 90)"
+        );
+
+        // One of four fails: 75, marginal → Inconclusive.
+        let mut one_bad = all_same.clone();
+        one_bad[3].canary = worse.clone();
+        let result = compare(&four, &one_bad);
+        assert_eq!(
+            (result.decision, result.score),
+            (Decision::Inconclusive, Some(75.0)),
+            "{:?}",
+            result.reasons
+        );
+        assert!(result.reasons[0].contains("is marginal: score 75"));
+
+        // Two of four: 50 → Fail.
+        let mut two_bad = one_bad.clone();
+        two_bad[2].canary = worse.clone();
+        assert_eq!(compare(&four, &two_bad).decision, Decision::Fail);
+
+        // A critical metric fails the comparison with score 0.
+        let mut critical = four.clone();
+        critical.metrics[3].critical = true;
+        let result = compare(&critical, &one_bad);
+        assert_eq!((result.decision, result.score), (Decision::Fail, Some(0.0)));
+        assert_eq!(
+            result.reasons[0],
+            "comparison with `stable` failed: critical metric `d` failed, score 0"
+        );
+
+        // Too few samples: excluded from the score, and the comparison cannot pass.
+        let mut short = all_same.clone();
+        short[0].canary.truncate(4);
+        let result = compare(&four, &short);
+        assert_eq!(
+            (result.decision, result.score),
+            (Decision::Inconclusive, Some(100.0))
+        );
+        assert_eq!(
+            result.reasons[1],
+            "`a` not judged: too few samples (canary 4, stable 30; at least 10 each are required)"
+        );
+        let result = compare(&four, &[]);
+        assert_eq!(
+            (result.decision, result.score),
+            (Decision::Inconclusive, None)
+        );
+    }
+
+    #[test]
+    fn reasons_carry_the_numbers() {
+        let plan = plan(&[("latency", Direction::Increase, true)]);
+        let canary: Vec<f64> = (0..12).map(|i| 0.5 + 0.01 * i as f64).collect();
+        let baseline: Vec<f64> = (0..12).map(|i| 0.4 + 0.01 * i as f64).collect();
+        let result = compare(&plan, &[samples("latency", canary, baseline)]);
+        insta::assert_snapshot!(result.reasons.join("\n"), @r"
+        comparison with `stable` failed: critical metric `latency` failed, score 0
+        `latency` failed: canary higher than `stable` (direction increase); shift +0.1 (98% CI +0.06 to +0.14, tolerance ±0.025), Mann-Whitney p = 5.961e-5, spread ratio 1 (p = 1); medians: canary 0.555, stable 0.455 (12 and 12 samples)
+        ");
+    }
+
+    #[test]
+    fn values() {
+        let cases = [
+            (0.000_607_4, "6.074e-4"),
+            (0.001_5, "0.0015"),
+            (0.025, "0.025"),
+            (123.456_78, "123.5"),
+            (1.0, "1"),
+            (0.0, "0"),
+            (-0.5, "-0.5"),
+            (1_234_567.0, "1.235e6"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(short_value(value), expected);
+        }
+    }
+}
