@@ -14,6 +14,7 @@
 
 mod ci;
 mod demo;
+mod e2e;
 mod error;
 mod process;
 mod services;
@@ -34,6 +35,8 @@ commands:
                               start/env print `export SLIPWAY_TEST_*=...` lines on stdout
   demo [--scenario NAME]      run one slipway-deploy scenario (default: happy)
   demo --list                 list the scenarios slipway-deploy knows
+  e2e --kubeconfig PATH [--context NAME]
+                              k8s-rollout scenarios against a real cluster (kind, k3s)
 ";
 
 fn main() -> ExitCode {
@@ -86,6 +89,10 @@ fn run(args: &[String]) -> Result<ExitCode> {
                 eprintln!("error: {err}");
                 ExitCode::from(2)
             })),
+        "e2e" => {
+            e2e::run(&root, &e2e::Args::parse(rest)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

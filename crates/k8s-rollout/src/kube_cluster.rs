@@ -284,7 +284,7 @@ impl KubeCluster {
     fn delete_params(&self, uid: Option<String>, resource_version: Option<String>) -> DeleteParams {
         DeleteParams {
             dry_run: self.config.dry_run,
-            preconditions: Some(Preconditions {
+            preconditions: (uid.is_some() || resource_version.is_some()).then_some(Preconditions {
                 uid,
                 resource_version,
             }),
@@ -547,21 +547,23 @@ impl KubeCluster {
         &self,
         namespace: &str,
         name: &str,
+        read: Option<Deployment>,
         build: impl Fn(&DeploymentSpec) -> Option<Value>,
     ) -> Result<(), Error> {
         let api = self.api::<Deployment>(namespace);
         let mut attempts = 0;
+        let mut read = read;
         loop {
-            let live =
-                self.get_deployment(namespace, name)
-                    .await?
-                    .ok_or_else(|| Error::NotFound {
-                        kind: "Deployment",
-                        namespace: namespace.to_owned(),
-                        name: name.to_owned(),
-                        hint: "deploy the stable version first (e.g. with Helm or Argo CD)"
-                            .to_owned(),
-                    })?;
+            let live = match read.take() {
+                Some(live) => Some(live),
+                None => self.get_deployment(namespace, name).await?,
+            };
+            let live = live.ok_or_else(|| Error::NotFound {
+                kind: "Deployment",
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                hint: "deploy the stable version first (e.g. with Helm or Argo CD)".to_owned(),
+            })?;
             let spec = Self::spec_of(namespace, name, &live)?;
             let Some(mut patch) = build(&spec) else {
                 return Ok(());
@@ -767,7 +769,7 @@ impl Cluster for KubeCluster {
         match live {
             Some(live) if !is_managed(live.metadata.labels.as_ref()) => {
                 // The user's Deployment: change only image and replicas.
-                self.patch_user_deployment(&spec.namespace, &spec.name, |current| {
+                self.patch_user_deployment(&spec.namespace, &spec.name, Some(live), |current| {
                     let mut patch = json!({});
                     if current.image != spec.image {
                         patch["spec"]["template"]["spec"]["containers"] =
@@ -838,7 +840,7 @@ impl Cluster for KubeCluster {
         image: &str,
         params: &RollingParams,
     ) -> Result<(), Error> {
-        self.patch_user_deployment(namespace, name, |current| {
+        self.patch_user_deployment(namespace, name, None, |current| {
             Some(json!({
                 "spec": {
                     "strategy": {

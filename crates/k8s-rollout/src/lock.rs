@@ -39,6 +39,9 @@ pub async fn hold<F: Future>(
                 if let Err(err) = cluster.acquire_lock(release, holder, ttl).await {
                     break Err(err);
                 }
+                // A simulated clock's sleep is ready at once: yield so other tasks (and the
+                // work's own wake-ups) get to run instead of this loop spinning.
+                tokio::task::yield_now().await;
             }
         }
     };

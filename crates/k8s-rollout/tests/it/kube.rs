@@ -1,0 +1,1044 @@
+//! [`KubeCluster`] against a scripted API server: every request's method, path, query
+//! (`fieldManager`, `force`, `dryRun`) and body is snapshotted; conflicts, 404 and 403 are
+//! exercised.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use slipway_core::{ReleaseId, ReleaseRecord, SimClock};
+use slipway_k8s_rollout::{
+    Cluster, DeploymentSpec, Error, KubeCluster, KubeClusterConfig, PodProblem, RollingParams,
+    rollout,
+};
+
+use crate::scripted::{Step, deleted, serve, status, step};
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/ml/deployments";
+const SERVICES: &str = "/api/v1/namespaces/ml/services";
+const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/ml/leases";
+const CONFIGMAPS: &str = "/api/v1/namespaces/ml/configmaps";
+
+fn release() -> ReleaseId {
+    ReleaseId::parse("ml/iris").expect("release id")
+}
+
+fn clock() -> Arc<SimClock> {
+    Arc::new(SimClock::starting_at(
+        "2026-11-22T10:00:00Z".parse().expect("timestamp"),
+    ))
+}
+
+fn cluster(client: kube::Client, config: KubeClusterConfig) -> KubeCluster {
+    KubeCluster::new(client, config).with_clock(clock())
+}
+
+fn not_found(kind: &str, name: &str) -> Value {
+    status(404, "NotFound", &format!("{kind} \"{name}\" not found"))
+}
+
+fn conflict(kind: &str, name: &str) -> Value {
+    status(
+        409,
+        "Conflict",
+        &format!(
+            "Operation cannot be fulfilled on {kind} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+        ),
+    )
+}
+
+/// A Deployment as the API server returns it. `managed`: carries Slipway's label.
+/// `rollout`: `complete`, `progressing` (1 of 4 new pods) or `stalled`.
+fn deployment(
+    name: &str,
+    image: &str,
+    managed: bool,
+    rollout: &str,
+    resource_version: &str,
+) -> Value {
+    let mut labels = json!({ "app": "iris" });
+    if managed {
+        labels["app.kubernetes.io/managed-by"] = json!("slipway");
+    }
+    let status = match rollout {
+        "complete" => {
+            json!({ "observedGeneration": 2, "replicas": 4, "updatedReplicas": 4, "readyReplicas": 4, "availableReplicas": 4 })
+        }
+        "progressing" => {
+            json!({ "observedGeneration": 2, "replicas": 5, "updatedReplicas": 1, "readyReplicas": 4, "availableReplicas": 4 })
+        }
+        _ => json!({
+            "observedGeneration": 2, "replicas": 5, "updatedReplicas": 1, "readyReplicas": 4, "availableReplicas": 4,
+            "conditions": [{ "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"iris-7d9\" has timed out progressing." }],
+        }),
+    };
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name, "namespace": "ml", "uid": format!("uid-{name}"), "resourceVersion": resource_version, "generation": 2,
+            "labels": labels, "annotations": { "deployment.kubernetes.io/revision": "3" },
+        },
+        "spec": {
+            "replicas": 4,
+            "selector": { "matchLabels": { "app": "iris" } },
+            "template": {
+                "metadata": { "labels": { "app": "iris" }, "annotations": { "prometheus.io/scrape": "true" } },
+                "spec": { "containers": [{ "name": "server", "image": image, "ports": [{ "containerPort": 8080 }], "env": [{ "name": "MODEL", "value": "iris" }] }] },
+            },
+        },
+        "status": status,
+    })
+}
+
+fn service(name: &str, selector: Value, managed: bool, resource_version: &str) -> Value {
+    let labels = if managed {
+        json!({ "app.kubernetes.io/managed-by": "slipway" })
+    } else {
+        json!({ "app": "iris" })
+    };
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": { "name": name, "namespace": "ml", "uid": format!("uid-{name}"), "resourceVersion": resource_version, "labels": labels },
+        "spec": { "type": "ClusterIP", "clusterIP": "10.0.0.7", "selector": selector, "ports": [{ "name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP" }] },
+    })
+}
+
+fn stable_spec(image: &str) -> DeploymentSpec {
+    let labels: BTreeMap<String, String> = [("app".to_owned(), "iris".to_owned())].into();
+    DeploymentSpec {
+        namespace: "ml".into(),
+        name: "iris".into(),
+        replicas: 4,
+        selector: labels.clone(),
+        pod_labels: labels,
+        container: "server".into(),
+        image: image.into(),
+    }
+}
+
+async fn transcript(server: tokio::task::JoinHandle<Vec<Value>>) -> Value {
+    Value::Array(server.await.expect("scripted server"))
+}
+
+async fn run<T>(
+    steps: Vec<Step>,
+    config: KubeClusterConfig,
+    work: impl AsyncFnOnce(&KubeCluster) -> T,
+) -> (T, Value) {
+    let (client, server) = serve(steps);
+    let cluster = cluster(client, config);
+    let out = work(&cluster).await;
+    drop(cluster);
+    (out, transcript(server).await)
+}
+
+#[tokio::test]
+async fn canary_is_derived_from_stable_with_server_side_apply() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:old", false, "complete", "100"),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:old", false, "complete", "100"),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            404,
+            not_found("deployments.apps", "iris-canary"),
+        ),
+        step(
+            "PATCH",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            201,
+            deployment(
+                "iris-canary",
+                "reg/iris@sha256:new",
+                true,
+                "progressing",
+                "7",
+            ),
+        ),
+    ];
+    let (replicas, requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        let stable = rollout::stable(cluster, &release()).await.expect("stable");
+        let replicas = rollout::canary_replicas(stable.spec.replicas, 25);
+        let spec = rollout::canary_spec(&stable.spec, &release(), "reg/iris@sha256:new", replicas);
+        cluster
+            .derive_deployment("iris", &spec)
+            .await
+            .expect("derive");
+        replicas
+    })
+    .await;
+    assert_eq!(replicas, 2);
+    insta::assert_json_snapshot!(requests);
+}
+
+#[tokio::test]
+async fn dry_run_sends_dry_run_all() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:old", false, "complete", "100"),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            200,
+            deployment("iris-canary", "reg/iris@sha256:new", true, "complete", "8"),
+        ),
+        step(
+            "PATCH",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            200,
+            deployment("iris-canary", "reg/iris@sha256:new", true, "complete", "8"),
+        ),
+    ];
+    let config = KubeClusterConfig {
+        dry_run: true,
+        ..KubeClusterConfig::default()
+    };
+    let spec = rollout::canary_spec(
+        &stable_spec("reg/iris@sha256:old"),
+        &release(),
+        "reg/iris@sha256:new",
+        1,
+    );
+    let ((), requests) = run(steps, config, async |cluster| {
+        cluster
+            .derive_deployment("iris", &spec)
+            .await
+            .expect("derive")
+    })
+    .await;
+    let query = &requests[2]["query"];
+    assert_eq!(
+        (
+            query["dryRun"].as_str(),
+            query["fieldManager"].as_str(),
+            query["force"].as_str()
+        ),
+        (Some("All"), Some("slipway"), Some("true")),
+        "{requests:#}"
+    );
+}
+
+#[tokio::test]
+async fn derive_refuses_to_overwrite_a_deployment_slipway_did_not_create() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:old", false, "complete", "100"),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            200,
+            deployment("iris-canary", "reg/other@sha256:x", false, "complete", "3"),
+        ),
+    ];
+    let spec = rollout::canary_spec(
+        &stable_spec("reg/iris@sha256:old"),
+        &release(),
+        "reg/iris@sha256:new",
+        1,
+    );
+    let (result, _) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster.derive_deployment("iris", &spec).await
+    })
+    .await;
+    insta::assert_snapshot!(result.expect_err("refused").to_string());
+}
+
+#[tokio::test]
+async fn promotion_patches_only_the_image_and_retries_a_conflict_after_rereading() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:old", false, "complete", "100"),
+        ),
+        step(
+            "PATCH",
+            format!("{DEPLOYMENTS}/iris"),
+            409,
+            conflict("deployments.apps", "iris"),
+        ),
+        // Argo CD synced in between: a new resourceVersion, same image.
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:old", false, "complete", "101"),
+        ),
+        step(
+            "PATCH",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:new", false, "progressing", "102"),
+        ),
+    ];
+    let ((), requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster
+            .apply_deployment(&stable_spec("reg/iris@sha256:new"))
+            .await
+            .expect("apply")
+    })
+    .await;
+    assert_eq!(requests[1]["body"]["metadata"]["resourceVersion"], "100");
+    assert_eq!(requests[3]["body"]["metadata"]["resourceVersion"], "101");
+    insta::assert_json_snapshot!(requests);
+}
+
+#[tokio::test]
+async fn conflicts_beyond_the_retry_budget_are_reported() {
+    let mut steps = Vec::new();
+    for version in ["1", "2"] {
+        steps.push(step(
+            "GET",
+            format!("{SERVICES}/iris"),
+            200,
+            service("iris", json!({ "app": "iris" }), false, version),
+        ));
+        steps.push(step(
+            "PUT",
+            format!("{SERVICES}/iris"),
+            409,
+            conflict("services", "iris"),
+        ));
+    }
+    let config = KubeClusterConfig {
+        conflict_retries: 1,
+        ..KubeClusterConfig::default()
+    };
+    let selector: BTreeMap<String, String> = [
+        ("app".to_owned(), "iris".to_owned()),
+        ("slipway.dev/track".to_owned(), "blue".to_owned()),
+    ]
+    .into();
+    let (result, _) = run(steps, config, async |cluster| {
+        cluster.set_service_selector("ml", "iris", &selector).await
+    })
+    .await;
+    insta::assert_snapshot!(result.expect_err("conflict").to_string());
+}
+
+#[tokio::test]
+async fn rolling_update_sets_strategy_and_image() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:old", false, "complete", "100"),
+        ),
+        step(
+            "PATCH",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:new", false, "progressing", "101"),
+        ),
+    ];
+    let params = RollingParams {
+        max_surge: "1".into(),
+        max_unavailable: "0".into(),
+    };
+    let ((), requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster
+            .rolling_update("ml", "iris", "reg/iris@sha256:new", &params)
+            .await
+            .expect("rolling")
+    })
+    .await;
+    insta::assert_json_snapshot!(requests);
+}
+
+/// Pod status -> the reason a rollout is stuck.
+#[tokio::test]
+async fn not_ready_pods_are_explained() {
+    let waiting = |reason: &str, message: &str| {
+        json!({ "containerStatuses": [{ "name": "server", "image": "reg/iris@sha256:new", "imageID": "", "ready": false, "restartCount": 4,
+            "state": { "waiting": { "reason": reason, "message": message } } }] })
+    };
+    let cases = [
+        (
+            waiting(
+                "ImagePullBackOff",
+                "Back-off pulling image \"reg/iris@sha256:new\"",
+            ),
+            Some(PodProblem::ImagePull(
+                "Back-off pulling image \"reg/iris@sha256:new\"".into(),
+            )),
+        ),
+        (
+            waiting(
+                "CrashLoopBackOff",
+                "back-off 5m0s restarting failed container=server",
+            ),
+            Some(PodProblem::CrashLoop(
+                "back-off 5m0s restarting failed container=server".into(),
+            )),
+        ),
+        (
+            json!({ "conditions": [{ "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient memory." }] }),
+            Some(PodProblem::Unschedulable(
+                "0/3 nodes are available: 3 Insufficient memory.".into(),
+            )),
+        ),
+        (waiting("ContainerCreating", ""), None),
+    ];
+    for (pod_status, want) in cases {
+        let pod = json!({ "metadata": { "name": "iris-canary-abc", "namespace": "ml" },
+            "spec": { "containers": [{ "name": "server", "image": "reg/iris@sha256:new" }] }, "status": pod_status });
+        let old_pod = json!({ "metadata": { "name": "iris-canary-old", "namespace": "ml" },
+            "spec": { "containers": [{ "name": "server", "image": "reg/iris@sha256:old" }] }, "status": waiting("CrashLoopBackOff", "an older pod") });
+        let steps = vec![
+            step(
+                "GET",
+                format!("{DEPLOYMENTS}/iris-canary"),
+                200,
+                deployment(
+                    "iris-canary",
+                    "reg/iris@sha256:new",
+                    true,
+                    "progressing",
+                    "9",
+                ),
+            ),
+            step(
+                "GET",
+                "/api/v1/namespaces/ml/pods",
+                200,
+                json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [old_pod, pod] }),
+            ),
+        ];
+        let (state, requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+            cluster
+                .deployment("ml", "iris-canary")
+                .await
+                .expect("get")
+                .expect("exists")
+        })
+        .await;
+        assert_eq!(requests[1]["query"]["labelSelector"], "app=iris");
+        assert!(!state.rolled_out());
+        assert_eq!((state.updated_ready_replicas, state.ready_replicas), (1, 4));
+        assert_eq!(state.problem, want);
+    }
+}
+
+#[tokio::test]
+async fn stalled_deployment_reports_the_controller_condition_and_complete_one_lists_no_pods() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:new", false, "stalled", "9"),
+        ),
+        step(
+            "GET",
+            "/api/v1/namespaces/ml/pods",
+            200,
+            json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [] }),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:new", false, "complete", "10"),
+        ),
+    ];
+    let ((stalled, complete), _) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        (
+            cluster
+                .deployment("ml", "iris")
+                .await
+                .expect("get")
+                .expect("exists"),
+            cluster
+                .deployment("ml", "iris")
+                .await
+                .expect("get")
+                .expect("exists"),
+        )
+    })
+    .await;
+    assert_eq!(
+        stalled
+            .problem
+            .map(|problem| problem.to_string())
+            .as_deref(),
+        Some(
+            "no progress: ProgressDeadlineExceeded: ReplicaSet \"iris-7d9\" has timed out progressing."
+        )
+    );
+    assert!(complete.rolled_out());
+    assert_eq!(
+        (complete.revision, complete.spec.image.as_str()),
+        (3, "reg/iris@sha256:new")
+    );
+}
+
+#[tokio::test]
+async fn abort_deletes_the_canary_with_its_uid_as_precondition_and_never_a_users_deployment() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            200,
+            deployment("iris-canary", "reg/iris@sha256:new", true, "complete", "9"),
+        ),
+        step(
+            "DELETE",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            200,
+            deleted(),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            404,
+            not_found("deployments.apps", "iris-canary"),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            200,
+            deployment("iris-canary", "reg/iris@sha256:new", false, "complete", "9"),
+        ),
+    ];
+    let ((absent, refused), requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        rollout::abort(cluster, &release()).await.expect("abort");
+        (
+            rollout::abort(cluster, &release()).await,
+            rollout::abort(cluster, &release()).await,
+        )
+    })
+    .await;
+    absent.expect("deleting an absent canary is fine");
+    let refused = refused.expect_err("not Slipway's").to_string();
+    assert!(refused.contains("refusing to delete"), "{refused}");
+    insta::assert_json_snapshot!(requests);
+}
+
+#[tokio::test]
+async fn service_selector_switch_retries_a_conflict_after_rereading() {
+    let blue = json!({ "app": "iris", "slipway.dev/track": "blue" });
+    let steps = vec![
+        step(
+            "GET",
+            format!("{SERVICES}/iris"),
+            200,
+            service("iris", blue.clone(), false, "50"),
+        ),
+        step(
+            "PUT",
+            format!("{SERVICES}/iris"),
+            409,
+            conflict("services", "iris"),
+        ),
+        step(
+            "GET",
+            format!("{SERVICES}/iris"),
+            200,
+            service("iris", blue, false, "51"),
+        ),
+        step(
+            "PUT",
+            format!("{SERVICES}/iris"),
+            200,
+            service(
+                "iris",
+                json!({ "app": "iris", "slipway.dev/track": "green" }),
+                false,
+                "52",
+            ),
+        ),
+    ];
+    let green: BTreeMap<String, String> = [
+        ("app".to_owned(), "iris".to_owned()),
+        ("slipway.dev/track".to_owned(), "green".to_owned()),
+    ]
+    .into();
+    let ((), requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster
+            .set_service_selector("ml", "iris", &green)
+            .await
+            .expect("switch")
+    })
+    .await;
+    assert_eq!(requests[3]["body"]["metadata"]["resourceVersion"], "51");
+    insta::assert_json_snapshot!(requests);
+}
+
+#[tokio::test]
+async fn preview_service_copies_ports_and_selects_the_standby_colour() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{SERVICES}/iris"),
+            200,
+            service(
+                "iris",
+                json!({ "app": "iris", "slipway.dev/track": "blue" }),
+                false,
+                "50",
+            ),
+        ),
+        step(
+            "GET",
+            format!("{SERVICES}/iris-preview"),
+            404,
+            not_found("services", "iris-preview"),
+        ),
+        step(
+            "PATCH",
+            format!("{SERVICES}/iris-preview"),
+            201,
+            service("iris-preview", json!({}), true, "1"),
+        ),
+        step(
+            "GET",
+            format!("{SERVICES}/iris-preview"),
+            200,
+            service("iris-preview", json!({}), true, "1"),
+        ),
+        step("DELETE", format!("{SERVICES}/iris-preview"), 200, deleted()),
+    ];
+    let green: BTreeMap<String, String> = [
+        ("app".to_owned(), "iris".to_owned()),
+        ("slipway.dev/track".to_owned(), "green".to_owned()),
+    ]
+    .into();
+    let ((), requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster
+            .copy_service("ml", "iris", "iris-preview", &green)
+            .await
+            .expect("preview");
+        cluster
+            .delete_service("ml", "iris-preview")
+            .await
+            .expect("delete");
+    })
+    .await;
+    insta::assert_json_snapshot!(requests);
+}
+
+#[tokio::test]
+async fn missing_objects_are_named() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{SERVICES}/iris"),
+            404,
+            not_found("services", "iris"),
+        ),
+        step(
+            "GET",
+            "/api/v1/namespaces/ml/secrets/iris-admin",
+            404,
+            not_found("secrets", "iris-admin"),
+        ),
+    ];
+    let selector: BTreeMap<String, String> = BTreeMap::new();
+    let ((service, secret), _) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        (
+            cluster.set_service_selector("ml", "iris", &selector).await,
+            cluster.read_secret("ml", "iris-admin", "admin-token").await,
+        )
+    })
+    .await;
+    insta::assert_snapshot!(format!(
+        "{}\n---\n{}",
+        service.expect_err("404"),
+        secret.expect_err("404")
+    ));
+}
+
+#[tokio::test]
+async fn forbidden_names_the_missing_verb_and_resource() {
+    let message = "deployments.apps \"iris-canary\" is forbidden: User \"system:serviceaccount:ci:slipway\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"ml\"";
+    let steps = vec![
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:old", false, "complete", "100"),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            404,
+            not_found("deployments.apps", "iris-canary"),
+        ),
+        step(
+            "PATCH",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            403,
+            status(403, "Forbidden", message),
+        ),
+        step(
+            "GET",
+            format!("{LEASES}/slipway-lock-iris"),
+            403,
+            status(
+                403,
+                "Forbidden",
+                "leases.coordination.k8s.io \"slipway-lock-iris\" is forbidden: User \"system:serviceaccount:ci:slipway\" cannot get resource \"leases\"",
+            ),
+        ),
+    ];
+    let spec = rollout::canary_spec(
+        &stable_spec("reg/iris@sha256:old"),
+        &release(),
+        "reg/iris@sha256:new",
+        1,
+    );
+    let ((derive, lock), _) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        (
+            cluster.derive_deployment("iris", &spec).await,
+            cluster
+                .acquire_lock(&release(), "ci-run-1", Duration::from_secs(60))
+                .await,
+        )
+    })
+    .await;
+    let derive = derive.expect_err("403");
+    assert!(
+        matches!(derive, Error::Forbidden { verb: "patch", .. }),
+        "{derive:?}"
+    );
+    insta::assert_snapshot!(format!("{derive}\n---\n{}", lock.expect_err("403")));
+}
+
+#[tokio::test]
+async fn secret_value_is_read_but_never_shown() {
+    let steps = vec![
+        step(
+            "GET",
+            "/api/v1/namespaces/ml/secrets/iris-admin",
+            200,
+            json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "iris-admin" }, "data": { "admin-token": "czNjcjN0LXQwa2Vu" } }),
+        ),
+        step(
+            "GET",
+            "/api/v1/namespaces/ml/secrets/iris-admin",
+            200,
+            json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "iris-admin" }, "data": { "admin-token": "czNjcjN0LXQwa2Vu" } }),
+        ),
+    ];
+    let ((token, missing), _) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        (
+            cluster
+                .read_secret("ml", "iris-admin", "admin-token")
+                .await
+                .expect("secret"),
+            cluster.read_secret("ml", "iris-admin", "password").await,
+        )
+    })
+    .await;
+    assert_eq!(token.expose(), "s3cr3t-t0ken");
+    assert!(!format!("{token:?} {token}").contains("s3cr3t"));
+    let missing = missing.expect_err("no such key").to_string();
+    assert!(
+        missing.contains("no key `password` (keys: admin-token)") && !missing.contains("s3cr3t"),
+        "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn events_are_recorded_on_the_deployment() {
+    let steps = vec![
+        step(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/ml/events",
+            201,
+            json!({ "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": { "name": "x" }, "eventTime": "2026-11-22T10:00:00.000000Z" }),
+        ),
+        step(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/ml/events",
+            201,
+            json!({ "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": { "name": "y" }, "eventTime": "2026-11-22T10:00:00.000000Z" }),
+        ),
+    ];
+    let ((), requests) = run(
+        steps,
+        KubeClusterConfig {
+            reporting_instance: "ci-runner-7".into(),
+            ..KubeClusterConfig::default()
+        },
+        async |cluster| {
+            cluster
+                .emit_event(
+                    "ml",
+                    "iris",
+                    "CanaryStep",
+                    "2 canary pod(s) ready next to 4 stable: 33% of pods",
+                )
+                .await
+                .expect("event");
+            cluster
+                .emit_event(
+                    "ml",
+                    "iris",
+                    "Aborted",
+                    "canary analysis failed: error rate 0.12 > 0.05",
+                )
+                .await
+                .expect("event");
+        },
+    )
+    .await;
+    insta::assert_json_snapshot!(requests);
+}
+
+fn record(revision: u64, digest_hex: char, outcome: &str) -> ReleaseRecord {
+    let digest = format!("sha256:{}", digest_hex.to_string().repeat(64));
+    serde_json::from_value(json!({
+        "release": "ml/iris",
+        "revision": revision,
+        "image": format!("reg.example/iris@{digest}"),
+        "digest": digest,
+        "model": { "name": "iris", "version": revision },
+        "strategy": "canary",
+        "outcome": outcome,
+        "actor": "ci",
+        "at": "2026-11-22T10:00:00Z",
+        "reason": null,
+    }))
+    .expect("record")
+}
+
+fn history_object(record: &ReleaseRecord, prev_hash: &str) -> (Value, String) {
+    let raw = serde_json::to_string(record).expect("json");
+    let object = json!({
+        "metadata": { "name": format!("slipway-release-iris-v{}", record.revision), "namespace": "ml", "labels": { "slipway.dev/release": "iris" } },
+        "data": { "record": raw, "prev-hash": prev_hash },
+    });
+    (object, raw)
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+#[tokio::test]
+async fn history_appends_a_hash_chained_configmap_and_trims_to_the_limit() {
+    let (first, first_raw) = history_object(&record(1, 'a', "promoted"), "");
+    let (second, second_raw) = history_object(&record(2, 'b', "promoted"), &sha256_hex(&first_raw));
+    let list = json!({ "apiVersion": "v1", "kind": "ConfigMapList", "metadata": {}, "items": [second, first] });
+    let steps = vec![
+        step("GET", CONFIGMAPS, 200, list.clone()),
+        step("GET", CONFIGMAPS, 200, list),
+        step(
+            "POST",
+            CONFIGMAPS,
+            201,
+            json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "slipway-release-iris-v3" } }),
+        ),
+        step(
+            "DELETE",
+            format!("{CONFIGMAPS}/slipway-release-iris-v1"),
+            200,
+            deleted(),
+        ),
+    ];
+    let (history, requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        let history = cluster.release_history(&release()).await.expect("history");
+        cluster
+            .record_release(&record(3, 'c', "aborted"), 2)
+            .await
+            .expect("record");
+        history
+    })
+    .await;
+    assert_eq!(
+        history
+            .iter()
+            .map(|record| record.revision)
+            .collect::<Vec<_>>(),
+        [1, 2],
+        "sorted by revision"
+    );
+    assert_eq!(
+        requests[2]["body"]["data"]["prev-hash"],
+        sha256_hex(&second_raw)
+    );
+    assert_eq!(
+        requests[0]["query"]["labelSelector"],
+        "slipway.dev/release=iris"
+    );
+    insta::assert_json_snapshot!(requests, { "[2].body.data.record" => "[record json]" });
+}
+
+#[tokio::test]
+async fn edited_history_is_refused() {
+    let (first, _) = history_object(&record(1, 'a', "promoted"), "");
+    let (second, _) = history_object(&record(2, 'b', "promoted"), "0000");
+    let steps = vec![step(
+        "GET",
+        CONFIGMAPS,
+        200,
+        json!({ "apiVersion": "v1", "kind": "ConfigMapList", "metadata": {}, "items": [first, second] }),
+    )];
+    let (result, _) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster.release_history(&release()).await
+    })
+    .await;
+    let err = result.expect_err("broken chain");
+    assert!(matches!(err, Error::History { .. }), "{err:?}");
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[tokio::test]
+async fn re_recording_the_same_revision_is_a_no_op() {
+    let (first, _) = history_object(&record(1, 'a', "promoted"), "");
+    let steps = vec![step(
+        "GET",
+        CONFIGMAPS,
+        200,
+        json!({ "apiVersion": "v1", "kind": "ConfigMapList", "metadata": {}, "items": [first] }),
+    )];
+    let (result, _) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        (
+            cluster
+                .record_release(&record(1, 'a', "promoted"), 10)
+                .await,
+            cluster
+                .record_release(&record(1, 'b', "promoted"), 10)
+                .await,
+        )
+    })
+    .await;
+    // The second call gets no response: the script has one step. It must fail before writing.
+    assert!(result.0.is_ok(), "{:?}", result.0);
+    assert!(result.1.is_err());
+}
+
+fn lease(holder: &str, renewed: &str, transitions: i32, resource_version: &str) -> Value {
+    json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": { "name": "slipway-lock-iris", "namespace": "ml", "resourceVersion": resource_version },
+        "spec": { "holderIdentity": holder, "leaseDurationSeconds": 900, "acquireTime": renewed, "renewTime": renewed, "leaseTransitions": transitions },
+    })
+}
+
+#[tokio::test]
+async fn lock_is_created_when_free_and_refused_naming_a_live_holder() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{LEASES}/slipway-lock-iris"),
+            404,
+            not_found("leases.coordination.k8s.io", "slipway-lock-iris"),
+        ),
+        step(
+            "POST",
+            LEASES,
+            201,
+            lease("ci-run-1", "2026-11-22T10:00:00.000000Z", 0, "1"),
+        ),
+        step(
+            "GET",
+            format!("{LEASES}/slipway-lock-iris"),
+            200,
+            lease("ci-run-1", "2026-11-22T09:55:00.000000Z", 0, "1"),
+        ),
+    ];
+    let ((), requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster
+            .acquire_lock(&release(), "ci-run-1", Duration::from_secs(900))
+            .await
+            .expect("free lock");
+        let refused = cluster
+            .acquire_lock(&release(), "ci-run-2", Duration::from_secs(900))
+            .await
+            .expect_err("held");
+        insta::assert_snapshot!("lock_refused_naming_the_holder", refused.to_string());
+    })
+    .await;
+    insta::assert_json_snapshot!(requests);
+}
+
+#[tokio::test]
+async fn expired_lock_is_taken_over_retrying_a_conflict_and_released_by_its_holder() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{LEASES}/slipway-lock-iris"),
+            200,
+            lease("ci-run-1", "2026-11-22T09:00:00.000000Z", 2, "5"),
+        ),
+        step(
+            "PUT",
+            format!("{LEASES}/slipway-lock-iris"),
+            409,
+            conflict("leases.coordination.k8s.io", "slipway-lock-iris"),
+        ),
+        step(
+            "GET",
+            format!("{LEASES}/slipway-lock-iris"),
+            200,
+            lease("ci-run-1", "2026-11-22T09:00:00.000000Z", 2, "6"),
+        ),
+        step(
+            "PUT",
+            format!("{LEASES}/slipway-lock-iris"),
+            200,
+            lease("ci-run-2", "2026-11-22T10:00:00.000000Z", 3, "7"),
+        ),
+        step(
+            "GET",
+            format!("{LEASES}/slipway-lock-iris"),
+            200,
+            lease("ci-run-2", "2026-11-22T10:00:00.000000Z", 3, "7"),
+        ),
+        step(
+            "DELETE",
+            format!("{LEASES}/slipway-lock-iris"),
+            200,
+            deleted(),
+        ),
+        step(
+            "GET",
+            format!("{LEASES}/slipway-lock-iris"),
+            200,
+            lease("ci-run-3", "2026-11-22T10:00:00.000000Z", 4, "8"),
+        ),
+    ];
+    let ((), requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster
+            .acquire_lock(&release(), "ci-run-2", Duration::from_secs(900))
+            .await
+            .expect("take over");
+        cluster
+            .release_lock(&release(), "ci-run-2")
+            .await
+            .expect("release");
+        // Someone else's lock is left alone.
+        cluster
+            .release_lock(&release(), "ci-run-2")
+            .await
+            .expect("not ours");
+    })
+    .await;
+    assert_eq!(requests[3]["body"]["spec"]["leaseTransitions"], 3);
+    insta::assert_json_snapshot!(requests);
+}
