@@ -1,22 +1,36 @@
-//! Signing and verification of images, compatible with cosign's key-based formats.
+//! Signing, verification and attestations of images, compatible with cosign's key-based formats.
 //!
 //! - [`Signer`] and [`Verifier`]: the key boundary (a key in memory, in a file, later a KMS).
 //! - [`EcdsaP256Key`] / [`EcdsaP256PublicKey`]: ECDSA P-256 over SHA-256, the algorithm of
 //!   `cosign generate-key-pair`; the key id is the SHA-256 fingerprint of the public key's DER.
+//!   [`keyfile`] reads and writes `cosign.key` (encrypted PEM) and `cosign.pub`.
 //! - [`sign_image`] / [`verify_image`]: cosign's "simple signing" payload stored as a layer under
 //!   the `sha256-<hex>.sig` tag. Signing *appends* to the signatures already there (sigstore-rs's
 //!   `push_signature` replaces them; we must not lose anyone's signature).
+//! - [`attestation`]: in-toto statements in DSSE envelopes ([`dsse`]) under `sha256-<hex>.att`,
+//!   also appended; [`provenance`] (SLSA v1) and [`model_link`] (image ↔ MLflow model) build on it.
 //!
-//! Key design decision: crypto and payload building are plain functions over bytes; registry I/O
-//! goes through the `slipway_registry::Registry` trait. No Fulcio, Rekor or TUF on the key path: offline except
-//! for the registry.
+//! Key design decision: the crypto is done here with RustCrypto (`p256`, `scrypt`,
+//! `crypto_secretbox`), not through the `sigstore` crate. sigstore 0.15 cannot create `.att`
+//! attestations with a key, replaces signatures on push, and its `cosign` feature compiles
+//! Fulcio, Rekor and OAuth code we must never call; the formats are small and specified, and the
+//! fixtures from sigstore-rs and slsa-verifier in the tests pin our output to theirs. Crypto and
+//! payload building are plain functions over bytes; registry I/O goes through the
+//! `slipway_registry::Registry` trait. No Fulcio, Rekor or TUF: offline except for the registry.
 
+pub mod attestation;
+pub mod dsse;
 mod key;
+pub mod keyfile;
+pub mod model_link;
+pub mod provenance;
 mod simple_signing;
 
 pub use key::{EcdsaP256Key, EcdsaP256PublicKey};
 pub use simple_signing::{
-    SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignatureCheck, VerificationReport, sign_image, simple_signing_payload, verify_image,
+    SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignOptions, SignatureCheck,
+    VerificationReport, VerifyOptions, sign_image, sign_image_with, simple_signing_payload,
+    verify_image, verify_image_with,
 };
 
 /// Errors from signing and verification.
@@ -31,7 +45,9 @@ pub enum Error {
         message: String,
     },
     /// The image must be pinned by digest.
-    #[error("`{image}` is not pinned by digest\n\nhint: resolve the tag to a digest first; signatures bind digests, not tags")]
+    #[error(
+        "`{image}` is not pinned by digest\n\nhint: resolve the tag to a digest first; signatures bind digests, not tags"
+    )]
     NotPinned {
         /// The image.
         image: String,

@@ -21,32 +21,95 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 
 /// The simple-signing payload for `repository` (`registry/repo`) at `digest`.
 pub fn simple_signing_payload(repository: &str, digest: &Digest) -> Vec<u8> {
+    payload_with(repository, digest, &BTreeMap::new())
+}
+
+/// The payload with cosign's `-a key=value` annotations in its `optional` section.
+fn payload_with(
+    repository: &str,
+    digest: &Digest,
+    annotations: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let optional = if annotations.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(annotations)
+    };
     let payload = serde_json::json!({
         "critical": {
             "identity": {"docker-reference": repository},
             "image": {"docker-manifest-digest": digest.to_string()},
             "type": "cosign container image signature",
         },
-        "optional": null,
+        "optional": optional,
     });
     payload.to_string().into_bytes()
 }
 
+/// Options for [`sign_image_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignOptions {
+    /// Annotations signed into the payload's `optional` section (cosign's `sign -a key=value`).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Options for [`verify_image_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Annotations every accepted signature must carry with these values (cosign's
+    /// `verify -a key=value`).
+    pub annotations: BTreeMap<String, String>,
+}
+
 fn pinned_digest(image: &ImageRef) -> Result<&Digest, Error> {
-    image.digest().ok_or_else(|| Error::NotPinned { image: image.to_string() })
+    image.digest().ok_or_else(|| Error::NotPinned {
+        image: image.to_string(),
+    })
 }
 
 /// Signs the pinned image and appends the signature to its `.sig` artifact. Returns the key id.
-pub async fn sign_image(registry: &dyn Registry, signer: &dyn Signer, image: &ImageRef) -> Result<String, Error> {
+pub async fn sign_image(
+    registry: &dyn Registry,
+    signer: &dyn Signer,
+    image: &ImageRef,
+) -> Result<String, Error> {
+    sign_image_with(registry, signer, image, &SignOptions::default()).await
+}
+
+/// [`sign_image`] with annotations. Reads the `.sig` artifact first and pushes all its layers
+/// plus the new one, so signatures by other keys are kept (sigstore-rs's `push_signature` would
+/// replace them). Two signers racing can still lose one append, as with cosign itself: the
+/// registry has no compare-and-swap for tags.
+pub async fn sign_image_with(
+    registry: &dyn Registry,
+    signer: &dyn Signer,
+    image: &ImageRef,
+    options: &SignOptions,
+) -> Result<String, Error> {
     let digest = pinned_digest(image)?;
     let tag = digest.cosign_tag("sig");
-    let registry_error = |source| Error::Registry { image: image.to_string(), source };
-    let mut artifact = registry.get_artifact(image, &tag).await.map_err(registry_error)?.unwrap_or_default();
-    let payload = simple_signing_payload(&image.name(), digest);
+    let registry_error = |source| Error::Registry {
+        image: image.to_string(),
+        source,
+    };
+    let mut artifact = registry
+        .get_artifact(image, &tag)
+        .await
+        .map_err(registry_error)?
+        .unwrap_or_default();
+    let payload = payload_with(&image.name(), digest, &options.annotations);
     let signature = signer.sign(&payload)?;
-    let annotations = BTreeMap::from([(SIGNATURE_ANNOTATION.to_owned(), STANDARD.encode(signature))]);
-    artifact.layers.push(Layer { media_type: SIMPLE_SIGNING_MEDIA_TYPE.to_owned(), data: payload, annotations });
-    registry.put_artifact(image, &tag, &artifact).await.map_err(registry_error)?;
+    let annotations =
+        BTreeMap::from([(SIGNATURE_ANNOTATION.to_owned(), STANDARD.encode(signature))]);
+    artifact.layers.push(Layer {
+        media_type: SIMPLE_SIGNING_MEDIA_TYPE.to_owned(),
+        data: payload,
+        annotations,
+    });
+    registry
+        .put_artifact(image, &tag, &artifact)
+        .await
+        .map_err(registry_error)?;
     Ok(signer.key_id())
 }
 
@@ -73,25 +136,63 @@ pub struct VerificationReport {
 impl VerificationReport {
     /// Key ids of the signatures that verified.
     pub fn verified_keys(&self) -> Vec<String> {
-        self.signatures.iter().filter(|check| check.ok).filter_map(|check| check.key_id.clone()).collect()
+        self.signatures
+            .iter()
+            .filter(|check| check.ok)
+            .filter_map(|check| check.key_id.clone())
+            .collect()
     }
 }
 
 /// Verifies every layer under the image's `.sig` tag against the trusted keys and checks its
 /// claims (payload digest equals the image digest; docker-reference names the repository).
-pub async fn verify_image(registry: &dyn Registry, keys: &[&dyn Verifier], image: &ImageRef) -> Result<VerificationReport, Error> {
+pub async fn verify_image(
+    registry: &dyn Registry,
+    keys: &[&dyn Verifier],
+    image: &ImageRef,
+) -> Result<VerificationReport, Error> {
+    verify_image_with(registry, keys, image, &VerifyOptions::default()).await
+}
+
+/// [`verify_image`] with annotation constraints.
+pub async fn verify_image_with(
+    registry: &dyn Registry,
+    keys: &[&dyn Verifier],
+    image: &ImageRef,
+    options: &VerifyOptions,
+) -> Result<VerificationReport, Error> {
     let digest = pinned_digest(image)?;
     let artifact: Artifact = registry
         .get_artifact(image, &digest.cosign_tag("sig"))
         .await
-        .map_err(|source| Error::Registry { image: image.to_string(), source })?
+        .map_err(|source| Error::Registry {
+            image: image.to_string(),
+            source,
+        })?
         .unwrap_or_default();
-    let signatures = artifact.layers.iter().enumerate().map(|(idx, layer)| check_layer(idx, layer, keys, image, digest)).collect();
+    let signatures = artifact
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(idx, layer)| check_layer(idx, layer, keys, image, digest, options))
+        .collect();
     Ok(VerificationReport { signatures })
 }
 
-fn check_layer(idx: usize, layer: &Layer, keys: &[&dyn Verifier], image: &ImageRef, digest: &Digest) -> SignatureCheck {
-    let fail = |reason: String| SignatureCheck { layer: idx, key_id: None, ok: false, reason };
+fn check_layer(
+    idx: usize,
+    layer: &Layer,
+    keys: &[&dyn Verifier],
+    image: &ImageRef,
+    digest: &Digest,
+    options: &VerifyOptions,
+) -> SignatureCheck {
+    let fail = |reason: String| SignatureCheck {
+        layer: idx,
+        key_id: None,
+        ok: false,
+        reason,
+    };
     let Some(encoded) = layer.annotations.get(SIGNATURE_ANNOTATION) else {
         return fail(format!("no `{SIGNATURE_ANNOTATION}` annotation"));
     };
@@ -99,23 +200,76 @@ fn check_layer(idx: usize, layer: &Layer, keys: &[&dyn Verifier], image: &ImageR
         return fail("signature annotation is not base64".to_owned());
     };
     let Some(key) = keys.iter().find(|key| key.verify(&layer.data, &signature)) else {
-        return fail(format!("signature does not verify with any of the {} trusted key(s)", keys.len()));
+        return fail(format!(
+            "signature does not verify with any of the {} trusted key(s)",
+            keys.len()
+        ));
     };
     let key_id = Some(key.key_id());
     let claims: serde_json::Value = match serde_json::from_slice(&layer.data) {
         Ok(value) => value,
-        Err(err) => return SignatureCheck { layer: idx, key_id, ok: false, reason: format!("payload is not JSON: {err}") },
+        Err(err) => {
+            return SignatureCheck {
+                layer: idx,
+                key_id,
+                ok: false,
+                reason: format!("payload is not JSON: {err}"),
+            };
+        }
     };
-    let signed_digest = claims.pointer("/critical/image/docker-manifest-digest").and_then(|v| v.as_str()).unwrap_or("");
-    let signed_reference = claims.pointer("/critical/identity/docker-reference").and_then(|v| v.as_str()).unwrap_or("");
+    let signed_digest = claims
+        .pointer("/critical/image/docker-manifest-digest")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let signed_reference = claims
+        .pointer("/critical/identity/docker-reference")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let missing: Vec<String> = options
+        .annotations
+        .iter()
+        .filter(|(name, value)| {
+            claims
+                .pointer("/optional")
+                .and_then(|optional| optional.get(name.as_str()))
+                .and_then(|v| v.as_str())
+                != Some(value.as_str())
+        })
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
     let (ok, reason) = if signed_digest != digest.to_string() {
-        (false, format!("signed digest {signed_digest} is not the image digest {digest}"))
+        (
+            false,
+            format!("signed digest {signed_digest} is not the image digest {digest}"),
+        )
     } else if signed_reference != image.name() {
-        (false, format!("signed for `{signed_reference}`, not `{}`", image.name()))
+        (
+            false,
+            format!("signed for `{signed_reference}`, not `{}`", image.name()),
+        )
+    } else if !missing.is_empty() {
+        (
+            false,
+            format!(
+                "signature lacks the required annotation(s) {}",
+                missing.join(", ")
+            ),
+        )
     } else {
-        (true, "signature verified; digest and reference match".to_owned())
+        (
+            true,
+            format!(
+                "signature by {} verified; digest and docker-reference match",
+                key.key_id()
+            ),
+        )
     };
-    SignatureCheck { layer: idx, key_id, ok, reason }
+    SignatureCheck {
+        layer: idx,
+        key_id,
+        ok,
+        reason,
+    }
 }
 
 #[cfg(test)]
@@ -132,17 +286,36 @@ mod tests {
         let digest = registry.push_image(&tagged, "v1");
         let image = tagged.with_digest(digest);
         let (alice, bob) = (EcdsaP256Key::generate(), EcdsaP256Key::generate());
-        sign_image(&registry, &alice, &image).await.expect("alice signs");
-        sign_image(&registry, &bob, &image).await.expect("bob signs");
+        sign_image(&registry, &alice, &image)
+            .await
+            .expect("alice signs");
+        sign_image(&registry, &bob, &image)
+            .await
+            .expect("bob signs");
 
         let alice_pub = alice.public();
-        let report = verify_image(&registry, &[&alice_pub], &image).await.expect("verify");
-        assert_eq!(report.signatures.len(), 2, "bob's signature must not replace alice's");
+        let report = verify_image(&registry, &[&alice_pub], &image)
+            .await
+            .expect("verify");
+        assert_eq!(
+            report.signatures.len(),
+            2,
+            "bob's signature must not replace alice's"
+        );
         assert_eq!(report.verified_keys(), [alice.key_id()]);
-        assert!(report.signatures[1].reason.contains("does not verify with any of the 1 trusted key"));
+        assert!(
+            report.signatures[1]
+                .reason
+                .contains("does not verify with any of the 1 trusted key")
+        );
 
-        let other = image.with_digest(registry.push_image(&ImageRef::parse("ghcr.io/acme/iris:2.0").expect("ref"), "v2"));
-        let unsigned = verify_image(&registry, &[&alice_pub], &other).await.expect("verify");
+        let other = image.with_digest(registry.push_image(
+            &ImageRef::parse("ghcr.io/acme/iris:2.0").expect("ref"),
+            "v2",
+        ));
+        let unsigned = verify_image(&registry, &[&alice_pub], &other)
+            .await
+            .expect("verify");
         assert!(unsigned.signatures.is_empty());
     }
 
@@ -155,11 +328,26 @@ mod tests {
         let v2 = v2.with_digest(registry.push_image(&v2, "v2"));
         let key = EcdsaP256Key::generate();
         sign_image(&registry, &key, &v1).await.expect("sign");
-        let copied = registry.get_artifact(&v1, &v1.digest().expect("d").cosign_tag("sig")).await.expect("get").expect("sig");
-        registry.put_artifact(&v2, &v2.digest().expect("d").cosign_tag("sig"), &copied).await.expect("put");
+        let copied = registry
+            .get_artifact(&v1, &v1.digest().expect("d").cosign_tag("sig"))
+            .await
+            .expect("get")
+            .expect("sig");
+        registry
+            .put_artifact(&v2, &v2.digest().expect("d").cosign_tag("sig"), &copied)
+            .await
+            .expect("put");
         let public = key.public();
-        let report = verify_image(&registry, &[&public], &v2).await.expect("verify");
+        let report = verify_image(&registry, &[&public], &v2)
+            .await
+            .expect("verify");
         assert!(!report.signatures[0].ok);
-        assert!(report.signatures[0].reason.contains("is not the image digest"), "{:?}", report.signatures[0]);
+        assert!(
+            report.signatures[0]
+                .reason
+                .contains("is not the image digest"),
+            "{:?}",
+            report.signatures[0]
+        );
     }
 }

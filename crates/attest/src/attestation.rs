@@ -1,0 +1,235 @@
+//! in-toto statements in cosign's `.att` form: a DSSE envelope per layer (media type
+//! `application/vnd.dsse.envelope.v1+json`, annotation `predicateType`) under the
+//! `sha256-<hex>.att` tag. Attaching appends, like signing: nobody's attestation is lost.
+//!
+//! Provenance ([`crate::provenance`]) and the model link ([`crate::model_link`]) are predicates
+//! over this one mechanism; the checks every statement gets (signature, payload type, statement
+//! type, subject digest) live here once.
+
+use std::collections::BTreeMap;
+
+use slipway_core::{Digest, ImageRef};
+use slipway_registry::{Layer, Registry};
+
+use crate::dsse::{DSSE_MEDIA_TYPE, Envelope, IN_TOTO_PAYLOAD_TYPE};
+use crate::{Error, Signer, Verifier};
+
+/// The layer annotation cosign uses to name an attestation's predicate type.
+pub const PREDICATE_TYPE_ANNOTATION: &str = "predicateType";
+/// in-toto Statement v1.
+pub const IN_TOTO_STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
+/// in-toto Statement v0.1 (what cosign 1.x and slsa-github-generator wrote); read, never written.
+pub const IN_TOTO_STATEMENT_V01: &str = "https://in-toto.io/Statement/v0.1";
+
+/// What attaching a statement produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attached {
+    /// The key that signed it.
+    pub key_id: String,
+    /// The tag it is stored under (`sha256-<hex>.att`).
+    pub tag: String,
+    /// Digest of the `.att` manifest after the append.
+    pub manifest_digest: Digest,
+    /// How many attestations the image has now, this one included.
+    pub count: usize,
+}
+
+/// One attestation layer after the checks common to every statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementCheck {
+    /// Index of the layer in the `.att` artifact.
+    pub layer: usize,
+    /// The trusted key that signed the envelope, if any.
+    pub key_id: Option<String>,
+    /// The predicate type the layer annotation claims (unsigned: only a hint for filtering).
+    pub annotated_type: Option<String>,
+    /// The statement, when the envelope verified and the subject is this image.
+    pub statement: Option<serde_json::Value>,
+    /// Why the statement cannot be trusted for this image, if it cannot.
+    pub failure: Option<String>,
+}
+
+pub(crate) fn pinned(image: &ImageRef) -> Result<&Digest, Error> {
+    image.digest().ok_or_else(|| Error::NotPinned {
+        image: image.to_string(),
+    })
+}
+
+/// The in-toto Statement v1 for `image` (which must be pinned by digest).
+pub fn statement(
+    image: &ImageRef,
+    predicate_type: &str,
+    predicate: serde_json::Value,
+) -> Result<serde_json::Value, Error> {
+    let digest = pinned(image)?;
+    Ok(serde_json::json!({
+        "_type": IN_TOTO_STATEMENT_V1,
+        "subject": [{"name": image.name(), "digest": {digest.algorithm().as_str(): digest.hex()}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }))
+}
+
+/// Signs `statement` into a DSSE envelope and appends it to the image's `.att` artifact.
+pub async fn attach_statement(
+    registry: &dyn Registry,
+    signer: &dyn Signer,
+    image: &ImageRef,
+    statement: &serde_json::Value,
+) -> Result<Attached, Error> {
+    let digest = pinned(image)?;
+    let predicate_type = statement
+        .get("predicateType")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let payload = serde_json::to_vec(statement).map_err(|err| Error::Key {
+        key: signer.key_id(),
+        message: format!("cannot serialise the statement ({err})"),
+    })?;
+    let envelope = Envelope::sign(signer, IN_TOTO_PAYLOAD_TYPE, &payload)?;
+    let data = serde_json::to_vec(&envelope).map_err(|err| Error::Key {
+        key: signer.key_id(),
+        message: format!("cannot serialise the envelope ({err})"),
+    })?;
+    let tag = digest.cosign_tag("att");
+    let registry_error = |source| Error::Registry {
+        image: image.to_string(),
+        source,
+    };
+    let mut artifact = registry
+        .get_artifact(image, &tag)
+        .await
+        .map_err(registry_error)?
+        .unwrap_or_default();
+    artifact.layers.push(Layer {
+        media_type: DSSE_MEDIA_TYPE.to_owned(),
+        data,
+        annotations: BTreeMap::from([(PREDICATE_TYPE_ANNOTATION.to_owned(), predicate_type)]),
+    });
+    let manifest_digest = registry
+        .put_artifact(image, &tag, &artifact)
+        .await
+        .map_err(registry_error)?;
+    Ok(Attached {
+        key_id: signer.key_id(),
+        tag,
+        manifest_digest,
+        count: artifact.layers.len(),
+    })
+}
+
+/// Reads every layer of the image's `.att` artifact and checks what all statements need.
+pub async fn read_statements(
+    registry: &dyn Registry,
+    keys: &[&dyn Verifier],
+    image: &ImageRef,
+) -> Result<Vec<StatementCheck>, Error> {
+    let digest = pinned(image)?;
+    let artifact = registry
+        .get_artifact(image, &digest.cosign_tag("att"))
+        .await
+        .map_err(|source| Error::Registry {
+            image: image.to_string(),
+            source,
+        })?
+        .unwrap_or_default();
+    Ok(artifact
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(idx, layer)| check_layer(idx, layer, keys, digest))
+        .collect())
+}
+
+/// The checks of one layer, as a pure function (the DSSE fixture tests call it directly).
+pub fn check_layer(
+    idx: usize,
+    layer: &Layer,
+    keys: &[&dyn Verifier],
+    digest: &Digest,
+) -> StatementCheck {
+    let annotated_type = layer.annotations.get(PREDICATE_TYPE_ANNOTATION).cloned();
+    let mut check = StatementCheck {
+        layer: idx,
+        key_id: None,
+        annotated_type,
+        statement: None,
+        failure: None,
+    };
+    let fail = |mut check: StatementCheck, reason: String| {
+        check.failure = Some(reason);
+        check
+    };
+    if layer.media_type != DSSE_MEDIA_TYPE {
+        return fail(
+            check,
+            format!("media type `{}` is not a DSSE envelope", layer.media_type),
+        );
+    }
+    let envelope: Envelope = match serde_json::from_slice(&layer.data) {
+        Ok(envelope) => envelope,
+        Err(err) => return fail(check, format!("not a DSSE envelope ({err})")),
+    };
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return fail(
+            check,
+            format!(
+                "payload type `{}` is not `{IN_TOTO_PAYLOAD_TYPE}`",
+                envelope.payload_type
+            ),
+        );
+    }
+    match envelope.verify(keys) {
+        Ok(key_id) => check.key_id = Some(key_id),
+        Err(reason) => return fail(check, reason),
+    }
+    let statement: serde_json::Value = match envelope.payload_bytes().and_then(|bytes| {
+        serde_json::from_slice(&bytes).map_err(|err| format!("the payload is not JSON ({err})"))
+    }) {
+        Ok(statement) => statement,
+        Err(reason) => return fail(check, reason),
+    };
+    let statement_type = statement
+        .get("_type")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    if statement_type != IN_TOTO_STATEMENT_V1 && statement_type != IN_TOTO_STATEMENT_V01 {
+        return fail(
+            check,
+            format!("statement type `{statement_type}` is not an in-toto statement"),
+        );
+    }
+    let algorithm = digest.algorithm().as_str();
+    let subjects: Vec<&str> = statement
+        .get("subject")
+        .and_then(serde_json::Value::as_array)
+        .map(|subjects| {
+            subjects
+                .iter()
+                .filter_map(|subject| {
+                    subject
+                        .pointer(&format!("/digest/{algorithm}"))
+                        .and_then(serde_json::Value::as_str)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !subjects.contains(&digest.hex()) {
+        let listed = if subjects.is_empty() {
+            "no subject".to_owned()
+        } else {
+            subjects
+                .iter()
+                .map(|hex| format!("{algorithm}:{hex}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return fail(
+            check,
+            format!("the statement is about {listed}, not the image digest {digest}"),
+        );
+    }
+    check.statement = Some(statement);
+    check
+}
