@@ -18,7 +18,7 @@ use slipway_cli::release::release_spec;
 use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat, UserError};
 use slipway_core::Strategy;
 use slipway_gates::window::WindowOverride;
-use slipway_pipeline::scenario::{self, SCENARIOS};
+use slipway_pipeline::scenario::SCENARIOS;
 use slipway_pipeline::{GivenApproval, RunOutcome, RunReport};
 
 /// Plan and run ML model releases on Kubernetes: gates, signing, canary analysis, approval,
@@ -156,19 +156,18 @@ async fn release(args: &ReleaseArgs, run: bool) -> anyhow::Result<ExitStatus> {
         Some(path) => Arc::new(FileAuditStore::new(path)),
         None => Arc::new(MemoryAuditStore::new()),
     };
-    let world = scenario::build_with_audit(&settings.backend.scenario, &spec, audit)
-        .await
-        .context("building the in-memory backends")?;
+    let env = |name: &str| std::env::var(name).ok();
+    let built = slipway_cli::backends::build(&settings, &spec, audit, &env).await?;
     let mut story = story::Story::new(&spec);
-    story.before(&world).await;
+    story.before(&built).await;
     let mut observer =
         |event: &slipway_pipeline::StageEvent| slipway_cli::story::print_event(event);
     let report = if run {
-        slipway_pipeline::run(&spec, &world.backends, &mut observer).await
+        slipway_pipeline::run(&spec, &built.backends, &mut observer).await
     } else {
-        slipway_pipeline::plan(&spec, &world.backends, &mut observer).await
+        slipway_pipeline::plan(&spec, &built.backends, &mut observer).await
     };
-    story.after(&world, &report).await;
+    story.after(&built).await;
     match args.global.output {
         OutputFormat::Json => println!(
             "{}",

@@ -1,13 +1,11 @@
-//! How a run reads on stderr: one line per stage event, plus, on the in-memory backends, what
-//! served before and after (the "story" `cargo xtask demo` shows).
+//! How a run reads on stderr, around the stage events: which backends are real, and what served
+//! before and after (the "story" `cargo xtask demo` shows).
 
+use slipway_cli::backends::Built;
 use slipway_core::{ModelRef, ModelSelector};
-use slipway_k8s_rollout::Cluster as _;
-use slipway_mlflow::ModelRegistry as _;
-use slipway_pipeline::scenario::World;
-use slipway_pipeline::{ReleaseSpec, RunReport};
+use slipway_pipeline::ReleaseSpec;
 
-/// The before/after view of the world.
+/// The before/after view of the release, read through the backends' traits.
 pub(crate) struct Story<'a> {
     spec: &'a ReleaseSpec,
 }
@@ -17,56 +15,38 @@ impl<'a> Story<'a> {
         Story { spec }
     }
 
-    async fn serving(&self, world: &World) -> String {
+    async fn serving(&self, built: &Built) -> String {
         let release = &self.spec.release;
-        let image = match world
-            .cluster
-            .deployment(&release.namespace, &release.name)
-            .await
-        {
-            Ok(Some(state)) => format!(
-                "{} ({}/{} ready)",
-                state.spec.image, state.ready_replicas, state.spec.replicas
-            ),
-            _ => "nothing".to_owned(),
+        let cluster = &built.backends.cluster;
+        let image = match cluster.deployment(&release.namespace, &release.name).await {
+            Ok(Some(state)) => format!("{} ({}/{} ready)", state.spec.image, state.ready_replicas, state.spec.replicas),
+            Ok(None) => "nothing".to_owned(),
+            Err(err) => format!("unknown ({})", err.to_string().lines().next().unwrap_or_default()),
         };
-        let alias = ModelRef {
-            name: self.spec.model.name.clone(),
-            selector: ModelSelector::Alias(self.spec.serving_alias.clone()),
-        };
-        let model = match world.models.resolve(&alias).await {
+        let alias = ModelRef { name: self.spec.model.name.clone(), selector: ModelSelector::Alias(self.spec.serving_alias.clone()) };
+        let model = match built.backends.models.resolve(&alias).await {
             Ok(info) => info.version.to_string(),
             Err(_) => "nothing".to_owned(),
         };
-        let canary = match world
-            .cluster
-            .deployment(&release.namespace, &format!("{}-canary", release.name))
-            .await
-        {
+        let canary = match cluster.deployment(&release.namespace, &format!("{}-canary", release.name)).await {
             Ok(Some(_)) => "a canary is running",
             _ => "no canary",
         };
-        format!(
-            "stable {release} runs {image}; `{}` → {model}; {canary}",
-            self.spec.serving_alias
-        )
+        format!("stable {release} runs {image}; `{}` → {model}; {canary}", self.spec.serving_alias)
     }
 
     #[allow(clippy::print_stderr, reason = "the story is for people, on stderr")]
-    pub(crate) async fn before(&mut self, world: &World) {
-        eprintln!(
-            "slipway: releasing {} with {} on the in-memory backends",
-            self.spec.model, self.spec.image
-        );
-        eprintln!("before:  {}", self.serving(world).await);
+    pub(crate) async fn before(&mut self, built: &Built) {
+        let real = if built.real.is_empty() { "on the in-memory backends".to_owned() } else { format!("with {}", built.real.join("; ")) };
+        eprintln!("slipway: releasing {} with {} {real}", self.spec.model, self.spec.image);
+        eprintln!("before:  {}", self.serving(built).await);
     }
 
     #[allow(clippy::print_stderr, reason = "the story is for people, on stderr")]
-    pub(crate) async fn after(&mut self, world: &World, report: &RunReport) {
-        eprintln!("after:   {}", self.serving(world).await);
-        for note in world.notifier.sent() {
+    pub(crate) async fn after(&mut self, built: &Built) {
+        eprintln!("after:   {}", self.serving(built).await);
+        for note in built.world.notifier.sent() {
             eprintln!("notified: [{}] {}", note.event, note.summary);
         }
-        let _ = report;
     }
 }

@@ -49,6 +49,16 @@ pub struct Settings {
     pub backend: BackendSettings,
     /// MLflow connection (for `backend.models = "mlflow"`).
     pub mlflow: MlflowSettings,
+    /// OCI registry access (for `backend.registry = "oci"`).
+    pub registry: RegistrySettings,
+    /// Cluster access (for `backend.cluster = "kubernetes"`).
+    pub kubernetes: KubernetesSettings,
+    /// Prometheus (for `backend.metrics = "prometheus"`).
+    pub prometheus: PrometheusSettings,
+    /// Vulnerability report (for `backend.scanner = "trivy-report"`).
+    pub scanner: ScannerSettings,
+    /// Where notifications go.
+    pub notify: NotifySettings,
     /// Audit trail location.
     pub audit: AuditSettings,
 }
@@ -70,6 +80,11 @@ impl Default for Settings {
             signing: SigningSettings::default(),
             backend: BackendSettings::default(),
             mlflow: MlflowSettings::default(),
+            registry: RegistrySettings::default(),
+            kubernetes: KubernetesSettings::default(),
+            prometheus: PrometheusSettings::default(),
+            scanner: ScannerSettings::default(),
+            notify: NotifySettings::default(),
             audit: AuditSettings::default(),
         }
     }
@@ -187,13 +202,62 @@ impl Default for SigningSettings {
     }
 }
 
-/// Implementations available for the model registry.
+/// Which implementation serves a boundary. `memory` is the embedded world of
+/// `backend.scenario`: real code with real behaviour, seeded so a release tells a story.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelsBackend {
-    /// In memory, seeded by the scenario.
+    /// In memory.
     #[default]
     Memory,
+    /// An MLflow tracking server (`[mlflow]`, `MLFLOW_TRACKING_*`).
+    Mlflow,
+}
+
+/// OCI registry implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegistryBackend {
+    /// In memory.
+    #[default]
+    Memory,
+    /// A real registry through the OCI distribution API (`[registry]`, docker credentials).
+    Oci,
+}
+
+/// Cluster implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterBackend {
+    /// In memory.
+    #[default]
+    Memory,
+    /// A Kubernetes API server (`[kubernetes]`, kubeconfig as kubectl finds it).
+    Kubernetes,
+}
+
+/// Metrics implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricsBackend {
+    /// In memory.
+    #[default]
+    Memory,
+    /// A Prometheus HTTP API (`[prometheus]`).
+    Prometheus,
+}
+
+/// Vulnerability scan source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScannerBackend {
+    /// In memory.
+    #[default]
+    Memory,
+    /// A Trivy JSON report written by CI (`scanner.report`).
+    TrivyReport,
+    /// Run `trivy image` from PATH.
+    Trivy,
 }
 
 /// `[backend]`.
@@ -202,7 +266,15 @@ pub enum ModelsBackend {
 pub struct BackendSettings {
     /// Model registry implementation.
     pub models: ModelsBackend,
-    /// The in-memory world to start from (see `--list-scenarios`).
+    /// OCI registry implementation.
+    pub registry: RegistryBackend,
+    /// Cluster implementation.
+    pub cluster: ClusterBackend,
+    /// Metrics implementation.
+    pub metrics: MetricsBackend,
+    /// Vulnerability scan source.
+    pub scanner: ScannerBackend,
+    /// The in-memory world the `memory` backends start from (see `--list-scenarios`).
     pub scenario: String,
 }
 
@@ -210,9 +282,65 @@ impl Default for BackendSettings {
     fn default() -> BackendSettings {
         BackendSettings {
             models: ModelsBackend::Memory,
+            registry: RegistryBackend::Memory,
+            cluster: ClusterBackend::Memory,
+            metrics: MetricsBackend::Memory,
+            scanner: ScannerBackend::Memory,
             scenario: "happy".to_owned(),
         }
     }
+}
+
+/// `[registry]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySettings {
+    /// Registries (`host:port`) that may be reached over plain HTTP; none by default.
+    pub insecure: Vec<String>,
+    /// Docker config directory (default: `$DOCKER_CONFIG`, then `~/.docker`).
+    pub docker_config: Option<PathBuf>,
+}
+
+/// `[kubernetes]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesSettings {
+    /// Kubeconfig file (default: `KUBECONFIG`, `~/.kube/config`, in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// Context (default: the current one).
+    pub context: Option<String>,
+    /// Send every write with `dryRun=All`.
+    pub dry_run: bool,
+}
+
+/// `[prometheus]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusSettings {
+    /// Base URL, e.g. `http://prometheus.monitoring:9090`.
+    pub url: Option<String>,
+    /// Bearer token.
+    pub token: Option<Secret>,
+}
+
+/// `[scanner]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScannerSettings {
+    /// Trivy JSON report (for `backend.scanner = "trivy-report"`).
+    pub report: Option<PathBuf>,
+    /// `.trivyignore` / `.trivyignore.yaml` files applied by the scan gate.
+    pub ignore_files: Vec<PathBuf>,
+}
+
+/// `[notify]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySettings {
+    /// Slack incoming webhook URL (a secret: it embeds a token).
+    pub slack_webhook: Option<Secret>,
+    /// Generic JSON webhook URL.
+    pub webhook: Option<Secret>,
 }
 
 /// `[mlflow]`.

@@ -105,6 +105,19 @@ pub async fn build_with_audit(
     spec: &ReleaseSpec,
     audit: Arc<dyn AuditStore>,
 ) -> Result<World, UnknownScenario> {
+    let start: Timestamp = START.parse().unwrap_or(Timestamp::UNIX_EPOCH);
+    build_on(name, spec, audit, Arc::new(SimClock::starting_at(start))).await
+}
+
+/// Builds the world on `clock`: the demo's fixed simulated start, or real time when some
+/// backends are real (a memory cluster must then make pods ready in real seconds, and seeded
+/// metrics must cover the real "now"). Everything seeded is placed relative to `clock.now()`.
+pub async fn build_on(
+    name: &str,
+    spec: &ReleaseSpec,
+    audit: Arc<dyn AuditStore>,
+    clock: Arc<dyn Clock>,
+) -> Result<World, UnknownScenario> {
     if !SCENARIOS.iter().any(|(known, _, _)| *known == name) {
         let known = SCENARIOS
             .iter()
@@ -116,8 +129,7 @@ pub async fn build_with_audit(
             known,
         });
     }
-    let start: Timestamp = START.parse().unwrap_or(Timestamp::UNIX_EPOCH);
-    let clock = Arc::new(SimClock::starting_at(start));
+    let start = clock.now();
     let release = &spec.release;
 
     // Model registry: version 1 served first, version 2 serves now, version 3 is the candidate.
@@ -307,7 +319,6 @@ pub async fn build_with_audit(
         .map(Arc::new);
     let trusted = key.as_ref().map(|key| key.public());
     let notifier = Arc::new(MemoryNotifier::default());
-    let clock_dyn: Arc<dyn Clock> = clock;
     let backends = Backends {
         models: models.clone(),
         registry,
@@ -321,7 +332,7 @@ pub async fn build_with_audit(
         metrics,
         notifier: notifier.clone(),
         audit,
-        clock: clock_dyn,
+        clock,
     };
     Ok(World {
         backends,

@@ -1,0 +1,177 @@
+//! Building [`Backends`] from configuration: each boundary is the embedded in-memory world
+//! (`backend.* = "memory"`, the default) or a real client.
+//!
+//! The memory world is always built first, from `backend.scenario`, and real clients replace
+//! its parts one by one. A dry run on laptops, a CI job against real MLflow and Prometheus with
+//! an in-memory cluster, and a production run against everything real all go through here.
+//! Every setting a real client lacks is an error naming its key, before anything is contacted.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use slipway_analysis::{PrometheusAuth, PrometheusClient, PrometheusConfig};
+use slipway_audit_log::AuditStore;
+use slipway_k8s_rollout::{ConnectOptions, KubeClusterConfig};
+use slipway_mlflow::{MlflowAuth, MlflowClient, MlflowConfig};
+use slipway_pipeline::scenario::{self, World};
+use slipway_pipeline::{FanOut, Notifier, ReleaseSpec, SystemClock, WebhookKind, WebhookNotifier};
+use slipway_registry::{DockerConfig, OciRegistry, RegistryConfig};
+use slipway_scanner::{TrivyCli, TrivyReportFile};
+
+use crate::UserError;
+use crate::config::{ClusterBackend, MetricsBackend, ModelsBackend, RegistryBackend, ScannerBackend, Settings};
+
+/// Env vars the real clients read, declared once.
+pub mod env_vars {
+    /// Docker's config directory override.
+    pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+    /// The user's home, for `~/.docker`.
+    pub const HOME: &str = "HOME";
+    /// Where `trivy` is looked for.
+    pub const PATH: &str = "PATH";
+}
+
+/// The backends, the memory world behind the parts that stayed in memory, and a line per real
+/// client for the story.
+pub struct Built {
+    /// What the pipeline uses.
+    pub backends: slipway_pipeline::Backends,
+    /// The embedded world (its memory parts may have been replaced).
+    pub world: World,
+    /// `models: mlflow at http://…`, one per real client.
+    pub real: Vec<String>,
+}
+
+fn missing(key: &str, hint: &str) -> UserError {
+    UserError { message: format!("invalid configuration: key `{key}` is required by the backend chosen\n\nhint: {hint}") }
+}
+
+fn invalid(key: &str, err: impl std::fmt::Display) -> UserError {
+    let text = err.to_string();
+    match text.split_once("\n\nhint: ") {
+        Some((message, hint)) => UserError { message: format!("invalid configuration: key `{key}`: {message}\n\nhint: {hint}") },
+        None => UserError { message: format!("invalid configuration: key `{key}`: {text}") },
+    }
+}
+
+/// Builds the backends. `env` reads environment variables (the binaries pass `std::env::var`).
+pub async fn build(
+    settings: &Settings,
+    spec: &ReleaseSpec,
+    audit: Arc<dyn AuditStore>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Built> {
+    let backend = &settings.backend;
+    // Simulated time only when nothing real waits: a real cluster or Prometheus needs real time.
+    let world = if backend.cluster == ClusterBackend::Memory && backend.metrics == MetricsBackend::Memory {
+        scenario::build_with_audit(&backend.scenario, spec, audit).await?
+    } else {
+        scenario::build_on(&backend.scenario, spec, audit, Arc::new(SystemClock)).await?
+    };
+    let mut backends = world.backends.clone();
+    let mut real = Vec::new();
+
+    if backend.models == ModelsBackend::Mlflow {
+        let mut config = match &settings.mlflow.tracking_uri {
+            Some(uri) => {
+                let mut from_env = MlflowConfig::from_env_map(env).unwrap_or_else(|_| MlflowConfig::new(uri.clone()));
+                from_env.uri = uri.clone();
+                from_env
+            }
+            None => MlflowConfig::from_env_map(env).map_err(|err| invalid("mlflow.tracking_uri", err))?,
+        };
+        if let Some(token) = &settings.mlflow.token {
+            config.auth = MlflowAuth::Bearer(token.clone());
+        }
+        real.push(format!("models: MLflow at {}", config.uri));
+        backends.models = Arc::new(MlflowClient::new(config).map_err(|err| invalid("mlflow", err))?);
+    }
+
+    if backend.registry == RegistryBackend::Oci {
+        let dir = settings.registry.docker_config.clone().or_else(|| {
+            slipway_registry::default_config_dir(env(env_vars::DOCKER_CONFIG).map(OsString::from), env(env_vars::HOME).map(PathBuf::from))
+        });
+        let credentials = match &dir {
+            Some(dir) => DockerConfig::load(dir).map_err(|err| invalid("registry.docker_config", err))?,
+            None => DockerConfig::empty(),
+        };
+        let mut config = RegistryConfig::default();
+        for registry in &settings.registry.insecure {
+            config = config.insecure(registry);
+        }
+        real.push(format!("registry: OCI distribution API, credentials from {}", credentials.source()));
+        backends.registry = Arc::new(OciRegistry::new(config, credentials).map_err(|err| invalid("registry", err))?);
+    }
+
+    if backend.cluster == ClusterBackend::Kubernetes {
+        let options = ConnectOptions {
+            kubeconfig: settings.kubernetes.kubeconfig.clone(),
+            context: settings.kubernetes.context.clone(),
+            namespace: Some(spec.release.namespace.clone()),
+        };
+        let config = KubeClusterConfig { dry_run: settings.kubernetes.dry_run, ..KubeClusterConfig::default() };
+        let cluster = slipway_k8s_rollout::connect(&options, config).await.map_err(|err| invalid("kubernetes", err))?;
+        real.push(format!(
+            "cluster: Kubernetes ({}){}",
+            settings.kubernetes.context.as_deref().unwrap_or("current context"),
+            if settings.kubernetes.dry_run { ", server-side dry run" } else { "" }
+        ));
+        backends.cluster = Arc::new(cluster);
+    }
+
+    if backend.metrics == MetricsBackend::Prometheus {
+        let url = settings.prometheus.url.clone().ok_or_else(|| missing("prometheus.url", "set `[prometheus] url = \"http://prometheus:9090\"`"))?;
+        let mut config = PrometheusConfig::new(url.clone());
+        if let Some(token) = &settings.prometheus.token {
+            config = config.auth(PrometheusAuth::Bearer(token.clone()));
+        }
+        real.push(format!("metrics: Prometheus at {url}"));
+        backends.metrics = Arc::new(PrometheusClient::new(config).map_err(|err| invalid("prometheus.url", err))?);
+    }
+
+    match backend.scanner {
+        ScannerBackend::Memory => {}
+        ScannerBackend::TrivyReport => {
+            let path = settings.scanner.report.clone().ok_or_else(|| missing("scanner.report", "point it at the JSON written by `trivy image --format json --output trivy.json`"))?;
+            real.push(format!("scanner: Trivy report {}", path.display()));
+            backends.scanner = Arc::new(TrivyReportFile::new(path));
+        }
+        ScannerBackend::Trivy => {
+            let path = env(env_vars::PATH).map(OsString::from).unwrap_or_default();
+            let trivy = TrivyCli::find_on_path(&path).ok_or_else(|| UserError {
+                message: "invalid configuration: key `backend.scanner` is `trivy` but no `trivy` is on PATH\n\nhint: install Trivy, or scan in CI and use `backend.scanner = \"trivy-report\"`".to_owned(),
+            })?;
+            real.push("scanner: trivy from PATH".to_owned());
+            backends.scanner = Arc::new(trivy);
+        }
+    }
+
+    let mut webhooks: Vec<Box<dyn Notifier>> = Vec::new();
+    if let Some(url) = &settings.notify.slack_webhook {
+        webhooks.push(Box::new(WebhookNotifier::new(WebhookKind::Slack, url.clone()).map_err(|err| invalid("notify.slack_webhook", err))?));
+        real.push("notify: Slack webhook".to_owned());
+    }
+    if let Some(url) = &settings.notify.webhook {
+        webhooks.push(Box::new(WebhookNotifier::new(WebhookKind::Json, url.clone()).map_err(|err| invalid("notify.webhook", err))?));
+        real.push("notify: JSON webhook".to_owned());
+    }
+    if !webhooks.is_empty() {
+        // The world's memory notifier stays first, so the story still shows every notification.
+        let memory: Box<dyn Notifier> = Box::new(ForwardTo(world.notifier.clone()));
+        webhooks.insert(0, memory);
+        backends.notifier = Arc::new(FanOut { notifiers: webhooks });
+    }
+
+    Ok(Built { backends, world, real })
+}
+
+/// Lets an `Arc`'d notifier sit in a [`FanOut`].
+struct ForwardTo(Arc<slipway_pipeline::MemoryNotifier>);
+
+#[async_trait::async_trait]
+impl Notifier for ForwardTo {
+    async fn notify(&self, notification: &slipway_pipeline::Notification) -> Result<(), String> {
+        self.0.notify(notification).await
+    }
+}
