@@ -409,6 +409,139 @@ mod tests {
         }
     }
 
+    /// Every bound at, just inside and just outside its edge.
+    #[test]
+    fn boundaries() {
+        let rule = |min, max, max_regression| ModelPolicy {
+            metrics: [(
+                "accuracy".to_owned(),
+                MetricRule {
+                    min,
+                    max,
+                    max_regression,
+                },
+            )]
+            .into_iter()
+            .collect(),
+            require_ready: false,
+        };
+        let band = rule(Some(0.85), Some(0.99), None);
+        let point = rule(Some(0.9), Some(0.9), None);
+        let tight = rule(None, None, Some(0.0));
+        let wide = rule(None, None, Some(0.1));
+        let cases: &[(&str, &ModelPolicy, ModelEvidence, &[&str])] = &[
+            (
+                "exactly at min and inside max",
+                &band,
+                evidence(&[("accuracy", 0.85)], None),
+                &[
+                    "pass accuracy >= 0.85: accuracy is 0.85",
+                    "pass accuracy <= 0.99: accuracy is 0.85",
+                ],
+            ),
+            (
+                "exactly at max passes",
+                &band,
+                evidence(&[("accuracy", 0.99)], None),
+                &[
+                    "pass accuracy >= 0.85: accuracy is 0.99",
+                    "pass accuracy <= 0.99: accuracy is 0.99",
+                ],
+            ),
+            (
+                "just above max fails",
+                &band,
+                evidence(&[("accuracy", 0.990_001)], None),
+                &[
+                    "pass accuracy >= 0.85: accuracy is 0.990001",
+                    "fail accuracy <= 0.99: accuracy is 0.990001",
+                ],
+            ),
+            (
+                "the next float above max fails: no slack on bounds",
+                &band,
+                evidence(
+                    &[("accuracy", f64::from_bits(0.99_f64.to_bits() + 1))],
+                    None,
+                ),
+                &[
+                    "pass accuracy >= 0.85: accuracy is 0.9900000000000001",
+                    "fail accuracy <= 0.99: accuracy is 0.9900000000000001",
+                ],
+            ),
+            (
+                "the next float below min fails",
+                &band,
+                evidence(
+                    &[("accuracy", f64::from_bits(0.85_f64.to_bits() - 1))],
+                    None,
+                ),
+                &[
+                    "fail accuracy >= 0.85: accuracy is 0.8499999999999999",
+                    "pass accuracy <= 0.99: accuracy is 0.8499999999999999",
+                ],
+            ),
+            (
+                "min equal to max admits exactly that value",
+                &point,
+                evidence(&[("accuracy", 0.9)], None),
+                &[
+                    "pass accuracy >= 0.9: accuracy is 0.9",
+                    "pass accuracy <= 0.9: accuracy is 0.9",
+                ],
+            ),
+            (
+                "min equal to max refuses a neighbour",
+                &point,
+                evidence(&[("accuracy", 0.900_1)], None),
+                &[
+                    "pass accuracy >= 0.9: accuracy is 0.9001",
+                    "fail accuracy <= 0.9: accuracy is 0.9001",
+                ],
+            ),
+            (
+                "tolerance 0: equal passes",
+                &tight,
+                evidence(&[("accuracy", 0.95)], Some(&[("accuracy", 0.95)])),
+                &["pass accuracy no regression (tolerance 0): 0.95 against 0.95 serving (iris/1)"],
+            ),
+            (
+                "tolerance 0: better passes",
+                &tight,
+                evidence(&[("accuracy", 0.96)], Some(&[("accuracy", 0.95)])),
+                &["pass accuracy no regression (tolerance 0): 0.96 against 0.95 serving (iris/1)"],
+            ),
+            (
+                "tolerance 0: a millionth worse fails",
+                &tight,
+                evidence(&[("accuracy", 0.949_999)], Some(&[("accuracy", 0.95)])),
+                &[
+                    "fail accuracy no regression (tolerance 0): 0.949999 is below 0.95 serving (iris/1) by more than 0",
+                ],
+            ),
+            (
+                // 0.8 - 0.1 is 0.7000000000000001 in binary floating point: without the slack
+                // a drop of exactly the tolerance would fail.
+                "drop exactly at tolerance, rounding against us",
+                &wide,
+                evidence(&[("accuracy", 0.7)], Some(&[("accuracy", 0.8)])),
+                &["pass accuracy no regression (tolerance 0.1): 0.7 against 0.8 serving (iris/1)"],
+            ),
+            (
+                "drop a millionth beyond tolerance fails despite the slack",
+                &wide,
+                evidence(&[("accuracy", 0.699_999)], Some(&[("accuracy", 0.8)])),
+                &[
+                    "fail accuracy no regression (tolerance 0.1): 0.699999 is below 0.8 serving (iris/1) by more than 0.1",
+                ],
+            ),
+        ];
+        for (what, policy, evidence, want) in cases {
+            let got = outcome(&evaluate(policy, evidence));
+            assert_eq!(got, *want, "case: {what}");
+        }
+    }
+
     #[test]
     fn re_releasing_the_serving_version_skips_regression() {
         let policy = ModelPolicy {

@@ -609,4 +609,469 @@ approvers = ["alice", "bob"]
             ["accuracy no regression (tolerance 0.01)"]
         );
     }
+
+    /// A release judged by every gate at once: a failing regression, a Friday-night freeze that
+    /// crosses midnight, no provenance, an approval of an older build. Rendered in all three forms.
+    fn judged_release() -> GateReport {
+        let released = Digest::parse(
+            "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        )
+        .expect("digest");
+        let older = Digest::parse(
+            "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+        )
+        .expect("digest");
+        let version = |version| ModelVersion {
+            name: "iris-random-forest".to_owned(),
+            version,
+        };
+        let policy = parse(
+            r#"
+[policy.model]
+metrics.accuracy = { min = 0.9, max_regression = 0.01 }
+metrics.f1 = { min = 0.85, max = 0.99 }
+
+[policy.signatures]
+trusted_keys = ["release"]
+trusted_builders = [{ prefix = "https://github.com/slsa-framework/" }]
+
+[[policy.windows.allow]]
+schedule = "0 8 * * MON-FRI"
+duration = "17h"
+time_zone = "Europe/Berlin"
+
+[[policy.windows.deny]]
+schedule = "0 23 * * FRI"
+duration = "3h"
+time_zone = "Europe/Berlin"
+
+[policy.approvals]
+required = 2
+approvers = ["alice", "bob", "carol"]
+"#,
+        );
+        assert_eq!(policy.validate(), Ok(()));
+        let approval = |who: &str, digest: &Digest| Approval {
+            approver: who.to_owned(),
+            at: "2024-06-07T18:00:00Z".parse().expect("timestamp"),
+            reason: "eval report reviewed".to_owned(),
+            digest: digest.clone(),
+            model: version(2),
+        };
+        let evidence = Evidence {
+            model: ModelEvidence {
+                candidate: version(2),
+                status: "READY".to_owned(),
+                metrics: [("accuracy".to_owned(), 0.93), ("f1".to_owned(), 0.99)]
+                    .into_iter()
+                    .collect(),
+                serving: Some(ServingModel {
+                    version: version(1),
+                    metrics: [("accuracy".to_owned(), 0.95)].into_iter().collect(),
+                }),
+            },
+            scan: ScanReport {
+                artifact: "ghcr.io/acme/iris".to_owned(),
+                digests: vec![released.clone()],
+                findings: Vec::new(),
+            },
+            ignores: Vec::new(),
+            signatures: SignatureEvidence {
+                signatures: vec![
+                    VerifiedSignature {
+                        key_id: "release".to_owned(),
+                        result: Ok(()),
+                    },
+                    VerifiedSignature {
+                        key_id: "laptop".to_owned(),
+                        result: Ok(()),
+                    },
+                ],
+                provenance: None,
+            },
+            // Saturday 00:30 in Berlin: inside Friday's freeze and inside Friday's allow window (08:00
+            // for 17h), both crossing midnight: deny wins.
+            now: "2024-06-07T22:30:00Z".parse().expect("timestamp"),
+            window_override: None,
+            approvals: ApprovalEvidence {
+                actor: "deployer".to_owned(),
+                digest: released.clone(),
+                model: version(2),
+                approvals: vec![approval("alice", &released), approval("bob", &older)],
+            },
+        };
+        policy.evaluate(&evidence)
+    }
+
+    #[test]
+    fn evaluated_report_text() {
+        insta::assert_snapshot!(judged_release().render_text());
+    }
+
+    #[test]
+    fn evaluated_report_markdown() {
+        insta::assert_snapshot!(judged_release().render_markdown());
+    }
+
+    #[test]
+    fn evaluated_report_json() {
+        insta::assert_json_snapshot!(judged_release());
+    }
+
+    /// The property: whatever the policy and the evidence, every configured check appears in
+    /// [`Policy::evaluate`]'s report exactly once, nothing else appears, and the gates come in
+    /// their fixed order. Each configured check is derived here from the policy alone.
+    mod every_check_once {
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+        use slipway_core::{Digest, ModelVersion};
+        use slipway_scanner::{ScanReport, Severity};
+
+        use crate::approval::{Approval, ApprovalEvidence, ApprovalPolicy};
+        use crate::model::{MetricRule, ModelEvidence, ModelPolicy, ServingModel};
+        use crate::signature::{
+            BuilderMatch, ProvenanceSummary, SignatureEvidence, SignaturePolicy, VerifiedSignature,
+        };
+        use crate::vuln::VulnPolicy;
+        use crate::window::{Window, WindowOverride, WindowPolicy};
+        use crate::{Evidence, Policy};
+
+        const SCHEDULES: [&str; 7] = [
+            "0 22 * * *",
+            "0 9 * * MON-FRI",
+            "*/15 * * * *",
+            "0 23 * * FRI",
+            "30 2 * * *",
+            "0 0 1 * *",
+            "@daily",
+        ];
+        const DURATIONS: [&str; 5] = ["5m", "1h", "4h", "1h30m", "2d"];
+        const ZONES: [&str; 4] = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"];
+        const METRICS: [&str; 4] = ["accuracy", "f1", "precision", "val_loss"];
+        const PEOPLE: [&str; 5] = ["alice", "bob", "Alice", "deployer", " "];
+        const RELEASED: &str =
+            "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        const OLDER: &str =
+            "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+
+        fn bound() -> impl Strategy<Value = Option<f64>> {
+            prop::option::of((0u32..=100).prop_map(|n| f64::from(n) / 100.0))
+        }
+
+        fn metric_rules() -> impl Strategy<Value = BTreeMap<String, MetricRule>> {
+            let rule =
+                (bound(), bound(), bound()).prop_map(|(min, max, max_regression)| MetricRule {
+                    min,
+                    max,
+                    max_regression,
+                });
+            prop::collection::btree_map(prop::sample::select(METRICS.to_vec()), rule, 0..=4)
+                .prop_map(|rules| {
+                    rules
+                        .into_iter()
+                        .map(|(name, rule)| (name.to_owned(), rule))
+                        .collect()
+                })
+        }
+
+        fn window() -> impl Strategy<Value = Window> {
+            (
+                prop::sample::select(SCHEDULES.to_vec()),
+                prop::sample::select(DURATIONS.to_vec()),
+                prop::sample::select(ZONES.to_vec()),
+            )
+                .prop_map(|(schedule, duration, time_zone)| Window {
+                    schedule: schedule.to_owned(),
+                    duration: duration.to_owned(),
+                    time_zone: time_zone.to_owned(),
+                })
+        }
+
+        fn people(max: usize) -> impl Strategy<Value = Vec<String>> {
+            prop::collection::vec(prop::sample::select(PEOPLE.to_vec()), 0..=max)
+                .prop_map(|names| names.into_iter().map(str::to_owned).collect())
+        }
+
+        fn policy() -> impl Strategy<Value = Policy> {
+            let model =
+                (metric_rules(), any::<bool>()).prop_map(|(metrics, require_ready)| ModelPolicy {
+                    metrics,
+                    require_ready,
+                });
+            let vulnerabilities = prop::sample::select(vec![
+                Severity::Unknown,
+                Severity::Low,
+                Severity::Medium,
+                Severity::High,
+                Severity::Critical,
+            ])
+            .prop_map(|fail_at| VulnPolicy {
+                fail_at,
+                ..VulnPolicy::default()
+            });
+            let signatures = (
+                any::<bool>(),
+                any::<bool>(),
+                0usize..=2,
+                any::<bool>(),
+                any::<bool>(),
+            )
+                .prop_map(
+                    |(require_signature, require_provenance, keys, builders, sources)| {
+                        SignaturePolicy {
+                            require_signature,
+                            trusted_keys: ["release", "ci"][..keys]
+                                .iter()
+                                .map(|k| (*k).to_owned())
+                                .collect(),
+                            require_provenance,
+                            trusted_builders: if builders {
+                                vec![BuilderMatch::Prefix(
+                                    "https://github.com/slsa-framework/".to_owned(),
+                                )]
+                            } else {
+                                Vec::new()
+                            },
+                            source_repositories: if sources {
+                                vec!["https://github.com/acme/iris".to_owned()]
+                            } else {
+                                Vec::new()
+                            },
+                        }
+                    },
+                );
+            let windows = (
+                prop::collection::vec(window(), 0..=3),
+                prop::collection::vec(window(), 0..=3),
+                any::<bool>(),
+            )
+                .prop_map(|(allow, deny, allow_override)| WindowPolicy {
+                    allow,
+                    deny,
+                    allow_override,
+                });
+            let approvals = (0u32..=4, people(3), any::<bool>()).prop_map(
+                |(required, approvers, forbid_self_approval)| ApprovalPolicy {
+                    required,
+                    approvers,
+                    forbid_self_approval,
+                },
+            );
+            (model, vulnerabilities, signatures, windows, approvals).prop_map(
+                |(model, vulnerabilities, signatures, windows, approvals)| Policy {
+                    model,
+                    vulnerabilities,
+                    signatures,
+                    windows,
+                    approvals,
+                },
+            )
+        }
+
+        fn evidence() -> impl Strategy<Value = Evidence> {
+            let value = prop_oneof![
+                8 => (0u32..=100).prop_map(|n| f64::from(n) / 100.0),
+                1 => Just(f64::NAN),
+                1 => Just(f64::INFINITY),
+            ];
+            let metrics = prop::collection::btree_map(
+                prop::sample::select(METRICS.to_vec()).prop_map(str::to_owned),
+                value,
+                0..=4,
+            );
+            let version = |number| ModelVersion {
+                name: "iris".to_owned(),
+                version: number,
+            };
+            let model = (
+                metrics.clone(),
+                prop::sample::select(vec!["READY", "PENDING_REGISTRATION"]),
+                prop::option::of((1u64..=2, metrics)),
+            )
+                .prop_map(move |(metrics, status, serving)| ModelEvidence {
+                    candidate: version(2),
+                    status: status.to_owned(),
+                    metrics,
+                    serving: serving.map(|(number, metrics)| ServingModel {
+                        version: version(number),
+                        metrics,
+                    }),
+                });
+            let signatures = (
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec!["release", "ci", "laptop"]),
+                        any::<bool>(),
+                    ),
+                    0..=3,
+                ),
+                prop::option::of(any::<bool>()),
+            )
+                .prop_map(|(signatures, provenance)| SignatureEvidence {
+                    signatures: signatures
+                        .into_iter()
+                        .map(|(key, ok)| VerifiedSignature {
+                            key_id: key.to_owned(),
+                            result: if ok {
+                                Ok(())
+                            } else {
+                                Err("mismatch".to_owned())
+                            },
+                        })
+                        .collect(),
+                    provenance: provenance.map(|trusted| ProvenanceSummary {
+                        builder_id: if trusted {
+                            "https://github.com/slsa-framework/slsa-github-generator".to_owned()
+                        } else {
+                            "https://example.com/builder".to_owned()
+                        },
+                        source_repository: "git+https://github.com/acme/iris".to_owned(),
+                        source_ref: None,
+                    }),
+                });
+            // 2024-01-01 to 2026-01-01: two springs and two autumns of DST changes.
+            let now = (1_704_067_200i64..1_767_225_600)
+                .prop_map(|second| jiff::Timestamp::from_second(second).expect("in range"));
+            let window_override = prop::option::of(
+                (
+                    prop::sample::select(PEOPLE.to_vec()),
+                    prop::sample::select(vec!["", "INC-42"]),
+                )
+                    .prop_map(|(by, reason)| WindowOverride {
+                        by: by.to_owned(),
+                        reason: reason.to_owned(),
+                    }),
+            );
+            let approvals = prop::collection::vec(
+                (
+                    prop::sample::select(PEOPLE.to_vec()),
+                    any::<bool>(),
+                    1u64..=2,
+                ),
+                0..=5,
+            )
+            .prop_map(move |approvals| {
+                let digest = |text| Digest::parse(text).expect("digest");
+                ApprovalEvidence {
+                    actor: "deployer".to_owned(),
+                    digest: digest(RELEASED),
+                    model: version(2),
+                    approvals: approvals
+                        .into_iter()
+                        .map(|(who, bound, number)| Approval {
+                            approver: who.to_owned(),
+                            at: jiff::Timestamp::UNIX_EPOCH,
+                            reason: "ok".to_owned(),
+                            digest: digest(if bound { RELEASED } else { OLDER }),
+                            model: version(number),
+                        })
+                        .collect(),
+                }
+            });
+            (model, signatures, now, window_override, approvals).prop_map(
+                |(model, signatures, now, window_override, approvals)| Evidence {
+                    model,
+                    scan: ScanReport {
+                        artifact: "ghcr.io/acme/iris".to_owned(),
+                        digests: vec![Digest::parse(RELEASED).expect("digest")],
+                        findings: Vec::new(),
+                    },
+                    ignores: Vec::new(),
+                    signatures,
+                    now,
+                    window_override,
+                    approvals,
+                },
+            )
+        }
+
+        /// The checks `policy` configures, in report order, derived from the policy's fields (and
+        /// whether provenance and an override were given, which add informational checks).
+        fn configured(
+            policy: &Policy,
+            has_provenance: bool,
+            overridden: bool,
+        ) -> Vec<(String, String)> {
+            let mut checks: Vec<(&str, String)> = Vec::new();
+            if policy.model.require_ready {
+                checks.push(("model", "status is READY".to_owned()));
+            }
+            for (metric, rule) in &policy.model.metrics {
+                if let Some(min) = rule.min {
+                    checks.push(("model", format!("{metric} >= {min}")));
+                }
+                if let Some(max) = rule.max {
+                    checks.push(("model", format!("{metric} <= {max}")));
+                }
+                if let Some(tolerance) = rule.max_regression {
+                    checks.push((
+                        "model",
+                        format!("{metric} no regression (tolerance {tolerance})"),
+                    ));
+                }
+            }
+            checks.push((
+                "vulnerabilities",
+                format!(
+                    "no unignored findings at or above {}",
+                    policy.vulnerabilities.fail_at
+                ),
+            ));
+            // Without provenance, an unconfigured builder or source rule has nothing to report;
+            // with provenance, it reports that any builder or source is accepted.
+            let signatures = &policy.signatures;
+            checks.push(("signatures", "signed by a trusted key".to_owned()));
+            checks.push(("signatures", "provenance verified".to_owned()));
+            if has_provenance || !signatures.trusted_builders.is_empty() {
+                checks.push(("signatures", "builder is trusted".to_owned()));
+            }
+            if has_provenance || !signatures.source_repositories.is_empty() {
+                checks.push(("signatures", "source repository allowed".to_owned()));
+            }
+            checks.push(("windows", "not in a deny window".to_owned()));
+            checks.push(("windows", "inside an allow window".to_owned()));
+            if overridden {
+                checks.push(("windows", "override".to_owned()));
+            }
+            checks.push((
+                "approvals",
+                format!("{} distinct approval(s)", policy.approvals.required),
+            ));
+            checks
+                .into_iter()
+                .map(|(gate, name)| (gate.to_owned(), name))
+                .collect()
+        }
+
+        proptest! {
+            #[test]
+            fn every_configured_check_appears_exactly_once(
+                policy in policy(),
+                evidence in evidence(),
+            ) {
+                let report = policy.evaluate(&evidence);
+                let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+                for check in &report.checks {
+                    *counts.entry((check.gate.clone(), check.name.clone())).or_default() += 1;
+                }
+                let expected = configured(
+                    &policy,
+                    evidence.signatures.provenance.is_some(),
+                    evidence.window_override.is_some(),
+                );
+                for key in &expected {
+                    prop_assert_eq!(counts.get(key).copied(), Some(1), "{:?} in {:#?}", key, report.checks);
+                }
+                prop_assert_eq!(counts.len(), expected.len(), "unexpected checks: {:#?}", report.checks);
+                let order = ["model", "vulnerabilities", "signatures", "windows", "approvals"];
+                let ranks: Vec<usize> = report
+                    .checks
+                    .iter()
+                    .map(|c| order.iter().position(|g| *g == c.gate).unwrap_or(usize::MAX))
+                    .collect();
+                prop_assert!(ranks.windows(2).all(|pair| pair[0] <= pair[1]), "gate order: {:?}", ranks);
+            }
+        }
+    }
 }

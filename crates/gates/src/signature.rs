@@ -101,7 +101,8 @@ pub struct SignatureEvidence {
     pub provenance: Option<ProvenanceSummary>,
 }
 
-/// Judges the evidence: a signature check, then provenance present, builder and source checks.
+/// Judges the evidence: a signature check, then provenance present, builder and source checks
+/// (without provenance, the builder and source checks appear only when configured).
 pub fn evaluate(policy: &SignaturePolicy, evidence: &SignatureEvidence) -> GateReport {
     let mut report = GateReport::default();
     let (status, reason) = signature(policy, &evidence.signatures);
@@ -168,6 +169,26 @@ fn provenance(
             (CheckStatus::Skip, "no provenance; not required")
         };
         report.push(GATE, "provenance verified", status, reason);
+        // A configured builder or source rule is still listed, so a rule the team wrote never
+        // silently drops out of the report (or out of a diff of two reports). It skips: the
+        // provenance check above already carries the verdict. Unconfigured rules stay out, as
+        // there is nothing to say about them without provenance.
+        if !policy.trusted_builders.is_empty() {
+            report.push(
+                GATE,
+                "builder is trusted",
+                CheckStatus::Skip,
+                "not checked: no verified provenance names a builder",
+            );
+        }
+        if !policy.source_repositories.is_empty() {
+            report.push(
+                GATE,
+                "source repository allowed",
+                CheckStatus::Skip,
+                "not checked: no verified provenance names a source repository",
+            );
+        }
         return;
     };
     let from_ref = provenance
@@ -410,16 +431,30 @@ mod tests {
                 ],
             ),
             (
-                "missing provenance fails when required",
+                "missing provenance fails when required, and still lists the other checks",
                 &policy(),
                 None,
-                &["fail provenance verified: no verified provenance for the image"],
+                &[
+                    "fail provenance verified: no verified provenance for the image",
+                    "skip builder is trusted: not checked: no verified provenance names a builder",
+                    "skip source repository allowed: not checked: no verified provenance names a source repository",
+                ],
             ),
             (
                 "missing provenance skips when optional",
                 &optional,
                 None,
-                &["skip provenance verified: no provenance; not required"],
+                &[
+                    "skip provenance verified: no provenance; not required",
+                    "skip builder is trusted: not checked: no verified provenance names a builder",
+                    "skip source repository allowed: not checked: no verified provenance names a source repository",
+                ],
+            ),
+            (
+                "missing provenance with no builder or source rules",
+                &open,
+                None,
+                &["fail provenance verified: no verified provenance for the image"],
             ),
             (
                 "no builder or source rules skip those checks",

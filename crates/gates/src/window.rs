@@ -593,6 +593,161 @@ mod tests {
         }
     }
 
+    #[test]
+    fn windows_crossing_midnight() {
+        // Opens 22:00 Berlin time for 4 elapsed hours: until 02:00 the next day.
+        let night = window("0 22 * * *", "4h", "Europe/Berlin");
+        // Fridays 23:00 for 3h: the Saturday morning belongs to Friday's opening.
+        let friday_late = window("0 23 * * FRI", "3h", "Europe/Berlin");
+        let cases: &[(&str, &Window, &str, bool)] = &[
+            (
+                "one second before opening",
+                &night,
+                "2024-06-04T21:59:59+02:00",
+                false,
+            ),
+            ("opens at 22:00", &night, "2024-06-04T22:00:00+02:00", true),
+            ("23:30", &night, "2024-06-04T23:30:00+02:00", true),
+            ("midnight", &night, "2024-06-05T00:00:00+02:00", true),
+            ("01:59 next day", &night, "2024-06-05T01:59:00+02:00", true),
+            (
+                "last instant before 02:00",
+                &night,
+                "2024-06-05T01:59:59.999+02:00",
+                true,
+            ),
+            (
+                "02:00 next day closes",
+                &night,
+                "2024-06-05T02:00:00+02:00",
+                false,
+            ),
+            ("midday", &night, "2024-06-05T12:00:00+02:00", false),
+            ("winter 23:30", &night, "2024-01-10T23:30:00+01:00", true),
+            ("winter 01:59", &night, "2024-01-11T01:59:00+01:00", true),
+            (
+                "winter 02:00 closes",
+                &night,
+                "2024-01-11T02:00:00+01:00",
+                false,
+            ),
+            // 2024-03-31 02:00 CET jumps to 03:00 CEST: 22:00 CET (21:00Z) + 4h = 01:00Z, which
+            // is 03:00 CEST, so the night is one wall-clock hour longer but 4 hours all the same.
+            (
+                "spring-forward night: 01:59:59 CET inside",
+                &night,
+                "2024-03-31T01:59:59+01:00",
+                true,
+            ),
+            (
+                "spring-forward night: 03:00 CEST is 4 elapsed hours, closed",
+                &night,
+                "2024-03-31T03:00:00+02:00",
+                false,
+            ),
+            // 2024-10-27 03:00 CEST falls back to 02:00 CET: 22:00 CEST (20:00Z) + 4h = 00:00Z,
+            // the first 02:00 (CEST); the repeated hour after it is outside.
+            (
+                "fall-back night: 01:59:59 CEST inside",
+                &night,
+                "2024-10-27T01:59:59+02:00",
+                true,
+            ),
+            (
+                "fall-back night: first 02:00 closes",
+                &night,
+                "2024-10-27T02:00:00+02:00",
+                false,
+            ),
+            (
+                "fall-back night: repeated 02:30 CET outside",
+                &night,
+                "2024-10-27T02:30:00+01:00",
+                false,
+            ),
+            (
+                "Friday 23:30",
+                &friday_late,
+                "2024-06-07T23:30:00+02:00",
+                true,
+            ),
+            (
+                "Saturday 01:59, from Friday's opening",
+                &friday_late,
+                "2024-06-08T01:59:59+02:00",
+                true,
+            ),
+            (
+                "Saturday 02:00 closes",
+                &friday_late,
+                "2024-06-08T02:00:00+02:00",
+                false,
+            ),
+            (
+                "Thursday 23:30: the day of week is the start's",
+                &friday_late,
+                "2024-06-06T23:30:00+02:00",
+                false,
+            ),
+            (
+                "Saturday 23:30: no Saturday opening",
+                &friday_late,
+                "2024-06-08T23:30:00+02:00",
+                false,
+            ),
+        ];
+        for (what, window, now, want) in cases {
+            assert_eq!(active(window, now), *want, "case: {what}");
+        }
+    }
+
+    #[test]
+    fn deny_window_crossing_midnight_into_the_next_day() {
+        let policy = WindowPolicy {
+            allow: vec![window("0 22 * * *", "4h", "Europe/Berlin")],
+            deny: vec![window("0 23 * * FRI", "3h", "Europe/Berlin")],
+            allow_override: true,
+        };
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "Saturday 01:30: inside both, deny wins",
+                "2024-06-08T01:30:00+02:00",
+                &[
+                    "fail not in a deny window: inside deny[0] (`0 23 * * FRI` for 3h, Europe/Berlin) since 2024-06-07T23:00:00+02:00[Europe/Berlin], until 2024-06-08T02:00:00+02:00[Europe/Berlin]",
+                    "pass inside an allow window: inside allow[0] (`0 22 * * *` for 4h, Europe/Berlin) since 2024-06-07T22:00:00+02:00[Europe/Berlin], until 2024-06-08T02:00:00+02:00[Europe/Berlin]",
+                ],
+            ),
+            (
+                "Friday 22:59: allowed, the freeze starts at 23:00",
+                "2024-06-07T22:59:59+02:00",
+                &[
+                    "pass not in a deny window: no deny window is active at 2024-06-07T20:59:59Z",
+                    "pass inside an allow window: inside allow[0] (`0 22 * * *` for 4h, Europe/Berlin) since 2024-06-07T22:00:00+02:00[Europe/Berlin], until 2024-06-08T02:00:00+02:00[Europe/Berlin]",
+                ],
+            ),
+            (
+                "Saturday 02:00: both closed, the next opening is Saturday 22:00",
+                "2024-06-08T02:00:00+02:00",
+                &[
+                    "pass not in a deny window: no deny window is active at 2024-06-08T00:00:00Z",
+                    "fail inside an allow window: outside every allow window at 2024-06-08T00:00:00Z; the next one opens at 2024-06-08T22:00:00+02:00[Europe/Berlin]",
+                ],
+            ),
+            (
+                "Thursday night is not frozen",
+                "2024-06-07T00:30:00+02:00",
+                &[
+                    "pass not in a deny window: no deny window is active at 2024-06-06T22:30:00Z",
+                    "pass inside an allow window: inside allow[0] (`0 22 * * *` for 4h, Europe/Berlin) since 2024-06-06T22:00:00+02:00[Europe/Berlin], until 2024-06-07T02:00:00+02:00[Europe/Berlin]",
+                ],
+            ),
+        ];
+        for (what, now, want) in cases {
+            let got = outcome(&evaluate(&policy, at(now), None));
+            assert_eq!(got, *want, "case: {what}");
+        }
+    }
+
     fn outcome(report: &GateReport) -> Vec<String> {
         report
             .checks
