@@ -1,0 +1,16 @@
+//! Integration tests of `slipway-attest`, in one test binary:
+//! - `fixtures`: cosign and sigstore keys and signatures, and DSSE envelopes from slsa-verifier's
+//!   test data, checked without a registry;
+//! - `registry`: signing, appending, verification, provenance and model links against the real
+//!   registry from `cargo xtask services` (skipped locally when absent, a failure under CI);
+//! - `openssl`: interop with an independent ECDSA implementation, in both directions.
+
+// A test crate root resolves modules next to itself; `#[path]` keeps them in `tests/it/`.
+#[path = "it/fixtures.rs"]
+mod fixtures;
+#[path = "it/openssl.rs"]
+mod openssl;
+#[path = "it/registry.rs"]
+mod registry;
+#[path = "it/support.rs"]
+mod support;
