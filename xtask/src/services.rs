@@ -265,7 +265,12 @@ fn seed_mlflow(root: &Path, state: &Path, port: u16) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let seeded = run_seed(root, state, port, &marker);
+    // The holder we waited for may have finished between our first look and taking the lock.
+    let seeded = if marker.exists() {
+        Ok(())
+    } else {
+        run_seed(root, state, port, &marker)
+    };
     let _ = fs::remove_file(&lock);
     seeded
 }
