@@ -1,7 +1,8 @@
 //! `cargo xtask`: Slipway's developer tasks, written in Rust so they run the same everywhere.
 //!
 //! Commands: `ci` (the whole gate CI runs), `services` (real local registry, Prometheus and
-//! MLflow on loopback for the end-to-end tests) and `demo` (one deploy scenario end to end).
+//! MLflow on loopback for the end-to-end tests), `demo` (one deploy scenario end to end) and
+//! `bench` (benchmarks that are programs, not timed tests).
 //! Workspace hygiene checks are `#[test]`s in `tidy.rs`, so plain `cargo test --workspace`
 //! enforces them without a separate command.
 //!
@@ -12,6 +13,7 @@
 // `services`) goes to stdout, progress and errors to stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod ci;
 mod demo;
 mod e2e;
@@ -37,6 +39,8 @@ commands:
   demo --list                 list the scenarios slipway-deploy knows
   e2e --kubeconfig PATH [--context NAME]
                               k8s-rollout scenarios against a real cluster (kind, k3s)
+  bench registry [--images N] [--concurrency N] [--release]
+                              Slipway resolve + verify of N signed images next to `skopeo inspect`
 ";
 
 fn main() -> ExitCode {
@@ -91,6 +95,10 @@ fn run(args: &[String]) -> Result<ExitCode> {
             })),
         "e2e" => {
             e2e::run(&root, &e2e::Args::parse(rest)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "bench" => {
+            bench::run(&root, rest)?;
             Ok(ExitCode::SUCCESS)
         }
         "help" | "-h" | "--help" => {
