@@ -1,10 +1,13 @@
-//! The hash chain: building entries and verifying a sequence of them.
+//! The hash chain and entry signatures: building entries and verifying a sequence of them.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use slipway_attest::{Signer, Verifier};
 
-use crate::Event;
+use crate::{Error, Event};
 
 /// `prev` of the first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -22,6 +25,28 @@ pub struct Entry {
     pub event: Event,
     /// SHA-256 over `(seq, at, prev, event)` as compact JSON.
     pub hash: String,
+    /// The deploy key's signature over [`signed_payload`] of `hash`, when the store signs.
+    /// Not part of the hash: the hash covers the content, the signature covers the hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<EntrySignature>,
+}
+
+/// A signature over an entry's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntrySignature {
+    /// Fingerprint of the signing key (as `slipway_attest::Signer::key_id` gives it).
+    pub key_id: String,
+    /// Base64 DER ECDSA signature over SHA-256 of [`signed_payload`].
+    pub signature: String,
+}
+
+/// Domain separation: a signature over an audit entry can never pass for a signature over
+/// something else the deploy key signs (cosign payloads, DSSE envelopes), nor the reverse.
+const SIGNED_PREFIX: &str = "slipway.dev/audit-entry/v1\n";
+
+/// The bytes signed for an entry with hash `hash`: `slipway.dev/audit-entry/v1\n<hash>`.
+pub fn signed_payload(hash: &str) -> Vec<u8> {
+    format!("{SIGNED_PREFIX}{hash}").into_bytes()
 }
 
 /// The last entry a reader saw: used to detect a truncated trail.
@@ -75,7 +100,38 @@ impl Entry {
             prev,
             event,
             hash,
+            signature: None,
         }
+    }
+
+    /// Signs this entry's hash with `signer`, replacing any signature it had.
+    pub fn sign(&mut self, signer: &dyn Signer) -> Result<(), Error> {
+        let signature = signer
+            .sign(&signed_payload(&self.hash))
+            .map_err(|source| Error::Sign {
+                seq: self.seq,
+                key_id: signer.key_id(),
+                source: Box::new(source),
+            })?;
+        self.signature = Some(EntrySignature {
+            key_id: signer.key_id(),
+            signature: STANDARD.encode(signature),
+        });
+        Ok(())
+    }
+
+    /// The entry that follows `last`, signed when a signer is given.
+    pub fn next_signed(
+        last: Option<&Entry>,
+        at: Timestamp,
+        event: Event,
+        signer: Option<&dyn Signer>,
+    ) -> Result<Entry, Error> {
+        let mut entry = Entry::next(last, at, event);
+        if let Some(signer) = signer {
+            entry.sign(signer)?;
+        }
+        Ok(entry)
     }
 
     /// This entry as a head to remember.
@@ -142,6 +198,45 @@ pub fn verify(entries: &[Entry], expected_head: Option<&Head>) -> Vec<ChainProbl
     problems
 }
 
+/// Checks every entry's signature against the trusted `keys`: lists each entry that is unsigned,
+/// signed by a key that is not trusted, or whose signature does not verify over its hash. An
+/// entry whose content no longer matches its hash is [`verify`]'s to report; a signature still
+/// proves who wrote the hash, so a whole rewritten chain (content and hashes recomputed) fails
+/// here even though [`verify`] finds it consistent.
+pub fn verify_signatures(entries: &[Entry], keys: &[&dyn Verifier]) -> Vec<ChainProblem> {
+    let mut problems = Vec::new();
+    for entry in entries {
+        let problem = match &entry.signature {
+            None => Some("unsigned: the entry carries no signature".to_owned()),
+            Some(signed) => match keys.iter().find(|key| key.key_id() == signed.key_id) {
+                None => Some(format!(
+                    "signed by key `{}`, which is not among the {} trusted key(s)",
+                    signed.key_id,
+                    keys.len()
+                )),
+                Some(key) => {
+                    let valid = STANDARD
+                        .decode(&signed.signature)
+                        .is_ok_and(|der| key.verify(&signed_payload(&entry.hash), &der));
+                    (!valid).then(|| {
+                        format!(
+                            "signature by key `{}` does not verify: the entry's hash or its signature was changed",
+                            signed.key_id
+                        )
+                    })
+                }
+            },
+        };
+        if let Some(problem) = problem {
+            problems.push(ChainProblem {
+                seq: entry.seq,
+                problem,
+            });
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use slipway_core::ReleaseId;
@@ -197,5 +292,84 @@ mod tests {
         );
         let problems = verify(truncated, Some(&head));
         assert!(problems[0].problem.contains("truncated"), "{problems:?}");
+    }
+
+    fn signed_chain(n: u64, signer: &dyn Signer) -> Vec<Entry> {
+        let mut entries = chain(n);
+        for entry in &mut entries {
+            entry.sign(signer).expect("sign");
+        }
+        entries
+    }
+
+    #[test]
+    fn signatures_verify_only_with_the_signing_key() {
+        let key = slipway_attest::EcdsaP256Key::generate();
+        let other = slipway_attest::EcdsaP256Key::generate();
+        let entries = signed_chain(3, &key);
+        let public = key.public();
+        assert!(verify_signatures(&entries, &[&public]).is_empty());
+
+        let other_public = other.public();
+        let problems = verify_signatures(&entries, &[&other_public]);
+        assert_eq!(problems.len(), 3);
+        assert!(problems[0].problem.contains("not among the 1 trusted key"));
+
+        let mut unsigned = entries.clone();
+        unsigned[1].signature = None;
+        let problems = verify_signatures(&unsigned, &[&public]);
+        assert_eq!(
+            problems,
+            [ChainProblem {
+                seq: 2,
+                problem: "unsigned: the entry carries no signature".into()
+            }]
+        );
+
+        // A signature moved from one entry to another does not verify over the other's hash.
+        let mut moved = entries.clone();
+        moved[2].signature = moved[0].signature.clone();
+        let problems = verify_signatures(&moved, &[&public]);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].seq, 3);
+        assert!(problems[0].problem.contains("does not verify"));
+    }
+
+    #[test]
+    fn a_rewritten_chain_is_consistent_but_its_signatures_fail() {
+        let key = slipway_attest::EcdsaP256Key::generate();
+        let entries = signed_chain(3, &key);
+        // Whoever can write the store edits entry 2 and recomputes every hash after it.
+        let mut rewritten: Vec<Entry> = Vec::new();
+        for (idx, entry) in entries.iter().enumerate() {
+            let mut event = entry.event.clone();
+            if idx == 1
+                && let Event::Decision { verdict, .. } = &mut event
+            {
+                *verdict = "fail".into();
+            }
+            let mut next = Entry::next(rewritten.last(), entry.at, event);
+            next.signature = entry.signature.clone();
+            rewritten.push(next);
+        }
+        assert!(
+            verify(&rewritten, None).is_empty(),
+            "the chain alone is fooled"
+        );
+        let public = key.public();
+        let problems = verify_signatures(&rewritten, &[&public]);
+        assert_eq!(
+            problems.iter().map(|p| p.seq).collect::<Vec<_>>(),
+            [2, 3],
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn the_signed_payload_is_domain_separated() {
+        assert_eq!(
+            signed_payload("ab12"),
+            b"slipway.dev/audit-entry/v1\nab12".to_vec()
+        );
     }
 }

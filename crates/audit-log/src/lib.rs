@@ -1,4 +1,5 @@
-//! The audit trail: an append-only, hash-chained log of releases, approvals and decisions.
+//! The audit trail: an append-only, hash-chained log of releases, approvals and decisions,
+//! signed with the deploy key when one is configured.
 //!
 //! Each [`Entry`] carries the SHA-256 of the previous entry and its own hash over
 //! `(seq, at, prev, event)`, so editing, removing or reordering any entry breaks the chain, and
@@ -6,14 +7,31 @@
 //! head a reader saw last ([`Head`]: sequence number and hash), which a CI job can keep as an
 //! artifact or a step output.
 //!
+//! A hash chain alone only proves consistency: whoever can write the store can rewrite every
+//! entry after the one they change and recompute the hashes. So when the store has a signer (the
+//! deploy key), each entry also carries an ECDSA signature over its hash ([`EntrySignature`]),
+//! and [`verify_signatures`] checks them against trusted public keys, reporting unsigned entries,
+//! unknown keys and signatures that do not verify.
+//!
+//! Key design decision: a write that a crash cut short never yields an entry that verifies.
+//! [`FileAuditStore`] writes each entry as one line *including* its newline in a single `write`,
+//! then `fsync`s; a last line without its newline, or one that does not parse, is a
+//! [`DamageKind::TruncatedWrite`], never an entry. [`AuditStore::read`] reports such damage
+//! (so `slipway-audit verify` can show it), [`AuditStore::entries`] fails on it, and
+//! [`AuditStore::append`] refuses to chain onto it and names the command that repairs it.
+//!
 //! Implementations of [`AuditStore`]:
 //! - [`MemoryAuditStore`]: a vector, for the dry run and tests.
-//! - [`FileAuditStore`]: JSON Lines in a file, appended and flushed per entry.
+//! - [`FileAuditStore`]: JSON Lines in a file, one `write` + `fsync` per entry.
+//! - `slipway_k8s_rollout::ClusterAuditStore`: one ConfigMap per entry in the release's
+//!   namespace, so every runner sees the same trail.
 
 mod chain;
 mod store;
 
-pub use chain::{ChainProblem, Entry, Head, verify};
+pub use chain::{
+    ChainProblem, Entry, EntrySignature, Head, signed_payload, verify, verify_signatures,
+};
 pub use store::{FileAuditStore, MemoryAuditStore};
 
 use jiff::Timestamp;
@@ -58,6 +76,62 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The release this event is about.
+    pub fn release(&self) -> &ReleaseId {
+        match self {
+            Event::Release(record) => &record.release,
+            Event::Approval(approval) => &approval.release,
+            Event::Decision { release, .. } => release,
+        }
+    }
+}
+
+/// What kind of damage a reader found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DamageKind {
+    /// The last write did not finish (a crash or a full disk): a last line without its newline,
+    /// or a last line that does not parse. It was never acknowledged, so it is not an entry.
+    TruncatedWrite,
+    /// A stored record in the middle of the trail cannot be read: it was edited or corrupted.
+    Unreadable,
+}
+
+/// Part of a trail that is not a readable entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Damage {
+    /// What kind.
+    pub kind: DamageKind,
+    /// Where: "`trail.jsonl` line 7" or "ConfigMap `ml/slipway-audit-iris-7`".
+    pub location: String,
+    /// What is wrong, in a sentence.
+    pub detail: String,
+    /// How to repair it.
+    pub repair: String,
+}
+
+impl Damage {
+    /// This damage as an error (for readers that need every entry).
+    pub fn into_error(self) -> Error {
+        Error::Damaged {
+            kind: self.kind,
+            location: self.location,
+            detail: self.detail,
+            repair: self.repair,
+        }
+    }
+}
+
+/// A trail as read: the entries that could be read, oldest first, and the damage found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trail {
+    /// Readable entries, oldest first (a torn last write is never among them).
+    pub entries: Vec<Entry>,
+    /// Everything that could not be read.
+    pub damage: Vec<Damage>,
+}
+
 /// Errors reading or writing the trail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -72,25 +146,57 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A line is not a valid entry.
-    #[error(
-        "audit trail `{path}` line {line}: not a valid entry ({message})\n\nhint: the file was edited by hand or is corrupt; `slipway-audit verify` shows where the chain breaks"
-    )]
-    Corrupt {
+    /// Part of the trail is not a readable entry; appending onto it is refused.
+    #[error("audit trail {location}: {detail}\n\nhint: {repair}")]
+    Damaged {
+        /// Torn last write or unreadable record.
+        kind: DamageKind,
         /// Where.
-        path: String,
-        /// 1-based line.
-        line: usize,
-        /// Parser message.
+        location: String,
+        /// What is wrong.
+        detail: String,
+        /// How to repair it.
+        repair: String,
+    },
+    /// The signer failed to sign an entry.
+    #[error("audit trail: signing entry {seq} with key `{key_id}` failed")]
+    Sign {
+        /// The entry.
+        seq: u64,
+        /// The key.
+        key_id: String,
+        /// Why.
+        #[source]
+        source: Box<slipway_attest::Error>,
+    },
+    /// The backing store (e.g. the cluster) failed.
+    #[error("audit trail {location}: {operation} failed: {message}")]
+    Backend {
+        /// Where.
+        location: String,
+        /// What.
+        operation: String,
+        /// Why, with a hint when there is one.
         message: String,
     },
 }
 
 /// An append-only audit store.
+///
+/// `dyn AuditStore` is chosen at run time (memory, file, cluster), hence `async_trait`.
 #[async_trait::async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends an event, chaining it to the last entry, and returns the new entry.
+    /// Appends an event, chaining it to the last entry (and signing it when the store has a
+    /// signer), and returns the new entry. Refuses when the trail is damaged.
     async fn append(&self, at: Timestamp, event: Event) -> Result<Entry, Error>;
-    /// Every entry, oldest first.
-    async fn entries(&self) -> Result<Vec<Entry>, Error>;
+    /// The trail with whatever damage was found; fails only when the store cannot be read.
+    async fn read(&self) -> Result<Trail, Error>;
+    /// Every entry, oldest first; fails on any damage.
+    async fn entries(&self) -> Result<Vec<Entry>, Error> {
+        let trail = self.read().await?;
+        match trail.damage.into_iter().next() {
+            Some(damage) => Err(damage.into_error()),
+            None => Ok(trail.entries),
+        }
+    }
 }
