@@ -7,6 +7,7 @@
 pub mod backends;
 pub mod config;
 mod exit;
+pub mod github;
 mod global;
 pub mod release;
 pub mod story;
