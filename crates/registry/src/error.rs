@@ -102,11 +102,75 @@ pub enum Error {
 fn unauthorized_hint(had_credentials: bool, registry: &str) -> String {
     if had_credentials {
         format!(
-            "\n\nhint: the credentials for `{registry}` were refused; log in again with `docker login {registry}`"
+            "\n\nhint: the credentials for `{registry}` were refused or do not allow this operation; log in again with `docker login {registry}`"
         )
     } else {
         format!(
             "\n\nhint: no credentials for `{registry}` were found; log in with `docker login {registry}` (Slipway reads `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`)"
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message, with its hint, as a user reads it.
+    #[test]
+    fn messages() {
+        let image = || "127.0.0.1:5000/acme/iris:1.0".to_owned();
+        let errors = [
+            Error::NotFound {
+                operation: "resolve",
+                image: image(),
+            },
+            Error::Unauthorized {
+                operation: "resolve",
+                image: image(),
+                registry: "127.0.0.1:5000".into(),
+                status: 401,
+                had_credentials: false,
+            },
+            Error::Unauthorized {
+                operation: "push artifact to",
+                image: image(),
+                registry: "127.0.0.1:5000".into(),
+                status: 403,
+                had_credentials: true,
+            },
+            Error::Unavailable {
+                operation: "resolve",
+                image: image(),
+                message: "the registry failed (503) (gave up after 4 attempt(s))".into(),
+            },
+            Error::Timeout {
+                operation: "read artifact of",
+                image: image(),
+                timeout: Duration::from_millis(2500),
+                attempts: 4,
+            },
+            Error::Rejected {
+                operation: "push artifact to",
+                image: image(),
+                message: "the registry answered 400: manifest invalid".into(),
+            },
+            Error::NoMatchingPlatform {
+                operation: "resolve",
+                image: image(),
+                platform: "linux/amd64".into(),
+                available: "linux/arm64/v8".into(),
+            },
+            Error::InvalidInput {
+                operation: "tag",
+                image: image(),
+                message: "the image must be pinned by digest to be tagged".into(),
+            },
+            Error::Credentials {
+                registry: "ghcr.io".into(),
+                message: "`docker-credential-desktop get` failed (exit status: 1): boom".into(),
+            },
+        ];
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(text.join("\n---\n"));
     }
 }
