@@ -4,7 +4,6 @@
 //! backends the configuration names, and hands over to `slipway-pipeline`. Stage decisions go
 //! to stderr as they happen; the result (text summary or `--output json` report) goes to stdout.
 
-mod analyze;
 mod check_scan;
 mod story;
 
@@ -20,7 +19,8 @@ use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat, UserError};
 use slipway_core::Strategy;
 use slipway_gates::window::WindowOverride;
 use slipway_pipeline::scenario::SCENARIOS;
-use slipway_pipeline::{GivenApproval, RunOutcome, RunReport};
+use slipway_cli::backends::Built;
+use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunOutcome, RunReport};
 
 /// Plan and run ML model releases on Kubernetes: gates, signing, canary analysis, approval,
 /// promotion, all recorded.
@@ -37,10 +37,17 @@ enum Command {
     Plan(ReleaseArgs),
     /// Release: preflight, gates, sign, verify, canary with analysis, approval, promote, record.
     Run(ReleaseArgs),
+    /// Record an approval of the release paused at the approval gate, bound to its digest and
+    /// model version (exit 1 when the policy refuses the approver).
+    Approve(ApproveArgs),
+    /// Promote the paused release once its approvals satisfy the policy.
+    Promote(PromoteArgs),
+    /// Abort the paused release: delete its canary, stable untouched, reason recorded.
+    Abort(AbortArgs),
+    /// Show the release: the last revisions, a paused canary and its approvals.
+    Status(ReleaseArgs),
     /// Judge a Trivy report for the image being deployed (exit 0 pass, 1 fail, 2 error).
     CheckScan(check_scan::CheckScanArgs),
-    /// Judge a canary from real metrics without deploying (exit 0 pass, 1 fail, 3 inconclusive, 2 error).
-    Analyze(analyze::AnalyzeArgs),
 }
 
 /// Flags of `plan` and `run`. Each one overrides the config key named in its help.
@@ -77,6 +84,36 @@ struct ReleaseArgs {
     override_window: Option<String>,
 }
 
+/// Flags of `approve`.
+#[derive(Debug, Args)]
+struct ApproveArgs {
+    #[command(flatten)]
+    release: ReleaseArgs,
+    /// Who approves (default: `GITHUB_ACTOR`, then `USER`).
+    #[arg(long = "as", value_name = "NAME")]
+    approver: Option<String>,
+    /// Why: recorded with the approval.
+    #[arg(long)]
+    reason: String,
+}
+
+/// Flags of `promote`.
+#[derive(Debug, Args)]
+struct PromoteArgs {
+    #[command(flatten)]
+    release: ReleaseArgs,
+}
+
+/// Flags of `abort`.
+#[derive(Debug, Args)]
+struct AbortArgs {
+    #[command(flatten)]
+    release: ReleaseArgs,
+    /// Why: recorded with the abort.
+    #[arg(long)]
+    reason: String,
+}
+
 impl ReleaseArgs {
     fn overrides(&self) -> Vec<(&'static str, serde_json::Value)> {
         let mut overrides = Vec::new();
@@ -98,16 +135,13 @@ impl ReleaseArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Plan(args) => release(&args, false).await,
-        Command::Run(args) => release(&args, true).await,
-        Command::Analyze(args) => analyze::run(&args).await,
-        Command::CheckScan(args) => check_scan::run(&args).map(|passed| {
-            if passed {
-                ExitStatus::Success
-            } else {
-                ExitStatus::No
-            }
-        }),
+        Command::Plan(args) => release(&args, Action::Plan).await,
+        Command::Run(args) => release(&args, Action::Run).await,
+        Command::Approve(args) => approve(&args).await,
+        Command::Promote(args) => release(&args.release, Action::Resume(Resume::Promote)).await,
+        Command::Abort(args) => release(&args.release, Action::Resume(Resume::Abort(args.reason.clone()))).await,
+        Command::Status(args) => status(&args).await,
+        Command::CheckScan(args) => check_scan::run(&args).map(|passed| if passed { ExitStatus::Success } else { ExitStatus::No }),
     };
     match result {
         Ok(status) => status.into(),
@@ -115,34 +149,37 @@ async fn main() -> ExitCode {
     }
 }
 
-#[allow(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "a binary: data on stdout, the story on stderr"
-)]
-async fn release(args: &ReleaseArgs, run: bool) -> anyhow::Result<ExitStatus> {
+enum Action {
+    Plan,
+    Run,
+    Resume(Resume),
+}
+
+/// Configuration, the validated spec and the backends, shared by every release command.
+struct Prepared {
+    spec: ReleaseSpec,
+    built: Built,
+}
+
+/// `None` when the command only printed something (`--list-scenarios`, `--print-config`).
+#[allow(clippy::print_stdout, reason = "listing scenarios and the config is data")]
+async fn prepare(args: &ReleaseArgs) -> anyhow::Result<Option<Prepared>> {
     if args.list_scenarios {
         for (name, what, code) in SCENARIOS {
             println!("{name:<18} exit {code}  {what}");
         }
-        return Ok(ExitStatus::Success);
+        return Ok(None);
     }
     let settings: Settings = config::load(&args.global, &args.overrides())?;
     if args.global.print_config {
         print!("{}", config::render(&settings)?);
-        return Ok(ExitStatus::Success);
+        return Ok(None);
     }
     let approval = match (&args.approve_as, &args.approve_reason) {
-        (Some(approver), Some(reason)) => Some(GivenApproval {
-            approver: approver.clone(),
-            reason: reason.clone(),
-        }),
+        (Some(approver), Some(reason)) => Some(GivenApproval { approver: approver.clone(), reason: reason.clone() }),
         _ => None,
     };
-    let window_override = args.override_window.as_ref().map(|reason| WindowOverride {
-        by: String::new(),
-        reason: reason.clone(),
-    });
+    let window_override = args.override_window.as_ref().map(|reason| WindowOverride { by: String::new(), reason: reason.clone() });
     let mut spec = release_spec(&settings, approval, window_override)?;
     if let Some(window_override) = &mut spec.window_override {
         window_override.by = spec.actor.clone();
@@ -150,7 +187,7 @@ async fn release(args: &ReleaseArgs, run: bool) -> anyhow::Result<ExitStatus> {
     if spec.strategy != Strategy::Canary {
         return Err(UserError {
             message: format!(
-                "invalid configuration: key `rollout.strategy`: `{}` is not available in this build\n\nhint: use `canary`; blue-green and rolling come with the Kubernetes rollout work",
+                "invalid configuration: key `rollout.strategy`: `{}` is not available in the pipeline yet\n\nhint: use `canary`; the blue-green and rolling operations exist in slipway-k8s-rollout for embedding",
                 spec.strategy
             ),
         }
@@ -162,28 +199,64 @@ async fn release(args: &ReleaseArgs, run: bool) -> anyhow::Result<ExitStatus> {
     };
     let env = |name: &str| std::env::var(name).ok();
     let built = slipway_cli::backends::build(&settings, &spec, audit, &env).await?;
+    Ok(Some(Prepared { spec, built }))
+}
+
+#[allow(clippy::print_stdout, reason = "a binary: data on stdout, the story on stderr")]
+async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatus> {
+    let Some(Prepared { spec, built, .. }) = prepare(args).await? else { return Ok(ExitStatus::Success) };
     let mut story = story::Story::new(&spec);
     story.before(&built).await;
-    let mut observer =
-        |event: &slipway_pipeline::StageEvent| slipway_cli::story::print_event(event);
-    let report = if run {
-        slipway_pipeline::run(&spec, &built.backends, &mut observer).await
-    } else {
-        slipway_pipeline::plan(&spec, &built.backends, &mut observer).await
+    let mut observer = |event: &slipway_pipeline::StageEvent| slipway_cli::story::print_event(event);
+    let report = match action {
+        Action::Run => slipway_pipeline::run(&spec, &built.backends, &mut observer).await,
+        Action::Plan => slipway_pipeline::plan(&spec, &built.backends, &mut observer).await,
+        Action::Resume(action) => slipway_pipeline::resume(&spec, &built.backends, &mut observer, action).await,
     };
     story.after(&built).await;
     match args.global.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encoding the report")?
-        ),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report).context("encoding the report")?),
         OutputFormat::Text => print!("{}", summary(&report)),
     }
     Ok(match report.outcome {
-        RunOutcome::Promoted | RunOutcome::WouldProceed => ExitStatus::Success,
+        RunOutcome::Promoted | RunOutcome::WouldProceed | RunOutcome::Paused => ExitStatus::Success,
         RunOutcome::Rejected => ExitStatus::No,
         RunOutcome::Failed => ExitStatus::Error,
     })
+}
+
+#[allow(clippy::print_stdout, reason = "the approval record is data")]
+async fn approve(args: &ApproveArgs) -> anyhow::Result<ExitStatus> {
+    let Some(Prepared { spec, built, .. }) = prepare(&args.release).await? else { return Ok(ExitStatus::Success) };
+    let approver = args.approver.clone().unwrap_or_else(|| spec.actor.clone());
+    match slipway_pipeline::approve(&spec, &built.backends, &approver, &args.reason).await {
+        Ok(record) => {
+            match args.release.global.output {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&record)?),
+                OutputFormat::Text => println!(
+                    "approved: {} by {} for {} at {}\nreason: {}",
+                    record.release, record.approver, record.model, record.digest, record.reason
+                ),
+            }
+            Ok(ExitStatus::Success)
+        }
+        Err(ApproveError::Refused(message)) => {
+            slipway_cli::story::print_refusal(&message);
+            Ok(ExitStatus::No)
+        }
+        Err(err @ (ApproveError::NothingPaused(_) | ApproveError::Backend(_))) => Err(anyhow::anyhow!(err)),
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the status is data")]
+async fn status(args: &ReleaseArgs) -> anyhow::Result<ExitStatus> {
+    let Some(Prepared { spec, built, .. }) = prepare(args).await? else { return Ok(ExitStatus::Success) };
+    let status = slipway_pipeline::status(&spec, &built.backends).await.map_err(|message| anyhow::anyhow!(message))?;
+    match args.global.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+        OutputFormat::Text => print!("{}", status.to_text()),
+    }
+    Ok(ExitStatus::Success)
 }
 
 /// The text result on stdout: a few `key: value` lines a script can grep.

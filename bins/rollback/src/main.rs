@@ -118,7 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             let outcome = match report.outcome {
                 RunOutcome::Promoted => "rolled-back",
                 RunOutcome::Rejected => "refused",
-                RunOutcome::Failed | RunOutcome::WouldProceed => "failed",
+                RunOutcome::Failed | RunOutcome::WouldProceed | RunOutcome::Paused => "failed",
             };
             println!(
                 "release: {}\noutcome: {outcome}\nreason: {}",
@@ -132,6 +132,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     Ok(match report.outcome {
         RunOutcome::Promoted | RunOutcome::WouldProceed => ExitStatus::Success,
         RunOutcome::Rejected => ExitStatus::No,
-        RunOutcome::Failed => ExitStatus::Error,
+        RunOutcome::Failed | RunOutcome::Paused => ExitStatus::Error,
     })
 }

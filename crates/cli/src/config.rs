@@ -169,6 +169,21 @@ pub struct RolloutSettings {
     pub progress_deadline: Duration,
     /// Release records kept in the cluster.
     pub history_limit: usize,
+    /// What a healthy canary does when the approval gate finds too few approvals: `pause`
+    /// (leave it running for `slipway-deploy approve` and `promote` in a later job, the
+    /// protected-environment pattern) or `abort`.
+    pub on_missing_approval: OnMissingApproval,
+}
+
+/// `rollout.on_missing_approval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnMissingApproval {
+    /// Keep the canary, record the release as paused, exit 0.
+    #[default]
+    Pause,
+    /// Remove the canary, record the release as aborted, exit 1.
+    Abort,
 }
 
 impl Default for RolloutSettings {
@@ -179,6 +194,7 @@ impl Default for RolloutSettings {
             pause: Duration::from_secs(60),
             progress_deadline: Duration::from_secs(600),
             history_limit: 10,
+            on_missing_approval: OnMissingApproval::Pause,
         }
     }
 }

@@ -115,6 +115,7 @@ pub fn release_spec(
         approval,
         window_override,
         sign: settings.signing.sign,
+        pause_for_approval: settings.rollout.on_missing_approval == crate::config::OnMissingApproval::Pause,
         actor,
     })
 }

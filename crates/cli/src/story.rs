@@ -25,3 +25,12 @@ pub fn event_line(event: &StageEvent) -> String {
 pub fn print_event(event: &StageEvent) {
     eprintln!("{}", event_line(event));
 }
+
+/// Prints why a request was refused (a "no", exit 1), on stderr.
+#[allow(clippy::print_stderr, reason = "the binaries' story goes to stderr")]
+pub fn print_refusal(message: &str) {
+    match message.split_once(" (hint: ") {
+        Some((message, hint)) => eprintln!("refused: {message}\n\nhint: {}", hint.trim_end_matches(')')),
+        None => eprintln!("refused: {message}"),
+    }
+}

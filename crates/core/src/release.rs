@@ -128,6 +128,9 @@ pub enum Outcome {
     Failed,
     /// This revision restored an earlier one.
     RolledBack,
+    /// The canary passed its analysis and waits for approval; `slipway-deploy promote` or
+    /// `abort` ends it with a new record.
+    Paused,
 }
 
 impl fmt::Display for Outcome {
@@ -137,6 +140,7 @@ impl fmt::Display for Outcome {
             Outcome::Aborted => "aborted",
             Outcome::Failed => "failed",
             Outcome::RolledBack => "rolled-back",
+            Outcome::Paused => "paused",
         })
     }
 }

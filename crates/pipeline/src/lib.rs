@@ -18,10 +18,12 @@ mod rollback;
 mod run;
 pub mod scenario;
 mod spec;
+mod status;
 
 pub use backends::{Backends, SystemClock};
 pub use notify::{FanOut, MemoryNotifier, Notification, Notifier, WebhookKind, WebhookNotifier};
 pub use report::{RunOutcome, RunReport, StageEvent, StageStatus};
 pub use rollback::{RollbackSpec, RollbackTarget, choose_target, rollback};
-pub use run::{Observer, plan, run};
+pub use run::{ApproveError, Observer, Resume, approve, plan, resume, run};
 pub use spec::{GivenApproval, ReleaseSpec};
+pub use status::{CanaryStatus, ReleaseStatus, status};

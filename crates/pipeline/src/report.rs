@@ -46,6 +46,8 @@ pub enum RunOutcome {
     Promoted,
     /// A plan whose every gate passes (exit 0).
     WouldProceed,
+    /// The canary passed and waits for approval; stable untouched (exit 0).
+    Paused,
     /// A gate, the analysis or the approval said no; stable untouched (exit 1).
     Rejected,
     /// An error kept the run from finishing; stable untouched (exit 2).

@@ -35,6 +35,28 @@ impl<F: FnMut(&StageEvent) + Send> Observer for F {
 enum Mode {
     Plan,
     Run,
+    Resume,
+}
+
+/// What to do with a release paused at the approval gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// Check the approvals and promote.
+    Promote,
+    /// Delete the canary and record the abort with this reason.
+    Abort(String),
+}
+
+/// The paused revision a resume acts on: the last record, if it is paused.
+fn paused_record(history: &[ReleaseRecord]) -> Result<ReleaseRecord, String> {
+    match history.last() {
+        Some(record) if record.outcome == Outcome::Paused => Ok(record.clone()),
+        Some(record) => Err(format!(
+            "no release is paused at the approval gate: the last revision ({}) ended {} (hint: `slipway-deploy status` shows the release)",
+            record.revision, record.outcome
+        )),
+        None => Err("no release is paused at the approval gate: the release has no history (hint: start one with `slipway-deploy run`)".to_owned()),
+    }
 }
 
 /// Why the run stopped early.
@@ -90,6 +112,8 @@ struct Ctx<'a> {
     lock_holder: Option<String>,
     stable_before: Option<DeploymentSpec>,
     canary_started: bool,
+    /// Who started the release, when it differs from who runs this command (resume).
+    spec_actor_override: Option<String>,
 }
 
 /// Plans a release: runs preflight and every gate against the backends and says what `run`
@@ -99,7 +123,7 @@ pub async fn plan(
     backends: &Backends,
     observer: &mut dyn Observer,
 ) -> RunReport {
-    execute(spec, backends, observer, Mode::Plan).await
+    execute(spec, backends, observer, Mode::Plan, None).await
 }
 
 /// Runs a release from preflight to promotion (or to a stop that leaves stable untouched).
@@ -108,7 +132,58 @@ pub async fn run(
     backends: &Backends,
     observer: &mut dyn Observer,
 ) -> RunReport {
-    execute(spec, backends, observer, Mode::Run).await
+    execute(spec, backends, observer, Mode::Run, None).await
+}
+
+/// Promotes or aborts the release paused at the approval gate (the last history record).
+/// Promotion checks the approvals recorded for the paused digest and model version.
+pub async fn resume(spec: &ReleaseSpec, backends: &Backends, observer: &mut dyn Observer, action: Resume) -> RunReport {
+    execute(spec, backends, observer, Mode::Resume, Some(action)).await
+}
+
+/// Why an approval was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApproveError {
+    /// There is nothing to approve (exit 2: wrong release, or not paused).
+    #[error("{0}")]
+    NothingPaused(String),
+    /// The policy refuses this approver (exit 1).
+    #[error("{0}")]
+    Refused(String),
+    /// The history or the trail could not be read or written.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// Records an approval of the paused release, bound to its digest and model version.
+/// Refuses when nothing is paused, when the reason is empty, or when the approver started the
+/// release themselves and the policy forbids self-approval.
+pub async fn approve(spec: &ReleaseSpec, backends: &Backends, approver: &str, reason: &str) -> Result<ApprovalRecord, ApproveError> {
+    if reason.trim().is_empty() {
+        return Err(ApproveError::Refused("an approval needs a reason (hint: `--reason \"canary dashboards reviewed\"`)".to_owned()));
+    }
+    let history = backends.cluster.release_history(&spec.release).await.map_err(|err| ApproveError::Backend(chain(&err)))?;
+    let paused = paused_record(&history).map_err(ApproveError::NothingPaused)?;
+    let approvers = &spec.policy.approvals.approvers;
+    if !approvers.is_empty() && !approvers.iter().any(|allowed| allowed.eq_ignore_ascii_case(approver)) {
+        return Err(ApproveError::Refused(format!("{approver} is not among the approvers ({}) of policy.approvals.approvers", approvers.join(", "))));
+    }
+    if spec.policy.approvals.forbid_self_approval && approver.eq_ignore_ascii_case(&paused.actor) {
+        return Err(ApproveError::Refused(format!(
+            "{approver} started revision {} and cannot approve it (policy.approvals.forbid_self_approval)",
+            paused.revision
+        )));
+    }
+    let record = ApprovalRecord {
+        release: spec.release.clone(),
+        approver: approver.to_owned(),
+        at: backends.clock.now(),
+        reason: reason.to_owned(),
+        digest: paused.digest.clone(),
+        model: paused.model.clone(),
+    };
+    backends.audit.append(record.at, Event::Approval(record.clone())).await.map_err(|err| ApproveError::Backend(chain(&err)))?;
+    Ok(record)
 }
 
 async fn execute(
@@ -116,6 +191,7 @@ async fn execute(
     backends: &Backends,
     observer: &mut dyn Observer,
     mode: Mode,
+    action: Option<Resume>,
 ) -> RunReport {
     let mut ctx = Ctx {
         spec,
@@ -136,8 +212,15 @@ async fn execute(
         lock_holder: None,
         stable_before: None,
         canary_started: false,
+        spec_actor_override: None,
     };
-    let result = ctx.stages().await;
+    let result = match action {
+        Some(action) => match ctx.take_lock().await {
+            Ok(()) => ctx.resume(action).await,
+            Err(stop) => Err(stop),
+        },
+        None => ctx.stages().await,
+    };
     let (outcome, reason) = match result {
         Ok((outcome, reason)) => (outcome, reason),
         Err(stop) => {
@@ -243,7 +326,12 @@ impl Ctx<'_> {
         let started = format!("revision {revision}: {candidate} at {} starting {}", image.pinned().unwrap_or_default(), self.spec.strategy);
         self.notify("started", &started).await;
         self.canary(&image).await?;
-        self.approval(&image, &candidate).await?;
+        if let Err(stop) = self.approval(&image, &candidate).await {
+            if self.spec.pause_for_approval && stop.outcome == RunOutcome::Rejected {
+                return self.pause(&image, &candidate, revision).await;
+            }
+            return Err(stop);
+        }
         self.promote(&image, &candidate, revision).await?;
         Ok((
             RunOutcome::Promoted,
@@ -252,6 +340,77 @@ impl Ctx<'_> {
                 image.pinned().unwrap_or_default()
             ),
         ))
+    }
+
+    /// Leaves the healthy canary running and records the release as paused at the approval gate.
+    async fn pause(&mut self, image: &ImageRef, candidate: &ModelVersion, revision: u64) -> Result<(RunOutcome, String), Stop> {
+        self.canary_started = false;
+        let reason = format!(
+            "canary {} healthy; waiting for {} approval(s) of {candidate} at {}",
+            rollout::canary_name(&self.spec.release),
+            self.spec.policy.approvals.required,
+            image.digest().map(|digest| digest.short()).unwrap_or_default()
+        );
+        self.record(image, candidate, revision, Outcome::Paused, &reason).await?;
+        self.emit("approval", StageStatus::Info, format!("paused: {reason}; run `slipway-deploy approve` then `slipway-deploy promote` (or `abort`)"));
+        self.notify("paused", &reason).await;
+        Ok((RunOutcome::Paused, reason))
+    }
+
+    /// Promotes or aborts the paused revision recorded last in the history.
+    async fn resume(&mut self, action: Resume) -> Result<(RunOutcome, String), Stop> {
+        let release = self.spec.release.clone();
+        let history = self.backends.cluster.release_history(&release).await.map_err(|err| failed(chain(&err)))?;
+        let paused = paused_record(&history).map_err(failed)?;
+        let revision = history.last().map_or(1, |record| record.revision + 1);
+        self.report.revision = Some(revision);
+        self.report.model = Some(paused.model.clone());
+        self.report.digest = Some(paused.digest.clone());
+        let image = paused.image.with_digest(paused.digest.clone());
+        let pinned = image.pinned().unwrap_or_default();
+        let canary = self
+            .backends
+            .cluster
+            .deployment(&release.namespace, &rollout::canary_name(&release))
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        let canary_ok = canary.as_ref().is_some_and(|state| state.spec.image == pinned);
+        self.emit(
+            "resume",
+            StageStatus::Info,
+            format!(
+                "revision {} of {release} paused at approval: {} at {}{}",
+                paused.revision,
+                paused.model,
+                paused.digest.short(),
+                if canary_ok { "; its canary is running" } else { "; its canary is gone" }
+            ),
+        );
+        match action {
+            Resume::Abort(reason) => {
+                self.canary_started = true;
+                Err(rejected(format!("aborted by {}: {reason}", self.spec.actor)))
+            }
+            Resume::Promote => {
+                if !canary_ok {
+                    return Err(failed(format!(
+                        "the canary of paused revision {} is not running {pinned} (hint: start a new release with `slipway-deploy run`)",
+                        paused.revision
+                    )));
+                }
+                // The gate judges self-approval against who started the release, not who
+                // promotes. Too few approvals leave the release paused, canary running.
+                let promoter = std::mem::replace(&mut self.spec_actor_override, Some(paused.actor.clone()));
+                let gate = self.approval(&image, &paused.model).await;
+                self.spec_actor_override = promoter;
+                if let Err(stop) = gate {
+                    return Err(rejected(format!("{}; revision {} stays paused", stop.reason, paused.revision)));
+                }
+                self.canary_started = true;
+                self.promote(&image, &paused.model, revision).await?;
+                Ok((RunOutcome::Promoted, format!("{} serves from {pinned} as revision {revision}", paused.model)))
+            }
+        }
     }
 
     async fn preflight(&mut self) -> Result<(), Stop> {
@@ -309,23 +468,19 @@ impl Ctx<'_> {
         );
         self.gate("deploy-window", windows).await?;
         if self.mode == Mode::Run {
-            let holder = format!("{}@{}", self.spec.actor, self.backends.clock.now());
-            let ttl = self
-                .spec
-                .progress_deadline
-                .saturating_mul(2)
-                .max(Duration::from_secs(900));
-            cluster
-                .acquire_lock(release, &holder, ttl)
-                .await
-                .map_err(|err| failed(chain(&err)))?;
-            self.emit(
-                "preflight",
-                StageStatus::Pass,
-                format!("lock taken for {release} by {holder}"),
-            );
-            self.lock_holder = Some(holder);
+            self.take_lock().await?;
         }
+        Ok(())
+    }
+
+    /// Takes the release's lock (a Lease on a real cluster) for this run.
+    async fn take_lock(&mut self) -> Result<(), Stop> {
+        let release = self.spec.release.clone();
+        let holder = format!("{}@{}", self.spec.actor, self.backends.clock.now());
+        let ttl = self.spec.progress_deadline.saturating_mul(2).max(Duration::from_secs(900));
+        self.backends.cluster.acquire_lock(&release, &holder, ttl).await.map_err(|err| failed(chain(&err)))?;
+        self.emit("preflight", StageStatus::Pass, format!("lock taken for {release} by {holder}"));
+        self.lock_holder = Some(holder);
         Ok(())
     }
 
@@ -482,7 +637,7 @@ impl Ctx<'_> {
                 self.audit("sign", "pass", &format!("signed with {key_id}"))
                     .await?;
             }
-            (Some(signer), true, Mode::Plan) => {
+            (Some(signer), true, Mode::Plan | Mode::Resume) => {
                 self.emit(
                     "sign",
                     StageStatus::Info,
@@ -759,7 +914,7 @@ impl Ctx<'_> {
             })
             .collect();
         let evidence = ApprovalEvidence {
-            actor: self.spec.actor.clone(),
+            actor: self.spec_actor_override.clone().unwrap_or_else(|| self.spec.actor.clone()),
             digest,
             model: candidate.clone(),
             approvals,
@@ -1013,6 +1168,7 @@ impl Ctx<'_> {
             RunOutcome::Rejected => "rejected",
             RunOutcome::Failed => "failed",
             RunOutcome::WouldProceed => "planned",
+            RunOutcome::Paused => return,
         };
         self.notify(outcome, &self.report.reason.clone()).await;
     }

@@ -59,8 +59,8 @@ pub const SCENARIOS: &[(&str, &str, u8)] = &[
     ),
     (
         "unapproved",
-        "the canary is healthy but nobody approved this digest: promotion refused, canary removed",
-        1,
+        "the canary is healthy but nobody approved this digest: the release pauses at the approval gate, canary running, for `approve` and `promote`",
+        0,
     ),
 ];
 

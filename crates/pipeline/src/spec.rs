@@ -50,6 +50,10 @@ pub struct ReleaseSpec {
     pub window_override: Option<WindowOverride>,
     /// Sign the image with the backends' signer.
     pub sign: bool,
+    /// When the approval gate finds too few approvals: pause with the canary running (the
+    /// separate-CI-job pattern: `slipway-deploy approve` and `promote` later), instead of
+    /// aborting.
+    pub pause_for_approval: bool,
     /// Who runs it.
     pub actor: String,
 }

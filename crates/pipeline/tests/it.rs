@@ -8,7 +8,7 @@ use slipway_core::Outcome;
 use slipway_k8s_rollout::Cluster as _;
 use slipway_mlflow::ModelRegistry as _;
 use slipway_pipeline::scenario::{self, SCENARIOS, World};
-use slipway_pipeline::{ReleaseSpec, RunOutcome, RunReport, StageEvent};
+use slipway_pipeline::{ReleaseSpec, Resume, RunOutcome, RunReport, StageEvent};
 
 fn spec() -> ReleaseSpec {
     release_spec(&Settings::default(), None, None).expect("defaults are valid")
@@ -191,7 +191,6 @@ async fn stops_say_why() {
         ("vulnerable-image", "scan-gate said no"),
         ("crashloop", "CrashLoopBackOff"),
         ("prometheus-outage", "inconclusive"),
-        ("unapproved", "approval said no"),
     ] {
         let (_, _, report, _) = run(name).await;
         assert!(
@@ -285,6 +284,82 @@ async fn a_held_lock_refuses_the_run_naming_the_holder() {
     assert!(!canary_exists(&world, &spec).await);
 }
 
+#[tokio::test]
+async fn without_pause_a_missing_approval_aborts() {
+    let mut spec = spec();
+    spec.pause_for_approval = false;
+    let world = world("unapproved", &spec).await;
+    let stable_before = stable_image(&world, &spec).await;
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Rejected);
+    assert!(report.reason.contains("approval said no"), "{}", report.reason);
+    assert_eq!(stable_image(&world, &spec).await, stable_before);
+    assert!(!canary_exists(&world, &spec).await);
+}
+
+#[tokio::test]
+async fn paused_release_is_approved_by_someone_else_then_promoted() {
+    let spec = spec();
+    assert!(spec.pause_for_approval, "pausing is the default");
+    let world = world("unapproved", &spec).await;
+    let stable_before = stable_image(&world, &spec).await;
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Paused, "{}", report.reason);
+    assert!(canary_exists(&world, &spec).await, "the healthy canary keeps running");
+    assert_eq!(stable_image(&world, &spec).await, stable_before);
+    let history = world.cluster.release_history(&spec.release).await.expect("history");
+    assert_eq!(history.last().map(|r| (r.revision, r.outcome)), Some((3, Outcome::Paused)));
+
+    // A second `run` cannot start while it waits? It can: the lock was released. But promote
+    // first needs an approval, and the one who started it cannot give it.
+    let refused = slipway_pipeline::approve(&spec, &world.backends, &spec.actor, "lgtm").await;
+    assert!(matches!(refused, Err(slipway_pipeline::ApproveError::Refused(_))), "{refused:?}");
+    let early = slipway_pipeline::resume(&spec, &world.backends, &mut |_: &StageEvent| {}, Resume::Promote).await;
+    assert_eq!(early.outcome, RunOutcome::Rejected, "no approval yet: {}", early.reason);
+    assert!(early.reason.contains("stays paused"), "{}", early.reason);
+    assert!(canary_exists(&world, &spec).await, "a refused promotion keeps the release paused");
+    assert_eq!(stable_image(&world, &spec).await, stable_before);
+    let status = slipway_pipeline::status(&spec, &world.backends).await.expect("status");
+    assert!(status.paused.is_some());
+}
+
+#[tokio::test]
+async fn approve_then_promote_and_abort_paths() {
+    let spec = spec();
+    // Promote path.
+    let world = world("unapproved", &spec).await;
+    let paused = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(paused.outcome, RunOutcome::Paused);
+    let approval = slipway_pipeline::approve(&spec, &world.backends, "sam.reviewer", "dashboards reviewed").await.expect("approved");
+    assert_eq!(Some(&approval.digest), paused.digest.as_ref(), "bound to the paused digest");
+    let status = slipway_pipeline::status(&spec, &world.backends).await.expect("status");
+    assert_eq!(status.approvals.len(), 1);
+    assert!(status.to_text().contains("waits for approval: 1 of 1 given"), "{}", status.to_text());
+    let promoted = slipway_pipeline::resume(&spec, &world.backends, &mut |_: &StageEvent| {}, Resume::Promote).await;
+    assert_eq!(promoted.outcome, RunOutcome::Promoted, "{}", promoted.reason);
+    assert!(stable_image(&world, &spec).await.ends_with(&paused.digest.expect("digest").to_string()));
+    assert!(!canary_exists(&world, &spec).await);
+    assert_eq!(serving_version(&world, &spec).await, 3);
+    let history = world.cluster.release_history(&spec.release).await.expect("history");
+    assert_eq!(history.last().map(|r| (r.revision, r.outcome)), Some((4, Outcome::Promoted)));
+    let nothing = slipway_pipeline::resume(&spec, &world.backends, &mut |_: &StageEvent| {}, Resume::Promote).await;
+    assert_eq!(nothing.outcome, RunOutcome::Failed);
+    assert!(nothing.reason.contains("no release is paused"), "{}", nothing.reason);
+
+    // Abort path.
+    let world = build(&spec).await;
+    let stable_before = stable_image(&world, &spec).await;
+    slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    let aborted = slipway_pipeline::resume(&spec, &world.backends, &mut |_: &StageEvent| {}, Resume::Abort("model card incomplete".into())).await;
+    assert_eq!(aborted.outcome, RunOutcome::Rejected);
+    assert!(aborted.reason.contains("model card incomplete"), "{}", aborted.reason);
+    assert!(!canary_exists(&world, &spec).await);
+    assert_eq!(stable_image(&world, &spec).await, stable_before);
+    assert_eq!(serving_version(&world, &spec).await, 2);
+    let history = world.cluster.release_history(&spec.release).await.expect("history");
+    assert_eq!(history.last().map(|r| r.outcome), Some(Outcome::Aborted));
+}
+
 async fn build(spec: &ReleaseSpec) -> World {
     world("unapproved", spec).await
 }
@@ -295,7 +370,7 @@ async fn approvals_must_come_from_someone_else() {
     spec.approval = None;
     let world = world("unapproved", &spec).await;
     let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
-    assert_eq!(report.outcome, RunOutcome::Rejected);
+    assert_eq!(report.outcome, RunOutcome::Paused);
     // The same world, approved on the command line by someone other than the actor, promotes.
     let mut approved = spec.clone();
     approved.approval = Some(slipway_pipeline::GivenApproval {
@@ -313,5 +388,5 @@ async fn approvals_must_come_from_someone_else() {
     });
     let world = build(&selfish).await;
     let report = slipway_pipeline::run(&selfish, &world.backends, &mut |_: &StageEvent| {}).await;
-    assert_eq!(report.outcome, RunOutcome::Rejected, "{}", report.reason);
+    assert_eq!(report.outcome, RunOutcome::Paused, "self-approval does not count: {}", report.reason);
 }
