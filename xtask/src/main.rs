@@ -14,6 +14,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod bench_analysis;
 mod ci;
 mod demo;
 mod e2e;
@@ -95,6 +96,10 @@ fn run(args: &[String]) -> Result<ExitCode> {
             })),
         "e2e" => {
             e2e::run(&root, &e2e::Args::parse(rest)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "bench" if rest.first().is_some_and(|name| name == "analysis") => {
+            bench_analysis::run(&root, &rest[1..])?;
             Ok(ExitCode::SUCCESS)
         }
         "bench" => {

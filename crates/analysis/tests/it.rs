@@ -20,7 +20,25 @@ use slipway_analysis::{
     AnalysisPlan, Decision, Error, MetricsProvider, Outcome, PrometheusAuth, PrometheusClient,
     PrometheusConfig, TemplateVars, render, run,
 };
+use slipway_analysis::{Classification, replay};
 use slipway_core::{Secret, SimClock};
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with slipway-deploy's tests, which use other parts"
+)]
+#[path = "support/history.rs"]
+mod history;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    clippy::print_stdout,
+    reason = "the example's `main` is not called here"
+)]
+#[path = "../examples/simulate.rs"]
+mod simulate;
 
 /// Set by CI systems; when set, a missing Prometheus is a failure, not a skip.
 const CI: &str = "CI";
@@ -688,4 +706,174 @@ async fn memory_store_samples_like_prometheus() {
     // 5 minutes old; Prometheus 3 made the lookback window left-open, and `MemoryMetrics`
     // follows Prometheus 3. Everything else must agree.
     insta::assert_snapshot!(report.join("\n"));
+}
+
+/// The plan the replay scenarios use: an error-rate threshold (failure_limit 1) and a
+/// comparison of mean latency and error rate with the stable track.
+fn scenario_plan(extra: &str) -> AnalysisPlan {
+    let text = format!(
+        r#"
+interval = "1m"
+count = 10
+failure_limit = 1
+{extra}
+
+[[metrics]]
+name = "error-rate"
+query = '{error_rate}'
+max = 0.01
+
+[compare]
+step = "30s"
+
+[[compare.metrics]]
+name = "mean-latency"
+query = '{latency}'
+direction = "increase"
+critical = true
+
+[[compare.metrics]]
+name = "error-rate"
+query = '{error_rate}'
+direction = "increase"
+"#,
+        error_rate = history::ERROR_RATE,
+        latency = history::MEAN_LATENCY,
+    );
+    let plan: AnalysisPlan = toml::from_str(&text).expect("plan parses");
+    plan.validate().expect("plan is valid");
+    plan
+}
+
+fn release(name: &str) -> TemplateVars {
+    TemplateVars::new(name, "ml", "canary")
+}
+
+/// The four scenarios of the issue's "done when", replayed against a real Prometheus.
+#[tokio::test]
+async fn replay_scenarios_over_real_prometheus() {
+    let Some(mut server) = history::start().await else {
+        return;
+    };
+    let client = PrometheusClient::new(PrometheusConfig::new(&server.url)).expect("valid");
+    let plan = scenario_plan("");
+    let (from, to) = (server.at(5), server.at(25));
+
+    // A healthy canary passes every section.
+    let healthy = replay(&plan, &client, &release("healthy"), from, to)
+        .await
+        .expect("replay");
+    assert_eq!(healthy.decision(), Decision::Pass, "{}", healthy.to_text());
+    assert_eq!(healthy.finished, server.at(14), "10 rounds from minute 5");
+    let comparison = &healthy.comparison.as_ref().expect("compared").result;
+    assert_eq!(comparison.score, Some(100.0));
+    assert_eq!(comparison.metrics[0].canary_samples, 41);
+
+    // An error-rate breach after minute 12 fails at the second failing round (failure_limit 1):
+    // within interval × (failure_limit + 1) of the breach.
+    let errors = replay(&plan, &client, &release("errors"), from, to)
+        .await
+        .expect("replay");
+    assert_eq!(errors.decision(), Decision::Fail, "{}", errors.to_text());
+    assert_eq!(errors.finished, server.at(14));
+    let breach = server.at(history::INCIDENT_MINUTE);
+    assert!(
+        errors.finished.duration_since(breach)
+            <= jiff::SignedDuration::from_secs(60 * (i64::from(plan.failure_limit) + 1)),
+        "decided {} after the breach",
+        errors.finished.duration_since(breach)
+    );
+    assert!(
+        errors.verdict.reasons[0].starts_with(
+            "`error-rate` failed: 2 measurements outside max 0.01, more than failure_limit 1"
+        ),
+        "{:?}",
+        errors.verdict.reasons
+    );
+
+    // Latency +30 %: far below any threshold, but the statistical judge fails it.
+    let slow = replay(&plan, &client, &release("slow"), from, to)
+        .await
+        .expect("replay");
+    assert_eq!(slow.decision(), Decision::Fail, "{}", slow.to_text());
+    let judged = &slow.comparison.as_ref().expect("compared").result;
+    assert_eq!(judged.metrics[0].classification, Classification::High);
+    assert!(judged.reasons[0].contains("critical metric `mean-latency` failed"));
+    let shift = judged.metrics[0].shift.expect("shift");
+    assert!(
+        (0.05..0.07).contains(&shift.estimate),
+        "about +60 ms: {shift:?}"
+    );
+    assert!(slow.verdict.reasons[0].starts_with("`error-rate` passed"));
+
+    // Missing data follows the no-data policy, for thresholds and comparison alike.
+    for (policy, expected) in [
+        ("inconclusive", Decision::Inconclusive),
+        ("pass", Decision::Inconclusive),
+        ("fail", Decision::Fail),
+    ] {
+        let plan = scenario_plan(&format!("no_data = \"{policy}\""));
+        let silent = replay(&plan, &client, &release("silent"), from, to)
+            .await
+            .expect("replay");
+        assert_eq!(
+            silent.decision(),
+            expected,
+            "policy {policy}: {}",
+            silent.to_text()
+        );
+        let thresholds = &silent.verdict.metrics[0];
+        let expected_status = match policy {
+            "inconclusive" => slipway_analysis::MetricStatus::Inconclusive,
+            "pass" => slipway_analysis::MetricStatus::Passed,
+            _ => slipway_analysis::MetricStatus::Failed,
+        };
+        assert_eq!(thresholds.status, expected_status, "policy {policy}");
+        // The comparison has no samples at all and says so, whatever the policy.
+        assert!(
+            silent.verdict.reasons.iter().any(|r| r.contains(
+                "`mean-latency` not judged: too few samples (canary 0, stable 0; at least 10 each are required)"
+            )),
+            "{:?}",
+            silent.verdict.reasons
+        );
+    }
+
+    // A stopped Prometheus gives an error, not a verdict.
+    server.stop();
+    let err = replay(&plan, &client, &release("healthy"), from, to)
+        .await
+        .expect_err("prometheus is down");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "could not query prometheus at `{}` for `",
+            server.url
+        )),
+        "{err}"
+    );
+}
+
+/// The simulation of SIMULATION.md, asserted: 1,000 seeded canaries with known ground truth.
+#[test]
+fn simulation_detects_regressions_with_few_false_aborts() {
+    use simulate::{Truth, simulate, simulate_plan, without_spread_test};
+    let results = simulate(1000, 7);
+    let rate = |results: &[(Truth, simulate::Tally)], truth: Truth| -> f64 {
+        let (_, tally) = results.iter().find(|(t, _)| *t == truth).expect("truth");
+        tally.fail as f64 / tally.canaries as f64
+    };
+    let table = simulate::table(&results);
+    assert!(rate(&results, Truth::Healthy) <= 0.08, "{table}");
+    assert!(rate(&results, Truth::ErrorRate) >= 0.95, "{table}");
+    assert!(rate(&results, Truth::Latency) >= 0.95, "{table}");
+    assert!(rate(&results, Truth::Accuracy) >= 0.65, "{table}");
+    assert!(rate(&results, Truth::Variance) >= 0.40, "{table}");
+    // Without the spread test, variance ×3 goes almost unnoticed: that is what it is for.
+    let kayenta = simulate_plan(&without_spread_test(), 1000, 7);
+    assert!(
+        rate(&results, Truth::Variance) >= rate(&kayenta, Truth::Variance) + 0.30,
+        "with:\n{table}\nwithout:\n{}",
+        simulate::table(&kayenta)
+    );
 }

@@ -1,0 +1,354 @@
+//! `analyze` end to end: plan errors, exit codes against a real Prometheus loaded with known
+//! histories (pass 0, fail 1, inconclusive 3, Prometheus down 2), and smoke tests and accuracy
+//! against loopback model servers. Exit code, stdout and stderr are snapshotted together.
+//!
+//! The command module is compiled in directly, as for `check-scan`, so these tests do not depend
+//! on how `main.rs` wires subcommands.
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "only part of the command is exercised here"
+)]
+#[path = "../src/analyze.rs"]
+mod analyze;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the analysis crate's tests, which use other parts"
+)]
+#[path = "../../../crates/analysis/tests/support/history.rs"]
+mod history;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+
+use analyze::AnalyzeArgs;
+use jiff::Timestamp;
+use slipway_cli::{ExitStatus, OutputFormat};
+
+fn args(plan: &Path, prometheus: &str, release: &str) -> AnalyzeArgs {
+    AnalyzeArgs {
+        plan: plan.to_owned(),
+        prometheus: prometheus.to_owned(),
+        release: release.to_owned(),
+        track: "canary".to_owned(),
+        from: None,
+        to: None,
+        at: None,
+        output: OutputFormat::Text,
+        markdown: None,
+        svg: None,
+    }
+}
+
+/// Runs the command like `main` would: exit code, stdout and stderr in uv's layout.
+async fn run(args: &AnalyzeArgs, now: Timestamp) -> String {
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let code = match analyze::run_with(args, None, now, &mut stdout, &mut stderr).await {
+        Ok(ExitStatus::Success) => 0,
+        Ok(ExitStatus::No) => 1,
+        Ok(ExitStatus::Error) => 2,
+        Ok(ExitStatus::Inconclusive) => 3,
+        Err(err) => {
+            stderr.extend(format!("error: {err:#}\n").into_bytes());
+            2
+        }
+    };
+    format!(
+        "exit_code: {code}\n----- stdout -----\n{}----- stderr -----\n{}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr)
+    )
+}
+
+fn exit_code(output: &str) -> &str {
+    output
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("exit_code: "))
+        .unwrap_or("?")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+const PLAN: &str = r#"
+interval = "1m"
+count = 10
+failure_limit = 1
+
+[[metrics]]
+name = "error-rate"
+query = 'ERROR_RATE'
+max = 0.01
+
+[compare]
+step = "30s"
+
+[[compare.metrics]]
+name = "mean-latency"
+query = 'MEAN_LATENCY'
+direction = "increase"
+critical = true
+"#;
+
+fn plan_text() -> String {
+    PLAN.replace("ERROR_RATE", history::ERROR_RATE)
+        .replace("MEAN_LATENCY", history::MEAN_LATENCY)
+}
+
+#[tokio::test]
+async fn plan_and_flag_errors_exit_2_naming_the_file_and_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let typo = write(
+        tmp.path(),
+        "typo.toml",
+        "interval = \"1m\"\n[[metrics]]\nname = \"e\"\nquery = \"q\"\nmaximum = 1\n",
+    );
+    let invalid = write(
+        tmp.path(),
+        "invalid.toml",
+        "count = 0\n[[metrics]]\nname = \"e\"\nquery = \"q\"\n",
+    );
+    let good = write(tmp.path(), "good.toml", &plan_text());
+    let now = Timestamp::from_second(1_750_000_000).expect("ts");
+    let mut outputs = Vec::new();
+    for args in [
+        args(
+            &tmp.path().join("missing.toml"),
+            "http://127.0.0.1:9",
+            "ml/fraud-model",
+        ),
+        args(&typo, "http://127.0.0.1:9", "ml/fraud-model"),
+        args(&invalid, "http://127.0.0.1:9", "ml/fraud-model"),
+        args(&good, "http://127.0.0.1:9", "fraud-model"),
+        AnalyzeArgs {
+            at: Some("yesterday".to_owned()),
+            ..args(&good, "http://127.0.0.1:9", "ml/fraud-model")
+        },
+        args(&good, "prometheus:9090", "ml/fraud-model"),
+    ] {
+        outputs.push(
+            run(&args, now)
+                .await
+                .replace(&tmp.path().display().to_string(), "[TMP]"),
+        );
+    }
+    for output in &outputs {
+        assert_eq!(exit_code(output), "2", "{output}");
+    }
+    insta::assert_snapshot!(outputs.join("\n"));
+}
+
+/// Healthy 0, error-rate breach 1, latency regression 1, missing data 3, Prometheus down 2.
+#[tokio::test]
+async fn exit_codes_against_real_prometheus() {
+    let Some(mut server) = history::start().await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = write(tmp.path(), "analysis.toml", &plan_text());
+    let (from, to, url) = (
+        server.at(5).to_string(),
+        server.at(25).as_second().to_string(),
+        server.url.clone(),
+    );
+    let replay = |release: &str| AnalyzeArgs {
+        from: Some(from.clone()),
+        to: Some(to.clone()),
+        ..args(&plan, &url, release)
+    };
+    let now = server.at(history::MINUTES);
+    let mut codes = Vec::new();
+    for release in ["ml/healthy", "ml/errors", "ml/slow", "ml/silent"] {
+        let output = run(&replay(release), now).await;
+        codes.push(format!("{release}: {}", exit_code(&output)));
+        if release == "ml/slow" {
+            assert!(
+                output.contains("critical metric `mean-latency` failed"),
+                "{output}"
+            );
+        }
+    }
+    assert_eq!(
+        codes,
+        [
+            "ml/healthy: 0",
+            "ml/errors: 1",
+            "ml/slow: 1",
+            "ml/silent: 3"
+        ]
+    );
+
+    // JSON, Markdown and SVG of the latency regression, with `--at`.
+    let markdown = tmp.path().join("record.md");
+    let svg = tmp.path().join("record.svg");
+    let args = AnalyzeArgs {
+        at: Some(server.at(25).to_string()),
+        output: OutputFormat::Json,
+        markdown: Some(markdown.clone()),
+        svg: Some(svg.clone()),
+        ..args(&plan, &server.url, "ml/slow")
+    };
+    let output = run(&args, now).await;
+    assert_eq!(exit_code(&output), "1", "{output}");
+    let json_start = output.find('{').expect("json");
+    let json_end = output.find("----- stderr").expect("stderr");
+    let record: serde_json::Value =
+        serde_json::from_str(&output[json_start..json_end]).expect("stdout is JSON");
+    assert_eq!(record["verdict"]["decision"], "fail");
+    assert_eq!(
+        record["comparison"]["result"]["metrics"][0]["classification"],
+        "high"
+    );
+    let markdown = std::fs::read_to_string(&markdown).expect("markdown written");
+    assert!(
+        markdown.contains("| `mean-latency` (critical) | FAIL |"),
+        "{markdown}"
+    );
+    let svg = std::fs::read_to_string(&svg).expect("svg written");
+    assert!(svg.starts_with("<svg ") && svg.contains("mean-latency (FAIL)"));
+    assert_eq!(
+        svg.matches("<polyline").count(),
+        3,
+        "canary, stable, error rate"
+    );
+
+    server.stop();
+    let output = run(&replay("ml/healthy"), now).await;
+    assert_eq!(exit_code(&output), "2", "{output}");
+    assert!(
+        output.contains(&format!("error: replaying `{}` from ", plan.display()))
+            && output.contains(&format!("could not query prometheus at `{}`", server.url)),
+        "{output}"
+    );
+}
+
+/// A loopback model server: `/healthz` answers JSON, `/predict` answers `{"prediction": x}`
+/// where x is the input's `x`, except that `wrong_every`-th inputs get the wrong class.
+fn model_server(wrong_every: u64) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (head, body) = read_request(&mut stream);
+            let answer = if head.starts_with("GET /healthz") {
+                r#"{"status": "ok", "model": {"version": 7}}"#.to_owned()
+            } else {
+                let input: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let id = input["id"].as_u64().unwrap_or(0);
+                let class = input["x"].as_u64().unwrap_or(0);
+                let class = if wrong_every > 0 && id % wrong_every == 0 {
+                    1 - class
+                } else {
+                    class
+                };
+                format!(r#"{{"prediction": {class}}}"#)
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    url
+}
+
+fn read_request(stream: &mut TcpStream) -> (String, String) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    let _ = stream.read_exact(&mut body);
+    (head, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn smoke_tests_and_accuracy_against_loopback_endpoints() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dataset: String = (1..=50)
+        .map(|id| {
+            format!(
+                "{{\"input\": {{\"id\": {id}, \"x\": {}}}, \"label\": {}}}\n",
+                id % 2,
+                id % 2
+            )
+        })
+        .collect();
+    write(tmp.path(), "eval.jsonl", &dataset);
+    let plan = |url: &str, version: u64| {
+        // `metrics = []`: an unset key keeps the default plan's value, here its two thresholds.
+        format!(
+            r#"
+metrics = []
+
+[[smoke]]
+name = "health"
+url = "{url}/healthz"
+max_latency = "2s"
+expect = [{{ path = "$.status", equals = "ok" }}, {{ path = "$.model.version", equals = {version} }}]
+
+[quality.accuracy]
+url = "{url}/predict"
+dataset = "eval.jsonl"
+"#
+        )
+    };
+    // Every 5th answer wrong: accuracy 0.8, above 0.70; version 7 as expected.
+    let good = model_server(5);
+    let path = write(tmp.path(), "good.toml", &plan(&good, 7));
+    // Prometheus is never asked: the plan has no metric checks.
+    let now = Timestamp::from_second(1_750_000_000).expect("ts");
+    let output = run(&args(&path, "http://127.0.0.1:9", "ml/fraud-model"), now).await;
+    assert_eq!(exit_code(&output), "0", "{output}");
+    assert!(
+        output.contains("`accuracy` passed: 40 of 50 correct = 0.8 (min 0.7)"),
+        "{output}"
+    );
+    assert!(output.contains("smoke `health` passed: GET "), "{output}");
+
+    // Every 2nd answer wrong (accuracy 0.5) and an unexpected model version: both reported.
+    let bad = model_server(2);
+    let path = write(tmp.path(), "bad.toml", &plan(&bad, 8));
+    let output = run(&args(&path, "http://127.0.0.1:9", "ml/fraud-model"), now).await;
+    assert_eq!(exit_code(&output), "1", "{output}");
+    assert!(
+        output.contains("`accuracy` failed: 25 of 50 correct = 0.5 (min 0.7)"),
+        "{output}"
+    );
+    assert!(
+        output.contains("`$.model.version` is 7, expected 8"),
+        "{output}"
+    );
+
+    // Replaying a past window skips the endpoints and says so.
+    let past = AnalyzeArgs {
+        at: Some("2025-06-01T00:00:00Z".to_owned()),
+        ..args(&path, "http://127.0.0.1:9", "ml/fraud-model")
+    };
+    let output = run(&past, now).await;
+    assert!(
+        output.contains("smoke tests and endpoint checks skipped: the window is in the past"),
+        "{output}"
+    );
+    assert_eq!(exit_code(&output), "3", "nothing was judged: {output}");
+}
