@@ -108,8 +108,8 @@ pub struct ProvenanceSummary {
     pub build_type: String,
     /// The source repository.
     pub source_repository: String,
-    /// The source ref.
-    pub source_ref: String,
+    /// The source ref, when the provenance names one.
+    pub source_ref: Option<String>,
     /// The source commit, when stated.
     pub source_commit: Option<String>,
     /// The CI run, when stated.
@@ -237,12 +237,12 @@ fn check_provenance(check: &StatementCheck, policy: &ProvenancePolicy) -> Proven
     if let Some(expected) = policy
         .source_ref
         .as_ref()
-        .filter(|expected| **expected != summary.source_ref)
+        .filter(|expected| Some(*expected) != summary.source_ref.as_ref())
     {
-        result.reasons.push(format!(
-            "source ref `{}` is not the expected `{expected}`",
-            summary.source_ref
-        ));
+        result.reasons.push(match &summary.source_ref {
+            Some(actual) => format!("source ref `{actual}` is not the expected `{expected}`"),
+            None => format!("the provenance names no source ref; expected `{expected}`"),
+        });
     }
     result.ok = result.reasons.is_empty();
     if result.ok {
@@ -251,7 +251,7 @@ fn check_provenance(check: &StatementCheck, policy: &ProvenancePolicy) -> Proven
             check.key_id.as_deref().unwrap_or("?"),
             summary.builder_id,
             summary.source_repository,
-            summary.source_ref
+            summary.source_ref.as_deref().unwrap_or("no ref")
         ));
     }
     result.summary = Some(summary);
@@ -277,7 +277,7 @@ fn summarise(statement: &serde_json::Value) -> ProvenanceSummary {
         build_type: text(statement, "/predicate/buildDefinition/buildType").unwrap_or_default(),
         source_repository: first(&["/source/repository", "/workflow/repository"])
             .unwrap_or_default(),
-        source_ref: first(&["/source/ref", "/workflow/ref"]).unwrap_or_default(),
+        source_ref: first(&["/source/ref", "/workflow/ref"]),
         source_commit: first(&["/source/commit"]).or_else(|| {
             text(
                 statement,
