@@ -4,6 +4,7 @@
 //! backends the configuration names, and hands over to `slipway-pipeline`. Stage decisions go
 //! to stderr as they happen; the result (text summary or `--output json` report) goes to stdout.
 
+mod analyze;
 mod check_scan;
 mod story;
 
@@ -48,6 +49,8 @@ enum Command {
     Status(ReleaseArgs),
     /// Judge a Trivy report for the image being deployed (exit 0 pass, 1 fail, 2 error).
     CheckScan(check_scan::CheckScanArgs),
+    /// Judge a canary from real metrics without deploying (exit 0 pass, 1 fail, 3 inconclusive, 2 error).
+    Analyze(analyze::AnalyzeArgs),
 }
 
 /// Flags of `plan` and `run`. Each one overrides the config key named in its help.
@@ -141,6 +144,7 @@ async fn main() -> ExitCode {
         Command::Promote(args) => release(&args.release, Action::Resume(Resume::Promote)).await,
         Command::Abort(args) => release(&args.release, Action::Resume(Resume::Abort(args.reason.clone()))).await,
         Command::Status(args) => status(&args).await,
+        Command::Analyze(args) => analyze::run(&args).await,
         Command::CheckScan(args) => check_scan::run(&args).map(|passed| if passed { ExitStatus::Success } else { ExitStatus::No }),
     };
     match result {
