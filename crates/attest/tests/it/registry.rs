@@ -268,13 +268,13 @@ async fn provenance_and_model_link_round_trip_and_say_why_they_fail() {
         (
             summary.builder_id.as_str(),
             summary.source_repository.as_str(),
-            summary.source_ref.as_str(),
+            summary.source_ref.as_deref(),
             summary.source_commit.as_deref()
         ),
         (
             build_info().builder_id.as_str(),
             "https://github.com/acme/iris",
-            "refs/heads/main",
+            Some("refs/heads/main"),
             Some("4d329c75e7ec1725f7c9ce917a8799d408d06be3")
         )
     );
