@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use slipway_analysis::{PrometheusAuth, PrometheusClient, PrometheusConfig};
+use slipway_attest::{EcdsaP256Key, EcdsaP256PublicKey, Signer as _, Verifier};
 use slipway_audit_log::AuditStore;
 use slipway_k8s_rollout::{ConnectOptions, KubeClusterConfig};
 use slipway_mlflow::{MlflowAuth, MlflowClient, MlflowConfig};
@@ -104,6 +105,8 @@ pub async fn build(
         backends.registry = Arc::new(OciRegistry::new(config, credentials).map_err(|err| invalid("registry", err))?);
     }
 
+    load_keys(settings, env, &mut backends, &mut real)?;
+
     if backend.cluster == ClusterBackend::Kubernetes {
         let options = ConnectOptions {
             kubeconfig: settings.kubernetes.kubeconfig.clone(),
@@ -164,6 +167,50 @@ pub async fn build(
     }
 
     Ok(Built { backends, world, real })
+}
+
+/// The signing key (`signing.key`, an encrypted `cosign.key`) and trusted public keys
+/// (`signing.trusted_keys`). With neither on a real registry, nothing is signed and only
+/// signatures by configured keys count; the demo key serves the memory registry alone.
+fn load_keys(
+    settings: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+    backends: &mut slipway_pipeline::Backends,
+    real: &mut Vec<String>,
+) -> Result<(), UserError> {
+    let signing = &settings.signing;
+    let configured = signing.key.is_some() || !signing.trusted_keys.is_empty();
+    if !configured {
+        if settings.backend.registry == RegistryBackend::Oci {
+            backends.signer = None;
+            backends.trusted_keys.clear();
+        }
+        return Ok(());
+    }
+    let mut trusted: Vec<Arc<dyn Verifier>> = Vec::new();
+    backends.signer = None;
+    if let Some(path) = &signing.key {
+        let name = path.display().to_string();
+        let pem = std::fs::read_to_string(path).map_err(|err| invalid("signing.key", format!("cannot read `{name}`: {err}\n\nhint: write one with `cosign generate-key-pair`")))?;
+        let password = match &signing.password {
+            Some(password) => password.clone(),
+            None => slipway_attest::keyfile::cosign_password(env(slipway_attest::keyfile::COSIGN_PASSWORD_ENV), || {
+                Err(std::io::Error::other("no password prompt in non-interactive runs"))
+            })
+            .map_err(|err| invalid("signing.password", err))?,
+        };
+        let key = EcdsaP256Key::from_cosign_pem(&name, &pem, &password).map_err(|err| invalid("signing.key", err))?;
+        real.push(format!("signing: {} ({})", name, key.key_id()));
+        trusted.push(Arc::new(key.public()));
+        backends.signer = Some(Arc::new(key));
+    }
+    for path in &signing.trusted_keys {
+        let name = path.display().to_string();
+        let pem = std::fs::read_to_string(path).map_err(|err| invalid("signing.trusted_keys", format!("cannot read `{name}`: {err}")))?;
+        trusted.push(Arc::new(EcdsaP256PublicKey::from_pem(&name, &pem).map_err(|err| invalid("signing.trusted_keys", err))?));
+    }
+    backends.trusted_keys = trusted;
+    Ok(())
 }
 
 /// Lets an `Arc`'d notifier sit in a [`FanOut`].

@@ -45,6 +45,8 @@ pub struct Settings {
     pub policy: Policy,
     /// Signing and verification keys.
     pub signing: SigningSettings,
+    /// What the attached SLSA provenance says about the build.
+    pub provenance: ProvenanceSettings,
     /// Which implementation serves each boundary.
     pub backend: BackendSettings,
     /// MLflow connection (for `backend.models = "mlflow"`).
@@ -78,6 +80,7 @@ impl Default for Settings {
             analysis: AnalysisPlan::default(),
             policy,
             signing: SigningSettings::default(),
+            provenance: ProvenanceSettings::default(),
             backend: BackendSettings::default(),
             mlflow: MlflowSettings::default(),
             registry: RegistrySettings::default(),
@@ -203,19 +206,39 @@ impl Default for RolloutSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SigningSettings {
-    /// Sign the image before verifying it (with the demo key on the memory backend).
+    /// Sign the image (and attach the model link and provenance) before verifying it.
     pub sign: bool,
-    /// Password of the signing key (`COSIGN_PASSWORD` is also read).
+    /// The signing key: an encrypted `cosign.key`. Unset on the memory registry: the demo key.
+    pub key: Option<PathBuf>,
+    /// Password of the signing key (`COSIGN_PASSWORD` is also read, as cosign does).
     pub password: Option<Secret>,
+    /// Public keys (`cosign.pub`) whose signatures are trusted; the signing key's own public
+    /// half is always trusted.
+    pub trusted_keys: Vec<PathBuf>,
 }
 
 impl Default for SigningSettings {
     fn default() -> SigningSettings {
-        SigningSettings {
-            sign: true,
-            password: None,
-        }
+        SigningSettings { sign: true, key: None, password: None, trusted_keys: Vec::new() }
     }
+}
+
+/// `[provenance]`: the build the SLSA provenance Slipway attaches describes. In GitHub Actions
+/// every field defaults from the `GITHUB_*` variables; elsewhere, unset fields mean no
+/// provenance is attached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvenanceSettings {
+    /// `runDetails.builder.id`, e.g. the workflow that built the image.
+    pub builder_id: Option<String>,
+    /// Source repository URI.
+    pub source_repository: Option<String>,
+    /// Source ref (`refs/heads/main`).
+    pub source_ref: Option<String>,
+    /// Source commit.
+    pub source_commit: Option<String>,
+    /// Workflow path.
+    pub workflow: Option<String>,
 }
 
 /// Which implementation serves a boundary. `memory` is the embedded world of

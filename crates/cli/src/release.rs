@@ -2,6 +2,7 @@
 //! checked, and each error naming the config key it came from.
 
 use slipway_core::{ImageRef, ModelRef, ReleaseId, Stage};
+use slipway_attest::provenance::BuildInfo;
 use slipway_gates::window::WindowOverride;
 use slipway_pipeline::{GivenApproval, ReleaseSpec};
 
@@ -12,6 +13,67 @@ use crate::config::Settings;
 pub const GITHUB_ACTOR: &str = "GITHUB_ACTOR";
 /// The login name, for runs from a terminal.
 pub const USER: &str = "USER";
+/// Set to `true` inside GitHub Actions.
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// `https://github.com` or a GitHub Enterprise URL.
+pub const GITHUB_SERVER_URL: &str = "GITHUB_SERVER_URL";
+/// `owner/repo`.
+pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
+/// `refs/heads/main`.
+pub const GITHUB_REF: &str = "GITHUB_REF";
+/// The commit.
+pub const GITHUB_SHA: &str = "GITHUB_SHA";
+/// `owner/repo/.github/workflows/release.yml@refs/heads/main`.
+pub const GITHUB_WORKFLOW_REF: &str = "GITHUB_WORKFLOW_REF";
+/// The workflow run.
+pub const GITHUB_RUN_ID: &str = "GITHUB_RUN_ID";
+/// The attempt of the run.
+pub const GITHUB_RUN_ATTEMPT: &str = "GITHUB_RUN_ATTEMPT";
+
+/// SLSA build type of a GitHub Actions workflow build.
+const GITHUB_BUILD_TYPE: &str = "https://actions.github.io/buildtypes/workflow/v1";
+/// Build type when the build is described in `[provenance]`.
+const CONFIGURED_BUILD_TYPE: &str = "https://slipway.dev/buildtypes/configured/v1";
+
+/// The build the provenance describes: `[provenance]` when its builder and source are set,
+/// else GitHub Actions' variables, else none. Start and finish are when Slipway attaches it:
+/// a deploy job does not know the build job's times, and says so by this choice.
+fn build_info(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Option<BuildInfo> {
+    let now = jiff::Timestamp::now();
+    let configured = &settings.provenance;
+    if let (Some(builder_id), Some(source_repository)) = (&configured.builder_id, &configured.source_repository) {
+        return Some(BuildInfo {
+            build_type: CONFIGURED_BUILD_TYPE.to_owned(),
+            builder_id: builder_id.clone(),
+            source_repository: source_repository.clone(),
+            source_ref: configured.source_ref.clone().unwrap_or_default(),
+            source_commit: configured.source_commit.clone().unwrap_or_default(),
+            workflow: configured.workflow.clone().unwrap_or_default(),
+            invocation_id: String::new(),
+            started_on: now,
+            finished_on: now,
+        });
+    }
+    if env(GITHUB_ACTIONS).as_deref() != Some("true") {
+        return None;
+    }
+    let server = env(GITHUB_SERVER_URL).unwrap_or_else(|| "https://github.com".to_owned());
+    let repository = env(GITHUB_REPOSITORY)?;
+    let workflow_ref = env(GITHUB_WORKFLOW_REF)?;
+    let run_id = env(GITHUB_RUN_ID).unwrap_or_default();
+    let attempt = env(GITHUB_RUN_ATTEMPT).unwrap_or_else(|| "1".to_owned());
+    Some(BuildInfo {
+        build_type: GITHUB_BUILD_TYPE.to_owned(),
+        builder_id: format!("{server}/{workflow_ref}"),
+        source_repository: format!("{server}/{repository}"),
+        source_ref: env(GITHUB_REF).unwrap_or_default(),
+        source_commit: env(GITHUB_SHA).unwrap_or_default(),
+        workflow: workflow_ref.split_once('@').map_or(workflow_ref.clone(), |(path, _)| path.to_owned()),
+        invocation_id: format!("{server}/{repository}/actions/runs/{run_id}/attempts/{attempt}"),
+        started_on: now,
+        finished_on: now,
+    })
+}
 
 fn key_error(key: &str, err: impl std::fmt::Display) -> UserError {
     let text = err.to_string();
@@ -115,6 +177,7 @@ pub fn release_spec(
         approval,
         window_override,
         sign: settings.signing.sign,
+        build: build_info(settings, &|name| std::env::var(name).ok()),
         pause_for_approval: settings.rollout.on_missing_approval == crate::config::OnMissingApproval::Pause,
         actor,
     })

@@ -12,7 +12,8 @@ use slipway_audit_log::{ApprovalRecord, Event};
 use slipway_core::{ImageRef, ModelRef, ModelSelector, ModelVersion, Outcome, ReleaseRecord};
 use slipway_gates::approval::{Approval, ApprovalEvidence};
 use slipway_gates::model::{ModelEvidence, ServingModel};
-use slipway_gates::signature::{SignatureEvidence, VerifiedSignature};
+use slipway_attest::model_link::ModelLink;
+use slipway_gates::signature::{ProvenanceSummary, SignatureEvidence, VerifiedSignature};
 use slipway_gates::{CheckStatus, GateReport};
 use slipway_k8s_rollout::{DeploymentSpec, rollout};
 use slipway_mlflow::VersionStatus;
@@ -114,6 +115,8 @@ struct Ctx<'a> {
     canary_started: bool,
     /// Who started the release, when it differs from who runs this command (resume).
     spec_actor_override: Option<String>,
+    /// The run that produced the candidate, for the model-link attestation.
+    candidate_run: Option<String>,
 }
 
 /// Plans a release: runs preflight and every gate against the backends and says what `run`
@@ -213,6 +216,7 @@ async fn execute(
         stable_before: None,
         canary_started: false,
         spec_actor_override: None,
+        candidate_run: None,
     };
     let result = match action {
         Some(action) => match ctx.take_lock().await {
@@ -295,7 +299,7 @@ impl Ctx<'_> {
         let candidate = self.model_gate().await?;
         let image = self.resolve_digest().await?;
         self.scan_gate(&image).await?;
-        self.sign_and_verify(&image).await?;
+        self.sign_and_verify(&image, &candidate).await?;
         if self.mode == Mode::Plan {
             let steps: Vec<String> = self
                 .spec
@@ -491,6 +495,7 @@ impl Ctx<'_> {
             .await
             .map_err(|err| failed(chain(&err)))?;
         let candidate = info.version.clone();
+        self.candidate_run = info.run_id.clone();
         self.report.model = Some(candidate.clone());
         self.emit(
             "model-gate",
@@ -616,7 +621,7 @@ impl Ctx<'_> {
         self.gate("scan-gate", verdict.gate_report()).await
     }
 
-    async fn sign_and_verify(&mut self, image: &ImageRef) -> Result<(), Stop> {
+    async fn sign_and_verify(&mut self, image: &ImageRef, candidate: &ModelVersion) -> Result<(), Stop> {
         match (&self.backends.signer, self.spec.sign, self.mode) {
             (Some(signer), true, Mode::Run) => {
                 let key_id = slipway_attest::sign_image(
@@ -636,6 +641,7 @@ impl Ctx<'_> {
                 );
                 self.audit("sign", "pass", &format!("signed with {key_id}"))
                     .await?;
+                self.attest(signer.as_ref(), image, candidate).await?;
             }
             (Some(signer), true, Mode::Plan | Mode::Resume) => {
                 self.emit(
@@ -690,15 +696,76 @@ impl Ctx<'_> {
         if policy.trusted_keys.is_empty() {
             policy.trusted_keys = keys.iter().map(|key| key.key_id()).collect();
         }
-        let evidence = SignatureEvidence {
-            signatures,
-            provenance: None,
+        let provenance = self.verified_provenance(image, &keys).await?;
+        let evidence = SignatureEvidence { signatures, provenance };
+        let mut report = slipway_gates::signature::evaluate(&policy, &evidence);
+        report.extend(self.model_link_check(image, &keys, candidate).await?);
+        self.gate("verify", report).await
+    }
+
+    /// Attaches the signed model link (which model this image serves) and, when the build is
+    /// known, SLSA provenance, both appended under the image's `.att` tag.
+    async fn attest(&mut self, signer: &dyn slipway_attest::Signer, image: &ImageRef, candidate: &ModelVersion) -> Result<(), Stop> {
+        let registry = self.backends.registry.clone();
+        let link = ModelLink {
+            model_name: candidate.name.clone(),
+            model_version: candidate.version.to_string(),
+            run_id: self.candidate_run.clone().unwrap_or_default(),
         };
-        self.gate(
-            "verify",
-            slipway_gates::signature::evaluate(&policy, &evidence),
-        )
-        .await
+        slipway_attest::model_link::attach_model_link(registry.as_ref(), signer, image, &link)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit("sign", StageStatus::Pass, format!("attached the model link: {} (run {})", candidate, if link.run_id.is_empty() { "unknown" } else { &link.run_id }));
+        match &self.spec.build {
+            Some(build) => {
+                slipway_attest::provenance::attach_provenance(registry.as_ref(), signer, image, build)
+                    .await
+                    .map_err(|err| failed(chain(&err)))?;
+                self.emit("sign", StageStatus::Pass, format!("attached SLSA provenance: built by {} from {}@{}", build.builder_id, build.source_repository, build.source_commit));
+            }
+            None => self.emit("sign", StageStatus::Skip, "no build information (`[provenance]` or GitHub Actions): no provenance attached"),
+        }
+        Ok(())
+    }
+
+    /// Reads and verifies the image's provenance (signature, subject, predicate type); the gate
+    /// judges builder and source. `None` when there is none that verifies.
+    async fn verified_provenance(&mut self, image: &ImageRef, keys: &[&dyn Verifier]) -> Result<Option<ProvenanceSummary>, Stop> {
+        let policy = slipway_attest::provenance::ProvenancePolicy {
+            builder: slipway_attest::provenance::BuilderMatch::Prefix(String::new()),
+            source_repository: None,
+            source_ref: None,
+        };
+        let report = slipway_attest::provenance::verify_provenance(self.backends.registry.as_ref(), keys, image, &policy)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        for check in report.attestations.iter().filter(|check| !check.ok) {
+            self.emit("verify", StageStatus::Info, format!("provenance #{} rejected: {}", check.layer, check.reasons.join("; ")));
+        }
+        Ok(report.verified().map(|summary| ProvenanceSummary {
+            builder_id: summary.builder_id.clone(),
+            source_repository: summary.source_repository.clone(),
+            source_ref: summary.source_ref.clone(),
+        }))
+    }
+
+    /// The image must not be signed as serving another model than the candidate.
+    async fn model_link_check(&mut self, image: &ImageRef, keys: &[&dyn Verifier], candidate: &ModelVersion) -> Result<GateReport, Stop> {
+        let report = slipway_attest::model_link::verify_model_link(self.backends.registry.as_ref(), keys, image, None)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        let linked: Vec<String> = report.verified().iter().map(|link| format!("{}/{}", link.model_name, link.model_version)).collect();
+        let mut gate = GateReport::default();
+        let name = "image serves the candidate model";
+        let expected = candidate.to_string();
+        if linked.is_empty() {
+            gate.push("signatures", name, CheckStatus::Skip, "no signed model link on the image");
+        } else if let Some(other) = linked.iter().find(|link| **link != expected) {
+            gate.push("signatures", name, CheckStatus::Fail, format!("the image is signed as serving {other}, not {expected}"));
+        } else {
+            gate.push("signatures", name, CheckStatus::Pass, format!("signed model link: {expected}"));
+        }
+        Ok(gate)
     }
 
     async fn next_revision(&mut self) -> Result<u64, Stop> {
