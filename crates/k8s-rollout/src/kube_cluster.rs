@@ -14,6 +14,9 @@
 //!   `slipway.dev/release=<name>`, holding the record's JSON and the SHA-256 of the previous
 //!   record's JSON (`prev-hash`), so an edited or removed revision is noticed.
 //! - Lock: a `coordination.k8s.io/v1` Lease `slipway-lock-<name>`.
+//! - Audit trail: one ConfigMap per entry, created with `immutable: true` and never updated, so
+//!   the API server itself refuses any change to an entry's data; a name already taken (409)
+//!   means another runner appended first.
 //! - Every request goes through [`KubeCluster::call`] with an [`Operation`] from the table in
 //!   `ops.rs`, so a 403 names the missing verb and the RBAC Role can be checked against the table.
 
@@ -35,8 +38,8 @@ use slipway_core::{Clock, ReleaseId, ReleaseRecord, Secret};
 
 use crate::ops::{self, Operation};
 use crate::{
-    Cluster, DeploymentSpec, DeploymentState, Error, FIELD_MANAGER, MANAGED_BY_LABEL, PodProblem,
-    RELEASE_LABEL, RollingParams,
+    AUDIT_LABEL, AuditCreate, AuditObject, Cluster, DeploymentSpec, DeploymentState, Error,
+    FIELD_MANAGER, MANAGED_BY_LABEL, PodProblem, RELEASE_LABEL, RollingParams,
 };
 
 /// Annotation on derived objects naming the object they were derived from.
@@ -1246,6 +1249,65 @@ impl Cluster for KubeCluster {
                 }
                 Err(failure) => return Err(failure.into()),
             }
+        }
+    }
+
+    async fn audit_objects(&self, namespace: &str, trail: &str) -> Result<Vec<AuditObject>, Error> {
+        let selector = format!("{AUDIT_LABEL}={trail}");
+        let list = self
+            .call(
+                &ops::LIST_AUDIT,
+                namespace,
+                "",
+                self.api::<ConfigMap>(namespace)
+                    .list(&ListParams::default().labels(&selector)),
+            )
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|object| AuditObject {
+                name: object.metadata.name.unwrap_or_default(),
+                entry: object
+                    .data
+                    .and_then(|mut data| data.remove("entry"))
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn create_audit_object(
+        &self,
+        namespace: &str,
+        trail: &str,
+        object: &AuditObject,
+    ) -> Result<AuditCreate, Error> {
+        let config_map: ConfigMap = serde_json::from_value(json!({
+            "metadata": {
+                "name": object.name,
+                "namespace": namespace,
+                "labels": { AUDIT_LABEL: trail, MANAGED_BY_LABEL: FIELD_MANAGER },
+            },
+            "immutable": true,
+            "data": { "entry": object.entry },
+        }))
+        .map_err(|err| Error::Api {
+            operation: format!("build ConfigMap `{namespace}/{}`", object.name),
+            message: err.to_string(),
+        })?;
+        match self
+            .call(
+                &ops::CREATE_AUDIT,
+                namespace,
+                &object.name,
+                self.api::<ConfigMap>(namespace)
+                    .create(&self.post_params(), &config_map),
+            )
+            .await
+        {
+            Ok(_) => Ok(AuditCreate::Created),
+            Err(Failure::Conflict(_)) => Ok(AuditCreate::NameTaken),
+            Err(failure) => Err(failure.into()),
         }
     }
 }

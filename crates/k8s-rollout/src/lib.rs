@@ -9,6 +9,7 @@
 //!   container image (as `kubectl set image` does), so Helm or Argo CD stay its owner. Every API
 //!   call names its verb and resource from [`OPERATIONS`], which is also what
 //!   `deploy/rbac/role.yaml` grants (a test keeps them equal).
+//!   The audit trail ([`ClusterAuditStore`]) lives there too, one immutable ConfigMap per entry.
 //! - [`MemoryCluster`]: Deployments whose pods become ready over (simulated) time, Services with
 //!   selectors, Secrets, Events, release history and Leases, with injectable failures (image pull
 //!   error, crash loop, slow readiness). The dry run and the pipeline tests use it.
@@ -21,6 +22,7 @@
 //! idempotent and convergent, so a run killed at any point and started again ends in the same
 //! state, never with a half-changed cluster.
 
+mod audit_store;
 pub mod bluegreen;
 mod kube_cluster;
 pub mod lock;
@@ -32,6 +34,7 @@ pub mod rollout;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use audit_store::ClusterAuditStore;
 pub use kube_cluster::{ConnectOptions, KubeCluster, KubeClusterConfig, connect};
 pub use memory::{Fault, MemoryCluster, RecordedEvent};
 pub use ops::{OPERATIONS, Operation};
@@ -41,6 +44,8 @@ use slipway_core::{ReleaseId, ReleaseRecord, Secret};
 pub const TRACK_LABEL: &str = "slipway.dev/track";
 /// Label on release-history objects naming the release.
 pub const RELEASE_LABEL: &str = "slipway.dev/release";
+/// Label on audit-trail ConfigMaps naming their trail (the release's name).
+pub const AUDIT_LABEL: &str = "slipway.dev/audit";
 /// Label on every object Slipway creates (`app.kubernetes.io/managed-by: slipway`); Slipway
 /// only ever replaces whole objects that carry it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -144,6 +149,26 @@ impl Default for RollingParams {
             max_unavailable: "25%".to_owned(),
         }
     }
+}
+
+/// One audit-trail entry as the cluster keeps it: an immutable ConfigMap
+/// `slipway-audit-<trail>-<seq>` labelled [`AUDIT_LABEL`]`=<trail>`, holding the entry's JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditObject {
+    /// Object name.
+    pub name: String,
+    /// The entry's JSON, exactly as written.
+    pub entry: String,
+}
+
+/// What creating an [`AuditObject`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditCreate {
+    /// The object was created.
+    Created,
+    /// An object of that name exists already (another runner appended that entry first);
+    /// nothing was changed.
+    NameTaken,
 }
 
 /// Errors from a cluster. Each names the object and the operation.
@@ -298,4 +323,14 @@ pub trait Cluster: Send + Sync {
     ) -> Result<(), Error>;
     /// Gives the lock up if `holder` has it.
     async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error>;
+    /// Every object of audit trail `trail` in `namespace`, in no particular order.
+    async fn audit_objects(&self, namespace: &str, trail: &str) -> Result<Vec<AuditObject>, Error>;
+    /// Creates an audit object of trail `trail`; never replaces one (append-only): an existing
+    /// name gives [`AuditCreate::NameTaken`].
+    async fn create_audit_object(
+        &self,
+        namespace: &str,
+        trail: &str,
+        object: &AuditObject,
+    ) -> Result<AuditCreate, Error>;
 }

@@ -7,7 +7,7 @@
 //!   pods from ever becoming ready and are reported the way pod status reports them; slow
 //!   readiness only delays them.
 //! - Services select pods by labels; Secrets hold keys; Events are recorded; release history keeps
-//!   the newest `limit` records; Leases expire unless renewed.
+//!   the newest `limit` records; Leases expire unless renewed; audit objects are create-only.
 //! - As in [`crate::KubeCluster`], a Deployment Slipway did not create (a seeded one) only ever
 //!   has its image and replica count changed, and Slipway refuses to derive over it.
 
@@ -18,7 +18,10 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use slipway_core::{Clock, ReleaseId, ReleaseRecord, Secret};
 
-use crate::{Cluster, DeploymentSpec, DeploymentState, Error, PodProblem, RollingParams};
+use crate::{
+    AuditCreate, AuditObject, Cluster, DeploymentSpec, DeploymentState, Error, PodProblem,
+    RollingParams,
+};
 
 /// A failure to inject for pods running a given image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +72,8 @@ struct State {
     history: BTreeMap<ReleaseId, Vec<ReleaseRecord>>,
     leases: BTreeMap<ReleaseId, (String, Timestamp)>,
     faults: Vec<(String, Fault)>,
+    /// Audit objects by (namespace, trail), by name.
+    audit: BTreeMap<(String, String), BTreeMap<String, String>>,
 }
 
 /// An in-memory cluster. See the module docs.
@@ -541,5 +546,37 @@ impl Cluster for MemoryCluster {
             state.leases.remove(release);
         }
         Ok(())
+    }
+
+    async fn audit_objects(&self, namespace: &str, trail: &str) -> Result<Vec<AuditObject>, Error> {
+        Ok(self
+            .lock()
+            .audit
+            .get(&key(namespace, trail))
+            .map(|objects| {
+                objects
+                    .iter()
+                    .map(|(name, entry)| AuditObject {
+                        name: name.clone(),
+                        entry: entry.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn create_audit_object(
+        &self,
+        namespace: &str,
+        trail: &str,
+        object: &AuditObject,
+    ) -> Result<AuditCreate, Error> {
+        let mut state = self.lock();
+        let objects = state.audit.entry(key(namespace, trail)).or_default();
+        if objects.contains_key(&object.name) {
+            return Ok(AuditCreate::NameTaken);
+        }
+        objects.insert(object.name.clone(), object.entry.clone());
+        Ok(AuditCreate::Created)
     }
 }

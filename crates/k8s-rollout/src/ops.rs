@@ -115,6 +115,18 @@ pub(crate) const DELETE_HISTORY: Operation = op(
     "configmaps",
     "trim the release history beyond its limit",
 );
+pub(crate) const LIST_AUDIT: Operation = op(
+    &["list"],
+    "",
+    "configmaps",
+    "read the audit trail (one immutable ConfigMap per entry)",
+);
+pub(crate) const CREATE_AUDIT: Operation = op(
+    &["create"],
+    "",
+    "configmaps",
+    "append an entry to the audit trail (create only: entries are never updated)",
+);
 pub(crate) const GET_LEASE: Operation = op(
     &["get"],
     "coordination.k8s.io",
@@ -157,6 +169,8 @@ pub const OPERATIONS: &[Operation] = &[
     LIST_HISTORY,
     CREATE_HISTORY,
     DELETE_HISTORY,
+    LIST_AUDIT,
+    CREATE_AUDIT,
     GET_LEASE,
     CREATE_LEASE,
     UPDATE_LEASE,

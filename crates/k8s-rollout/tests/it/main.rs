@@ -3,6 +3,7 @@
 //! each step), the RBAC Role against the operations table, and the same scenarios against a real
 //! cluster (`cargo xtask e2e --kubeconfig PATH`).
 
+mod audit;
 mod e2e;
 mod kube;
 mod rbac;
