@@ -63,6 +63,8 @@ pub struct Settings {
     pub notify: NotifySettings,
     /// Audit trail location.
     pub audit: AuditSettings,
+    /// Guarding a release after promotion (`slipway-rollback watch`).
+    pub watch: slipway_pipeline::watch::WatchConfig,
 }
 
 impl Default for Settings {
@@ -89,6 +91,7 @@ impl Default for Settings {
             scanner: ScannerSettings::default(),
             notify: NotifySettings::default(),
             audit: AuditSettings::default(),
+            watch: slipway_pipeline::watch::WatchConfig::default(),
         }
     }
 }

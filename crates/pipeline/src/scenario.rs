@@ -10,13 +10,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use slipway_analysis::{MemoryMetrics, TemplateVars};
 use slipway_attest::EcdsaP256Key;
 use slipway_audit_log::{ApprovalRecord, AuditStore, Event, MemoryAuditStore};
 use slipway_core::{
-    Clock, ImageRef, ModelSelector, Outcome, ReleaseRecord, SimClock, Stage, Strategy,
+    Clock, Digest, ImageRef, ModelRef, ModelSelector, ModelVersion, Outcome, ReleaseRecord,
+    SimClock, Stage, Strategy,
 };
 use slipway_k8s_rollout::{Cluster as _, DeploymentSpec, Fault, MemoryCluster, TRACK_LABEL};
 use slipway_mlflow::{MemoryModelRegistry, ModelRegistry};
@@ -348,5 +350,298 @@ fn healthy_values(min: Option<f64>, max: Option<f64>) -> (f64, f64) {
         (_, Some(max)) => (max * 0.20, max * 0.25),
         (Some(min), None) => (min * 1.30, min * 1.25),
         (None, None) => (1.0, 1.0),
+    }
+}
+
+/// One version in the story world: its model version, its image and how its pods behave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoryVersion {
+    /// `v1`, `v2`, `v3`.
+    pub label: &'static str,
+    /// The registered model version.
+    pub model: ModelVersion,
+    /// Its offline accuracy, as the training run logged it.
+    pub accuracy: f64,
+    /// Its image, by tag (as a release names it).
+    pub image: ImageRef,
+    /// The digest behind the tag.
+    pub digest: Digest,
+    /// How its pods behave in serving.
+    pub behaviour: Behaviour,
+}
+
+/// How a version's pods show up in the metrics, relative to the analysis plan's thresholds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Behaviour {
+    /// Well inside every threshold.
+    Healthy,
+    /// The plan's `metric`-th metric sits at `factor` times its threshold from the start.
+    Breaches {
+        /// Index into the plan's metrics.
+        metric: usize,
+        /// Multiple of the threshold.
+        factor: f64,
+    },
+    /// Healthy as a canary (a share of the traffic, for a few minutes); once it has served all
+    /// the traffic as stable for `after`, the plan's `metric`-th metric sits at `factor` times
+    /// its threshold (a leak, a traffic pattern the canary never saw).
+    DegradesOnStable {
+        /// How long it stays healthy after its pods start serving as stable.
+        after: Duration,
+        /// Index into the plan's metrics.
+        metric: usize,
+        /// Multiple of the threshold.
+        factor: f64,
+    },
+}
+
+/// The world of the whole demo story, held in one place so every chapter happens in it: v1
+/// serves (revision 1); v2, a better model, and v3, a model slightly worse offline whose pods are
+/// slow, wait as candidates. v2 degrades some minutes after it starts serving.
+///
+/// The story moves data, never the pipeline: before a chapter it says which version's pods a
+/// track runs from when ([`StoryWorld::track_runs`]), which is what the metrics then show.
+pub struct StoryWorld {
+    /// Backends and handles.
+    pub world: World,
+    /// The metrics store, for [`StoryWorld::track_runs`].
+    pub metrics: Arc<MemoryMetrics>,
+    /// v1, v2, v3.
+    pub versions: Vec<StoryVersion>,
+    base: ReleaseSpec,
+    start: Timestamp,
+}
+
+/// Points are pushed every 30 s from the world's start, for 6 hours.
+const GRID_STEP_SECS: i64 = 30;
+const GRID_POINTS: i64 = 720;
+
+/// Builds the story world around `base` on `clock`, recording into `audit`.
+pub async fn build_story(
+    base: &ReleaseSpec,
+    audit: Arc<dyn AuditStore>,
+    clock: Arc<dyn Clock>,
+) -> StoryWorld {
+    let start = clock.now();
+    let release = &base.release;
+    let name = &base.model.name;
+    let models = Arc::new(MemoryModelRegistry::new());
+    let registry = Arc::new(MemoryRegistry::new());
+    let key = EcdsaP256Key::from_secret_bytes("demo key", DEMO_KEY_SEED)
+        .ok()
+        .map(Arc::new);
+    let plan_metrics = base.analysis.metrics.len();
+    let table = [
+        (
+            "v1",
+            "1.3.0",
+            "1c4e8a70-train-2026-10-28",
+            0.91,
+            0.89,
+            Behaviour::Healthy,
+        ),
+        (
+            "v2",
+            "1.4.0",
+            "3f2a9c1e-train-2026-11-10",
+            0.95,
+            0.93,
+            Behaviour::DegradesOnStable {
+                after: Duration::from_secs(15 * 60),
+                metric: 0,
+                factor: 4.0,
+            },
+        ),
+        (
+            "v3",
+            "1.5.0",
+            "8b7d4e02-train-2026-11-20",
+            0.945,
+            0.92,
+            Behaviour::Breaches {
+                metric: plan_metrics.saturating_sub(1),
+                factor: 1.3,
+            },
+        ),
+    ];
+    let mut versions = Vec::new();
+    for (label, tag, run_id, accuracy, f1, behaviour) in table {
+        let model = models.register(name, run_id, &[("accuracy", accuracy), ("f1", f1)]);
+        let image = ImageRef::parse(&format!("{}:{tag}", base.image.name()))
+            .unwrap_or_else(|_| base.image.clone());
+        let digest = registry.push_image(&image, &format!("{model} server {tag}"));
+        versions.push(StoryVersion {
+            label,
+            model,
+            accuracy,
+            image,
+            digest,
+            behaviour,
+        });
+    }
+    let v1 = versions[0].clone();
+    // Errors here are impossible (the versions exist); ignoring them keeps the demo total.
+    let _ = models.set_alias(&v1.model, &base.serving_alias).await;
+    let _ = models
+        .transition_stage(&v1.model, Stage::Production, false)
+        .await;
+    let v1_pinned = v1.image.with_digest(v1.digest.clone());
+    if let Some(key) = &key {
+        let _ = slipway_attest::sign_image(registry.as_ref(), key.as_ref(), &v1_pinned).await;
+    }
+
+    let cluster = Arc::new(MemoryCluster::new(clock.clone()));
+    let labels: BTreeMap<String, String> = [("app".to_owned(), release.name.clone())].into();
+    let mut pod_labels = labels.clone();
+    pod_labels.insert(TRACK_LABEL.to_owned(), "stable".to_owned());
+    cluster.seed_deployment(DeploymentSpec {
+        namespace: release.namespace.clone(),
+        name: release.name.clone(),
+        replicas: 4,
+        selector: labels.clone(),
+        pod_labels,
+        container: "model-server".to_owned(),
+        image: v1_pinned.pinned().unwrap_or_default(),
+    });
+    cluster.seed_service(&release.namespace, &base.service, labels);
+    cluster.seed_secret(
+        &release.namespace,
+        &format!("{}-admin", release.name),
+        [("admin-token".to_owned(), "demo-admin-token".to_owned())].into(),
+    );
+    let first = ReleaseRecord {
+        release: release.clone(),
+        revision: 1,
+        image: v1_pinned.clone(),
+        digest: v1.digest.clone(),
+        model: v1.model.clone(),
+        strategy: Strategy::Canary,
+        outcome: Outcome::Promoted,
+        actor: "github-actions".to_owned(),
+        at: start - jiff::SignedDuration::from_hours(24 * 7),
+        reason: Some("promoted after analysis and approval".to_owned()),
+    };
+    let _ = cluster.record_release(&first, base.history_limit).await;
+    let _ = audit.append(first.at, Event::Release(first)).await;
+    // v2 was reviewed before its release; v3 never got that far.
+    let approved_at = start - jiff::SignedDuration::from_mins(10);
+    let approval = ApprovalRecord {
+        release: release.clone(),
+        approver: "maria.chen".to_owned(),
+        at: approved_at,
+        reason: "model card and eval report reviewed".to_owned(),
+        digest: versions[1].digest.clone(),
+        model: versions[1].model.clone(),
+    };
+    let _ = audit.append(approved_at, Event::Approval(approval)).await;
+
+    let scanner = Arc::new(MemoryScanner::new());
+    for version in &versions[1..] {
+        scanner.record(
+            version.digest.clone(),
+            vec![Finding::new(
+                "CVE-2023-5678",
+                "openssl",
+                "3.1.4-r0",
+                None,
+                Severity::Low,
+            )],
+        );
+    }
+
+    let trusted = key.as_ref().map(|key| key.public());
+    let notifier = Arc::new(MemoryNotifier::default());
+    let metrics = Arc::new(MemoryMetrics::new());
+    let backends = Backends {
+        models: models.clone(),
+        registry,
+        scanner,
+        signer: key.map(|key| key as Arc<dyn slipway_attest::Signer>),
+        trusted_keys: trusted
+            .into_iter()
+            .map(|key| Arc::new(key) as Arc<dyn slipway_attest::Verifier>)
+            .collect(),
+        cluster: cluster.clone(),
+        metrics: metrics.clone(),
+        notifier: notifier.clone(),
+        audit,
+        clock,
+    };
+    let story = StoryWorld {
+        world: World {
+            backends,
+            cluster,
+            models,
+            notifier,
+        },
+        metrics,
+        versions,
+        base: base.clone(),
+        start,
+    };
+    story.track_runs("stable", 0, start);
+    story
+}
+
+impl StoryWorld {
+    /// The release of version `idx` (0 = v1): the base spec with that model version and image tag.
+    pub fn release_spec(&self, idx: usize) -> ReleaseSpec {
+        let mut spec = self.base.clone();
+        if let Some(version) = self.versions.get(idx) {
+            spec.model = ModelRef {
+                name: version.model.name.clone(),
+                selector: ModelSelector::Version(version.model.version),
+            };
+            spec.image = version.image.clone();
+        }
+        spec
+    }
+
+    /// From `since` on, the pods of `track` (`stable`, `canary`) run version `idx`: every
+    /// analysis metric of that track shows the version's [`Behaviour`] from then. Later calls
+    /// overwrite the points from their own `since`.
+    pub fn track_runs(&self, track: &str, idx: usize, since: Timestamp) {
+        let Some(version) = self.versions.get(idx) else {
+            return;
+        };
+        let plan = &self.base.analysis;
+        let release = &self.base.release;
+        for (metric_idx, check) in plan.metrics.iter().enumerate() {
+            let vars = TemplateVars {
+                interval: Some(plan.interval),
+                ..TemplateVars::new(release.name.clone(), release.namespace.clone(), track)
+            };
+            let Ok(query) = slipway_analysis::render(&check.query, &vars) else {
+                continue;
+            };
+            let (healthy, _) = healthy_values(check.min, check.max);
+            let bad = |factor: f64| match (check.max, check.min) {
+                (Some(max), _) => max * factor,
+                (None, Some(min)) => min / factor,
+                (None, None) => healthy,
+            };
+            let points = (0..GRID_POINTS)
+                .map(|idx| self.start + jiff::SignedDuration::from_secs(idx * GRID_STEP_SECS))
+                .filter(|at| *at >= since)
+                .map(|at| {
+                    let serving = at.duration_since(since).unsigned_abs();
+                    let value = match version.behaviour {
+                        Behaviour::Healthy => healthy,
+                        Behaviour::Breaches { metric, factor } if metric == metric_idx => {
+                            bad(factor)
+                        }
+                        Behaviour::DegradesOnStable {
+                            after,
+                            metric,
+                            factor,
+                        } if track == "stable" && metric == metric_idx && serving >= after => {
+                            bad(factor)
+                        }
+                        _ => healthy,
+                    };
+                    (at, value)
+                });
+            self.metrics.push_series(&query, &[], points);
+        }
     }
 }
