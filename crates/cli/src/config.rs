@@ -61,10 +61,10 @@ pub struct Settings {
     pub scanner: ScannerSettings,
     /// Where notifications go.
     pub notify: NotifySettings,
+    /// The model server's admin endpoint.
+    pub server: ServerSettings,
     /// Audit trail location.
     pub audit: AuditSettings,
-    /// Guarding a release after promotion (`slipway-rollback watch`).
-    pub watch: slipway_pipeline::watch::WatchConfig,
 }
 
 impl Default for Settings {
@@ -90,8 +90,8 @@ impl Default for Settings {
             prometheus: PrometheusSettings::default(),
             scanner: ScannerSettings::default(),
             notify: NotifySettings::default(),
+            server: ServerSettings::default(),
             audit: AuditSettings::default(),
-            watch: slipway_pipeline::watch::WatchConfig::default(),
         }
     }
 }
@@ -373,6 +373,17 @@ pub struct ScannerSettings {
     pub report: Option<PathBuf>,
     /// `.trivyignore` / `.trivyignore.yaml` files applied by the scan gate.
     pub ignore_files: Vec<PathBuf>,
+}
+
+/// `[server]`: the model server's reload endpoint, called after promotion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// e.g. `http://iris-classifier.ml-serving.svc:8080/admin/reload`; unset: no reload call.
+    pub reload_url: Option<String>,
+    /// `secret-name/key` of the admin token in the release's namespace
+    /// (default: `<deployment>-admin/admin-token`).
+    pub admin_token_secret: Option<String>,
 }
 
 /// `[notify]`.

@@ -4,7 +4,7 @@
 use slipway_core::{ImageRef, ModelRef, ReleaseId, Stage};
 use slipway_attest::provenance::BuildInfo;
 use slipway_gates::window::WindowOverride;
-use slipway_pipeline::{GivenApproval, ReleaseSpec};
+use slipway_pipeline::{GivenApproval, ReleaseSpec, ReloadSpec};
 
 use crate::UserError;
 use crate::config::Settings;
@@ -149,6 +149,19 @@ pub fn release_spec(
     if settings.model.serving_alias.is_empty() {
         return Err(key_error("model.serving_alias", "must not be empty"));
     }
+    let reload = match &settings.server.reload_url {
+        None => None,
+        Some(url) => {
+            let secret = settings.server.admin_token_secret.clone().unwrap_or_else(|| format!("{}-admin/admin-token", release.name));
+            let Some((secret_name, secret_key)) = secret.split_once('/') else {
+                return Err(key_error("server.admin_token_secret", format!("`{secret}` is not `secret-name/key`\n\nhint: e.g. `iris-classifier-admin/admin-token`")));
+            };
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(key_error("server.reload_url", format!("`{url}` is not an http(s) URL")));
+            }
+            Some(ReloadSpec { url: url.clone(), secret_name: secret_name.to_owned(), secret_key: secret_key.to_owned() })
+        }
+    };
     let actor = settings
         .release
         .actor
@@ -177,6 +190,7 @@ pub fn release_spec(
         approval,
         window_override,
         sign: settings.signing.sign,
+        reload,
         build: build_info(settings, &|name| std::env::var(name).ok()),
         pause_for_approval: settings.rollout.on_missing_approval == crate::config::OnMissingApproval::Pause,
         actor,

@@ -13,17 +13,17 @@
 
 mod backends;
 mod notify;
+mod reload;
 mod report;
 mod rollback;
 mod run;
 pub mod scenario;
-pub mod story;
-pub mod watch;
 mod spec;
 mod status;
 
 pub use backends::{Backends, SystemClock};
 pub use notify::{FanOut, MemoryNotifier, Notification, Notifier, WebhookKind, WebhookNotifier};
+pub use reload::{ADMIN_TOKEN_HEADER, ReloadSpec, reload};
 pub use report::{RunOutcome, RunReport, StageEvent, StageStatus};
 pub use rollback::{RollbackSpec, RollbackTarget, choose_target, rollback};
 pub use run::{ApproveError, Observer, Resume, approve, plan, resume, run};

@@ -1093,7 +1093,35 @@ impl Ctx<'_> {
             Outcome::Promoted,
             "promoted after analysis and approval",
         )
-        .await
+        .await?;
+        self.reload(candidate).await
+    }
+
+    /// Tells the model server to load the promoted version, with the admin token from its Secret.
+    /// A failure is recorded as a failed release: the cluster runs the new image, but the server
+    /// may still serve the old model, and somebody has to look.
+    async fn reload(&mut self, candidate: &ModelVersion) -> Result<(), Stop> {
+        let Some(reload) = self.spec.reload.clone() else {
+            self.emit("reload", StageStatus::Skip, "no reload endpoint configured (`[server] reload_url`)");
+            return Ok(());
+        };
+        let namespace = self.spec.release.namespace.clone();
+        let token = self
+            .backends
+            .cluster
+            .read_secret(&namespace, &reload.secret_name, &reload.secret_key)
+            .await
+            .map_err(|err| failed(format!("promoted, but the admin token could not be read: {}", chain(&err))))?;
+        match crate::reload::reload(&reload, &token, candidate).await {
+            Ok(()) => {
+                self.emit("reload", StageStatus::Pass, format!("model server reloaded {candidate}"));
+                Ok(())
+            }
+            Err(err) => {
+                let _ = self.audit("reload", "fail", &err).await;
+                Err(failed(format!("promoted, but reloading the model server failed: {err}")))
+            }
+        }
     }
 
     async fn record(

@@ -50,6 +50,8 @@ pub struct ReleaseSpec {
     pub window_override: Option<WindowOverride>,
     /// Sign the image with the backends' signer.
     pub sign: bool,
+    /// The model server's reload endpoint, called after promotion.
+    pub reload: Option<crate::reload::ReloadSpec>,
     /// The build that produced the image, for the SLSA provenance attached at signing.
     pub build: Option<slipway_attest::provenance::BuildInfo>,
     /// When the approval gate finds too few approvals: pause with the canary running (the

@@ -390,3 +390,53 @@ async fn approvals_must_come_from_someone_else() {
     let report = slipway_pipeline::run(&selfish, &world.backends, &mut |_: &StageEvent| {}).await;
     assert_eq!(report.outcome, RunOutcome::Paused, "self-approval does not count: {}", report.reason);
 }
+
+/// A model server on loopback that accepts one admin token and records what it was asked.
+async fn model_server(token: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/admin/reload", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_task = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let mut buffer = vec![0u8; 8192];
+            let n = socket.read(&mut buffer).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buffer[..n]).into_owned();
+            let authorised = request.lines().any(|line| line.eq_ignore_ascii_case(&format!("x-admin-token: {token}")));
+            seen_task.lock().expect("lock").push(request.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned());
+            let status = if authorised { "200 OK" } else { "401 Unauthorized" };
+            let _ = socket.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await;
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn promotion_reloads_the_model_server_with_the_admin_token_from_its_secret() {
+    let (url, seen) = model_server("demo-admin-token").await;
+    let mut spec = spec();
+    spec.reload = Some(slipway_pipeline::ReloadSpec { url, secret_name: format!("{}-admin", spec.release.name), secret_key: "admin-token".into() });
+    let world = world("happy", &spec).await;
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    let bodies = seen.lock().expect("lock").clone();
+    assert_eq!(bodies, [r#"{"model":"iris-random-forest","version":"3"}"#]);
+    let text = serde_json::to_string(&report).expect("json");
+    assert!(!text.contains("demo-admin-token"), "the token never reaches the report");
+}
+
+#[tokio::test]
+async fn a_refused_token_fails_the_release_after_recording_the_promotion() {
+    let (url, _) = model_server("another-token").await;
+    let mut spec = spec();
+    spec.reload = Some(slipway_pipeline::ReloadSpec { url, secret_name: format!("{}-admin", spec.release.name), secret_key: "admin-token".into() });
+    let world = world("happy", &spec).await;
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Failed);
+    assert!(report.reason.contains("refused the admin token from Secret `iris-classifier-admin` key `admin-token`"), "{}", report.reason);
+    assert!(!report.reason.contains("demo-admin-token"));
+    let history = world.cluster.release_history(&spec.release).await.expect("history");
+    assert_eq!(history.last().map(|record| record.outcome), Some(Outcome::Promoted), "what runs is recorded");
+}
