@@ -14,13 +14,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
+use slipway_cli::backends::Built;
 use slipway_cli::config::{self, Settings};
 use slipway_cli::release::release_spec;
 use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat, UserError};
-use slipway_core::Strategy;
 use slipway_gates::window::WindowOverride;
 use slipway_pipeline::scenario::SCENARIOS;
-use slipway_cli::backends::Built;
 use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunOutcome, RunReport};
 
 /// Plan and run ML model releases on Kubernetes: gates, signing, canary analysis, approval,
@@ -142,10 +141,22 @@ async fn main() -> ExitCode {
         Command::Run(args) => release(&args, Action::Run).await,
         Command::Approve(args) => approve(&args).await,
         Command::Promote(args) => release(&args.release, Action::Resume(Resume::Promote)).await,
-        Command::Abort(args) => release(&args.release, Action::Resume(Resume::Abort(args.reason.clone()))).await,
+        Command::Abort(args) => {
+            release(
+                &args.release,
+                Action::Resume(Resume::Abort(args.reason.clone())),
+            )
+            .await
+        }
         Command::Status(args) => status(&args).await,
         Command::Analyze(args) => analyze::run(&args).await,
-        Command::CheckScan(args) => check_scan::run(&args).map(|passed| if passed { ExitStatus::Success } else { ExitStatus::No }),
+        Command::CheckScan(args) => check_scan::run(&args).map(|passed| {
+            if passed {
+                ExitStatus::Success
+            } else {
+                ExitStatus::No
+            }
+        }),
     };
     match result {
         Ok(status) => status.into(),
@@ -166,7 +177,10 @@ struct Prepared {
 }
 
 /// `None` when the command only printed something (`--list-scenarios`, `--print-config`).
-#[allow(clippy::print_stdout, reason = "listing scenarios and the config is data")]
+#[allow(
+    clippy::print_stdout,
+    reason = "listing scenarios and the config is data"
+)]
 async fn prepare(args: &ReleaseArgs) -> anyhow::Result<Option<Prepared>> {
     if args.list_scenarios {
         for (name, what, code) in SCENARIOS {
@@ -180,22 +194,19 @@ async fn prepare(args: &ReleaseArgs) -> anyhow::Result<Option<Prepared>> {
         return Ok(None);
     }
     let approval = match (&args.approve_as, &args.approve_reason) {
-        (Some(approver), Some(reason)) => Some(GivenApproval { approver: approver.clone(), reason: reason.clone() }),
+        (Some(approver), Some(reason)) => Some(GivenApproval {
+            approver: approver.clone(),
+            reason: reason.clone(),
+        }),
         _ => None,
     };
-    let window_override = args.override_window.as_ref().map(|reason| WindowOverride { by: String::new(), reason: reason.clone() });
+    let window_override = args.override_window.as_ref().map(|reason| WindowOverride {
+        by: String::new(),
+        reason: reason.clone(),
+    });
     let mut spec = release_spec(&settings, approval, window_override)?;
     if let Some(window_override) = &mut spec.window_override {
         window_override.by = spec.actor.clone();
-    }
-    if spec.strategy != Strategy::Canary {
-        return Err(UserError {
-            message: format!(
-                "invalid configuration: key `rollout.strategy`: `{}` is not available in the pipeline yet\n\nhint: use `canary`; the blue-green and rolling operations exist in slipway-k8s-rollout for embedding",
-                spec.strategy
-            ),
-        }
-        .into());
     }
     let audit: Arc<dyn AuditStore> = match &settings.audit.path {
         Some(path) => Arc::new(FileAuditStore::new(path)),
@@ -206,20 +217,31 @@ async fn prepare(args: &ReleaseArgs) -> anyhow::Result<Option<Prepared>> {
     Ok(Some(Prepared { spec, built }))
 }
 
-#[allow(clippy::print_stdout, reason = "a binary: data on stdout, the story on stderr")]
+#[allow(
+    clippy::print_stdout,
+    reason = "a binary: data on stdout, the story on stderr"
+)]
 async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatus> {
-    let Some(Prepared { spec, built, .. }) = prepare(args).await? else { return Ok(ExitStatus::Success) };
+    let Some(Prepared { spec, built, .. }) = prepare(args).await? else {
+        return Ok(ExitStatus::Success);
+    };
     let mut story = story::Story::new(&spec);
     story.before(&built).await;
-    let mut observer = |event: &slipway_pipeline::StageEvent| slipway_cli::story::print_event(event);
+    let mut observer =
+        |event: &slipway_pipeline::StageEvent| slipway_cli::story::print_event(event);
     let report = match action {
         Action::Run => slipway_pipeline::run(&spec, &built.backends, &mut observer).await,
         Action::Plan => slipway_pipeline::plan(&spec, &built.backends, &mut observer).await,
-        Action::Resume(action) => slipway_pipeline::resume(&spec, &built.backends, &mut observer, action).await,
+        Action::Resume(action) => {
+            slipway_pipeline::resume(&spec, &built.backends, &mut observer, action).await
+        }
     };
     story.after(&built).await;
     match args.global.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report).context("encoding the report")?),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encoding the report")?
+        ),
         OutputFormat::Text => print!("{}", summary(&report)),
     }
     Ok(match report.outcome {
@@ -231,7 +253,9 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
 
 #[allow(clippy::print_stdout, reason = "the approval record is data")]
 async fn approve(args: &ApproveArgs) -> anyhow::Result<ExitStatus> {
-    let Some(Prepared { spec, built, .. }) = prepare(&args.release).await? else { return Ok(ExitStatus::Success) };
+    let Some(Prepared { spec, built, .. }) = prepare(&args.release).await? else {
+        return Ok(ExitStatus::Success);
+    };
     let approver = args.approver.clone().unwrap_or_else(|| spec.actor.clone());
     match slipway_pipeline::approve(&spec, &built.backends, &approver, &args.reason).await {
         Ok(record) => {
@@ -248,14 +272,20 @@ async fn approve(args: &ApproveArgs) -> anyhow::Result<ExitStatus> {
             slipway_cli::story::print_refusal(&message);
             Ok(ExitStatus::No)
         }
-        Err(err @ (ApproveError::NothingPaused(_) | ApproveError::Backend(_))) => Err(anyhow::anyhow!(err)),
+        Err(err @ (ApproveError::NothingPaused(_) | ApproveError::Backend(_))) => {
+            Err(anyhow::anyhow!(err))
+        }
     }
 }
 
 #[allow(clippy::print_stdout, reason = "the status is data")]
 async fn status(args: &ReleaseArgs) -> anyhow::Result<ExitStatus> {
-    let Some(Prepared { spec, built, .. }) = prepare(args).await? else { return Ok(ExitStatus::Success) };
-    let status = slipway_pipeline::status(&spec, &built.backends).await.map_err(|message| anyhow::anyhow!(message))?;
+    let Some(Prepared { spec, built, .. }) = prepare(args).await? else {
+        return Ok(ExitStatus::Success);
+    };
+    let status = slipway_pipeline::status(&spec, &built.backends)
+        .await
+        .map_err(|message| anyhow::anyhow!(message))?;
     match args.global.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
         OutputFormat::Text => print!("{}", status.to_text()),

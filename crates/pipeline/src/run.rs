@@ -9,13 +9,14 @@ use std::time::Duration;
 use slipway_analysis::{Decision, TemplateVars};
 use slipway_attest::Verifier;
 use slipway_audit_log::{ApprovalRecord, Event};
-use slipway_core::{ImageRef, ModelRef, ModelSelector, ModelVersion, Outcome, ReleaseRecord};
+use slipway_core::{ImageRef, ModelRef, ModelSelector, ModelVersion, Outcome, ReleaseRecord, Strategy};
 use slipway_gates::approval::{Approval, ApprovalEvidence};
 use slipway_gates::model::{ModelEvidence, ServingModel};
 use slipway_attest::model_link::ModelLink;
 use slipway_gates::signature::{ProvenanceSummary, SignatureEvidence, VerifiedSignature};
 use slipway_gates::{CheckStatus, GateReport};
-use slipway_k8s_rollout::{DeploymentSpec, rollout};
+use slipway_k8s_rollout::bluegreen::{self, BlueGreenConfig};
+use slipway_k8s_rollout::{DeploymentSpec, RollingParams, rolling, rollout};
 use slipway_mlflow::VersionStatus;
 
 use crate::{Backends, Notification, ReleaseSpec, RunOutcome, RunReport, StageEvent, StageStatus};
@@ -329,14 +330,20 @@ impl Ctx<'_> {
         self.report.revision = Some(revision);
         let started = format!("revision {revision}: {candidate} at {} starting {}", image.pinned().unwrap_or_default(), self.spec.strategy);
         self.notify("started", &started).await;
-        self.canary(&image).await?;
-        if let Err(stop) = self.approval(&image, &candidate).await {
-            if self.spec.pause_for_approval && stop.outcome == RunOutcome::Rejected {
-                return self.pause(&image, &candidate, revision).await;
+        match self.spec.strategy {
+            Strategy::Canary => {
+                self.canary(&image).await?;
+                if let Err(stop) = self.approval(&image, &candidate).await {
+                    if self.spec.pause_for_approval && stop.outcome == RunOutcome::Rejected {
+                        return self.pause(&image, &candidate, revision).await;
+                    }
+                    return Err(stop);
+                }
+                self.promote(&image, &candidate, revision).await?;
             }
-            return Err(stop);
+            Strategy::BlueGreen => self.blue_green(&image, &candidate, revision).await?,
+            Strategy::Rolling => self.rolling(&image, &candidate, revision).await?,
         }
-        self.promote(&image, &candidate, revision).await?;
         Ok((
             RunOutcome::Promoted,
             format!(
@@ -768,6 +775,94 @@ impl Ctx<'_> {
         Ok(gate)
     }
 
+    /// Blue-green: the candidate goes to the standby colour (a preview Service fronts it), is
+    /// analysed on its own track, needs its approvals (no pause: the standby is removed when they
+    /// are missing), then the Service switches. The old colour stays scaled for
+    /// `scale_down_delay` so switching back is instant, then is scaled down.
+    async fn blue_green(&mut self, image: &ImageRef, candidate: &ModelVersion, revision: u64) -> Result<(), Stop> {
+        let release = self.spec.release.clone();
+        let pinned = image.pinned().unwrap_or_default();
+        let cluster = self.backends.cluster.clone();
+        let clock = self.backends.clock.clone();
+        let mut config = BlueGreenConfig::new(self.spec.service.clone());
+        config.deadline = self.spec.progress_deadline;
+        self.emit("blue-green", StageStatus::Start, format!("deploying {pinned} to the standby colour"));
+        let standby = bluegreen::deploy(cluster.as_ref(), clock.as_ref(), &release, &config, &pinned)
+            .await
+            .map_err(|err| match err {
+                slipway_k8s_rollout::Error::NotReady { .. } => rejected(format!("standby colour unhealthy: {}", chain(&err))),
+                other => failed(chain(&other)),
+            });
+        let standby = match standby {
+            Ok(colour) => colour,
+            Err(stop) => {
+                self.remove_standby(&config).await;
+                return Err(stop);
+            }
+        };
+        self.emit("blue-green", StageStatus::Pass, format!("{} ready behind {}", bluegreen::colour_name(&release, standby), bluegreen::preview_name(&config.service)));
+        let checked = match self.analysis_on(0, standby.as_str()).await {
+            Ok(()) => self.approval(image, candidate).await,
+            Err(stop) => Err(stop),
+        };
+        if let Err(stop) = checked {
+            self.remove_standby(&config).await;
+            return Err(stop);
+        }
+        bluegreen::switch(cluster.as_ref(), &release, &config, standby).await.map_err(|err| failed(chain(&err)))?;
+        self.emit("blue-green", StageStatus::Pass, format!("Service {} now selects {standby}", config.service));
+        self.k8s_event("Switched", &format!("revision {revision}: {candidate} on {standby}")).await;
+        bluegreen::finish(cluster.as_ref(), clock.as_ref(), &release, &config).await.map_err(|err| failed(chain(&err)))?;
+        self.emit("blue-green", StageStatus::Pass, format!("old colour scaled down after {:?}", config.scale_down_delay));
+        self.promoted(image, candidate, revision).await
+    }
+
+    /// Scales the standby colour down and removes the preview Service; the active colour and the
+    /// Service's selector are untouched.
+    async fn remove_standby(&mut self, config: &BlueGreenConfig) {
+        let cluster = self.backends.cluster.clone();
+        let clock = self.backends.clock.clone();
+        let mut now = config.clone();
+        now.scale_down_delay = Duration::ZERO;
+        match bluegreen::finish(cluster.as_ref(), clock.as_ref(), &self.spec.release, &now).await {
+            Ok(()) => self.emit("abort", StageStatus::Pass, "standby colour removed; the active colour still serves"),
+            Err(err) => self.emit("abort", StageStatus::Fail, format!("could not remove the standby colour: {}", chain(&err))),
+        }
+    }
+
+    /// Rolling: approvals first (nothing to look at before the change), then Kubernetes replaces
+    /// stable's pods, then the whole release is analysed; a failed analysis rolls stable back.
+    async fn rolling(&mut self, image: &ImageRef, candidate: &ModelVersion, revision: u64) -> Result<(), Stop> {
+        self.approval(image, candidate).await?;
+        let release = self.spec.release.clone();
+        let pinned = image.pinned().unwrap_or_default();
+        let cluster = self.backends.cluster.clone();
+        let clock = self.backends.clock.clone();
+        self.emit("rolling", StageStatus::Start, format!("rolling stable {release} to {pinned}"));
+        let params = RollingParams::default();
+        rolling::run(cluster.as_ref(), clock.as_ref(), &release, &pinned, &params, self.spec.progress_deadline)
+            .await
+            .map_err(|err| match err {
+                slipway_k8s_rollout::Error::NotReady { .. } => rejected(format!("rolling update unhealthy, previous image restored: {}", chain(&err))),
+                other => failed(chain(&other)),
+            })?;
+        self.emit("rolling", StageStatus::Pass, format!("stable {release} runs {pinned}"));
+        if let Err(stop) = self.analysis_on(0, "stable").await {
+            if let Some(before) = self.stable_before.clone() {
+                let restored = match cluster.apply_deployment(&before).await {
+                    Ok(()) => rollout::wait_ready(cluster.as_ref(), clock.as_ref(), &release.namespace, &release.name, self.spec.progress_deadline).await,
+                    Err(err) => Err(err),
+                };
+                match restored {
+                    Ok(()) => self.emit("abort", StageStatus::Pass, format!("stable {release} restored to {}", before.image)),
+                    Err(err) => self.emit("abort", StageStatus::Fail, format!("could not restore stable: {}", chain(&err))),
+                }
+            }
+            return Err(stop);
+        }
+        self.promoted(image, candidate, revision).await
+    }
+
     async fn next_revision(&mut self) -> Result<u64, Stop> {
         let history = self
             .backends
@@ -831,8 +926,13 @@ impl Ctx<'_> {
     }
 
     async fn analysis(&mut self, step_idx: usize) -> Result<(), Stop> {
+        self.analysis_on(step_idx, "canary").await
+    }
+
+    /// Analyses the pods of `track` (the `{{track}}` of the queries).
+    async fn analysis_on(&mut self, step_idx: usize, track: &str) -> Result<(), Stop> {
         let release = &self.spec.release;
-        let vars = TemplateVars::new(release.name.clone(), release.namespace.clone(), "canary");
+        let vars = TemplateVars::new(release.name.clone(), release.namespace.clone(), track);
         let clock = self.backends.clock.clone();
         let metrics = self.backends.metrics.clone();
         let plan = &self.spec.analysis;
@@ -1042,6 +1142,13 @@ impl Ctx<'_> {
             &format!("revision {revision}: {candidate} at {pinned}"),
         )
         .await;
+        self.promoted(image, candidate, revision).await
+    }
+
+    /// After the cluster serves the candidate, whatever the strategy: move the serving alias,
+    /// tag the model version and the image, record, reload the model server.
+    async fn promoted(&mut self, image: &ImageRef, candidate: &ModelVersion, revision: u64) -> Result<(), Stop> {
+        let release = self.spec.release.clone();
         let models = self.backends.models.clone();
         if let Err(err) = models.set_alias(candidate, &self.spec.serving_alias).await {
             return Err(failed(format!(

@@ -440,3 +440,55 @@ async fn a_refused_token_fails_the_release_after_recording_the_promotion() {
     let history = world.cluster.release_history(&spec.release).await.expect("history");
     assert_eq!(history.last().map(|record| record.outcome), Some(Outcome::Promoted), "what runs is recorded");
 }
+
+#[tokio::test]
+async fn blue_green_switches_the_service_and_keeps_the_users_deployment() {
+    let mut spec = spec();
+    spec.strategy = slipway_core::Strategy::BlueGreen;
+    let world = world("happy", &spec).await;
+    let stable_before = stable_image(&world, &spec).await;
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    let selector = world.cluster.service_selector(&spec.release.namespace, &spec.service).await.expect("read").expect("service");
+    let active = selector.get(slipway_k8s_rollout::TRACK_LABEL).cloned().expect("a colour is active");
+    let colour = world.cluster.deployment(&spec.release.namespace, &format!("{}-{active}", spec.release.name)).await.expect("read").expect("colour");
+    assert!(colour.spec.image.ends_with(&report.digest.expect("digest").to_string()), "{}", colour.spec.image);
+    assert_eq!(stable_image(&world, &spec).await, stable_before, "the user's Deployment is never changed by blue-green");
+    assert_eq!(serving_version(&world, &spec).await, 3);
+}
+
+#[tokio::test]
+async fn blue_green_failure_leaves_the_active_colour_serving() {
+    let mut spec = spec();
+    spec.strategy = slipway_core::Strategy::BlueGreen;
+    let world = world("crashloop", &spec).await;
+    let stable_before = stable_image(&world, &spec).await;
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Rejected, "{}", report.reason);
+    assert!(report.reason.contains("standby colour unhealthy"), "{}", report.reason);
+    let selector = world.cluster.service_selector(&spec.release.namespace, &spec.service).await.expect("read").expect("service");
+    let active = selector.get(slipway_k8s_rollout::TRACK_LABEL).cloned().unwrap_or_default();
+    if !active.is_empty() {
+        let colour = world.cluster.deployment(&spec.release.namespace, &format!("{}-{active}", spec.release.name)).await.expect("read").expect("active colour");
+        assert_eq!(colour.spec.image, stable_before, "the active colour still runs what served before");
+    }
+    assert_eq!(stable_image(&world, &spec).await, stable_before);
+    assert_eq!(serving_version(&world, &spec).await, 2);
+}
+
+#[tokio::test]
+async fn rolling_updates_stable_and_restores_it_when_pods_crash() {
+    let mut spec = spec();
+    spec.strategy = slipway_core::Strategy::Rolling;
+    let happy = world("happy", &spec).await;
+    let report = slipway_pipeline::run(&spec, &happy.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    assert!(stable_image(&happy, &spec).await.ends_with(&report.digest.expect("digest").to_string()));
+
+    let world = world("crashloop", &spec).await;
+    let stable_before = stable_image(&world, &spec).await;
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Rejected, "{}", report.reason);
+    assert_eq!(stable_image(&world, &spec).await, stable_before, "previous image restored");
+    assert_eq!(serving_version(&world, &spec).await, 2);
+}
