@@ -17,7 +17,7 @@ use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
 use slipway_cli::backends::Built;
 use slipway_cli::config::{self, Settings};
 use slipway_cli::release::release_spec;
-use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat, UserError};
+use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat};
 use slipway_gates::window::WindowOverride;
 use slipway_pipeline::scenario::SCENARIOS;
 use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunOutcome, RunReport};
