@@ -65,6 +65,8 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Audit trail location.
     pub audit: AuditSettings,
+    /// Guarding a release after promotion (`slipway-rollback watch`).
+    pub watch: slipway_pipeline::watch::WatchConfig,
 }
 
 impl Default for Settings {
@@ -92,6 +94,7 @@ impl Default for Settings {
             notify: NotifySettings::default(),
             server: ServerSettings::default(),
             audit: AuditSettings::default(),
+            watch: slipway_pipeline::watch::WatchConfig::default(),
         }
     }
 }

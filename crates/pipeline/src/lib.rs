@@ -18,6 +18,8 @@ mod report;
 mod rollback;
 mod run;
 pub mod scenario;
+pub mod story;
+pub mod watch;
 mod spec;
 mod status;
 
