@@ -1,0 +1,10 @@
+//! The workspace's end-to-end tests, one binary (see the crate docs):
+//! - `examples`: `examples/github/*.yml` and `slipway.toml` against the real binaries;
+//! - `e2e`: the release story and every failure path over the real registry, MLflow and
+//!   Prometheus with the in-memory cluster;
+//! - `secrets`: planted secret values never reach the binaries' stdout or stderr.
+
+mod e2e;
+mod examples;
+mod prometheus;
+mod support;
