@@ -1,27 +1,60 @@
-//! `slipway-rollback`: put a release back on an earlier good revision.
+//! `slipway-rollback`: put a release back on an earlier good revision, now or when it breaks.
 //!
-//! `slipway-rollback --reason "p99 regression" [--to REVISION|DIGEST] [--emergency]`
-//! finds the target in the release history, checks the image still exists and its signature
-//! still verifies, needs an approval for the target unless `--emergency`, removes any canary,
-//! rolls stable back, health-checks it, moves the serving alias back and records the reason.
-//! Exit 0 rolled back, 1 a check said no, 2 error.
+//! - `slipway-rollback [to] --reason "p99 regression" [--to REVISION|DIGEST] [--emergency]`
+//!   finds the target in the release history, checks the image still exists and its signature
+//!   still verifies, needs an approval for the target unless `--emergency`, removes any canary,
+//!   rolls stable back, health-checks it, moves the serving alias back and records the reason.
+//!   `to` is the default command, so the flags work without it.
+//!   Exit 0 rolled back, 1 a check said no, 2 error.
+//! - `slipway-rollback watch [RELEASE]` guards the release serving now for `watch.duration` and
+//!   rolls it back by itself (an emergency rollback naming the breach) when stable turns
+//!   unhealthy or its error rate or p99 latency stays above the limit for `watch.sustain`.
+//!   Exit 0 guarded with no breach, 1 breached and rolled back, 2 error.
+//!
+//! Both build their backends from configuration exactly as `slipway-deploy` does.
+
+mod watch;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
+use slipway_cli::config::Settings;
 use slipway_cli::release::release_spec;
 use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat, UserError, config};
 use slipway_core::Digest;
-use slipway_pipeline::scenario;
-use slipway_pipeline::{RollbackSpec, RollbackTarget, RunOutcome, StageEvent};
+use slipway_pipeline::{ReleaseSpec, RollbackSpec, RollbackTarget, RunOutcome, StageEvent};
 
-/// Roll a release back to an earlier good revision.
+/// Roll a release back to an earlier good revision, now or when it breaks.
 #[derive(Debug, Parser)]
-#[command(name = "slipway-rollback", version, about)]
+#[command(
+    name = "slipway-rollback",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  slipway-rollback --reason \"p99 doubled after revision 7\" --emergency\n  slipway-rollback to --to 5 --reason \"back to the last reviewed model\"\n  slipway-rollback watch ml-serving/iris-classifier --duration 1h"
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Without a subcommand: roll back now (as `to`).
+    #[command(flatten)]
+    to: ToArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Roll back now (the default command).
+    To(ToArgs),
+    /// Guard the release serving now; roll it back by itself on a sustained breach.
+    Watch(watch::WatchArgs),
+}
+
+/// Flags of `to` (and of the bare command).
+#[derive(Debug, Args)]
+struct ToArgs {
     #[command(flatten)]
     global: GlobalArgs,
     /// `namespace/deployment` [release.name].
@@ -30,9 +63,9 @@ struct Cli {
     /// Target revision number or image digest (default: the previous successful revision).
     #[arg(long, value_name = "REVISION|DIGEST")]
     to: Option<String>,
-    /// Why: recorded in the history and the audit trail.
+    /// Why: recorded in the history and the audit trail (required).
     #[arg(long)]
-    reason: String,
+    reason: Option<String>,
     /// Skip the approval gate (the signature is still verified).
     #[arg(long)]
     emergency: bool,
@@ -44,7 +77,12 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let result = match &cli.command {
+        None => roll_back(&cli.to).await,
+        Some(Command::To(args)) => roll_back(args).await,
+        Some(Command::Watch(args)) => watch::run(args).await,
+    };
+    match result {
         Ok(status) => status.into(),
         Err(err) => Failure::report(&err),
     }
@@ -62,54 +100,91 @@ fn target(text: Option<&str>) -> Result<RollbackTarget, UserError> {
     }
 }
 
+/// What every command needs before it acts: settings, the release spec and the backends.
+pub(crate) struct Setup {
+    pub(crate) settings: Settings,
+    pub(crate) release: ReleaseSpec,
+    pub(crate) built: slipway_cli::backends::Built,
+}
+
+/// Loads the configuration (flags as `(key, value)` overrides, merged last) and builds the
+/// backends. `None` when `--print-config` printed it.
+#[allow(
+    clippy::print_stdout,
+    reason = "`--print-config` prints data on stdout"
+)]
+pub(crate) async fn setup(
+    global: &GlobalArgs,
+    overrides: &[(&str, serde_json::Value)],
+) -> anyhow::Result<Option<Setup>> {
+    let settings = config::load(global, overrides)?;
+    if global.print_config {
+        print!("{}", config::render(&settings)?);
+        return Ok(None);
+    }
+    let release = release_spec(&settings, None, None)?;
+    let audit: Arc<dyn AuditStore> = match &settings.audit.path {
+        Some(path) => Arc::new(FileAuditStore::new(path)),
+        None => Arc::new(MemoryAuditStore::new()),
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let built = slipway_cli::backends::build(&settings, &release, audit, &env)
+        .await
+        .context("building the backends")?;
+    Ok(Some(Setup {
+        settings,
+        release,
+        built,
+    }))
+}
+
+/// "on the in-memory backends" or "with <the real ones>".
+pub(crate) fn where_(built: &slipway_cli::backends::Built) -> String {
+    if built.real.is_empty() {
+        "on the in-memory backends".to_owned()
+    } else {
+        format!("with {}", built.real.join("; "))
+    }
+}
+
 #[allow(
     clippy::print_stdout,
     clippy::print_stderr,
     reason = "a binary: data on stdout, the story on stderr"
 )]
-async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
     let mut overrides = Vec::new();
-    if let Some(release) = &cli.release {
+    if let Some(release) = &args.release {
         overrides.push(("release.name", serde_json::Value::String(release.clone())));
     }
-    if let Some(name) = &cli.scenario {
+    if let Some(name) = &args.scenario {
         overrides.push(("backend.scenario", serde_json::Value::String(name.clone())));
     }
-    let settings = config::load(&cli.global, &overrides)?;
-    if cli.global.print_config {
-        print!("{}", config::render(&settings)?);
+    let target = target(args.to.as_deref())?;
+    let reason = match args.reason.as_deref().map(str::trim) {
+        None if args.global.print_config => String::new(),
+        None => return Err(UserError { message: "a rollback needs `--reason`\n\nhint: say why, e.g. `--reason \"p99 latency doubled after revision 7\"`".to_owned() }.into()),
+        Some("") => return Err(UserError { message: "`--reason` is empty\n\nhint: say why, e.g. `--reason \"p99 latency doubled after revision 7\"`".to_owned() }.into()),
+        Some(reason) => reason.to_owned(),
+    };
+    let Some(Setup { release, built, .. }) = setup(&args.global, &overrides).await? else {
         return Ok(ExitStatus::Success);
-    }
-    let target = target(cli.to.as_deref())?;
-    if cli.reason.trim().is_empty() {
-        return Err(UserError { message: "`--reason` is empty\n\nhint: say why, e.g. `--reason \"p99 latency doubled after revision 7\"`".to_owned() }.into());
-    }
-    let release = release_spec(&settings, None, None)?;
+    };
     let spec = RollbackSpec {
         release: release.release.clone(),
         target,
-        reason: cli.reason.clone(),
-        emergency: cli.emergency,
+        reason,
+        emergency: args.emergency,
         actor: release.actor.clone(),
         serving_alias: release.serving_alias.clone(),
         progress_deadline: release.progress_deadline,
         history_limit: release.history_limit,
         policy: release.policy.clone(),
     };
-    let audit: Arc<dyn AuditStore> = match &settings.audit.path {
-        Some(path) => Arc::new(FileAuditStore::new(path)),
-        None => Arc::new(MemoryAuditStore::new()),
-    };
-    let world = scenario::build_with_audit(&settings.backend.scenario, &release, audit)
-        .await
-        .context("building the in-memory backends")?;
-    eprintln!(
-        "slipway: rolling back {} on the in-memory backends",
-        spec.release
-    );
+    eprintln!("slipway: rolling back {} {}", spec.release, where_(&built));
     let mut observer = |event: &StageEvent| slipway_cli::story::print_event(event);
-    let report = slipway_pipeline::rollback(&spec, &world.backends, &mut observer).await;
-    match cli.global.output {
+    let report = slipway_pipeline::rollback(&spec, &built.backends, &mut observer).await;
+    match args.global.output {
         OutputFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(&report).context("encoding the report")?

@@ -525,6 +525,9 @@ impl Watcher<'_> {
                 return self.roll_back(&current, &what).await;
             }
             let elapsed = now.duration_since(start).unsigned_abs();
+            if elapsed >= spec.duration {
+                break;
+            }
             if elapsed >= next_summary {
                 next_summary += summary_every;
                 let values: Vec<String> = signals
@@ -535,9 +538,6 @@ impl Watcher<'_> {
                     StageStatus::Pass,
                     format!("{} guarded: {}", minutes(elapsed), values.join("; ")),
                 );
-            }
-            if elapsed >= spec.duration {
-                break;
             }
             clock.sleep(spec.interval).await;
         }
@@ -671,10 +671,10 @@ impl Watcher<'_> {
         match rolled.outcome {
             RunOutcome::Promoted => Ok((
                 RunOutcome::Rejected,
-                format!("revision {} {what}; {}", current.revision, rolled.reason),
+                format!("revision {}: {what}; {}", current.revision, rolled.reason),
             )),
             _ => Err(failed(format!(
-                "revision {} {what}, and the rollback did not finish: {}",
+                "revision {}: {what}, and the rollback did not finish: {}",
                 current.revision, rolled.reason
             ))),
         }

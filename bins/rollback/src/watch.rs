@@ -1,0 +1,138 @@
+//! `slipway-rollback watch`: guard the release serving now and roll it back on a sustained breach.
+//!
+//! Flags override the `[watch]` keys named in their help; the decision and the rollback are
+//! `slipway_pipeline::watch::watch`. Exit 0 guarded with no breach, 1 breached and rolled back
+//! (a "no" for the release), 2 the watch could not guard or the rollback did not finish.
+
+use anyhow::Context as _;
+use clap::Args;
+use slipway_cli::{ExitStatus, GlobalArgs, OutputFormat, UserError};
+use slipway_pipeline::watch::WatchSpec;
+use slipway_pipeline::{RunOutcome, RunReport, StageEvent};
+
+use crate::{Setup, setup, where_};
+
+/// Flags of `watch`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    #[command(flatten)]
+    global: GlobalArgs,
+    /// `namespace/deployment` to guard [release.name].
+    #[arg(value_name = "RELEASE")]
+    release: Option<String>,
+    /// How long to guard, e.g. `30m`, `1h` [watch.duration].
+    #[arg(long, value_name = "DURATION")]
+    duration: Option<String>,
+    /// Time between checks, e.g. `30s` [watch.interval].
+    #[arg(long, value_name = "DURATION")]
+    interval: Option<String>,
+    /// How long a metric breach must hold before rolling back, e.g. `5m` [watch.sustain].
+    #[arg(long, value_name = "DURATION")]
+    sustain: Option<String>,
+    /// Highest tolerated error ratio on stable, e.g. `0.01` [watch.error_rate_max].
+    #[arg(long, value_name = "RATIO")]
+    error_rate_max: Option<f64>,
+    /// Highest tolerated p99 latency on stable, in seconds [watch.latency_p99_max].
+    #[arg(long, value_name = "SECONDS")]
+    latency_p99_max: Option<f64>,
+    /// In-memory world to run in [backend.scenario].
+    #[arg(long)]
+    scenario: Option<String>,
+}
+
+impl WatchArgs {
+    fn overrides(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let mut overrides = Vec::new();
+        let strings = [
+            ("release.name", &self.release),
+            ("watch.duration", &self.duration),
+            ("watch.interval", &self.interval),
+            ("watch.sustain", &self.sustain),
+            ("backend.scenario", &self.scenario),
+        ];
+        for (key, value) in strings {
+            if let Some(value) = value {
+                overrides.push((key, serde_json::Value::String(value.clone())));
+            }
+        }
+        for (key, value) in [
+            ("watch.error_rate_max", self.error_rate_max),
+            ("watch.latency_p99_max", self.latency_p99_max),
+        ] {
+            if let Some(number) = value.and_then(serde_json::Number::from_f64) {
+                overrides.push((key, serde_json::Value::Number(number)));
+            }
+        }
+        overrides
+    }
+}
+
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a binary: data on stdout, the story on stderr"
+)]
+pub(crate) async fn run(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
+    for (flag, value) in [
+        ("--error-rate-max", args.error_rate_max),
+        ("--latency-p99-max", args.latency_p99_max),
+    ] {
+        if value.is_some_and(|value| !value.is_finite()) {
+            return Err(UserError {
+                message: format!(
+                    "invalid `{flag}`: not a finite number\n\nhint: e.g. `--error-rate-max 0.01` or `--latency-p99-max 2`"
+                ),
+            }
+            .into());
+        }
+    }
+    let Some(Setup {
+        settings,
+        release,
+        built,
+    }) = setup(&args.global, &args.overrides()).await?
+    else {
+        return Ok(ExitStatus::Success);
+    };
+    let spec = WatchSpec::new(&release, &settings.watch).map_err(|err| UserError {
+        message: err.to_string(),
+    })?;
+    eprintln!("slipway: guarding {} {}", spec.release, where_(&built));
+    let mut observer = |event: &StageEvent| slipway_cli::story::print_event(event);
+    let report = slipway_pipeline::watch::watch(&spec, &built.backends, &mut observer).await;
+    for note in built.world.notifier.sent() {
+        eprintln!("notified: [{}] {}", note.event, note.summary);
+    }
+    match args.global.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encoding the report")?
+        ),
+        OutputFormat::Text => print!("{}", summary(&report)),
+    }
+    Ok(match report.outcome {
+        RunOutcome::Promoted => ExitStatus::Success,
+        RunOutcome::Rejected => ExitStatus::No,
+        RunOutcome::Failed | RunOutcome::WouldProceed | RunOutcome::Paused => ExitStatus::Error,
+    })
+}
+
+/// The text result on stdout: `key: value` lines a script can grep.
+fn summary(report: &RunReport) -> String {
+    let outcome = match report.outcome {
+        RunOutcome::Promoted => "guarded",
+        RunOutcome::Rejected => "rolled-back",
+        RunOutcome::Failed | RunOutcome::WouldProceed | RunOutcome::Paused => "failed",
+    };
+    let mut text = format!(
+        "release: {}\noutcome: {outcome}\nreason: {}\n",
+        report.release, report.reason
+    );
+    if let Some(revision) = report.revision {
+        text.push_str(&format!("guarded revision: {revision}\n"));
+    }
+    if let Some(model) = &report.model {
+        text.push_str(&format!("model: {model}\n"));
+    }
+    text
+}
