@@ -163,7 +163,7 @@ async fn mlflow_run(base: &str, experiment: &str, name: &str, metrics: (f64, f64
 
 /// Model `name`: version 1 (serving, alias `production`) and version 2 (candidate, alias
 /// `candidate`), each from its own training run.
-async fn seed_mlflow(base: &str, name: &str, candidate: (f64, f64)) {
+pub(crate) async fn seed_mlflow(base: &str, name: &str, candidate: (f64, f64)) {
     let experiment = mlflow_post(base, "experiments/create", json!({ "name": name })).await;
     let experiment = experiment["experiment_id"]
         .as_str()

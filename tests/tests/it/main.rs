@@ -7,4 +7,5 @@
 mod e2e;
 mod examples;
 mod prometheus;
+mod secrets;
 mod support;

@@ -1,0 +1,294 @@
+//! Planted secrets never reach what the binaries print.
+//!
+//! Each secret gets a value no output could contain by accident, is handed over the way a CI job
+//! hands it (a docker config, `SLIPWAY_*__*` and `MLFLOW_TRACKING_TOKEN` variables, a Secret in
+//! the cluster), and the binaries run over the real registry and MLflow so the secrets are
+//! actually used on the way. Then no stdout, stderr, GitHub step summary or output file may
+//! contain any of them (or the base64 form the docker config stores).
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use slipway_registry::testing::{OciLayout, linux_amd64, skopeo_digest, skopeo_push};
+
+use crate::e2e::seed_mlflow;
+use crate::support::{MLFLOW_ENV, Output, REGISTRY_ENV, command, output, service, unique};
+
+const REGISTRY_TOKEN: &str = "reg-tok-PLANTED-6f1c9e";
+const SIGNING_PASSWORD: &str = "cosign-pw-PLANTED-91ab7d";
+const MLFLOW_TOKEN: &str = "mlflow-tok-PLANTED-slipway-c3d2";
+const MLFLOW_TRACKING_TOKEN: &str = "mlflow-tok-PLANTED-tracking-77e0";
+const WEBHOOK_TOKEN: &str = "hook-PLANTED-0b5e44";
+/// The admin token the embedded world keeps in the cluster's `<deployment>-admin` Secret; the
+/// reload call below proves it is read and sent.
+const ADMIN_TOKEN: &str = "demo-admin-token";
+
+/// A model server's reload endpoint: answers 200 and keeps each request's head.
+fn reload_server() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://{}/admin/reload",
+        listener.local_addr().expect("addr")
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    // The thread ends with the test process.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = String::new();
+            let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            record.lock().expect("lock").push(head);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+            );
+        }
+    });
+    (url, seen)
+}
+
+fn check(what: &str, result: &Output, extra: &[(&str, &str)], leaks: &mut Vec<String>) {
+    let docker_auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("slipway-ci:{REGISTRY_TOKEN}"));
+    let secrets = [
+        ("registry token", REGISTRY_TOKEN),
+        ("registry auth (base64)", docker_auth.as_str()),
+        ("signing key password", SIGNING_PASSWORD),
+        ("MLflow token (SLIPWAY_MLFLOW__TOKEN)", MLFLOW_TOKEN),
+        (
+            "MLflow token (MLFLOW_TRACKING_TOKEN)",
+            MLFLOW_TRACKING_TOKEN,
+        ),
+        ("webhook URL token", WEBHOOK_TOKEN),
+        ("admin token", ADMIN_TOKEN),
+    ];
+    let mut streams = vec![
+        ("stdout", result.stdout.as_str()),
+        ("stderr", result.stderr.as_str()),
+    ];
+    streams.extend_from_slice(extra);
+    for (stream, text) in streams {
+        for (name, value) in secrets {
+            if text.contains(value) {
+                leaks.push(format!("{what}: {stream} contains the {name}"));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn planted_secrets_never_reach_any_output() {
+    let test = "planted_secrets_never_reach_any_output";
+    let Some(registry) = service(REGISTRY_ENV, test) else {
+        return;
+    };
+    let Some(mlflow) = service(MLFLOW_ENV, test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+
+    // The candidate image in the real registry, and a Trivy report about it.
+    let repository = format!("slipway-e2e/{}", unique("secrets"));
+    let mut layout = OciLayout::create(&root.join("layout")).expect("layout");
+    let written = layout
+        .image(&format!("{repository}-candidate"), &linux_amd64())
+        .expect("image");
+    layout.tag("1.5.0", &written).expect("tag");
+    skopeo_push(&layout, "1.5.0", &registry, &format!("{repository}:1.5.0")).expect("push");
+    let digest = skopeo_digest(&registry, &format!("{repository}:1.5.0")).expect("digest");
+    let report = serde_json::json!({
+        "SchemaVersion": 2,
+        "ArtifactName": format!("{registry}/{repository}@{digest}"),
+        "ArtifactType": "container_image",
+        "Metadata": {"RepoDigests": [format!("{registry}/{repository}@{digest}")]},
+        "Results": [{"Target": "iris-server (alpine 3.20)", "Class": "os-pkgs", "Vulnerabilities": []}],
+    });
+    std::fs::write(root.join("trivy.json"), report.to_string()).expect("trivy report");
+
+    // A model of this test's own in the real MLflow.
+    let model = unique("slipway-e2e-secrets");
+    seed_mlflow(&mlflow, &model, (0.95, 0.93)).await;
+
+    // Registry credentials where docker login puts them.
+    let docker = root.join("docker");
+    std::fs::create_dir_all(&docker).expect("docker dir");
+    let auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("slipway-ci:{REGISTRY_TOKEN}"));
+    std::fs::write(
+        docker.join("config.json"),
+        serde_json::json!({"auths": {registry.as_str(): {"auth": auth}}}).to_string(),
+    )
+    .expect("docker config");
+
+    // An encrypted cosign.key: the password is needed to sign.
+    let (_, private_pem, _) =
+        slipway_attest::keyfile::generate_key_pair(&slipway_core::Secret::new(SIGNING_PASSWORD))
+            .expect("key pair");
+    std::fs::write(root.join("cosign.key"), private_pem).expect("cosign.key");
+
+    let (reload_url, reloads) = reload_server();
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    std::fs::write(
+        root.join("slipway.toml"),
+        format!(
+            r#"[model]
+ref = "{model}@candidate"
+
+[image]
+ref = "{registry}/{repository}:1.5.0"
+
+[rollout]
+steps = [25]
+
+[signing]
+key = "cosign.key"
+
+[backend]
+models = "mlflow"
+registry = "oci"
+scanner = "trivy-report"
+
+[mlflow]
+tracking_uri = "{mlflow}"
+
+[registry]
+insecure = ["{registry}"]
+
+[scanner]
+report = "trivy.json"
+
+[server]
+reload_url = "{reload_url}"
+
+[audit]
+path = "audit.jsonl"
+"#
+        ),
+    )
+    .expect("config");
+    let summary = root.join("step-summary.md");
+    let outputs = root.join("github-output");
+
+    let run = |binary: &str, args: &[&str]| -> Output {
+        output(
+            command(binary)
+                .current_dir(root)
+                .args(args)
+                .env("DOCKER_CONFIG", &docker)
+                .env("SLIPWAY_SIGNING__PASSWORD", SIGNING_PASSWORD)
+                .env("COSIGN_PASSWORD", SIGNING_PASSWORD)
+                .env("SLIPWAY_MLFLOW__TOKEN", MLFLOW_TOKEN)
+                .env("MLFLOW_TRACKING_TOKEN", MLFLOW_TRACKING_TOKEN)
+                .env(
+                    "SLIPWAY_NOTIFY__WEBHOOK",
+                    format!("http://127.0.0.1:{closed_port}/{WEBHOOK_TOKEN}"),
+                )
+                .env("GITHUB_ACTIONS", "true")
+                .env("GITHUB_STEP_SUMMARY", &summary)
+                .env("GITHUB_OUTPUT", &outputs),
+        )
+    };
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+
+    let mut leaks = Vec::new();
+    let config = ["--config", "slipway.toml"];
+    let printed = run(
+        "slipway-deploy",
+        &[&["plan"][..], &config, &["--print-config"]].concat(),
+    );
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    assert!(printed.stdout.contains("<redacted>"), "{}", printed.stdout);
+    check("plan --print-config", &printed, &[], &mut leaks);
+
+    let plan = run("slipway-deploy", &[&["plan"][..], &config].concat());
+    assert_eq!(plan.code, 0, "plan:\n{}\n{}", plan.stdout, plan.stderr);
+    check("plan", &plan, &[], &mut leaks);
+
+    let release = run(
+        "slipway-deploy",
+        &[
+            &["run"][..],
+            &config,
+            &[
+                "--approve-as",
+                "maria.chen",
+                "--approve-reason",
+                "reviewed",
+                "--output",
+                "json",
+            ],
+        ]
+        .concat(),
+    );
+    // Promoted: every secret was on the path (MLflow calls, registry pushes of the signature,
+    // the failing webhook, the reload with the admin token).
+    assert_eq!(release.code, 0, "run:\n{}", release.stderr);
+    let json: serde_json::Value = serde_json::from_str(&release.stdout).expect("run JSON");
+    assert_eq!(json["outcome"], "promoted", "{}", release.stdout);
+    let heads = reloads.lock().expect("lock").clone();
+    assert!(
+        heads.iter().any(|head| head
+            .to_ascii_lowercase()
+            .contains(&format!("x-admin-token: {ADMIN_TOKEN}"))),
+        "the reload endpoint never received the admin token: {heads:?}\n{}",
+        release.stderr
+    );
+    check(
+        "run --output json",
+        &release,
+        &[
+            ("step summary", &read(&summary)),
+            ("GITHUB_OUTPUT", &read(&outputs)),
+        ],
+        &mut leaks,
+    );
+
+    let rollback = run(
+        "slipway-rollback",
+        &[
+            &config[..],
+            &["--reason", "planted-secrets check", "--output", "json"],
+        ]
+        .concat(),
+    );
+    // Each invocation starts a fresh in-memory cluster, whose history holds the embedded world's
+    // earlier releases; their images exist only in its memory registry, so the real registry
+    // (asked with the planted credentials) says the target is gone: exit 2, named.
+    assert_eq!(
+        rollback.code, 2,
+        "rollback:\n{}\n{}",
+        rollback.stdout, rollback.stderr
+    );
+    assert!(
+        rollback.stdout.contains("no longer exists in the registry"),
+        "{}",
+        rollback.stdout
+    );
+    check("slipway-rollback", &rollback, &[], &mut leaks);
+
+    let log = run("slipway-audit", &[&["log"][..], &config].concat());
+    assert_eq!(log.code, 0, "audit log:\n{}", log.stderr);
+    assert!(log.stdout.contains("maria.chen"), "{}", log.stdout);
+    check(
+        "slipway-audit log",
+        &log,
+        &[("audit trail file", &read(&root.join("audit.jsonl")))],
+        &mut leaks,
+    );
+
+    assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
+}
