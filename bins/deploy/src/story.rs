@@ -19,26 +19,48 @@ impl<'a> Story<'a> {
         let release = &self.spec.release;
         let cluster = &built.backends.cluster;
         let image = match cluster.deployment(&release.namespace, &release.name).await {
-            Ok(Some(state)) => format!("{} ({}/{} ready)", state.spec.image, state.ready_replicas, state.spec.replicas),
+            Ok(Some(state)) => format!(
+                "{} ({}/{} ready)",
+                state.spec.image, state.ready_replicas, state.spec.replicas
+            ),
             Ok(None) => "nothing".to_owned(),
-            Err(err) => format!("unknown ({})", err.to_string().lines().next().unwrap_or_default()),
+            Err(err) => format!(
+                "unknown ({})",
+                err.to_string().lines().next().unwrap_or_default()
+            ),
         };
-        let alias = ModelRef { name: self.spec.model.name.clone(), selector: ModelSelector::Alias(self.spec.serving_alias.clone()) };
+        let alias = ModelRef {
+            name: self.spec.model.name.clone(),
+            selector: ModelSelector::Alias(self.spec.serving_alias.clone()),
+        };
         let model = match built.backends.models.resolve(&alias).await {
             Ok(info) => info.version.to_string(),
             Err(_) => "nothing".to_owned(),
         };
-        let canary = match cluster.deployment(&release.namespace, &format!("{}-canary", release.name)).await {
+        let canary = match cluster
+            .deployment(&release.namespace, &format!("{}-canary", release.name))
+            .await
+        {
             Ok(Some(_)) => "a canary is running",
             _ => "no canary",
         };
-        format!("stable {release} runs {image}; `{}` → {model}; {canary}", self.spec.serving_alias)
+        format!(
+            "stable {release} runs {image}; `{}` → {model}; {canary}",
+            self.spec.serving_alias
+        )
     }
 
     #[allow(clippy::print_stderr, reason = "the story is for people, on stderr")]
     pub(crate) async fn before(&mut self, built: &Built) {
-        let real = if built.real.is_empty() { "on the in-memory backends".to_owned() } else { format!("with {}", built.real.join("; ")) };
-        eprintln!("slipway: releasing {} with {} {real}", self.spec.model, self.spec.image);
+        let real = if built.real.is_empty() {
+            "on the in-memory backends".to_owned()
+        } else {
+            format!("with {}", built.real.join("; "))
+        };
+        eprintln!(
+            "slipway: releasing {} with {} {real}",
+            self.spec.model, self.spec.image
+        );
         eprintln!("before:  {}", self.serving(built).await);
     }
 

@@ -12,7 +12,11 @@ struct Output {
 
 fn deploy(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_slipway-deploy"));
-    command.args(args).current_dir(dir).env("USER", "release-bot").env_remove("GITHUB_ACTOR");
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("USER", "release-bot")
+        .env_remove("GITHUB_ACTOR");
     // Drop every SLIPWAY_* variable of the caller so the test sees only its own.
     for (key, _) in std::env::vars() {
         if key.starts_with("SLIPWAY_") {
@@ -31,7 +35,10 @@ fn deploy(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
 }
 
 fn snapshot(output: &Output) -> String {
-    format!("exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}", output.code, output.stdout, output.stderr)
+    format!(
+        "exit code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+        output.code, output.stdout, output.stderr
+    )
 }
 
 #[test]
@@ -45,7 +52,11 @@ fn happy_run_promotes_and_tells_the_story() {
 #[test]
 fn bad_canary_exits_1_after_the_abort() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = deploy(&["run", "--no-config", "--scenario", "bad-canary"], dir.path(), &[]);
+    let output = deploy(
+        &["run", "--no-config", "--scenario", "bad-canary"],
+        dir.path(),
+        &[],
+    );
     assert_eq!(output.code, 1, "{}", output.stderr);
     insta::assert_snapshot!("run_bad_canary", snapshot(&output));
 }
@@ -58,7 +69,8 @@ fn every_scenario_exits_as_listed() {
     let mut seen = 0;
     for line in list.stdout.lines() {
         let mut words = line.split_whitespace();
-        let (Some(name), Some("exit"), Some(code)) = (words.next(), words.next(), words.next()) else {
+        let (Some(name), Some("exit"), Some(code)) = (words.next(), words.next(), words.next())
+        else {
             panic!("unexpected line `{line}`")
         };
         let output = deploy(&["run", "--no-config", "--scenario", name], dir.path(), &[]);
@@ -73,12 +85,17 @@ fn json_output_is_the_report() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = deploy(&["run", "--no-config", "--output", "json"], dir.path(), &[]);
     assert_eq!(output.code, 0);
-    let report: serde_json::Value = serde_json::from_str(&output.stdout).expect("stdout is one JSON document");
+    let report: serde_json::Value =
+        serde_json::from_str(&output.stdout).expect("stdout is one JSON document");
     assert_eq!(report["outcome"], "promoted");
     assert_eq!(report["revision"], 3);
     assert_eq!(report["model"]["version"], 3);
     assert_eq!(report["analysis"].as_array().map(Vec::len), Some(3));
-    assert!(report["stages"].as_array().is_some_and(|stages| stages.len() > 20));
+    assert!(
+        report["stages"]
+            .as_array()
+            .is_some_and(|stages| stages.len() > 20)
+    );
 }
 
 #[test]
@@ -86,11 +103,26 @@ fn plan_proceeds_without_changing_anything() {
     let dir = tempfile::tempdir().expect("tempdir");
     let trail = dir.path().join("trail.jsonl");
     let trail_arg = format!("{}", trail.display());
-    let output = deploy(&["plan", "--no-config"], dir.path(), &[("SLIPWAY_AUDIT__PATH", &trail_arg)]);
+    let output = deploy(
+        &["plan", "--no-config"],
+        dir.path(),
+        &[("SLIPWAY_AUDIT__PATH", &trail_arg)],
+    );
     assert_eq!(output.code, 0, "{}", output.stderr);
-    assert!(output.stdout.contains("outcome: would-proceed"), "{}", output.stdout);
-    assert!(output.stderr.contains("would sign with key"), "{}", output.stderr);
-    assert!(!output.stderr.contains("canary         ▶"), "plan starts no canary");
+    assert!(
+        output.stdout.contains("outcome: would-proceed"),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        output.stderr.contains("would sign with key"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        !output.stderr.contains("canary         ▶"),
+        "plan starts no canary"
+    );
     // The scenario seeds history and an approval into the trail; plan adds no decision to it.
     let text = std::fs::read_to_string(&trail).expect("trail");
     assert!(!text.contains("\"kind\":\"decision\""), "{text}");
@@ -100,25 +132,47 @@ fn plan_proceeds_without_changing_anything() {
 fn configuration_errors_name_the_file_and_key_and_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("unknown.toml"), "[rollout]\nstepz = [5]\n").expect("write");
-    std::fs::write(dir.path().join("wrong-type.toml"), "[rollout]\nsteps = \"ten\"\n").expect("write");
-    std::fs::write(dir.path().join("bad-steps.toml"), "[rollout]\nsteps = [50, 10]\n").expect("write");
+    std::fs::write(
+        dir.path().join("wrong-type.toml"),
+        "[rollout]\nsteps = \"ten\"\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("bad-steps.toml"),
+        "[rollout]\nsteps = [50, 10]\n",
+    )
+    .expect("write");
     let cases = [
         ("missing_file", vec!["run", "--config", "nope.toml"]),
         ("unknown_key", vec!["run", "--config", "unknown.toml"]),
         ("wrong_type", vec!["run", "--config", "wrong-type.toml"]),
         ("bad_steps", vec!["run", "--config", "bad-steps.toml"]),
         ("bare_model", vec!["run", "--no-config", "--model", "iris"]),
-        ("uppercase_image", vec!["run", "--no-config", "--image", "ghcr.io/Acme/iris:1"]),
-        ("unknown_scenario", vec!["run", "--no-config", "--scenario", "nope"]),
+        (
+            "uppercase_image",
+            vec!["run", "--no-config", "--image", "ghcr.io/Acme/iris:1"],
+        ),
+        (
+            "unknown_scenario",
+            vec!["run", "--no-config", "--scenario", "nope"],
+        ),
     ];
     for (name, args) in cases {
         let output = deploy(&args, dir.path(), &[]);
         assert_eq!(output.code, 2, "{name}: {}", output.stderr);
         assert!(output.stdout.is_empty(), "{name}: errors go to stderr");
-        assert!(output.stderr.starts_with("error: "), "{name}: {}", output.stderr);
+        assert!(
+            output.stderr.starts_with("error: "),
+            "{name}: {}",
+            output.stderr
+        );
         insta::assert_snapshot!(name, output.stderr);
     }
-    let env_error = deploy(&["run", "--no-config"], dir.path(), &[("SLIPWAY_ROLLOUT__HISTORY_LIMIT", "many")]);
+    let env_error = deploy(
+        &["run", "--no-config"],
+        dir.path(),
+        &[("SLIPWAY_ROLLOUT__HISTORY_LIMIT", "many")],
+    );
     assert_eq!(env_error.code, 2);
     insta::assert_snapshot!("wrong_type_env", env_error.stderr);
 }
@@ -126,14 +180,39 @@ fn configuration_errors_name_the_file_and_key_and_exit_2() {
 #[test]
 fn secrets_never_appear_in_print_config_or_output() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let secrets = [("SLIPWAY_MLFLOW__TOKEN", "mlflow-tok-5ecret"), ("SLIPWAY_SIGNING__PASSWORD", "cosign-pw-5ecret")];
-    let printed = deploy(&["run", "--no-config", "--print-config"], dir.path(), &secrets);
+    let secrets = [
+        ("SLIPWAY_MLFLOW__TOKEN", "mlflow-tok-5ecret"),
+        ("SLIPWAY_SIGNING__PASSWORD", "cosign-pw-5ecret"),
+    ];
+    let printed = deploy(
+        &["run", "--no-config", "--print-config"],
+        dir.path(),
+        &secrets,
+    );
     assert_eq!(printed.code, 0, "{}", printed.stderr);
-    assert!(printed.stdout.contains("token = \"<redacted>\""), "{}", printed.stdout);
-    assert!(printed.stdout.contains("password = \"<redacted>\""), "{}", printed.stdout);
-    for output in [printed, deploy(&["run", "--no-config", "--output", "json"], dir.path(), &secrets)] {
+    assert!(
+        printed.stdout.contains("token = \"<redacted>\""),
+        "{}",
+        printed.stdout
+    );
+    assert!(
+        printed.stdout.contains("password = \"<redacted>\""),
+        "{}",
+        printed.stdout
+    );
+    for output in [
+        printed,
+        deploy(
+            &["run", "--no-config", "--output", "json"],
+            dir.path(),
+            &secrets,
+        ),
+    ] {
         for (_, secret) in secrets {
-            assert!(!output.stdout.contains(secret) && !output.stderr.contains(secret), "{secret} leaked");
+            assert!(
+                !output.stdout.contains(secret) && !output.stderr.contains(secret),
+                "{secret} leaked"
+            );
         }
     }
 }

@@ -21,7 +21,9 @@ use slipway_registry::{DockerConfig, OciRegistry, RegistryConfig};
 use slipway_scanner::{TrivyCli, TrivyReportFile};
 
 use crate::UserError;
-use crate::config::{ClusterBackend, MetricsBackend, ModelsBackend, RegistryBackend, ScannerBackend, Settings};
+use crate::config::{
+    ClusterBackend, MetricsBackend, ModelsBackend, RegistryBackend, ScannerBackend, Settings,
+};
 
 /// Env vars the real clients read, declared once.
 pub mod env_vars {
@@ -45,14 +47,22 @@ pub struct Built {
 }
 
 fn missing(key: &str, hint: &str) -> UserError {
-    UserError { message: format!("invalid configuration: key `{key}` is required by the backend chosen\n\nhint: {hint}") }
+    UserError {
+        message: format!(
+            "invalid configuration: key `{key}` is required by the backend chosen\n\nhint: {hint}"
+        ),
+    }
 }
 
 fn invalid(key: &str, err: impl std::fmt::Display) -> UserError {
     let text = err.to_string();
     match text.split_once("\n\nhint: ") {
-        Some((message, hint)) => UserError { message: format!("invalid configuration: key `{key}`: {message}\n\nhint: {hint}") },
-        None => UserError { message: format!("invalid configuration: key `{key}`: {text}") },
+        Some((message, hint)) => UserError {
+            message: format!("invalid configuration: key `{key}`: {message}\n\nhint: {hint}"),
+        },
+        None => UserError {
+            message: format!("invalid configuration: key `{key}`: {text}"),
+        },
     }
 }
 
@@ -65,44 +75,58 @@ pub async fn build(
 ) -> anyhow::Result<Built> {
     let backend = &settings.backend;
     // Simulated time only when nothing real waits: a real cluster or Prometheus needs real time.
-    let world = if backend.cluster == ClusterBackend::Memory && backend.metrics == MetricsBackend::Memory {
-        scenario::build_with_audit(&backend.scenario, spec, audit).await?
-    } else {
-        scenario::build_on(&backend.scenario, spec, audit, Arc::new(SystemClock)).await?
-    };
+    let world =
+        if backend.cluster == ClusterBackend::Memory && backend.metrics == MetricsBackend::Memory {
+            scenario::build_with_audit(&backend.scenario, spec, audit).await?
+        } else {
+            scenario::build_on(&backend.scenario, spec, audit, Arc::new(SystemClock)).await?
+        };
     let mut backends = world.backends.clone();
     let mut real = Vec::new();
 
     if backend.models == ModelsBackend::Mlflow {
         let mut config = match &settings.mlflow.tracking_uri {
             Some(uri) => {
-                let mut from_env = MlflowConfig::from_env_map(env).unwrap_or_else(|_| MlflowConfig::new(uri.clone()));
+                let mut from_env = MlflowConfig::from_env_map(env)
+                    .unwrap_or_else(|_| MlflowConfig::new(uri.clone()));
                 from_env.uri = uri.clone();
                 from_env
             }
-            None => MlflowConfig::from_env_map(env).map_err(|err| invalid("mlflow.tracking_uri", err))?,
+            None => MlflowConfig::from_env_map(env)
+                .map_err(|err| invalid("mlflow.tracking_uri", err))?,
         };
         if let Some(token) = &settings.mlflow.token {
             config.auth = MlflowAuth::Bearer(token.clone());
         }
         real.push(format!("models: MLflow at {}", config.uri));
-        backends.models = Arc::new(MlflowClient::new(config).map_err(|err| invalid("mlflow", err))?);
+        backends.models =
+            Arc::new(MlflowClient::new(config).map_err(|err| invalid("mlflow", err))?);
     }
 
     if backend.registry == RegistryBackend::Oci {
         let dir = settings.registry.docker_config.clone().or_else(|| {
-            slipway_registry::default_config_dir(env(env_vars::DOCKER_CONFIG).map(OsString::from), env(env_vars::HOME).map(PathBuf::from))
+            slipway_registry::default_config_dir(
+                env(env_vars::DOCKER_CONFIG).map(OsString::from),
+                env(env_vars::HOME).map(PathBuf::from),
+            )
         });
         let credentials = match &dir {
-            Some(dir) => DockerConfig::load(dir).map_err(|err| invalid("registry.docker_config", err))?,
+            Some(dir) => {
+                DockerConfig::load(dir).map_err(|err| invalid("registry.docker_config", err))?
+            }
             None => DockerConfig::empty(),
         };
         let mut config = RegistryConfig::default();
         for registry in &settings.registry.insecure {
             config = config.insecure(registry);
         }
-        real.push(format!("registry: OCI distribution API, credentials from {}", credentials.source()));
-        backends.registry = Arc::new(OciRegistry::new(config, credentials).map_err(|err| invalid("registry", err))?);
+        real.push(format!(
+            "registry: OCI distribution API, credentials from {}",
+            credentials.source()
+        ));
+        backends.registry = Arc::new(
+            OciRegistry::new(config, credentials).map_err(|err| invalid("registry", err))?,
+        );
     }
 
     load_keys(settings, env, &mut backends, &mut real)?;
@@ -113,24 +137,43 @@ pub async fn build(
             context: settings.kubernetes.context.clone(),
             namespace: Some(spec.release.namespace.clone()),
         };
-        let config = KubeClusterConfig { dry_run: settings.kubernetes.dry_run, ..KubeClusterConfig::default() };
-        let cluster = slipway_k8s_rollout::connect(&options, config).await.map_err(|err| invalid("kubernetes", err))?;
+        let config = KubeClusterConfig {
+            dry_run: settings.kubernetes.dry_run,
+            ..KubeClusterConfig::default()
+        };
+        let cluster = slipway_k8s_rollout::connect(&options, config)
+            .await
+            .map_err(|err| invalid("kubernetes", err))?;
         real.push(format!(
             "cluster: Kubernetes ({}){}",
-            settings.kubernetes.context.as_deref().unwrap_or("current context"),
-            if settings.kubernetes.dry_run { ", server-side dry run" } else { "" }
+            settings
+                .kubernetes
+                .context
+                .as_deref()
+                .unwrap_or("current context"),
+            if settings.kubernetes.dry_run {
+                ", server-side dry run"
+            } else {
+                ""
+            }
         ));
         backends.cluster = Arc::new(cluster);
     }
 
     if backend.metrics == MetricsBackend::Prometheus {
-        let url = settings.prometheus.url.clone().ok_or_else(|| missing("prometheus.url", "set `[prometheus] url = \"http://prometheus:9090\"`"))?;
+        let url = settings.prometheus.url.clone().ok_or_else(|| {
+            missing(
+                "prometheus.url",
+                "set `[prometheus] url = \"http://prometheus:9090\"`",
+            )
+        })?;
         let mut config = PrometheusConfig::new(url.clone());
         if let Some(token) = &settings.prometheus.token {
             config = config.auth(PrometheusAuth::Bearer(token.clone()));
         }
         real.push(format!("metrics: Prometheus at {url}"));
-        backends.metrics = Arc::new(PrometheusClient::new(config).map_err(|err| invalid("prometheus.url", err))?);
+        backends.metrics =
+            Arc::new(PrometheusClient::new(config).map_err(|err| invalid("prometheus.url", err))?);
     }
 
     match backend.scanner {
@@ -152,21 +195,33 @@ pub async fn build(
 
     let mut webhooks: Vec<Box<dyn Notifier>> = Vec::new();
     if let Some(url) = &settings.notify.slack_webhook {
-        webhooks.push(Box::new(WebhookNotifier::new(WebhookKind::Slack, url.clone()).map_err(|err| invalid("notify.slack_webhook", err))?));
+        webhooks.push(Box::new(
+            WebhookNotifier::new(WebhookKind::Slack, url.clone())
+                .map_err(|err| invalid("notify.slack_webhook", err))?,
+        ));
         real.push("notify: Slack webhook".to_owned());
     }
     if let Some(url) = &settings.notify.webhook {
-        webhooks.push(Box::new(WebhookNotifier::new(WebhookKind::Json, url.clone()).map_err(|err| invalid("notify.webhook", err))?));
+        webhooks.push(Box::new(
+            WebhookNotifier::new(WebhookKind::Json, url.clone())
+                .map_err(|err| invalid("notify.webhook", err))?,
+        ));
         real.push("notify: JSON webhook".to_owned());
     }
     if !webhooks.is_empty() {
         // The world's memory notifier stays first, so the story still shows every notification.
         let memory: Box<dyn Notifier> = Box::new(ForwardTo(world.notifier.clone()));
         webhooks.insert(0, memory);
-        backends.notifier = Arc::new(FanOut { notifiers: webhooks });
+        backends.notifier = Arc::new(FanOut {
+            notifiers: webhooks,
+        });
     }
 
-    Ok(Built { backends, world, real })
+    Ok(Built {
+        backends,
+        world,
+        real,
+    })
 }
 
 /// The signing key (`signing.key`, an encrypted `cosign.key`) and trusted public keys
@@ -191,23 +246,44 @@ fn load_keys(
     backends.signer = None;
     if let Some(path) = &signing.key {
         let name = path.display().to_string();
-        let pem = std::fs::read_to_string(path).map_err(|err| invalid("signing.key", format!("cannot read `{name}`: {err}\n\nhint: write one with `cosign generate-key-pair`")))?;
+        let pem = std::fs::read_to_string(path).map_err(|err| {
+            invalid(
+                "signing.key",
+                format!(
+                    "cannot read `{name}`: {err}\n\nhint: write one with `cosign generate-key-pair`"
+                ),
+            )
+        })?;
         let password = match &signing.password {
             Some(password) => password.clone(),
-            None => slipway_attest::keyfile::cosign_password(env(slipway_attest::keyfile::COSIGN_PASSWORD_ENV), || {
-                Err(std::io::Error::other("no password prompt in non-interactive runs"))
-            })
+            None => slipway_attest::keyfile::cosign_password(
+                env(slipway_attest::keyfile::COSIGN_PASSWORD_ENV),
+                || {
+                    Err(std::io::Error::other(
+                        "no password prompt in non-interactive runs",
+                    ))
+                },
+            )
             .map_err(|err| invalid("signing.password", err))?,
         };
-        let key = EcdsaP256Key::from_cosign_pem(&name, &pem, &password).map_err(|err| invalid("signing.key", err))?;
+        let key = EcdsaP256Key::from_cosign_pem(&name, &pem, &password)
+            .map_err(|err| invalid("signing.key", err))?;
         real.push(format!("signing: {} ({})", name, key.key_id()));
         trusted.push(Arc::new(key.public()));
         backends.signer = Some(Arc::new(key));
     }
     for path in &signing.trusted_keys {
         let name = path.display().to_string();
-        let pem = std::fs::read_to_string(path).map_err(|err| invalid("signing.trusted_keys", format!("cannot read `{name}`: {err}")))?;
-        trusted.push(Arc::new(EcdsaP256PublicKey::from_pem(&name, &pem).map_err(|err| invalid("signing.trusted_keys", err))?));
+        let pem = std::fs::read_to_string(path).map_err(|err| {
+            invalid(
+                "signing.trusted_keys",
+                format!("cannot read `{name}`: {err}"),
+            )
+        })?;
+        trusted.push(Arc::new(
+            EcdsaP256PublicKey::from_pem(&name, &pem)
+                .map_err(|err| invalid("signing.trusted_keys", err))?,
+        ));
     }
     backends.trusted_keys = trusted;
     Ok(())

@@ -225,7 +225,12 @@ pub struct SigningSettings {
 
 impl Default for SigningSettings {
     fn default() -> SigningSettings {
-        SigningSettings { sign: true, key: None, password: None, trusted_keys: Vec::new() }
+        SigningSettings {
+            sign: true,
+            key: None,
+            password: None,
+            trusted_keys: Vec::new(),
+        }
     }
 }
 
@@ -483,7 +488,10 @@ fn describe(err: &figment::Error) -> UserError {
         };
         let what = match &err.kind {
             figment::error::Kind::UnknownField(field, expected) => {
-                format!("unknown key `{field}` (known keys here: {})", expected.join(", "))
+                format!(
+                    "unknown key `{field}` (known keys here: {})",
+                    expected.join(", ")
+                )
             }
             kind => kind.to_string(),
         };

@@ -1,8 +1,8 @@
 //! Turning [`Settings`] into a validated [`ReleaseSpec`]: every reference parsed, every number
 //! checked, and each error naming the config key it came from.
 
-use slipway_core::{ImageRef, ModelRef, ReleaseId, Stage};
 use slipway_attest::provenance::BuildInfo;
+use slipway_core::{ImageRef, ModelRef, ReleaseId, Stage};
 use slipway_gates::window::WindowOverride;
 use slipway_pipeline::{GivenApproval, ReleaseSpec, ReloadSpec};
 
@@ -41,7 +41,9 @@ const CONFIGURED_BUILD_TYPE: &str = "https://slipway.dev/buildtypes/configured/v
 fn build_info(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Option<BuildInfo> {
     let now = jiff::Timestamp::now();
     let configured = &settings.provenance;
-    if let (Some(builder_id), Some(source_repository)) = (&configured.builder_id, &configured.source_repository) {
+    if let (Some(builder_id), Some(source_repository)) =
+        (&configured.builder_id, &configured.source_repository)
+    {
         return Some(BuildInfo {
             build_type: CONFIGURED_BUILD_TYPE.to_owned(),
             builder_id: builder_id.clone(),
@@ -68,7 +70,9 @@ fn build_info(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Opti
         source_repository: format!("{server}/{repository}"),
         source_ref: env(GITHUB_REF).unwrap_or_default(),
         source_commit: env(GITHUB_SHA).unwrap_or_default(),
-        workflow: workflow_ref.split_once('@').map_or(workflow_ref.clone(), |(path, _)| path.to_owned()),
+        workflow: workflow_ref
+            .split_once('@')
+            .map_or(workflow_ref.clone(), |(path, _)| path.to_owned()),
         invocation_id: format!("{server}/{repository}/actions/runs/{run_id}/attempts/{attempt}"),
         started_on: now,
         finished_on: now,
@@ -152,14 +156,30 @@ pub fn release_spec(
     let reload = match &settings.server.reload_url {
         None => None,
         Some(url) => {
-            let secret = settings.server.admin_token_secret.clone().unwrap_or_else(|| format!("{}-admin/admin-token", release.name));
+            let secret = settings
+                .server
+                .admin_token_secret
+                .clone()
+                .unwrap_or_else(|| format!("{}-admin/admin-token", release.name));
             let Some((secret_name, secret_key)) = secret.split_once('/') else {
-                return Err(key_error("server.admin_token_secret", format!("`{secret}` is not `secret-name/key`\n\nhint: e.g. `iris-classifier-admin/admin-token`")));
+                return Err(key_error(
+                    "server.admin_token_secret",
+                    format!(
+                        "`{secret}` is not `secret-name/key`\n\nhint: e.g. `iris-classifier-admin/admin-token`"
+                    ),
+                ));
             };
             if !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err(key_error("server.reload_url", format!("`{url}` is not an http(s) URL")));
+                return Err(key_error(
+                    "server.reload_url",
+                    format!("`{url}` is not an http(s) URL"),
+                ));
             }
-            Some(ReloadSpec { url: url.clone(), secret_name: secret_name.to_owned(), secret_key: secret_key.to_owned() })
+            Some(ReloadSpec {
+                url: url.clone(),
+                secret_name: secret_name.to_owned(),
+                secret_key: secret_key.to_owned(),
+            })
         }
     };
     let actor = settings
@@ -192,7 +212,8 @@ pub fn release_spec(
         sign: settings.signing.sign,
         reload,
         build: build_info(settings, &|name| std::env::var(name).ok()),
-        pause_for_approval: settings.rollout.on_missing_approval == crate::config::OnMissingApproval::Pause,
+        pause_for_approval: settings.rollout.on_missing_approval
+            == crate::config::OnMissingApproval::Pause,
         actor,
     })
 }

@@ -30,7 +30,9 @@ pub fn print_event(event: &StageEvent) {
 #[allow(clippy::print_stderr, reason = "the binaries' story goes to stderr")]
 pub fn print_refusal(message: &str) {
     match message.split_once(" (hint: ") {
-        Some((message, hint)) => eprintln!("refused: {message}\n\nhint: {}", hint.trim_end_matches(')')),
+        Some((message, hint)) => {
+            eprintln!("refused: {message}\n\nhint: {}", hint.trim_end_matches(')'))
+        }
         None => eprintln!("refused: {message}"),
     }
 }

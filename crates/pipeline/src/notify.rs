@@ -44,14 +44,20 @@ pub struct MemoryNotifier {
 impl MemoryNotifier {
     /// Everything sent so far.
     pub fn sent(&self) -> Vec<Notification> {
-        self.sent.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
 #[async_trait::async_trait]
 impl Notifier for MemoryNotifier {
     async fn notify(&self, notification: &Notification) -> Result<(), String> {
-        self.sent.lock().unwrap_or_else(PoisonError::into_inner).push(notification.clone());
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(notification.clone());
         Ok(())
     }
 }
@@ -78,23 +84,37 @@ pub struct WebhookNotifier {
 
 impl std::fmt::Debug for WebhookNotifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookNotifier").field("kind", &self.kind).field("host", &self.host).finish_non_exhaustive()
+        f.debug_struct("WebhookNotifier")
+            .field("kind", &self.kind)
+            .field("host", &self.host)
+            .finish_non_exhaustive()
     }
 }
 
 impl WebhookNotifier {
     /// A notifier for `url`, with a 10 s timeout and 3 attempts.
     pub fn new(kind: WebhookKind, url: Secret) -> Result<WebhookNotifier, String> {
-        let parsed = reqwest::Url::parse(url.expose()).map_err(|err| format!("invalid webhook URL: {err}"))?;
+        let parsed = reqwest::Url::parse(url.expose())
+            .map_err(|err| format!("invalid webhook URL: {err}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("webhook URL must be http or https, not `{}`", parsed.scheme()));
+            return Err(format!(
+                "webhook URL must be http or https, not `{}`",
+                parsed.scheme()
+            ));
         }
         let host = parsed.host_str().unwrap_or("unknown host").to_owned();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
-        Ok(WebhookNotifier { kind, url, host, client, attempts: 3, backoff: Duration::from_millis(500) })
+        Ok(WebhookNotifier {
+            kind,
+            url,
+            host,
+            client,
+            attempts: 3,
+            backoff: Duration::from_millis(500),
+        })
     }
 
     /// Sets attempts and the first backoff (doubling), e.g. to keep tests fast.
@@ -127,13 +147,21 @@ impl Notifier for WebhookNotifier {
                 Ok(response) => {
                     let status = response.status();
                     last = format!("webhook at {} answered {status}", self.host);
-                    if !(status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS) {
+                    if !(status.is_server_error()
+                        || status == reqwest::StatusCode::TOO_MANY_REQUESTS)
+                    {
                         return Err(last);
                     }
                 }
                 // reqwest errors can print the URL: report only what kind of failure it was.
                 Err(err) => {
-                    let what = if err.is_timeout() { "timed out" } else if err.is_connect() { "could not connect" } else { "failed" };
+                    let what = if err.is_timeout() {
+                        "timed out"
+                    } else if err.is_connect() {
+                        "could not connect"
+                    } else {
+                        "failed"
+                    };
                     last = format!("webhook at {} {what}", self.host);
                 }
             }
@@ -162,7 +190,11 @@ impl Notifier for FanOut {
                 errors.push(err);
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
     }
 }
 
@@ -177,27 +209,43 @@ mod tests {
 
     /// A loopback server answering each request with the next status in `statuses`, keeping bodies.
     async fn server(statuses: Vec<u16>) -> (String, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/hooks/T000/B000/s3cr3tpath", listener.local_addr().expect("addr"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://{}/hooks/T000/B000/s3cr3tpath",
+            listener.local_addr().expect("addr")
+        );
         let hits = Arc::new(AtomicUsize::new(0));
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let (hits_task, bodies_task) = (hits.clone(), bodies.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
                 let mut buffer = vec![0u8; 16 * 1024];
                 let mut read = 0;
                 loop {
-                    let Ok(n) = socket.read(&mut buffer[read..]).await else { break };
+                    let Ok(n) = socket.read(&mut buffer[read..]).await else {
+                        break;
+                    };
                     read += n;
                     let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
                     if let Some((head, body)) = text.split_once("\r\n\r\n") {
                         let length = head
                             .lines()
-                            .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length: ").and_then(|v| v.trim().parse::<usize>().ok()))
+                            .find_map(|line| {
+                                line.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .and_then(|v| v.trim().parse::<usize>().ok())
+                            })
                             .unwrap_or(0);
                         if body.len() >= length {
-                            bodies_task.lock().unwrap_or_else(PoisonError::into_inner).push(body.to_owned());
+                            bodies_task
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push(body.to_owned());
                             break;
                         }
                     }
@@ -207,7 +255,9 @@ mod tests {
                 }
                 let idx = hits_task.fetch_add(1, Ordering::SeqCst);
                 let status = statuses.get(idx).copied().unwrap_or(200);
-                let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
                 let _ = socket.write_all(response.as_bytes()).await;
             }
         });
@@ -215,14 +265,23 @@ mod tests {
     }
 
     fn note() -> Notification {
-        Notification { release: "ml/iris".into(), event: "promoted".into(), summary: "iris/3 serves".into() }
+        Notification {
+            release: "ml/iris".into(),
+            event: "promoted".into(),
+            summary: "iris/3 serves".into(),
+        }
     }
 
     #[tokio::test]
     async fn slack_body_and_retry_on_5xx() {
         let (url, hits, bodies) = server(vec![503, 200]).await;
-        let notifier = WebhookNotifier::new(WebhookKind::Slack, Secret::new(url)).expect("url").retries(3, Duration::from_millis(1));
-        notifier.notify(&note()).await.expect("second attempt succeeds");
+        let notifier = WebhookNotifier::new(WebhookKind::Slack, Secret::new(url))
+            .expect("url")
+            .retries(3, Duration::from_millis(1));
+        notifier
+            .notify(&note())
+            .await
+            .expect("second attempt succeeds");
         assert_eq!(hits.load(Ordering::SeqCst), 2);
         let body = bodies.lock().unwrap_or_else(PoisonError::into_inner)[1].clone();
         assert_eq!(body, r#"{"text":"*ml/iris* promoted: iris/3 serves"}"#);
@@ -231,10 +290,15 @@ mod tests {
     #[tokio::test]
     async fn no_retry_on_4xx_and_no_secret_in_errors() {
         let (url, hits, _) = server(vec![404]).await;
-        let notifier = WebhookNotifier::new(WebhookKind::Json, Secret::new(url)).expect("url").retries(3, Duration::from_millis(1));
+        let notifier = WebhookNotifier::new(WebhookKind::Json, Secret::new(url))
+            .expect("url")
+            .retries(3, Duration::from_millis(1));
         let err = notifier.notify(&note()).await.expect_err("404");
         assert_eq!(hits.load(Ordering::SeqCst), 1, "4xx is final");
-        assert!(err.starts_with("webhook at 127.0.0.1 answered 404"), "{err}");
+        assert!(
+            err.starts_with("webhook at 127.0.0.1 answered 404"),
+            "{err}"
+        );
         assert!(!err.contains("s3cr3t") && !format!("{notifier:?}").contains("s3cr3t"));
     }
 
@@ -243,8 +307,13 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         drop(listener);
-        let notifier = WebhookNotifier::new(WebhookKind::Json, Secret::new(url)).expect("url").retries(2, Duration::from_millis(1));
+        let notifier = WebhookNotifier::new(WebhookKind::Json, Secret::new(url))
+            .expect("url")
+            .retries(2, Duration::from_millis(1));
         let err = notifier.notify(&note()).await.expect_err("down");
-        assert!(err.contains("could not connect") && err.contains("gave up after 2 attempts"), "{err}");
+        assert!(
+            err.contains("could not connect") && err.contains("gave up after 2 attempts"),
+            "{err}"
+        );
     }
 }

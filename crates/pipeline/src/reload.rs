@@ -39,7 +39,12 @@ pub async fn reload(spec: &ReloadSpec, token: &Secret, model: &ModelVersion) -> 
     let mut last = String::new();
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=3 {
-        let sent = client.post(&spec.url).header(ADMIN_TOKEN_HEADER, token.expose()).json(&body).send().await;
+        let sent = client
+            .post(&spec.url)
+            .header(ADMIN_TOKEN_HEADER, token.expose())
+            .json(&body)
+            .send()
+            .await;
         match sent {
             Ok(response) if response.status().is_success() => return Ok(()),
             Ok(response) if matches!(response.status().as_u16(), 401 | 403) => {
@@ -51,11 +56,22 @@ pub async fn reload(spec: &ReloadSpec, token: &Secret, model: &ModelVersion) -> 
                 ));
             }
             Ok(response) if response.status().is_client_error() => {
-                return Err(format!("the model server at {host} answered {}", response.status()));
+                return Err(format!(
+                    "the model server at {host} answered {}",
+                    response.status()
+                ));
             }
-            Ok(response) => last = format!("the model server at {host} answered {}", response.status()),
+            Ok(response) => {
+                last = format!("the model server at {host} answered {}", response.status())
+            }
             Err(err) => {
-                let what = if err.is_timeout() { "timed out" } else if err.is_connect() { "could not be reached" } else { "failed" };
+                let what = if err.is_timeout() {
+                    "timed out"
+                } else if err.is_connect() {
+                    "could not be reached"
+                } else {
+                    "failed"
+                };
                 last = format!("the model server at {host} {what}");
             }
         }

@@ -83,17 +83,15 @@ pub async fn rollback(
             report.reason = reason;
         }
     }
-    if locked {
-        if let Err(err) = backends.cluster.release_lock(&spec.release, &holder).await {
-            emit(
-                backends,
-                observer,
-                &mut report,
-                "finish",
-                StageStatus::Info,
-                format!("could not release the lock: {err}"),
-            );
-        }
+    if locked && let Err(err) = backends.cluster.release_lock(&spec.release, &holder).await {
+        emit(
+            backends,
+            observer,
+            &mut report,
+            "finish",
+            StageStatus::Info,
+            format!("could not release the lock: {err}"),
+        );
     }
     let notification = crate::Notification {
         release: report.release.clone(),

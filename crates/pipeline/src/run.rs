@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use slipway_analysis::{Decision, TemplateVars};
 use slipway_attest::Verifier;
+use slipway_attest::model_link::ModelLink;
 use slipway_audit_log::{ApprovalRecord, Event};
-use slipway_core::{ImageRef, ModelRef, ModelSelector, ModelVersion, Outcome, ReleaseRecord, Strategy};
+use slipway_core::{
+    ImageRef, ModelRef, ModelSelector, ModelVersion, Outcome, ReleaseRecord, Strategy,
+};
 use slipway_gates::approval::{Approval, ApprovalEvidence};
 use slipway_gates::model::{ModelEvidence, ServingModel};
-use slipway_attest::model_link::ModelLink;
 use slipway_gates::signature::{ProvenanceSummary, SignatureEvidence, VerifiedSignature};
 use slipway_gates::{CheckStatus, GateReport};
 use slipway_k8s_rollout::bluegreen::{self, BlueGreenConfig};
@@ -141,7 +143,12 @@ pub async fn run(
 
 /// Promotes or aborts the release paused at the approval gate (the last history record).
 /// Promotion checks the approvals recorded for the paused digest and model version.
-pub async fn resume(spec: &ReleaseSpec, backends: &Backends, observer: &mut dyn Observer, action: Resume) -> RunReport {
+pub async fn resume(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    observer: &mut dyn Observer,
+    action: Resume,
+) -> RunReport {
     execute(spec, backends, observer, Mode::Resume, Some(action)).await
 }
 
@@ -162,15 +169,34 @@ pub enum ApproveError {
 /// Records an approval of the paused release, bound to its digest and model version.
 /// Refuses when nothing is paused, when the reason is empty, or when the approver started the
 /// release themselves and the policy forbids self-approval.
-pub async fn approve(spec: &ReleaseSpec, backends: &Backends, approver: &str, reason: &str) -> Result<ApprovalRecord, ApproveError> {
+pub async fn approve(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    approver: &str,
+    reason: &str,
+) -> Result<ApprovalRecord, ApproveError> {
     if reason.trim().is_empty() {
-        return Err(ApproveError::Refused("an approval needs a reason (hint: `--reason \"canary dashboards reviewed\"`)".to_owned()));
+        return Err(ApproveError::Refused(
+            "an approval needs a reason (hint: `--reason \"canary dashboards reviewed\"`)"
+                .to_owned(),
+        ));
     }
-    let history = backends.cluster.release_history(&spec.release).await.map_err(|err| ApproveError::Backend(chain(&err)))?;
+    let history = backends
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .map_err(|err| ApproveError::Backend(chain(&err)))?;
     let paused = paused_record(&history).map_err(ApproveError::NothingPaused)?;
     let approvers = &spec.policy.approvals.approvers;
-    if !approvers.is_empty() && !approvers.iter().any(|allowed| allowed.eq_ignore_ascii_case(approver)) {
-        return Err(ApproveError::Refused(format!("{approver} is not among the approvers ({}) of policy.approvals.approvers", approvers.join(", "))));
+    if !approvers.is_empty()
+        && !approvers
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(approver))
+    {
+        return Err(ApproveError::Refused(format!(
+            "{approver} is not among the approvers ({}) of policy.approvals.approvers",
+            approvers.join(", ")
+        )));
     }
     if spec.policy.approvals.forbid_self_approval && approver.eq_ignore_ascii_case(&paused.actor) {
         return Err(ApproveError::Refused(format!(
@@ -186,7 +212,11 @@ pub async fn approve(spec: &ReleaseSpec, backends: &Backends, approver: &str, re
         digest: paused.digest.clone(),
         model: paused.model.clone(),
     };
-    backends.audit.append(record.at, Event::Approval(record.clone())).await.map_err(|err| ApproveError::Backend(chain(&err)))?;
+    backends
+        .audit
+        .append(record.at, Event::Approval(record.clone()))
+        .await
+        .map_err(|err| ApproveError::Backend(chain(&err)))?;
     Ok(record)
 }
 
@@ -328,7 +358,11 @@ impl Ctx<'_> {
         }
         let revision = self.next_revision().await?;
         self.report.revision = Some(revision);
-        let started = format!("revision {revision}: {candidate} at {} starting {}", image.pinned().unwrap_or_default(), self.spec.strategy);
+        let started = format!(
+            "revision {revision}: {candidate} at {} starting {}",
+            image.pinned().unwrap_or_default(),
+            self.spec.strategy
+        );
         self.notify("started", &started).await;
         match self.spec.strategy {
             Strategy::Canary => {
@@ -354,15 +388,24 @@ impl Ctx<'_> {
     }
 
     /// Leaves the healthy canary running and records the release as paused at the approval gate.
-    async fn pause(&mut self, image: &ImageRef, candidate: &ModelVersion, revision: u64) -> Result<(RunOutcome, String), Stop> {
+    async fn pause(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+    ) -> Result<(RunOutcome, String), Stop> {
         self.canary_started = false;
         let reason = format!(
             "canary {} healthy; waiting for {} approval(s) of {candidate} at {}",
             rollout::canary_name(&self.spec.release),
             self.spec.policy.approvals.required,
-            image.digest().map(|digest| digest.short()).unwrap_or_default()
+            image
+                .digest()
+                .map(|digest| digest.short())
+                .unwrap_or_default()
         );
-        self.record(image, candidate, revision, Outcome::Paused, &reason).await?;
+        self.record(image, candidate, revision, Outcome::Paused, &reason)
+            .await?;
         self.emit("approval", StageStatus::Info, format!("paused: {reason}; run `slipway-deploy approve` then `slipway-deploy promote` (or `abort`)"));
         self.notify("paused", &reason).await;
         Ok((RunOutcome::Paused, reason))
@@ -371,7 +414,12 @@ impl Ctx<'_> {
     /// Promotes or aborts the paused revision recorded last in the history.
     async fn resume(&mut self, action: Resume) -> Result<(RunOutcome, String), Stop> {
         let release = self.spec.release.clone();
-        let history = self.backends.cluster.release_history(&release).await.map_err(|err| failed(chain(&err)))?;
+        let history = self
+            .backends
+            .cluster
+            .release_history(&release)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
         let paused = paused_record(&history).map_err(failed)?;
         let revision = history.last().map_or(1, |record| record.revision + 1);
         self.report.revision = Some(revision);
@@ -385,7 +433,9 @@ impl Ctx<'_> {
             .deployment(&release.namespace, &rollout::canary_name(&release))
             .await
             .map_err(|err| failed(chain(&err)))?;
-        let canary_ok = canary.as_ref().is_some_and(|state| state.spec.image == pinned);
+        let canary_ok = canary
+            .as_ref()
+            .is_some_and(|state| state.spec.image == pinned);
         self.emit(
             "resume",
             StageStatus::Info,
@@ -394,13 +444,20 @@ impl Ctx<'_> {
                 paused.revision,
                 paused.model,
                 paused.digest.short(),
-                if canary_ok { "; its canary is running" } else { "; its canary is gone" }
+                if canary_ok {
+                    "; its canary is running"
+                } else {
+                    "; its canary is gone"
+                }
             ),
         );
         match action {
             Resume::Abort(reason) => {
                 self.canary_started = true;
-                Err(rejected(format!("aborted by {}: {reason}", self.spec.actor)))
+                Err(rejected(format!(
+                    "aborted by {}: {reason}",
+                    self.spec.actor
+                )))
             }
             Resume::Promote => {
                 if !canary_ok {
@@ -411,15 +468,24 @@ impl Ctx<'_> {
                 }
                 // The gate judges self-approval against who started the release, not who
                 // promotes. Too few approvals leave the release paused, canary running.
-                let promoter = std::mem::replace(&mut self.spec_actor_override, Some(paused.actor.clone()));
+                let promoter = self.spec_actor_override.replace(paused.actor.clone());
                 let gate = self.approval(&image, &paused.model).await;
                 self.spec_actor_override = promoter;
                 if let Err(stop) = gate {
-                    return Err(rejected(format!("{}; revision {} stays paused", stop.reason, paused.revision)));
+                    return Err(rejected(format!(
+                        "{}; revision {} stays paused",
+                        stop.reason, paused.revision
+                    )));
                 }
                 self.canary_started = true;
                 self.promote(&image, &paused.model, revision).await?;
-                Ok((RunOutcome::Promoted, format!("{} serves from {pinned} as revision {revision}", paused.model)))
+                Ok((
+                    RunOutcome::Promoted,
+                    format!(
+                        "{} serves from {pinned} as revision {revision}",
+                        paused.model
+                    ),
+                ))
             }
         }
     }
@@ -488,9 +554,21 @@ impl Ctx<'_> {
     async fn take_lock(&mut self) -> Result<(), Stop> {
         let release = self.spec.release.clone();
         let holder = format!("{}@{}", self.spec.actor, self.backends.clock.now());
-        let ttl = self.spec.progress_deadline.saturating_mul(2).max(Duration::from_secs(900));
-        self.backends.cluster.acquire_lock(&release, &holder, ttl).await.map_err(|err| failed(chain(&err)))?;
-        self.emit("preflight", StageStatus::Pass, format!("lock taken for {release} by {holder}"));
+        let ttl = self
+            .spec
+            .progress_deadline
+            .saturating_mul(2)
+            .max(Duration::from_secs(900));
+        self.backends
+            .cluster
+            .acquire_lock(&release, &holder, ttl)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit(
+            "preflight",
+            StageStatus::Pass,
+            format!("lock taken for {release} by {holder}"),
+        );
         self.lock_holder = Some(holder);
         Ok(())
     }
@@ -579,13 +657,14 @@ impl Ctx<'_> {
                 format!("{} is a multi-platform index {index}", self.spec.image),
             );
         }
-        if let Some(asked) = self.spec.image.digest() {
-            if resolved.index_digest.as_ref() != Some(asked) && &resolved.digest != asked {
-                return Err(failed(format!(
-                    "registry returned {} for {}",
-                    resolved.digest, self.spec.image
-                )));
-            }
+        if let Some(asked) = self.spec.image.digest()
+            && resolved.index_digest.as_ref() != Some(asked)
+            && &resolved.digest != asked
+        {
+            return Err(failed(format!(
+                "registry returned {} for {}",
+                resolved.digest, self.spec.image
+            )));
         }
         let pinned = self.spec.image.with_digest(resolved.digest.clone());
         self.report.digest = Some(resolved.digest);
@@ -628,7 +707,11 @@ impl Ctx<'_> {
         self.gate("scan-gate", verdict.gate_report()).await
     }
 
-    async fn sign_and_verify(&mut self, image: &ImageRef, candidate: &ModelVersion) -> Result<(), Stop> {
+    async fn sign_and_verify(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+    ) -> Result<(), Stop> {
         match (&self.backends.signer, self.spec.sign, self.mode) {
             (Some(signer), true, Mode::Run) => {
                 let key_id = slipway_attest::sign_image(
@@ -704,7 +787,10 @@ impl Ctx<'_> {
             policy.trusted_keys = keys.iter().map(|key| key.key_id()).collect();
         }
         let provenance = self.verified_provenance(image, &keys).await?;
-        let evidence = SignatureEvidence { signatures, provenance };
+        let evidence = SignatureEvidence {
+            signatures,
+            provenance,
+        };
         let mut report = slipway_gates::signature::evaluate(&policy, &evidence);
         report.extend(self.model_link_check(image, &keys, candidate).await?);
         self.gate("verify", report).await
@@ -712,7 +798,12 @@ impl Ctx<'_> {
 
     /// Attaches the signed model link (which model this image serves) and, when the build is
     /// known, SLSA provenance, both appended under the image's `.att` tag.
-    async fn attest(&mut self, signer: &dyn slipway_attest::Signer, image: &ImageRef, candidate: &ModelVersion) -> Result<(), Stop> {
+    async fn attest(
+        &mut self,
+        signer: &dyn slipway_attest::Signer,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+    ) -> Result<(), Stop> {
         let registry = self.backends.registry.clone();
         let link = ModelLink {
             model_name: candidate.name.clone(),
@@ -722,32 +813,77 @@ impl Ctx<'_> {
         slipway_attest::model_link::attach_model_link(registry.as_ref(), signer, image, &link)
             .await
             .map_err(|err| failed(chain(&err)))?;
-        self.emit("sign", StageStatus::Pass, format!("attached the model link: {} (run {})", candidate, if link.run_id.is_empty() { "unknown" } else { &link.run_id }));
+        self.emit(
+            "sign",
+            StageStatus::Pass,
+            format!(
+                "attached the model link: {} (run {})",
+                candidate,
+                if link.run_id.is_empty() {
+                    "unknown"
+                } else {
+                    &link.run_id
+                }
+            ),
+        );
         match &self.spec.build {
             Some(build) => {
-                slipway_attest::provenance::attach_provenance(registry.as_ref(), signer, image, build)
-                    .await
-                    .map_err(|err| failed(chain(&err)))?;
-                self.emit("sign", StageStatus::Pass, format!("attached SLSA provenance: built by {} from {}@{}", build.builder_id, build.source_repository, build.source_commit));
+                slipway_attest::provenance::attach_provenance(
+                    registry.as_ref(),
+                    signer,
+                    image,
+                    build,
+                )
+                .await
+                .map_err(|err| failed(chain(&err)))?;
+                self.emit(
+                    "sign",
+                    StageStatus::Pass,
+                    format!(
+                        "attached SLSA provenance: built by {} from {}@{}",
+                        build.builder_id, build.source_repository, build.source_commit
+                    ),
+                );
             }
-            None => self.emit("sign", StageStatus::Skip, "no build information (`[provenance]` or GitHub Actions): no provenance attached"),
+            None => self.emit(
+                "sign",
+                StageStatus::Skip,
+                "no build information (`[provenance]` or GitHub Actions): no provenance attached",
+            ),
         }
         Ok(())
     }
 
     /// Reads and verifies the image's provenance (signature, subject, predicate type); the gate
     /// judges builder and source. `None` when there is none that verifies.
-    async fn verified_provenance(&mut self, image: &ImageRef, keys: &[&dyn Verifier]) -> Result<Option<ProvenanceSummary>, Stop> {
+    async fn verified_provenance(
+        &mut self,
+        image: &ImageRef,
+        keys: &[&dyn Verifier],
+    ) -> Result<Option<ProvenanceSummary>, Stop> {
         let policy = slipway_attest::provenance::ProvenancePolicy {
             builder: slipway_attest::provenance::BuilderMatch::Prefix(String::new()),
             source_repository: None,
             source_ref: None,
         };
-        let report = slipway_attest::provenance::verify_provenance(self.backends.registry.as_ref(), keys, image, &policy)
-            .await
-            .map_err(|err| failed(chain(&err)))?;
+        let report = slipway_attest::provenance::verify_provenance(
+            self.backends.registry.as_ref(),
+            keys,
+            image,
+            &policy,
+        )
+        .await
+        .map_err(|err| failed(chain(&err)))?;
         for check in report.attestations.iter().filter(|check| !check.ok) {
-            self.emit("verify", StageStatus::Info, format!("provenance #{} rejected: {}", check.layer, check.reasons.join("; ")));
+            self.emit(
+                "verify",
+                StageStatus::Info,
+                format!(
+                    "provenance #{} rejected: {}",
+                    check.layer,
+                    check.reasons.join("; ")
+                ),
+            );
         }
         Ok(report.verified().map(|summary| ProvenanceSummary {
             builder_id: summary.builder_id.clone(),
@@ -757,20 +893,49 @@ impl Ctx<'_> {
     }
 
     /// The image must not be signed as serving another model than the candidate.
-    async fn model_link_check(&mut self, image: &ImageRef, keys: &[&dyn Verifier], candidate: &ModelVersion) -> Result<GateReport, Stop> {
-        let report = slipway_attest::model_link::verify_model_link(self.backends.registry.as_ref(), keys, image, None)
-            .await
-            .map_err(|err| failed(chain(&err)))?;
-        let linked: Vec<String> = report.verified().iter().map(|link| format!("{}/{}", link.model_name, link.model_version)).collect();
+    async fn model_link_check(
+        &mut self,
+        image: &ImageRef,
+        keys: &[&dyn Verifier],
+        candidate: &ModelVersion,
+    ) -> Result<GateReport, Stop> {
+        let report = slipway_attest::model_link::verify_model_link(
+            self.backends.registry.as_ref(),
+            keys,
+            image,
+            None,
+        )
+        .await
+        .map_err(|err| failed(chain(&err)))?;
+        let linked: Vec<String> = report
+            .verified()
+            .iter()
+            .map(|link| format!("{}/{}", link.model_name, link.model_version))
+            .collect();
         let mut gate = GateReport::default();
         let name = "image serves the candidate model";
         let expected = candidate.to_string();
         if linked.is_empty() {
-            gate.push("signatures", name, CheckStatus::Skip, "no signed model link on the image");
+            gate.push(
+                "signatures",
+                name,
+                CheckStatus::Skip,
+                "no signed model link on the image",
+            );
         } else if let Some(other) = linked.iter().find(|link| **link != expected) {
-            gate.push("signatures", name, CheckStatus::Fail, format!("the image is signed as serving {other}, not {expected}"));
+            gate.push(
+                "signatures",
+                name,
+                CheckStatus::Fail,
+                format!("the image is signed as serving {other}, not {expected}"),
+            );
         } else {
-            gate.push("signatures", name, CheckStatus::Pass, format!("signed model link: {expected}"));
+            gate.push(
+                "signatures",
+                name,
+                CheckStatus::Pass,
+                format!("signed model link: {expected}"),
+            );
         }
         Ok(gate)
     }
@@ -779,20 +944,32 @@ impl Ctx<'_> {
     /// analysed on its own track, needs its approvals (no pause: the standby is removed when they
     /// are missing), then the Service switches. The old colour stays scaled for
     /// `scale_down_delay` so switching back is instant, then is scaled down.
-    async fn blue_green(&mut self, image: &ImageRef, candidate: &ModelVersion, revision: u64) -> Result<(), Stop> {
+    async fn blue_green(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+    ) -> Result<(), Stop> {
         let release = self.spec.release.clone();
         let pinned = image.pinned().unwrap_or_default();
         let cluster = self.backends.cluster.clone();
         let clock = self.backends.clock.clone();
         let mut config = BlueGreenConfig::new(self.spec.service.clone());
         config.deadline = self.spec.progress_deadline;
-        self.emit("blue-green", StageStatus::Start, format!("deploying {pinned} to the standby colour"));
-        let standby = bluegreen::deploy(cluster.as_ref(), clock.as_ref(), &release, &config, &pinned)
-            .await
-            .map_err(|err| match err {
-                slipway_k8s_rollout::Error::NotReady { .. } => rejected(format!("standby colour unhealthy: {}", chain(&err))),
-                other => failed(chain(&other)),
-            });
+        self.emit(
+            "blue-green",
+            StageStatus::Start,
+            format!("deploying {pinned} to the standby colour"),
+        );
+        let standby =
+            bluegreen::deploy(cluster.as_ref(), clock.as_ref(), &release, &config, &pinned)
+                .await
+                .map_err(|err| match err {
+                    slipway_k8s_rollout::Error::NotReady { .. } => {
+                        rejected(format!("standby colour unhealthy: {}", chain(&err)))
+                    }
+                    other => failed(chain(&other)),
+                });
         let standby = match standby {
             Ok(colour) => colour,
             Err(stop) => {
@@ -800,7 +977,15 @@ impl Ctx<'_> {
                 return Err(stop);
             }
         };
-        self.emit("blue-green", StageStatus::Pass, format!("{} ready behind {}", bluegreen::colour_name(&release, standby), bluegreen::preview_name(&config.service)));
+        self.emit(
+            "blue-green",
+            StageStatus::Pass,
+            format!(
+                "{} ready behind {}",
+                bluegreen::colour_name(&release, standby),
+                bluegreen::preview_name(&config.service)
+            ),
+        );
         let checked = match self.analysis_on(0, standby.as_str()).await {
             Ok(()) => self.approval(image, candidate).await,
             Err(stop) => Err(stop),
@@ -809,11 +994,27 @@ impl Ctx<'_> {
             self.remove_standby(&config).await;
             return Err(stop);
         }
-        bluegreen::switch(cluster.as_ref(), &release, &config, standby).await.map_err(|err| failed(chain(&err)))?;
-        self.emit("blue-green", StageStatus::Pass, format!("Service {} now selects {standby}", config.service));
-        self.k8s_event("Switched", &format!("revision {revision}: {candidate} on {standby}")).await;
-        bluegreen::finish(cluster.as_ref(), clock.as_ref(), &release, &config).await.map_err(|err| failed(chain(&err)))?;
-        self.emit("blue-green", StageStatus::Pass, format!("old colour scaled down after {:?}", config.scale_down_delay));
+        bluegreen::switch(cluster.as_ref(), &release, &config, standby)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit(
+            "blue-green",
+            StageStatus::Pass,
+            format!("Service {} now selects {standby}", config.service),
+        );
+        self.k8s_event(
+            "Switched",
+            &format!("revision {revision}: {candidate} on {standby}"),
+        )
+        .await;
+        bluegreen::finish(cluster.as_ref(), clock.as_ref(), &release, &config)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit(
+            "blue-green",
+            StageStatus::Pass,
+            format!("old colour scaled down after {:?}", config.scale_down_delay),
+        );
         self.promoted(image, candidate, revision).await
     }
 
@@ -825,37 +1026,85 @@ impl Ctx<'_> {
         let mut now = config.clone();
         now.scale_down_delay = Duration::ZERO;
         match bluegreen::finish(cluster.as_ref(), clock.as_ref(), &self.spec.release, &now).await {
-            Ok(()) => self.emit("abort", StageStatus::Pass, "standby colour removed; the active colour still serves"),
-            Err(err) => self.emit("abort", StageStatus::Fail, format!("could not remove the standby colour: {}", chain(&err))),
+            Ok(()) => self.emit(
+                "abort",
+                StageStatus::Pass,
+                "standby colour removed; the active colour still serves",
+            ),
+            Err(err) => self.emit(
+                "abort",
+                StageStatus::Fail,
+                format!("could not remove the standby colour: {}", chain(&err)),
+            ),
         }
     }
 
     /// Rolling: approvals first (nothing to look at before the change), then Kubernetes replaces
     /// stable's pods, then the whole release is analysed; a failed analysis rolls stable back.
-    async fn rolling(&mut self, image: &ImageRef, candidate: &ModelVersion, revision: u64) -> Result<(), Stop> {
+    async fn rolling(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+    ) -> Result<(), Stop> {
         self.approval(image, candidate).await?;
         let release = self.spec.release.clone();
         let pinned = image.pinned().unwrap_or_default();
         let cluster = self.backends.cluster.clone();
         let clock = self.backends.clock.clone();
-        self.emit("rolling", StageStatus::Start, format!("rolling stable {release} to {pinned}"));
+        self.emit(
+            "rolling",
+            StageStatus::Start,
+            format!("rolling stable {release} to {pinned}"),
+        );
         let params = RollingParams::default();
-        rolling::run(cluster.as_ref(), clock.as_ref(), &release, &pinned, &params, self.spec.progress_deadline)
-            .await
-            .map_err(|err| match err {
-                slipway_k8s_rollout::Error::NotReady { .. } => rejected(format!("rolling update unhealthy, previous image restored: {}", chain(&err))),
-                other => failed(chain(&other)),
-            })?;
-        self.emit("rolling", StageStatus::Pass, format!("stable {release} runs {pinned}"));
+        rolling::run(
+            cluster.as_ref(),
+            clock.as_ref(),
+            &release,
+            &pinned,
+            &params,
+            self.spec.progress_deadline,
+        )
+        .await
+        .map_err(|err| match err {
+            slipway_k8s_rollout::Error::NotReady { .. } => rejected(format!(
+                "rolling update unhealthy, previous image restored: {}",
+                chain(&err)
+            )),
+            other => failed(chain(&other)),
+        })?;
+        self.emit(
+            "rolling",
+            StageStatus::Pass,
+            format!("stable {release} runs {pinned}"),
+        );
         if let Err(stop) = self.analysis_on(0, "stable").await {
             if let Some(before) = self.stable_before.clone() {
                 let restored = match cluster.apply_deployment(&before).await {
-                    Ok(()) => rollout::wait_ready(cluster.as_ref(), clock.as_ref(), &release.namespace, &release.name, self.spec.progress_deadline).await,
+                    Ok(()) => {
+                        rollout::wait_ready(
+                            cluster.as_ref(),
+                            clock.as_ref(),
+                            &release.namespace,
+                            &release.name,
+                            self.spec.progress_deadline,
+                        )
+                        .await
+                    }
                     Err(err) => Err(err),
                 };
                 match restored {
-                    Ok(()) => self.emit("abort", StageStatus::Pass, format!("stable {release} restored to {}", before.image)),
-                    Err(err) => self.emit("abort", StageStatus::Fail, format!("could not restore stable: {}", chain(&err))),
+                    Ok(()) => self.emit(
+                        "abort",
+                        StageStatus::Pass,
+                        format!("stable {release} restored to {}", before.image),
+                    ),
+                    Err(err) => self.emit(
+                        "abort",
+                        StageStatus::Fail,
+                        format!("could not restore stable: {}", chain(&err)),
+                    ),
                 }
             }
             return Err(stop);
@@ -1081,7 +1330,10 @@ impl Ctx<'_> {
             })
             .collect();
         let evidence = ApprovalEvidence {
-            actor: self.spec_actor_override.clone().unwrap_or_else(|| self.spec.actor.clone()),
+            actor: self
+                .spec_actor_override
+                .clone()
+                .unwrap_or_else(|| self.spec.actor.clone()),
             digest,
             model: candidate.clone(),
             approvals,
@@ -1117,14 +1369,14 @@ impl Ctx<'_> {
         .await
         {
             // Put stable back the way it was before the canary deletion in abort_canary.
-            if let Some(before) = self.stable_before.clone() {
-                if let Err(restore) = cluster.apply_deployment(&before).await {
-                    self.emit(
-                        "promote",
-                        StageStatus::Fail,
-                        format!("could not restore stable: {}", chain(&restore)),
-                    );
-                }
+            if let Some(before) = self.stable_before.clone()
+                && let Err(restore) = cluster.apply_deployment(&before).await
+            {
+                self.emit(
+                    "promote",
+                    StageStatus::Fail,
+                    format!("could not restore stable: {}", chain(&restore)),
+                );
             }
             return Err(failed(format!(
                 "promotion failed, stable restored to its previous image: {}",
@@ -1147,7 +1399,12 @@ impl Ctx<'_> {
 
     /// After the cluster serves the candidate, whatever the strategy: move the serving alias,
     /// tag the model version and the image, record, reload the model server.
-    async fn promoted(&mut self, image: &ImageRef, candidate: &ModelVersion, revision: u64) -> Result<(), Stop> {
+    async fn promoted(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+    ) -> Result<(), Stop> {
         let release = self.spec.release.clone();
         let models = self.backends.models.clone();
         if let Err(err) = models.set_alias(candidate, &self.spec.serving_alias).await {
@@ -1209,7 +1466,11 @@ impl Ctx<'_> {
     /// may still serve the old model, and somebody has to look.
     async fn reload(&mut self, candidate: &ModelVersion) -> Result<(), Stop> {
         let Some(reload) = self.spec.reload.clone() else {
-            self.emit("reload", StageStatus::Skip, "no reload endpoint configured (`[server] reload_url`)");
+            self.emit(
+                "reload",
+                StageStatus::Skip,
+                "no reload endpoint configured (`[server] reload_url`)",
+            );
             return Ok(());
         };
         let namespace = self.spec.release.namespace.clone();
@@ -1218,15 +1479,26 @@ impl Ctx<'_> {
             .cluster
             .read_secret(&namespace, &reload.secret_name, &reload.secret_key)
             .await
-            .map_err(|err| failed(format!("promoted, but the admin token could not be read: {}", chain(&err))))?;
+            .map_err(|err| {
+                failed(format!(
+                    "promoted, but the admin token could not be read: {}",
+                    chain(&err)
+                ))
+            })?;
         match crate::reload::reload(&reload, &token, candidate).await {
             Ok(()) => {
-                self.emit("reload", StageStatus::Pass, format!("model server reloaded {candidate}"));
+                self.emit(
+                    "reload",
+                    StageStatus::Pass,
+                    format!("model server reloaded {candidate}"),
+                );
                 Ok(())
             }
             Err(err) => {
                 let _ = self.audit("reload", "fail", &err).await;
-                Err(failed(format!("promoted, but reloading the model server failed: {err}")))
+                Err(failed(format!(
+                    "promoted, but reloading the model server failed: {err}"
+                )))
             }
         }
     }
@@ -1338,29 +1610,39 @@ impl Ctx<'_> {
 
     /// Sends a notification; a failure is an event and an audit entry, never a stop.
     async fn notify(&mut self, event: &str, summary: &str) {
-        let notification = Notification { release: self.report.release.clone(), event: event.to_owned(), summary: summary.to_owned() };
+        let notification = Notification {
+            release: self.report.release.clone(),
+            event: event.to_owned(),
+            summary: summary.to_owned(),
+        };
         if let Err(err) = self.backends.notifier.notify(&notification).await {
-            self.emit("notify", StageStatus::Info, format!("notification `{event}` failed: {err}"));
-            if let Err(stop) = self.audit("notify", "fail", &format!("`{event}` not delivered: {err}")).await {
+            self.emit(
+                "notify",
+                StageStatus::Info,
+                format!("notification `{event}` failed: {err}"),
+            );
+            if let Err(stop) = self
+                .audit("notify", "fail", &format!("`{event}` not delivered: {err}"))
+                .await
+            {
                 self.emit("notify", StageStatus::Fail, stop.reason);
             }
         }
     }
 
     async fn finish(&mut self) {
-        if let Some(holder) = self.lock_holder.take() {
-            if let Err(err) = self
+        if let Some(holder) = self.lock_holder.take()
+            && let Err(err) = self
                 .backends
                 .cluster
                 .release_lock(&self.spec.release, &holder)
                 .await
-            {
-                self.emit(
-                    "finish",
-                    StageStatus::Info,
-                    format!("could not release the lock: {}", chain(&err)),
-                );
-            }
+        {
+            self.emit(
+                "finish",
+                StageStatus::Info,
+                format!("could not release the lock: {}", chain(&err)),
+            );
         }
         if self.mode == Mode::Plan {
             return;

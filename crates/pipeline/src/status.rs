@@ -41,10 +41,22 @@ pub struct ReleaseStatus {
 pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseStatus, String> {
     let release = &spec.release;
     let cluster = &backends.cluster;
-    let stable = cluster.deployment(&release.namespace, &release.name).await.map_err(|err| err.to_string())?;
-    let canary = cluster.deployment(&release.namespace, &rollout::canary_name(release)).await.map_err(|err| err.to_string())?;
-    let history = cluster.release_history(release).await.map_err(|err| err.to_string())?;
-    let paused = history.last().filter(|record| record.outcome == Outcome::Paused).cloned();
+    let stable = cluster
+        .deployment(&release.namespace, &release.name)
+        .await
+        .map_err(|err| err.to_string())?;
+    let canary = cluster
+        .deployment(&release.namespace, &rollout::canary_name(release))
+        .await
+        .map_err(|err| err.to_string())?;
+    let history = cluster
+        .release_history(release)
+        .await
+        .map_err(|err| err.to_string())?;
+    let paused = history
+        .last()
+        .filter(|record| record.outcome == Outcome::Paused)
+        .cloned();
     let approvals = match &paused {
         None => Vec::new(),
         Some(paused) => backends
@@ -55,7 +67,9 @@ pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseSt
             .into_iter()
             .filter_map(|entry| match entry.event {
                 Event::Approval(approval)
-                    if &approval.release == release && approval.digest == paused.digest && approval.model == paused.model =>
+                    if &approval.release == release
+                        && approval.digest == paused.digest
+                        && approval.model == paused.model =>
                 {
                     Some(approval)
                 }
@@ -68,7 +82,11 @@ pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseSt
         stable_image: stable.map(|state| state.spec.image),
         revisions: history.iter().rev().take(5).rev().cloned().collect(),
         paused,
-        canary: canary.map(|state| CanaryStatus { image: state.spec.image, ready: state.ready_replicas, replicas: state.spec.replicas }),
+        canary: canary.map(|state| CanaryStatus {
+            image: state.spec.image,
+            ready: state.ready_replicas,
+            replicas: state.spec.replicas,
+        }),
         approvals,
         approvals_required: spec.policy.approvals.required,
     })
@@ -77,9 +95,16 @@ pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseSt
 impl ReleaseStatus {
     /// For people.
     pub fn to_text(&self) -> String {
-        let mut text = format!("release: {}\nstable: {}\n", self.release, self.stable_image.as_deref().unwrap_or("not found"));
+        let mut text = format!(
+            "release: {}\nstable: {}\n",
+            self.release,
+            self.stable_image.as_deref().unwrap_or("not found")
+        );
         match &self.canary {
-            Some(canary) => text.push_str(&format!("canary: {} ({}/{} ready)\n", canary.image, canary.ready, canary.replicas)),
+            Some(canary) => text.push_str(&format!(
+                "canary: {} ({}/{} ready)\n",
+                canary.image, canary.ready, canary.replicas
+            )),
             None => text.push_str("canary: none\n"),
         }
         if let Some(paused) = &self.paused {
@@ -92,7 +117,10 @@ impl ReleaseStatus {
                 self.approvals_required
             ));
             for approval in &self.approvals {
-                text.push_str(&format!("  approved by {} at {}: {}\n", approval.approver, approval.at, approval.reason));
+                text.push_str(&format!(
+                    "  approved by {} at {}: {}\n",
+                    approval.approver, approval.at, approval.reason
+                ));
             }
         }
         text.push_str("revisions:\n");

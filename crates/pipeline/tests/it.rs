@@ -126,7 +126,12 @@ async fn happy_release_is_promoted_and_everything_points_at_it() {
             "approval"
         ]
     );
-    let sent: Vec<String> = world.notifier.sent().into_iter().map(|note| note.event).collect();
+    let sent: Vec<String> = world
+        .notifier
+        .sent()
+        .into_iter()
+        .map(|note| note.event)
+        .collect();
     assert_eq!(sent, ["started", "promoted"]);
 }
 
@@ -292,7 +297,11 @@ async fn without_pause_a_missing_approval_aborts() {
     let stable_before = stable_image(&world, &spec).await;
     let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
     assert_eq!(report.outcome, RunOutcome::Rejected);
-    assert!(report.reason.contains("approval said no"), "{}", report.reason);
+    assert!(
+        report.reason.contains("approval said no"),
+        "{}",
+        report.reason
+    );
     assert_eq!(stable_image(&world, &spec).await, stable_before);
     assert!(!canary_exists(&world, &spec).await);
 }
@@ -305,21 +314,50 @@ async fn paused_release_is_approved_by_someone_else_then_promoted() {
     let stable_before = stable_image(&world, &spec).await;
     let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
     assert_eq!(report.outcome, RunOutcome::Paused, "{}", report.reason);
-    assert!(canary_exists(&world, &spec).await, "the healthy canary keeps running");
+    assert!(
+        canary_exists(&world, &spec).await,
+        "the healthy canary keeps running"
+    );
     assert_eq!(stable_image(&world, &spec).await, stable_before);
-    let history = world.cluster.release_history(&spec.release).await.expect("history");
-    assert_eq!(history.last().map(|r| (r.revision, r.outcome)), Some((3, Outcome::Paused)));
+    let history = world
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .expect("history");
+    assert_eq!(
+        history.last().map(|r| (r.revision, r.outcome)),
+        Some((3, Outcome::Paused))
+    );
 
     // A second `run` cannot start while it waits? It can: the lock was released. But promote
     // first needs an approval, and the one who started it cannot give it.
     let refused = slipway_pipeline::approve(&spec, &world.backends, &spec.actor, "lgtm").await;
-    assert!(matches!(refused, Err(slipway_pipeline::ApproveError::Refused(_))), "{refused:?}");
-    let early = slipway_pipeline::resume(&spec, &world.backends, &mut |_: &StageEvent| {}, Resume::Promote).await;
-    assert_eq!(early.outcome, RunOutcome::Rejected, "no approval yet: {}", early.reason);
+    assert!(
+        matches!(refused, Err(slipway_pipeline::ApproveError::Refused(_))),
+        "{refused:?}"
+    );
+    let early = slipway_pipeline::resume(
+        &spec,
+        &world.backends,
+        &mut |_: &StageEvent| {},
+        Resume::Promote,
+    )
+    .await;
+    assert_eq!(
+        early.outcome,
+        RunOutcome::Rejected,
+        "no approval yet: {}",
+        early.reason
+    );
     assert!(early.reason.contains("stays paused"), "{}", early.reason);
-    assert!(canary_exists(&world, &spec).await, "a refused promotion keeps the release paused");
+    assert!(
+        canary_exists(&world, &spec).await,
+        "a refused promotion keeps the release paused"
+    );
     assert_eq!(stable_image(&world, &spec).await, stable_before);
-    let status = slipway_pipeline::status(&spec, &world.backends).await.expect("status");
+    let status = slipway_pipeline::status(&spec, &world.backends)
+        .await
+        .expect("status");
     assert!(status.paused.is_some());
 }
 
@@ -330,33 +368,98 @@ async fn approve_then_promote_and_abort_paths() {
     let world = world("unapproved", &spec).await;
     let paused = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
     assert_eq!(paused.outcome, RunOutcome::Paused);
-    let approval = slipway_pipeline::approve(&spec, &world.backends, "sam.reviewer", "dashboards reviewed").await.expect("approved");
-    assert_eq!(Some(&approval.digest), paused.digest.as_ref(), "bound to the paused digest");
-    let status = slipway_pipeline::status(&spec, &world.backends).await.expect("status");
+    let approval = slipway_pipeline::approve(
+        &spec,
+        &world.backends,
+        "sam.reviewer",
+        "dashboards reviewed",
+    )
+    .await
+    .expect("approved");
+    assert_eq!(
+        Some(&approval.digest),
+        paused.digest.as_ref(),
+        "bound to the paused digest"
+    );
+    let status = slipway_pipeline::status(&spec, &world.backends)
+        .await
+        .expect("status");
     assert_eq!(status.approvals.len(), 1);
-    assert!(status.to_text().contains("waits for approval: 1 of 1 given"), "{}", status.to_text());
-    let promoted = slipway_pipeline::resume(&spec, &world.backends, &mut |_: &StageEvent| {}, Resume::Promote).await;
-    assert_eq!(promoted.outcome, RunOutcome::Promoted, "{}", promoted.reason);
-    assert!(stable_image(&world, &spec).await.ends_with(&paused.digest.expect("digest").to_string()));
+    assert!(
+        status
+            .to_text()
+            .contains("waits for approval: 1 of 1 given"),
+        "{}",
+        status.to_text()
+    );
+    let promoted = slipway_pipeline::resume(
+        &spec,
+        &world.backends,
+        &mut |_: &StageEvent| {},
+        Resume::Promote,
+    )
+    .await;
+    assert_eq!(
+        promoted.outcome,
+        RunOutcome::Promoted,
+        "{}",
+        promoted.reason
+    );
+    assert!(
+        stable_image(&world, &spec)
+            .await
+            .ends_with(&paused.digest.expect("digest").to_string())
+    );
     assert!(!canary_exists(&world, &spec).await);
     assert_eq!(serving_version(&world, &spec).await, 3);
-    let history = world.cluster.release_history(&spec.release).await.expect("history");
-    assert_eq!(history.last().map(|r| (r.revision, r.outcome)), Some((4, Outcome::Promoted)));
-    let nothing = slipway_pipeline::resume(&spec, &world.backends, &mut |_: &StageEvent| {}, Resume::Promote).await;
+    let history = world
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .expect("history");
+    assert_eq!(
+        history.last().map(|r| (r.revision, r.outcome)),
+        Some((4, Outcome::Promoted))
+    );
+    let nothing = slipway_pipeline::resume(
+        &spec,
+        &world.backends,
+        &mut |_: &StageEvent| {},
+        Resume::Promote,
+    )
+    .await;
     assert_eq!(nothing.outcome, RunOutcome::Failed);
-    assert!(nothing.reason.contains("no release is paused"), "{}", nothing.reason);
+    assert!(
+        nothing.reason.contains("no release is paused"),
+        "{}",
+        nothing.reason
+    );
 
     // Abort path.
     let world = build(&spec).await;
     let stable_before = stable_image(&world, &spec).await;
     slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
-    let aborted = slipway_pipeline::resume(&spec, &world.backends, &mut |_: &StageEvent| {}, Resume::Abort("model card incomplete".into())).await;
+    let aborted = slipway_pipeline::resume(
+        &spec,
+        &world.backends,
+        &mut |_: &StageEvent| {},
+        Resume::Abort("model card incomplete".into()),
+    )
+    .await;
     assert_eq!(aborted.outcome, RunOutcome::Rejected);
-    assert!(aborted.reason.contains("model card incomplete"), "{}", aborted.reason);
+    assert!(
+        aborted.reason.contains("model card incomplete"),
+        "{}",
+        aborted.reason
+    );
     assert!(!canary_exists(&world, &spec).await);
     assert_eq!(stable_image(&world, &spec).await, stable_before);
     assert_eq!(serving_version(&world, &spec).await, 2);
-    let history = world.cluster.release_history(&spec.release).await.expect("history");
+    let history = world
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .expect("history");
     assert_eq!(history.last().map(|r| r.outcome), Some(Outcome::Aborted));
 }
 
@@ -388,26 +491,57 @@ async fn approvals_must_come_from_someone_else() {
     });
     let world = build(&selfish).await;
     let report = slipway_pipeline::run(&selfish, &world.backends, &mut |_: &StageEvent| {}).await;
-    assert_eq!(report.outcome, RunOutcome::Paused, "self-approval does not count: {}", report.reason);
+    assert_eq!(
+        report.outcome,
+        RunOutcome::Paused,
+        "self-approval does not count: {}",
+        report.reason
+    );
 }
 
 /// A model server on loopback that accepts one admin token and records what it was asked.
-async fn model_server(token: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+async fn model_server(
+    token: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/admin/reload", listener.local_addr().expect("addr"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/admin/reload",
+        listener.local_addr().expect("addr")
+    );
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen_task = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             let mut buffer = vec![0u8; 8192];
             let n = socket.read(&mut buffer).await.unwrap_or(0);
             let request = String::from_utf8_lossy(&buffer[..n]).into_owned();
-            let authorised = request.lines().any(|line| line.eq_ignore_ascii_case(&format!("x-admin-token: {token}")));
-            seen_task.lock().expect("lock").push(request.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned());
-            let status = if authorised { "200 OK" } else { "401 Unauthorized" };
-            let _ = socket.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await;
+            let authorised = request
+                .lines()
+                .any(|line| line.eq_ignore_ascii_case(&format!("x-admin-token: {token}")));
+            seen_task.lock().expect("lock").push(
+                request
+                    .split("\r\n\r\n")
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+            let status = if authorised {
+                "200 OK"
+            } else {
+                "401 Unauthorized"
+            };
+            let _ = socket
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await;
         }
     });
     (url, seen)
@@ -417,28 +551,53 @@ async fn model_server(token: &'static str) -> (String, std::sync::Arc<std::sync:
 async fn promotion_reloads_the_model_server_with_the_admin_token_from_its_secret() {
     let (url, seen) = model_server("demo-admin-token").await;
     let mut spec = spec();
-    spec.reload = Some(slipway_pipeline::ReloadSpec { url, secret_name: format!("{}-admin", spec.release.name), secret_key: "admin-token".into() });
+    spec.reload = Some(slipway_pipeline::ReloadSpec {
+        url,
+        secret_name: format!("{}-admin", spec.release.name),
+        secret_key: "admin-token".into(),
+    });
     let world = world("happy", &spec).await;
     let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
     assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
     let bodies = seen.lock().expect("lock").clone();
     assert_eq!(bodies, [r#"{"model":"iris-random-forest","version":"3"}"#]);
     let text = serde_json::to_string(&report).expect("json");
-    assert!(!text.contains("demo-admin-token"), "the token never reaches the report");
+    assert!(
+        !text.contains("demo-admin-token"),
+        "the token never reaches the report"
+    );
 }
 
 #[tokio::test]
 async fn a_refused_token_fails_the_release_after_recording_the_promotion() {
     let (url, _) = model_server("another-token").await;
     let mut spec = spec();
-    spec.reload = Some(slipway_pipeline::ReloadSpec { url, secret_name: format!("{}-admin", spec.release.name), secret_key: "admin-token".into() });
+    spec.reload = Some(slipway_pipeline::ReloadSpec {
+        url,
+        secret_name: format!("{}-admin", spec.release.name),
+        secret_key: "admin-token".into(),
+    });
     let world = world("happy", &spec).await;
     let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
     assert_eq!(report.outcome, RunOutcome::Failed);
-    assert!(report.reason.contains("refused the admin token from Secret `iris-classifier-admin` key `admin-token`"), "{}", report.reason);
+    assert!(
+        report.reason.contains(
+            "refused the admin token from Secret `iris-classifier-admin` key `admin-token`"
+        ),
+        "{}",
+        report.reason
+    );
     assert!(!report.reason.contains("demo-admin-token"));
-    let history = world.cluster.release_history(&spec.release).await.expect("history");
-    assert_eq!(history.last().map(|record| record.outcome), Some(Outcome::Promoted), "what runs is recorded");
+    let history = world
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .expect("history");
+    assert_eq!(
+        history.last().map(|record| record.outcome),
+        Some(Outcome::Promoted),
+        "what runs is recorded"
+    );
 }
 
 #[tokio::test]
@@ -449,11 +608,38 @@ async fn blue_green_switches_the_service_and_keeps_the_users_deployment() {
     let stable_before = stable_image(&world, &spec).await;
     let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
     assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
-    let selector = world.cluster.service_selector(&spec.release.namespace, &spec.service).await.expect("read").expect("service");
-    let active = selector.get(slipway_k8s_rollout::TRACK_LABEL).cloned().expect("a colour is active");
-    let colour = world.cluster.deployment(&spec.release.namespace, &format!("{}-{active}", spec.release.name)).await.expect("read").expect("colour");
-    assert!(colour.spec.image.ends_with(&report.digest.expect("digest").to_string()), "{}", colour.spec.image);
-    assert_eq!(stable_image(&world, &spec).await, stable_before, "the user's Deployment is never changed by blue-green");
+    let selector = world
+        .cluster
+        .service_selector(&spec.release.namespace, &spec.service)
+        .await
+        .expect("read")
+        .expect("service");
+    let active = selector
+        .get(slipway_k8s_rollout::TRACK_LABEL)
+        .cloned()
+        .expect("a colour is active");
+    let colour = world
+        .cluster
+        .deployment(
+            &spec.release.namespace,
+            &format!("{}-{active}", spec.release.name),
+        )
+        .await
+        .expect("read")
+        .expect("colour");
+    assert!(
+        colour
+            .spec
+            .image
+            .ends_with(&report.digest.expect("digest").to_string()),
+        "{}",
+        colour.spec.image
+    );
+    assert_eq!(
+        stable_image(&world, &spec).await,
+        stable_before,
+        "the user's Deployment is never changed by blue-green"
+    );
     assert_eq!(serving_version(&world, &spec).await, 3);
 }
 
@@ -465,12 +651,35 @@ async fn blue_green_failure_leaves_the_active_colour_serving() {
     let stable_before = stable_image(&world, &spec).await;
     let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
     assert_eq!(report.outcome, RunOutcome::Rejected, "{}", report.reason);
-    assert!(report.reason.contains("standby colour unhealthy"), "{}", report.reason);
-    let selector = world.cluster.service_selector(&spec.release.namespace, &spec.service).await.expect("read").expect("service");
-    let active = selector.get(slipway_k8s_rollout::TRACK_LABEL).cloned().unwrap_or_default();
+    assert!(
+        report.reason.contains("standby colour unhealthy"),
+        "{}",
+        report.reason
+    );
+    let selector = world
+        .cluster
+        .service_selector(&spec.release.namespace, &spec.service)
+        .await
+        .expect("read")
+        .expect("service");
+    let active = selector
+        .get(slipway_k8s_rollout::TRACK_LABEL)
+        .cloned()
+        .unwrap_or_default();
     if !active.is_empty() {
-        let colour = world.cluster.deployment(&spec.release.namespace, &format!("{}-{active}", spec.release.name)).await.expect("read").expect("active colour");
-        assert_eq!(colour.spec.image, stable_before, "the active colour still runs what served before");
+        let colour = world
+            .cluster
+            .deployment(
+                &spec.release.namespace,
+                &format!("{}-{active}", spec.release.name),
+            )
+            .await
+            .expect("read")
+            .expect("active colour");
+        assert_eq!(
+            colour.spec.image, stable_before,
+            "the active colour still runs what served before"
+        );
     }
     assert_eq!(stable_image(&world, &spec).await, stable_before);
     assert_eq!(serving_version(&world, &spec).await, 2);
@@ -483,12 +692,20 @@ async fn rolling_updates_stable_and_restores_it_when_pods_crash() {
     let happy = world("happy", &spec).await;
     let report = slipway_pipeline::run(&spec, &happy.backends, &mut |_: &StageEvent| {}).await;
     assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
-    assert!(stable_image(&happy, &spec).await.ends_with(&report.digest.expect("digest").to_string()));
+    assert!(
+        stable_image(&happy, &spec)
+            .await
+            .ends_with(&report.digest.expect("digest").to_string())
+    );
 
     let world = world("crashloop", &spec).await;
     let stable_before = stable_image(&world, &spec).await;
     let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
     assert_eq!(report.outcome, RunOutcome::Rejected, "{}", report.reason);
-    assert_eq!(stable_image(&world, &spec).await, stable_before, "previous image restored");
+    assert_eq!(
+        stable_image(&world, &spec).await,
+        stable_before,
+        "previous image restored"
+    );
     assert_eq!(serving_version(&world, &spec).await, 2);
 }
