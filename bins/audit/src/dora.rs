@@ -6,6 +6,7 @@
 //! - a *failed change* is a promoted revision that a later `rolled-back` revision of the same
 //!   release replaced;
 //! - *time to restore* runs from the failed promotion to the rollback that replaced it.
+//!
 //! Lead time for changes needs the commit time from the image's provenance, which release
 //! records do not carry yet; it is reported as unavailable rather than guessed.
 
@@ -47,10 +48,10 @@ pub(crate) fn compute(records: &[ReleaseRecord], since: Timestamp, until: Timest
                 && later.outcome == Outcome::Promoted
                 && later.revision > failed.revision
         });
-        if let Some(rollback) = rollback {
-            if newer_promotion.is_none_or(|newer| newer.revision > rollback.revision) {
-                restores.push(rollback.at.duration_since(failed.at));
-            }
+        if let Some(rollback) = rollback
+            && newer_promotion.is_none_or(|newer| newer.revision > rollback.revision)
+        {
+            restores.push(rollback.at.duration_since(failed.at));
         }
     }
     let weeks = until.duration_since(since).as_secs_f64()

@@ -1,21 +1,37 @@
-//! `slipway-audit`: read, verify and summarise the audit trail that `slipway-deploy` writes.
+//! `slipway-audit`: read, verify and summarise the audit trail that `slipway-deploy` writes, and
+//! check that what runs is what the trail says.
 //!
-//! - `log`: every entry (releases, approvals, decisions), oldest first.
-//! - `verify`: checks the hash chain (edits, gaps, reordering, and truncation against a head the
-//!   caller kept); prints the current head on stdout so a CI job can keep it for next time.
+//! - `log`: every entry (releases, approvals, decisions), oldest first; `--approvals` for only
+//!   the approvals.
+//! - `verify`: checks the hash chain (edits, gaps, reordering, truncation against a head the
+//!   caller kept), a torn last write, and with trusted keys each entry's signature; prints the
+//!   current head on stdout so a CI job can keep it for next time.
 //! - `dora`: deployment frequency, change-failure rate and time to restore over a period.
+//! - `report`: release and approval history, DORA figures, the chain verdict and charts, as text
+//!   on stdout and Markdown, JSON or a self-contained HTML page.
+//! - `drift`: whether each release's running workloads carry the image the trail recorded, signed
+//!   by a trusted key, with verifiable provenance.
 //!
-//! The trail is the JSON Lines file named by `audit.path` in the configuration or `--trail`.
+//! The trail is the JSON Lines file named by `audit.path` (or `--trail`), or with
+//! `audit.store = "cluster"` the release's audit ConfigMaps on the configured cluster backend.
 
 mod dora;
+mod drift;
+mod report;
+mod svg;
+mod trail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
-use slipway_audit_log::{AuditStore as _, Entry, Event, FileAuditStore, Head, verify};
-use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat, UserError, config};
+use clap::{Parser, Subcommand};
+use slipway_attest::{EcdsaP256PublicKey, Verifier};
+use slipway_audit_log::{Entry, Event, Head, verify, verify_signatures};
+use slipway_cli::config::Settings;
+use slipway_cli::{ExitStatus, Failure, OutputFormat, UserError};
+
+use crate::trail::TrailArgs;
 
 /// Read, verify and summarise Slipway's audit trail.
 #[derive(Debug, Parser)]
@@ -28,38 +44,87 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Every entry of the trail, oldest first.
-    Log(TrailArgs),
-    /// Check the hash chain; exit 1 when it is broken.
+    #[command(
+        after_help = "Examples:\n  slipway-audit log --trail audit.jsonl\n  slipway-audit log --approvals --release ml-serving/iris-classifier"
+    )]
+    Log {
+        #[command(flatten)]
+        trail: TrailArgs,
+        /// Only approvals: who approved which digest and model version, and why.
+        #[arg(long)]
+        approvals: bool,
+    },
+    /// Check the hash chain, a torn last write and signatures; exit 1 when anything is wrong.
+    #[command(
+        after_help = "Examples:\n  slipway-audit verify --trail audit.jsonl --head 41:9f2c…\n  slipway-audit verify --trail audit.jsonl --key cosign.pub"
+    )]
     Verify {
         #[command(flatten)]
         trail: TrailArgs,
         /// The head seen last (`SEQ:HASH`, as `verify` printed it), to detect truncation.
         #[arg(long, value_name = "SEQ:HASH")]
         head: Option<String>,
+        #[command(flatten)]
+        keys: KeyArgs,
     },
     /// DORA metrics over a period.
     Dora {
         #[command(flatten)]
         trail: TrailArgs,
-        /// Start of the period (RFC 3339); default 30 days before `--until`.
-        #[arg(long)]
-        since: Option<String>,
-        /// End of the period (RFC 3339); default now.
-        #[arg(long)]
-        until: Option<String>,
+        #[command(flatten)]
+        period: PeriodArgs,
+    },
+    /// Release and approval history, DORA figures, chain verdict and charts.
+    #[command(
+        after_help = "Examples:\n  slipway-audit report --trail audit.jsonl --html report.html --markdown report.md"
+    )]
+    Report {
+        #[command(flatten)]
+        trail: TrailArgs,
+        #[command(flatten)]
+        period: PeriodArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Write a self-contained HTML page (inline SVG charts, no external assets).
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+        /// Write Markdown (e.g. for `$GITHUB_STEP_SUMMARY`).
+        #[arg(long, value_name = "PATH")]
+        markdown: Option<PathBuf>,
+        /// Write the report as JSON.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+    },
+    /// Check each release's running workloads against the trail, signatures and provenance;
+    /// exit 1 on any drift.
+    #[command(
+        after_help = "Examples:\n  slipway-audit drift --trail audit.jsonl\n  slipway-audit drift --release ml-serving/iris-classifier --output json"
+    )]
+    Drift {
+        #[command(flatten)]
+        trail: TrailArgs,
     },
 }
 
-#[derive(Debug, Args)]
-struct TrailArgs {
-    #[command(flatten)]
-    global: GlobalArgs,
-    /// The trail file [audit.path].
-    #[arg(long, value_name = "PATH")]
-    trail: Option<PathBuf>,
-    /// Only entries of this release (`namespace/name`).
+/// Trusted public keys.
+#[derive(Debug, clap::Args)]
+struct KeyArgs {
+    /// A trusted public key (`cosign.pub`) to check entry signatures with; repeatable; added to
+    /// `signing.trusted_keys`. Without any, signatures are listed but not checked.
+    #[arg(long = "key", value_name = "PATH")]
+    keys: Vec<PathBuf>,
+}
+
+/// A period.
+#[derive(Debug, clap::Args)]
+struct PeriodArgs {
+    /// Start of the period (RFC 3339); default: 30 days before `--until` (`dora`), the first
+    /// entry (`report`).
     #[arg(long)]
-    release: Option<String>,
+    since: Option<String>,
+    /// End of the period (RFC 3339); default: now (`dora`), just after the last entry (`report`).
+    #[arg(long)]
+    until: Option<String>,
 }
 
 #[tokio::main]
@@ -68,45 +133,6 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(status) => status.into(),
         Err(err) => Failure::report(&err),
-    }
-}
-
-async fn entries(args: &TrailArgs) -> anyhow::Result<(PathBuf, Vec<Entry>)> {
-    let overrides: Vec<(&str, serde_json::Value)> = args
-        .trail
-        .iter()
-        .map(|path| {
-            (
-                "audit.path",
-                serde_json::Value::String(path.display().to_string()),
-            )
-        })
-        .collect();
-    let settings = config::load(&args.global, &overrides)?;
-    let Some(path) = settings.audit.path else {
-        return Err(UserError {
-            message: "no audit trail to read\n\nhint: pass `--trail PATH` or set `audit.path` in slipway.toml".to_owned(),
-        }
-        .into());
-    };
-    if !path.is_file() {
-        return Err(UserError {
-            message: format!("audit trail `{}` not found\n\nhint: check the path; `slipway-deploy run` writes it when `audit.path` is set", path.display()),
-        }
-        .into());
-    }
-    let entries = FileAuditStore::new(&path)
-        .entries()
-        .await
-        .with_context(|| format!("reading `{}`", path.display()))?;
-    Ok((path, entries))
-}
-
-fn release_of(event: &Event) -> String {
-    match event {
-        Event::Release(record) => record.release.to_string(),
-        Event::Approval(approval) => approval.release.to_string(),
-        Event::Decision { release, .. } => release.to_string(),
     }
 }
 
@@ -150,24 +176,152 @@ fn describe(event: &Event) -> (String, String) {
     }
 }
 
+/// The trusted keys: `--key` files and `signing.trusted_keys`.
+fn trusted_keys(settings: &Settings, args: &KeyArgs) -> anyhow::Result<Vec<EcdsaP256PublicKey>> {
+    args.keys
+        .iter()
+        .chain(&settings.signing.trusted_keys)
+        .map(|path| {
+            let pem = std::fs::read_to_string(path).map_err(|err| UserError {
+                message: format!(
+                    "cannot read public key `{}`: {err}\n\nhint: pass the `cosign.pub` of the deploy key",
+                    path.display()
+                ),
+            })?;
+            EcdsaP256PublicKey::from_pem(&path.display().to_string(), &pem)
+                .with_context(|| format!("reading public key `{}`", path.display()))
+        })
+        .collect()
+}
+
+/// Everything `verify` and `report` say about the trail's integrity.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ChainVerdict {
+    /// Where the trail was read from.
+    pub(crate) source: String,
+    /// Readable entries.
+    pub(crate) entries: usize,
+    /// True when nothing below found a problem.
+    pub(crate) ok: bool,
+    /// Chain problems (edits, gaps, truncation against the given head).
+    pub(crate) problems: Vec<slipway_audit_log::ChainProblem>,
+    /// Unreadable parts (a torn last write, a corrupt record).
+    pub(crate) damage: Vec<slipway_audit_log::Damage>,
+    /// Key ids checked against; empty when signatures were not checked.
+    pub(crate) trusted_keys: Vec<String>,
+    /// Entries carrying a signature.
+    pub(crate) signed_entries: usize,
+    /// Signature problems (only when keys were given).
+    pub(crate) signature_problems: Vec<slipway_audit_log::ChainProblem>,
+    /// The last readable entry.
+    pub(crate) head: Option<Head>,
+}
+
+pub(crate) fn chain_verdict(
+    loaded: &trail::Loaded,
+    expected_head: Option<&Head>,
+    keys: &[EcdsaP256PublicKey],
+) -> ChainVerdict {
+    let entries = &loaded.trail.entries;
+    let problems = verify(entries, expected_head);
+    let verifiers: Vec<&dyn Verifier> = keys.iter().map(|key| key as &dyn Verifier).collect();
+    let signature_problems = if verifiers.is_empty() {
+        Vec::new()
+    } else {
+        verify_signatures(entries, &verifiers)
+    };
+    ChainVerdict {
+        source: loaded.source.clone(),
+        entries: entries.len(),
+        ok: problems.is_empty() && loaded.trail.damage.is_empty() && signature_problems.is_empty(),
+        problems,
+        damage: loaded.trail.damage.clone(),
+        trusted_keys: verifiers.iter().map(|key| key.key_id()).collect(),
+        signed_entries: entries
+            .iter()
+            .filter(|entry| entry.signature.is_some())
+            .count(),
+        signature_problems,
+        head: entries.last().map(Entry::head),
+    }
+}
+
+impl ChainVerdict {
+    /// The verdict as lines of text (no trailing newline on the last).
+    pub(crate) fn to_text(&self) -> String {
+        let mut lines = Vec::new();
+        for problem in &self.problems {
+            lines.push(format!("entry {}: {}", problem.seq, problem.problem));
+        }
+        for damage in &self.damage {
+            lines.push(format!("{}: {}", damage.location, damage.detail));
+            lines.push(format!("  repair: {}", damage.repair));
+        }
+        for problem in &self.signature_problems {
+            lines.push(format!("entry {}: {}", problem.seq, problem.problem));
+        }
+        lines.push(if self.trusted_keys.is_empty() {
+            format!(
+                "signatures: {} of {} entries signed; not checked (no trusted key: pass `--key cosign.pub`)",
+                self.signed_entries, self.entries
+            )
+        } else {
+            format!(
+                "signatures: {} of {} entries signed; checked against {}",
+                self.signed_entries,
+                self.entries,
+                self.trusted_keys.join(", ")
+            )
+        });
+        lines.push(format!(
+            "{}: {} entries in {}",
+            if self.ok { "intact" } else { "BROKEN" },
+            self.entries,
+            self.source
+        ));
+        if let Some(head) = &self.head {
+            lines.push(format!("head: {}:{}", head.seq, head.hash));
+        }
+        lines.join("\n")
+    }
+}
+
 #[allow(
     clippy::print_stdout,
     reason = "the trail and its verdicts are this binary's data"
 )]
 async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
-        Command::Log(args) => {
-            let (_, entries) = entries(&args).await?;
-            let selected: Vec<&Entry> = entries
-                .iter()
-                .filter(|entry| {
-                    args.release
-                        .as_ref()
-                        .is_none_or(|release| &release_of(&entry.event) == release)
-                })
+        Command::Log { trail, approvals } => {
+            let settings = trail::settings(&trail)?;
+            let release = trail::release_flag(&trail)?;
+            let loaded = trail::load(&trail, &settings).await?;
+            if let Some(damage) = loaded.trail.damage.first() {
+                return Err(damage.clone().into_error().into());
+            }
+            let selected: Vec<&Entry> = loaded
+                .selected(release.as_ref())
+                .into_iter()
+                .filter(|entry| !approvals || matches!(entry.event, Event::Approval(_)))
                 .collect();
-            match args.global.output {
+            match trail.global.output {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&selected)?),
+                OutputFormat::Text if approvals => {
+                    for entry in selected {
+                        if let Event::Approval(approval) = &entry.event {
+                            println!(
+                                "{:>4}  {}  {:<28} {:<14} {} {}: {}",
+                                entry.seq,
+                                approval.at,
+                                approval.release.to_string(),
+                                approval.approver,
+                                approval.model,
+                                approval.digest,
+                                approval.reason
+                            );
+                        }
+                    }
+                }
                 OutputFormat::Text => {
                     for entry in selected {
                         let (kind, text) = describe(&entry.event);
@@ -176,80 +330,47 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                             entry.seq,
                             entry.at,
                             kind,
-                            release_of(&entry.event)
+                            entry.event.release().to_string()
                         );
                     }
                 }
             }
             Ok(ExitStatus::Success)
         }
-        Command::Verify { trail, head } => {
-            let expected = match head {
-                None => None,
-                Some(text) => Some(parse_head(&text)?),
-            };
-            let (path, entries) = entries(&trail).await?;
-            let problems = verify(&entries, expected.as_ref());
-            let current = entries.last().map(Entry::head);
+        Command::Verify { trail, head, keys } => {
+            let expected = head.as_deref().map(parse_head).transpose()?;
+            let settings = trail::settings(&trail)?;
+            let keys = trusted_keys(&settings, &keys)?;
+            let loaded = trail::load(&trail, &settings).await?;
+            let verdict = chain_verdict(&loaded, expected.as_ref(), &keys);
             match trail.global.output {
-                OutputFormat::Json => {
-                    let report = serde_json::json!({
-                        "trail": path.display().to_string(),
-                        "entries": entries.len(),
-                        "ok": problems.is_empty(),
-                        "problems": problems,
-                        "head": current,
-                    });
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                }
-                OutputFormat::Text => {
-                    for problem in &problems {
-                        println!("entry {}: {}", problem.seq, problem.problem);
-                    }
-                    let verdict = if problems.is_empty() {
-                        "intact"
-                    } else {
-                        "BROKEN"
-                    };
-                    println!("{verdict}: {} entries in {}", entries.len(), path.display());
-                    if let Some(head) = current {
-                        println!("head: {}:{}", head.seq, head.hash);
-                    }
-                }
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&verdict)?),
+                OutputFormat::Text => println!("{}", verdict.to_text()),
             }
-            Ok(if problems.is_empty() {
+            Ok(if verdict.ok {
                 ExitStatus::Success
             } else {
                 ExitStatus::No
             })
         }
-        Command::Dora {
-            trail,
-            since,
-            until,
-        } => {
-            let (_, entries) = entries(&trail).await?;
-            let until = match until {
-                Some(text) => parse_time("--until", &text)?,
+        Command::Dora { trail, period } => {
+            let settings = trail::settings(&trail)?;
+            let release = trail::release_flag(&trail)?;
+            let loaded = trail::load(&trail, &settings).await?;
+            if let Some(damage) = loaded.trail.damage.first() {
+                return Err(damage.clone().into_error().into());
+            }
+            let until = match &period.until {
+                Some(text) => parse_time("--until", text)?,
                 None => jiff::Timestamp::now(),
             };
-            let since = match since {
-                Some(text) => parse_time("--since", &text)?,
+            let since = match &period.since {
+                Some(text) => parse_time("--since", text)?,
                 None => until - jiff::SignedDuration::from_hours(24 * 30),
             };
-            let records: Vec<_> = entries
-                .iter()
-                .filter_map(|entry| match &entry.event {
-                    Event::Release(record)
-                        if trail
-                            .release
-                            .as_ref()
-                            .is_none_or(|release| &record.release.to_string() == release) =>
-                    {
-                        Some(record.clone())
-                    }
-                    _ => None,
-                })
+            let records: Vec<_> = trail::releases(loaded.selected(release.as_ref()))
+                .into_iter()
+                .cloned()
                 .collect();
             let metrics = dora::compute(&records, since, until);
             match trail.global.output {
@@ -257,6 +378,86 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 OutputFormat::Text => print!("{}", metrics.to_text()),
             }
             Ok(ExitStatus::Success)
+        }
+        Command::Report {
+            trail,
+            period,
+            keys,
+            html,
+            markdown,
+            json,
+        } => {
+            let settings = trail::settings(&trail)?;
+            let release = trail::release_flag(&trail)?;
+            let keys = trusted_keys(&settings, &keys)?;
+            let loaded = trail::load(&trail, &settings).await?;
+            let verdict = chain_verdict(&loaded, None, &keys);
+            let since = period
+                .since
+                .as_deref()
+                .map(|text| parse_time("--since", text))
+                .transpose()?;
+            let until = period
+                .until
+                .as_deref()
+                .map(|text| parse_time("--until", text))
+                .transpose()?;
+            let report = report::build(&loaded, release.as_ref(), verdict, since, until);
+            for (path, text) in [
+                (html, report::html(&report)),
+                (markdown, report::markdown(&report)),
+                (json, serde_json::to_string_pretty(&report)? + "\n"),
+            ]
+            .into_iter()
+            .filter_map(|(path, text)| path.map(|path| (path, text)))
+            {
+                std::fs::write(&path, text).map_err(|err| UserError {
+                    message: format!(
+                        "cannot write report `{}`: {err}\n\nhint: check that the directory exists and is writable",
+                        path.display()
+                    ),
+                })?;
+            }
+            match trail.global.output {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Text => print!("{}", report::text(&report)),
+            }
+            Ok(ExitStatus::Success)
+        }
+        Command::Drift { trail } => {
+            let settings = trail::settings(&trail)?;
+            let release = trail::release_flag(&trail)?;
+            let loaded = trail::load(&trail, &settings).await?;
+            if let Some(damage) = loaded.trail.damage.first() {
+                return Err(damage.clone().into_error().into());
+            }
+            let built = trail::backends(&settings).await?;
+            let releases = match release {
+                Some(release) => vec![release],
+                None => drift::releases_in(&loaded.trail.entries),
+            };
+            let services = |release: &slipway_core::ReleaseId| {
+                if release.to_string() == settings.release.name {
+                    settings
+                        .release
+                        .service
+                        .clone()
+                        .unwrap_or_else(|| release.name.clone())
+                } else {
+                    release.name.clone()
+                }
+            };
+            let report =
+                drift::check(&loaded.trail.entries, &releases, &services, &built.backends).await;
+            match trail.global.output {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Text => print!("{}", report.to_text()),
+            }
+            Ok(if report.drift() {
+                ExitStatus::No
+            } else {
+                ExitStatus::Success
+            })
         }
     }
 }
