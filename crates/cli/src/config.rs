@@ -420,6 +420,20 @@ pub struct MlflowSettings {
 pub struct AuditSettings {
     /// JSON Lines trail; none keeps the trail in memory for the run.
     pub path: Option<PathBuf>,
+    /// Where the trail lives: `file` (`path`, for dry runs and laptops) or `cluster` (one
+    /// immutable ConfigMap per entry in the release's namespace, so every runner sees it).
+    pub store: AuditStoreKind,
+}
+
+/// `audit.store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditStoreKind {
+    /// The JSON Lines file at `audit.path`.
+    #[default]
+    File,
+    /// ConfigMaps in the release's namespace on the configured cluster backend.
+    Cluster,
 }
 
 /// Loads the configuration. `overrides` are `(dotted.key, value)` pairs from flags, merged last.
