@@ -245,7 +245,7 @@ fn model_server(wrong_every: u64) -> String {
                 let input: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
                 let id = input["id"].as_u64().unwrap_or(0);
                 let class = input["x"].as_u64().unwrap_or(0);
-                let class = if wrong_every > 0 && id % wrong_every == 0 {
+                let class = if wrong_every > 0 && id.is_multiple_of(wrong_every) {
                     1 - class
                 } else {
                     class

@@ -226,10 +226,7 @@ mod tests {
                 };
                 let mut buffer = vec![0u8; 16 * 1024];
                 let mut read = 0;
-                loop {
-                    let Ok(n) = socket.read(&mut buffer[read..]).await else {
-                        break;
-                    };
+                while let Ok(n) = socket.read(&mut buffer[read..]).await {
                     read += n;
                     let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
                     if let Some((head, body)) = text.split_once("\r\n\r\n") {
