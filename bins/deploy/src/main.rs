@@ -16,11 +16,12 @@ use clap::{Args, Parser, Subcommand};
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
 use slipway_cli::backends::Built;
 use slipway_cli::config::{self, Settings};
+use slipway_cli::github::GithubEnv;
 use slipway_cli::release::release_spec;
 use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat};
 use slipway_gates::window::WindowOverride;
 use slipway_pipeline::scenario::SCENARIOS;
-use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunOutcome, RunReport};
+use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunReport};
 
 /// Plan and run ML model releases on Kubernetes: gates, signing, canary analysis, approval,
 /// promotion, all recorded.
@@ -244,11 +245,8 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
         ),
         OutputFormat::Text => print!("{}", summary(&report)),
     }
-    Ok(match report.outcome {
-        RunOutcome::Promoted | RunOutcome::WouldProceed | RunOutcome::Paused => ExitStatus::Success,
-        RunOutcome::Rejected => ExitStatus::No,
-        RunOutcome::Failed => ExitStatus::Error,
-    })
+    publish_to_github(&report)?;
+    Ok(ExitStatus::from(report.outcome))
 }
 
 #[allow(clippy::print_stdout, reason = "the approval record is data")]
@@ -291,6 +289,22 @@ async fn status(args: &ReleaseArgs) -> anyhow::Result<ExitStatus> {
         OutputFormat::Text => print!("{}", status.to_text()),
     }
     Ok(ExitStatus::Success)
+}
+
+/// In GitHub Actions: the step summary, the step outputs and `::error::` annotations (on
+/// stderr, where the runner reads workflow commands too, so stdout stays data).
+#[allow(
+    clippy::print_stderr,
+    reason = "workflow commands for the Actions runner"
+)]
+fn publish_to_github(report: &RunReport) -> anyhow::Result<()> {
+    let github = GithubEnv::from_env_map(|name| std::env::var(name).ok());
+    if github.is_active() {
+        for line in github.publish(report)? {
+            eprintln!("{line}");
+        }
+    }
+    Ok(())
 }
 
 /// The text result on stdout: a few `key: value` lines a script can grep.

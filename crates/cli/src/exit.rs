@@ -29,6 +29,20 @@ impl From<ExitStatus> for ExitCode {
     }
 }
 
+impl From<slipway_pipeline::RunOutcome> for ExitStatus {
+    /// Promoted, planned and paused are fine (0); a "no" is 1; an error is 2.
+    fn from(outcome: slipway_pipeline::RunOutcome) -> ExitStatus {
+        use slipway_pipeline::RunOutcome;
+        match outcome {
+            RunOutcome::Promoted | RunOutcome::WouldProceed | RunOutcome::Paused => {
+                ExitStatus::Success
+            }
+            RunOutcome::Rejected => ExitStatus::No,
+            RunOutcome::Failed => ExitStatus::Error,
+        }
+    }
+}
+
 /// An error caused by the user's input (config, flags, files): printed as one line plus hint.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

@@ -1647,6 +1647,19 @@ impl Ctx<'_> {
         if self.mode == Mode::Plan {
             return;
         }
+        // Every run's end is on the trail, including stops before anything changed (a held
+        // lock, an unreachable registry), so "why did this release not happen" has an answer.
+        let verdict = match self.report.outcome {
+            RunOutcome::Promoted => "promoted",
+            RunOutcome::Paused => "paused",
+            RunOutcome::Rejected => "rejected",
+            RunOutcome::Failed => "failed",
+            RunOutcome::WouldProceed => "planned",
+        };
+        let reason = self.report.reason.clone();
+        if let Err(stop) = self.audit("run", verdict, &reason).await {
+            self.emit("record", StageStatus::Fail, stop.reason);
+        }
         let outcome = match self.report.outcome {
             RunOutcome::Promoted => "promoted",
             RunOutcome::Rejected => "rejected",

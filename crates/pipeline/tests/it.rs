@@ -123,7 +123,8 @@ async fn happy_release_is_promoted_and_everything_points_at_it() {
             "analysis",
             "analysis",
             "analysis",
-            "approval"
+            "approval",
+            "run"
         ]
     );
     let sent: Vec<String> = world

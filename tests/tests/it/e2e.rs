@@ -1004,14 +1004,14 @@ async fn a_held_lock_stops_the_run_before_anything_changes() {
             .any(|n| n.event == "failed" && n.summary.contains(holder)),
         "{sent:?}"
     );
-    // FIXME: the audit trail does not say why this run stopped (only the deploy-window pass
-    // before the lock is recorded); a failed preflight should append a decision naming the
-    // holder, as the gates do. Asserting today's behaviour so the fix shows up here.
+    // The trail says why this run stopped, naming the holder.
     let decisions = world.decisions().await;
     assert!(
         decisions
             .iter()
-            .all(|(_, _, detail)| !detail.contains(holder)),
-        "the lock is now recorded, update this test: {decisions:?}"
+            .any(|(stage, verdict, detail)| stage == "run"
+                && verdict == "failed"
+                && detail.contains(holder)),
+        "the run's end is recorded with the holder: {decisions:?}"
     );
 }
