@@ -283,7 +283,12 @@ pub async fn build_on(
             canary_value
         };
         // Blue-green analyses the standby colour's track; it serves the candidate like a canary.
-        for (track, value) in [("stable", stable_value), ("canary", canary_value), ("blue", canary_value), ("green", canary_value)] {
+        for (track, value) in [
+            ("stable", stable_value),
+            ("canary", canary_value),
+            ("blue", canary_value),
+            ("green", canary_value),
+        ] {
             let vars = TemplateVars {
                 interval: Some(spec.analysis.interval),
                 ..TemplateVars::new(release.name.clone(), release.namespace.clone(), track)
