@@ -216,3 +216,51 @@ fn secrets_never_appear_in_print_config_or_output() {
         }
     }
 }
+
+#[test]
+fn with_a_cosign_key_the_run_signs_the_image_and_its_trail_entries() {
+    use slipway_attest::Verifier as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password = slipway_core::Secret::new("k3y-passw0rd");
+    let (key, private_pem, public_pem) =
+        slipway_attest::keyfile::generate_key_pair(&password).expect("generate");
+    std::fs::write(dir.path().join("cosign.key"), private_pem).expect("write key");
+    std::fs::write(dir.path().join("cosign.pub"), public_pem).expect("write pub");
+    let trail = dir.path().join("trail.jsonl");
+    let trail_arg = trail.display().to_string();
+    let output = deploy(
+        &["run", "--no-config"],
+        dir.path(),
+        &[
+            ("SLIPWAY_SIGNING__KEY", "cosign.key"),
+            ("COSIGN_PASSWORD", "k3y-passw0rd"),
+            ("SLIPWAY_AUDIT__PATH", &trail_arg),
+        ],
+    );
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let key_id = key.public().key_id();
+    assert!(
+        output.stderr.contains(&format!("with key {key_id}")),
+        "signed with the configured key: {}",
+        output.stderr
+    );
+    assert!(!output.stderr.contains("k3y-passw0rd") && !output.stdout.contains("k3y-passw0rd"));
+    let text = std::fs::read_to_string(&trail).expect("trail");
+    let entries: Vec<slipway_audit_log::Entry> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("entry"))
+        .collect();
+    let public = key.public();
+    let problems = slipway_audit_log::verify_signatures(&entries, &[&public]);
+    // The dry run's seeded past (two releases and an approval) predates the key and is
+    // unsigned; every entry this run wrote is signed by it.
+    let unsigned: Vec<u64> = problems.iter().map(|problem| problem.seq).collect();
+    assert_eq!(unsigned, [1, 2, 3], "{problems:?}");
+    assert!(entries.len() > 10, "the run wrote its decisions");
+    assert!(
+        entries
+            .iter()
+            .skip(3)
+            .all(|entry| entry.signature.as_ref().is_some_and(|s| s.key_id == key_id))
+    );
+}

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use slipway_analysis::{PrometheusAuth, PrometheusClient, PrometheusConfig};
 use slipway_attest::{EcdsaP256Key, EcdsaP256PublicKey, Signer as _, Verifier};
-use slipway_audit_log::AuditStore;
-use slipway_k8s_rollout::{ConnectOptions, KubeClusterConfig};
+use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
+use slipway_k8s_rollout::{ClusterAuditStore, ConnectOptions, KubeClusterConfig};
 use slipway_mlflow::{MlflowAuth, MlflowClient, MlflowConfig};
 use slipway_pipeline::scenario::{self, World};
 use slipway_pipeline::{FanOut, Notifier, ReleaseSpec, SystemClock, WebhookKind, WebhookNotifier};
@@ -22,7 +22,8 @@ use slipway_scanner::{TrivyCli, TrivyReportFile};
 
 use crate::UserError;
 use crate::config::{
-    ClusterBackend, MetricsBackend, ModelsBackend, RegistryBackend, ScannerBackend, Settings,
+    AuditStoreKind, ClusterBackend, MetricsBackend, ModelsBackend, RegistryBackend, ScannerBackend,
+    Settings,
 };
 
 /// Env vars the real clients read, declared once.
@@ -74,14 +75,27 @@ pub async fn build(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<Built> {
     let backend = &settings.backend;
+    // The world's seeded history and approvals belong to the dry run: they go into the caller's
+    // trail only when every backend is in memory, never next to real releases.
+    let all_memory = backend.models == ModelsBackend::Memory
+        && backend.registry == RegistryBackend::Memory
+        && backend.cluster == ClusterBackend::Memory
+        && backend.metrics == MetricsBackend::Memory
+        && backend.scanner == ScannerBackend::Memory;
+    let seeded: Arc<dyn AuditStore> = if all_memory {
+        audit.clone()
+    } else {
+        Arc::new(MemoryAuditStore::new())
+    };
     // Simulated time only when nothing real waits: a real cluster or Prometheus needs real time.
     let world =
         if backend.cluster == ClusterBackend::Memory && backend.metrics == MetricsBackend::Memory {
-            scenario::build_with_audit(&backend.scenario, spec, audit).await?
+            scenario::build_with_audit(&backend.scenario, spec, seeded).await?
         } else {
-            scenario::build_on(&backend.scenario, spec, audit, Arc::new(SystemClock)).await?
+            scenario::build_on(&backend.scenario, spec, seeded, Arc::new(SystemClock)).await?
         };
     let mut backends = world.backends.clone();
+    backends.audit = audit;
     let mut real = Vec::new();
 
     if backend.models == ModelsBackend::Mlflow {
@@ -193,6 +207,8 @@ pub async fn build(
         }
     }
 
+    audit_store(settings, spec, &mut backends, &mut real);
+
     let mut webhooks: Vec<Box<dyn Notifier>> = Vec::new();
     if let Some(url) = &settings.notify.slack_webhook {
         webhooks.push(Box::new(
@@ -287,6 +303,44 @@ fn load_keys(
     }
     backends.trusted_keys = trusted;
     Ok(())
+}
+
+/// The trail: ConfigMaps on the cluster backend (`audit.store = "cluster"`, so every runner
+/// sees it) or the file the caller opened; entries are signed with the deploy key when one is
+/// configured (`signing.key`), never with the demo key.
+fn audit_store(
+    settings: &Settings,
+    spec: &ReleaseSpec,
+    backends: &mut slipway_pipeline::Backends,
+    real: &mut Vec<String>,
+) {
+    let signer = backends
+        .signer
+        .clone()
+        .filter(|_| settings.signing.key.is_some());
+    match settings.audit.store {
+        AuditStoreKind::Cluster => {
+            let mut store = ClusterAuditStore::new(backends.cluster.clone(), spec.release.clone());
+            if let Some(signer) = &signer {
+                store = store.with_signer(signer.clone());
+            }
+            real.push(format!(
+                "audit: ConfigMaps in namespace {}",
+                spec.release.namespace
+            ));
+            backends.audit = Arc::new(store);
+        }
+        AuditStoreKind::File => {
+            if let (Some(path), Some(signer)) = (&settings.audit.path, &signer) {
+                real.push(format!(
+                    "audit: {} signed by {}",
+                    path.display(),
+                    signer.key_id()
+                ));
+                backends.audit = Arc::new(FileAuditStore::new(path).with_signer(signer.clone()));
+            }
+        }
+    }
 }
 
 /// Lets an `Arc`'d notifier sit in a [`FanOut`].
