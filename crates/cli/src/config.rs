@@ -525,7 +525,10 @@ pub fn render(settings: &Settings) -> Result<String, UserError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::result_large_err, reason = "figment::Jail's closures return figment's own error")]
+#[allow(
+    clippy::result_large_err,
+    reason = "figment::Jail's closures return figment's own error"
+)]
 mod tests {
     use figment::Jail;
 

@@ -18,10 +18,10 @@ mod report;
 mod rollback;
 mod run;
 pub mod scenario;
-pub mod story;
-pub mod watch;
 mod spec;
 mod status;
+pub mod story;
+pub mod watch;
 
 pub use backends::{Backends, SystemClock};
 pub use notify::{FanOut, MemoryNotifier, Notification, Notifier, WebhookKind, WebhookNotifier};
