@@ -1,7 +1,7 @@
 //! `cargo xtask`: Slipway's developer tasks, written in Rust so they run the same everywhere.
 //!
 //! Commands: `ci` (the whole gate CI runs), `services` (real local registry, Prometheus and
-//! MLflow on loopback for the end-to-end tests), `demo` (one deploy scenario end to end) and
+//! MLflow on loopback for the end-to-end tests), `demo` (the whole release story, or one scenario) and
 //! `bench` (benchmarks that are programs, not timed tests).
 //! Workspace hygiene checks are `#[test]`s in `tidy.rs`, so plain `cargo test --workspace`
 //! enforces them without a separate command.
@@ -36,7 +36,8 @@ commands:
   ci                          fmt, clippy, services + tests, cargo deny (what CI runs)
   services [start|stop|env]   real local registry, Prometheus and MLflow (default: start);
                               start/env print `export SLIPWAY_TEST_*=...` lines on stdout
-  demo [--scenario NAME]      run one slipway-deploy scenario (default: happy)
+  demo                        the whole story: v2 promoted, v3 aborted, v2 rolled back, audit
+  demo --scenario NAME        run one slipway-deploy scenario
   demo --list                 list the scenarios slipway-deploy knows
   e2e --kubeconfig PATH [--context NAME]
                               k8s-rollout scenarios against a real cluster (kind, k3s)

@@ -6,6 +6,7 @@
 
 mod analyze;
 mod check_scan;
+mod demo;
 mod story;
 
 use std::process::ExitCode;
@@ -49,6 +50,9 @@ enum Command {
     Status(ReleaseArgs),
     /// Judge a Trivy report for the image being deployed (exit 0 pass, 1 fail, 2 error).
     CheckScan(check_scan::CheckScanArgs),
+    /// Tell the whole demo story in one in-memory world (`cargo xtask demo` runs it).
+    #[command(hide = true)]
+    Demo(demo::DemoArgs),
     /// Judge a canary from real metrics without deploying (exit 0 pass, 1 fail, 3 inconclusive, 2 error).
     Analyze(analyze::AnalyzeArgs),
 }
@@ -151,6 +155,7 @@ async fn main() -> ExitCode {
         }
         Command::Status(args) => status(&args).await,
         Command::Analyze(args) => analyze::run(&args).await,
+        Command::Demo(args) => demo::run(&args).await,
         Command::CheckScan(args) => check_scan::run(&args).map(|passed| {
             if passed {
                 ExitStatus::Success
