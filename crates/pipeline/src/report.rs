@@ -76,3 +76,20 @@ pub struct RunReport {
     /// Each analysis run, one per canary step.
     pub analysis: Vec<AnalysisRun>,
 }
+
+impl RunReport {
+    /// An empty report for `release`: failed, with no reason yet, until a run fills it in.
+    pub fn new(release: &slipway_core::ReleaseId) -> RunReport {
+        RunReport {
+            release: release.to_string(),
+            revision: None,
+            outcome: RunOutcome::Failed,
+            reason: String::new(),
+            model: None,
+            digest: None,
+            stages: Vec::new(),
+            gates: GateReport::default(),
+            analysis: Vec::new(),
+        }
+    }
+}

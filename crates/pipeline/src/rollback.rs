@@ -11,7 +11,7 @@ use slipway_attest::Verifier;
 use slipway_audit_log::Event;
 use slipway_core::{Digest, Outcome, ReleaseId, ReleaseRecord};
 use slipway_gates::approval::{Approval, ApprovalEvidence};
-use slipway_gates::signature::{SignatureEvidence, VerifiedSignature};
+use slipway_gates::signature::SignatureEvidence;
 use slipway_gates::{CheckStatus, GateReport, Policy};
 use slipway_k8s_rollout::rollout;
 
@@ -59,17 +59,7 @@ pub async fn rollback(
     backends: &Backends,
     observer: &mut dyn Observer,
 ) -> RunReport {
-    let mut report = RunReport {
-        release: spec.release.to_string(),
-        revision: None,
-        outcome: RunOutcome::Failed,
-        reason: String::new(),
-        model: None,
-        digest: None,
-        stages: Vec::new(),
-        gates: GateReport::default(),
-        analysis: Vec::new(),
-    };
+    let mut report = RunReport::new(&spec.release);
     let holder = format!("{}@{}", spec.actor, backends.clock.now());
     let mut locked = false;
     let result = steps(spec, backends, observer, &mut report, &holder, &mut locked).await;
@@ -267,25 +257,8 @@ async fn steps(
     let verification = slipway_attest::verify_image(backends.registry.as_ref(), &keys, &image)
         .await
         .map_err(|err| failed(one_line(&err)))?;
-    let mut policy = spec.policy.signatures.clone();
-    if policy.trusted_keys.is_empty() {
-        policy.trusted_keys = keys.iter().map(|key| key.key_id()).collect();
-    }
-    let signatures = verification
-        .signatures
-        .iter()
-        .map(|check| VerifiedSignature {
-            key_id: check
-                .key_id
-                .clone()
-                .unwrap_or_else(|| format!("layer #{}", check.layer)),
-            result: if check.ok {
-                Ok(())
-            } else {
-                Err(check.reason.clone())
-            },
-        })
-        .collect();
+    let (policy, signatures) =
+        crate::run::signature_gate_input(&spec.policy.signatures, &keys, &verification);
     let gate = slipway_gates::signature::evaluate(
         &policy,
         &SignatureEvidence {

@@ -42,6 +42,53 @@ enum Mode {
     Resume,
 }
 
+/// A version's metrics, read through its run (none when the version names no run).
+async fn run_metrics(
+    models: &dyn slipway_mlflow::ModelRegistry,
+    run_id: Option<&str>,
+) -> Result<std::collections::BTreeMap<String, f64>, Stop> {
+    match run_id {
+        Some(run_id) => Ok(models
+            .run_data(run_id)
+            .await
+            .map_err(|err| failed(chain(&err)))?
+            .metrics),
+        None => Ok(Default::default()),
+    }
+}
+
+/// The signature gate's inputs from a verification: each signature as evidence, and the policy
+/// with the backends' keys as the trusted ones when the policy names none.
+pub(crate) fn signature_gate_input(
+    policy: &slipway_gates::signature::SignaturePolicy,
+    keys: &[&dyn Verifier],
+    verification: &slipway_attest::VerificationReport,
+) -> (
+    slipway_gates::signature::SignaturePolicy,
+    Vec<VerifiedSignature>,
+) {
+    let mut policy = policy.clone();
+    if policy.trusted_keys.is_empty() {
+        policy.trusted_keys = keys.iter().map(|key| key.key_id()).collect();
+    }
+    let signatures = verification
+        .signatures
+        .iter()
+        .map(|check| VerifiedSignature {
+            key_id: check
+                .key_id
+                .clone()
+                .unwrap_or_else(|| format!("layer #{}", check.layer)),
+            result: if check.ok {
+                Ok(())
+            } else {
+                Err(check.reason.clone())
+            },
+        })
+        .collect();
+    (policy, signatures)
+}
+
 /// What to do with a release paused at the approval gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resume {
@@ -232,17 +279,7 @@ async fn execute(
         backends,
         observer,
         mode,
-        report: RunReport {
-            release: spec.release.to_string(),
-            revision: None,
-            outcome: RunOutcome::Failed,
-            reason: String::new(),
-            model: None,
-            digest: None,
-            stages: Vec::new(),
-            gates: GateReport::default(),
-            analysis: Vec::new(),
-        },
+        report: RunReport::new(&spec.release),
         lock_holder: None,
         stable_before: None,
         canary_started: false,
@@ -591,32 +628,15 @@ impl Ctx<'_> {
                 info.run_id.as_deref().unwrap_or("unknown")
             ),
         );
-        let metrics = match &info.run_id {
-            Some(run_id) => {
-                models
-                    .run_data(run_id)
-                    .await
-                    .map_err(|err| failed(chain(&err)))?
-                    .metrics
-            }
-            None => Default::default(),
-        };
+        let metrics = run_metrics(models.as_ref(), info.run_id.as_deref()).await?;
         let serving_ref = ModelRef {
             name: candidate.name.clone(),
             selector: ModelSelector::Alias(self.spec.serving_alias.clone()),
         };
         let serving = match models.resolve(&serving_ref).await {
             Ok(serving) => {
-                let serving_metrics = match &serving.run_id {
-                    Some(run_id) => {
-                        models
-                            .run_data(run_id)
-                            .await
-                            .map_err(|err| failed(chain(&err)))?
-                            .metrics
-                    }
-                    None => Default::default(),
-                };
+                let serving_metrics =
+                    run_metrics(models.as_ref(), serving.run_id.as_deref()).await?;
                 Some(ServingModel {
                     version: serving.version,
                     metrics: serving_metrics,
@@ -767,25 +787,8 @@ impl Ctx<'_> {
             slipway_attest::verify_image(self.backends.registry.as_ref(), &keys, image)
                 .await
                 .map_err(|err| failed(chain(&err)))?;
-        let signatures = verification
-            .signatures
-            .iter()
-            .map(|check| VerifiedSignature {
-                key_id: check
-                    .key_id
-                    .clone()
-                    .unwrap_or_else(|| format!("layer #{}", check.layer)),
-                result: if check.ok {
-                    Ok(())
-                } else {
-                    Err(check.reason.clone())
-                },
-            })
-            .collect();
-        let mut policy = self.spec.policy.signatures.clone();
-        if policy.trusted_keys.is_empty() {
-            policy.trusted_keys = keys.iter().map(|key| key.key_id()).collect();
-        }
+        let (policy, signatures) =
+            signature_gate_input(&self.spec.policy.signatures, &keys, &verification);
         let provenance = self.verified_provenance(image, &keys).await?;
         let evidence = SignatureEvidence {
             signatures,

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use slipway_analysis::TemplateVars;
 use slipway_audit_log::Event;
 use slipway_core::{Outcome, ReleaseId, ReleaseRecord};
-use slipway_gates::{GateReport, Policy};
+use slipway_gates::Policy;
 use slipway_k8s_rollout::rollout;
 
 use crate::{
@@ -319,17 +319,7 @@ pub async fn watch(
         spec,
         backends,
         observer,
-        report: RunReport {
-            release: spec.release.to_string(),
-            revision: None,
-            outcome: RunOutcome::Failed,
-            reason: String::new(),
-            model: None,
-            digest: None,
-            stages: Vec::new(),
-            gates: GateReport::default(),
-            analysis: Vec::new(),
-        },
+        report: RunReport::new(&spec.release),
     };
     let (outcome, reason) = match watcher.guard().await {
         Ok(done) | Err(done) => done,
