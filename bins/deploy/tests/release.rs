@@ -264,3 +264,96 @@ fn with_a_cosign_key_the_run_signs_the_image_and_its_trail_entries() {
             .all(|entry| entry.signature.as_ref().is_some_and(|s| s.key_id == key_id))
     );
 }
+
+#[test]
+fn a_paused_release_is_shown_approved_promoted_or_aborted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paused = ["--no-config", "--scenario", "paused"];
+    let with = |command: &[&str]| -> Vec<String> {
+        command
+            .iter()
+            .chain(paused.iter())
+            .map(|arg| (*arg).to_owned())
+            .collect()
+    };
+    let run = |command: &[&str]| {
+        let args = with(command);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        deploy(&args, dir.path(), &[])
+    };
+
+    let status = run(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    insta::assert_snapshot!("status_paused", status.stdout);
+
+    let selfish = run(&["approve", "--reason", "trust me"]);
+    assert_eq!(selfish.code, 1, "the release's own actor cannot approve it");
+    insta::assert_snapshot!(
+        "approve_self_refused",
+        selfish
+            .stderr
+            .lines()
+            .filter(|line| !line.starts_with("slipway:")
+                && !line.starts_with("before:")
+                && !line.starts_with("after:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    let approved = run(&[
+        "approve",
+        "--as",
+        "sam.reviewer",
+        "--reason",
+        "canary dashboards reviewed",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    let record: serde_json::Value = serde_json::from_str(&approved.stdout).expect("json");
+    assert_eq!(record["approver"], "sam.reviewer");
+    assert_eq!(record["model"]["version"], 3);
+
+    // Each command is a new process on the in-memory backends: promote records its approval itself.
+    let unapproved = run(&["promote"]);
+    assert_eq!(unapproved.code, 1);
+    assert!(
+        unapproved.stdout.contains("stays paused"),
+        "{}",
+        unapproved.stdout
+    );
+    let promoted = run(&[
+        "promote",
+        "--approve-as",
+        "sam.reviewer",
+        "--approve-reason",
+        "canary dashboards reviewed",
+    ]);
+    assert_eq!(promoted.code, 0, "{}", promoted.stderr);
+    insta::assert_snapshot!("promote_paused", promoted.stdout);
+
+    let aborted = run(&["abort", "--reason", "model card incomplete"]);
+    assert_eq!(aborted.code, 1, "{}", aborted.stderr);
+    insta::assert_snapshot!("abort_paused", aborted.stdout);
+    assert!(
+        aborted
+            .stderr
+            .contains("canary removed; stable ml-serving/iris-classifier untouched"),
+        "{}",
+        aborted.stderr
+    );
+}
+
+#[test]
+fn plan_json_is_stable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = deploy(
+        &["plan", "--no-config", "--output", "json"],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&output.stdout).expect("one JSON document");
+    insta::assert_json_snapshot!("plan_json", report);
+}

@@ -509,6 +509,7 @@ impl Ctx<'_> {
                 let gate = self.approval(&image, &paused.model).await;
                 self.spec_actor_override = promoter;
                 if let Err(stop) = gate {
+                    self.report.revision = Some(paused.revision);
                     return Err(rejected(format!(
                         "{}; revision {} stays paused",
                         stop.reason, paused.revision

@@ -64,6 +64,11 @@ pub const SCENARIOS: &[(&str, &str, u8)] = &[
         "the canary is healthy but nobody approved this digest: the release pauses at the approval gate, canary running, for `approve` and `promote`",
         0,
     ),
+    (
+        "paused",
+        "the `unapproved` world after its release paused at the approval gate: for `status`, `approve`, `promote` and `abort`",
+        0,
+    ),
 ];
 
 /// The demo's fixed start time.
@@ -309,7 +314,7 @@ pub async fn build_on(
     for record in history {
         let _ = audit.append(record.at, Event::Release(record)).await;
     }
-    if name != "unapproved" {
+    if !matches!(name, "unapproved" | "paused") {
         let approved_at = start - jiff::SignedDuration::from_mins(10);
         let approval = ApprovalRecord {
             release: release.clone(),
@@ -342,12 +347,23 @@ pub async fn build_on(
         audit,
         clock,
     };
-    Ok(World {
+    let world = World {
         backends,
         cluster,
         models,
         notifier,
-    })
+    };
+    if name == "paused" {
+        // What the earlier CI job did: run the release until it paused for approval. The
+        // world's notifier keeps that job's notifications, as a real channel would.
+        let earlier = ReleaseSpec {
+            pause_for_approval: true,
+            approval: None,
+            ..spec.clone()
+        };
+        crate::run(&earlier, &world.backends, &mut |_: &crate::StageEvent| {}).await;
+    }
+    Ok(world)
 }
 
 /// Values well inside the thresholds: (stable, canary).
