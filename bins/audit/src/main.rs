@@ -35,7 +35,12 @@ use crate::trail::TrailArgs;
 
 /// Read, verify and summarise Slipway's audit trail.
 #[derive(Debug, Parser)]
-#[command(name = "slipway-audit", version, about)]
+#[command(
+    name = "slipway-audit",
+    version,
+    about,
+    after_help = "Examples:\n  slipway-audit log --trail audit.jsonl --approvals\n  slipway-audit verify --trail audit.jsonl --head 41:<hash> --key cosign.pub\n  slipway-audit dora --trail audit.jsonl --since 2026-10-01T00:00:00Z\n  slipway-audit report --trail audit.jsonl --html report.html\n  slipway-audit drift\n\nExit codes: 0 fine, 1 the trail is broken or something drifted, 2 error."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

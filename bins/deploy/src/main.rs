@@ -27,7 +27,12 @@ use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunRepo
 /// Plan and run ML model releases on Kubernetes: gates, signing, canary analysis, approval,
 /// promotion, all recorded.
 #[derive(Debug, Parser)]
-#[command(name = "slipway-deploy", version, about)]
+#[command(
+    name = "slipway-deploy",
+    version,
+    about,
+    after_help = "Examples:\n  slipway-deploy plan                                   # what would happen; changes nothing\n  slipway-deploy run --output json > report.json         # release with slipway.toml\n  slipway-deploy run --no-config --scenario bad-canary   # a dry run that aborts (exit 1)\n  slipway-deploy status                                  # where the release stands\n  slipway-deploy approve --reason \"dashboards reviewed\"  # in the protected approval job\n  slipway-deploy promote\n  slipway-deploy check-scan --report trivy.json --image ghcr.io/acme/iris@sha256:...\n\nExit codes: 0 promoted (or paused for approval), 1 a gate, the analysis or a person said no, 2 error."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
