@@ -86,6 +86,7 @@ pub(crate) async fn run(args: &DemoArgs) -> anyhow::Result<ExitStatus> {
             message: err.to_string(),
         })
         .context("telling the demo story")?;
+    slipway_cli::story::finish();
     eprintln!();
     for (idx, chapter) in report.chapters.iter().enumerate() {
         if chapter.deviations.is_empty() {

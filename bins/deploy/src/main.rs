@@ -247,6 +247,7 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
             slipway_pipeline::resume(&spec, &built.backends, &mut observer, action).await
         }
     };
+    slipway_cli::story::finish();
     story.after(&built).await;
     match args.global.output {
         OutputFormat::Json => println!(

@@ -184,6 +184,7 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
     eprintln!("slipway: rolling back {} {}", spec.release, where_(&built));
     let mut observer = |event: &StageEvent| slipway_cli::story::print_event(event);
     let report = slipway_pipeline::rollback(&spec, &built.backends, &mut observer).await;
+    slipway_cli::story::finish();
     match args.global.output {
         OutputFormat::Json => println!(
             "{}",

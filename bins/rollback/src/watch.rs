@@ -100,6 +100,7 @@ pub(crate) async fn run(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
     eprintln!("slipway: guarding {} {}", spec.release, where_(&built));
     let mut observer = |event: &StageEvent| slipway_cli::story::print_event(event);
     let report = slipway_pipeline::watch::watch(&spec, &built.backends, &mut observer).await;
+    slipway_cli::story::finish();
     for note in built.world.notifier.sent() {
         eprintln!("notified: [{}] {}", note.event, note.summary);
     }

@@ -1,7 +1,19 @@
 //! How a run reads on stderr: one line per stage event, `09:00:00  preflight      ✓ message`.
 //! Marks carry the meaning in text, not colour, so `NO_COLOR` and CI logs lose nothing.
+//!
+//! On a terminal (stderr is a TTY and `CI` is unset) a spinner below the lines shows that a
+//! release is waiting (for pods, for the next analysis interval) and on what; in CI and in pipes
+//! only the plain lines are written.
 
+use std::io::IsTerminal as _;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use slipway_pipeline::{StageEvent, StageStatus};
+
+/// Set by CI systems; no live drawing then.
+pub const CI: &str = "CI";
 
 /// One event as a line.
 pub fn event_line(event: &StageEvent) -> String {
@@ -20,10 +32,50 @@ pub fn event_line(event: &StageEvent) -> String {
     )
 }
 
-/// Prints one event on stderr.
+fn spinner() -> Option<&'static ProgressBar> {
+    static SPINNER: OnceLock<Option<ProgressBar>> = OnceLock::new();
+    SPINNER
+        .get_or_init(|| {
+            let live = std::io::stderr().is_terminal() && std::env::var_os(CI).is_none();
+            live.then(|| {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            })
+        })
+        .as_ref()
+}
+
+/// Prints one event on stderr (above the spinner on a terminal).
 #[allow(clippy::print_stderr, reason = "the binaries' story goes to stderr")]
 pub fn print_event(event: &StageEvent) {
-    eprintln!("{}", event_line(event));
+    let line = event_line(event);
+    match spinner() {
+        Some(bar) => {
+            bar.println(line);
+            bar.set_message(format!(
+                "{}: {}",
+                event.stage,
+                if event.status == StageStatus::Start {
+                    "working"
+                } else {
+                    "waiting"
+                }
+            ));
+        }
+        None => eprintln!("{line}"),
+    }
+}
+
+/// Clears the spinner; call once the run is over.
+pub fn finish() {
+    if let Some(bar) = spinner() {
+        bar.finish_and_clear();
+    }
 }
 
 /// Prints why a request was refused (a "no", exit 1), on stderr.
