@@ -575,6 +575,27 @@ impl Ctx<'_> {
             );
         }
         self.stable_before = Some(stable.spec);
+        // Secrets the release will need must exist before anything changes.
+        if let Some(reload) = self.spec.reload.clone() {
+            self.backends
+                .cluster
+                .read_secret(&release.namespace, &reload.secret_name, &reload.secret_key)
+                .await
+                .map_err(|err| {
+                    failed(format!(
+                        "the model server's admin token is missing: {}",
+                        chain(&err)
+                    ))
+                })?;
+            self.emit(
+                "preflight",
+                StageStatus::Pass,
+                format!(
+                    "Secret {}/{} has `{}`",
+                    release.namespace, reload.secret_name, reload.secret_key
+                ),
+            );
+        }
         let now = self.backends.clock.now();
         let windows = slipway_gates::window::evaluate(
             &self.spec.policy.windows,

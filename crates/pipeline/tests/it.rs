@@ -710,3 +710,26 @@ async fn rolling_updates_stable_and_restores_it_when_pods_crash() {
     );
     assert_eq!(serving_version(&world, &spec).await, 2);
 }
+
+#[tokio::test]
+async fn a_missing_admin_token_secret_stops_the_run_in_preflight() {
+    let mut spec = spec();
+    spec.reload = Some(slipway_pipeline::ReloadSpec {
+        url: "http://127.0.0.1:9/admin/reload".into(),
+        secret_name: "no-such-secret".into(),
+        secret_key: "admin-token".into(),
+    });
+    let world = world("happy", &spec).await;
+    let stable_before = stable_image(&world, &spec).await;
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Failed);
+    assert!(
+        report.reason.contains("admin token is missing")
+            && report.reason.contains("no-such-secret"),
+        "{}",
+        report.reason
+    );
+    assert_eq!(report.revision, None, "nothing changed");
+    assert_eq!(stable_image(&world, &spec).await, stable_before);
+    assert!(!canary_exists(&world, &spec).await);
+}
