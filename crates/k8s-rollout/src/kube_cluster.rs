@@ -13,6 +13,11 @@
 //! - Release history: one ConfigMap per revision, `slipway-release-<name>-v<revision>`, labelled
 //!   `slipway.dev/release=<name>`, holding the record's JSON and the SHA-256 of the previous
 //!   record's JSON (`prev-hash`), so an edited or removed revision is noticed.
+//! - Canary Ingress (exact weights with the NGINX ingress controller): the user's Ingress is only
+//!   read; its rules' paths to the release's Service are copied into a Slipway-owned Ingress
+//!   whose backend is the canary Service, with `nginx.ingress.kubernetes.io/canary: "true"` and
+//!   `canary-weight`. NGINX sends that percentage of the requests for the same host and path to
+//!   the canary Ingress and the rest to the user's, whatever the pod counts.
 //! - Lock: a `coordination.k8s.io/v1` Lease `slipway-lock-<name>`.
 //! - Audit trail: one ConfigMap per entry, created with `immutable: true` and never updated, so
 //!   the API server itself refuses any change to an entry's data; a name already taken (409)
@@ -31,6 +36,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret as SecretObject, Service};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -38,12 +44,16 @@ use slipway_core::{Clock, ReleaseId, ReleaseRecord, Secret};
 
 use crate::ops::{self, Operation};
 use crate::{
-    AUDIT_LABEL, AuditCreate, AuditObject, Cluster, DeploymentSpec, DeploymentState, Error,
-    FIELD_MANAGER, MANAGED_BY_LABEL, PodProblem, RELEASE_LABEL, RollingParams,
+    AUDIT_LABEL, AuditCreate, AuditObject, CanaryIngress, Cluster, DeploymentSpec, DeploymentState,
+    Error, FIELD_MANAGER, MANAGED_BY_LABEL, NGINX_CANARY_ANNOTATION,
+    NGINX_CANARY_WEIGHT_ANNOTATION, PodProblem, RELEASE_LABEL, RollingParams,
 };
 
 /// Annotation on derived objects naming the object they were derived from.
 const DERIVED_FROM_ANNOTATION: &str = "slipway.dev/derived-from";
+/// The ingress class annotation older Ingresses use instead of `spec.ingressClassName`; copied to
+/// the canary Ingress so the same controller picks it up.
+const LEGACY_INGRESS_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
 /// Settings of a [`KubeCluster`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +193,7 @@ fn kind_of(op: &Operation) -> &'static str {
         "leases" => "Lease",
         "events" => "Event",
         "pods" => "Pod",
+        "ingresses" => "Ingress",
         _ => "object",
     }
 }
@@ -956,6 +967,105 @@ impl Cluster for KubeCluster {
 
     async fn delete_service(&self, namespace: &str, name: &str) -> Result<(), Error> {
         self.delete_owned::<Service>(&ops::GET_SERVICE, &ops::DELETE_SERVICE, namespace, name)
+            .await
+    }
+
+    async fn apply_canary_ingress(&self, ingress: &CanaryIngress) -> Result<(), Error> {
+        let CanaryIngress {
+            namespace,
+            name,
+            source,
+            service,
+            canary_service,
+            weight,
+        } = ingress;
+        let api = self.api::<Ingress>(namespace);
+        let from = match self
+            .call(&ops::GET_INGRESS, namespace, source, api.get(source))
+            .await
+        {
+            Ok(from) => from,
+            Err(Failure::Error(Error::NotFound { .. })) => {
+                return Err(crate::missing_ingress(ingress));
+            }
+            Err(failure) => return Err(failure.into()),
+        };
+        self.refuse_unmanaged::<Ingress>(&ops::GET_INGRESS, namespace, name)
+            .await?;
+        let spec = from.spec.unwrap_or_default();
+        let mut rules = Vec::new();
+        for rule in spec.rules.unwrap_or_default() {
+            let Some(http) = rule.http else { continue };
+            let paths: Vec<Value> = http
+                .paths
+                .into_iter()
+                .filter_map(|path| {
+                    let backend = path.backend.service?;
+                    if &backend.name != service {
+                        return None;
+                    }
+                    let mut copied = json!({
+                        "pathType": path.path_type,
+                        "backend": { "service": { "name": canary_service, "port": backend.port } },
+                    });
+                    if let Some(path) = path.path {
+                        copied["path"] = json!(path);
+                    }
+                    Some(copied)
+                })
+                .collect();
+            if paths.is_empty() {
+                continue;
+            }
+            let mut copied = json!({ "http": { "paths": paths } });
+            if let Some(host) = rule.host {
+                copied["host"] = json!(host);
+            }
+            rules.push(copied);
+        }
+        if rules.is_empty() {
+            return Err(crate::no_path_to_service(ingress));
+        }
+        let mut annotations = json!({
+            DERIVED_FROM_ANNOTATION: source,
+            NGINX_CANARY_ANNOTATION: "true",
+            NGINX_CANARY_WEIGHT_ANNOTATION: (*weight).min(100).to_string(),
+        });
+        if let Some(class) = from
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(LEGACY_INGRESS_CLASS_ANNOTATION))
+        {
+            annotations[LEGACY_INGRESS_CLASS_ANNOTATION] = json!(class);
+        }
+        let mut ingress_spec = json!({ "rules": rules });
+        if let Some(class) = spec.ingress_class_name {
+            ingress_spec["ingressClassName"] = json!(class);
+        }
+        let body = json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": { MANAGED_BY_LABEL: FIELD_MANAGER },
+                "annotations": annotations,
+            },
+            "spec": ingress_spec,
+        });
+        self.call(
+            &ops::APPLY_INGRESS,
+            namespace,
+            name,
+            api.patch(name, &self.apply_params(), &Patch::Apply(body)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        self.delete_owned::<Ingress>(&ops::GET_INGRESS, &ops::DELETE_INGRESS, namespace, name)
             .await
     }
 

@@ -10,8 +10,10 @@
 //!   call names its verb and resource from [`OPERATIONS`], which is also what
 //!   `deploy/rbac/role.yaml` grants (a test keeps them equal).
 //!   The audit trail ([`ClusterAuditStore`]) lives there too, one immutable ConfigMap per entry.
+//!   Exact canary traffic weights ([`rollout::TrafficRouting::NginxIngress`]) use a Slipway-owned
+//!   canary Ingress with NGINX's canary annotations, derived from the user's Ingress (read only).
 //! - [`MemoryCluster`]: Deployments whose pods become ready over (simulated) time, Services with
-//!   selectors, Secrets, Events, release history and Leases, with injectable failures (image pull
+//!   selectors, Ingresses, Secrets, Events, release history and Leases, with injectable failures (image pull
 //!   error, crash loop, slow readiness). The dry run and the pipeline tests use it.
 //!
 //! Key design decision: the trait is at the level of *Deployments, Services and releases*, not raw
@@ -36,7 +38,7 @@ use std::time::Duration;
 
 pub use audit_store::ClusterAuditStore;
 pub use kube_cluster::{ConnectOptions, KubeCluster, KubeClusterConfig, connect};
-pub use memory::{Fault, MemoryCluster, RecordedEvent};
+pub use memory::{Fault, IngressPath, MemoryCluster, MemoryIngress, RecordedEvent};
 pub use ops::{OPERATIONS, Operation};
 use slipway_core::{ReleaseId, ReleaseRecord, Secret};
 
@@ -171,6 +173,66 @@ pub enum AuditCreate {
     NameTaken,
 }
 
+/// NGINX ingress annotation that marks an Ingress as the canary of the Ingress with the same
+/// host and path.
+pub const NGINX_CANARY_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary";
+/// NGINX ingress annotation: the percentage (0-100) of requests the canary Ingress receives.
+pub const NGINX_CANARY_WEIGHT_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight";
+
+/// A Slipway-owned canary Ingress for the NGINX ingress controller: the rules of the user's
+/// Ingress `source` whose backend is Service `service`, sent to `canary_service` instead, with
+/// NGINX's canary annotations asking for exactly `weight` percent of the requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanaryIngress {
+    /// Namespace of all the objects named here.
+    pub namespace: String,
+    /// Name of the Slipway-owned canary Ingress.
+    pub name: String,
+    /// The user's Ingress whose hosts and paths are copied (read only).
+    pub source: String,
+    /// The Service in front of the release: only `source`'s paths to it are copied.
+    pub service: String,
+    /// The Slipway-owned Service selecting the canary pods, the copied paths' backend.
+    pub canary_service: String,
+    /// Percent of the requests for the canary (`canary-weight`), 0-100.
+    pub weight: u8,
+}
+
+/// The error for a canary Ingress whose source Ingress does not exist (both implementations).
+pub(crate) fn missing_ingress(ingress: &CanaryIngress) -> Error {
+    let CanaryIngress {
+        namespace,
+        source,
+        service,
+        ..
+    } = ingress;
+    Error::NotFound {
+        kind: "Ingress",
+        namespace: namespace.clone(),
+        name: source.clone(),
+        hint: format!(
+            "exact canary weights copy the hosts and paths of the Ingress that routes to Service `{service}`; set `rollout.ingress` to its name (`kubectl -n {namespace} get ingresses`)"
+        ),
+    }
+}
+
+/// The error for a source Ingress without any path to the release's Service.
+pub(crate) fn no_path_to_service(ingress: &CanaryIngress) -> Error {
+    let CanaryIngress {
+        namespace,
+        name,
+        source,
+        service,
+        ..
+    } = ingress;
+    Error::Api {
+        operation: format!("derive canary Ingress `{namespace}/{name}` from `{source}`"),
+        message: format!(
+            "Ingress `{source}` has no rule with a path to Service `{service}`\n\nhint: set `rollout.ingress` to the Ingress whose paths send traffic to `{service}`"
+        ),
+    }
+}
+
 /// Errors from a cluster. Each names the object and the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -300,6 +362,12 @@ pub trait Cluster: Send + Sync {
     ) -> Result<(), Error>;
     /// Deletes a Slipway-owned Service; absent is fine.
     async fn delete_service(&self, namespace: &str, name: &str) -> Result<(), Error>;
+    /// Creates or updates the Slipway-owned canary Ingress derived from the user's Ingress
+    /// `ingress.source` (see [`CanaryIngress`]). Fails naming the source when it is absent or has
+    /// no path to `ingress.service`; refuses to overwrite an Ingress Slipway did not create.
+    async fn apply_canary_ingress(&self, ingress: &CanaryIngress) -> Result<(), Error>;
+    /// Deletes a Slipway-owned canary Ingress; absent is fine.
+    async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error>;
     /// Reads one key of a Secret. The value never appears in logs or errors.
     async fn read_secret(&self, namespace: &str, name: &str, key: &str) -> Result<Secret, Error>;
     /// Records a Kubernetes Event on a Deployment.

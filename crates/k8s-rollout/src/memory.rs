@@ -6,7 +6,9 @@
 //! - Faults are injected per image (substring match): image pull errors and crash loops keep new
 //!   pods from ever becoming ready and are reported the way pod status reports them; slow
 //!   readiness only delays them.
-//! - Services select pods by labels; Secrets hold keys; Events are recorded; release history keeps
+//! - Services select pods by labels; Ingresses are kept as host/path/Service routes with their
+//!   annotations (the canary Ingress is derived from a seeded one as the real cluster does);
+//!   Secrets hold keys; Events are recorded; release history keeps
 //!   the newest `limit` records; Leases expire unless renewed; audit objects are create-only.
 //! - As in [`crate::KubeCluster`], a Deployment Slipway did not create (a seeded one) only ever
 //!   has its image and replica count changed, and Slipway refuses to derive over it.
@@ -19,8 +21,8 @@ use jiff::{SignedDuration, Timestamp};
 use slipway_core::{Clock, ReleaseId, ReleaseRecord, Secret};
 
 use crate::{
-    AuditCreate, AuditObject, Cluster, DeploymentSpec, DeploymentState, Error, PodProblem,
-    RollingParams,
+    AuditCreate, AuditObject, CanaryIngress, Cluster, DeploymentSpec, DeploymentState, Error,
+    NGINX_CANARY_ANNOTATION, NGINX_CANARY_WEIGHT_ANNOTATION, PodProblem, RollingParams,
 };
 
 /// A failure to inject for pods running a given image.
@@ -49,6 +51,45 @@ pub struct RecordedEvent {
     pub message: String,
 }
 
+/// One path of an Ingress rule: requests for `host` under `path` go to Service `service`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressPath {
+    /// Host (empty: every host).
+    pub host: String,
+    /// Path prefix.
+    pub path: String,
+    /// Backend Service.
+    pub service: String,
+}
+
+/// An Ingress as [`MemoryCluster`] keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryIngress {
+    /// Its rules' paths.
+    pub paths: Vec<IngressPath>,
+    /// Its annotations (the NGINX canary annotations on a canary Ingress).
+    pub annotations: BTreeMap<String, String>,
+    /// Created by Slipway (true) or by the user (false, seeded).
+    pub managed: bool,
+}
+
+impl MemoryIngress {
+    /// The `canary-weight` of a canary Ingress, if it is one.
+    pub fn canary_weight(&self) -> Option<u8> {
+        if self
+            .annotations
+            .get(NGINX_CANARY_ANNOTATION)
+            .map(String::as_str)
+            != Some("true")
+        {
+            return None;
+        }
+        self.annotations
+            .get(NGINX_CANARY_WEIGHT_ANNOTATION)
+            .and_then(|weight| weight.parse().ok())
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Deployment {
     spec: DeploymentSpec,
@@ -67,6 +108,7 @@ struct Deployment {
 struct State {
     deployments: BTreeMap<(String, String), Deployment>,
     services: BTreeMap<(String, String), BTreeMap<String, String>>,
+    ingresses: BTreeMap<(String, String), MemoryIngress>,
     secrets: BTreeMap<(String, String), BTreeMap<String, String>>,
     events: Vec<RecordedEvent>,
     history: BTreeMap<ReleaseId, Vec<ReleaseRecord>>,
@@ -131,6 +173,43 @@ impl MemoryCluster {
     /// Creates a Service with a selector.
     pub fn seed_service(&self, namespace: &str, name: &str, selector: BTreeMap<String, String>) {
         self.lock().services.insert(key(namespace, name), selector);
+    }
+
+    /// Creates the user's Ingress with these paths.
+    pub fn seed_ingress(&self, namespace: &str, name: &str, paths: Vec<IngressPath>) {
+        self.lock().ingresses.insert(
+            key(namespace, name),
+            MemoryIngress {
+                paths,
+                annotations: BTreeMap::new(),
+                managed: false,
+            },
+        );
+    }
+
+    /// An Ingress; `None` when absent.
+    pub fn ingress(&self, namespace: &str, name: &str) -> Option<MemoryIngress> {
+        self.lock().ingresses.get(&key(namespace, name)).cloned()
+    }
+
+    /// Names of the Ingresses in a namespace.
+    pub fn ingress_names(&self, namespace: &str) -> Vec<String> {
+        self.lock()
+            .ingresses
+            .keys()
+            .filter(|(ns, _)| ns == namespace)
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+
+    /// Names of the Services in a namespace.
+    pub fn service_names(&self, namespace: &str) -> Vec<String> {
+        self.lock()
+            .services
+            .keys()
+            .filter(|(ns, _)| ns == namespace)
+            .map(|(_, name)| name.clone())
+            .collect()
     }
 
     /// Creates a Secret.
@@ -453,6 +532,68 @@ impl Cluster for MemoryCluster {
     async fn delete_service(&self, namespace: &str, name: &str) -> Result<(), Error> {
         self.lock().services.remove(&key(namespace, name));
         Ok(())
+    }
+
+    async fn apply_canary_ingress(&self, ingress: &CanaryIngress) -> Result<(), Error> {
+        let mut state = self.lock();
+        let Some(source) = state
+            .ingresses
+            .get(&key(&ingress.namespace, &ingress.source))
+        else {
+            return Err(crate::missing_ingress(ingress));
+        };
+        let paths: Vec<IngressPath> = source
+            .paths
+            .iter()
+            .filter(|path| path.service == ingress.service)
+            .map(|path| IngressPath {
+                service: ingress.canary_service.clone(),
+                ..path.clone()
+            })
+            .collect();
+        if paths.is_empty() {
+            return Err(crate::no_path_to_service(ingress));
+        }
+        if state
+            .ingresses
+            .get(&key(&ingress.namespace, &ingress.name))
+            .is_some_and(|existing| !existing.managed)
+        {
+            return Err(Error::Api {
+                operation: format!("write Ingress `{}/{}`", ingress.namespace, ingress.name),
+                message: "it exists and was not created by Slipway; refusing to overwrite it\n\nhint: rename or remove that object".to_owned(),
+            });
+        }
+        let annotations = BTreeMap::from([
+            (NGINX_CANARY_ANNOTATION.to_owned(), "true".to_owned()),
+            (
+                NGINX_CANARY_WEIGHT_ANNOTATION.to_owned(),
+                ingress.weight.min(100).to_string(),
+            ),
+        ]);
+        state.ingresses.insert(
+            key(&ingress.namespace, &ingress.name),
+            MemoryIngress {
+                paths,
+                annotations,
+                managed: true,
+            },
+        );
+        Ok(())
+    }
+
+    async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        let mut state = self.lock();
+        match state.ingresses.get(&key(namespace, name)) {
+            Some(existing) if !existing.managed => Err(Error::Api {
+                operation: format!("delete Ingress `{namespace}/{name}`"),
+                message: "it was not created by Slipway; refusing to delete it".to_owned(),
+            }),
+            _ => {
+                state.ingresses.remove(&key(namespace, name));
+                Ok(())
+            }
+        }
     }
 
     async fn read_secret(

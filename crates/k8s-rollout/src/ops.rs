@@ -85,10 +85,32 @@ pub(crate) const APPLY_SERVICE: Operation = op(
     &["patch", "create"],
     "",
     "services",
-    "server-side apply of the blue-green preview Service",
+    "server-side apply of the blue-green preview Service and the canary Service",
 );
-pub(crate) const DELETE_SERVICE: Operation =
-    op(&["delete"], "", "services", "remove the preview Service");
+pub(crate) const DELETE_SERVICE: Operation = op(
+    &["delete"],
+    "",
+    "services",
+    "remove the preview and canary Services",
+);
+pub(crate) const GET_INGRESS: Operation = op(
+    &["get"],
+    "networking.k8s.io",
+    "ingresses",
+    "read the user's Ingress the canary Ingress copies its hosts and paths from",
+);
+pub(crate) const APPLY_INGRESS: Operation = op(
+    &["patch", "create"],
+    "networking.k8s.io",
+    "ingresses",
+    "server-side apply of the NGINX canary Ingress (exact traffic weight)",
+);
+pub(crate) const DELETE_INGRESS: Operation = op(
+    &["delete"],
+    "networking.k8s.io",
+    "ingresses",
+    "remove the canary Ingress",
+);
 pub(crate) const GET_SECRET: Operation = op(
     &["get"],
     "",
@@ -164,6 +186,9 @@ pub const OPERATIONS: &[Operation] = &[
     UPDATE_SERVICE,
     APPLY_SERVICE,
     DELETE_SERVICE,
+    GET_INGRESS,
+    APPLY_INGRESS,
+    DELETE_INGRESS,
     GET_SECRET,
     CREATE_EVENT,
     LIST_HISTORY,

@@ -7,15 +7,61 @@
 //! the canary and stable serves exactly as before. This works without a service mesh; the share is
 //! a share of *pods*, which approximates traffic under round-robin load balancing.
 //!
+//! Exact traffic weights ([`TrafficRouting::NginxIngress`]): a Slipway-owned canary Ingress,
+//! derived from the user's Ingress, asks the NGINX ingress controller for exactly the step's
+//! percentage of requests ([`set_traffic_weight`]), sent to the Slipway-owned canary Service
+//! `<service>-canary`. The canary pods are then kept out of the user's Service
+//! ([`isolate_canary`]), or they would also get a pod-ratio share of the remaining requests and
+//! the weight would not be exact. The canary Deployment is still scaled to the pod ratio (at
+//! least 1 ready replica): with a weight the replicas no longer decide the share, but scaling
+//! them with it keeps the canary's capacity in step with its traffic, so a 50% step does not
+//! land on one pod. Rejected: a fixed single canary pod (overloaded at high weights) and
+//! scaling stable down (an abort would then have to restore stable's capacity first).
+//!
 //! Every operation converges: starting a canary that exists re-applies it at the asked share,
 //! promoting when stable already runs the image only waits for it and deletes the canary, and
 //! aborting when there is no canary does nothing. A run killed anywhere can simply run again.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use slipway_core::{Clock, Outcome, ReleaseId, ReleaseRecord};
 
-use crate::{Cluster, DeploymentSpec, DeploymentState, Error, TRACK_LABEL};
+use crate::{
+    CanaryIngress, Cluster, DeploymentSpec, DeploymentState, Error, RELEASE_LABEL, TRACK_LABEL,
+};
+
+/// How requests are split between stable and the canary.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TrafficRouting {
+    /// The canary holds the step's share of the *pods* behind the user's Service; the traffic
+    /// share follows under round-robin load balancing. Needs nothing but the Service.
+    #[default]
+    ReplicaRatio,
+    /// The NGINX ingress controller sends exactly the step's percentage of requests to the
+    /// canary, through a canary Ingress derived from the user's Ingress `ingress`.
+    NginxIngress {
+        /// The user's Ingress that routes to the release's Service.
+        ingress: String,
+    },
+}
+
+impl TrafficRouting {
+    /// Whether the canary pods must be kept out of the user's Service ([`isolate_canary`]).
+    pub fn isolates_canary(&self) -> bool {
+        !matches!(self, TrafficRouting::ReplicaRatio)
+    }
+}
+
+/// Name of the Slipway-owned canary Service next to the release's Service `service`.
+pub fn canary_service_name(service: &str) -> String {
+    format!("{service}-canary")
+}
+
+/// Name of the Slipway-owned canary Ingress next to the user's Ingress `ingress`.
+pub fn canary_ingress_name(ingress: &str) -> String {
+    format!("{ingress}-canary")
+}
 
 /// How long to wait between readiness checks.
 const POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -73,6 +119,33 @@ pub fn canary_spec(
     spec
 }
 
+/// Keeps the canary's pods out of a Service with `service_selector` (the user's Service in front
+/// of stable): when its pods would match, the labels the Service selects on are dropped from the
+/// pod labels and the selector, and [`RELEASE_LABEL`]`=<name>` keeps the selector specific to
+/// this release's canary. [`TRACK_LABEL`] is kept. A selector that already misses the canary
+/// (say it selects `slipway.dev/track: stable`) leaves the spec as it is.
+pub fn isolate_canary(
+    spec: &mut DeploymentSpec,
+    release: &ReleaseId,
+    service_selector: &BTreeMap<String, String>,
+) {
+    let selected = !service_selector.is_empty()
+        && service_selector
+            .iter()
+            .all(|(key, value)| spec.pod_labels.get(key) == Some(value));
+    if !selected {
+        return;
+    }
+    for key in service_selector.keys().filter(|key| *key != TRACK_LABEL) {
+        spec.pod_labels.remove(key);
+        spec.selector.remove(key);
+    }
+    for labels in [&mut spec.pod_labels, &mut spec.selector] {
+        labels.insert(RELEASE_LABEL.to_owned(), release.name.clone());
+        labels.insert(TRACK_LABEL.to_owned(), "canary".to_owned());
+    }
+}
+
 /// Creates or rescales the canary to hold `percent` of the pods, and waits until it is ready.
 /// Returns the canary's replica count.
 pub async fn set_canary_weight(
@@ -83,14 +156,37 @@ pub async fn set_canary_weight(
     percent: u8,
     deadline: Duration,
 ) -> Result<u32, Error> {
+    set_canary(cluster, clock, release, image, percent, deadline, None).await
+}
+
+/// [`set_canary_weight`], and with `isolate_from: Some(service)` the canary pods are kept out of
+/// that Service ([`isolate_canary`]): what exact traffic weights need
+/// ([`TrafficRouting::isolates_canary`]). The replicas still follow the pod ratio, at least 1.
+pub async fn set_canary(
+    cluster: &dyn Cluster,
+    clock: &dyn Clock,
+    release: &ReleaseId,
+    image: &str,
+    percent: u8,
+    deadline: Duration,
+    isolate_from: Option<&str>,
+) -> Result<u32, Error> {
     let stable = stable(cluster, release).await?;
     let replicas = canary_replicas(stable.spec.replicas, percent);
-    cluster
-        .derive_deployment(
-            &release.name,
-            &canary_spec(&stable.spec, release, image, replicas),
-        )
-        .await?;
+    let mut spec = canary_spec(&stable.spec, release, image, replicas);
+    if let Some(service) = isolate_from {
+        let selector = cluster
+            .service_selector(&release.namespace, service)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: "Service",
+                namespace: release.namespace.clone(),
+                name: service.to_owned(),
+                hint: "set `release.service` to the Service in front of the Deployment".to_owned(),
+            })?;
+        isolate_canary(&mut spec, release, &selector);
+    }
+    cluster.derive_deployment(&release.name, &spec).await?;
     wait_ready(
         cluster,
         clock,
@@ -146,6 +242,72 @@ pub async fn wait_ready(
     }
 }
 
+/// Sends exactly `percent` of the requests to the canary, as `routing` can: with
+/// [`TrafficRouting::NginxIngress`] it creates or updates the canary Service
+/// `<service>-canary` (the user's Service's ports, selecting the canary Deployment's pods) and
+/// the canary Ingress `<ingress>-canary` with `canary-weight: <percent>`. Call it once the canary
+/// is ready, so the weight never points at pods that cannot serve. With
+/// [`TrafficRouting::ReplicaRatio`] the pod count is the weight and this does nothing.
+pub async fn set_traffic_weight(
+    cluster: &dyn Cluster,
+    release: &ReleaseId,
+    service: &str,
+    routing: &TrafficRouting,
+    percent: u8,
+) -> Result<(), Error> {
+    let TrafficRouting::NginxIngress { ingress } = routing else {
+        return Ok(());
+    };
+    let canary = cluster
+        .deployment(&release.namespace, &canary_name(release))
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: "Deployment",
+            namespace: release.namespace.clone(),
+            name: canary_name(release),
+            hint: "start the canary before sending it traffic".to_owned(),
+        })?;
+    let canary_service = canary_service_name(service);
+    cluster
+        .copy_service(
+            &release.namespace,
+            service,
+            &canary_service,
+            &canary.spec.selector,
+        )
+        .await?;
+    cluster
+        .apply_canary_ingress(&CanaryIngress {
+            namespace: release.namespace.clone(),
+            name: canary_ingress_name(ingress),
+            source: ingress.clone(),
+            service: service.to_owned(),
+            canary_service,
+            weight: percent.min(100),
+        })
+        .await
+}
+
+/// Sends every request back through the user's Ingress: deletes the canary Ingress, then the
+/// canary Service (in that order, so NGINX never routes to a Service that is gone). Absent
+/// objects are fine; with [`TrafficRouting::ReplicaRatio`] there is nothing to remove.
+pub async fn remove_traffic_routing(
+    cluster: &dyn Cluster,
+    release: &ReleaseId,
+    service: &str,
+    routing: &TrafficRouting,
+) -> Result<(), Error> {
+    let TrafficRouting::NginxIngress { ingress } = routing else {
+        return Ok(());
+    };
+    cluster
+        .delete_canary_ingress(&release.namespace, &canary_ingress_name(ingress))
+        .await?;
+    cluster
+        .delete_service(&release.namespace, &canary_service_name(service))
+        .await
+}
+
 /// Promotes: stable gets the canary's image, we wait for its rollout, then delete the canary.
 /// If stable does not become ready, the canary is left in place (it was serving fine) and the
 /// error says so; stable's own rollout is Kubernetes' to roll back.
@@ -156,11 +318,35 @@ pub async fn promote(
     image: &str,
     deadline: Duration,
 ) -> Result<(), Error> {
+    promote_routed(
+        cluster,
+        clock,
+        release,
+        (&release.name, &TrafficRouting::ReplicaRatio),
+        image,
+        deadline,
+    )
+    .await
+}
+
+/// [`promote`] with the canary's traffic routed by `(service, routing)`: once stable runs the
+/// image and is ready, the routing is removed ([`remove_traffic_routing`]) *before* the canary
+/// Deployment is deleted, so no request is sent to a canary that is going away. A failed
+/// removal keeps the canary Deployment (it still serves its weight) and is reported.
+pub async fn promote_routed(
+    cluster: &dyn Cluster,
+    clock: &dyn Clock,
+    release: &ReleaseId,
+    (service, routing): (&str, &TrafficRouting),
+    image: &str,
+    deadline: Duration,
+) -> Result<(), Error> {
     let stable = stable(cluster, release).await?;
     let mut spec = stable.spec;
     spec.image = image.to_owned();
     cluster.apply_deployment(&spec).await?;
     wait_ready(cluster, clock, &release.namespace, &release.name, deadline).await?;
+    remove_traffic_routing(cluster, release, service, routing).await?;
     cluster
         .delete_deployment(&release.namespace, &canary_name(release))
         .await
@@ -171,6 +357,18 @@ pub async fn abort(cluster: &dyn Cluster, release: &ReleaseId) -> Result<(), Err
     cluster
         .delete_deployment(&release.namespace, &canary_name(release))
         .await
+}
+
+/// [`abort`] with the canary's traffic routed by `(service, routing)`: the canary Ingress and
+/// canary Service go first, so every request is back on stable before the canary pods go. A
+/// failed removal keeps the canary Deployment (better its weight on the canary than errors).
+pub async fn abort_routed(
+    cluster: &dyn Cluster,
+    release: &ReleaseId,
+    (service, routing): (&str, &TrafficRouting),
+) -> Result<(), Error> {
+    remove_traffic_routing(cluster, release, service, routing).await?;
+    abort(cluster, release).await
 }
 
 /// The revision a rollback returns to: `to` if given (it must be in the history and have been
@@ -407,6 +605,243 @@ mod tests {
         )
         .await
         .expect("ready");
+    }
+
+    #[test]
+    fn isolation_drops_only_what_the_service_selects() {
+        let release = ReleaseId::parse("ml/iris").expect("id");
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let canary = || {
+            let mut spec = DeploymentSpec {
+                namespace: "ml".into(),
+                name: "iris-canary".into(),
+                replicas: 1,
+                selector: labels(&[("app", "iris")]),
+                pod_labels: labels(&[("app", "iris"), ("tier", "web")]),
+                container: "server".into(),
+                image: "reg/iris@sha256:new".into(),
+            };
+            spec.pod_labels
+                .insert(TRACK_LABEL.to_owned(), "canary".to_owned());
+            spec.selector
+                .insert(TRACK_LABEL.to_owned(), "canary".to_owned());
+            spec
+        };
+        // (Service selector, pod labels after, selector after)
+        let cases = [
+            (
+                labels(&[("app", "iris")]),
+                labels(&[
+                    ("tier", "web"),
+                    (RELEASE_LABEL, "iris"),
+                    (TRACK_LABEL, "canary"),
+                ]),
+                labels(&[(RELEASE_LABEL, "iris"), (TRACK_LABEL, "canary")]),
+            ),
+            (
+                labels(&[("tier", "web")]),
+                labels(&[
+                    ("app", "iris"),
+                    (RELEASE_LABEL, "iris"),
+                    (TRACK_LABEL, "canary"),
+                ]),
+                labels(&[
+                    ("app", "iris"),
+                    (RELEASE_LABEL, "iris"),
+                    (TRACK_LABEL, "canary"),
+                ]),
+            ),
+            // Already out of the Service: unchanged.
+            (
+                labels(&[("app", "iris"), (TRACK_LABEL, "stable")]),
+                canary().pod_labels,
+                canary().selector,
+            ),
+            (BTreeMap::new(), canary().pod_labels, canary().selector),
+        ];
+        for (service, pods, selector) in cases {
+            let mut spec = canary();
+            isolate_canary(&mut spec, &release, &service);
+            assert_eq!(
+                (&spec.pod_labels, &spec.selector),
+                (&pods, &selector),
+                "{service:?}"
+            );
+            let still_selected = service
+                .iter()
+                .all(|(k, v)| spec.pod_labels.get(k) == Some(v));
+            assert!(service.is_empty() || !still_selected, "{service:?}");
+        }
+    }
+
+    fn seed_ingress(cluster: &MemoryCluster) {
+        cluster.seed_ingress(
+            "ml",
+            "iris-web",
+            vec![
+                crate::IngressPath {
+                    host: "iris.example.com".into(),
+                    path: "/predict".into(),
+                    service: "iris".into(),
+                },
+                crate::IngressPath {
+                    host: "iris.example.com".into(),
+                    path: "/docs".into(),
+                    service: "docs".into(),
+                },
+            ],
+        );
+    }
+
+    fn nginx() -> TrafficRouting {
+        TrafficRouting::NginxIngress {
+            ingress: "iris-web".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn nginx_weight_is_exact_and_promotion_removes_the_routing_first() {
+        let (clock, cluster, release) = setup();
+        seed_ingress(&cluster);
+        let deadline = Duration::from_secs(600);
+        let image = "reg/iris@sha256:new";
+        for (percent, replicas) in [(10, 1), (25, 2), (50, 4)] {
+            let got = set_canary(
+                &cluster,
+                clock.as_ref(),
+                &release,
+                image,
+                percent,
+                deadline,
+                Some("iris"),
+            )
+            .await
+            .expect("canary");
+            assert_eq!(got, replicas, "{percent}%");
+            set_traffic_weight(&cluster, &release, "iris", &nginx(), percent)
+                .await
+                .expect("weight");
+            let canary_ingress = cluster.ingress("ml", "iris-web-canary").expect("ingress");
+            assert_eq!(canary_ingress.canary_weight(), Some(percent));
+            assert_eq!(
+                canary_ingress.paths,
+                [crate::IngressPath {
+                    host: "iris.example.com".into(),
+                    path: "/predict".into(),
+                    service: "iris-canary".into(),
+                }]
+            );
+            // Exact: the user's Service sees only stable, the canary Service only the canary.
+            assert_eq!(cluster.endpoints("ml", "iris"), [("iris".to_owned(), 4)]);
+            assert_eq!(
+                cluster.endpoints("ml", "iris-canary"),
+                [("iris-canary".to_owned(), replicas)]
+            );
+        }
+        assert_eq!(
+            cluster.ingress("ml", "iris-web").map(|i| i.managed),
+            Some(false)
+        );
+        promote_routed(
+            &cluster,
+            clock.as_ref(),
+            &release,
+            ("iris", &nginx()),
+            image,
+            deadline,
+        )
+        .await
+        .expect("promote");
+        assert_eq!(cluster.ingress_names("ml"), ["iris-web"]);
+        assert_eq!(cluster.service_names("ml"), ["iris"]);
+        assert_eq!(cluster.deployment_names("ml"), ["iris"]);
+    }
+
+    #[tokio::test]
+    async fn nginx_abort_removes_routing_and_canary_and_leaves_stable() {
+        let (clock, cluster, release) = setup();
+        seed_ingress(&cluster);
+        let before = cluster.deployment("ml", "iris").await.expect("get");
+        set_canary(
+            &cluster,
+            clock.as_ref(),
+            &release,
+            "reg/iris@sha256:new",
+            10,
+            Duration::from_secs(600),
+            Some("iris"),
+        )
+        .await
+        .expect("canary");
+        set_traffic_weight(&cluster, &release, "iris", &nginx(), 10)
+            .await
+            .expect("weight");
+        abort_routed(&cluster, &release, ("iris", &nginx()))
+            .await
+            .expect("abort");
+        assert_eq!(cluster.ingress_names("ml"), ["iris-web"]);
+        assert_eq!(cluster.service_names("ml"), ["iris"]);
+        assert_eq!(cluster.deployment("ml", "iris").await.expect("get"), before);
+        assert_eq!(cluster.deployment_names("ml"), ["iris"]);
+        // Again: nothing left to remove is fine.
+        abort_routed(&cluster, &release, ("iris", &nginx()))
+            .await
+            .expect("abort again");
+    }
+
+    #[tokio::test]
+    async fn nginx_weight_names_a_missing_ingress_and_a_wrong_one() {
+        let (clock, cluster, release) = setup();
+        set_canary_weight(
+            &cluster,
+            clock.as_ref(),
+            &release,
+            "reg/iris@sha256:new",
+            10,
+            Duration::from_secs(600),
+        )
+        .await
+        .expect("canary");
+        let err = set_traffic_weight(&cluster, &release, "iris", &nginx(), 10)
+            .await
+            .expect_err("no ingress");
+        let text = err.to_string();
+        assert!(
+            text.contains("Ingress `ml/iris-web` not found") && text.contains("rollout.ingress"),
+            "{text}"
+        );
+        cluster.seed_ingress(
+            "ml",
+            "iris-web",
+            vec![crate::IngressPath {
+                host: String::new(),
+                path: "/".into(),
+                service: "other".into(),
+            }],
+        );
+        let err = set_traffic_weight(&cluster, &release, "iris", &nginx(), 10)
+            .await
+            .expect_err("no path to iris");
+        assert!(
+            err.to_string()
+                .contains("has no rule with a path to Service `iris`"),
+            "{err}"
+        );
+        // The replica-ratio routing needs no Ingress at all.
+        set_traffic_weight(
+            &cluster,
+            &release,
+            "iris",
+            &TrafficRouting::ReplicaRatio,
+            10,
+        )
+        .await
+        .expect("nothing to do");
     }
 
     #[tokio::test]

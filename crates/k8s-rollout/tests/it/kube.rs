@@ -1042,3 +1042,217 @@ async fn expired_lock_is_taken_over_retrying_a_conflict_and_released_by_its_hold
     assert_eq!(requests[3]["body"]["spec"]["leaseTransitions"], 3);
     insta::assert_json_snapshot!(requests);
 }
+
+const INGRESSES: &str = "/apis/networking.k8s.io/v1/namespaces/ml/ingresses";
+
+/// An Ingress as the API server returns it: the user's `iris-web` routes `/predict` on
+/// `iris.example.com` to Service `iris` and other paths to `docs`; a managed one is Slipway's.
+fn ingress(name: &str, managed: bool, resource_version: &str) -> Value {
+    let labels = if managed {
+        json!({ "app.kubernetes.io/managed-by": "slipway" })
+    } else {
+        json!({ "app": "iris" })
+    };
+    json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {
+            "name": name, "namespace": "ml", "uid": format!("uid-{name}"), "resourceVersion": resource_version, "labels": labels,
+            "annotations": { "kubernetes.io/ingress.class": "nginx", "nginx.ingress.kubernetes.io/proxy-body-size": "8m" },
+        },
+        "spec": {
+            "ingressClassName": "nginx",
+            "tls": [{ "hosts": ["iris.example.com"], "secretName": "iris-tls" }],
+            "rules": [
+                { "host": "iris.example.com", "http": { "paths": [
+                    { "path": "/predict", "pathType": "Prefix", "backend": { "service": { "name": "iris", "port": { "name": "http" } } } },
+                    { "path": "/docs", "pathType": "Prefix", "backend": { "service": { "name": "docs", "port": { "number": 80 } } } },
+                ] } },
+                { "host": "docs.example.com", "http": { "paths": [
+                    { "path": "/", "pathType": "Prefix", "backend": { "service": { "name": "docs", "port": { "number": 80 } } } },
+                ] } },
+                { "http": { "paths": [
+                    { "path": "/v1", "pathType": "Exact", "backend": { "service": { "name": "iris", "port": { "number": 8080 } } } },
+                ] } },
+            ],
+        },
+    })
+}
+
+fn canary_ingress(weight: u8) -> slipway_k8s_rollout::CanaryIngress {
+    slipway_k8s_rollout::CanaryIngress {
+        namespace: "ml".into(),
+        name: "iris-web-canary".into(),
+        source: "iris-web".into(),
+        service: "iris".into(),
+        canary_service: "iris-canary".into(),
+        weight,
+    }
+}
+
+#[tokio::test]
+async fn canary_ingress_copies_the_paths_to_the_service_with_nginx_canary_annotations() {
+    let steps = vec![
+        // First weight: the canary Ingress is new.
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web"),
+            200,
+            ingress("iris-web", false, "70"),
+        ),
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web-canary"),
+            404,
+            not_found("ingresses.networking.k8s.io", "iris-web-canary"),
+        ),
+        step(
+            "PATCH",
+            format!("{INGRESSES}/iris-web-canary"),
+            201,
+            ingress("iris-web-canary", true, "1"),
+        ),
+        // Next weight: the same apply, now over Slipway's own object.
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web"),
+            200,
+            ingress("iris-web", false, "70"),
+        ),
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            ingress("iris-web-canary", true, "1"),
+        ),
+        step(
+            "PATCH",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            ingress("iris-web-canary", true, "2"),
+        ),
+        // Removal: by uid, only Slipway's.
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            ingress("iris-web-canary", true, "2"),
+        ),
+        step(
+            "DELETE",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            deleted(),
+        ),
+        // Removing it again: absent is fine.
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web-canary"),
+            404,
+            not_found("ingresses.networking.k8s.io", "iris-web-canary"),
+        ),
+    ];
+    let ((), requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster
+            .apply_canary_ingress(&canary_ingress(10))
+            .await
+            .expect("weight 10");
+        cluster
+            .apply_canary_ingress(&canary_ingress(25))
+            .await
+            .expect("weight 25");
+        cluster
+            .delete_canary_ingress("ml", "iris-web-canary")
+            .await
+            .expect("delete");
+        cluster
+            .delete_canary_ingress("ml", "iris-web-canary")
+            .await
+            .expect("delete again");
+    })
+    .await;
+    for idx in [2, 5] {
+        let request = &requests[idx];
+        assert_eq!(request["query"]["fieldManager"], "slipway", "{request}");
+        assert_eq!(request["query"]["force"], "true", "{request}");
+        let annotations = &request["body"]["metadata"]["annotations"];
+        assert_eq!(annotations["nginx.ingress.kubernetes.io/canary"], "true");
+        assert_eq!(
+            request["body"]["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "slipway"
+        );
+    }
+    assert_eq!(
+        requests[2]["body"]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"],
+        "10"
+    );
+    assert_eq!(
+        requests[5]["body"]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"],
+        "25"
+    );
+    assert_eq!(
+        requests[7]["body"]["preconditions"]["uid"],
+        "uid-iris-web-canary"
+    );
+    insta::assert_json_snapshot!(requests);
+}
+
+#[tokio::test]
+async fn canary_ingress_errors_name_the_users_ingress_and_refuse_foreign_objects() {
+    let mut other = ingress("iris-web", false, "70");
+    other["spec"]["rules"] = json!([{ "host": "docs.example.com", "http": { "paths": [
+        { "path": "/", "pathType": "Prefix", "backend": { "service": { "name": "docs", "port": { "number": 80 } } } },
+    ] } }]);
+    let steps = vec![
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web"),
+            404,
+            not_found("ingresses.networking.k8s.io", "iris-web"),
+        ),
+        step("GET", format!("{INGRESSES}/iris-web"), 200, other),
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web-canary"),
+            404,
+            not_found("ingresses.networking.k8s.io", "iris-web-canary"),
+        ),
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web"),
+            200,
+            ingress("iris-web", false, "70"),
+        ),
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            ingress("iris-web-canary", false, "5"),
+        ),
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            ingress("iris-web-canary", false, "5"),
+        ),
+    ];
+    let (errors, requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        [
+            cluster.apply_canary_ingress(&canary_ingress(10)).await,
+            cluster.apply_canary_ingress(&canary_ingress(10)).await,
+            cluster.apply_canary_ingress(&canary_ingress(10)).await,
+            cluster.delete_canary_ingress("ml", "iris-web-canary").await,
+        ]
+        .map(|result| result.expect_err("refused").to_string())
+    })
+    .await;
+    assert!(
+        matches!(requests.as_array().map(Vec::len), Some(6)),
+        "nothing written: {requests}"
+    );
+    assert!(
+        errors[0].contains("Ingress `ml/iris-web` not found"),
+        "{}",
+        errors[0]
+    );
+    insta::assert_snapshot!(errors.join("\n---\n"));
+}
