@@ -182,6 +182,23 @@ pub struct RolloutSettings {
     /// (leave it running for `slipway-deploy approve` and `promote` in a later job, the
     /// protected-environment pattern) or `abort`.
     pub on_missing_approval: OnMissingApproval,
+    /// How the canary gets its weight: `replica-ratio` (its share of the pods behind the
+    /// Service) or `nginx` (exactly its share of the requests, through an NGINX canary Ingress
+    /// derived from `rollout.ingress`).
+    pub traffic: TrafficSetting,
+    /// With `traffic = "nginx"`: the Ingress that routes to the release's Service.
+    pub ingress: Option<String>,
+}
+
+/// `rollout.traffic`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrafficSetting {
+    /// The canary's share of the pods behind the Service.
+    #[default]
+    ReplicaRatio,
+    /// NGINX ingress canary annotations: an exact share of the requests.
+    Nginx,
 }
 
 /// `rollout.on_missing_approval`.
@@ -204,6 +221,8 @@ impl Default for RolloutSettings {
             progress_deadline: Duration::from_secs(600),
             history_limit: 10,
             on_missing_approval: OnMissingApproval::Pause,
+            traffic: TrafficSetting::ReplicaRatio,
+            ingress: None,
         }
     }
 }
@@ -531,6 +550,7 @@ pub fn render(settings: &Settings) -> Result<String, UserError> {
 )]
 mod tests {
     use figment::Jail;
+    use slipway_k8s_rollout::rollout::TrafficRouting;
 
     use super::*;
 
@@ -595,6 +615,38 @@ mod tests {
                     ..GlobalArgs::default()
                 })
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn traffic_routing_keys() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "nginx.toml",
+                "[rollout]\ntraffic = \"nginx\"\ningress = \"iris-web\"\n",
+            )?;
+            jail.create_file("no-ingress.toml", "[rollout]\ntraffic = \"nginx\"\n")?;
+            jail.create_file("typo.toml", "[rollout]\ntraffic = \"istio\"\n")?;
+            let defaults = load(&global(None), &[]).map_err(|e| e.message)?;
+            let spec =
+                crate::release::release_spec(&defaults, None, None).map_err(|e| e.message)?;
+            assert_eq!(spec.traffic, TrafficRouting::ReplicaRatio);
+            let nginx = load(&global(Some("nginx.toml")), &[]).map_err(|e| e.message)?;
+            let spec = crate::release::release_spec(&nginx, None, None).map_err(|e| e.message)?;
+            assert_eq!(
+                spec.traffic,
+                TrafficRouting::NginxIngress {
+                    ingress: "iris-web".into()
+                }
+            );
+            let missing = load(&global(Some("no-ingress.toml")), &[]).map_err(|e| e.message)?;
+            let err = crate::release::release_spec(&missing, None, None)
+                .map(|spec| spec.traffic)
+                .expect_err("nginx without an ingress");
+            insta::assert_snapshot!("nginx_without_ingress", err.message);
+            let typo = error(&global(Some("typo.toml")));
+            assert!(typo.contains("rollout.traffic"), "{typo}");
             Ok(())
         });
     }

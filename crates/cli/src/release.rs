@@ -4,10 +4,11 @@
 use slipway_attest::provenance::BuildInfo;
 use slipway_core::{ImageRef, ModelRef, ReleaseId, Stage};
 use slipway_gates::window::WindowOverride;
+use slipway_k8s_rollout::rollout::TrafficRouting;
 use slipway_pipeline::{GivenApproval, ReleaseSpec, ReloadSpec};
 
 use crate::UserError;
-use crate::config::Settings;
+use crate::config::{Settings, TrafficSetting};
 
 /// Env var CI systems set to the user who started the job (GitHub Actions).
 pub const GITHUB_ACTOR: &str = "GITHUB_ACTOR";
@@ -137,6 +138,20 @@ pub fn release_spec(
             ),
         ));
     }
+    let traffic = match (rollout.traffic, &rollout.ingress) {
+        (TrafficSetting::ReplicaRatio, _) => TrafficRouting::ReplicaRatio,
+        (TrafficSetting::Nginx, Some(ingress)) if !ingress.is_empty() => {
+            TrafficRouting::NginxIngress {
+                ingress: ingress.clone(),
+            }
+        }
+        (TrafficSetting::Nginx, _) => {
+            return Err(key_error(
+                "rollout.ingress",
+                "`rollout.traffic = \"nginx\"` needs the Ingress that routes to the release's Service\n\nhint: e.g. `ingress = \"iris-classifier\"` under [rollout] (`kubectl get ingresses` in the release's namespace)",
+            ));
+        }
+    };
     if rollout.history_limit == 0 {
         return Err(key_error(
             "rollout.history_limit",
@@ -202,6 +217,7 @@ pub fn release_spec(
         image,
         strategy: rollout.strategy,
         steps: rollout.steps.clone(),
+        traffic,
         pause: rollout.pause,
         progress_deadline: rollout.progress_deadline,
         history_limit: rollout.history_limit,

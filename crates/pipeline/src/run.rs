@@ -18,6 +18,7 @@ use slipway_gates::model::{ModelEvidence, ServingModel};
 use slipway_gates::signature::{ProvenanceSummary, SignatureEvidence, VerifiedSignature};
 use slipway_gates::{CheckStatus, GateReport};
 use slipway_k8s_rollout::bluegreen::{self, BlueGreenConfig};
+use slipway_k8s_rollout::rollout::TrafficRouting;
 use slipway_k8s_rollout::{DeploymentSpec, RollingParams, rolling, rollout};
 use slipway_mlflow::VersionStatus;
 
@@ -1154,23 +1155,33 @@ impl Ctx<'_> {
         let clock = self.backends.clock.clone();
         for (idx, step) in self.spec.steps.iter().copied().enumerate() {
             self.canary_started = true;
+            let traffic = &self.spec.traffic;
+            let share = match traffic {
+                TrafficRouting::ReplicaRatio => "of pods",
+                TrafficRouting::NginxIngress { .. } => "of requests",
+            };
             self.emit(
                 "canary",
                 StageStatus::Start,
                 format!(
-                    "step {}/{}: {step}% of pods on {}",
+                    "step {}/{}: {step}% {share} on {}",
                     idx + 1,
                     self.spec.steps.len(),
                     rollout::canary_name(&release)
                 ),
             );
-            let replicas = rollout::set_canary_weight(
+            // With exact weights the canary pods stay out of the user's Service; the replicas
+            // still follow the pod ratio (at least 1) so capacity follows the traffic.
+            let replicas = rollout::set_canary(
                 cluster.as_ref(),
                 clock.as_ref(),
                 &release,
                 &pinned,
                 step,
                 self.spec.progress_deadline,
+                traffic
+                    .isolates_canary()
+                    .then_some(self.spec.service.as_str()),
             )
             .await
             .map_err(|err| match err {
@@ -1179,11 +1190,31 @@ impl Ctx<'_> {
                 }
                 other => failed(chain(&other)),
             })?;
+            // The weight is set only once the canary is ready, so it never points at pods that
+            // cannot serve.
+            rollout::set_traffic_weight(
+                cluster.as_ref(),
+                &release,
+                &self.spec.service,
+                &self.spec.traffic,
+                step,
+            )
+            .await
+            .map_err(|err| failed(chain(&err)))?;
             let stable_replicas = self.stable_before.as_ref().map_or(0, |spec| spec.replicas);
-            let share = rollout::canary_share(stable_replicas, replicas);
-            let message = format!(
-                "{replicas} canary pod(s) ready next to {stable_replicas} stable: {share:.0}% of pods"
-            );
+            let message = match &self.spec.traffic {
+                TrafficRouting::ReplicaRatio => {
+                    let share = rollout::canary_share(stable_replicas, replicas);
+                    format!(
+                        "{replicas} canary pod(s) ready next to {stable_replicas} stable: {share:.0}% of pods"
+                    )
+                }
+                TrafficRouting::NginxIngress { ingress } => format!(
+                    "{replicas} canary pod(s) ready next to {stable_replicas} stable: Ingress {} sends exactly {step}% of the requests of {ingress} to Service {}",
+                    rollout::canary_ingress_name(ingress),
+                    rollout::canary_service_name(&self.spec.service)
+                ),
+            };
             self.emit("canary", StageStatus::Pass, message.clone());
             self.k8s_event("CanaryStep", &message).await;
             if !self.spec.pause.is_zero() {
@@ -1384,10 +1415,11 @@ impl Ctx<'_> {
             format!("setting stable {release} to {pinned}"),
         );
         let cluster = self.backends.cluster.clone();
-        if let Err(err) = rollout::promote(
+        if let Err(err) = rollout::promote_routed(
             cluster.as_ref(),
             self.backends.clock.as_ref(),
             &release,
+            (&self.spec.service, &self.spec.traffic),
             &pinned,
             self.spec.progress_deadline,
         )
@@ -1590,11 +1622,21 @@ impl Ctx<'_> {
     /// or failed.
     async fn abort_canary(&mut self, stop: &Stop) {
         let release = self.spec.release.clone();
-        match rollout::abort(self.backends.cluster.as_ref(), &release).await {
+        let routing = (self.spec.service.as_str(), &self.spec.traffic);
+        match rollout::abort_routed(self.backends.cluster.as_ref(), &release, routing).await {
             Ok(()) => self.emit(
                 "abort",
                 StageStatus::Pass,
-                format!("canary removed; stable {release} untouched"),
+                match &self.spec.traffic {
+                    TrafficRouting::ReplicaRatio => {
+                        format!("canary removed; stable {release} untouched")
+                    }
+                    TrafficRouting::NginxIngress { ingress } => format!(
+                        "canary Ingress {}, Service {} and canary removed; stable {release} untouched",
+                        rollout::canary_ingress_name(ingress),
+                        rollout::canary_service_name(&self.spec.service)
+                    ),
+                },
             ),
             Err(err) => self.emit(
                 "abort",

@@ -6,6 +6,7 @@ use slipway_analysis::AnalysisPlan;
 use slipway_core::{ImageRef, ModelRef, ReleaseId, Strategy};
 use slipway_gates::Policy;
 use slipway_gates::window::WindowOverride;
+use slipway_k8s_rollout::rollout::TrafficRouting;
 
 /// An approval given to this run directly (interactive use: `--approve-as`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,9 @@ pub struct ReleaseSpec {
     pub strategy: Strategy,
     /// Canary weights in percent.
     pub steps: Vec<u8>,
+    /// How the canary gets its weight: its share of the pods behind `service` (default), or an
+    /// exact share of the requests through an NGINX canary Ingress.
+    pub traffic: TrafficRouting,
     /// Pause after each step.
     pub pause: Duration,
     /// How long pods may take to become ready.

@@ -5,10 +5,11 @@ use slipway_audit_log::{Event, verify};
 use slipway_cli::config::Settings;
 use slipway_cli::release::release_spec;
 use slipway_core::Outcome;
-use slipway_k8s_rollout::Cluster as _;
+use slipway_k8s_rollout::rollout::TrafficRouting;
+use slipway_k8s_rollout::{Cluster as _, IngressPath};
 use slipway_mlflow::ModelRegistry as _;
 use slipway_pipeline::scenario::{self, SCENARIOS, World};
-use slipway_pipeline::{ReleaseSpec, Resume, RunOutcome, RunReport, StageEvent};
+use slipway_pipeline::{ReleaseSpec, Resume, RunOutcome, RunReport, StageEvent, StageStatus};
 
 fn spec() -> ReleaseSpec {
     release_spec(&Settings::default(), None, None).expect("defaults are valid")
@@ -732,4 +733,156 @@ async fn a_missing_admin_token_secret_stops_the_run_in_preflight() {
     assert_eq!(report.revision, None, "nothing changed");
     assert_eq!(stable_image(&world, &spec).await, stable_before);
     assert!(!canary_exists(&world, &spec).await);
+}
+
+/// The user's Ingress for the NGINX tests: `/` on `iris.example.com` to the release's Service,
+/// `/docs` to another Service.
+fn seed_ingress(world: &World, spec: &ReleaseSpec) -> Vec<IngressPath> {
+    let paths = vec![
+        IngressPath {
+            host: "iris.example.com".into(),
+            path: "/".into(),
+            service: spec.service.clone(),
+        },
+        IngressPath {
+            host: "iris.example.com".into(),
+            path: "/docs".into(),
+            service: "docs".into(),
+        },
+    ];
+    world
+        .cluster
+        .seed_ingress(&spec.release.namespace, "iris-web", paths.clone());
+    paths
+}
+
+fn nginx_spec() -> ReleaseSpec {
+    ReleaseSpec {
+        traffic: TrafficRouting::NginxIngress {
+            ingress: "iris-web".into(),
+        },
+        ..spec()
+    }
+}
+
+#[tokio::test]
+async fn nginx_canary_gets_exact_weights_and_promote_or_abort_remove_its_routing() {
+    for (name, outcome, weights) in [
+        (
+            "happy",
+            RunOutcome::Promoted,
+            vec![Some(10), Some(25), Some(50)],
+        ),
+        ("bad-canary", RunOutcome::Rejected, vec![Some(10)]),
+    ] {
+        let spec = nginx_spec();
+        let world = world(name, &spec).await;
+        let namespace = spec.release.namespace.clone();
+        let users_ingress = seed_ingress(&world, &spec);
+        let stable_before = world
+            .cluster
+            .deployment(&namespace, &spec.release.name)
+            .await
+            .expect("read");
+        let canary_ingress = "iris-web-canary";
+        let canary_service = format!("{}-canary", spec.service);
+        // At each step, once the canary is ready: the canary Ingress's weight, and which
+        // Deployments' pods sit behind the user's Service and behind the canary Service.
+        let mut seen = Vec::new();
+        let report = slipway_pipeline::run(&spec, &world.backends, &mut |event: &StageEvent| {
+            if event.stage == "canary" && event.status == StageStatus::Pass {
+                let behind = |service: &str| -> Vec<String> {
+                    world
+                        .cluster
+                        .endpoints(&namespace, service)
+                        .into_iter()
+                        .map(|(deployment, _)| deployment)
+                        .collect()
+                };
+                seen.push((
+                    world
+                        .cluster
+                        .ingress(&namespace, canary_ingress)
+                        .and_then(|ingress| ingress.canary_weight()),
+                    behind(&spec.service),
+                    behind(&canary_service),
+                    event.message.clone(),
+                ));
+            }
+        })
+        .await;
+        assert_eq!(report.outcome, outcome, "{name}: {}", report.reason);
+        let canary_name = format!("{}-canary", spec.release.name);
+        assert_eq!(
+            seen.iter().map(|(weight, ..)| *weight).collect::<Vec<_>>(),
+            weights,
+            "{name}: the canary Ingress's weight at each step"
+        );
+        for (weight, stable_side, canary_side, message) in &seen {
+            assert_eq!(
+                stable_side,
+                std::slice::from_ref(&spec.release.name),
+                "{name}: canary pods stay out of the user's Service"
+            );
+            assert_eq!(canary_side, std::slice::from_ref(&canary_name), "{name}");
+            let percent = weight.expect("weight");
+            assert!(
+                message.contains(&format!("exactly {percent}% of the requests")),
+                "{name}: {message}"
+            );
+        }
+        // Promote and abort both leave only the user's objects.
+        assert_eq!(
+            world.cluster.ingress_names(&namespace),
+            ["iris-web"],
+            "{name}"
+        );
+        let users = world.cluster.ingress(&namespace, "iris-web").expect("kept");
+        assert_eq!(
+            users.paths, users_ingress,
+            "{name}: the user's Ingress untouched"
+        );
+        assert!(users.annotations.is_empty(), "{name}");
+        assert_eq!(
+            world.cluster.service_names(&namespace),
+            std::slice::from_ref(&spec.service),
+            "{name}: canary Service removed"
+        );
+        assert!(
+            !canary_exists(&world, &spec).await,
+            "{name}: canary removed"
+        );
+        let stable_after = world
+            .cluster
+            .deployment(&namespace, &spec.release.name)
+            .await
+            .expect("read");
+        if outcome == RunOutcome::Promoted {
+            let digest = report.digest.clone().expect("digest");
+            let image = stable_after.expect("stable").spec.image;
+            assert!(image.ends_with(&digest.to_string()), "{image}");
+        } else {
+            assert_eq!(stable_after, stable_before, "{name}: stable untouched");
+        }
+    }
+}
+
+#[tokio::test]
+async fn nginx_canary_without_the_users_ingress_stops_and_cleans_up() {
+    let spec = nginx_spec();
+    let world = world("happy", &spec).await;
+    let stable_before = stable_image(&world, &spec).await;
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Failed, "{}", report.reason);
+    assert!(
+        report.reason.contains("Ingress `") && report.reason.contains("/iris-web` not found"),
+        "{}",
+        report.reason
+    );
+    assert!(!canary_exists(&world, &spec).await);
+    assert_eq!(stable_image(&world, &spec).await, stable_before);
+    assert_eq!(
+        world.cluster.service_names(&spec.release.namespace),
+        std::slice::from_ref(&spec.service)
+    );
 }
