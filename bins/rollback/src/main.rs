@@ -180,6 +180,8 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
         progress_deadline: release.progress_deadline,
         history_limit: release.history_limit,
         policy: release.policy.clone(),
+        service: release.service.clone(),
+        traffic: release.traffic.clone(),
     };
     eprintln!("slipway: rolling back {} {}", spec.release, where_(&built));
     let mut observer = |event: &StageEvent| slipway_cli::story::print_event(event);

@@ -49,6 +49,10 @@ pub struct RollbackSpec {
     pub history_limit: usize,
     /// Signature and approval policy (the same as for releases).
     pub policy: Policy,
+    /// The Service in front of the release (the canary Service is derived from it).
+    pub service: String,
+    /// How a running canary gets its traffic, so its Ingress and Service go with it.
+    pub traffic: slipway_k8s_rollout::rollout::TrafficRouting,
 }
 
 struct Stop(RunOutcome, String);
@@ -318,9 +322,13 @@ async fn steps(
     }
 
     // Change: remove any canary, roll stable back, wait for health.
-    rollout::abort(backends.cluster.as_ref(), release)
-        .await
-        .map_err(|err| failed(one_line(&err)))?;
+    rollout::abort_routed(
+        backends.cluster.as_ref(),
+        release,
+        (&spec.service, &spec.traffic),
+    )
+    .await
+    .map_err(|err| failed(one_line(&err)))?;
     let pinned = image.pinned().unwrap_or_default();
     emit(
         backends,

@@ -111,6 +111,10 @@ pub struct WatchSpec {
     pub history_limit: usize,
     /// Signature policy the rollback target must still satisfy.
     pub policy: Policy,
+    /// The Service in front of the release.
+    pub service: String,
+    /// How a canary gets its traffic (a rollback removes its routing too).
+    pub traffic: slipway_k8s_rollout::rollout::TrafficRouting,
 }
 
 /// The `[watch]` section cannot make a watch.
@@ -201,6 +205,8 @@ impl WatchSpec {
             health_grace: config.health_grace,
             metrics,
             rate_window: release.analysis.interval,
+            service: release.service.clone(),
+            traffic: release.traffic.clone(),
             actor: release.actor.clone(),
             serving_alias: release.serving_alias.clone(),
             progress_deadline: release.progress_deadline,
@@ -654,6 +660,8 @@ impl Watcher<'_> {
             progress_deadline: spec.progress_deadline,
             history_limit: spec.history_limit,
             policy: spec.policy.clone(),
+            service: spec.service.clone(),
+            traffic: spec.traffic.clone(),
         };
         let rolled = crate::rollback(&rollback, self.backends, &mut *self.observer).await;
         self.report.stages.extend(rolled.stages);

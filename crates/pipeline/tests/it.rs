@@ -886,3 +886,51 @@ async fn nginx_canary_without_the_users_ingress_stops_and_cleans_up() {
         std::slice::from_ref(&spec.service)
     );
 }
+
+#[tokio::test]
+async fn a_rollback_while_an_nginx_canary_is_paused_removes_its_ingress_and_service() {
+    let spec = nginx_spec();
+    let world = world("unapproved", &spec).await;
+    seed_ingress(&world, &spec);
+    let paused = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(paused.outcome, RunOutcome::Paused, "{}", paused.reason);
+    let namespace = spec.release.namespace.clone();
+    assert!(
+        world
+            .cluster
+            .ingress(&namespace, "iris-web-canary")
+            .is_some(),
+        "the paused canary has its Ingress"
+    );
+    let rollback = slipway_pipeline::RollbackSpec {
+        release: spec.release.clone(),
+        target: slipway_pipeline::RollbackTarget::Previous,
+        reason: "the model card was wrong".into(),
+        emergency: true,
+        actor: spec.actor.clone(),
+        serving_alias: spec.serving_alias.clone(),
+        progress_deadline: spec.progress_deadline,
+        history_limit: spec.history_limit,
+        policy: spec.policy.clone(),
+        service: spec.service.clone(),
+        traffic: spec.traffic.clone(),
+    };
+    let report =
+        slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    assert!(
+        world
+            .cluster
+            .ingress(&namespace, "iris-web-canary")
+            .is_none(),
+        "canary Ingress removed"
+    );
+    assert!(
+        !world
+            .cluster
+            .service_names(&namespace)
+            .contains(&format!("{}-canary", spec.service)),
+        "canary Service removed"
+    );
+    assert!(!canary_exists(&world, &spec).await);
+}
