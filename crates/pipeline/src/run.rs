@@ -43,6 +43,20 @@ enum Mode {
     Resume,
 }
 
+/// An Event reason in Kubernetes' CamelCase: `model-gate` + `fail` → `ModelGateFail`.
+fn event_reason(stage: &str, verdict: &str) -> String {
+    format!("{stage}-{verdict}")
+        .split(['-', '_', ' '])
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
 /// A version's metrics, read through its run (none when the version names no run).
 async fn run_metrics(
     models: &dyn slipway_mlflow::ModelRegistry,
@@ -168,6 +182,8 @@ struct Ctx<'a> {
     spec_actor_override: Option<String>,
     /// The run that produced the candidate, for the model-link attestation.
     candidate_run: Option<String>,
+    /// Preflight passed and the lock was taken: decisions may now be Kubernetes Events.
+    preflight_passed: bool,
 }
 
 /// Plans a release: runs preflight and every gate against the backends and says what `run`
@@ -286,6 +302,7 @@ async fn execute(
         canary_started: false,
         spec_actor_override: None,
         candidate_run: None,
+        preflight_passed: false,
     };
     let result = match action {
         Some(action) => match ctx.take_lock().await {
@@ -337,8 +354,14 @@ impl Ctx<'_> {
             .audit
             .append(self.backends.clock.now(), event)
             .await
-            .map(drop)
-            .map_err(|err| failed(chain(&err)))
+            .map_err(|err| failed(chain(&err)))?;
+        // Once preflight passed (the lock is ours), each decision is also a Kubernetes Event
+        // on the Deployment, so `kubectl describe` tells the same story as the trail.
+        if self.preflight_passed {
+            let reason = event_reason(stage, verdict);
+            self.k8s_event(&reason, detail).await;
+        }
+        Ok(())
     }
 
     /// Emits a gate's checks, adds them to the report, audits the verdict, and stops on a "no".
@@ -630,6 +653,7 @@ impl Ctx<'_> {
             format!("lock taken for {release} by {holder}"),
         );
         self.lock_holder = Some(holder);
+        self.preflight_passed = true;
         Ok(())
     }
 

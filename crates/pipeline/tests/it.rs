@@ -226,9 +226,24 @@ async fn gate_stops_change_nothing_in_the_cluster() {
             2,
             "{name}: only the earlier releases"
         );
+        // No workload changed, but the refusal is an Event on the Deployment.
+        let reasons: Vec<String> = world
+            .cluster
+            .events()
+            .into_iter()
+            .map(|event| event.reason)
+            .collect();
         assert!(
-            world.cluster.events().is_empty(),
-            "{name}: no Kubernetes events"
+            !reasons.iter().any(|reason| reason.starts_with("Canary")),
+            "{name}: {reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|reason| reason.ends_with("GateFail")),
+            "{name}: {reasons:?}"
+        );
+        assert!(
+            reasons.contains(&"RunRejected".to_owned()),
+            "{name}: {reasons:?}"
         );
     }
 }
