@@ -7,8 +7,9 @@
 //!   release replaced;
 //! - *time to restore* runs from the failed promotion to the rollback that replaced it.
 //!
-//! Lead time for changes needs the commit time from the image's provenance, which release
-//! records do not carry yet; it is reported as unavailable rather than guessed.
+//! - *lead time for changes* runs from the commit (`source_time`, recorded when the build said
+//!   when it was committed) to the promotion: the median over the deployments that know it;
+//!   unavailable, never guessed, when none does.
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -24,7 +25,10 @@ pub(crate) struct Dora {
     pub(crate) failed_changes: usize,
     pub(crate) change_failure_rate: Option<f64>,
     pub(crate) mean_time_to_restore_minutes: Option<f64>,
+    /// Median minutes from commit to promotion, over the deployments that know their commit time.
     pub(crate) lead_time_for_changes: Option<f64>,
+    /// How many deployments knew their commit time.
+    pub(crate) lead_time_samples: usize,
 }
 
 pub(crate) fn compute(records: &[ReleaseRecord], since: Timestamp, until: Timestamp) -> Dora {
@@ -33,6 +37,15 @@ pub(crate) fn compute(records: &[ReleaseRecord], since: Timestamp, until: Timest
         .iter()
         .filter(in_period)
         .filter(|r| r.outcome == Outcome::Promoted)
+        .collect();
+    let mut lead_times: Vec<f64> = promoted
+        .iter()
+        .filter_map(|record| {
+            record
+                .source_time
+                .map(|commit| record.at.duration_since(commit).as_secs_f64() / 60.0)
+        })
+        .filter(|minutes| *minutes >= 0.0)
         .collect();
     let mut restores = Vec::new();
     for failed in &promoted {
@@ -71,7 +84,29 @@ pub(crate) fn compute(records: &[ReleaseRecord], since: Timestamp, until: Timest
         mean_time_to_restore_minutes: (!restores.is_empty()).then(|| {
             restores.iter().map(|d| d.as_secs_f64() / 60.0).sum::<f64>() / restores.len() as f64
         }),
-        lead_time_for_changes: None,
+        lead_time_for_changes: median(&mut lead_times),
+        lead_time_samples: lead_times.len(),
+    }
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    })
+}
+
+/// "12.0 min (median of 3)" or why there is no figure.
+pub(crate) fn lead_time_text(dora: &Dora) -> String {
+    match dora.lead_time_for_changes {
+        Some(minutes) => format!("{minutes:.1} min (median of {})", dora.lead_time_samples),
+        None => "n/a (no deployment recorded its commit time)".to_owned(),
     }
 }
 
@@ -90,7 +125,7 @@ impl Dora {
             )
         };
         format!(
-            "period: {} .. {}\ndeployments: {} ({:.2} per week)\nchange failure rate: {} ({} failed)\nmean time to restore: {}\nlead time for changes: n/a (release records carry no commit time yet)\n",
+            "period: {} .. {}\ndeployments: {} ({:.2} per week)\nchange failure rate: {} ({} failed)\nmean time to restore: {}\nlead time for changes: {}\n",
             self.since,
             self.until,
             self.deployments,
@@ -98,6 +133,7 @@ impl Dora {
             percent(self.change_failure_rate),
             self.failed_changes,
             minutes(self.mean_time_to_restore_minutes),
+            lead_time_text(self),
         )
     }
 }
@@ -111,6 +147,7 @@ mod tests {
     fn record(revision: u64, outcome: Outcome, minute: i64) -> ReleaseRecord {
         let digest = Digest::parse(&format!("sha256:{}", "a".repeat(64))).expect("digest");
         ReleaseRecord {
+            source_time: None,
             release: ReleaseId::parse("ml/iris").expect("id"),
             revision,
             image: ImageRef::parse("ghcr.io/acme/iris:1")
@@ -157,6 +194,41 @@ mod tests {
                 empty.mean_time_to_restore_minutes
             ),
             (0, None, None)
+        );
+    }
+
+    #[test]
+    fn lead_time_is_the_median_from_commit_to_promotion_of_those_that_know() {
+        let since = Timestamp::from_second(1_700_000_000).expect("ts");
+        let until = since + SignedDuration::from_hours(24 * 7);
+        let with_commit = |revision: u64, minute: i64, commit_minutes_before: i64| ReleaseRecord {
+            source_time: Some(
+                Timestamp::from_second(1_700_000_000 + (minute - commit_minutes_before) * 60)
+                    .expect("ts"),
+            ),
+            ..record(revision, Outcome::Promoted, minute)
+        };
+        let records = [
+            with_commit(1, 100, 30),
+            record(2, Outcome::Promoted, 200),
+            with_commit(3, 300, 90),
+            with_commit(4, 400, 60),
+            ReleaseRecord {
+                source_time: Some(since),
+                ..record(5, Outcome::Aborted, 500)
+            },
+        ];
+        let dora = compute(&records, since, until);
+        assert_eq!(
+            dora.lead_time_samples, 3,
+            "revision 2 knows no commit, 5 was not deployed"
+        );
+        assert_eq!(dora.lead_time_for_changes, Some(60.0));
+        assert_eq!(lead_time_text(&dora), "60.0 min (median of 3)");
+        let unknown = compute(&records[1..2], since, until);
+        assert_eq!(
+            lead_time_text(&unknown),
+            "n/a (no deployment recorded its commit time)"
         );
     }
 }

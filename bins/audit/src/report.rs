@@ -228,10 +228,7 @@ fn dora_rows(dora: &dora::Dora) -> Vec<(&'static str, String)> {
             "Mean time to restore",
             minutes(dora.mean_time_to_restore_minutes),
         ),
-        (
-            "Lead time for changes",
-            "n/a (release records carry no commit time yet)".to_owned(),
-        ),
+        ("Lead time for changes", crate::dora::lead_time_text(dora)),
     ]
 }
 

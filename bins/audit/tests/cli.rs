@@ -87,6 +87,7 @@ fn record(
 ) -> ReleaseRecord {
     let release = ReleaseId::parse(release).expect("release");
     ReleaseRecord {
+        source_time: None,
         image: ImageRef::parse(&format!("ghcr.io/acme/{}:1.{revision}", release.name))
             .expect("image")
             .with_digest(digest(fill)),

@@ -269,6 +269,9 @@ pub struct ProvenanceSettings {
     pub source_commit: Option<String>,
     /// Workflow path.
     pub workflow: Option<String>,
+    /// When the source commit was made (RFC 3339): DORA's lead time starts here. In GitHub
+    /// Actions it defaults to the pushed head commit's time from the event payload.
+    pub commit_time: Option<jiff::Timestamp>,
 }
 
 /// Which implementation serves a boundary. `memory` is the embedded world of

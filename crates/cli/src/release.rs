@@ -30,11 +30,35 @@ pub const GITHUB_WORKFLOW_REF: &str = "GITHUB_WORKFLOW_REF";
 pub const GITHUB_RUN_ID: &str = "GITHUB_RUN_ID";
 /// The attempt of the run.
 pub const GITHUB_RUN_ATTEMPT: &str = "GITHUB_RUN_ATTEMPT";
+/// The webhook payload that started the workflow (JSON).
+pub const GITHUB_EVENT_PATH: &str = "GITHUB_EVENT_PATH";
 
 /// SLSA build type of a GitHub Actions workflow build.
 const GITHUB_BUILD_TYPE: &str = "https://actions.github.io/buildtypes/workflow/v1";
 /// Build type when the build is described in `[provenance]`.
 const CONFIGURED_BUILD_TYPE: &str = "https://slipway.dev/buildtypes/configured/v1";
+
+/// When the released change was committed: `[provenance] commit_time`, else, in GitHub Actions,
+/// the head commit's timestamp in the push event's payload. Unknown otherwise: DORA then says
+/// lead time is unavailable rather than guessing.
+fn source_time(
+    settings: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<jiff::Timestamp> {
+    if let Some(time) = settings.provenance.commit_time {
+        return Some(time);
+    }
+    if env(GITHUB_ACTIONS).as_deref() != Some("true") {
+        return None;
+    }
+    let payload = std::fs::read_to_string(env(GITHUB_EVENT_PATH)?).ok()?;
+    let event: serde_json::Value = serde_json::from_str(&payload).ok()?;
+    event
+        .pointer("/head_commit/timestamp")?
+        .as_str()?
+        .parse()
+        .ok()
+}
 
 /// The build the provenance describes: `[provenance]` when its builder and source are set,
 /// else GitHub Actions' variables, else none. Start and finish are when Slipway attaches it:
@@ -228,6 +252,7 @@ pub fn release_spec(
         sign: settings.signing.sign,
         reload,
         build: build_info(settings, &|name| std::env::var(name).ok()),
+        source_time: source_time(settings, &|name| std::env::var(name).ok()),
         pause_for_approval: settings.rollout.on_missing_approval
             == crate::config::OnMissingApproval::Pause,
         actor,

@@ -169,6 +169,10 @@ pub struct ReleaseRecord {
     /// Why it ended this way, in a sentence.
     #[serde(default)]
     pub reason: Option<String>,
+    /// When the change was committed, when the build said so: DORA's lead time for changes
+    /// runs from here to the promotion. Absent from stored records that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_time: Option<Timestamp>,
 }
 
 #[cfg(test)]

@@ -395,6 +395,7 @@ async fn steps(
     let revision = history.last().map_or(1, |record| record.revision + 1);
     report.revision = Some(revision);
     let record = ReleaseRecord {
+        source_time: None,
         revision,
         outcome: Outcome::RolledBack,
         actor: spec.actor.clone(),
@@ -477,6 +478,7 @@ mod tests {
         let digest = Digest::parse(&format!("sha256:{}", digest_char.to_string().repeat(64)))
             .expect("digest");
         ReleaseRecord {
+            source_time: None,
             release: ReleaseId::parse("ml/iris").expect("id"),
             revision,
             image: ImageRef::parse("ghcr.io/acme/iris:1")

@@ -1596,6 +1596,7 @@ impl Ctx<'_> {
             return Ok(());
         };
         let record = ReleaseRecord {
+            source_time: self.spec.source_time,
             release: self.spec.release.clone(),
             revision,
             image: image.clone(),

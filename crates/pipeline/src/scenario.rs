@@ -234,6 +234,7 @@ pub async fn build_on(
     let mut history = Vec::new();
     for (idx, ((image, version), days_ago)) in released.iter().zip([12, 7]).enumerate() {
         let record = ReleaseRecord {
+            source_time: None,
             release: release.clone(),
             revision: idx as u64 + 1,
             image: image.clone(),
@@ -532,6 +533,7 @@ pub async fn build_story(
         [("admin-token".to_owned(), "demo-admin-token".to_owned())].into(),
     );
     let first = ReleaseRecord {
+        source_time: None,
         release: release.clone(),
         revision: 1,
         image: v1_pinned.clone(),

@@ -56,6 +56,8 @@ pub struct ReleaseSpec {
     pub sign: bool,
     /// The model server's reload endpoint, called after promotion.
     pub reload: Option<crate::reload::ReloadSpec>,
+    /// When the change being released was committed (for DORA's lead time), when known.
+    pub source_time: Option<jiff::Timestamp>,
     /// The build that produced the image, for the SLSA provenance attached at signing.
     pub build: Option<slipway_attest::provenance::BuildInfo>,
     /// When the approval gate finds too few approvals: pause with the canary running (the

@@ -296,6 +296,7 @@ progress_deadline = "2m"
     cluster
         .record_release(
             &ReleaseRecord {
+                source_time: None,
                 release: spec.release.clone(),
                 revision: 1,
                 image: stable_ref,
