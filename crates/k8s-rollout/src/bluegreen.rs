@@ -25,7 +25,7 @@ use std::time::Duration;
 use slipway_core::{Clock, ReleaseId};
 
 use crate::rollout::{stable, wait_ready};
-use crate::{Cluster, DeploymentSpec, Error, TRACK_LABEL};
+use crate::{Cluster, DeploymentSpec, DeploymentState, Error, TRACK_LABEL};
 
 /// One of the two colours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,4 +308,26 @@ pub async fn finish(
             .await?;
     }
     Ok(())
+}
+
+/// The Deployment that serves the release now: the active colour once a blue-green release
+/// switched the Service to one, else the user's stable Deployment.
+pub async fn serving(
+    cluster: &dyn Cluster,
+    release: &ReleaseId,
+    service: &str,
+) -> Result<DeploymentState, Error> {
+    let config = BlueGreenConfig::new(service);
+    match active(cluster, release, &config).await? {
+        Some(colour) => {
+            let name = colour_name(release, colour);
+            cluster.deployment(&release.namespace, &name).await?.ok_or_else(|| Error::NotFound {
+                kind: "Deployment",
+                namespace: release.namespace.clone(),
+                name,
+                hint: format!("Service `{service}` selects the {colour} colour, but its Deployment is gone"),
+            })
+        }
+        None => stable(cluster, release).await,
+    }
 }

@@ -13,6 +13,7 @@ use slipway_core::{Digest, Outcome, ReleaseId, ReleaseRecord};
 use slipway_gates::approval::{Approval, ApprovalEvidence};
 use slipway_gates::signature::SignatureEvidence;
 use slipway_gates::{CheckStatus, GateReport, Policy};
+use slipway_k8s_rollout::bluegreen::{self, BlueGreenConfig};
 use slipway_k8s_rollout::rollout;
 
 use crate::{Backends, Observer, RunOutcome, RunReport, StageEvent, StageStatus};
@@ -321,6 +322,67 @@ async fn steps(
         }
     }
 
+    // After a blue-green release the Service selects a colour: go back by colour, which is
+    // instant while the old colour is still scaled.
+    let colours = BlueGreenConfig {
+        deadline: spec.progress_deadline,
+        ..BlueGreenConfig::new(spec.service.clone())
+    };
+    if let Some(active) = bluegreen::active(backends.cluster.as_ref(), release, &colours)
+        .await
+        .map_err(|err| failed(one_line(&err)))?
+    {
+        let pinned = image.pinned().unwrap_or_default();
+        emit(
+            backends,
+            observer,
+            report,
+            "rollback",
+            StageStatus::Start,
+            format!(
+                "Service {} selects {active}: bringing {pinned} up on the other colour",
+                spec.service
+            ),
+        );
+        let standby = bluegreen::deploy(
+            backends.cluster.as_ref(),
+            backends.clock.as_ref(),
+            release,
+            &colours,
+            &pinned,
+        )
+        .await
+        .map_err(|err| {
+            failed(format!(
+                "rollback failed, {active} still serves: {}",
+                one_line(&err)
+            ))
+        })?;
+        bluegreen::switch(backends.cluster.as_ref(), release, &colours, standby)
+            .await
+            .map_err(|err| failed(one_line(&err)))?;
+        emit(
+            backends,
+            observer,
+            report,
+            "rollback",
+            StageStatus::Pass,
+            format!(
+                "Service {} selects {standby} again, running {pinned}",
+                spec.service
+            ),
+        );
+        bluegreen::finish(
+            backends.cluster.as_ref(),
+            backends.clock.as_ref(),
+            release,
+            &colours,
+        )
+        .await
+        .map_err(|err| failed(one_line(&err)))?;
+        return finish_rollback(spec, backends, observer, report, &history, &target).await;
+    }
+
     // Change: remove any canary, roll stable back, wait for health.
     rollout::abort_routed(
         backends.cluster.as_ref(),
@@ -369,6 +431,21 @@ async fn steps(
         StageStatus::Pass,
         format!("stable {release} healthy on {pinned}"),
     );
+    finish_rollback(spec, backends, observer, report, &history, &target).await
+}
+
+/// After the cluster serves the target again: move the alias back, record the rollback as a new
+/// revision, tell the cluster's Events.
+async fn finish_rollback(
+    spec: &RollbackSpec,
+    backends: &Backends,
+    observer: &mut dyn Observer,
+    report: &mut RunReport,
+    history: &[ReleaseRecord],
+    target: &ReleaseRecord,
+) -> Result<String, Stop> {
+    let failed = |text: String| Stop(RunOutcome::Failed, text);
+    let release = &spec.release;
     if let Err(err) = backends
         .models
         .set_alias(&target.model, &spec.serving_alias)

@@ -22,7 +22,6 @@ use slipway_analysis::TemplateVars;
 use slipway_audit_log::Event;
 use slipway_core::{Outcome, ReleaseId, ReleaseRecord};
 use slipway_gates::Policy;
-use slipway_k8s_rollout::rollout;
 
 use crate::{
     Backends, Observer, ReleaseSpec, RollbackSpec, RollbackTarget, RunOutcome, RunReport,
@@ -308,6 +307,8 @@ struct Watcher<'a> {
     backends: &'a Backends,
     observer: &'a mut dyn Observer,
     report: RunReport,
+    /// The Deployment that serves: stable, or the active blue-green colour.
+    serving_name: String,
 }
 
 /// Guards the release for `spec.duration`; on a sustained breach rolls it back.
@@ -326,6 +327,7 @@ pub async fn watch(
         backends,
         observer,
         report: RunReport::new(&spec.release),
+        serving_name: spec.release.name.clone(),
     };
     let (outcome, reason) = match watcher.guard().await {
         Ok(done) | Err(done) => done,
@@ -399,9 +401,11 @@ impl Watcher<'_> {
                 "nothing to guard: {release} has no promoted revision in its history (hint: watch after `slipway-deploy run` promoted one)"
             )));
         };
-        let stable = rollout::stable(cluster, release)
+        // After a blue-green release the active colour serves, not the user's Deployment.
+        let stable = slipway_k8s_rollout::bluegreen::serving(cluster, release, &self.spec.service)
             .await
             .map_err(|err| failed(one_line(&err)))?;
+        self.serving_name = stable.spec.name.clone();
         if !stable.spec.image.ends_with(&current.digest.to_string()) {
             return Err(failed(format!(
                 "stable {release} runs {} but its newest successful revision {} deployed {}; the cluster and the history disagree (hint: `slipway-audit log` shows who changed what; watch after the next release)",
@@ -579,7 +583,7 @@ impl Watcher<'_> {
         let state = self
             .backends
             .cluster
-            .deployment(&release.namespace, &release.name)
+            .deployment(&release.namespace, &self.serving_name)
             .await;
         Ok(match state {
             Ok(Some(state)) if state.spec.image != image => {

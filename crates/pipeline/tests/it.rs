@@ -949,3 +949,85 @@ async fn a_rollback_while_an_nginx_canary_is_paused_removes_its_ingress_and_serv
     );
     assert!(!canary_exists(&world, &spec).await);
 }
+
+#[tokio::test]
+async fn after_blue_green_the_watch_guards_the_active_colour_and_rollback_switches_back() {
+    let mut spec = spec();
+    spec.strategy = slipway_core::Strategy::BlueGreen;
+    let world = world("happy", &spec).await;
+    let stable_before = stable_image(&world, &spec).await;
+    let released = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(
+        released.outcome,
+        RunOutcome::Promoted,
+        "{}",
+        released.reason
+    );
+    let namespace = spec.release.namespace.clone();
+    let active = |world: &World| {
+        let cluster = world.cluster.clone();
+        let namespace = namespace.clone();
+        let service = spec.service.clone();
+        async move {
+            let selector = cluster
+                .service_selector(&namespace, &service)
+                .await
+                .expect("read")
+                .expect("service");
+            selector
+                .get(slipway_k8s_rollout::TRACK_LABEL)
+                .cloned()
+                .expect("a colour")
+        }
+    };
+    let after_release = active(&world).await;
+
+    // The watch finds the active colour serving the promoted digest (no "cluster and history
+    // disagree" because the user's Deployment still runs the old image).
+    let config = slipway_pipeline::watch::WatchConfig {
+        duration: std::time::Duration::from_secs(120),
+        ..slipway_pipeline::watch::WatchConfig::default()
+    };
+    let watch = slipway_pipeline::watch::WatchSpec::new(&spec, &config).expect("watch spec");
+    let guarded =
+        slipway_pipeline::watch::watch(&watch, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(guarded.outcome, RunOutcome::Promoted, "{}", guarded.reason);
+
+    let rollback = slipway_pipeline::RollbackSpec {
+        release: spec.release.clone(),
+        target: slipway_pipeline::RollbackTarget::Previous,
+        reason: "p99 regression".into(),
+        emergency: true,
+        actor: spec.actor.clone(),
+        serving_alias: spec.serving_alias.clone(),
+        progress_deadline: spec.progress_deadline,
+        history_limit: spec.history_limit,
+        policy: spec.policy.clone(),
+        service: spec.service.clone(),
+        traffic: spec.traffic.clone(),
+    };
+    let rolled =
+        slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(rolled.outcome, RunOutcome::Promoted, "{}", rolled.reason);
+    let after_rollback = active(&world).await;
+    assert_ne!(after_rollback, after_release, "the Service switched colour");
+    let colour = world
+        .cluster
+        .deployment(
+            &namespace,
+            &format!("{}-{after_rollback}", spec.release.name),
+        )
+        .await
+        .expect("read")
+        .expect("colour");
+    assert_eq!(
+        colour.spec.image, stable_before,
+        "the previous image serves again"
+    );
+    assert_eq!(
+        stable_image(&world, &spec).await,
+        stable_before,
+        "the user's Deployment never changed"
+    );
+    assert_eq!(serving_version(&world, &spec).await, 2);
+}
