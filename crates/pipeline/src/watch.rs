@@ -422,9 +422,16 @@ impl Watcher<'_> {
         self.report.revision = Some(current.revision);
         self.report.model = Some(current.model.clone());
         self.report.digest = Some(current.digest.clone());
+        // The serving pods' track: `stable`, or the active colour after a blue-green release.
+        let track = self
+            .serving_name
+            .strip_prefix(&format!("{}-", release.name))
+            .filter(|colour| matches!(*colour, "blue" | "green"))
+            .unwrap_or("stable")
+            .to_owned();
         let vars = TemplateVars {
             interval: Some(spec.rate_window),
-            ..TemplateVars::new(release.name.clone(), release.namespace.clone(), "stable")
+            ..TemplateVars::new(release.name.clone(), release.namespace.clone(), track)
         };
         let mut queries = Vec::new();
         for metric in &spec.metrics {
