@@ -117,8 +117,7 @@ fn errors_exit_2_and_say_what_to_fix() {
             "watch_zero_interval",
             &["watch", "--no-config", "--interval", "0s"],
         ),
-        // FIXME: a bad flag value is attributed to `&serde_json::value::Value` (figment's name
-        // for the flags layer in `slipway_cli::config`), not to the flag `--duration`.
+        // A bad flag value is attributed to the command-line flags and names its key.
         (
             "watch_bad_duration",
             &["watch", "--no-config", "--duration", "soon"],

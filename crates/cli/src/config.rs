@@ -506,10 +506,12 @@ fn describe(err: &figment::Error) -> UserError {
     for err in err.clone() {
         let source = match err.metadata.as_ref().and_then(|meta| meta.source.as_ref()) {
             Some(figment::Source::File(path)) => format!("`{}`", path.display()),
-            _ => err
-                .metadata
-                .as_ref()
-                .map_or_else(|| "configuration".to_owned(), |meta| meta.name.to_string()),
+            // Flags are merged as serialized values, which figment names by their Rust type.
+            _ => match err.metadata.as_ref().map(|meta| meta.name.to_string()) {
+                Some(name) if name.contains("serde_json") => "command-line flags".to_owned(),
+                Some(name) => name,
+                None => "configuration".to_owned(),
+            },
         };
         let mut path = err.path.clone();
         if let figment::error::Kind::UnknownField(field, _) = &err.kind
