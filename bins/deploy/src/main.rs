@@ -94,6 +94,15 @@ struct ReleaseArgs {
     /// Release outside the deploy windows; needs a reason, which is recorded.
     #[arg(long, value_name = "REASON")]
     override_window: Option<String>,
+    /// Kubeconfig file, as kubectl's `--kubeconfig` [kubernetes.kubeconfig].
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<String>,
+    /// Kubeconfig context, as kubectl's `--context` [kubernetes.context].
+    #[arg(long)]
+    context: Option<String>,
+    /// Namespace of the release, replacing the one in `release.name`.
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
 }
 
 /// Flags of `approve`.
@@ -139,6 +148,8 @@ impl ReleaseArgs {
         set("image.ref", &self.image);
         set("rollout.strategy", &self.strategy);
         set("backend.scenario", &self.scenario);
+        set("kubernetes.kubeconfig", &self.kubeconfig);
+        set("kubernetes.context", &self.context);
         overrides
     }
 }
@@ -199,7 +210,18 @@ async fn prepare(args: &ReleaseArgs) -> anyhow::Result<Option<Prepared>> {
         }
         return Ok(None);
     }
-    let settings: Settings = config::load(&args.global, &args.overrides())?;
+    let mut settings: Settings = config::load(&args.global, &args.overrides())?;
+    if let Some(namespace) = &args.namespace {
+        // `--namespace` keeps the Deployment's name; release_spec validates the result.
+        let name = settings
+            .release
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        settings.release.name = format!("{namespace}/{name}");
+    }
     if args.global.print_config {
         print!("{}", config::render(&settings)?);
         return Ok(None);
