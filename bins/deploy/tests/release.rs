@@ -357,3 +357,51 @@ fn plan_json_is_stable() {
         serde_json::from_str(&output.stdout).expect("one JSON document");
     insta::assert_json_snapshot!("plan_json", report);
 }
+
+#[test]
+fn a_trivyignore_from_the_config_lets_an_accepted_cve_through_and_an_expired_one_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join(".trivyignore"),
+        "# accepted until the base image moves\nCVE-2024-3094 exp:2099-01-01\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("expired.trivyignore"),
+        "CVE-2024-3094 exp:2020-01-01\n",
+    )
+    .expect("write");
+    let accepted = deploy(
+        &["plan", "--no-config", "--scenario", "vulnerable-image"],
+        dir.path(),
+        &[("SLIPWAY_SCANNER__IGNORE_FILES", "[\".trivyignore\"]")],
+    );
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    assert!(
+        accepted.stderr.contains("3 findings, 1 ignored"),
+        "{}",
+        accepted.stderr
+    );
+    let expired = deploy(
+        &["plan", "--no-config", "--scenario", "vulnerable-image"],
+        dir.path(),
+        &[("SLIPWAY_SCANNER__IGNORE_FILES", "[\"expired.trivyignore\"]")],
+    );
+    assert_eq!(
+        expired.code, 1,
+        "an expired ignore stops applying: {}",
+        expired.stderr
+    );
+    let missing = deploy(
+        &["plan", "--no-config"],
+        dir.path(),
+        &[("SLIPWAY_SCANNER__IGNORE_FILES", "[\"nope.trivyignore\"]")],
+    );
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("key `scanner.ignore_files`")
+            && missing.stderr.contains("nope.trivyignore"),
+        "{}",
+        missing.stderr
+    );
+}

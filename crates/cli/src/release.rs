@@ -221,6 +221,13 @@ pub fn release_spec(
             })
         }
     };
+    let mut vuln_ignores = Vec::new();
+    for path in &settings.scanner.ignore_files {
+        vuln_ignores.extend(
+            slipway_scanner::read_ignore_file(path)
+                .map_err(|err| key_error("scanner.ignore_files", err))?,
+        );
+    }
     let actor = settings
         .release
         .actor
@@ -253,6 +260,7 @@ pub fn release_spec(
         reload,
         build: build_info(settings, &|name| std::env::var(name).ok()),
         source_time: source_time(settings, &|name| std::env::var(name).ok()),
+        vuln_ignores,
         pause_for_approval: settings.rollout.on_missing_approval
             == crate::config::OnMissingApproval::Pause,
         actor,

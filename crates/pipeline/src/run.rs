@@ -760,16 +760,21 @@ impl Ctx<'_> {
             .now()
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date();
-        let verdict =
-            slipway_gates::vuln::evaluate(&self.spec.policy.vulnerabilities, &scan, &[], today);
+        let verdict = slipway_gates::vuln::evaluate(
+            &self.spec.policy.vulnerabilities,
+            &scan,
+            &self.spec.vuln_ignores,
+            today,
+        );
+        let findings = match scan.findings.len() {
+            1 => "1 finding".to_owned(),
+            n => format!("{n} findings"),
+        };
+        let ignored = verdict.ignored().count();
         self.emit(
             "scan-gate",
             StageStatus::Info,
-            format!(
-                "{} findings: {}",
-                scan.findings.len(),
-                verdict.counts_line()
-            ),
+            format!("{findings}, {ignored} ignored: {}", verdict.counts_line()),
         );
         self.gate("scan-gate", verdict.gate_report()).await
     }

@@ -56,6 +56,9 @@ pub struct ReleaseSpec {
     pub sign: bool,
     /// The model server's reload endpoint, called after promotion.
     pub reload: Option<crate::reload::ReloadSpec>,
+    /// Ignore rules from the team's `.trivyignore` / `.trivyignore.yaml` files, applied by the
+    /// scan gate after the policy's own.
+    pub vuln_ignores: Vec<slipway_scanner::IgnoreRule>,
     /// When the change being released was committed (for DORA's lead time), when known.
     pub source_time: Option<jiff::Timestamp>,
     /// The build that produced the image, for the SLSA provenance attached at signing.
