@@ -1315,6 +1315,7 @@ impl Ctx<'_> {
             observer.event(&event);
             stages.push(event);
         };
+        // `run` also runs the plan's smoke tests and endpoint checks against the judged pods.
         let run = slipway_analysis::run(
             plan,
             metrics.as_ref(),

@@ -1031,3 +1031,61 @@ async fn after_blue_green_the_watch_guards_the_active_colour_and_rollback_switch
     );
     assert_eq!(serving_version(&world, &spec).await, 2);
 }
+
+/// A loopback HTTP server that answers every request with `status` and a small JSON body.
+async fn status_server(status: u16) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/predict", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buffer = vec![0u8; 8192];
+            let _ = socket.read(&mut buffer).await;
+            let body = r#"{"prediction":"setosa"}"#;
+            let response = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn smoke_tests_run_at_each_canary_step_and_a_failing_one_aborts() {
+    for (status, outcome) in [(200, RunOutcome::Promoted), (500, RunOutcome::Rejected)] {
+        let url = status_server(status).await;
+        let mut spec = spec();
+        spec.analysis.smoke = vec![
+            toml::from_str(&format!(
+                "name = \"predict\"\nurl = \"{url}\"\nstatus = 200\n"
+            ))
+            .expect("smoke check"),
+        ];
+        let world = world("happy", &spec).await;
+        let stable_before = stable_image(&world, &spec).await;
+        let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+        assert_eq!(
+            report.outcome, outcome,
+            "status {status}: {}",
+            report.reason
+        );
+        let smoke: Vec<usize> = report.analysis.iter().map(|run| run.smoke.len()).collect();
+        assert!(
+            !smoke.is_empty() && smoke.iter().all(|n| *n == 1),
+            "status {status}: a smoke result per step: {smoke:?} ({})",
+            report.reason
+        );
+        if outcome == RunOutcome::Rejected {
+            assert!(report.reason.contains("predict"), "{}", report.reason);
+            assert_eq!(stable_image(&world, &spec).await, stable_before);
+            assert!(!canary_exists(&world, &spec).await);
+        }
+    }
+}
