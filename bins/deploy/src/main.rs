@@ -91,6 +91,10 @@ struct ReleaseArgs {
     /// Why the approver approves (required with `--approve-as`).
     #[arg(long, value_name = "TEXT")]
     approve_reason: Option<String>,
+    /// When the release pauses for approval, ask on the terminal who approves and why, then
+    /// promote (or abort on an empty answer).
+    #[arg(long)]
+    interactive: bool,
     /// Release outside the deploy windows; needs a reason, which is recorded.
     #[arg(long, value_name = "REASON")]
     override_window: Option<String>,
@@ -263,6 +267,10 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
     let mut observer =
         |event: &slipway_pipeline::StageEvent| slipway_cli::story::print_event(event);
     let report = match action {
+        Action::Run if args.interactive => {
+            let report = slipway_pipeline::run(&spec, &built.backends, &mut observer).await;
+            ask_approval(&spec, &built, report, &mut observer).await?
+        }
         Action::Run => slipway_pipeline::run(&spec, &built.backends, &mut observer).await,
         Action::Plan => slipway_pipeline::plan(&spec, &built.backends, &mut observer).await,
         Action::Resume(action) => {
@@ -280,6 +288,56 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
     }
     publish_to_github(&report)?;
     Ok(ExitStatus::from(report.outcome))
+}
+
+/// `run --interactive`: when the release pauses for approval, ask on the terminal who approves
+/// and why, record it (the same checks as `approve`: not the person who started it), and promote;
+/// an empty answer aborts.
+#[allow(
+    clippy::print_stderr,
+    reason = "questions for the person at the terminal"
+)]
+async fn ask_approval(
+    spec: &ReleaseSpec,
+    built: &Built,
+    report: RunReport,
+    observer: &mut dyn slipway_pipeline::Observer,
+) -> anyhow::Result<RunReport> {
+    if report.outcome != slipway_pipeline::RunOutcome::Paused {
+        return Ok(report);
+    }
+    slipway_cli::story::finish();
+    let ask = |question: &str| -> anyhow::Result<String> {
+        eprint!("{question}");
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .context("reading the answer from the terminal")?;
+        Ok(answer.trim().to_owned())
+    };
+    eprintln!("\n{}", report.reason);
+    let approver = ask("approved by (empty to abort): ")?;
+    if approver.is_empty() {
+        let reason = "declined at the terminal".to_owned();
+        return Ok(slipway_pipeline::resume(
+            spec,
+            &built.backends,
+            observer,
+            Resume::Abort(reason),
+        )
+        .await);
+    }
+    let reason = ask("why: ")?;
+    match slipway_pipeline::approve(spec, &built.backends, &approver, &reason).await {
+        Ok(_) => {
+            Ok(slipway_pipeline::resume(spec, &built.backends, observer, Resume::Promote).await)
+        }
+        Err(ApproveError::Refused(message)) => {
+            slipway_cli::story::print_refusal(&message);
+            Ok(report)
+        }
+        Err(err) => Err(anyhow::anyhow!(err)),
+    }
 }
 
 #[allow(clippy::print_stdout, reason = "the approval record is data")]

@@ -405,3 +405,83 @@ fn a_trivyignore_from_the_config_lets_an_accepted_cve_through_and_an_expired_one
         missing.stderr
     );
 }
+
+fn deploy_with_input(args: &[&str], dir: &Path, input: &str) -> Output {
+    use std::io::Write as _;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_slipway-deploy"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("USER", "release-bot")
+        .env_remove("GITHUB_ACTOR")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SLIPWAY_") {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command.spawn().expect("spawn slipway-deploy");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("answer");
+    let output = child.wait_with_output().expect("wait");
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn interactive_runs_ask_for_the_approval_at_the_gate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "run",
+        "--no-config",
+        "--scenario",
+        "unapproved",
+        "--interactive",
+    ];
+    let approved = deploy_with_input(&args, dir.path(), "sam.reviewer\ncanary looked fine\n");
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    assert!(
+        approved.stdout.contains("outcome: promoted"),
+        "{}",
+        approved.stdout
+    );
+    assert!(
+        approved.stderr.contains("approved by (empty to abort): "),
+        "{}",
+        approved.stderr
+    );
+
+    let declined = deploy_with_input(&args, dir.path(), "\n");
+    assert_eq!(declined.code, 1, "{}", declined.stderr);
+    assert!(
+        declined.stdout.contains("declined at the terminal"),
+        "{}",
+        declined.stdout
+    );
+
+    let selfish = deploy_with_input(&args, dir.path(), "release-bot\nmine\n");
+    assert_eq!(
+        selfish.code, 0,
+        "refused, the release stays paused: {}",
+        selfish.stderr
+    );
+    assert!(
+        selfish.stdout.contains("outcome: paused"),
+        "{}",
+        selfish.stdout
+    );
+    assert!(
+        selfish.stderr.contains("cannot approve it"),
+        "{}",
+        selfish.stderr
+    );
+}
