@@ -393,23 +393,33 @@ impl Ctx<'_> {
         self.scan_gate(&image).await?;
         self.sign_and_verify(&image, &candidate).await?;
         if self.mode == Mode::Plan {
-            let steps: Vec<String> = self
-                .spec
-                .steps
-                .iter()
-                .map(|step| format!("{step}%"))
-                .collect();
+            let approvals = self.spec.policy.approvals.required;
+            let rollout = match self.spec.strategy {
+                Strategy::Canary => {
+                    let steps: Vec<String> = self
+                        .spec
+                        .steps
+                        .iter()
+                        .map(|step| format!("{step}%"))
+                        .collect();
+                    format!(
+                        "run a canary in steps {}, analyse each, wait for {approvals} approval(s)",
+                        steps.join(" → ")
+                    )
+                }
+                Strategy::BlueGreen => format!(
+                    "deploy to the standby colour behind a preview Service, analyse it, wait for {approvals} approval(s), switch the Service"
+                ),
+                Strategy::Rolling => format!(
+                    "wait for {approvals} approval(s), roll stable's pods, analyse the release"
+                ),
+            };
             self.emit(
                 "plan",
                 StageStatus::Info,
                 format!(
-                    "would run a {} rollout of {} ({}) in steps {}, analyse each, wait for {} approval(s), promote and move `{}` to {candidate}",
-                    self.spec.strategy,
-                    image,
-                    candidate,
-                    steps.join(" → "),
-                    self.spec.policy.approvals.required,
-                    self.spec.serving_alias,
+                    "would {rollout}, then promote {image} ({candidate}) and move `{}` to it",
+                    self.spec.serving_alias
                 ),
             );
             return Ok((
