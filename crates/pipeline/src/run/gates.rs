@@ -1,0 +1,450 @@
+//! The stages before anything changes: preflight (stable, Service, Secrets, deploy window, lock),
+//! the model gate, digest resolution, the scan gate, signing with the model link and provenance,
+//! and verification.
+
+use super::*;
+
+impl Ctx<'_> {
+    pub(super) async fn preflight(&mut self) -> Result<(), Stop> {
+        let release = &self.spec.release;
+        self.emit(
+            "preflight",
+            StageStatus::Start,
+            format!("checking release {release} before touching anything"),
+        );
+        let cluster = self.backends.cluster.clone();
+        let stable = rollout::stable(cluster.as_ref(), release)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit(
+            "preflight",
+            StageStatus::Pass,
+            format!(
+                "stable Deployment {release} runs {} with {}/{} pods ready",
+                stable.spec.image, stable.ready_replicas, stable.spec.replicas
+            ),
+        );
+        let service = cluster
+            .service_selector(&release.namespace, &self.spec.service)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        if service.is_none() {
+            return Err(failed(format!(
+                "Service `{}/{}` not found (hint: set `release.service` to the Service in front of the Deployment)",
+                release.namespace, self.spec.service
+            )));
+        }
+        self.emit(
+            "preflight",
+            StageStatus::Pass,
+            format!("Service {}/{} found", release.namespace, self.spec.service),
+        );
+        if cluster
+            .deployment(&release.namespace, &rollout::canary_name(release))
+            .await
+            .map_err(|err| failed(chain(&err)))?
+            .is_some()
+        {
+            self.emit(
+                "preflight",
+                StageStatus::Info,
+                "a canary from an earlier run exists; this run replaces it",
+            );
+        }
+        self.stable_before = Some(stable.spec);
+        // Secrets the release will need must exist before anything changes.
+        if let Some(reload) = self.spec.reload.clone() {
+            self.backends
+                .cluster
+                .read_secret(&release.namespace, &reload.secret_name, &reload.secret_key)
+                .await
+                .map_err(|err| {
+                    failed(format!(
+                        "the model server's admin token is missing: {}",
+                        chain(&err)
+                    ))
+                })?;
+            self.emit(
+                "preflight",
+                StageStatus::Pass,
+                format!(
+                    "Secret {}/{} has `{}`",
+                    release.namespace, reload.secret_name, reload.secret_key
+                ),
+            );
+        }
+        let now = self.backends.clock.now();
+        let windows = slipway_gates::window::evaluate(
+            &self.spec.policy.windows,
+            now,
+            self.spec.window_override.as_ref(),
+        );
+        self.gate("deploy-window", windows).await?;
+        if self.mode == Mode::Run {
+            self.take_lock().await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the release's lock (a Lease on a real cluster) for this run.
+    pub(super) async fn take_lock(&mut self) -> Result<(), Stop> {
+        let release = self.spec.release.clone();
+        let holder = format!("{}@{}", self.spec.actor, self.backends.clock.now());
+        let ttl = self
+            .spec
+            .progress_deadline
+            .saturating_mul(2)
+            .max(Duration::from_secs(900));
+        self.backends
+            .cluster
+            .acquire_lock(&release, &holder, ttl)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit(
+            "preflight",
+            StageStatus::Pass,
+            format!("lock taken for {release} by {holder}"),
+        );
+        self.lock_holder = Some(holder);
+        self.preflight_passed = true;
+        Ok(())
+    }
+
+    pub(super) async fn model_gate(&mut self) -> Result<ModelVersion, Stop> {
+        let models = self.backends.models.clone();
+        let info = models
+            .resolve(&self.spec.model)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        let candidate = info.version.clone();
+        self.candidate_run = info.run_id.clone();
+        self.report.model = Some(candidate.clone());
+        self.emit(
+            "model-gate",
+            StageStatus::Start,
+            format!(
+                "{} resolves to {candidate} (run {})",
+                self.spec.model,
+                info.run_id.as_deref().unwrap_or("unknown")
+            ),
+        );
+        let metrics = run_metrics(models.as_ref(), info.run_id.as_deref()).await?;
+        let serving_ref = ModelRef {
+            name: candidate.name.clone(),
+            selector: ModelSelector::Alias(self.spec.serving_alias.clone()),
+        };
+        let serving = match models.resolve(&serving_ref).await {
+            Ok(serving) => {
+                let serving_metrics =
+                    run_metrics(models.as_ref(), serving.run_id.as_deref()).await?;
+                Some(ServingModel {
+                    version: serving.version,
+                    metrics: serving_metrics,
+                })
+            }
+            Err(slipway_mlflow::Error::NotFound { .. }) => None,
+            Err(err) => return Err(failed(chain(&err))),
+        };
+        let evidence = ModelEvidence {
+            candidate: candidate.clone(),
+            status: if info.status == VersionStatus::Ready {
+                "READY".to_owned()
+            } else {
+                info.status.as_str().to_owned()
+            },
+            metrics,
+            serving,
+        };
+        self.gate(
+            "model-gate",
+            slipway_gates::model::evaluate(&self.spec.policy.model, &evidence),
+        )
+        .await?;
+        Ok(candidate)
+    }
+
+    pub(super) async fn resolve_digest(&mut self) -> Result<ImageRef, Stop> {
+        let resolved = self
+            .backends
+            .registry
+            .resolve(&self.spec.image)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        if let Some(index) = &resolved.index_digest {
+            self.emit(
+                "resolve-digest",
+                StageStatus::Info,
+                format!("{} is a multi-platform index {index}", self.spec.image),
+            );
+        }
+        if let Some(asked) = self.spec.image.digest()
+            && resolved.index_digest.as_ref() != Some(asked)
+            && &resolved.digest != asked
+        {
+            return Err(failed(format!(
+                "registry returned {} for {}",
+                resolved.digest, self.spec.image
+            )));
+        }
+        let pinned = self.spec.image.with_digest(resolved.digest.clone());
+        self.report.digest = Some(resolved.digest);
+        self.emit(
+            "resolve-digest",
+            StageStatus::Pass,
+            format!(
+                "{} pinned to {}",
+                self.spec.image,
+                pinned.pinned().unwrap_or_default()
+            ),
+        );
+        Ok(pinned)
+    }
+
+    pub(super) async fn scan_gate(&mut self, image: &ImageRef) -> Result<(), Stop> {
+        let scan = self
+            .backends
+            .scanner
+            .scan(image)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        let today = self
+            .backends
+            .clock
+            .now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        let verdict = slipway_gates::vuln::evaluate(
+            &self.spec.policy.vulnerabilities,
+            &scan,
+            &self.spec.vuln_ignores,
+            today,
+        );
+        let findings = match scan.findings.len() {
+            1 => "1 finding".to_owned(),
+            n => format!("{n} findings"),
+        };
+        let ignored = verdict.ignored().count();
+        self.emit(
+            "scan-gate",
+            StageStatus::Info,
+            format!("{findings}, {ignored} ignored: {}", verdict.counts_line()),
+        );
+        self.gate("scan-gate", verdict.gate_report()).await
+    }
+
+    pub(super) async fn sign_and_verify(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+    ) -> Result<(), Stop> {
+        match (&self.backends.signer, self.spec.sign, self.mode) {
+            (Some(signer), true, Mode::Run) => {
+                let key_id = slipway_attest::sign_image(
+                    self.backends.registry.as_ref(),
+                    signer.as_ref(),
+                    image,
+                )
+                .await
+                .map_err(|err| failed(chain(&err)))?;
+                self.emit(
+                    "sign",
+                    StageStatus::Pass,
+                    format!(
+                        "signed {} with key {key_id} (appended to existing signatures)",
+                        image.pinned().unwrap_or_default()
+                    ),
+                );
+                self.audit("sign", "pass", &format!("signed with {key_id}"))
+                    .await?;
+                self.attest(signer.as_ref(), image, candidate).await?;
+            }
+            (Some(signer), true, Mode::Plan | Mode::Resume) => {
+                self.emit(
+                    "sign",
+                    StageStatus::Info,
+                    format!("would sign with key {}", signer.key_id()),
+                );
+                self.emit(
+                    "verify",
+                    StageStatus::Skip,
+                    "would verify the signature made at `sign` against the trusted keys",
+                );
+                return Ok(());
+            }
+            (None, true, _) => {
+                return Err(failed(
+                    "signing is on (`signing.sign`) but no signing key is configured",
+                ));
+            }
+            (_, false, _) => self.emit(
+                "sign",
+                StageStatus::Skip,
+                "signing is off (`signing.sign = false`)",
+            ),
+        }
+        let keys: Vec<&dyn Verifier> = self
+            .backends
+            .trusted_keys
+            .iter()
+            .map(AsRef::as_ref)
+            .collect();
+        let verification =
+            slipway_attest::verify_image(self.backends.registry.as_ref(), &keys, image)
+                .await
+                .map_err(|err| failed(chain(&err)))?;
+        let (policy, signatures) =
+            signature_gate_input(&self.spec.policy.signatures, &keys, &verification);
+        let provenance = self.verified_provenance(image, &keys).await?;
+        let evidence = SignatureEvidence {
+            signatures,
+            provenance,
+        };
+        let mut report = slipway_gates::signature::evaluate(&policy, &evidence);
+        report.extend(self.model_link_check(image, &keys, candidate).await?);
+        self.gate("verify", report).await
+    }
+
+    /// Attaches the signed model link (which model this image serves) and, when the build is
+    /// known, SLSA provenance, both appended under the image's `.att` tag.
+    pub(super) async fn attest(
+        &mut self,
+        signer: &dyn slipway_attest::Signer,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+    ) -> Result<(), Stop> {
+        let registry = self.backends.registry.clone();
+        let link = ModelLink {
+            model_name: candidate.name.clone(),
+            model_version: candidate.version.to_string(),
+            run_id: self.candidate_run.clone().unwrap_or_default(),
+        };
+        slipway_attest::model_link::attach_model_link(registry.as_ref(), signer, image, &link)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit(
+            "sign",
+            StageStatus::Pass,
+            format!(
+                "attached the model link: {} (run {})",
+                candidate,
+                if link.run_id.is_empty() {
+                    "unknown"
+                } else {
+                    &link.run_id
+                }
+            ),
+        );
+        match &self.spec.build {
+            Some(build) => {
+                slipway_attest::provenance::attach_provenance(
+                    registry.as_ref(),
+                    signer,
+                    image,
+                    build,
+                )
+                .await
+                .map_err(|err| failed(chain(&err)))?;
+                self.emit(
+                    "sign",
+                    StageStatus::Pass,
+                    format!(
+                        "attached SLSA provenance: built by {} from {}@{}",
+                        build.builder_id, build.source_repository, build.source_commit
+                    ),
+                );
+            }
+            None => self.emit(
+                "sign",
+                StageStatus::Skip,
+                "no build information (`[provenance]` or GitHub Actions): no provenance attached",
+            ),
+        }
+        Ok(())
+    }
+
+    /// Reads and verifies the image's provenance (signature, subject, predicate type); the gate
+    /// judges builder and source. `None` when there is none that verifies.
+    pub(super) async fn verified_provenance(
+        &mut self,
+        image: &ImageRef,
+        keys: &[&dyn Verifier],
+    ) -> Result<Option<ProvenanceSummary>, Stop> {
+        let policy = slipway_attest::provenance::ProvenancePolicy {
+            builder: slipway_attest::provenance::BuilderMatch::Prefix(String::new()),
+            source_repository: None,
+            source_ref: None,
+        };
+        let report = slipway_attest::provenance::verify_provenance(
+            self.backends.registry.as_ref(),
+            keys,
+            image,
+            &policy,
+        )
+        .await
+        .map_err(|err| failed(chain(&err)))?;
+        for check in report.attestations.iter().filter(|check| !check.ok) {
+            self.emit(
+                "verify",
+                StageStatus::Info,
+                format!(
+                    "provenance #{} rejected: {}",
+                    check.layer,
+                    check.reasons.join("; ")
+                ),
+            );
+        }
+        Ok(report.verified().map(|summary| ProvenanceSummary {
+            builder_id: summary.builder_id.clone(),
+            source_repository: summary.source_repository.clone(),
+            source_ref: summary.source_ref.clone(),
+        }))
+    }
+
+    /// The image must not be signed as serving another model than the candidate.
+    pub(super) async fn model_link_check(
+        &mut self,
+        image: &ImageRef,
+        keys: &[&dyn Verifier],
+        candidate: &ModelVersion,
+    ) -> Result<GateReport, Stop> {
+        let report = slipway_attest::model_link::verify_model_link(
+            self.backends.registry.as_ref(),
+            keys,
+            image,
+            None,
+        )
+        .await
+        .map_err(|err| failed(chain(&err)))?;
+        let linked: Vec<String> = report
+            .verified()
+            .iter()
+            .map(|link| format!("{}/{}", link.model_name, link.model_version))
+            .collect();
+        let mut gate = GateReport::default();
+        let name = "image serves the candidate model";
+        let expected = candidate.to_string();
+        if linked.is_empty() {
+            gate.push(
+                "signatures",
+                name,
+                CheckStatus::Skip,
+                "no signed model link on the image",
+            );
+        } else if let Some(other) = linked.iter().find(|link| **link != expected) {
+            gate.push(
+                "signatures",
+                name,
+                CheckStatus::Fail,
+                format!("the image is signed as serving {other}, not {expected}"),
+            );
+        } else {
+            gate.push(
+                "signatures",
+                name,
+                CheckStatus::Pass,
+                format!("signed model link: {expected}"),
+            );
+        }
+        Ok(gate)
+    }
+}

@@ -1,0 +1,602 @@
+//! The stage machine behind [`run`] and [`plan`].
+//!
+//! Both walk the same stages over the same backends. `plan` stops before the first change and
+//! writes nothing, not even to the audit trail; `run` goes on to the canary, approval and
+//! promotion. Every exit path after the canary starts goes through `Ctx::abort_canary`.
+//!
+//! This file holds the public entry points, the context every stage shares (events, audit,
+//! gates, records, notifications) and the order of the stages; `gates.rs` has the stages before
+//! any change, `strategies.rs` the ones that change the cluster.
+
+use std::time::Duration;
+
+use slipway_analysis::{Decision, TemplateVars};
+use slipway_attest::Verifier;
+use slipway_attest::model_link::ModelLink;
+use slipway_audit_log::{ApprovalRecord, Event};
+use slipway_core::{
+    ImageRef, ModelRef, ModelSelector, ModelVersion, Outcome, ReleaseRecord, Strategy,
+};
+use slipway_gates::approval::{Approval, ApprovalEvidence};
+use slipway_gates::model::{ModelEvidence, ServingModel};
+use slipway_gates::signature::{ProvenanceSummary, SignatureEvidence, VerifiedSignature};
+use slipway_gates::{CheckStatus, GateReport};
+use slipway_k8s_rollout::bluegreen::{self, BlueGreenConfig};
+use slipway_k8s_rollout::rollout::TrafficRouting;
+use slipway_k8s_rollout::{DeploymentSpec, RollingParams, rolling, rollout};
+use slipway_mlflow::VersionStatus;
+
+use crate::{Backends, Notification, ReleaseSpec, RunOutcome, RunReport, StageEvent, StageStatus};
+
+mod gates;
+mod strategies;
+
+/// Receives each stage event as it happens (the binaries print them on stderr).
+pub trait Observer: Send {
+    /// One event.
+    fn event(&mut self, event: &StageEvent);
+}
+
+impl<F: FnMut(&StageEvent) + Send> Observer for F {
+    fn event(&mut self, event: &StageEvent) {
+        self(event);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plan,
+    Run,
+    Resume,
+}
+
+/// An Event reason in Kubernetes' CamelCase: `model-gate` + `fail` → `ModelGateFail`.
+fn event_reason(stage: &str, verdict: &str) -> String {
+    format!("{stage}-{verdict}")
+        .split(['-', '_', ' '])
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// A version's metrics, read through its run (none when the version names no run).
+async fn run_metrics(
+    models: &dyn slipway_mlflow::ModelRegistry,
+    run_id: Option<&str>,
+) -> Result<std::collections::BTreeMap<String, f64>, Stop> {
+    match run_id {
+        Some(run_id) => Ok(models
+            .run_data(run_id)
+            .await
+            .map_err(|err| failed(chain(&err)))?
+            .metrics),
+        None => Ok(Default::default()),
+    }
+}
+
+/// The signature gate's inputs from a verification: each signature as evidence, and the policy
+/// with the backends' keys as the trusted ones when the policy names none.
+pub(crate) fn signature_gate_input(
+    policy: &slipway_gates::signature::SignaturePolicy,
+    keys: &[&dyn Verifier],
+    verification: &slipway_attest::VerificationReport,
+) -> (
+    slipway_gates::signature::SignaturePolicy,
+    Vec<VerifiedSignature>,
+) {
+    let mut policy = policy.clone();
+    if policy.trusted_keys.is_empty() {
+        policy.trusted_keys = keys.iter().map(|key| key.key_id()).collect();
+    }
+    let signatures = verification
+        .signatures
+        .iter()
+        .map(|check| VerifiedSignature {
+            key_id: check
+                .key_id
+                .clone()
+                .unwrap_or_else(|| format!("layer #{}", check.layer)),
+            result: if check.ok {
+                Ok(())
+            } else {
+                Err(check.reason.clone())
+            },
+        })
+        .collect();
+    (policy, signatures)
+}
+
+/// What to do with a release paused at the approval gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// Check the approvals and promote.
+    Promote,
+    /// Delete the canary and record the abort with this reason.
+    Abort(String),
+}
+
+/// The paused revision a resume acts on: the last record, if it is paused.
+fn paused_record(history: &[ReleaseRecord]) -> Result<ReleaseRecord, String> {
+    match history.last() {
+        Some(record) if record.outcome == Outcome::Paused => Ok(record.clone()),
+        Some(record) => Err(format!(
+            "no release is paused at the approval gate: the last revision ({}) ended {} (hint: `slipway-deploy status` shows the release)",
+            record.revision, record.outcome
+        )),
+        None => Err("no release is paused at the approval gate: the release has no history (hint: start one with `slipway-deploy run`)".to_owned()),
+    }
+}
+
+/// Why the run stopped early.
+struct Stop {
+    outcome: RunOutcome,
+    reason: String,
+}
+
+fn rejected(reason: impl Into<String>) -> Stop {
+    Stop {
+        outcome: RunOutcome::Rejected,
+        reason: reason.into(),
+    }
+}
+
+fn failed(reason: impl Into<String>) -> Stop {
+    Stop {
+        outcome: RunOutcome::Failed,
+        reason: reason.into(),
+    }
+}
+
+/// An error and its sources on one line, hints gathered at the end, for events and reports.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut hints = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(err);
+    while let Some(current) = next {
+        let text = current.to_string();
+        match text.split_once("\n\nhint: ") {
+            Some((message, hint)) => {
+                parts.push(message.replace('\n', " "));
+                hints.push(hint.replace('\n', " "));
+            }
+            None => parts.push(text.replace('\n', " ")),
+        }
+        next = current.source();
+    }
+    parts.dedup();
+    let mut line = parts.join(": ");
+    if !hints.is_empty() {
+        line.push_str(&format!(" (hint: {})", hints.join("; ")));
+    }
+    line
+}
+
+struct Ctx<'a> {
+    spec: &'a ReleaseSpec,
+    backends: &'a Backends,
+    observer: &'a mut dyn Observer,
+    mode: Mode,
+    report: RunReport,
+    lock_holder: Option<String>,
+    stable_before: Option<DeploymentSpec>,
+    canary_started: bool,
+    /// Who started the release, when it differs from who runs this command (resume).
+    spec_actor_override: Option<String>,
+    /// The run that produced the candidate, for the model-link attestation.
+    candidate_run: Option<String>,
+    /// Preflight passed and the lock was taken: decisions may now be Kubernetes Events.
+    preflight_passed: bool,
+}
+
+/// Plans a release: runs preflight and every gate against the backends and says what `run`
+/// would do. Changes nothing anywhere.
+pub async fn plan(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    observer: &mut dyn Observer,
+) -> RunReport {
+    execute(spec, backends, observer, Mode::Plan, None).await
+}
+
+/// Runs a release from preflight to promotion (or to a stop that leaves stable untouched).
+pub async fn run(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    observer: &mut dyn Observer,
+) -> RunReport {
+    execute(spec, backends, observer, Mode::Run, None).await
+}
+
+/// Promotes or aborts the release paused at the approval gate (the last history record).
+/// Promotion checks the approvals recorded for the paused digest and model version.
+pub async fn resume(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    observer: &mut dyn Observer,
+    action: Resume,
+) -> RunReport {
+    execute(spec, backends, observer, Mode::Resume, Some(action)).await
+}
+
+/// Why an approval was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApproveError {
+    /// There is nothing to approve (exit 2: wrong release, or not paused).
+    #[error("{0}")]
+    NothingPaused(String),
+    /// The policy refuses this approver (exit 1).
+    #[error("{0}")]
+    Refused(String),
+    /// The history or the trail could not be read or written.
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// Records an approval of the paused release, bound to its digest and model version.
+/// Refuses when nothing is paused, when the reason is empty, or when the approver started the
+/// release themselves and the policy forbids self-approval.
+pub async fn approve(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    approver: &str,
+    reason: &str,
+) -> Result<ApprovalRecord, ApproveError> {
+    if reason.trim().is_empty() {
+        return Err(ApproveError::Refused(
+            "an approval needs a reason (hint: `--reason \"canary dashboards reviewed\"`)"
+                .to_owned(),
+        ));
+    }
+    let history = backends
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .map_err(|err| ApproveError::Backend(chain(&err)))?;
+    let paused = paused_record(&history).map_err(ApproveError::NothingPaused)?;
+    let approvers = &spec.policy.approvals.approvers;
+    if !approvers.is_empty()
+        && !approvers
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(approver))
+    {
+        return Err(ApproveError::Refused(format!(
+            "{approver} is not among the approvers ({}) of policy.approvals.approvers",
+            approvers.join(", ")
+        )));
+    }
+    if spec.policy.approvals.forbid_self_approval && approver.eq_ignore_ascii_case(&paused.actor) {
+        return Err(ApproveError::Refused(format!(
+            "{approver} started revision {} and cannot approve it (policy.approvals.forbid_self_approval)",
+            paused.revision
+        )));
+    }
+    let record = ApprovalRecord {
+        release: spec.release.clone(),
+        approver: approver.to_owned(),
+        at: backends.clock.now(),
+        reason: reason.to_owned(),
+        digest: paused.digest.clone(),
+        model: paused.model.clone(),
+    };
+    backends
+        .audit
+        .append(record.at, Event::Approval(record.clone()))
+        .await
+        .map_err(|err| ApproveError::Backend(chain(&err)))?;
+    Ok(record)
+}
+
+async fn execute(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    observer: &mut dyn Observer,
+    mode: Mode,
+    action: Option<Resume>,
+) -> RunReport {
+    let mut ctx = Ctx {
+        spec,
+        backends,
+        observer,
+        mode,
+        report: RunReport::new(&spec.release),
+        lock_holder: None,
+        stable_before: None,
+        canary_started: false,
+        spec_actor_override: None,
+        candidate_run: None,
+        preflight_passed: false,
+    };
+    let result = match action {
+        Some(action) => match ctx.take_lock().await {
+            Ok(()) => ctx.resume(action).await,
+            Err(stop) => Err(stop),
+        },
+        None => ctx.stages().await,
+    };
+    let (outcome, reason) = match result {
+        Ok((outcome, reason)) => (outcome, reason),
+        Err(stop) => {
+            if ctx.canary_started {
+                ctx.abort_canary(&stop).await;
+            }
+            (stop.outcome, stop.reason)
+        }
+    };
+    ctx.report.outcome = outcome;
+    ctx.report.reason = reason;
+    ctx.finish().await;
+    ctx.report
+}
+
+impl Ctx<'_> {
+    pub(super) fn emit(
+        &mut self,
+        stage: &'static str,
+        status: StageStatus,
+        message: impl Into<String>,
+    ) {
+        let event = StageEvent {
+            stage,
+            status,
+            at: self.backends.clock.now(),
+            message: message.into(),
+        };
+        self.observer.event(&event);
+        self.report.stages.push(event);
+    }
+
+    /// Appends a decision to the audit trail (not in plan mode). Losing a decision is not
+    /// acceptable, so a failing trail stops the run.
+    pub(super) async fn audit(
+        &mut self,
+        stage: &str,
+        verdict: &str,
+        detail: &str,
+    ) -> Result<(), Stop> {
+        if self.mode == Mode::Plan {
+            return Ok(());
+        }
+        let event = Event::Decision {
+            release: self.spec.release.clone(),
+            stage: stage.to_owned(),
+            verdict: verdict.to_owned(),
+            detail: detail.to_owned(),
+        };
+        self.backends
+            .audit
+            .append(self.backends.clock.now(), event)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        // Once preflight passed (the lock is ours), each decision is also a Kubernetes Event
+        // on the Deployment, so `kubectl describe` tells the same story as the trail.
+        if self.preflight_passed {
+            let reason = event_reason(stage, verdict);
+            self.k8s_event(&reason, detail).await;
+        }
+        Ok(())
+    }
+
+    /// Emits a gate's checks, adds them to the report, audits the verdict, and stops on a "no".
+    pub(super) async fn gate(
+        &mut self,
+        stage: &'static str,
+        report: GateReport,
+    ) -> Result<(), Stop> {
+        for check in &report.checks {
+            let status = match check.status {
+                CheckStatus::Pass => StageStatus::Pass,
+                CheckStatus::Fail => StageStatus::Fail,
+                CheckStatus::Skip => StageStatus::Skip,
+            };
+            self.emit(stage, status, format!("{}: {}", check.name, check.reason));
+        }
+        let passed = report.passed();
+        let summary = report.summary();
+        self.report.gates.extend(report);
+        self.audit(stage, if passed { "pass" } else { "fail" }, &summary)
+            .await?;
+        if passed {
+            Ok(())
+        } else {
+            Err(rejected(format!("{stage} said no ({summary})")))
+        }
+    }
+
+    pub(super) async fn stages(&mut self) -> Result<(RunOutcome, String), Stop> {
+        self.preflight().await?;
+        let candidate = self.model_gate().await?;
+        let image = self.resolve_digest().await?;
+        self.scan_gate(&image).await?;
+        self.sign_and_verify(&image, &candidate).await?;
+        if self.mode == Mode::Plan {
+            let approvals = self.spec.policy.approvals.required;
+            let rollout = match self.spec.strategy {
+                Strategy::Canary => {
+                    let steps: Vec<String> = self
+                        .spec
+                        .steps
+                        .iter()
+                        .map(|step| format!("{step}%"))
+                        .collect();
+                    format!(
+                        "run a canary in steps {}, analyse each, wait for {approvals} approval(s)",
+                        steps.join(" → ")
+                    )
+                }
+                Strategy::BlueGreen => format!(
+                    "deploy to the standby colour behind a preview Service, analyse it, wait for {approvals} approval(s), switch the Service"
+                ),
+                Strategy::Rolling => format!(
+                    "wait for {approvals} approval(s), roll stable's pods, analyse the release"
+                ),
+            };
+            self.emit(
+                "plan",
+                StageStatus::Info,
+                format!(
+                    "would {rollout}, then promote {image} ({candidate}) and move `{}` to it",
+                    self.spec.serving_alias
+                ),
+            );
+            return Ok((
+                RunOutcome::WouldProceed,
+                "every gate passes; nothing was changed".to_owned(),
+            ));
+        }
+        let revision = self.next_revision().await?;
+        self.report.revision = Some(revision);
+        let started = format!(
+            "revision {revision}: {candidate} at {} starting {}",
+            image.pinned().unwrap_or_default(),
+            self.spec.strategy
+        );
+        self.notify("started", &started).await;
+        match self.spec.strategy {
+            Strategy::Canary => {
+                self.canary(&image).await?;
+                if let Err(stop) = self.approval(&image, &candidate).await {
+                    if self.spec.pause_for_approval && stop.outcome == RunOutcome::Rejected {
+                        return self.pause(&image, &candidate, revision).await;
+                    }
+                    return Err(stop);
+                }
+                self.promote(&image, &candidate, revision).await?;
+            }
+            Strategy::BlueGreen => self.blue_green(&image, &candidate, revision).await?,
+            Strategy::Rolling => self.rolling(&image, &candidate, revision).await?,
+        }
+        Ok((
+            RunOutcome::Promoted,
+            format!(
+                "{candidate} serves from {} as revision {revision}",
+                image.pinned().unwrap_or_default()
+            ),
+        ))
+    }
+
+    pub(super) async fn record(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+        outcome: Outcome,
+        reason: &str,
+    ) -> Result<(), Stop> {
+        let Some(digest) = image.digest().cloned() else {
+            return Ok(());
+        };
+        let record = ReleaseRecord {
+            source_time: self.spec.source_time,
+            release: self.spec.release.clone(),
+            revision,
+            image: image.clone(),
+            digest,
+            model: candidate.clone(),
+            strategy: self.spec.strategy,
+            outcome,
+            actor: self.spec.actor.clone(),
+            at: self.backends.clock.now(),
+            reason: Some(reason.to_owned()),
+        };
+        self.backends
+            .cluster
+            .record_release(&record, self.spec.history_limit)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.backends
+            .audit
+            .append(record.at, Event::Release(record))
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit(
+            "record",
+            StageStatus::Pass,
+            format!("revision {revision} recorded as {outcome}"),
+        );
+        Ok(())
+    }
+
+    pub(super) async fn k8s_event(&mut self, reason: &str, message: &str) {
+        let release = &self.spec.release;
+        if let Err(err) = self
+            .backends
+            .cluster
+            .emit_event(&release.namespace, &release.name, reason, message)
+            .await
+        {
+            let text = chain(&err);
+            self.emit(
+                "record",
+                StageStatus::Info,
+                format!("could not emit a Kubernetes Event: {text}"),
+            );
+        }
+    }
+
+    /// Sends a notification; a failure is an event and an audit entry, never a stop.
+    pub(super) async fn notify(&mut self, event: &str, summary: &str) {
+        let notification = Notification {
+            release: self.report.release.clone(),
+            event: event.to_owned(),
+            summary: summary.to_owned(),
+        };
+        if let Err(err) = self.backends.notifier.notify(&notification).await {
+            self.emit(
+                "notify",
+                StageStatus::Info,
+                format!("notification `{event}` failed: {err}"),
+            );
+            if let Err(stop) = self
+                .audit("notify", "fail", &format!("`{event}` not delivered: {err}"))
+                .await
+            {
+                self.emit("notify", StageStatus::Fail, stop.reason);
+            }
+        }
+    }
+
+    pub(super) async fn finish(&mut self) {
+        if let Some(holder) = self.lock_holder.take()
+            && let Err(err) = self
+                .backends
+                .cluster
+                .release_lock(&self.spec.release, &holder)
+                .await
+        {
+            self.emit(
+                "finish",
+                StageStatus::Info,
+                format!("could not release the lock: {}", chain(&err)),
+            );
+        }
+        if self.mode == Mode::Plan {
+            return;
+        }
+        // Every run's end is on the trail, including stops before anything changed (a held
+        // lock, an unreachable registry), so "why did this release not happen" has an answer.
+        let verdict = match self.report.outcome {
+            RunOutcome::Promoted => "promoted",
+            RunOutcome::Paused => "paused",
+            RunOutcome::Rejected => "rejected",
+            RunOutcome::Failed => "failed",
+            RunOutcome::WouldProceed => "planned",
+        };
+        let reason = self.report.reason.clone();
+        if let Err(stop) = self.audit("run", verdict, &reason).await {
+            self.emit("record", StageStatus::Fail, stop.reason);
+        }
+        let outcome = match self.report.outcome {
+            RunOutcome::Promoted => "promoted",
+            RunOutcome::Rejected => "rejected",
+            RunOutcome::Failed => "failed",
+            RunOutcome::WouldProceed => "planned",
+            RunOutcome::Paused => return,
+        };
+        self.notify(outcome, &self.report.reason.clone()).await;
+    }
+}

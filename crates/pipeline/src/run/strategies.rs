@@ -1,0 +1,767 @@
+//! The stages that change the cluster: the canary, blue-green and rolling strategies with their
+//! analysis, the approval gate (and pausing at it, and resuming), promotion, the model server's
+//! reload, and the abort that leaves stable as it was.
+
+use super::*;
+
+impl Ctx<'_> {
+    /// Leaves the healthy canary running and records the release as paused at the approval gate.
+    pub(super) async fn pause(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+    ) -> Result<(RunOutcome, String), Stop> {
+        self.canary_started = false;
+        let reason = format!(
+            "canary {} healthy; waiting for {} approval(s) of {candidate} at {}",
+            rollout::canary_name(&self.spec.release),
+            self.spec.policy.approvals.required,
+            image
+                .digest()
+                .map(|digest| digest.short())
+                .unwrap_or_default()
+        );
+        self.record(image, candidate, revision, Outcome::Paused, &reason)
+            .await?;
+        self.emit("approval", StageStatus::Info, format!("paused: {reason}; run `slipway-deploy approve` then `slipway-deploy promote` (or `abort`)"));
+        self.notify("paused", &reason).await;
+        Ok((RunOutcome::Paused, reason))
+    }
+
+    /// Promotes or aborts the paused revision recorded last in the history.
+    pub(super) async fn resume(&mut self, action: Resume) -> Result<(RunOutcome, String), Stop> {
+        let release = self.spec.release.clone();
+        let history = self
+            .backends
+            .cluster
+            .release_history(&release)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        let paused = paused_record(&history).map_err(failed)?;
+        let revision = history.last().map_or(1, |record| record.revision + 1);
+        self.report.revision = Some(revision);
+        self.report.model = Some(paused.model.clone());
+        self.report.digest = Some(paused.digest.clone());
+        let image = paused.image.with_digest(paused.digest.clone());
+        let pinned = image.pinned().unwrap_or_default();
+        let canary = self
+            .backends
+            .cluster
+            .deployment(&release.namespace, &rollout::canary_name(&release))
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        let canary_ok = canary
+            .as_ref()
+            .is_some_and(|state| state.spec.image == pinned);
+        self.emit(
+            "resume",
+            StageStatus::Info,
+            format!(
+                "revision {} of {release} paused at approval: {} at {}{}",
+                paused.revision,
+                paused.model,
+                paused.digest.short(),
+                if canary_ok {
+                    "; its canary is running"
+                } else {
+                    "; its canary is gone"
+                }
+            ),
+        );
+        match action {
+            Resume::Abort(reason) => {
+                self.canary_started = true;
+                Err(rejected(format!(
+                    "aborted by {}: {reason}",
+                    self.spec.actor
+                )))
+            }
+            Resume::Promote => {
+                if !canary_ok {
+                    return Err(failed(format!(
+                        "the canary of paused revision {} is not running {pinned} (hint: start a new release with `slipway-deploy run`)",
+                        paused.revision
+                    )));
+                }
+                // The gate judges self-approval against who started the release, not who
+                // promotes. Too few approvals leave the release paused, canary running.
+                let promoter = self.spec_actor_override.replace(paused.actor.clone());
+                let gate = self.approval(&image, &paused.model).await;
+                self.spec_actor_override = promoter;
+                if let Err(stop) = gate {
+                    self.report.revision = Some(paused.revision);
+                    return Err(rejected(format!(
+                        "{}; revision {} stays paused",
+                        stop.reason, paused.revision
+                    )));
+                }
+                self.canary_started = true;
+                self.promote(&image, &paused.model, revision).await?;
+                Ok((
+                    RunOutcome::Promoted,
+                    format!(
+                        "{} serves from {pinned} as revision {revision}",
+                        paused.model
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Blue-green: the candidate goes to the standby colour (a preview Service fronts it), is
+    /// analysed on its own track, needs its approvals (no pause: the standby is removed when they
+    /// are missing), then the Service switches. The old colour stays scaled for
+    /// `scale_down_delay` so switching back is instant, then is scaled down.
+    pub(super) async fn blue_green(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+    ) -> Result<(), Stop> {
+        let release = self.spec.release.clone();
+        let pinned = image.pinned().unwrap_or_default();
+        let cluster = self.backends.cluster.clone();
+        let clock = self.backends.clock.clone();
+        let mut config = BlueGreenConfig::new(self.spec.service.clone());
+        config.deadline = self.spec.progress_deadline;
+        self.emit(
+            "blue-green",
+            StageStatus::Start,
+            format!("deploying {pinned} to the standby colour"),
+        );
+        let standby =
+            bluegreen::deploy(cluster.as_ref(), clock.as_ref(), &release, &config, &pinned)
+                .await
+                .map_err(|err| match err {
+                    slipway_k8s_rollout::Error::NotReady { .. } => {
+                        rejected(format!("standby colour unhealthy: {}", chain(&err)))
+                    }
+                    other => failed(chain(&other)),
+                });
+        let standby = match standby {
+            Ok(colour) => colour,
+            Err(stop) => {
+                self.remove_standby(&config).await;
+                return Err(stop);
+            }
+        };
+        self.emit(
+            "blue-green",
+            StageStatus::Pass,
+            format!(
+                "{} ready behind {}",
+                bluegreen::colour_name(&release, standby),
+                bluegreen::preview_name(&config.service)
+            ),
+        );
+        let checked = match self.analysis_on(0, standby.as_str()).await {
+            Ok(()) => self.approval(image, candidate).await,
+            Err(stop) => Err(stop),
+        };
+        if let Err(stop) = checked {
+            self.remove_standby(&config).await;
+            return Err(stop);
+        }
+        bluegreen::switch(cluster.as_ref(), &release, &config, standby)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit(
+            "blue-green",
+            StageStatus::Pass,
+            format!("Service {} now selects {standby}", config.service),
+        );
+        self.k8s_event(
+            "Switched",
+            &format!("revision {revision}: {candidate} on {standby}"),
+        )
+        .await;
+        bluegreen::finish(cluster.as_ref(), clock.as_ref(), &release, &config)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit(
+            "blue-green",
+            StageStatus::Pass,
+            format!("old colour scaled down after {:?}", config.scale_down_delay),
+        );
+        self.promoted(image, candidate, revision).await
+    }
+
+    /// Scales the standby colour down and removes the preview Service; the active colour and the
+    /// Service's selector are untouched.
+    pub(super) async fn remove_standby(&mut self, config: &BlueGreenConfig) {
+        let cluster = self.backends.cluster.clone();
+        let clock = self.backends.clock.clone();
+        let mut now = config.clone();
+        now.scale_down_delay = Duration::ZERO;
+        match bluegreen::finish(cluster.as_ref(), clock.as_ref(), &self.spec.release, &now).await {
+            Ok(()) => self.emit(
+                "abort",
+                StageStatus::Pass,
+                "standby colour removed; the active colour still serves",
+            ),
+            Err(err) => self.emit(
+                "abort",
+                StageStatus::Fail,
+                format!("could not remove the standby colour: {}", chain(&err)),
+            ),
+        }
+    }
+
+    /// Rolling: approvals first (nothing to look at before the change), then Kubernetes replaces
+    /// stable's pods, then the whole release is analysed; a failed analysis rolls stable back.
+    pub(super) async fn rolling(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+    ) -> Result<(), Stop> {
+        self.approval(image, candidate).await?;
+        let release = self.spec.release.clone();
+        let pinned = image.pinned().unwrap_or_default();
+        let cluster = self.backends.cluster.clone();
+        let clock = self.backends.clock.clone();
+        self.emit(
+            "rolling",
+            StageStatus::Start,
+            format!("rolling stable {release} to {pinned}"),
+        );
+        let params = RollingParams::default();
+        rolling::run(
+            cluster.as_ref(),
+            clock.as_ref(),
+            &release,
+            &pinned,
+            &params,
+            self.spec.progress_deadline,
+        )
+        .await
+        .map_err(|err| match err {
+            slipway_k8s_rollout::Error::NotReady { .. } => rejected(format!(
+                "rolling update unhealthy, previous image restored: {}",
+                chain(&err)
+            )),
+            other => failed(chain(&other)),
+        })?;
+        self.emit(
+            "rolling",
+            StageStatus::Pass,
+            format!("stable {release} runs {pinned}"),
+        );
+        if let Err(stop) = self.analysis_on(0, "stable").await {
+            if let Some(before) = self.stable_before.clone() {
+                let restored = match cluster.apply_deployment(&before).await {
+                    Ok(()) => {
+                        rollout::wait_ready(
+                            cluster.as_ref(),
+                            clock.as_ref(),
+                            &release.namespace,
+                            &release.name,
+                            self.spec.progress_deadline,
+                        )
+                        .await
+                    }
+                    Err(err) => Err(err),
+                };
+                match restored {
+                    Ok(()) => self.emit(
+                        "abort",
+                        StageStatus::Pass,
+                        format!("stable {release} restored to {}", before.image),
+                    ),
+                    Err(err) => self.emit(
+                        "abort",
+                        StageStatus::Fail,
+                        format!("could not restore stable: {}", chain(&err)),
+                    ),
+                }
+            }
+            return Err(stop);
+        }
+        self.promoted(image, candidate, revision).await
+    }
+
+    pub(super) async fn next_revision(&mut self) -> Result<u64, Stop> {
+        let history = self
+            .backends
+            .cluster
+            .release_history(&self.spec.release)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        Ok(history.last().map_or(1, |record| record.revision + 1))
+    }
+
+    pub(super) async fn canary(&mut self, image: &ImageRef) -> Result<(), Stop> {
+        let release = self.spec.release.clone();
+        let pinned = image.pinned().unwrap_or_default();
+        let cluster = self.backends.cluster.clone();
+        let clock = self.backends.clock.clone();
+        for (idx, step) in self.spec.steps.iter().copied().enumerate() {
+            self.canary_started = true;
+            let traffic = &self.spec.traffic;
+            let share = match traffic {
+                TrafficRouting::ReplicaRatio => "of pods",
+                TrafficRouting::NginxIngress { .. } => "of requests",
+            };
+            self.emit(
+                "canary",
+                StageStatus::Start,
+                format!(
+                    "step {}/{}: {step}% {share} on {}",
+                    idx + 1,
+                    self.spec.steps.len(),
+                    rollout::canary_name(&release)
+                ),
+            );
+            // With exact weights the canary pods stay out of the user's Service; the replicas
+            // still follow the pod ratio (at least 1) so capacity follows the traffic.
+            let replicas = rollout::set_canary(
+                cluster.as_ref(),
+                clock.as_ref(),
+                &release,
+                &pinned,
+                step,
+                self.spec.progress_deadline,
+                traffic
+                    .isolates_canary()
+                    .then_some(self.spec.service.as_str()),
+            )
+            .await
+            .map_err(|err| match err {
+                slipway_k8s_rollout::Error::NotReady { .. } => {
+                    rejected(format!("canary unhealthy: {}", chain(&err)))
+                }
+                other => failed(chain(&other)),
+            })?;
+            // The weight is set only once the canary is ready, so it never points at pods that
+            // cannot serve.
+            rollout::set_traffic_weight(
+                cluster.as_ref(),
+                &release,
+                &self.spec.service,
+                &self.spec.traffic,
+                step,
+            )
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+            let stable_replicas = self.stable_before.as_ref().map_or(0, |spec| spec.replicas);
+            let message = match &self.spec.traffic {
+                TrafficRouting::ReplicaRatio => {
+                    let share = rollout::canary_share(stable_replicas, replicas);
+                    format!(
+                        "{replicas} canary pod(s) ready next to {stable_replicas} stable: {share:.0}% of pods"
+                    )
+                }
+                TrafficRouting::NginxIngress { ingress } => format!(
+                    "{replicas} canary pod(s) ready next to {stable_replicas} stable: Ingress {} sends exactly {step}% of the requests of {ingress} to Service {}",
+                    rollout::canary_ingress_name(ingress),
+                    rollout::canary_service_name(&self.spec.service)
+                ),
+            };
+            self.emit("canary", StageStatus::Pass, message.clone());
+            self.k8s_event("CanaryStep", &message).await;
+            if !self.spec.pause.is_zero() {
+                self.emit(
+                    "canary",
+                    StageStatus::Info,
+                    format!("pausing {:?} before analysis", self.spec.pause),
+                );
+                clock.sleep(self.spec.pause).await;
+            }
+            self.analysis(idx).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn analysis(&mut self, step_idx: usize) -> Result<(), Stop> {
+        self.analysis_on(step_idx, "canary").await
+    }
+
+    /// Analyses the pods of `track` (the `{{track}}` of the queries).
+    pub(super) async fn analysis_on(&mut self, step_idx: usize, track: &str) -> Result<(), Stop> {
+        let release = &self.spec.release;
+        let vars = TemplateVars::new(release.name.clone(), release.namespace.clone(), track);
+        let clock = self.backends.clock.clone();
+        let metrics = self.backends.metrics.clone();
+        let plan = &self.spec.analysis;
+        let observer = &mut self.observer;
+        let stages = &mut self.report.stages;
+        let limits: std::collections::BTreeMap<&str, String> = plan
+            .metrics
+            .iter()
+            .map(|check| {
+                let bounds = [
+                    check.min.map(|min| format!("min {min}")),
+                    check.max.map(|max| format!("max {max}")),
+                ];
+                (
+                    check.name.as_str(),
+                    bounds.into_iter().flatten().collect::<Vec<_>>().join(", "),
+                )
+            })
+            .collect();
+        let mut on_measurement = |measurement: &slipway_analysis::Measurement| {
+            let limit = limits
+                .get(measurement.metric.as_str())
+                .cloned()
+                .unwrap_or_default();
+            let message = match &measurement.outcome {
+                slipway_analysis::Outcome::Value(value) => {
+                    format!("{} = {value:.4} ({limit})", measurement.metric)
+                }
+                slipway_analysis::Outcome::NoData => {
+                    format!("{}: no data ({limit})", measurement.metric)
+                }
+                slipway_analysis::Outcome::Error(err) => {
+                    format!(
+                        "{}: measurement error: {}",
+                        measurement.metric,
+                        err.split("\n\nhint:").next().unwrap_or(err)
+                    )
+                }
+            };
+            let event = StageEvent {
+                stage: "analysis",
+                status: StageStatus::Info,
+                at: measurement.at,
+                message,
+            };
+            observer.event(&event);
+            stages.push(event);
+        };
+        // `run` also runs the plan's smoke tests and endpoint checks against the judged pods.
+        let run = slipway_analysis::run(
+            plan,
+            metrics.as_ref(),
+            clock.as_ref(),
+            &vars,
+            &mut on_measurement,
+        )
+        .await
+        .map_err(|err| failed(chain(&err)))?;
+        let decision = run.decision();
+        let reasons = run.verdict.reasons.join("; ");
+        self.report.analysis.push(run);
+        let verdict = match decision {
+            Decision::Pass => "pass",
+            Decision::Fail => "fail",
+            Decision::Inconclusive => "inconclusive",
+        };
+        self.audit(
+            "analysis",
+            verdict,
+            &format!("step {}: {reasons}", step_idx + 1),
+        )
+        .await?;
+        match decision {
+            Decision::Pass => {
+                self.emit(
+                    "analysis",
+                    StageStatus::Pass,
+                    format!("step {} healthy: {reasons}", step_idx + 1),
+                );
+                Ok(())
+            }
+            Decision::Fail => {
+                self.emit(
+                    "analysis",
+                    StageStatus::Fail,
+                    format!("step {} unhealthy: {reasons}", step_idx + 1),
+                );
+                Err(rejected(format!("canary analysis failed: {reasons}")))
+            }
+            Decision::Inconclusive => {
+                self.emit(
+                    "analysis",
+                    StageStatus::Fail,
+                    format!("step {} inconclusive: {reasons}", step_idx + 1),
+                );
+                Err(rejected(format!(
+                    "canary analysis inconclusive, a person must decide: {reasons}"
+                )))
+            }
+        }
+    }
+
+    pub(super) async fn approval(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+    ) -> Result<(), Stop> {
+        let digest = image
+            .digest()
+            .cloned()
+            .ok_or_else(|| failed("image lost its digest"))?;
+        if let Some(given) = self.spec.approval.clone() {
+            let record = ApprovalRecord {
+                release: self.spec.release.clone(),
+                approver: given.approver.clone(),
+                at: self.backends.clock.now(),
+                reason: given.reason.clone(),
+                digest: digest.clone(),
+                model: candidate.clone(),
+            };
+            self.backends
+                .audit
+                .append(record.at, Event::Approval(record))
+                .await
+                .map_err(|err| failed(chain(&err)))?;
+            self.emit(
+                "approval",
+                StageStatus::Info,
+                format!("approval by {} recorded: {}", given.approver, given.reason),
+            );
+        }
+        let entries = self
+            .backends
+            .audit
+            .entries()
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        let approvals = entries
+            .into_iter()
+            .filter_map(|entry| match entry.event {
+                Event::Approval(approval) if approval.release == self.spec.release => {
+                    Some(Approval {
+                        approver: approval.approver,
+                        at: approval.at,
+                        reason: approval.reason,
+                        digest: approval.digest,
+                        model: approval.model,
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        let evidence = ApprovalEvidence {
+            actor: self
+                .spec_actor_override
+                .clone()
+                .unwrap_or_else(|| self.spec.actor.clone()),
+            digest,
+            model: candidate.clone(),
+            approvals,
+        };
+        self.gate(
+            "approval",
+            slipway_gates::approval::evaluate(&self.spec.policy.approvals, &evidence),
+        )
+        .await
+    }
+
+    pub(super) async fn promote(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+    ) -> Result<(), Stop> {
+        let release = self.spec.release.clone();
+        let pinned = image.pinned().unwrap_or_default();
+        self.emit(
+            "promote",
+            StageStatus::Start,
+            format!("setting stable {release} to {pinned}"),
+        );
+        let cluster = self.backends.cluster.clone();
+        if let Err(err) = rollout::promote_routed(
+            cluster.as_ref(),
+            self.backends.clock.as_ref(),
+            &release,
+            (&self.spec.service, &self.spec.traffic),
+            &pinned,
+            self.spec.progress_deadline,
+        )
+        .await
+        {
+            // Put stable back the way it was before the canary deletion in abort_canary.
+            if let Some(before) = self.stable_before.clone()
+                && let Err(restore) = cluster.apply_deployment(&before).await
+            {
+                self.emit(
+                    "promote",
+                    StageStatus::Fail,
+                    format!("could not restore stable: {}", chain(&restore)),
+                );
+            }
+            return Err(failed(format!(
+                "promotion failed, stable restored to its previous image: {}",
+                chain(&err)
+            )));
+        }
+        self.canary_started = false;
+        self.emit(
+            "promote",
+            StageStatus::Pass,
+            format!("stable {release} runs {pinned}; canary removed"),
+        );
+        self.k8s_event(
+            "Promoted",
+            &format!("revision {revision}: {candidate} at {pinned}"),
+        )
+        .await;
+        self.promoted(image, candidate, revision).await
+    }
+
+    /// After the cluster serves the candidate, whatever the strategy: move the serving alias,
+    /// tag the model version and the image, record, reload the model server.
+    pub(super) async fn promoted(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+    ) -> Result<(), Stop> {
+        let release = self.spec.release.clone();
+        let models = self.backends.models.clone();
+        if let Err(err) = models.set_alias(candidate, &self.spec.serving_alias).await {
+            return Err(failed(format!(
+                "promoted in the cluster, but moving alias `{}` failed: {}",
+                self.spec.serving_alias,
+                chain(&err)
+            )));
+        }
+        let tag_value = format!("{release} revision {revision}");
+        if let Err(err) = models
+            .set_version_tag(candidate, "slipway.release", &tag_value)
+            .await
+        {
+            self.emit(
+                "promote",
+                StageStatus::Info,
+                format!("could not tag the model version: {}", chain(&err)),
+            );
+        }
+        self.emit(
+            "promote",
+            StageStatus::Pass,
+            format!(
+                "alias `{}` now points at {candidate}",
+                self.spec.serving_alias
+            ),
+        );
+        match self
+            .backends
+            .registry
+            .tag(image, &format!("release-{revision}"))
+            .await
+        {
+            Ok(()) => self.emit(
+                "promote",
+                StageStatus::Pass,
+                format!("image tagged release-{revision}"),
+            ),
+            Err(err) => self.emit(
+                "promote",
+                StageStatus::Info,
+                format!("could not tag the image: {}", chain(&err)),
+            ),
+        }
+        self.record(
+            image,
+            candidate,
+            revision,
+            Outcome::Promoted,
+            "promoted after analysis and approval",
+        )
+        .await?;
+        self.reload(candidate).await
+    }
+
+    /// Tells the model server to load the promoted version, with the admin token from its Secret.
+    /// A failure is recorded as a failed release: the cluster runs the new image, but the server
+    /// may still serve the old model, and somebody has to look.
+    pub(super) async fn reload(&mut self, candidate: &ModelVersion) -> Result<(), Stop> {
+        let Some(reload) = self.spec.reload.clone() else {
+            self.emit(
+                "reload",
+                StageStatus::Skip,
+                "no reload endpoint configured (`[server] reload_url`)",
+            );
+            return Ok(());
+        };
+        let namespace = self.spec.release.namespace.clone();
+        let token = self
+            .backends
+            .cluster
+            .read_secret(&namespace, &reload.secret_name, &reload.secret_key)
+            .await
+            .map_err(|err| {
+                failed(format!(
+                    "promoted, but the admin token could not be read: {}",
+                    chain(&err)
+                ))
+            })?;
+        match crate::reload::reload(&reload, &token, candidate).await {
+            Ok(()) => {
+                self.emit(
+                    "reload",
+                    StageStatus::Pass,
+                    format!("model server reloaded {candidate}"),
+                );
+                Ok(())
+            }
+            Err(err) => {
+                let _ = self.audit("reload", "fail", &err).await;
+                Err(failed(format!(
+                    "promoted, but reloading the model server failed: {err}"
+                )))
+            }
+        }
+    }
+
+    /// Deletes the canary after a stop; stable is not touched. Records the revision as aborted
+    /// or failed.
+    pub(super) async fn abort_canary(&mut self, stop: &Stop) {
+        let release = self.spec.release.clone();
+        let routing = (self.spec.service.as_str(), &self.spec.traffic);
+        match rollout::abort_routed(self.backends.cluster.as_ref(), &release, routing).await {
+            Ok(()) => self.emit(
+                "abort",
+                StageStatus::Pass,
+                match &self.spec.traffic {
+                    TrafficRouting::ReplicaRatio => {
+                        format!("canary removed; stable {release} untouched")
+                    }
+                    TrafficRouting::NginxIngress { ingress } => format!(
+                        "canary Ingress {}, Service {} and canary removed; stable {release} untouched",
+                        rollout::canary_ingress_name(ingress),
+                        rollout::canary_service_name(&self.spec.service)
+                    ),
+                },
+            ),
+            Err(err) => self.emit(
+                "abort",
+                StageStatus::Fail,
+                format!(
+                    "could not remove the canary: {} (hint: delete Deployment {}/{} by hand)",
+                    chain(&err),
+                    release.namespace,
+                    rollout::canary_name(&release)
+                ),
+            ),
+        }
+        self.k8s_event("Aborted", &stop.reason).await;
+        let (Some(revision), Some(model), Some(digest)) = (
+            self.report.revision,
+            self.report.model.clone(),
+            self.report.digest.clone(),
+        ) else {
+            return;
+        };
+        let outcome = if stop.outcome == RunOutcome::Failed {
+            Outcome::Failed
+        } else {
+            Outcome::Aborted
+        };
+        let image = self.spec.image.with_digest(digest);
+        if let Err(err) = self
+            .record(&image, &model, revision, outcome, &stop.reason.clone())
+            .await
+        {
+            self.emit(
+                "record",
+                StageStatus::Fail,
+                format!("could not record the abort: {}", err.reason),
+            );
+        }
+    }
+}
