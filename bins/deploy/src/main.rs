@@ -17,7 +17,6 @@ use clap::{Args, Parser, Subcommand};
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
 use slipway_cli::backends::Built;
 use slipway_cli::config::{self, Settings};
-use slipway_cli::github::GithubEnv;
 use slipway_cli::release::release_spec;
 use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat};
 use slipway_gates::window::WindowOverride;
@@ -286,7 +285,7 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
         ),
         OutputFormat::Text => print!("{}", summary(&report)),
     }
-    publish_to_github(&report)?;
+    slipway_cli::github::publish_from_env(&report)?;
     Ok(ExitStatus::from(report.outcome))
 }
 
@@ -380,22 +379,6 @@ async fn status(args: &ReleaseArgs) -> anyhow::Result<ExitStatus> {
         OutputFormat::Text => print!("{}", status.to_text()),
     }
     Ok(ExitStatus::Success)
-}
-
-/// In GitHub Actions: the step summary, the step outputs and `::error::` annotations (on
-/// stderr, where the runner reads workflow commands too, so stdout stays data).
-#[allow(
-    clippy::print_stderr,
-    reason = "workflow commands for the Actions runner"
-)]
-fn publish_to_github(report: &RunReport) -> anyhow::Result<()> {
-    let github = GithubEnv::from_env_map(|name| std::env::var(name).ok());
-    if github.is_active() {
-        for line in github.publish(report)? {
-            eprintln!("{line}");
-        }
-    }
-    Ok(())
 }
 
 /// The text result on stdout: a few `key: value` lines a script can grep.

@@ -207,6 +207,7 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
             }
         }
     }
+    slipway_cli::github::publish_from_env(&report)?;
     Ok(match report.outcome {
         RunOutcome::Promoted | RunOutcome::WouldProceed => ExitStatus::Success,
         RunOutcome::Rejected => ExitStatus::No,

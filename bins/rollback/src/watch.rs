@@ -111,6 +111,7 @@ pub(crate) async fn run(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
         ),
         OutputFormat::Text => print!("{}", summary(&report)),
     }
+    slipway_cli::github::publish_from_env(&report)?;
     Ok(match report.outcome {
         RunOutcome::Promoted => ExitStatus::Success,
         RunOutcome::Rejected => ExitStatus::No,

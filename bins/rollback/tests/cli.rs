@@ -131,3 +131,33 @@ fn errors_exit_2_and_say_what_to_fix() {
         insta::assert_snapshot!(name, output.stderr);
     }
 }
+
+#[test]
+fn in_github_actions_a_rollback_writes_its_outputs_and_summary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outputs = dir.path().join("outputs");
+    let summary = dir.path().join("summary.md");
+    let output = Command::new(env!("CARGO_BIN_EXE_slipway-rollback"))
+        .args(["--no-config", "--emergency", "--reason", "p99 doubled"])
+        .env_remove("SLIPWAY_AUDIT__PATH")
+        .env_remove("SLIPWAY_BACKEND__SCENARIO")
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &outputs)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .expect("run slipway-rollback");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(&outputs).expect("outputs written");
+    assert!(written.contains("verdict=promoted"), "{written}");
+    assert!(written.contains("revision=3"), "{written}");
+    let markdown = std::fs::read_to_string(&summary).expect("summary written");
+    assert!(
+        markdown.contains("ml-serving/iris-classifier"),
+        "{markdown}"
+    );
+}

@@ -370,6 +370,23 @@ pub fn step_summary(report: &RunReport) -> String {
     out
 }
 
+/// In GitHub Actions (read from the process environment): writes the step summary and outputs
+/// for `report` and prints the annotation lines on stderr, where the runner reads workflow
+/// commands too, so stdout stays data. Does nothing elsewhere.
+#[allow(
+    clippy::print_stderr,
+    reason = "workflow commands for the Actions runner"
+)]
+pub fn publish_from_env(report: &RunReport) -> Result<(), UserError> {
+    let github = GithubEnv::from_env_map(|name| std::env::var(name).ok());
+    if github.is_active() {
+        for line in github.publish(report)? {
+            eprintln!("{line}");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
