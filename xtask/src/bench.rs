@@ -1,4 +1,5 @@
-//! `cargo xtask bench <name>`: benchmarks that are programs, not timed tests.
+//! `cargo xtask bench [<name>]`: benchmarks that are programs, not timed tests (no name: all of
+//! them, this table's and `bench analysis` in `bench_analysis.rs`).
 //!
 //! Each benchmark is a Cargo example in the crate it measures, so xtask stays free of our
 //! library crates (it is built before every `cargo xtask` run) and the benchmark builds with the

@@ -41,8 +41,11 @@ commands:
   demo --list                 list the scenarios slipway-deploy knows
   e2e --kubeconfig PATH [--context NAME]
                               k8s-rollout scenarios against a real cluster (kind, k3s)
+  bench                       every benchmark below
   bench registry [--images N] [--concurrency N] [--release]
                               Slipway resolve + verify of N signed images next to `skopeo inspect`
+  bench analysis              the canary judge on 2 x 100,000 samples next to SciPy, and the
+                              simulation table
 ";
 
 fn main() -> ExitCode {
@@ -101,6 +104,12 @@ fn run(args: &[String]) -> Result<ExitCode> {
         }
         "bench" if rest.first().is_some_and(|name| name == "analysis") => {
             bench_analysis::run(&root, &rest[1..])?;
+            Ok(ExitCode::SUCCESS)
+        }
+        // `cargo xtask bench` alone runs every benchmark, each next to its peer.
+        "bench" if rest.is_empty() => {
+            bench::run(&root, &["registry".to_owned()])?;
+            bench_analysis::run(&root, &[])?;
             Ok(ExitCode::SUCCESS)
         }
         "bench" => {
