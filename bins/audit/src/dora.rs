@@ -148,6 +148,8 @@ mod tests {
         let digest = Digest::parse(&format!("sha256:{}", "a".repeat(64))).expect("digest");
         ReleaseRecord {
             source_time: None,
+            creates: Vec::new(),
+            alias_pending: None,
             release: ReleaseId::parse("ml/iris").expect("id"),
             revision,
             image: ImageRef::parse("ghcr.io/acme/iris:1")

@@ -88,6 +88,8 @@ fn record(
     let release = ReleaseId::parse(release).expect("release");
     ReleaseRecord {
         source_time: None,
+        creates: Vec::new(),
+        alias_pending: None,
         image: ImageRef::parse(&format!("ghcr.io/acme/{}:1.{revision}", release.name))
             .expect("image")
             .with_digest(digest(fill)),

@@ -131,6 +131,14 @@ pub enum Outcome {
     /// The canary passed its analysis and waits for approval; `slipway-deploy promote` or
     /// `abort` ends it with a new record.
     Paused,
+    /// Written before the revision's first change to the cluster, naming what it is about to
+    /// create ([`ReleaseRecord::creates`]). A record that stays `in-progress` after its process
+    /// ended marks a run that was killed: `abort`, `status` and the next `run` find its objects
+    /// from it.
+    InProgress,
+    /// Stopped by a signal (a cancelled CI job) or by losing the release's lock; what the
+    /// revision created was removed and stable left as it was.
+    Cancelled,
 }
 
 impl fmt::Display for Outcome {
@@ -141,6 +149,8 @@ impl fmt::Display for Outcome {
             Outcome::Failed => "failed",
             Outcome::RolledBack => "rolled-back",
             Outcome::Paused => "paused",
+            Outcome::InProgress => "in-progress",
+            Outcome::Cancelled => "cancelled",
         })
     }
 }
@@ -173,6 +183,15 @@ pub struct ReleaseRecord {
     /// runs from here to the promotion. Absent from stored records that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_time: Option<Timestamp>,
+    /// For an `in-progress` record: the Slipway-managed objects the revision is about to
+    /// create (`Deployment/ml/iris-canary`, …), so a run killed half-way can be cleaned up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub creates: Vec<String>,
+    /// For a `promoted` record: the serving alias that still has to be moved to this model
+    /// version (the cluster serves the candidate, but moving the alias failed). The next
+    /// command that holds the lock retries it and records the revision again without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias_pending: Option<String>,
 }
 
 #[cfg(test)]

@@ -473,6 +473,8 @@ async fn finish_rollback(
     report.revision = Some(revision);
     let record = ReleaseRecord {
         source_time: None,
+        creates: Vec::new(),
+        alias_pending: None,
         revision,
         outcome: Outcome::RolledBack,
         actor: spec.actor.clone(),
@@ -556,6 +558,8 @@ mod tests {
             .expect("digest");
         ReleaseRecord {
             source_time: None,
+            creates: Vec::new(),
+            alias_pending: None,
             release: ReleaseId::parse("ml/iris").expect("id"),
             revision,
             image: ImageRef::parse("ghcr.io/acme/iris:1")

@@ -235,6 +235,8 @@ pub async fn build_on(
     for (idx, ((image, version), days_ago)) in released.iter().zip([12, 7]).enumerate() {
         let record = ReleaseRecord {
             source_time: None,
+            creates: Vec::new(),
+            alias_pending: None,
             release: release.clone(),
             revision: idx as u64 + 1,
             image: image.clone(),
@@ -534,6 +536,8 @@ pub async fn build_story(
     );
     let first = ReleaseRecord {
         source_time: None,
+        creates: Vec::new(),
+        alias_pending: None,
         release: release.clone(),
         revision: 1,
         image: v1_pinned.clone(),

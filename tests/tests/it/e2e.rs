@@ -297,6 +297,8 @@ progress_deadline = "2m"
         .record_release(
             &ReleaseRecord {
                 source_time: None,
+                creates: Vec::new(),
+                alias_pending: None,
                 release: spec.release.clone(),
                 revision: 1,
                 image: stable_ref,

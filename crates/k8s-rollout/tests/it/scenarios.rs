@@ -55,6 +55,8 @@ fn record(world: &World, revision: u64, image: &str, outcome: Outcome) -> Releas
         .unwrap_or_else(|_| Digest::parse(&format!("sha256:{}", "0".repeat(64))).expect("digest"));
     ReleaseRecord {
         source_time: None,
+        creates: Vec::new(),
+        alias_pending: None,
         release: world.release.clone(),
         revision,
         image: ImageRef::parse(image).expect("image"),

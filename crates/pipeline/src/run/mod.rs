@@ -492,6 +492,8 @@ impl Ctx<'_> {
         };
         let record = ReleaseRecord {
             source_time: self.spec.source_time,
+            creates: Vec::new(),
+            alias_pending: None,
             release: self.spec.release.clone(),
             revision,
             image: image.clone(),
