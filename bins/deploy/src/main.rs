@@ -261,6 +261,7 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
     let Some(Prepared { spec, built, .. }) = prepare(args).await? else {
         return Ok(ExitStatus::Success);
     };
+    slipway_cli::signals::install(built.backends.interrupt.clone());
     let mut story = story::Story::new(&spec);
     story.before(&built).await;
     let mut observer =
@@ -286,7 +287,7 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
         OutputFormat::Text => print!("{}", summary(&report)),
     }
     slipway_cli::github::publish_from_env(&report)?;
-    Ok(ExitStatus::from(report.outcome))
+    Ok(ExitStatus::from(&report))
 }
 
 /// `run --interactive`: when the release pauses for approval, ask on the terminal who approves

@@ -52,6 +52,7 @@ async fn run(args: &AnalyzeArgs, now: Timestamp) -> String {
         Ok(ExitStatus::No) => 1,
         Ok(ExitStatus::Error) => 2,
         Ok(ExitStatus::Inconclusive) => 3,
+        Ok(ExitStatus::Signal(number)) => 128 + i32::from(number),
         Err(err) => {
             stderr.extend(format!("error: {err:#}\n").into_bytes());
             2

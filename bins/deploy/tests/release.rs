@@ -338,7 +338,7 @@ fn a_paused_release_is_shown_approved_promoted_or_aborted() {
     assert!(
         aborted
             .stderr
-            .contains("canary removed; stable ml-serving/iris-classifier untouched"),
+            .contains("removed Deployment/ml-serving/iris-classifier-canary; stable ml-serving/iris-classifier untouched"),
         "{}",
         aborted.stderr
     );

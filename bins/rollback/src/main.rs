@@ -183,6 +183,7 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
         service: release.service.clone(),
         traffic: release.traffic.clone(),
     };
+    slipway_cli::signals::install(built.backends.interrupt.clone());
     eprintln!("slipway: rolling back {} {}", spec.release, where_(&built));
     let mut observer = |event: &StageEvent| slipway_cli::story::print_event(event);
     let report = slipway_pipeline::rollback(&spec, &built.backends, &mut observer).await;
@@ -196,7 +197,11 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
             let outcome = match report.outcome {
                 RunOutcome::Promoted => "rolled-back",
                 RunOutcome::Rejected => "refused",
-                RunOutcome::Failed | RunOutcome::WouldProceed | RunOutcome::Paused => "failed",
+                RunOutcome::Cancelled => "cancelled",
+                RunOutcome::Failed
+                | RunOutcome::WouldProceed
+                | RunOutcome::Paused
+                | RunOutcome::Unchanged => "failed",
             };
             println!(
                 "release: {}\noutcome: {outcome}\nreason: {}",
@@ -211,6 +216,7 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
     Ok(match report.outcome {
         RunOutcome::Promoted | RunOutcome::WouldProceed => ExitStatus::Success,
         RunOutcome::Rejected => ExitStatus::No,
-        RunOutcome::Failed | RunOutcome::Paused => ExitStatus::Error,
+        RunOutcome::Cancelled => ExitStatus::from(&report),
+        RunOutcome::Failed | RunOutcome::Paused | RunOutcome::Unchanged => ExitStatus::Error,
     })
 }

@@ -97,6 +97,7 @@ pub(crate) async fn run(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
     let spec = WatchSpec::new(&release, &settings.watch).map_err(|err| UserError {
         message: err.to_string(),
     })?;
+    slipway_cli::signals::install(built.backends.interrupt.clone());
     eprintln!("slipway: guarding {} {}", spec.release, where_(&built));
     let mut observer = |event: &StageEvent| slipway_cli::story::print_event(event);
     let report = slipway_pipeline::watch::watch(&spec, &built.backends, &mut observer).await;
@@ -115,7 +116,11 @@ pub(crate) async fn run(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
     Ok(match report.outcome {
         RunOutcome::Promoted => ExitStatus::Success,
         RunOutcome::Rejected => ExitStatus::No,
-        RunOutcome::Failed | RunOutcome::WouldProceed | RunOutcome::Paused => ExitStatus::Error,
+        RunOutcome::Cancelled => ExitStatus::from(&report),
+        RunOutcome::Failed
+        | RunOutcome::WouldProceed
+        | RunOutcome::Paused
+        | RunOutcome::Unchanged => ExitStatus::Error,
     })
 }
 
@@ -124,7 +129,11 @@ fn summary(report: &RunReport) -> String {
     let outcome = match report.outcome {
         RunOutcome::Promoted => "guarded",
         RunOutcome::Rejected => "rolled-back",
-        RunOutcome::Failed | RunOutcome::WouldProceed | RunOutcome::Paused => "failed",
+        RunOutcome::Cancelled => "cancelled",
+        RunOutcome::Failed
+        | RunOutcome::WouldProceed
+        | RunOutcome::Paused
+        | RunOutcome::Unchanged => "failed",
     };
     let mut text = format!(
         "release: {}\noutcome: {outcome}\nreason: {}\n",

@@ -16,6 +16,9 @@ pub enum ExitStatus {
     Error,
     /// 3: the analysis was inconclusive.
     Inconclusive,
+    /// 128 + the signal's number (130 SIGINT, 143 SIGTERM), as a shell reports a command
+    /// killed by it: the command was cancelled and cleaned up after itself.
+    Signal(u8),
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -25,20 +28,35 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::No => 1,
             ExitStatus::Error => 2,
             ExitStatus::Inconclusive => 3,
+            ExitStatus::Signal(number) => 128u8.saturating_add(number),
         })
     }
 }
 
 impl From<slipway_pipeline::RunOutcome> for ExitStatus {
-    /// Promoted, planned and paused are fine (0); a "no" is 1; an error is 2.
+    /// Promoted, planned, paused and nothing-to-do are fine (0); a "no" is 1; an error or a
+    /// cancellation without a signal (a lost lock) is 2.
     fn from(outcome: slipway_pipeline::RunOutcome) -> ExitStatus {
         use slipway_pipeline::RunOutcome;
         match outcome {
-            RunOutcome::Promoted | RunOutcome::WouldProceed | RunOutcome::Paused => {
-                ExitStatus::Success
-            }
+            RunOutcome::Promoted
+            | RunOutcome::WouldProceed
+            | RunOutcome::Paused
+            | RunOutcome::Unchanged => ExitStatus::Success,
             RunOutcome::Rejected => ExitStatus::No,
-            RunOutcome::Failed => ExitStatus::Error,
+            RunOutcome::Failed | RunOutcome::Cancelled => ExitStatus::Error,
+        }
+    }
+}
+
+impl From<&slipway_pipeline::RunReport> for ExitStatus {
+    /// As the outcome, except that a run cancelled by a signal exits 128 + its number.
+    fn from(report: &slipway_pipeline::RunReport) -> ExitStatus {
+        match &report.interruption {
+            Some(slipway_pipeline::Interruption::Signal { number, .. }) => {
+                ExitStatus::Signal(u8::try_from(*number).unwrap_or(15))
+            }
+            _ => ExitStatus::from(report.outcome),
         }
     }
 }

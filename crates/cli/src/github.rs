@@ -486,6 +486,7 @@ mod tests {
         );
         RunReport {
             release: "ml/iris".to_owned(),
+            interruption: None,
             revision: Some(3),
             outcome: RunOutcome::Promoted,
             reason: "iris/3 serves from ghcr.io/acme/iris@sha256:abab… as revision 3".to_owned(),
@@ -531,6 +532,7 @@ mod tests {
         gates.push("model", "f1 >= 0.80", CheckStatus::Skip, "no f1 metric");
         RunReport {
             release: "ml/iris".to_owned(),
+            interruption: None,
             revision: None,
             outcome: RunOutcome::Rejected,
             reason: "model-gate said no (0 passed, 1 failed, 1 skipped)\nhint: retrain".to_owned(),

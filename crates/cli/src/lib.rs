@@ -10,6 +10,7 @@ mod exit;
 pub mod github;
 mod global;
 pub mod release;
+pub mod signals;
 pub mod story;
 
 pub use exit::{ExitStatus, Failure, UserError};

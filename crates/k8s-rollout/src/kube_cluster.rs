@@ -1164,9 +1164,38 @@ impl Cluster for KubeCluster {
         })?;
         let name = history_name(release, record.revision);
         let api = self.api::<ConfigMap>(namespace);
-        if let Some((_, _, _, stored)) = existing.iter().find(|entry| entry.0 == record.revision) {
+        if let Some(index) = existing.iter().position(|entry| entry.0 == record.revision) {
+            let stored = &existing[index].3;
             // A run that was killed after recording and started again: same record, nothing to do.
             if stored == record {
+                return Ok(());
+            }
+            // The record that ends an in-progress revision replaces it, keeping its place in
+            // the chain (nothing chains onto a revision while it is in progress: the lock).
+            if stored.outcome == slipway_core::Outcome::InProgress {
+                let prev_hash = index
+                    .checked_sub(1)
+                    .map(|prev| record_hash(&existing[prev].2))
+                    .unwrap_or_default();
+                let config_map: ConfigMap = serde_json::from_value(json!({
+                    "metadata": {
+                        "name": name,
+                        "namespace": namespace,
+                        "labels": { RELEASE_LABEL: release.name, MANAGED_BY_LABEL: FIELD_MANAGER },
+                    },
+                    "data": { "record": raw, "prev-hash": prev_hash },
+                }))
+                .map_err(|err| Error::Api {
+                    operation: format!("build ConfigMap `{namespace}/{name}`"),
+                    message: err.to_string(),
+                })?;
+                self.call(
+                    &ops::FINISH_HISTORY,
+                    namespace,
+                    &name,
+                    api.replace(&name, &self.post_params(), &config_map),
+                )
+                .await?;
                 return Ok(());
             }
             return Err(Error::History {

@@ -647,7 +647,26 @@ impl Cluster for MemoryCluster {
     async fn record_release(&self, record: &ReleaseRecord, limit: usize) -> Result<(), Error> {
         let mut state = self.lock();
         let history = state.history.entry(record.release.clone()).or_default();
-        history.push(record.clone());
+        // The record that ends an in-progress revision replaces it (same revision).
+        match history.last_mut() {
+            Some(last)
+                if last.revision == record.revision
+                    && last.outcome == slipway_core::Outcome::InProgress =>
+            {
+                *last = record.clone();
+            }
+            Some(last) if last.revision == record.revision && last == record => {}
+            Some(last) if last.revision >= record.revision => {
+                return Err(Error::History {
+                    release: record.release.to_string(),
+                    message: format!(
+                        "revision {} is already recorded with different content",
+                        record.revision
+                    ),
+                });
+            }
+            _ => history.push(record.clone()),
+        }
         let excess = history.len().saturating_sub(limit.max(1));
         history.drain(..excess);
         Ok(())

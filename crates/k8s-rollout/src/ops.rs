@@ -131,6 +131,12 @@ pub(crate) const CREATE_HISTORY: Operation = op(
     "configmaps",
     "append a revision to the release history",
 );
+pub(crate) const FINISH_HISTORY: Operation = op(
+    &["update"],
+    "",
+    "configmaps",
+    "replace a revision's in-progress record with how it ended",
+);
 pub(crate) const DELETE_HISTORY: Operation = op(
     &["delete"],
     "",
@@ -193,6 +199,7 @@ pub const OPERATIONS: &[Operation] = &[
     CREATE_EVENT,
     LIST_HISTORY,
     CREATE_HISTORY,
+    FINISH_HISTORY,
     DELETE_HISTORY,
     LIST_AUDIT,
     CREATE_AUDIT,

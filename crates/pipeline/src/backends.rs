@@ -38,6 +38,8 @@ pub struct Backends {
     pub audit: Arc<dyn AuditStore>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// Raised by a signal or a lost lock: the command stops waiting and cleans up.
+    pub interrupt: crate::Interrupt,
 }
 
 /// Real time, for runs against real systems.

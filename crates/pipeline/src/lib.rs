@@ -12,6 +12,8 @@
 //! - Every decision is appended to the audit trail.
 
 mod backends;
+mod interrupt;
+pub mod lock;
 mod notify;
 mod reload;
 mod report;
@@ -24,6 +26,7 @@ pub mod story;
 pub mod watch;
 
 pub use backends::{Backends, SystemClock};
+pub use interrupt::{Interrupt, Interruption};
 pub use notify::{FanOut, MemoryNotifier, Notification, Notifier, WebhookKind, WebhookNotifier};
 pub use reload::{ADMIN_TOKEN_HEADER, ReloadSpec, reload};
 pub use report::{RunOutcome, RunReport, StageEvent, StageStatus};

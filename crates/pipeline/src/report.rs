@@ -52,6 +52,11 @@ pub enum RunOutcome {
     Rejected,
     /// An error kept the run from finishing; stable untouched (exit 2).
     Failed,
+    /// `abort` found nothing to abort: nothing paused or in progress, no Slipway object (exit 0).
+    Unchanged,
+    /// A signal (exit 128 + its number) or the loss of the release's lock (exit 2) stopped the
+    /// run; what it started was removed, stable untouched. [`RunReport::interruption`] says which.
+    Cancelled,
 }
 
 /// Everything a run decided.
@@ -75,6 +80,9 @@ pub struct RunReport {
     pub gates: GateReport,
     /// Each analysis run, one per canary step.
     pub analysis: Vec<AnalysisRun>,
+    /// What stopped a `cancelled` run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interruption: Option<crate::Interruption>,
 }
 
 impl RunReport {
@@ -90,6 +98,7 @@ impl RunReport {
             stages: Vec::new(),
             gates: GateReport::default(),
             analysis: Vec::new(),
+            interruption: None,
         }
     }
 }

@@ -349,6 +349,7 @@ pub async fn build_on(
         notifier: notifier.clone(),
         audit,
         clock,
+        interrupt: Default::default(),
     };
     let world = World {
         backends,
@@ -594,6 +595,7 @@ pub async fn build_story(
         notifier: notifier.clone(),
         audit,
         clock,
+        interrupt: Default::default(),
     };
     let story = StoryWorld {
         world: World {

@@ -169,9 +169,12 @@ async fn the_story_ends_as_written() {
         .collect();
     assert_eq!(
         released,
+        // Each release is on the trail as in progress before its first change, then as it ended.
         [
             (1, Outcome::Promoted),
+            (2, Outcome::InProgress),
             (2, Outcome::Promoted),
+            (3, Outcome::InProgress),
             (3, Outcome::Aborted),
             (4, Outcome::RolledBack)
         ]

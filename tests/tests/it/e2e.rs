@@ -46,11 +46,7 @@ const REVIEWER: &str = "maria.chen";
 
 /// Exit status of a report, as the binaries map it.
 fn exit_status(outcome: RunOutcome) -> ExitStatus {
-    match outcome {
-        RunOutcome::Promoted | RunOutcome::WouldProceed | RunOutcome::Paused => ExitStatus::Success,
-        RunOutcome::Rejected => ExitStatus::No,
-        RunOutcome::Failed => ExitStatus::Error,
-    }
+    ExitStatus::from(outcome)
 }
 
 /// What makes one story differ from another: data, never a branch in the pipeline.
@@ -380,6 +376,7 @@ progress_deadline = "2m"
         notifier: notify,
         audit: audit.clone(),
         clock,
+        interrupt: Default::default(),
     };
     Some(World {
         _prometheus: prometheus,

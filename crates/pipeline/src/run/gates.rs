@@ -82,30 +82,35 @@ impl Ctx<'_> {
         self.gate("deploy-window", windows).await?;
         if self.mode == Mode::Run {
             self.take_lock().await?;
+            self.converge().await?;
         }
         Ok(())
     }
 
-    /// Takes the release's lock (a Lease on a real cluster) for this run.
+    /// Takes the release's lock (a Lease on a real cluster) for this command and keeps it:
+    /// from here on every wait renews it (`crate::lock`), and losing it interrupts the run.
+    /// Then finishes what an earlier, killed or failed, command left behind (`converge`).
     pub(super) async fn take_lock(&mut self) -> Result<(), Stop> {
         let release = self.spec.release.clone();
         let holder = format!("{}@{}", self.spec.actor, self.backends.clock.now());
-        let ttl = self
-            .spec
-            .progress_deadline
-            .saturating_mul(2)
-            .max(Duration::from_secs(900));
-        self.backends
-            .cluster
-            .acquire_lock(&release, &holder, ttl)
-            .await
-            .map_err(|err| failed(chain(&err)))?;
+        let ttl = crate::lock::lock_ttl(self.spec.progress_deadline);
+        let lock = crate::lock::ReleaseLock::acquire(
+            self.backends.cluster.clone(),
+            self.raw_clock.clone(),
+            self.backends.interrupt.clone(),
+            &release,
+            &holder,
+            ttl,
+        )
+        .await
+        .map_err(|err| failed(chain(&err)))?;
+        self.backends.clock = lock.clock();
+        self.lock = Some(lock);
         self.emit(
             "preflight",
             StageStatus::Pass,
             format!("lock taken for {release} by {holder}"),
         );
-        self.lock_holder = Some(holder);
         self.preflight_passed = true;
         Ok(())
     }
@@ -237,7 +242,7 @@ impl Ctx<'_> {
         image: &ImageRef,
         candidate: &ModelVersion,
     ) -> Result<(), Stop> {
-        match (&self.backends.signer, self.spec.sign, self.mode) {
+        match (self.backends.signer.clone(), self.spec.sign, self.mode) {
             (Some(signer), true, Mode::Run) => {
                 let key_id = slipway_attest::sign_image(
                     self.backends.registry.as_ref(),
@@ -282,12 +287,8 @@ impl Ctx<'_> {
                 "signing is off (`signing.sign = false`)",
             ),
         }
-        let keys: Vec<&dyn Verifier> = self
-            .backends
-            .trusted_keys
-            .iter()
-            .map(AsRef::as_ref)
-            .collect();
+        let trusted = self.backends.trusted_keys.clone();
+        let keys: Vec<&dyn Verifier> = trusted.iter().map(AsRef::as_ref).collect();
         let verification =
             slipway_attest::verify_image(self.backends.registry.as_ref(), &keys, image)
                 .await

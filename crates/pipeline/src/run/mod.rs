@@ -26,8 +26,12 @@ use slipway_k8s_rollout::rollout::TrafficRouting;
 use slipway_k8s_rollout::{DeploymentSpec, RollingParams, rolling, rollout};
 use slipway_mlflow::VersionStatus;
 
-use crate::{Backends, Notification, ReleaseSpec, RunOutcome, RunReport, StageEvent, StageStatus};
+use crate::{
+    Backends, Interruption, Notification, ReleaseSpec, RunOutcome, RunReport, StageEvent,
+    StageStatus,
+};
 
+mod converge;
 mod gates;
 mod strategies;
 
@@ -136,12 +140,15 @@ fn paused_record(history: &[ReleaseRecord]) -> Result<ReleaseRecord, String> {
 struct Stop {
     outcome: RunOutcome,
     reason: String,
+    /// Set when a signal or the loss of the lock stopped the run.
+    interruption: Option<Interruption>,
 }
 
 fn rejected(reason: impl Into<String>) -> Stop {
     Stop {
         outcome: RunOutcome::Rejected,
         reason: reason.into(),
+        interruption: None,
     }
 }
 
@@ -149,6 +156,15 @@ fn failed(reason: impl Into<String>) -> Stop {
     Stop {
         outcome: RunOutcome::Failed,
         reason: reason.into(),
+        interruption: None,
+    }
+}
+
+fn interrupted(why: Interruption) -> Stop {
+    Stop {
+        outcome: RunOutcome::Cancelled,
+        reason: why.to_string(),
+        interruption: Some(why),
     }
 }
 
@@ -176,21 +192,43 @@ fn chain(err: &dyn std::error::Error) -> String {
     line
 }
 
+/// How far a run got, which decides what stopping it must undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing changed yet.
+    Before,
+    /// The in-progress record is written and Slipway objects may exist; stable is untouched.
+    Changing,
+    /// Stable (or the Service's colour) serves the candidate, not yet recorded as promoted.
+    Serving,
+    /// Recorded as promoted: what is left (alias, tags, reload) never undoes the release.
+    Recorded,
+}
+
 struct Ctx<'a> {
     spec: &'a ReleaseSpec,
-    backends: &'a Backends,
+    /// The caller's backends; once the lock is held, `clock` keeps it (see `crate::lock`).
+    backends: Backends,
+    /// The caller's clock, for cleaning up after the lock was lost.
+    raw_clock: std::sync::Arc<dyn slipway_core::Clock>,
     observer: &'a mut dyn Observer,
     mode: Mode,
     report: RunReport,
-    lock_holder: Option<String>,
+    lock: Option<std::sync::Arc<crate::lock::ReleaseLock>>,
     stable_before: Option<DeploymentSpec>,
-    canary_started: bool,
+    phase: Phase,
+    /// The candidate, pinned, once the run changes the cluster for it.
+    changing: Option<(ImageRef, ModelVersion, u64)>,
     /// Who started the release, when it differs from who runs this command (resume).
     spec_actor_override: Option<String>,
     /// The run that produced the candidate, for the model-link attestation.
     candidate_run: Option<String>,
     /// Preflight passed and the lock was taken: decisions may now be Kubernetes Events.
     preflight_passed: bool,
+    /// The serving alias still to move, for the promoted record.
+    alias_pending: Option<String>,
+    /// The objects the in-progress record names.
+    creates: Vec<String>,
 }
 
 /// Plans a release: runs preflight and every gate against the backends and says what `run`
@@ -300,30 +338,44 @@ async fn execute(
 ) -> RunReport {
     let mut ctx = Ctx {
         spec,
-        backends,
+        backends: backends.clone(),
+        raw_clock: backends.clock.clone(),
         observer,
         mode,
         report: RunReport::new(&spec.release),
-        lock_holder: None,
+        lock: None,
         stable_before: None,
-        canary_started: false,
+        phase: Phase::Before,
+        changing: None,
         spec_actor_override: None,
         candidate_run: None,
         preflight_passed: false,
+        alias_pending: None,
+        creates: Vec::new(),
     };
-    let result = match action {
-        Some(action) => match ctx.take_lock().await {
-            Ok(()) => ctx.resume(action).await,
-            Err(stop) => Err(stop),
-        },
-        None => ctx.stages().await,
+    let interrupt = backends.interrupt.clone();
+    // Every stage races the interrupt (a signal, a lost lock): when it wins, the stage's
+    // future is dropped where it waited, and `unwind` below removes what the run started.
+    let result = {
+        let work = async {
+            match action {
+                Some(action) => match ctx.take_lock().await {
+                    Ok(()) => ctx.resume(action).await,
+                    Err(stop) => Err(stop),
+                },
+                None => ctx.stages().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            why = interrupt.triggered() => Err(interrupted(why)),
+            result = work => result,
+        }
     };
     let (outcome, reason) = match result {
         Ok((outcome, reason)) => (outcome, reason),
         Err(stop) => {
-            if ctx.canary_started {
-                ctx.abort_canary(&stop).await;
-            }
+            ctx.unwind(&stop).await;
             (stop.outcome, stop.reason)
         }
     };
@@ -450,6 +502,8 @@ impl Ctx<'_> {
         }
         let revision = self.next_revision().await?;
         self.report.revision = Some(revision);
+        let creates = self.objects_to_create().await?;
+        self.begin(&image, &candidate, revision, creates).await?;
         let started = format!(
             "revision {revision}: {candidate} at {} starting {}",
             image.pinned().unwrap_or_default(),
@@ -492,8 +546,6 @@ impl Ctx<'_> {
         };
         let record = ReleaseRecord {
             source_time: self.spec.source_time,
-            creates: Vec::new(),
-            alias_pending: None,
             release: self.spec.release.clone(),
             revision,
             image: image.clone(),
@@ -504,6 +556,16 @@ impl Ctx<'_> {
             actor: self.spec.actor.clone(),
             at: self.backends.clock.now(),
             reason: Some(reason.to_owned()),
+            creates: if outcome == Outcome::InProgress {
+                self.creates.clone()
+            } else {
+                Vec::new()
+            },
+            alias_pending: if outcome == Outcome::Promoted {
+                self.alias_pending.clone()
+            } else {
+                None
+            },
         };
         self.backends
             .cluster
@@ -563,12 +625,12 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn finish(&mut self) {
-        if let Some(holder) = self.lock_holder.take()
-            && let Err(err) = self
-                .backends
-                .cluster
-                .release_lock(&self.spec.release, &holder)
-                .await
+        if self.mode != Mode::Plan {
+            self.finish_trail().await;
+        }
+        // The lock goes last, once the end is on the trail.
+        if let Some(lock) = self.lock.take()
+            && let Err(err) = lock.release().await
         {
             self.emit(
                 "finish",
@@ -576,29 +638,28 @@ impl Ctx<'_> {
                 format!("could not release the lock: {}", chain(&err)),
             );
         }
-        if self.mode == Mode::Plan {
-            return;
-        }
+    }
+
+    async fn finish_trail(&mut self) {
         // Every run's end is on the trail, including stops before anything changed (a held
         // lock, an unreachable registry), so "why did this release not happen" has an answer.
-        let verdict = match self.report.outcome {
-            RunOutcome::Promoted => "promoted",
-            RunOutcome::Paused => "paused",
-            RunOutcome::Rejected => "rejected",
-            RunOutcome::Failed => "failed",
-            RunOutcome::WouldProceed => "planned",
+        let verdict = match (&self.report.outcome, &self.report.interruption) {
+            (RunOutcome::Promoted, _) => "promoted",
+            (RunOutcome::Paused, _) => "paused",
+            (RunOutcome::Rejected, _) => "rejected",
+            (RunOutcome::Failed, _) => "failed",
+            (RunOutcome::WouldProceed, _) => "planned",
+            (RunOutcome::Unchanged, _) => "unchanged",
+            (RunOutcome::Cancelled, Some(why)) => why.verdict(),
+            (RunOutcome::Cancelled, None) => "cancelled",
         };
         let reason = self.report.reason.clone();
         if let Err(stop) = self.audit("run", verdict, &reason).await {
             self.emit("record", StageStatus::Fail, stop.reason);
         }
-        let outcome = match self.report.outcome {
-            RunOutcome::Promoted => "promoted",
-            RunOutcome::Rejected => "rejected",
-            RunOutcome::Failed => "failed",
-            RunOutcome::WouldProceed => "planned",
-            RunOutcome::Paused => return,
-        };
-        self.notify(outcome, &self.report.reason.clone()).await;
+        if self.report.outcome == RunOutcome::Paused {
+            return;
+        }
+        self.notify(verdict, &reason).await;
     }
 }

@@ -6,13 +6,14 @@ use super::*;
 
 impl Ctx<'_> {
     /// Leaves the healthy canary running and records the release as paused at the approval gate.
+    /// The phase changes only once the record is written: a failed write still removes the
+    /// canary, so nothing is left running that the history does not name.
     pub(super) async fn pause(
         &mut self,
         image: &ImageRef,
         candidate: &ModelVersion,
         revision: u64,
     ) -> Result<(RunOutcome, String), Stop> {
-        self.canary_started = false;
         let reason = format!(
             "canary {} healthy; waiting for {} approval(s) of {candidate} at {}",
             rollout::canary_name(&self.spec.release),
@@ -24,63 +25,139 @@ impl Ctx<'_> {
         );
         self.record(image, candidate, revision, Outcome::Paused, &reason)
             .await?;
+        self.phase = Phase::Before;
         self.emit("approval", StageStatus::Info, format!("paused: {reason}; run `slipway-deploy approve` then `slipway-deploy promote` (or `abort`)"));
         self.notify("paused", &reason).await;
         Ok((RunOutcome::Paused, reason))
     }
 
-    /// Promotes or aborts the paused revision recorded last in the history.
+    /// Promotes or aborts what the last history record left: a paused canary, or a run that
+    /// was killed (`in-progress`). `abort` removes every Slipway object of the release whatever
+    /// the record says, and refuses when stable already serves the candidate (only a rollback
+    /// can undo a promotion).
     pub(super) async fn resume(&mut self, action: Resume) -> Result<(RunOutcome, String), Stop> {
         let release = self.spec.release.clone();
-        let history = self
-            .backends
-            .cluster
-            .release_history(&release)
-            .await
-            .map_err(|err| failed(chain(&err)))?;
-        let paused = paused_record(&history).map_err(failed)?;
-        let revision = history.last().map_or(1, |record| record.revision + 1);
-        self.report.revision = Some(revision);
-        self.report.model = Some(paused.model.clone());
-        self.report.digest = Some(paused.digest.clone());
-        let image = paused.image.with_digest(paused.digest.clone());
-        let pinned = image.pinned().unwrap_or_default();
-        let canary = self
-            .backends
-            .cluster
-            .deployment(&release.namespace, &rollout::canary_name(&release))
-            .await
-            .map_err(|err| failed(chain(&err)))?;
-        let canary_ok = canary
-            .as_ref()
-            .is_some_and(|state| state.spec.image == pinned);
-        self.emit(
-            "resume",
-            StageStatus::Info,
-            format!(
-                "revision {} of {release} paused at approval: {} at {}{}",
-                paused.revision,
-                paused.model,
-                paused.digest.short(),
-                if canary_ok {
-                    "; its canary is running"
-                } else {
-                    "; its canary is gone"
-                }
-            ),
-        );
+        let history = self.history().await?;
+        let last = history.last().cloned();
+        let unfinished = last
+            .clone()
+            .filter(|record| matches!(record.outcome, Outcome::Paused | Outcome::InProgress));
+        if let Some(record) = &unfinished {
+            self.report.model = Some(record.model.clone());
+            self.report.digest = Some(record.digest.clone());
+            let pinned = record.image.with_digest(record.digest.clone());
+            let pinned = pinned.pinned().unwrap_or_default();
+            if self.serving_image().await? == pinned {
+                // Stable already serves the candidate: the release was promoted in the cluster
+                // by a command that did not live to record it. Say so, then finish it.
+                self.converge_served(record).await?;
+                return match action {
+                    Resume::Promote => Ok((
+                        RunOutcome::Promoted,
+                        format!(
+                            "{} already serves from {pinned}; recorded as revision {}",
+                            record.model, record.revision
+                        ),
+                    )),
+                    Resume::Abort(_) => Err(rejected(format!(
+                        "cannot abort: stable {release} already serves revision {}'s candidate {} at {} (hint: undo a promotion with `slipway-rollback --reason \"…\"`)",
+                        record.revision,
+                        record.model,
+                        record.digest.short()
+                    ))),
+                };
+            }
+        }
         match action {
             Resume::Abort(reason) => {
-                self.canary_started = true;
-                Err(rejected(format!(
-                    "aborted by {}: {reason}",
-                    self.spec.actor
-                )))
+                let reason = format!("aborted by {}: {reason}", self.spec.actor);
+                let removed = self.remove_managed().await?;
+                let Some(record) = unfinished else {
+                    if removed.is_empty() {
+                        return Ok((
+                            RunOutcome::Unchanged,
+                            format!(
+                                "nothing to abort: {} and no Slipway object of {release} exists",
+                                last.map_or_else(
+                                    || "the release has no history".to_owned(),
+                                    |record| format!(
+                                        "the last revision ({}) ended {}",
+                                        record.revision, record.outcome
+                                    )
+                                )
+                            ),
+                        ));
+                    }
+                    let text = format!("{reason}; removed orphaned {}", join(&removed));
+                    self.audit("abort", "cleaned", &text).await?;
+                    return Err(rejected(text));
+                };
+                let revision = if record.outcome == Outcome::InProgress {
+                    record.revision
+                } else {
+                    record.revision + 1
+                };
+                self.report.revision = Some(revision);
+                let text = if removed.is_empty() {
+                    format!("{reason}; nothing of it was running")
+                } else {
+                    format!("{reason}; removed {}", join(&removed))
+                };
+                self.emit(
+                    "abort",
+                    StageStatus::Pass,
+                    if removed.is_empty() {
+                        format!(
+                            "revision {}: nothing of it was running; stable {release} untouched",
+                            record.revision
+                        )
+                    } else {
+                        format!(
+                            "revision {}: removed {}; stable {release} untouched",
+                            record.revision,
+                            join(&removed)
+                        )
+                    },
+                );
+                let image = record.image.with_digest(record.digest.clone());
+                self.record(&image, &record.model, revision, Outcome::Aborted, &text)
+                    .await?;
+                self.k8s_event("Aborted", &text).await;
+                Err(rejected(text))
             }
             Resume::Promote => {
+                let paused = paused_record(&history).map_err(failed)?;
+                let revision = paused.revision + 1;
+                self.report.revision = Some(revision);
+                let image = paused.image.with_digest(paused.digest.clone());
+                let pinned = image.pinned().unwrap_or_default();
+                let canary = self
+                    .backends
+                    .cluster
+                    .deployment(&release.namespace, &rollout::canary_name(&release))
+                    .await
+                    .map_err(|err| failed(chain(&err)))?;
+                let canary_ok = canary
+                    .as_ref()
+                    .is_some_and(|state| state.spec.image == pinned);
+                self.emit(
+                    "resume",
+                    StageStatus::Info,
+                    format!(
+                        "revision {} of {release} paused at approval: {} at {}{}",
+                        paused.revision,
+                        paused.model,
+                        paused.digest.short(),
+                        if canary_ok {
+                            "; its canary is running"
+                        } else {
+                            "; its canary is gone"
+                        }
+                    ),
+                );
                 if !canary_ok {
                     return Err(failed(format!(
-                        "the canary of paused revision {} is not running {pinned} (hint: start a new release with `slipway-deploy run`)",
+                        "the canary of paused revision {} is not running {pinned} (hint: `slipway-deploy abort` records its end; start a new release with `slipway-deploy run`)",
                         paused.revision
                     )));
                 }
@@ -96,7 +173,8 @@ impl Ctx<'_> {
                         stop.reason, paused.revision
                     )));
                 }
-                self.canary_started = true;
+                self.begin(&image, &paused.model, revision, Vec::new())
+                    .await?;
                 self.promote(&image, &paused.model, revision).await?;
                 Ok((
                     RunOutcome::Promoted,
@@ -139,13 +217,7 @@ impl Ctx<'_> {
                     }
                     other => failed(chain(&other)),
                 });
-        let standby = match standby {
-            Ok(colour) => colour,
-            Err(stop) => {
-                self.remove_standby(&config).await;
-                return Err(stop);
-            }
-        };
+        let standby = standby?;
         self.emit(
             "blue-green",
             StageStatus::Pass,
@@ -159,10 +231,9 @@ impl Ctx<'_> {
             Ok(()) => self.approval(image, candidate).await,
             Err(stop) => Err(stop),
         };
-        if let Err(stop) = checked {
-            self.remove_standby(&config).await;
-            return Err(stop);
-        }
+        checked?;
+        // From the switch on, a stop switches the Service back (`unwind`).
+        self.phase = Phase::Serving;
         bluegreen::switch(cluster.as_ref(), &release, &config, standby)
             .await
             .map_err(|err| failed(chain(&err)))?;
@@ -176,36 +247,25 @@ impl Ctx<'_> {
             &format!("revision {revision}: {candidate} on {standby}"),
         )
         .await;
-        bluegreen::finish(cluster.as_ref(), clock.as_ref(), &release, &config)
-            .await
-            .map_err(|err| failed(chain(&err)))?;
-        self.emit(
-            "blue-green",
-            StageStatus::Pass,
-            format!("old colour scaled down after {:?}", config.scale_down_delay),
-        );
-        self.promoted(image, candidate, revision).await
-    }
-
-    /// Scales the standby colour down and removes the preview Service; the active colour and the
-    /// Service's selector are untouched.
-    pub(super) async fn remove_standby(&mut self, config: &BlueGreenConfig) {
-        let cluster = self.backends.cluster.clone();
-        let clock = self.backends.clock.clone();
-        let mut now = config.clone();
-        now.scale_down_delay = Duration::ZERO;
-        match bluegreen::finish(cluster.as_ref(), clock.as_ref(), &self.spec.release, &now).await {
+        // The candidate serves: record it before the housekeeping, so a failure there never
+        // leaves the history saying otherwise.
+        self.promoted(image, candidate, revision).await?;
+        match bluegreen::finish(cluster.as_ref(), clock.as_ref(), &release, &config).await {
             Ok(()) => self.emit(
-                "abort",
+                "blue-green",
                 StageStatus::Pass,
-                "standby colour removed; the active colour still serves",
+                format!("old colour scaled down after {:?}", config.scale_down_delay),
             ),
             Err(err) => self.emit(
-                "abort",
-                StageStatus::Fail,
-                format!("could not remove the standby colour: {}", chain(&err)),
+                "blue-green",
+                StageStatus::Info,
+                format!(
+                    "could not scale the old colour down: {} (it keeps running; the next release or `slipway-deploy abort` removes it)",
+                    chain(&err)
+                ),
             ),
         }
+        Ok(())
     }
 
     /// Rolling: approvals first (nothing to look at before the change), then Kubernetes replaces
@@ -227,6 +287,7 @@ impl Ctx<'_> {
             format!("rolling stable {release} to {pinned}"),
         );
         let params = RollingParams::default();
+        self.phase = Phase::Serving;
         rolling::run(
             cluster.as_ref(),
             clock.as_ref(),
@@ -297,7 +358,6 @@ impl Ctx<'_> {
         let cluster = self.backends.cluster.clone();
         let clock = self.backends.clock.clone();
         for (idx, step) in self.spec.steps.iter().copied().enumerate() {
-            self.canary_started = true;
             let traffic = &self.spec.traffic;
             let share = match traffic {
                 TrafficRouting::ReplicaRatio => "of pods",
@@ -563,6 +623,8 @@ impl Ctx<'_> {
             format!("setting stable {release} to {pinned}"),
         );
         let cluster = self.backends.cluster.clone();
+        // From here a stop puts stable back as it was (`unwind`).
+        self.phase = Phase::Serving;
         if let Err(err) = rollout::promote_routed(
             cluster.as_ref(),
             self.backends.clock.as_ref(),
@@ -573,22 +635,8 @@ impl Ctx<'_> {
         )
         .await
         {
-            // Put stable back the way it was before the canary deletion in abort_canary.
-            if let Some(before) = self.stable_before.clone()
-                && let Err(restore) = cluster.apply_deployment(&before).await
-            {
-                self.emit(
-                    "promote",
-                    StageStatus::Fail,
-                    format!("could not restore stable: {}", chain(&restore)),
-                );
-            }
-            return Err(failed(format!(
-                "promotion failed, stable restored to its previous image: {}",
-                chain(&err)
-            )));
+            return Err(failed(format!("promotion failed: {}", chain(&err))));
         }
-        self.canary_started = false;
         self.emit(
             "promote",
             StageStatus::Pass,
@@ -603,7 +651,9 @@ impl Ctx<'_> {
     }
 
     /// After the cluster serves the candidate, whatever the strategy: move the serving alias,
-    /// tag the model version and the image, record, reload the model server.
+    /// record the revision as promoted (with the alias still pending when moving it failed:
+    /// the next command that holds the lock finishes it), tag the model version and the image,
+    /// reload the model server.
     pub(super) async fn promoted(
         &mut self,
         image: &ImageRef,
@@ -612,10 +662,36 @@ impl Ctx<'_> {
     ) -> Result<(), Stop> {
         let release = self.spec.release.clone();
         let models = self.backends.models.clone();
-        if let Err(err) = models.set_alias(candidate, &self.spec.serving_alias).await {
+        let alias = self.spec.serving_alias.clone();
+        let alias_failed = models.set_alias(candidate, &alias).await.err();
+        match &alias_failed {
+            None => self.emit(
+                "promote",
+                StageStatus::Pass,
+                format!("alias `{alias}` now points at {candidate}"),
+            ),
+            Some(err) => self.emit(
+                "promote",
+                StageStatus::Fail,
+                format!(
+                    "moving alias `{alias}` to {candidate} failed: {}; recorded as pending",
+                    chain(err)
+                ),
+            ),
+        }
+        self.alias_pending = alias_failed.is_some().then(|| alias.clone());
+        self.record(
+            image,
+            candidate,
+            revision,
+            Outcome::Promoted,
+            "promoted after analysis and approval",
+        )
+        .await?;
+        self.phase = Phase::Recorded;
+        if let Some(err) = alias_failed {
             return Err(failed(format!(
-                "promoted in the cluster, but moving alias `{}` failed: {}",
-                self.spec.serving_alias,
+                "promoted in the cluster and recorded as revision {revision}, but moving alias `{alias}` failed: {} (hint: the next slipway-deploy command for {release} moves it)",
                 chain(&err)
             )));
         }
@@ -630,14 +706,6 @@ impl Ctx<'_> {
                 format!("could not tag the model version: {}", chain(&err)),
             );
         }
-        self.emit(
-            "promote",
-            StageStatus::Pass,
-            format!(
-                "alias `{}` now points at {candidate}",
-                self.spec.serving_alias
-            ),
-        );
         match self
             .backends
             .registry
@@ -655,14 +723,6 @@ impl Ctx<'_> {
                 format!("could not tag the image: {}", chain(&err)),
             ),
         }
-        self.record(
-            image,
-            candidate,
-            revision,
-            Outcome::Promoted,
-            "promoted after analysis and approval",
-        )
-        .await?;
         self.reload(candidate).await
     }
 
@@ -708,60 +768,155 @@ impl Ctx<'_> {
         }
     }
 
-    /// Deletes the canary after a stop; stable is not touched. Records the revision as aborted
-    /// or failed.
-    pub(super) async fn abort_canary(&mut self, stop: &Stop) {
-        let release = self.spec.release.clone();
-        let routing = (self.spec.service.as_str(), &self.spec.traffic);
-        match rollout::abort_routed(self.backends.cluster.as_ref(), &release, routing).await {
-            Ok(()) => self.emit(
-                "abort",
-                StageStatus::Pass,
-                match &self.spec.traffic {
-                    TrafficRouting::ReplicaRatio => {
-                        format!("canary removed; stable {release} untouched")
-                    }
-                    TrafficRouting::NginxIngress { ingress } => format!(
-                        "canary Ingress {}, Service {} and canary removed; stable {release} untouched",
-                        rollout::canary_ingress_name(ingress),
-                        rollout::canary_service_name(&self.spec.service)
-                    ),
-                },
-            ),
-            Err(err) => self.emit(
-                "abort",
-                StageStatus::Fail,
-                format!(
-                    "could not remove the canary: {} (hint: delete Deployment {}/{} by hand)",
-                    chain(&err),
-                    release.namespace,
-                    rollout::canary_name(&release)
-                ),
-            ),
+    /// After a stop: undoes what the run changed, by how far it got (`Phase`), and records how
+    /// the revision ended. A stop while stable already served the candidate (a failed or
+    /// interrupted promotion, a blue-green switch) puts stable back first; then every Slipway
+    /// object of the release goes. After a lost lock, objects that no longer run this run's
+    /// image belong to the new holder and are left alone.
+    pub(super) async fn unwind(&mut self, stop: &Stop) {
+        if let Some(why) = &stop.interruption {
+            // The lock's clock never wakes once the lock is lost: clean up on the caller's.
+            self.backends.clock = self.raw_clock.clone();
+            self.report.interruption = Some(why.clone());
+            self.emit(
+                "cancel",
+                StageStatus::Info,
+                format!("{why}: removing what this run started"),
+            );
         }
-        self.k8s_event("Aborted", &stop.reason).await;
-        let (Some(revision), Some(model), Some(digest)) = (
-            self.report.revision,
-            self.report.model.clone(),
-            self.report.digest.clone(),
-        ) else {
+        let Some((image, candidate, revision)) = self.changing.clone() else {
             return;
         };
-        let outcome = if stop.outcome == RunOutcome::Failed {
-            Outcome::Failed
-        } else {
-            Outcome::Aborted
+        match self.phase {
+            Phase::Before | Phase::Recorded => return,
+            Phase::Serving => self.restore_stable().await,
+            Phase::Changing => {}
+        }
+        let pinned = image.pinned().unwrap_or_default();
+        if matches!(stop.interruption, Some(Interruption::LockLost { .. })) {
+            let canary = self
+                .backends
+                .cluster
+                .deployment(
+                    &self.spec.release.namespace,
+                    &rollout::canary_name(&self.spec.release),
+                )
+                .await;
+            if let Ok(Some(state)) = canary
+                && state.spec.image != pinned
+            {
+                self.emit(
+                    "abort",
+                    StageStatus::Info,
+                    format!(
+                        "the canary now runs {} for the lock's new holder: left alone",
+                        state.spec.image
+                    ),
+                );
+                return;
+            }
+        }
+        let removed = match self.remove_managed().await {
+            Ok(removed) => removed,
+            Err(stop) => {
+                self.emit(
+                    "abort",
+                    StageStatus::Fail,
+                    format!(
+                        "could not remove what the run started: {} (hint: `slipway-deploy abort` removes it)",
+                        stop.reason
+                    ),
+                );
+                return;
+            }
         };
-        let image = self.spec.image.with_digest(digest);
+        self.emit(
+            "abort",
+            StageStatus::Pass,
+            if removed.is_empty() {
+                format!(
+                    "nothing left to remove; stable {} untouched",
+                    self.spec.release
+                )
+            } else {
+                format!(
+                    "removed {}; stable {} untouched",
+                    join(&removed),
+                    self.spec.release
+                )
+            },
+        );
+        let outcome = match stop.outcome {
+            RunOutcome::Failed => Outcome::Failed,
+            RunOutcome::Cancelled => Outcome::Cancelled,
+            _ => Outcome::Aborted,
+        };
+        let reason = if removed.is_empty() {
+            format!("{}; stable untouched", stop.reason)
+        } else {
+            format!(
+                "{}; removed {}; stable untouched",
+                stop.reason,
+                join(&removed)
+            )
+        };
+        let event = if outcome == Outcome::Cancelled {
+            "Cancelled"
+        } else {
+            "Aborted"
+        };
+        self.k8s_event(event, &reason).await;
         if let Err(err) = self
-            .record(&image, &model, revision, outcome, &stop.reason.clone())
+            .record(&image, &candidate, revision, outcome, &reason)
             .await
         {
             self.emit(
                 "record",
                 StageStatus::Fail,
-                format!("could not record the abort: {}", err.reason),
+                format!(
+                    "could not record the end of revision {revision}: {}",
+                    err.reason
+                ),
             );
         }
     }
+
+    /// Puts stable back the way it was before this run: the Service back on the old colour
+    /// after a blue-green switch, else stable's Deployment as preflight read it.
+    async fn restore_stable(&mut self) {
+        let release = self.spec.release.clone();
+        let cluster = self.backends.cluster.clone();
+        let result = match self.spec.strategy {
+            Strategy::BlueGreen => {
+                let config = BlueGreenConfig::new(self.spec.service.clone());
+                bluegreen::switch_back(
+                    cluster.as_ref(),
+                    self.backends.clock.as_ref(),
+                    &release,
+                    &config,
+                )
+                .await
+                .map(|colour| format!("Service {} selects {colour} again", self.spec.service))
+            }
+            Strategy::Canary | Strategy::Rolling => match self.stable_before.clone() {
+                Some(before) => cluster
+                    .apply_deployment(&before)
+                    .await
+                    .map(|()| format!("stable {release} restored to {}", before.image)),
+                None => Ok("stable was never read; nothing to restore".to_owned()),
+            },
+        };
+        match result {
+            Ok(message) => self.emit("abort", StageStatus::Pass, message),
+            Err(err) => self.emit(
+                "abort",
+                StageStatus::Fail,
+                format!("could not restore stable: {}", chain(&err)),
+            ),
+        }
+    }
+}
+
+fn join(items: &[String]) -> String {
+    items.join(", ")
 }

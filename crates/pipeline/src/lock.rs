@@ -1,0 +1,294 @@
+//! The release's lock, held for the whole of a command that changes a release: `run`,
+//! `promote`/`abort`, `slipway-rollback` and `watch`'s rollback.
+//!
+//! [`ReleaseLock::acquire`] takes the lock ([`Cluster::acquire_lock`], a Lease on a real cluster)
+//! and hands out a [`Clock`] that keeps it: every wait of the command goes through that clock,
+//! which cuts the wait at each third of the time to live and renews the lock there. Renewals
+//! are therefore driven by the same clock as the work itself: with real time they happen in the
+//! background of every wait (no wait of the pipeline is longer than a third of the TTL without
+//! one), and with a simulated clock they happen at the right simulated instants instead of
+//! racing ahead of the work.
+//!
+//! When another holder appears, or renewal keeps failing until the lease would have expired,
+//! the lock is lost: the clock raises the [`Interrupt`] with [`Interruption::LockLost`] and never
+//! wakes again, so the stage machine stops waiting, cleans up what it started and records
+//! `lock-lost`. Nothing the command does after that relies on the lock.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use slipway_core::{Clock, ReleaseId};
+use slipway_k8s_rollout::{Cluster, Error};
+
+use crate::{Interrupt, Interruption};
+
+/// How long a lock lives without renewal: twice the progress deadline, at least 15 minutes.
+pub fn lock_ttl(progress_deadline: Duration) -> Duration {
+    progress_deadline
+        .saturating_mul(2)
+        .max(Duration::from_secs(900))
+}
+
+#[derive(Debug)]
+struct State {
+    /// When the lease was last taken or renewed.
+    renewed_at: Timestamp,
+    /// After a failed renewal: when to try again.
+    retry_at: Option<Timestamp>,
+    renewals: u64,
+    lost: bool,
+}
+
+/// A held release lock; see the module docs.
+pub struct ReleaseLock {
+    cluster: Arc<dyn Cluster>,
+    clock: Arc<dyn Clock>,
+    release: ReleaseId,
+    holder: String,
+    ttl: Duration,
+    interrupt: Interrupt,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for ReleaseLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseLock")
+            .field("release", &self.release)
+            .field("holder", &self.holder)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+fn later(at: Timestamp, by: Duration) -> Timestamp {
+    let step = jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX);
+    at.checked_add(step).unwrap_or(Timestamp::MAX)
+}
+
+impl ReleaseLock {
+    /// Takes the lock for `holder` (refused when another live holder has it).
+    pub async fn acquire(
+        cluster: Arc<dyn Cluster>,
+        clock: Arc<dyn Clock>,
+        interrupt: Interrupt,
+        release: &ReleaseId,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Arc<ReleaseLock>, Error> {
+        cluster.acquire_lock(release, holder, ttl).await?;
+        let now = clock.now();
+        Ok(Arc::new(ReleaseLock {
+            cluster,
+            clock,
+            release: release.clone(),
+            holder: holder.to_owned(),
+            ttl,
+            interrupt,
+            state: Mutex::new(State {
+                renewed_at: now,
+                retry_at: None,
+                renewals: 0,
+                lost: false,
+            }),
+        }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Who holds it (`actor@time`).
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// How many times it was renewed.
+    pub fn renewals(&self) -> u64 {
+        self.state().renewals
+    }
+
+    /// Whether it was lost.
+    pub fn is_lost(&self) -> bool {
+        self.state().lost
+    }
+
+    /// The clock to do the work on: waits on it keep the lock (see the module docs).
+    pub fn clock(self: &Arc<Self>) -> Arc<dyn Clock> {
+        Arc::new(KeepingClock { lock: self.clone() })
+    }
+
+    /// When the next renewal is due.
+    fn due(&self) -> Timestamp {
+        let state = self.state();
+        state
+            .retry_at
+            .unwrap_or_else(|| later(state.renewed_at, self.ttl / 3))
+    }
+
+    /// Renews now. Another holder loses the lock at once; other errors are retried until the
+    /// lease would have expired.
+    async fn renew(&self) {
+        let result = self
+            .cluster
+            .acquire_lock(&self.release, &self.holder, self.ttl)
+            .await;
+        let now = self.clock.now();
+        let lost = {
+            let mut state = self.state();
+            match result {
+                Ok(()) => {
+                    state.renewed_at = now;
+                    state.retry_at = None;
+                    state.renewals += 1;
+                    None
+                }
+                Err(err @ Error::Locked { .. }) => Some(err.to_string()),
+                Err(err) => {
+                    let expires = later(state.renewed_at, self.ttl);
+                    // Leave a margin of a tenth of the TTL: the lease must not run out while
+                    // we still believe we hold it.
+                    if later(now, self.ttl / 10) >= expires {
+                        Some(format!(
+                            "could not renew it before it expired at {expires}: {err}"
+                        ))
+                    } else {
+                        state.retry_at =
+                            Some(later(now, (self.ttl / 30).max(Duration::from_secs(1))));
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(reason) = lost {
+            let reason = reason
+                .split("\n\nhint:")
+                .next()
+                .unwrap_or(&reason)
+                .to_owned();
+            self.state().lost = true;
+            self.interrupt.trigger(Interruption::LockLost { reason });
+        }
+    }
+
+    /// Gives the lock up, unless it was lost (then it is somebody else's).
+    pub async fn release(&self) -> Result<(), Error> {
+        if self.is_lost() {
+            return Ok(());
+        }
+        self.cluster.release_lock(&self.release, &self.holder).await
+    }
+}
+
+/// The work's clock while the lock is held: renews at each third of the TTL.
+struct KeepingClock {
+    lock: Arc<ReleaseLock>,
+}
+
+#[async_trait::async_trait]
+impl Clock for KeepingClock {
+    fn now(&self) -> Timestamp {
+        self.lock.clock.now()
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        let end = later(self.lock.clock.now(), duration);
+        loop {
+            if self.lock.is_lost() {
+                // The interrupt is raised: the stage machine stops this work.
+                std::future::pending::<()>().await;
+            }
+            let now = self.lock.clock.now();
+            let due = self.lock.due();
+            if now >= due {
+                self.lock.renew().await;
+                continue;
+            }
+            if now >= end {
+                return;
+            }
+            let until = if due < end { due } else { end };
+            let wait = now
+                .duration_until(until)
+                .unsigned_abs()
+                .max(Duration::from_millis(1));
+            self.lock.clock.sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_core::SimClock;
+    use slipway_k8s_rollout::MemoryCluster;
+
+    fn release() -> ReleaseId {
+        ReleaseId::parse("ml/iris").expect("id")
+    }
+
+    #[tokio::test]
+    async fn waits_longer_than_the_ttl_keep_the_lock() {
+        let clock = SimClock::starting_at("2026-11-22T09:00:00Z".parse().expect("ts"));
+        let cluster = Arc::new(MemoryCluster::new(Arc::new(clock.clone())));
+        let interrupt = Interrupt::new();
+        let ttl = Duration::from_secs(900);
+        let lock = ReleaseLock::acquire(
+            cluster.clone(),
+            Arc::new(clock.clone()),
+            interrupt.clone(),
+            &release(),
+            "ci@1",
+            ttl,
+        )
+        .await
+        .expect("lock");
+        let work = lock.clock();
+        // An hour of waiting, four TTLs: without renewals anyone could take the lock.
+        work.sleep(Duration::from_secs(3600)).await;
+        assert_eq!(cluster.lock_holder(&release()).as_deref(), Some("ci@1"));
+        assert!(lock.renewals() >= 11, "renewals: {}", lock.renewals());
+        let other = cluster.acquire_lock(&release(), "other@2", ttl).await;
+        assert!(other.is_err(), "the lock must still be held");
+        assert_eq!(interrupt.current(), None);
+        lock.release().await.expect("release");
+        assert_eq!(cluster.lock_holder(&release()), None);
+    }
+
+    #[tokio::test]
+    async fn another_holder_interrupts_the_work() {
+        let clock = SimClock::starting_at("2026-11-22T09:00:00Z".parse().expect("ts"));
+        let cluster = Arc::new(MemoryCluster::new(Arc::new(clock.clone())));
+        let interrupt = Interrupt::new();
+        let ttl = Duration::from_secs(900);
+        let lock = ReleaseLock::acquire(
+            cluster.clone(),
+            Arc::new(clock.clone()),
+            interrupt.clone(),
+            &release(),
+            "ci@1",
+            ttl,
+        )
+        .await
+        .expect("lock");
+        // The lease ran out unrenewed (a stalled runner) and another run took it.
+        clock.advance(Duration::from_secs(901));
+        cluster
+            .acquire_lock(&release(), "other@2", ttl)
+            .await
+            .expect("take over");
+        let work = lock.clock();
+        let slept = tokio::time::timeout(
+            Duration::from_millis(200),
+            work.sleep(Duration::from_secs(60)),
+        )
+        .await;
+        assert!(slept.is_err(), "a lost lock never lets the work go on");
+        assert!(matches!(
+            interrupt.current(),
+            Some(Interruption::LockLost { reason }) if reason.contains("other@2")
+        ));
+        lock.release().await.expect("release is a no-op");
+        assert_eq!(cluster.lock_holder(&release()).as_deref(), Some("other@2"));
+    }
+}

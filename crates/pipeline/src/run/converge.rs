@@ -1,0 +1,327 @@
+//! Crashes converge: what a run writes before its first change, and what the next command does
+//! with a release that an earlier command left half-way (killed, or failed after stable already
+//! served the candidate).
+//!
+//! The rules:
+//! - Before its first change to the cluster a run records its revision as `in-progress`,
+//!   naming the objects it is about to create; the record that ends the revision replaces it.
+//! - A record left `in-progress` (or `paused`) is judged by what serves: when stable (or the
+//!   Service's colour) already runs its candidate, the revision is recorded as `promoted` with
+//!   the serving alias pending, and the alias is moved; otherwise every Slipway object of the
+//!   release is removed and the revision recorded as `failed` (killed) or `aborted` (paused,
+//!   superseded), stable untouched.
+//! - A `promoted` record with an alias pending has its alias moved by the next command.
+//!
+//! So history and cluster agree after any single failure, and `slipway-rollback` chooses its
+//! target from what really serves.
+
+use super::*;
+
+impl Ctx<'_> {
+    pub(super) async fn history(&mut self) -> Result<Vec<ReleaseRecord>, Stop> {
+        self.backends
+            .cluster
+            .release_history(&self.spec.release)
+            .await
+            .map_err(|err| failed(chain(&err)))
+    }
+
+    /// What serves the release now, pinned: the active colour's image once a blue-green release
+    /// switched the Service, else stable's.
+    pub(super) async fn serving_image(&mut self) -> Result<String, Stop> {
+        slipway_k8s_rollout::bluegreen::serving(
+            self.backends.cluster.as_ref(),
+            &self.spec.release,
+            &self.spec.service,
+        )
+        .await
+        .map(|state| state.spec.image)
+        .map_err(|err| failed(chain(&err)))
+    }
+
+    /// The Slipway objects this run will create, for the in-progress record.
+    pub(super) async fn objects_to_create(&mut self) -> Result<Vec<String>, Stop> {
+        let release = &self.spec.release;
+        let ns = &release.namespace;
+        Ok(match self.spec.strategy {
+            Strategy::Canary => {
+                let mut objects = Vec::new();
+                if let TrafficRouting::NginxIngress { ingress } = &self.spec.traffic {
+                    objects.push(format!(
+                        "Ingress/{ns}/{}",
+                        rollout::canary_ingress_name(ingress)
+                    ));
+                    objects.push(format!(
+                        "Service/{ns}/{}",
+                        rollout::canary_service_name(&self.spec.service)
+                    ));
+                }
+                objects.push(format!("Deployment/{ns}/{}", rollout::canary_name(release)));
+                objects
+            }
+            Strategy::BlueGreen => {
+                let config = BlueGreenConfig::new(self.spec.service.clone());
+                let active = bluegreen::active(self.backends.cluster.as_ref(), release, &config)
+                    .await
+                    .map_err(|err| failed(chain(&err)))?;
+                let standby = active.map_or(bluegreen::Colour::Green, bluegreen::Colour::other);
+                vec![
+                    format!(
+                        "Deployment/{ns}/{}",
+                        bluegreen::colour_name(release, standby)
+                    ),
+                    format!(
+                        "Service/{ns}/{}",
+                        bluegreen::preview_name(&self.spec.service)
+                    ),
+                ]
+            }
+            // Rolling patches the user's Deployment and creates nothing.
+            Strategy::Rolling => Vec::new(),
+        })
+    }
+
+    /// Records the revision as in progress, then allows changes.
+    pub(super) async fn begin(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+        creates: Vec<String>,
+    ) -> Result<(), Stop> {
+        self.creates = creates;
+        self.changing = Some((image.clone(), candidate.clone(), revision));
+        let reason = if self.creates.is_empty() {
+            format!("started by {}", self.spec.actor)
+        } else {
+            format!(
+                "started by {}; creates {}",
+                self.spec.actor,
+                self.creates.join(", ")
+            )
+        };
+        self.record(image, candidate, revision, Outcome::InProgress, &reason)
+            .await?;
+        self.phase = Phase::Changing;
+        Ok(())
+    }
+
+    /// `run`, with the lock held: finish what the last command left (see the module docs).
+    pub(super) async fn converge(&mut self) -> Result<(), Stop> {
+        let history = self.history().await?;
+        let Some(last) = history.last().cloned() else {
+            return Ok(());
+        };
+        match last.outcome {
+            Outcome::InProgress | Outcome::Paused => {
+                let pinned = last.image.with_digest(last.digest.clone());
+                let pinned = pinned.pinned().unwrap_or_default();
+                if self.serving_image().await? == pinned {
+                    return self.converge_served(&last).await;
+                }
+                let removed = self.remove_managed().await?;
+                let (outcome, revision, why) = if last.outcome == Outcome::InProgress {
+                    (
+                        Outcome::Failed,
+                        last.revision,
+                        "its run stopped before it finished",
+                    )
+                } else {
+                    (
+                        Outcome::Aborted,
+                        last.revision + 1,
+                        "superseded by a new run while paused",
+                    )
+                };
+                let reason = if removed.is_empty() {
+                    format!("revision {}: {why}; stable untouched", last.revision)
+                } else {
+                    format!(
+                        "revision {}: {why}; removed {}; stable untouched",
+                        last.revision,
+                        removed.join(", ")
+                    )
+                };
+                self.emit("preflight", StageStatus::Info, reason.clone());
+                let image = last.image.with_digest(last.digest.clone());
+                let saved = std::mem::take(&mut self.creates);
+                self.record(&image, &last.model, revision, outcome, &reason)
+                    .await?;
+                self.creates = saved;
+                Ok(())
+            }
+            Outcome::Promoted if last.alias_pending.is_some() => {
+                self.finish_alias(&last).await;
+                Ok(())
+            }
+            _ => {
+                // Objects with no record naming them (a record that failed to be written).
+                let removed = self.remove_managed().await?;
+                if !removed.is_empty() {
+                    let text = format!("removed orphaned {}", removed.join(", "));
+                    self.emit("preflight", StageStatus::Info, text.clone());
+                    self.audit("preflight", "cleaned", &text).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The last record's candidate already serves: record it as promoted (alias pending)
+    /// when the record does not say so yet, then move the alias and remove leftovers.
+    pub(super) async fn converge_served(&mut self, last: &ReleaseRecord) -> Result<(), Stop> {
+        let revision = if last.outcome == Outcome::InProgress {
+            last.revision
+        } else {
+            last.revision + 1
+        };
+        let reason = format!(
+            "revision {}: stable already serves {} at {}; the command that promoted it stopped before recording it",
+            last.revision,
+            last.model,
+            last.digest.short()
+        );
+        self.emit("preflight", StageStatus::Info, reason.clone());
+        let image = last.image.with_digest(last.digest.clone());
+        self.alias_pending = Some(self.spec.serving_alias.clone());
+        let saved = std::mem::take(&mut self.creates);
+        self.record(&image, &last.model, revision, Outcome::Promoted, &reason)
+            .await?;
+        self.creates = saved;
+        self.alias_pending = None;
+        let removed = self.remove_managed().await?;
+        if !removed.is_empty() {
+            self.emit(
+                "preflight",
+                StageStatus::Info,
+                format!("removed leftovers {}", removed.join(", ")),
+            );
+        }
+        let mut recorded = last.clone();
+        recorded.alias_pending = Some(self.spec.serving_alias.clone());
+        self.finish_alias(&recorded).await;
+        Ok(())
+    }
+
+    /// Moves the serving alias of a promoted record that left it pending, unless it already
+    /// points there. A failure is told and left for the next command.
+    pub(super) async fn finish_alias(&mut self, record: &ReleaseRecord) {
+        let Some(alias) = record.alias_pending.clone() else {
+            return;
+        };
+        let models = self.backends.models.clone();
+        let wanted = ModelRef {
+            name: record.model.name.clone(),
+            selector: ModelSelector::Alias(alias.clone()),
+        };
+        let already = models
+            .resolve(&wanted)
+            .await
+            .is_ok_and(|info| info.version == record.model);
+        let result = if already {
+            Ok(())
+        } else {
+            models.set_alias(&record.model, &alias).await
+        };
+        let (verdict, text) = match result {
+            Ok(()) => (
+                "moved",
+                format!(
+                    "alias `{alias}` points at {} (revision {})",
+                    record.model, record.revision
+                ),
+            ),
+            Err(err) => (
+                "fail",
+                format!(
+                    "alias `{alias}` still pending for {} (revision {}): {}",
+                    record.model,
+                    record.revision,
+                    chain(&err)
+                ),
+            ),
+        };
+        self.emit("preflight", StageStatus::Info, text.clone());
+        if let Err(stop) = self.audit("alias", verdict, &text).await {
+            self.emit("record", StageStatus::Fail, stop.reason);
+        }
+    }
+
+    /// Removes every Slipway object of the release that exists now: the canary with its
+    /// routing, a blue-green standby colour and the preview Service. Never the user's objects
+    /// nor the serving colour. Returns what it removed.
+    pub(super) async fn remove_managed(&mut self) -> Result<Vec<String>, Stop> {
+        let cluster = self.backends.cluster.clone();
+        let release = self.spec.release.clone();
+        let ns = release.namespace.clone();
+        let mut removed = Vec::new();
+        let canary = rollout::canary_name(&release);
+        let canary_exists = cluster
+            .deployment(&ns, &canary)
+            .await
+            .map_err(|err| failed(chain(&err)))?
+            .is_some();
+        if let TrafficRouting::NginxIngress { ingress } = &self.spec.traffic {
+            rollout::remove_traffic_routing(
+                cluster.as_ref(),
+                &release,
+                &self.spec.service,
+                &self.spec.traffic,
+            )
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+            if canary_exists {
+                removed.push(format!(
+                    "Ingress/{ns}/{}",
+                    rollout::canary_ingress_name(ingress)
+                ));
+                removed.push(format!(
+                    "Service/{ns}/{}",
+                    rollout::canary_service_name(&self.spec.service)
+                ));
+            }
+        }
+        if canary_exists {
+            rollout::abort(cluster.as_ref(), &release)
+                .await
+                .map_err(|err| failed(chain(&err)))?;
+            removed.push(format!("Deployment/{ns}/{canary}"));
+        }
+        let config = BlueGreenConfig::new(self.spec.service.clone());
+        let active = bluegreen::active(cluster.as_ref(), &release, &config)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        let preview = bluegreen::preview_name(&self.spec.service);
+        let preview_exists = cluster
+            .service_selector(&ns, &preview)
+            .await
+            .map_err(|err| failed(chain(&err)))?
+            .is_some();
+        let standby = match active {
+            Some(colour) => {
+                let name = bluegreen::colour_name(&release, colour.other());
+                cluster
+                    .deployment(&ns, &name)
+                    .await
+                    .map_err(|err| failed(chain(&err)))?
+                    .filter(|state| state.spec.replicas > 0)
+                    .map(|_| name)
+            }
+            None => None,
+        };
+        if standby.is_some() || preview_exists {
+            let mut now = config.clone();
+            now.scale_down_delay = Duration::ZERO;
+            bluegreen::finish(cluster.as_ref(), self.raw_clock.as_ref(), &release, &now)
+                .await
+                .map_err(|err| failed(chain(&err)))?;
+            if let Some(name) = standby {
+                removed.push(format!("Deployment/{ns}/{name} (scaled to 0)"));
+            }
+            if preview_exists {
+                removed.push(format!("Service/{ns}/{preview}"));
+            }
+        }
+        Ok(removed)
+    }
+}
