@@ -37,7 +37,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use audit_store::ClusterAuditStore;
-pub use kube_cluster::{ConnectOptions, KubeCluster, KubeClusterConfig, connect};
+pub use kube_cluster::{
+    ConnectOptions, KubeCluster, KubeClusterConfig, KubeRetry, KubeTimeouts, connect,
+};
 pub use memory::{Fault, IngressPath, MemoryCluster, MemoryIngress, RecordedEvent};
 pub use ops::{OPERATIONS, Operation};
 use slipway_core::{ReleaseId, ReleaseRecord, Secret};
