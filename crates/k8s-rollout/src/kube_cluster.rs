@@ -46,7 +46,8 @@ use crate::ops::{self, Operation};
 use crate::{
     AUDIT_LABEL, AuditCreate, AuditObject, CanaryIngress, Cluster, DeploymentSpec, DeploymentState,
     Error, FIELD_MANAGER, MANAGED_BY_LABEL, NGINX_CANARY_ANNOTATION,
-    NGINX_CANARY_WEIGHT_ANNOTATION, PodProblem, RELEASE_LABEL, RollingParams,
+    NGINX_CANARY_WEIGHT_ANNOTATION, ObjectKind, Ownership, PodProblem, RELEASE_LABEL,
+    RollingParams,
 };
 
 /// Annotation on derived objects naming the object they were derived from.
@@ -802,6 +803,27 @@ impl KubeCluster {
         }
     }
 
+    /// The labels of an object; `None` when it is absent.
+    async fn labels_of<K>(
+        &self,
+        get: &'static Operation,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Option<BTreeMap<String, String>>>, Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let api = self.api::<K>(namespace);
+        let live = self
+            .call(get, namespace, name, || api.get_opt(name))
+            .await?;
+        Ok(live.map(|object| object.meta().labels.clone()))
+    }
+
     async fn refuse_unmanaged<K>(
         &self,
         get: &'static Operation,
@@ -1220,6 +1242,33 @@ impl Cluster for KubeCluster {
     async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error> {
         self.delete_owned::<Ingress>(&ops::GET_INGRESS, &ops::DELETE_INGRESS, namespace, name)
             .await
+    }
+
+    async fn ownership(
+        &self,
+        kind: ObjectKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Ownership, Error> {
+        let labels = match kind {
+            ObjectKind::Deployment => {
+                self.labels_of::<Deployment>(&ops::GET_DEPLOYMENT, namespace, name)
+                    .await?
+            }
+            ObjectKind::Service => {
+                self.labels_of::<Service>(&ops::GET_SERVICE, namespace, name)
+                    .await?
+            }
+            ObjectKind::Ingress => {
+                self.labels_of::<Ingress>(&ops::GET_INGRESS, namespace, name)
+                    .await?
+            }
+        };
+        Ok(match labels {
+            None => Ownership::Absent,
+            Some(labels) if is_managed(labels.as_ref()) => Ownership::Slipway,
+            Some(_) => Ownership::Other,
+        })
     }
 
     async fn read_secret(&self, namespace: &str, name: &str, key: &str) -> Result<Secret, Error> {

@@ -26,6 +26,7 @@
 
 mod audit_store;
 pub mod bluegreen;
+pub mod cleanup;
 mod kube_cluster;
 pub mod lock;
 mod memory;
@@ -37,6 +38,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use audit_store::ClusterAuditStore;
+pub use cleanup::ManagedObject;
 pub use kube_cluster::{
     ConnectOptions, KubeCluster, KubeClusterConfig, KubeRetry, KubeTimeouts, connect,
 };
@@ -235,6 +237,45 @@ pub(crate) fn no_path_to_service(ingress: &CanaryIngress) -> Error {
     }
 }
 
+/// The kinds of object Slipway creates next to the user's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectKind {
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `v1` Service.
+    Service,
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+}
+
+impl ObjectKind {
+    /// `Deployment`, `Service` or `Ingress`, as `kubectl` names the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Deployment => "Deployment",
+            ObjectKind::Service => "Service",
+            ObjectKind::Ingress => "Ingress",
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether an object exists, and who created it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// No object of that kind and name.
+    Absent,
+    /// It exists and carries [`MANAGED_BY_LABEL`]` = slipway`: Slipway created it.
+    Slipway,
+    /// It exists and someone else created it (the user, Helm, Argo CD): Slipway never removes it.
+    Other,
+}
+
 /// Errors from a cluster. Each names the object and the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -370,6 +411,13 @@ pub trait Cluster: Send + Sync {
     async fn apply_canary_ingress(&self, ingress: &CanaryIngress) -> Result<(), Error>;
     /// Deletes a Slipway-owned canary Ingress; absent is fine.
     async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error>;
+    /// Whether object `kind` `namespace/name` exists, and whether Slipway created it.
+    async fn ownership(
+        &self,
+        kind: ObjectKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Ownership, Error>;
     /// Reads one key of a Secret. The value never appears in logs or errors.
     async fn read_secret(&self, namespace: &str, name: &str, key: &str) -> Result<Secret, Error>;
     /// Records a Kubernetes Event on a Deployment.

@@ -706,6 +706,14 @@ mod tests {
         async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error> {
             self.inner.delete_canary_ingress(namespace, name).await
         }
+        async fn ownership(
+            &self,
+            kind: crate::ObjectKind,
+            namespace: &str,
+            name: &str,
+        ) -> Result<crate::Ownership, Error> {
+            self.inner.ownership(kind, namespace, name).await
+        }
         async fn read_secret(
             &self,
             namespace: &str,
