@@ -1466,3 +1466,115 @@ async fn a_server_that_never_answers_fails_the_call_within_the_timeouts() {
         Some("get Service `ml/iris`: no answer within 100ms (gave up after 2 attempts)")
     );
 }
+
+#[tokio::test]
+async fn remove_managed_takes_routing_down_first_and_scales_only_the_standby_colour() {
+    const INGRESSES: &str = "/apis/networking.k8s.io/v1/namespaces/ml/ingresses";
+    let canary = || deployment("iris-canary", "reg/iris@sha256:new", true, "complete", "9");
+    let green = || deployment("iris-green", "reg/iris@sha256:new", true, "complete", "12");
+    let serving_blue = || {
+        service(
+            "iris",
+            json!({ "app": "iris", "slipway.dev/track": "blue" }),
+            false,
+            "5",
+        )
+    };
+    let canary_service = || {
+        service(
+            "iris-canary",
+            json!({ "slipway.dev/track": "canary" }),
+            true,
+            "6",
+        )
+    };
+    let steps = vec![
+        // What is left over: the canary's routing and Deployment, no preview Service, and green
+        // still scaled up while the Service selects blue.
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            ingress("iris-web-canary", true, "3"),
+        ),
+        step(
+            "GET",
+            format!("{SERVICES}/iris-canary"),
+            200,
+            canary_service(),
+        ),
+        step("GET", format!("{DEPLOYMENTS}/iris-canary"), 200, canary()),
+        step(
+            "GET",
+            format!("{SERVICES}/iris-preview"),
+            404,
+            not_found("services", "iris-preview"),
+        ),
+        step("GET", format!("{SERVICES}/iris"), 200, serving_blue()),
+        step("GET", format!("{DEPLOYMENTS}/iris-green"), 200, green()),
+        step("GET", format!("{DEPLOYMENTS}/iris-green"), 200, green()),
+        // Removal, routing first.
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            ingress("iris-web-canary", true, "3"),
+        ),
+        step(
+            "DELETE",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            deleted(),
+        ),
+        step(
+            "GET",
+            format!("{SERVICES}/iris-canary"),
+            200,
+            canary_service(),
+        ),
+        step("DELETE", format!("{SERVICES}/iris-canary"), 200, deleted()),
+        step("GET", format!("{DEPLOYMENTS}/iris-canary"), 200, canary()),
+        step(
+            "DELETE",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            200,
+            deleted(),
+        ),
+        // The standby is re-checked against the Service, then scaled to zero.
+        step("GET", format!("{SERVICES}/iris"), 200, serving_blue()),
+        step("GET", format!("{DEPLOYMENTS}/iris-green"), 200, green()),
+        step("GET", format!("{DEPLOYMENTS}/iris-green"), 200, green()),
+        step("PATCH", format!("{DEPLOYMENTS}/iris-green"), 200, green()),
+    ];
+    let traffic = rollout::TrafficRouting::NginxIngress {
+        ingress: "iris-web".into(),
+    };
+    let bluegreen = slipway_k8s_rollout::bluegreen::BlueGreenConfig::new("iris");
+    let (removed, requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        slipway_k8s_rollout::cleanup::remove_managed(
+            cluster,
+            &release(),
+            "iris",
+            &traffic,
+            Some(&bluegreen),
+        )
+        .await
+    })
+    .await;
+    let removed: Vec<String> = removed
+        .expect("remove")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            "Ingress/ml/iris-web-canary",
+            "Service/ml/iris-canary",
+            "Deployment/ml/iris-canary",
+            "Deployment/ml/iris-green",
+        ]
+    );
+    assert_eq!(requests[16]["body"]["spec"]["replicas"], 0);
+    insta::assert_json_snapshot!(requests);
+}
