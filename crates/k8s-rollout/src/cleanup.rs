@@ -556,6 +556,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bluegreen_colour_of_an_interrupted_adoption_is_scaled_down() {
+        let (clock, cluster, release) = setup();
+        let config = BlueGreenConfig::new("iris");
+        // Killed while blue was being created to adopt the Deployment: the Service still
+        // selects the user's pods, so no colour serves and blue is a leftover.
+        let stable = rollout::stable(&cluster, &release).await.expect("stable");
+        let mut blue = stable.spec.clone();
+        blue.name = bluegreen::colour_name(&release, Colour::Blue);
+        for labels in [&mut blue.pod_labels, &mut blue.selector] {
+            labels.insert(TRACK_LABEL.to_owned(), "blue".to_owned());
+        }
+        cluster
+            .derive_deployment("iris", &blue)
+            .await
+            .expect("blue");
+        clock.advance(Duration::from_secs(60));
+        remove_all(
+            &cluster,
+            &release,
+            &TrafficRouting::ReplicaRatio,
+            Some(&config),
+            &["Deployment/ml/iris-blue"],
+        )
+        .await;
+        assert_eq!(
+            cluster.endpoints("ml", "iris"),
+            [("iris".to_owned(), 4), ("iris-blue".to_owned(), 0)],
+            "the user's Deployment serves as before, blue has no pods left"
+        );
+    }
+
+    #[tokio::test]
     async fn bluegreen_after_a_finished_release_leaves_nothing_over() {
         let (clock, cluster, release) = setup();
         let config = BlueGreenConfig::new("iris");

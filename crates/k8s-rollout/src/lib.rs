@@ -16,6 +16,10 @@
 //!   selectors, Ingresses, Secrets, Events, release history and Leases, with injectable failures (image pull
 //!   error, crash loop, slow readiness). The dry run and the pipeline tests use it.
 //!
+//! What a release creates, and what a stopped one left behind, is in [`cleanup`]: the names a
+//! run will create (recorded before the first change), and finding and removing leftovers
+//! without touching the user's objects or the active colour.
+//!
 //! Key design decision: the trait is at the level of *Deployments, Services and releases*, not raw
 //! API objects. The strategies in [`rollout`], [`bluegreen`] and [`rolling`] hold the logic (names,
 //! labels, replica maths, waiting with a progress deadline), so every cluster implementation gets

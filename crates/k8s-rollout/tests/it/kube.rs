@@ -1578,3 +1578,61 @@ async fn remove_managed_takes_routing_down_first_and_scales_only_the_standby_col
     assert_eq!(requests[16]["body"]["spec"]["replicas"], 0);
     insta::assert_json_snapshot!(requests);
 }
+
+#[tokio::test]
+async fn connect_sets_timeouts_on_the_real_client_so_a_silent_server_cannot_hang_a_release() {
+    // An API server that accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in listener.incoming() {
+            held.push(connection);
+        }
+    });
+    let kubeconfig = std::env::temp_dir().join(format!(
+        "slipway-silent-kubeconfig-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: silent\n  cluster:\n    server: http://{address}\ncontexts:\n- name: silent\n  context:\n    cluster: silent\n    user: nobody\n    namespace: ml\ncurrent-context: silent\nusers:\n- name: nobody\n  user: {{}}\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let options = slipway_k8s_rollout::ConnectOptions {
+        kubeconfig: Some(kubeconfig.clone()),
+        ..Default::default()
+    };
+    let config = KubeClusterConfig {
+        timeouts: slipway_k8s_rollout::KubeTimeouts {
+            connect: Duration::from_millis(100),
+            write: Duration::from_millis(100),
+            read: Duration::from_millis(200),
+        },
+        retry: slipway_k8s_rollout::KubeRetry {
+            attempts: 2,
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(10),
+        },
+        ..KubeClusterConfig::default()
+    };
+    let cluster = slipway_k8s_rollout::connect(&options, config)
+        .await
+        .expect("connect");
+    let started = std::time::Instant::now();
+    let err = cluster
+        .deployment("ml", "iris")
+        .await
+        .expect_err("no answer");
+    let waited = started.elapsed();
+    let _ = std::fs::remove_file(&kubeconfig);
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("get Deployment `ml/iris`: ")
+            && text.contains("(gave up after 2 attempts)"),
+        "{text}"
+    );
+}
