@@ -355,7 +355,8 @@ impl KubeCluster {
         }
     }
 
-    /// Uses `clock` for Lease and Event times instead of the wall clock.
+    /// Uses `clock` for Lease and Event times and for the waits between retries, instead of the
+    /// wall clock. Each attempt's time limit ([`KubeTimeouts`]) stays on real time.
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> KubeCluster {
         self.clock = clock;
