@@ -46,7 +46,8 @@ use crate::ops::{self, Operation};
 use crate::{
     AUDIT_LABEL, AuditCreate, AuditObject, CanaryIngress, Cluster, DeploymentSpec, DeploymentState,
     Error, FIELD_MANAGER, MANAGED_BY_LABEL, NGINX_CANARY_ANNOTATION,
-    NGINX_CANARY_WEIGHT_ANNOTATION, PodProblem, RELEASE_LABEL, RollingParams,
+    NGINX_CANARY_WEIGHT_ANNOTATION, ObjectKind, Ownership, PodProblem, RELEASE_LABEL,
+    RollingParams,
 };
 
 /// Annotation on derived objects naming the object they were derived from.
@@ -67,6 +68,11 @@ pub struct KubeClusterConfig {
     pub reporting_instance: String,
     /// How often a write that hit a 409 conflict is re-read and retried.
     pub conflict_retries: u32,
+    /// Time limits on each request (default: connect 10 s, write 30 s, read 30 s).
+    pub timeouts: KubeTimeouts,
+    /// How requests that failed on the way (429, 5xx, a timeout, a lost connection) are retried
+    /// (default: 4 attempts, backoff from 250 ms doubling up to 4 s).
+    pub retry: KubeRetry,
 }
 
 impl Default for KubeClusterConfig {
@@ -76,7 +82,89 @@ impl Default for KubeClusterConfig {
             dry_run: false,
             reporting_instance: "slipway".to_owned(),
             conflict_retries: 3,
+            timeouts: KubeTimeouts::default(),
+            retry: KubeRetry::default(),
         }
+    }
+}
+
+/// Time limits on each request to the API server.
+///
+/// [`connect`] sets them on kube's client (`connect_timeout`, `write_timeout`, `read_timeout`),
+/// and [`KubeCluster`] also bounds every attempt by [`KubeTimeouts::attempt`] itself, so a
+/// client built some other way (a caller's own `kube::Client`, a test's scripted server) cannot
+/// hang a release either. kube's own default has no read timeout at all: an API server that
+/// accepts the connection and never answers would stall the run forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KubeTimeouts {
+    /// Opening the connection (TCP and TLS). Default 10 s.
+    pub connect: Duration,
+    /// Sending one request. Default 30 s.
+    pub write: Duration,
+    /// Waiting for the answer to one request. Default 30 s: the API server's own request
+    /// timeout is 60 s, but Slipway's requests are single objects and answer in milliseconds.
+    pub read: Duration,
+}
+
+impl Default for KubeTimeouts {
+    fn default() -> Self {
+        KubeTimeouts {
+            connect: Duration::from_secs(10),
+            write: Duration::from_secs(30),
+            read: Duration::from_secs(30),
+        }
+    }
+}
+
+impl KubeTimeouts {
+    /// The longest one attempt may take: connecting, sending and waiting for the answer.
+    pub fn attempt(&self) -> Duration {
+        self.connect
+            .saturating_add(self.write)
+            .saturating_add(self.read)
+    }
+}
+
+/// Bounded retries of requests that failed on the way: 429 (honouring the API server's
+/// `retryAfterSeconds` up to `max_backoff`), 500, 502, 503, 504, timeouts and lost connections.
+///
+/// Every request Slipway sends is safe to repeat: reads, server-side applies, patches and
+/// replaces carrying the `resourceVersion` they read (a repeat after a lost answer gets a 409,
+/// which re-reads), deletes with a `uid` precondition (a repeat gets a 404, which is fine), and
+/// creates whose 409 is handled (Lease, release history, Events). The one exception is an
+/// audit-trail entry: its 409 means "another runner appended first", so an append is repeated
+/// only after a 429, which the API server sends before doing anything.
+///
+/// kube's own retry layer (`Config::default_retry`, 15 attempts with up to 1000 s between them,
+/// creates included) is switched off by [`connect`] so that this is the only one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KubeRetry {
+    /// Attempts in all, the first included (at least 1). Default 4.
+    pub attempts: u32,
+    /// Wait before the second attempt; it doubles for each further one. Default 250 ms.
+    pub first_backoff: Duration,
+    /// The longest wait between two attempts. Default 4 s.
+    pub max_backoff: Duration,
+}
+
+impl Default for KubeRetry {
+    fn default() -> Self {
+        KubeRetry {
+            attempts: 4,
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(4),
+        }
+    }
+}
+
+impl KubeRetry {
+    /// The wait after failed attempt `attempt` (1-based), or the server's `retry_after` when it
+    /// sent one; never more than `max_backoff`.
+    pub fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let doubled = self
+            .first_backoff
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+        retry_after.unwrap_or(doubled).min(self.max_backoff)
     }
 }
 
@@ -129,6 +217,14 @@ pub async fn connect(
     if let Some(namespace) = &options.namespace {
         kube_config.default_namespace = namespace.clone();
     }
+    kube_config.connect_timeout = Some(config.timeouts.connect);
+    kube_config.write_timeout = Some(config.timeouts.write);
+    kube_config.read_timeout = Some(config.timeouts.read);
+    // Count the read timeout from when a request is sent, not from when its pooled connection
+    // went idle (kube's advice when setting one); Slipway uses no exec or attach streams.
+    kube_config.reset_reader_on_write = true;
+    // `KubeCluster::call` retries, knowing which requests are safe to repeat; see `KubeRetry`.
+    kube_config.default_retry = false;
     let client = kube::Client::try_from(kube_config)
         .map_err(|err| failed("build the Kubernetes client".to_owned(), err.to_string()))?;
     Ok(KubeCluster::new(client, config))
@@ -170,6 +266,15 @@ impl std::fmt::Debug for KubeCluster {
 enum Failure {
     Conflict(String),
     Error(Error),
+}
+
+/// A failure on the way that may go away when the request is sent again.
+struct Transient {
+    message: String,
+    /// A 429: the API server refused before doing anything.
+    throttled: bool,
+    /// The API server's `retryAfterSeconds`.
+    retry_after: Option<Duration>,
 }
 
 impl From<Failure> for Error {
@@ -250,7 +355,8 @@ impl KubeCluster {
         }
     }
 
-    /// Uses `clock` for Lease and Event times instead of the wall clock.
+    /// Uses `clock` for Lease and Event times and for the waits between retries, instead of the
+    /// wall clock. Each attempt's time limit ([`KubeTimeouts`]) stays on real time.
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> KubeCluster {
         self.clock = clock;
@@ -308,13 +414,21 @@ impl KubeCluster {
 
     /// Runs one API request, turning kube's errors into ours: 404 names the object, 403 the
     /// missing verb, 409 becomes [`Failure::Conflict`] for the caller to re-read and retry.
-    async fn call<T>(
+    ///
+    /// `request` builds the request afresh for each attempt. Each attempt is bounded by
+    /// [`KubeTimeouts::attempt`]; 429, 5xx, timeouts and lost connections are retried with
+    /// backoff up to [`KubeRetry::attempts`] (see [`KubeRetry`] for why each request is safe to
+    /// repeat), and the last failure names the verb, the object and the attempts made.
+    async fn call<T, Fut>(
         &self,
         op: &'static Operation,
         namespace: &str,
         name: &str,
-        request: impl Future<Output = kube::Result<T>>,
-    ) -> Result<T, Failure> {
+        request: impl Fn() -> Fut,
+    ) -> Result<T, Failure>
+    where
+        Fut: Future<Output = kube::Result<T>>,
+    {
         let describe = || {
             let verb = op.verbs.first().copied().unwrap_or("call");
             if name.is_empty() {
@@ -323,47 +437,104 @@ impl KubeCluster {
                 format!("{verb} {} `{namespace}/{name}`", kind_of(op))
             }
         };
-        match request.await {
-            Ok(value) => Ok(value),
-            Err(kube::Error::Api(status)) => {
-                let message = status.message.clone();
-                match status.code {
-                    404 => Err(Failure::Error(Error::NotFound {
-                        kind: kind_of(op),
-                        namespace: namespace.to_owned(),
-                        name: name.to_owned(),
-                        hint: format!(
-                            "check the name and namespace (`kubectl -n {namespace} get {}`)",
-                            op.resource
-                        ),
-                    })),
-                    403 => {
-                        let verb = op
-                            .verbs
-                            .iter()
-                            .copied()
-                            .find(|verb| message.contains(&format!("cannot {verb} ")))
-                            .or(op.verbs.first().copied())
-                            .unwrap_or("get");
-                        Err(Failure::Error(Error::Forbidden {
-                            verb,
-                            resource: op.qualified_resource(),
-                            namespace: namespace.to_owned(),
-                            name: name.to_owned(),
-                            message,
-                        }))
+        let limit = self.config.timeouts.attempt();
+        let attempts = self.config.retry.attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let transient = match tokio::time::timeout(limit, request()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(kube::Error::Api(status))) => {
+                    let message = status.message.clone();
+                    match status.code {
+                        404 => {
+                            return Err(Failure::Error(Error::NotFound {
+                                kind: kind_of(op),
+                                namespace: namespace.to_owned(),
+                                name: name.to_owned(),
+                                hint: format!(
+                                    "check the name and namespace (`kubectl -n {namespace} get {}`)",
+                                    op.resource
+                                ),
+                            }));
+                        }
+                        403 => {
+                            let verb = op
+                                .verbs
+                                .iter()
+                                .copied()
+                                .find(|verb| message.contains(&format!("cannot {verb} ")))
+                                .or(op.verbs.first().copied())
+                                .unwrap_or("get");
+                            return Err(Failure::Error(Error::Forbidden {
+                                verb,
+                                resource: op.qualified_resource(),
+                                namespace: namespace.to_owned(),
+                                name: name.to_owned(),
+                                message,
+                            }));
+                        }
+                        409 => return Err(Failure::Conflict(describe())),
+                        code @ (429 | 500 | 502 | 503 | 504) => Transient {
+                            message: format!("{message} ({code} {})", status.reason),
+                            throttled: code == 429,
+                            retry_after: status
+                                .details
+                                .as_ref()
+                                .map(|details| details.retry_after_seconds)
+                                .filter(|seconds| *seconds > 0)
+                                .map(|seconds| Duration::from_secs(u64::from(seconds))),
+                        },
+                        code => {
+                            return Err(Failure::Error(Error::Api {
+                                operation: describe(),
+                                message: format!("{message} ({code} {})", status.reason),
+                            }));
+                        }
                     }
-                    409 => Err(Failure::Conflict(describe())),
-                    code => Err(Failure::Error(Error::Api {
-                        operation: describe(),
-                        message: format!("{message} ({code} {})", status.reason),
-                    })),
                 }
+                // Connection refused or reset, TLS and hyper-timeout's own timeouts.
+                Ok(Err(err @ (kube::Error::HyperError(_) | kube::Error::Service(_)))) => {
+                    Transient {
+                        message: err.to_string(),
+                        throttled: false,
+                        retry_after: None,
+                    }
+                }
+                Ok(Err(err)) => {
+                    return Err(Failure::Error(Error::Api {
+                        operation: describe(),
+                        message: err.to_string(),
+                    }));
+                }
+                Err(_elapsed) => Transient {
+                    message: format!("no answer within {limit:?}"),
+                    throttled: false,
+                    retry_after: None,
+                },
+            };
+            let repeatable = transient.throttled || *op != ops::CREATE_AUDIT;
+            if !repeatable {
+                return Err(Failure::Error(Error::Api {
+                    operation: describe(),
+                    message: format!(
+                        "{}\n\nhint: not retried, since the entry may have been stored and an append is never sent twice; run again, and check the API server's health with `kubectl get --raw='/readyz?verbose'`",
+                        transient.message
+                    ),
+                }));
             }
-            Err(err) => Err(Failure::Error(Error::Api {
-                operation: describe(),
-                message: err.to_string(),
-            })),
+            if attempt >= attempts {
+                return Err(Failure::Error(Error::Api {
+                    operation: describe(),
+                    message: format!(
+                        "{} (gave up after {attempt} attempts)\n\nhint: the API server is overloaded or unreachable; check it with `kubectl get --raw='/readyz?verbose'` and run again",
+                        transient.message
+                    ),
+                }));
+            }
+            self.clock
+                .sleep(self.config.retry.backoff(attempt, transient.retry_after))
+                .await;
+            attempt += 1;
         }
     }
 
@@ -372,13 +543,9 @@ impl KubeCluster {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Deployment>, Error> {
+        let api = self.api::<Deployment>(namespace);
         Ok(self
-            .call(
-                &ops::GET_DEPLOYMENT,
-                namespace,
-                name,
-                self.api::<Deployment>(namespace).get_opt(name),
-            )
+            .call(&ops::GET_DEPLOYMENT, namespace, name, || api.get_opt(name))
             .await?)
     }
 
@@ -389,14 +556,10 @@ impl KubeCluster {
         spec: &DeploymentSpec,
     ) -> Result<Option<PodProblem>, Error> {
         let selector = labels_selector(&spec.selector);
+        let api = self.api::<Pod>(namespace);
+        let params = ListParams::default().labels(&selector);
         let pods = self
-            .call(
-                &ops::LIST_PODS,
-                namespace,
-                "",
-                self.api::<Pod>(namespace)
-                    .list(&ListParams::default().labels(&selector)),
-            )
+            .call(&ops::LIST_PODS, namespace, "", || api.list(&params))
             .await?;
         for pod in &pods.items {
             let Some(pod_spec) = &pod.spec else { continue };
@@ -545,12 +708,11 @@ impl KubeCluster {
         body: Value,
     ) -> Result<(), Error> {
         let api = self.api::<Deployment>(&spec.namespace);
-        self.call(
-            &ops::APPLY_DEPLOYMENT,
-            &spec.namespace,
-            &spec.name,
-            api.patch(&spec.name, &self.apply_params(), &Patch::Apply(body)),
-        )
+        let params = self.apply_params();
+        let patch = Patch::Apply(body);
+        self.call(&ops::APPLY_DEPLOYMENT, &spec.namespace, &spec.name, || {
+            api.patch(&spec.name, &params, &patch)
+        })
         .await?;
         Ok(())
     }
@@ -583,13 +745,12 @@ impl KubeCluster {
                 return Ok(());
             };
             patch["metadata"] = json!({ "resourceVersion": live.metadata.resource_version });
+            let params = self.patch_params();
+            let patch = Patch::Strategic(patch);
             match self
-                .call(
-                    &ops::PATCH_DEPLOYMENT,
-                    namespace,
-                    name,
-                    api.patch(name, &self.patch_params(), &Patch::Strategic(patch)),
-                )
+                .call(&ops::PATCH_DEPLOYMENT, namespace, name, || {
+                    api.patch(name, &params, &patch)
+                })
                 .await
             {
                 Ok(_) => return Ok(()),
@@ -618,7 +779,10 @@ impl KubeCluster {
         <K as kube::Resource>::DynamicType: Default,
     {
         let api = self.api::<K>(namespace);
-        let Some(live) = self.call(get, namespace, name, api.get_opt(name)).await? else {
+        let Some(live) = self
+            .call(get, namespace, name, || api.get_opt(name))
+            .await?
+        else {
             return Ok(());
         };
         let meta = live.meta();
@@ -632,12 +796,33 @@ impl KubeCluster {
         }
         let params = self.delete_params(meta.uid.clone(), None);
         match self
-            .call(delete, namespace, name, api.delete(name, &params))
+            .call(delete, namespace, name, || api.delete(name, &params))
             .await
         {
             Ok(_) | Err(Failure::Error(Error::NotFound { .. })) => Ok(()),
             Err(failure) => Err(failure.into()),
         }
+    }
+
+    /// The labels of an object; `None` when it is absent.
+    async fn labels_of<K>(
+        &self,
+        get: &'static Operation,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Option<BTreeMap<String, String>>>, Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let api = self.api::<K>(namespace);
+        let live = self
+            .call(get, namespace, name, || api.get_opt(name))
+            .await?;
+        Ok(live.map(|object| object.meta().labels.clone()))
     }
 
     async fn refuse_unmanaged<K>(
@@ -653,8 +838,9 @@ impl KubeCluster {
             + std::fmt::Debug,
         <K as kube::Resource>::DynamicType: Default,
     {
+        let api = self.api::<K>(namespace);
         let live = self
-            .call(get, namespace, name, self.api::<K>(namespace).get_opt(name))
+            .call(get, namespace, name, || api.get_opt(name))
             .await?;
         match live {
             Some(object) if !is_managed(object.meta().labels.as_ref()) => Err(Error::Api {
@@ -672,13 +858,11 @@ impl KubeCluster {
     ) -> Result<Vec<(u64, String, String, ReleaseRecord)>, Error> {
         let selector = format!("{RELEASE_LABEL}={}", release.name);
         let api = self.api::<ConfigMap>(&release.namespace);
+        let params = ListParams::default().labels(&selector);
         let list = self
-            .call(
-                &ops::LIST_HISTORY,
-                &release.namespace,
-                "",
-                api.list(&ListParams::default().labels(&selector)),
-            )
+            .call(&ops::LIST_HISTORY, &release.namespace, "", || {
+                api.list(&params)
+            })
             .await?;
         let broken = |message: String| Error::History {
             release: release.to_string(),
@@ -873,13 +1057,9 @@ impl Cluster for KubeCluster {
         namespace: &str,
         name: &str,
     ) -> Result<Option<BTreeMap<String, String>>, Error> {
+        let api = self.api::<Service>(namespace);
         let service = self
-            .call(
-                &ops::GET_SERVICE,
-                namespace,
-                name,
-                self.api::<Service>(namespace).get_opt(name),
-            )
+            .call(&ops::GET_SERVICE, namespace, name, || api.get_opt(name))
             .await?;
         Ok(service.map(|service| {
             service
@@ -899,20 +1079,18 @@ impl Cluster for KubeCluster {
         let mut attempts = 0;
         loop {
             let mut service = self
-                .call(&ops::GET_SERVICE, namespace, name, api.get(name))
+                .call(&ops::GET_SERVICE, namespace, name, || api.get(name))
                 .await?;
             let spec = service.spec.get_or_insert_with(Default::default);
             if spec.selector.as_ref() == Some(selector) {
                 return Ok(());
             }
             spec.selector = Some(selector.clone());
+            let params = self.post_params();
             match self
-                .call(
-                    &ops::UPDATE_SERVICE,
-                    namespace,
-                    name,
-                    api.replace(name, &self.post_params(), &service),
-                )
+                .call(&ops::UPDATE_SERVICE, namespace, name, || {
+                    api.replace(name, &params, &service)
+                })
                 .await
             {
                 Ok(_) => return Ok(()),
@@ -933,7 +1111,7 @@ impl Cluster for KubeCluster {
     ) -> Result<(), Error> {
         let api = self.api::<Service>(namespace);
         let from = self
-            .call(&ops::GET_SERVICE, namespace, source, api.get(source))
+            .call(&ops::GET_SERVICE, namespace, source, || api.get(source))
             .await?;
         self.refuse_unmanaged::<Service>(&ops::GET_SERVICE, namespace, name)
             .await?;
@@ -955,12 +1133,11 @@ impl Cluster for KubeCluster {
             },
             "spec": { "type": "ClusterIP", "selector": selector, "ports": ports },
         });
-        self.call(
-            &ops::APPLY_SERVICE,
-            namespace,
-            name,
-            api.patch(name, &self.apply_params(), &Patch::Apply(body)),
-        )
+        let params = self.apply_params();
+        let patch = Patch::Apply(body);
+        self.call(&ops::APPLY_SERVICE, namespace, name, || {
+            api.patch(name, &params, &patch)
+        })
         .await?;
         Ok(())
     }
@@ -981,7 +1158,7 @@ impl Cluster for KubeCluster {
         } = ingress;
         let api = self.api::<Ingress>(namespace);
         let from = match self
-            .call(&ops::GET_INGRESS, namespace, source, api.get(source))
+            .call(&ops::GET_INGRESS, namespace, source, || api.get(source))
             .await
         {
             Ok(from) => from,
@@ -1054,12 +1231,11 @@ impl Cluster for KubeCluster {
             },
             "spec": ingress_spec,
         });
-        self.call(
-            &ops::APPLY_INGRESS,
-            namespace,
-            name,
-            api.patch(name, &self.apply_params(), &Patch::Apply(body)),
-        )
+        let params = self.apply_params();
+        let patch = Patch::Apply(body);
+        self.call(&ops::APPLY_INGRESS, namespace, name, || {
+            api.patch(name, &params, &patch)
+        })
         .await?;
         Ok(())
     }
@@ -1069,6 +1245,33 @@ impl Cluster for KubeCluster {
             .await
     }
 
+    async fn ownership(
+        &self,
+        kind: ObjectKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Ownership, Error> {
+        let labels = match kind {
+            ObjectKind::Deployment => {
+                self.labels_of::<Deployment>(&ops::GET_DEPLOYMENT, namespace, name)
+                    .await?
+            }
+            ObjectKind::Service => {
+                self.labels_of::<Service>(&ops::GET_SERVICE, namespace, name)
+                    .await?
+            }
+            ObjectKind::Ingress => {
+                self.labels_of::<Ingress>(&ops::GET_INGRESS, namespace, name)
+                    .await?
+            }
+        };
+        Ok(match labels {
+            None => Ownership::Absent,
+            Some(labels) if is_managed(labels.as_ref()) => Ownership::Slipway,
+            Some(_) => Ownership::Other,
+        })
+    }
+
     async fn read_secret(&self, namespace: &str, name: &str, key: &str) -> Result<Secret, Error> {
         let not_found = |hint: String| Error::NotFound {
             kind: "Secret",
@@ -1076,13 +1279,9 @@ impl Cluster for KubeCluster {
             name: name.to_owned(),
             hint,
         };
+        let api = self.api::<SecretObject>(namespace);
         let secret = match self
-            .call(
-                &ops::GET_SECRET,
-                namespace,
-                name,
-                self.api::<SecretObject>(namespace).get(name),
-            )
+            .call(&ops::GET_SECRET, namespace, name, || api.get(name))
             .await
         {
             Ok(secret) => secret,
@@ -1134,15 +1333,19 @@ impl Cluster for KubeCluster {
             "regarding": { "apiVersion": "apps/v1", "kind": "Deployment", "name": deployment, "namespace": namespace },
         }))
         .map_err(|err| Error::Api { operation: format!("build Event for `{namespace}/{deployment}`"), message: err.to_string() })?;
-        self.call(
-            &ops::CREATE_EVENT,
-            namespace,
-            "",
-            self.api::<Event>(namespace)
-                .create(&self.post_params(), &event),
-        )
-        .await?;
-        Ok(())
+        let api = self.api::<Event>(namespace);
+        let params = self.post_params();
+        match self
+            .call(&ops::CREATE_EVENT, namespace, "", || {
+                api.create(&params, &event)
+            })
+            .await
+        {
+            // The name is derived from time, reason and message: a 409 is this very Event,
+            // stored by an attempt whose answer was lost.
+            Ok(_) | Err(Failure::Conflict(_)) => Ok(()),
+            Err(failure) => Err(failure.into()),
+        }
     }
 
     async fn release_history(&self, release: &ReleaseId) -> Result<Vec<ReleaseRecord>, Error> {
@@ -1222,13 +1425,11 @@ impl Cluster for KubeCluster {
             operation: format!("build ConfigMap `{namespace}/{name}`"),
             message: err.to_string(),
         })?;
+        let params = self.post_params();
         match self
-            .call(
-                &ops::CREATE_HISTORY,
-                namespace,
-                &name,
-                api.create(&self.post_params(), &config_map),
-            )
+            .call(&ops::CREATE_HISTORY, namespace, &name, || {
+                api.create(&params, &config_map)
+            })
             .await
         {
             Ok(_) => {}
@@ -1255,12 +1456,9 @@ impl Cluster for KubeCluster {
         for (_, old, _, _) in existing.iter().take(total.saturating_sub(limit.max(1))) {
             let params = self.delete_params(None, None);
             match self
-                .call(
-                    &ops::DELETE_HISTORY,
-                    namespace,
-                    old,
-                    api.delete(old, &params),
-                )
+                .call(&ops::DELETE_HISTORY, namespace, old, || {
+                    api.delete(old, &params)
+                })
                 .await
             {
                 Ok(_) | Err(Failure::Error(Error::NotFound { .. })) => {}
@@ -1284,7 +1482,7 @@ impl Cluster for KubeCluster {
         loop {
             let now = self.clock.now();
             let live = self
-                .call(&ops::GET_LEASE, namespace, &name, api.get_opt(&name))
+                .call(&ops::GET_LEASE, namespace, &name, || api.get_opt(&name))
                 .await?;
             let result = match live {
                 None => {
@@ -1293,12 +1491,10 @@ impl Cluster for KubeCluster {
                         "spec": { "holderIdentity": holder, "leaseDurationSeconds": seconds, "acquireTime": now, "renewTime": now, "leaseTransitions": 0 },
                     }))
                     .map_err(|err| Error::Api { operation: format!("build Lease `{namespace}/{name}`"), message: err.to_string() })?;
-                    self.call(
-                        &ops::CREATE_LEASE,
-                        namespace,
-                        &name,
-                        api.create(&self.post_params(), &lease),
-                    )
+                    let params = self.post_params();
+                    self.call(&ops::CREATE_LEASE, namespace, &name, || {
+                        api.create(&params, &lease)
+                    })
                     .await
                     .map(drop)
                 }
@@ -1332,12 +1528,10 @@ impl Cluster for KubeCluster {
                     spec.renew_time = Some(
                         k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(now),
                     );
-                    self.call(
-                        &ops::UPDATE_LEASE,
-                        namespace,
-                        &name,
-                        api.replace(&name, &self.post_params(), &lease),
-                    )
+                    let params = self.post_params();
+                    self.call(&ops::UPDATE_LEASE, namespace, &name, || {
+                        api.replace(&name, &params, &lease)
+                    })
                     .await
                     .map(drop)
                 }
@@ -1359,7 +1553,7 @@ impl Cluster for KubeCluster {
         let mut attempts = 0;
         loop {
             let Some(lease) = self
-                .call(&ops::GET_LEASE, namespace, &name, api.get_opt(&name))
+                .call(&ops::GET_LEASE, namespace, &name, || api.get_opt(&name))
                 .await?
             else {
                 return Ok(());
@@ -1374,12 +1568,9 @@ impl Cluster for KubeCluster {
             }
             let params = self.delete_params(None, lease.metadata.resource_version.clone());
             match self
-                .call(
-                    &ops::DELETE_LEASE,
-                    namespace,
-                    &name,
-                    api.delete(&name, &params),
-                )
+                .call(&ops::DELETE_LEASE, namespace, &name, || {
+                    api.delete(&name, &params)
+                })
                 .await
             {
                 Ok(_) | Err(Failure::Error(Error::NotFound { .. })) => return Ok(()),
@@ -1393,14 +1584,10 @@ impl Cluster for KubeCluster {
 
     async fn audit_objects(&self, namespace: &str, trail: &str) -> Result<Vec<AuditObject>, Error> {
         let selector = format!("{AUDIT_LABEL}={trail}");
+        let api = self.api::<ConfigMap>(namespace);
+        let params = ListParams::default().labels(&selector);
         let list = self
-            .call(
-                &ops::LIST_AUDIT,
-                namespace,
-                "",
-                self.api::<ConfigMap>(namespace)
-                    .list(&ListParams::default().labels(&selector)),
-            )
+            .call(&ops::LIST_AUDIT, namespace, "", || api.list(&params))
             .await?;
         Ok(list
             .items
@@ -1434,14 +1621,12 @@ impl Cluster for KubeCluster {
             operation: format!("build ConfigMap `{namespace}/{}`", object.name),
             message: err.to_string(),
         })?;
+        let api = self.api::<ConfigMap>(namespace);
+        let params = self.post_params();
         match self
-            .call(
-                &ops::CREATE_AUDIT,
-                namespace,
-                &object.name,
-                self.api::<ConfigMap>(namespace)
-                    .create(&self.post_params(), &config_map),
-            )
+            .call(&ops::CREATE_AUDIT, namespace, &object.name, || {
+                api.create(&params, &config_map)
+            })
             .await
         {
             Ok(_) => Ok(AuditCreate::Created),

@@ -16,6 +16,10 @@
 //!   selectors, Ingresses, Secrets, Events, release history and Leases, with injectable failures (image pull
 //!   error, crash loop, slow readiness). The dry run and the pipeline tests use it.
 //!
+//! What a release creates, and what a stopped one left behind, is in [`cleanup`]: the names a
+//! run will create (recorded before the first change), and finding and removing leftovers
+//! without touching the user's objects or the active colour.
+//!
 //! Key design decision: the trait is at the level of *Deployments, Services and releases*, not raw
 //! API objects. The strategies in [`rollout`], [`bluegreen`] and [`rolling`] hold the logic (names,
 //! labels, replica maths, waiting with a progress deadline), so every cluster implementation gets
@@ -26,6 +30,7 @@
 
 mod audit_store;
 pub mod bluegreen;
+pub mod cleanup;
 mod kube_cluster;
 pub mod lock;
 mod memory;
@@ -37,7 +42,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use audit_store::ClusterAuditStore;
-pub use kube_cluster::{ConnectOptions, KubeCluster, KubeClusterConfig, connect};
+pub use cleanup::ManagedObject;
+pub use kube_cluster::{
+    ConnectOptions, KubeCluster, KubeClusterConfig, KubeRetry, KubeTimeouts, connect,
+};
 pub use memory::{Fault, IngressPath, MemoryCluster, MemoryIngress, RecordedEvent};
 pub use ops::{OPERATIONS, Operation};
 use slipway_core::{ReleaseId, ReleaseRecord, Secret};
@@ -233,6 +241,45 @@ pub(crate) fn no_path_to_service(ingress: &CanaryIngress) -> Error {
     }
 }
 
+/// The kinds of object Slipway creates next to the user's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectKind {
+    /// `apps/v1` Deployment.
+    Deployment,
+    /// `v1` Service.
+    Service,
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+}
+
+impl ObjectKind {
+    /// `Deployment`, `Service` or `Ingress`, as `kubectl` names the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Deployment => "Deployment",
+            ObjectKind::Service => "Service",
+            ObjectKind::Ingress => "Ingress",
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether an object exists, and who created it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// No object of that kind and name.
+    Absent,
+    /// It exists and carries [`MANAGED_BY_LABEL`]` = slipway`: Slipway created it.
+    Slipway,
+    /// It exists and someone else created it (the user, Helm, Argo CD): Slipway never removes it.
+    Other,
+}
+
 /// Errors from a cluster. Each names the object and the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -368,6 +415,13 @@ pub trait Cluster: Send + Sync {
     async fn apply_canary_ingress(&self, ingress: &CanaryIngress) -> Result<(), Error>;
     /// Deletes a Slipway-owned canary Ingress; absent is fine.
     async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error>;
+    /// Whether object `kind` `namespace/name` exists, and whether Slipway created it.
+    async fn ownership(
+        &self,
+        kind: ObjectKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Ownership, Error>;
     /// Reads one key of a Secret. The value never appears in logs or errors.
     async fn read_secret(&self, namespace: &str, name: &str, key: &str) -> Result<Secret, Error>;
     /// Records a Kubernetes Event on a Deployment.

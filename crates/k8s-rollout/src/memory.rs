@@ -13,7 +13,7 @@
 //! - As in [`crate::KubeCluster`], a Deployment Slipway did not create (a seeded one) only ever
 //!   has its image and replica count changed, and Slipway refuses to derive over it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -22,7 +22,8 @@ use slipway_core::{Clock, ReleaseId, ReleaseRecord, Secret};
 
 use crate::{
     AuditCreate, AuditObject, CanaryIngress, Cluster, DeploymentSpec, DeploymentState, Error,
-    NGINX_CANARY_ANNOTATION, NGINX_CANARY_WEIGHT_ANNOTATION, PodProblem, RollingParams,
+    NGINX_CANARY_ANNOTATION, NGINX_CANARY_WEIGHT_ANNOTATION, ObjectKind, Ownership, PodProblem,
+    RollingParams,
 };
 
 /// A failure to inject for pods running a given image.
@@ -108,6 +109,8 @@ struct Deployment {
 struct State {
     deployments: BTreeMap<(String, String), Deployment>,
     services: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// Services Slipway created ([`Cluster::copy_service`]); the others are the user's.
+    managed_services: BTreeSet<(String, String)>,
     ingresses: BTreeMap<(String, String), MemoryIngress>,
     secrets: BTreeMap<(String, String), BTreeMap<String, String>>,
     events: Vec<RecordedEvent>,
@@ -172,7 +175,9 @@ impl MemoryCluster {
 
     /// Creates a Service with a selector.
     pub fn seed_service(&self, namespace: &str, name: &str, selector: BTreeMap<String, String>) {
-        self.lock().services.insert(key(namespace, name), selector);
+        let mut state = self.lock();
+        state.managed_services.remove(&key(namespace, name));
+        state.services.insert(key(namespace, name), selector);
     }
 
     /// Creates the user's Ingress with these paths.
@@ -526,12 +531,38 @@ impl Cluster for MemoryCluster {
         state
             .services
             .insert(key(namespace, name), selector.clone());
+        state.managed_services.insert(key(namespace, name));
         Ok(())
     }
 
     async fn delete_service(&self, namespace: &str, name: &str) -> Result<(), Error> {
-        self.lock().services.remove(&key(namespace, name));
+        let mut state = self.lock();
+        state.services.remove(&key(namespace, name));
+        state.managed_services.remove(&key(namespace, name));
         Ok(())
+    }
+
+    async fn ownership(
+        &self,
+        kind: ObjectKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Ownership, Error> {
+        let state = self.lock();
+        let object = key(namespace, name);
+        let managed = match kind {
+            ObjectKind::Deployment => state.deployments.get(&object).map(|d| d.managed),
+            ObjectKind::Service => state
+                .services
+                .contains_key(&object)
+                .then(|| state.managed_services.contains(&object)),
+            ObjectKind::Ingress => state.ingresses.get(&object).map(|i| i.managed),
+        };
+        Ok(match managed {
+            None => Ownership::Absent,
+            Some(true) => Ownership::Slipway,
+            Some(false) => Ownership::Other,
+        })
     }
 
     async fn apply_canary_ingress(&self, ingress: &CanaryIngress) -> Result<(), Error> {

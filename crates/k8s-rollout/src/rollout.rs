@@ -25,6 +25,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use jiff::{SignedDuration, Timestamp};
 use slipway_core::{Clock, Outcome, ReleaseId, ReleaseRecord};
 
 use crate::{
@@ -201,6 +202,11 @@ pub async fn set_canary(
 /// Waits until every pod of the Deployment runs its current template and is ready, or fails with
 /// the reason once `deadline` passes. A pod problem that cannot heal (image pull, crash loop)
 /// still waits for the deadline: Kubernetes retries pulls and restarts, and so do we.
+///
+/// The deadline is a point on `clock`, fixed when the wait starts, so the time the API calls
+/// themselves take (a slow API server, retries after a 429) counts against it: summing the
+/// sleeps instead would let a slow cluster stretch a 10-minute deadline without limit. The
+/// last check happens at the deadline, not up to a poll interval before it.
 pub async fn wait_ready(
     cluster: &dyn Cluster,
     clock: &dyn Clock,
@@ -208,7 +214,8 @@ pub async fn wait_ready(
     name: &str,
     deadline: Duration,
 ) -> Result<(), Error> {
-    let mut waited = Duration::ZERO;
+    let started = clock.now();
+    let due = after(started, deadline);
     loop {
         let state = cluster
             .deployment(namespace, name)
@@ -222,7 +229,8 @@ pub async fn wait_ready(
         if state.rolled_out() {
             return Ok(());
         }
-        if waited >= deadline {
+        let now = clock.now();
+        if now >= due {
             let reason = match &state.problem {
                 Some(problem) => problem.to_string(),
                 None => format!(
@@ -233,13 +241,25 @@ pub async fn wait_ready(
             return Err(Error::NotReady {
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
-                waited,
+                waited: between(started, now),
                 reason,
             });
         }
-        clock.sleep(POLL_INTERVAL).await;
-        waited += POLL_INTERVAL;
+        clock.sleep(POLL_INTERVAL.min(between(now, due))).await;
     }
+}
+
+/// `at + duration`, saturating at the end of time.
+pub(crate) fn after(at: Timestamp, duration: Duration) -> Timestamp {
+    SignedDuration::try_from(duration)
+        .ok()
+        .and_then(|duration| at.checked_add(duration).ok())
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// The time from `from` to `to`; zero when `to` is not later.
+pub(crate) fn between(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
 }
 
 /// Sends exactly `percent` of the requests to the canary, as `routing` can: with
@@ -605,6 +625,204 @@ mod tests {
         )
         .await
         .expect("ready");
+    }
+
+    /// A cluster whose every Deployment read takes `latency` of simulated time, as a slow API
+    /// server (or one answering 429 with a wait) does.
+    struct SlowReads {
+        inner: MemoryCluster,
+        clock: Arc<SimClock>,
+        latency: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl Cluster for SlowReads {
+        async fn deployment(
+            &self,
+            namespace: &str,
+            name: &str,
+        ) -> Result<Option<DeploymentState>, Error> {
+            self.clock.advance(self.latency);
+            self.inner.deployment(namespace, name).await
+        }
+        async fn apply_deployment(&self, spec: &DeploymentSpec) -> Result<(), Error> {
+            self.inner.apply_deployment(spec).await
+        }
+        async fn derive_deployment(
+            &self,
+            source: &str,
+            spec: &DeploymentSpec,
+        ) -> Result<(), Error> {
+            self.inner.derive_deployment(source, spec).await
+        }
+        async fn delete_deployment(&self, namespace: &str, name: &str) -> Result<(), Error> {
+            self.inner.delete_deployment(namespace, name).await
+        }
+        async fn rolling_update(
+            &self,
+            namespace: &str,
+            name: &str,
+            image: &str,
+            params: &crate::RollingParams,
+        ) -> Result<(), Error> {
+            self.inner
+                .rolling_update(namespace, name, image, params)
+                .await
+        }
+        async fn service_selector(
+            &self,
+            namespace: &str,
+            name: &str,
+        ) -> Result<Option<BTreeMap<String, String>>, Error> {
+            self.inner.service_selector(namespace, name).await
+        }
+        async fn set_service_selector(
+            &self,
+            namespace: &str,
+            name: &str,
+            selector: &BTreeMap<String, String>,
+        ) -> Result<(), Error> {
+            self.inner
+                .set_service_selector(namespace, name, selector)
+                .await
+        }
+        async fn copy_service(
+            &self,
+            namespace: &str,
+            source: &str,
+            name: &str,
+            selector: &BTreeMap<String, String>,
+        ) -> Result<(), Error> {
+            self.inner
+                .copy_service(namespace, source, name, selector)
+                .await
+        }
+        async fn delete_service(&self, namespace: &str, name: &str) -> Result<(), Error> {
+            self.inner.delete_service(namespace, name).await
+        }
+        async fn apply_canary_ingress(&self, ingress: &CanaryIngress) -> Result<(), Error> {
+            self.inner.apply_canary_ingress(ingress).await
+        }
+        async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error> {
+            self.inner.delete_canary_ingress(namespace, name).await
+        }
+        async fn ownership(
+            &self,
+            kind: crate::ObjectKind,
+            namespace: &str,
+            name: &str,
+        ) -> Result<crate::Ownership, Error> {
+            self.inner.ownership(kind, namespace, name).await
+        }
+        async fn read_secret(
+            &self,
+            namespace: &str,
+            name: &str,
+            key: &str,
+        ) -> Result<slipway_core::Secret, Error> {
+            self.inner.read_secret(namespace, name, key).await
+        }
+        async fn emit_event(
+            &self,
+            namespace: &str,
+            deployment: &str,
+            reason: &str,
+            message: &str,
+        ) -> Result<(), Error> {
+            self.inner
+                .emit_event(namespace, deployment, reason, message)
+                .await
+        }
+        async fn release_history(&self, release: &ReleaseId) -> Result<Vec<ReleaseRecord>, Error> {
+            self.inner.release_history(release).await
+        }
+        async fn record_release(&self, record: &ReleaseRecord, limit: usize) -> Result<(), Error> {
+            self.inner.record_release(record, limit).await
+        }
+        async fn acquire_lock(
+            &self,
+            release: &ReleaseId,
+            holder: &str,
+            ttl: Duration,
+        ) -> Result<(), Error> {
+            self.inner.acquire_lock(release, holder, ttl).await
+        }
+        async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error> {
+            self.inner.release_lock(release, holder).await
+        }
+        async fn audit_objects(
+            &self,
+            namespace: &str,
+            trail: &str,
+        ) -> Result<Vec<crate::AuditObject>, Error> {
+            self.inner.audit_objects(namespace, trail).await
+        }
+        async fn create_audit_object(
+            &self,
+            namespace: &str,
+            trail: &str,
+            object: &crate::AuditObject,
+        ) -> Result<crate::AuditCreate, Error> {
+            self.inner
+                .create_audit_object(namespace, trail, object)
+                .await
+        }
+    }
+
+    #[tokio::test]
+    async fn slow_api_calls_count_against_the_progress_deadline() {
+        let (clock, inner, release) = setup();
+        // Ready 90 s after creation; every read takes 20 s; the deadline is 60 s. Summing only
+        // the sleeps, the fourth read (at 95 s) would find the pods ready and call it a success.
+        inner.inject("sha256:slow", Fault::SlowReadiness(Duration::from_secs(90)));
+        let cluster = SlowReads {
+            inner,
+            clock: clock.clone(),
+            latency: Duration::from_secs(20),
+        };
+        let stable = stable(&cluster, &release).await.expect("stable");
+        let spec = canary_spec(&stable.spec, &release, "reg/iris@sha256:slow", 1);
+        cluster
+            .derive_deployment("iris", &spec)
+            .await
+            .expect("derive");
+        let started = clock.now();
+        let deadline = Duration::from_secs(60);
+        let err = wait_ready(&cluster, clock.as_ref(), "ml", "iris-canary", deadline)
+            .await
+            .expect_err("not ready by the deadline");
+        let elapsed = between(started, clock.now());
+        let Error::NotReady { waited, .. } = err else {
+            panic!("{err:?}");
+        };
+        // Reads end at 20 s, 45 s and 70 s: the one past the deadline fails the wait.
+        assert_eq!(waited, Duration::from_secs(70));
+        assert_eq!(elapsed, waited);
+        assert!(elapsed <= deadline + cluster.latency, "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn the_last_check_is_at_the_deadline_not_a_poll_interval_before_it() {
+        let (clock, cluster, release) = setup();
+        // Ready after 12 s; the deadline is 12 s, not a multiple of the 5 s poll interval.
+        cluster.inject("sha256:slow", Fault::SlowReadiness(Duration::from_secs(12)));
+        let stable = stable(&cluster, &release).await.expect("stable");
+        let spec = canary_spec(&stable.spec, &release, "reg/iris@sha256:slow", 1);
+        cluster
+            .derive_deployment("iris", &spec)
+            .await
+            .expect("derive");
+        let started = clock.now();
+        wait_ready(
+            &cluster,
+            clock.as_ref(),
+            "ml",
+            "iris-canary",
+            Duration::from_secs(12),
+        )
+        .await
+        .expect("ready at the deadline");
+        assert_eq!(between(started, clock.now()), Duration::from_secs(12));
     }
 
     #[test]

@@ -1256,3 +1256,383 @@ async fn canary_ingress_errors_name_the_users_ingress_and_refuse_foreign_objects
     );
     insta::assert_snapshot!(errors.join("\n---\n"));
 }
+
+/// A `Status` failure with the API server's `retryAfterSeconds`, as a 429 from API Priority and
+/// Fairness carries it.
+fn throttled(retry_after_seconds: u32) -> Value {
+    let mut body = status(
+        429,
+        "TooManyRequests",
+        "Too many requests, please try again later.",
+    );
+    body["details"] = json!({ "retryAfterSeconds": retry_after_seconds });
+    body
+}
+
+#[tokio::test]
+async fn throttling_and_unavailability_are_retried_after_the_servers_wait() {
+    let steps = vec![
+        step("GET", format!("{DEPLOYMENTS}/iris"), 429, throttled(2)),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:old", false, "complete", "100"),
+        ),
+        // A write: server-side apply of the preview Service answered 503 once.
+        step(
+            "GET",
+            format!("{SERVICES}/iris"),
+            200,
+            service("iris", json!({ "app": "iris" }), false, "5"),
+        ),
+        step(
+            "GET",
+            format!("{SERVICES}/iris-preview"),
+            404,
+            not_found("services", "iris-preview"),
+        ),
+        step(
+            "PATCH",
+            format!("{SERVICES}/iris-preview"),
+            503,
+            status(
+                503,
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request",
+            ),
+        ),
+        step(
+            "PATCH",
+            format!("{SERVICES}/iris-preview"),
+            200,
+            service("iris-preview", json!({ "app": "iris" }), true, "6"),
+        ),
+    ];
+    let (client, server) = serve(steps);
+    let clock = clock();
+    let cluster = KubeCluster::new(client, KubeClusterConfig::default()).with_clock(clock.clone());
+    let start = slipway_core::Clock::now(clock.as_ref());
+    let stable = cluster
+        .deployment("ml", "iris")
+        .await
+        .expect("read after a 429");
+    let after_throttle = slipway_core::Clock::now(clock.as_ref());
+    let selector: BTreeMap<String, String> = [("app".to_owned(), "iris".to_owned())].into();
+    cluster
+        .copy_service("ml", "iris", "iris-preview", &selector)
+        .await
+        .expect("apply after a 503");
+    let after_unavailable = slipway_core::Clock::now(clock.as_ref());
+    drop(cluster);
+    let requests = transcript(server).await;
+    assert_eq!(stable.map(|state| state.spec.replicas), Some(4));
+    assert_eq!(
+        after_throttle.duration_since(start),
+        jiff::SignedDuration::from_secs(2),
+        "the 429's retryAfterSeconds is honoured"
+    );
+    assert_eq!(
+        after_unavailable.duration_since(after_throttle),
+        jiff::SignedDuration::from_millis(250),
+        "the first backoff"
+    );
+    // The repeated apply is the same request.
+    assert_eq!(requests[4], requests[5]);
+}
+
+#[tokio::test]
+async fn a_failing_server_is_given_up_on_after_the_bounded_attempts_naming_verb_and_object() {
+    let failing = || {
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            500,
+            status(500, "InternalError", "etcdserver: request timed out"),
+        )
+    };
+    let config = KubeClusterConfig::default();
+    let attempts = config.retry.attempts;
+    let steps = (0..attempts).map(|_| failing()).collect();
+    let (result, requests) = run(steps, config, async |cluster| {
+        cluster.deployment("ml", "iris").await
+    })
+    .await;
+    let err = result.expect_err("a server failing every time");
+    assert_eq!(requests.as_array().map(Vec::len), Some(4));
+    let text = err.to_string();
+    assert!(
+        text.starts_with("get Deployment `ml/iris`: etcdserver: request timed out (500 InternalError) (gave up after 4 attempts)"),
+        "{text}"
+    );
+    assert!(text.contains("\n\nhint: "), "{text}");
+}
+
+#[tokio::test]
+async fn an_audit_append_is_never_sent_twice_after_a_failure_that_may_have_stored_it() {
+    let steps = vec![step(
+        "POST",
+        CONFIGMAPS,
+        500,
+        status(500, "InternalError", "etcdserver: leader changed"),
+    )];
+    let object = slipway_k8s_rollout::AuditObject {
+        name: "slipway-audit-iris-1".into(),
+        entry: "{}".into(),
+    };
+    let (result, requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster.create_audit_object("ml", "iris", &object).await
+    })
+    .await;
+    let text = result.expect_err("a failed append").to_string();
+    assert_eq!(requests.as_array().map(Vec::len), Some(1));
+    assert!(text.contains("not retried"), "{text}");
+}
+
+#[tokio::test]
+async fn an_event_stored_by_an_attempt_whose_answer_was_lost_is_not_an_error() {
+    let steps = vec![
+        step(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/ml/events",
+            504,
+            status(
+                504,
+                "Timeout",
+                "the server was unable to return a response in the time allotted",
+            ),
+        ),
+        step(
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/ml/events",
+            409,
+            status(
+                409,
+                "AlreadyExists",
+                "events.events.k8s.io \"iris.0123\" already exists",
+            ),
+        ),
+    ];
+    let (result, _) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster.emit_event("ml", "iris", "CanaryStep", "25%").await
+    })
+    .await;
+    result.expect("the second attempt finds the first one's Event");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_fails_the_call_within_the_timeouts() {
+    // Accepts every request and answers none.
+    let (service, mut handle) = tower_test::mock::pair::<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >();
+    let silent = tokio::spawn(async move {
+        let mut pending = Vec::new();
+        while let Some(request) = handle.next_request().await {
+            pending.push(request);
+        }
+        pending.len()
+    });
+    let config = KubeClusterConfig {
+        timeouts: slipway_k8s_rollout::KubeTimeouts {
+            connect: Duration::from_millis(20),
+            write: Duration::from_millis(20),
+            read: Duration::from_millis(60),
+        },
+        retry: slipway_k8s_rollout::KubeRetry {
+            attempts: 2,
+            ..slipway_k8s_rollout::KubeRetry::default()
+        },
+        ..KubeClusterConfig::default()
+    };
+    let cluster = cluster(kube::Client::new(service, "default"), config);
+    let started = std::time::Instant::now();
+    let err = cluster
+        .service_selector("ml", "iris")
+        .await
+        .expect_err("no answer");
+    let waited = started.elapsed();
+    drop(cluster);
+    assert_eq!(
+        silent.await.expect("silent server"),
+        2,
+        "one request per attempt"
+    );
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert_eq!(
+        err.to_string().lines().next(),
+        Some("get Service `ml/iris`: no answer within 100ms (gave up after 2 attempts)")
+    );
+}
+
+#[tokio::test]
+async fn remove_managed_takes_routing_down_first_and_scales_only_the_standby_colour() {
+    const INGRESSES: &str = "/apis/networking.k8s.io/v1/namespaces/ml/ingresses";
+    let canary = || deployment("iris-canary", "reg/iris@sha256:new", true, "complete", "9");
+    let green = || deployment("iris-green", "reg/iris@sha256:new", true, "complete", "12");
+    let serving_blue = || {
+        service(
+            "iris",
+            json!({ "app": "iris", "slipway.dev/track": "blue" }),
+            false,
+            "5",
+        )
+    };
+    let canary_service = || {
+        service(
+            "iris-canary",
+            json!({ "slipway.dev/track": "canary" }),
+            true,
+            "6",
+        )
+    };
+    let steps = vec![
+        // What is left over: the canary's routing and Deployment, no preview Service, and green
+        // still scaled up while the Service selects blue.
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            ingress("iris-web-canary", true, "3"),
+        ),
+        step(
+            "GET",
+            format!("{SERVICES}/iris-canary"),
+            200,
+            canary_service(),
+        ),
+        step("GET", format!("{DEPLOYMENTS}/iris-canary"), 200, canary()),
+        step(
+            "GET",
+            format!("{SERVICES}/iris-preview"),
+            404,
+            not_found("services", "iris-preview"),
+        ),
+        step("GET", format!("{SERVICES}/iris"), 200, serving_blue()),
+        step("GET", format!("{DEPLOYMENTS}/iris-green"), 200, green()),
+        step("GET", format!("{DEPLOYMENTS}/iris-green"), 200, green()),
+        // Removal, routing first.
+        step(
+            "GET",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            ingress("iris-web-canary", true, "3"),
+        ),
+        step(
+            "DELETE",
+            format!("{INGRESSES}/iris-web-canary"),
+            200,
+            deleted(),
+        ),
+        step(
+            "GET",
+            format!("{SERVICES}/iris-canary"),
+            200,
+            canary_service(),
+        ),
+        step("DELETE", format!("{SERVICES}/iris-canary"), 200, deleted()),
+        step("GET", format!("{DEPLOYMENTS}/iris-canary"), 200, canary()),
+        step(
+            "DELETE",
+            format!("{DEPLOYMENTS}/iris-canary"),
+            200,
+            deleted(),
+        ),
+        // The standby is re-checked against the Service, then scaled to zero.
+        step("GET", format!("{SERVICES}/iris"), 200, serving_blue()),
+        step("GET", format!("{DEPLOYMENTS}/iris-green"), 200, green()),
+        step("GET", format!("{DEPLOYMENTS}/iris-green"), 200, green()),
+        step("PATCH", format!("{DEPLOYMENTS}/iris-green"), 200, green()),
+    ];
+    let traffic = rollout::TrafficRouting::NginxIngress {
+        ingress: "iris-web".into(),
+    };
+    let bluegreen = slipway_k8s_rollout::bluegreen::BlueGreenConfig::new("iris");
+    let (removed, requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        slipway_k8s_rollout::cleanup::remove_managed(
+            cluster,
+            &release(),
+            "iris",
+            &traffic,
+            Some(&bluegreen),
+        )
+        .await
+    })
+    .await;
+    let removed: Vec<String> = removed
+        .expect("remove")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            "Ingress/ml/iris-web-canary",
+            "Service/ml/iris-canary",
+            "Deployment/ml/iris-canary",
+            "Deployment/ml/iris-green",
+        ]
+    );
+    assert_eq!(requests[16]["body"]["spec"]["replicas"], 0);
+    insta::assert_json_snapshot!(requests);
+}
+
+#[tokio::test]
+async fn connect_sets_timeouts_on_the_real_client_so_a_silent_server_cannot_hang_a_release() {
+    // An API server that accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in listener.incoming() {
+            held.push(connection);
+        }
+    });
+    let kubeconfig = std::env::temp_dir().join(format!(
+        "slipway-silent-kubeconfig-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: silent\n  cluster:\n    server: http://{address}\ncontexts:\n- name: silent\n  context:\n    cluster: silent\n    user: nobody\n    namespace: ml\ncurrent-context: silent\nusers:\n- name: nobody\n  user: {{}}\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let options = slipway_k8s_rollout::ConnectOptions {
+        kubeconfig: Some(kubeconfig.clone()),
+        ..Default::default()
+    };
+    let config = KubeClusterConfig {
+        timeouts: slipway_k8s_rollout::KubeTimeouts {
+            connect: Duration::from_millis(100),
+            write: Duration::from_millis(100),
+            read: Duration::from_millis(200),
+        },
+        retry: slipway_k8s_rollout::KubeRetry {
+            attempts: 2,
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(10),
+        },
+        ..KubeClusterConfig::default()
+    };
+    let cluster = slipway_k8s_rollout::connect(&options, config)
+        .await
+        .expect("connect");
+    let started = std::time::Instant::now();
+    let err = cluster
+        .deployment("ml", "iris")
+        .await
+        .expect_err("no answer");
+    let waited = started.elapsed();
+    let _ = std::fs::remove_file(&kubeconfig);
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("get Deployment `ml/iris`: ")
+            && text.contains("(gave up after 2 attempts)"),
+        "{text}"
+    );
+}
