@@ -1392,12 +1392,10 @@ impl Cluster for KubeCluster {
                     operation: format!("build ConfigMap `{namespace}/{name}`"),
                     message: err.to_string(),
                 })?;
-                self.call(
-                    &ops::FINISH_HISTORY,
-                    namespace,
-                    &name,
-                    api.replace(&name, &self.post_params(), &config_map),
-                )
+                let params = self.post_params();
+                self.call(&ops::FINISH_HISTORY, namespace, &name, || {
+                    api.replace(&name, &params, &config_map)
+                })
                 .await?;
                 return Ok(());
             }

@@ -44,21 +44,14 @@ impl Ctx<'_> {
         let release = &self.spec.release;
         let ns = &release.namespace;
         Ok(match self.spec.strategy {
-            Strategy::Canary => {
-                let mut objects = Vec::new();
-                if let TrafficRouting::NginxIngress { ingress } = &self.spec.traffic {
-                    objects.push(format!(
-                        "Ingress/{ns}/{}",
-                        rollout::canary_ingress_name(ingress)
-                    ));
-                    objects.push(format!(
-                        "Service/{ns}/{}",
-                        rollout::canary_service_name(&self.spec.service)
-                    ));
-                }
-                objects.push(format!("Deployment/{ns}/{}", rollout::canary_name(release)));
-                objects
-            }
+            Strategy::Canary => slipway_k8s_rollout::cleanup::canary_objects(
+                release,
+                &self.spec.service,
+                &self.spec.traffic,
+            )
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
             Strategy::BlueGreen => {
                 let config = BlueGreenConfig::new(self.spec.service.clone());
                 let active = bluegreen::active(self.backends.cluster.as_ref(), release, &config)
@@ -248,80 +241,19 @@ impl Ctx<'_> {
     }
 
     /// Removes every Slipway object of the release that exists now: the canary with its
-    /// routing, a blue-green standby colour and the preview Service. Never the user's objects
-    /// nor the serving colour. Returns what it removed.
+    /// routing, a blue-green standby colour with pods and the preview Service. Never the user's
+    /// objects nor the serving colour (`slipway_k8s_rollout::cleanup`). Returns what it removed.
     pub(super) async fn remove_managed(&mut self) -> Result<Vec<String>, Stop> {
-        let cluster = self.backends.cluster.clone();
-        let release = self.spec.release.clone();
-        let ns = release.namespace.clone();
-        let mut removed = Vec::new();
-        let canary = rollout::canary_name(&release);
-        let canary_exists = cluster
-            .deployment(&ns, &canary)
-            .await
-            .map_err(|err| failed(chain(&err)))?
-            .is_some();
-        if let TrafficRouting::NginxIngress { ingress } = &self.spec.traffic {
-            rollout::remove_traffic_routing(
-                cluster.as_ref(),
-                &release,
-                &self.spec.service,
-                &self.spec.traffic,
-            )
-            .await
-            .map_err(|err| failed(chain(&err)))?;
-            if canary_exists {
-                removed.push(format!(
-                    "Ingress/{ns}/{}",
-                    rollout::canary_ingress_name(ingress)
-                ));
-                removed.push(format!(
-                    "Service/{ns}/{}",
-                    rollout::canary_service_name(&self.spec.service)
-                ));
-            }
-        }
-        if canary_exists {
-            rollout::abort(cluster.as_ref(), &release)
-                .await
-                .map_err(|err| failed(chain(&err)))?;
-            removed.push(format!("Deployment/{ns}/{canary}"));
-        }
         let config = BlueGreenConfig::new(self.spec.service.clone());
-        let active = bluegreen::active(cluster.as_ref(), &release, &config)
-            .await
-            .map_err(|err| failed(chain(&err)))?;
-        let preview = bluegreen::preview_name(&self.spec.service);
-        let preview_exists = cluster
-            .service_selector(&ns, &preview)
-            .await
-            .map_err(|err| failed(chain(&err)))?
-            .is_some();
-        let standby = match active {
-            Some(colour) => {
-                let name = bluegreen::colour_name(&release, colour.other());
-                cluster
-                    .deployment(&ns, &name)
-                    .await
-                    .map_err(|err| failed(chain(&err)))?
-                    .filter(|state| state.spec.replicas > 0)
-                    .map(|_| name)
-            }
-            None => None,
-        };
-        if standby.is_some() || preview_exists {
-            let mut now = config.clone();
-            now.scale_down_delay = Duration::ZERO;
-            bluegreen::finish(cluster.as_ref(), self.raw_clock.as_ref(), &release, &now)
-                .await
-                .map_err(|err| failed(chain(&err)))?;
-            if let Some(name) = standby {
-                removed.push(format!("Deployment/{ns}/{name} (scaled to 0)"));
-            }
-            if preview_exists {
-                removed.push(format!("Service/{ns}/{preview}"));
-            }
-        }
-        Ok(removed)
+        slipway_k8s_rollout::cleanup::remove_managed(
+            self.backends.cluster.as_ref(),
+            &self.spec.release,
+            &self.spec.service,
+            &self.spec.traffic,
+            Some(&config),
+        )
+        .await
+        .map(|removed| removed.iter().map(ToString::to_string).collect())
+        .map_err(|err| failed(chain(&err)))
     }
 }

@@ -8,7 +8,6 @@
 //! gates, records, notifications) and the order of the stages; `gates.rs` has the stages before
 //! any change, `strategies.rs` the ones that change the cluster.
 
-use std::time::Duration;
 
 use slipway_analysis::{Decision, TemplateVars};
 use slipway_attest::Verifier;
