@@ -516,6 +516,7 @@ mod tests {
                 Decision::Pass,
                 &["`error-rate` passed: 5 of 5 within max 0.01"],
             )],
+            steps: Vec::new(),
         }
     }
 
@@ -553,6 +554,7 @@ mod tests {
             ],
             gates,
             analysis: Vec::new(),
+            steps: Vec::new(),
         }
     }
 

@@ -22,11 +22,13 @@ use slipway_gates::model::{ModelEvidence, ServingModel};
 use slipway_gates::signature::{ProvenanceSummary, SignatureEvidence, VerifiedSignature};
 use slipway_gates::{CheckStatus, GateReport};
 use slipway_k8s_rollout::bluegreen::{self, BlueGreenConfig};
-use slipway_k8s_rollout::rollout::TrafficRouting;
+use slipway_k8s_rollout::rollout::{CoarseSteps, TrafficRouting};
 use slipway_k8s_rollout::{DeploymentSpec, RollingParams, rolling, rollout};
 use slipway_mlflow::VersionStatus;
 
-use crate::{Backends, Notification, ReleaseSpec, RunOutcome, RunReport, StageEvent, StageStatus};
+use crate::{
+    Backends, Notification, ReleaseSpec, RunOutcome, RunReport, StageEvent, StageStatus, StepShare,
+};
 
 mod gates;
 mod strategies;
