@@ -517,6 +517,19 @@ fn plan_refuses_a_step_one_canary_pod_exceeds_and_round_up_reports_both_shares()
         refused.stderr
     );
 
+    let text = deploy(
+        &["plan"],
+        dir.path(),
+        &[("SLIPWAY_ROLLOUT__COARSE_STEPS", "round-up")],
+    );
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout
+            .contains("steps (requested → actual): 5% → 10% (rounded up), 25% → 25%, 50% → 50%\n"),
+        "{}",
+        text.stdout
+    );
+
     let output = deploy(
         &["plan", "--output", "json"],
         dir.path(),
