@@ -6,6 +6,9 @@
 //! behind the Service. Stable is never scaled down: a canary adds pods, so an abort only deletes
 //! the canary and stable serves exactly as before. This works without a service mesh; the share is
 //! a share of *pods*, which approximates traffic under round-robin load balancing.
+//! Whole pods make the shares coarse: `k` canary pods next to `n` stable hold `k / (n + k)`.
+//! [`replica_share`] gives a step's pods and share, and [`ReplicaShare::too_coarse`] says when
+//! even one canary pod is more than the step asked for ([`CoarseSteps`] decides what then).
 //!
 //! Exact traffic weights ([`TrafficRouting::NginxIngress`]): a Slipway-owned canary Ingress,
 //! derived from the user's Ingress, asks the NGINX ingress controller for exactly the step's

@@ -1,4 +1,5 @@
-//! The stages before anything changes: preflight (stable, Service, Secrets, deploy window, lock),
+//! The stages before anything changes: preflight (stable, Service, each canary step's share of
+//! the pods, Secrets, deploy window, lock),
 //! the model gate, digest resolution, the scan gate, signing with the model link and provenance,
 //! and verification.
 
