@@ -401,6 +401,24 @@ fn summary(report: &RunReport) -> String {
     if let Some(revision) = report.revision {
         text.push_str(&format!("revision: {revision}\n"));
     }
+    if !report.steps.is_empty() {
+        let steps: Vec<String> = report
+            .steps
+            .iter()
+            .map(|step| {
+                format!(
+                    "{}% → {}%{}",
+                    step.requested_percent,
+                    step.actual_percent,
+                    if step.rounded_up { " (rounded up)" } else { "" }
+                )
+            })
+            .collect();
+        text.push_str(&format!(
+            "steps (requested → actual): {}\n",
+            steps.join(", ")
+        ));
+    }
     text.push_str(&format!("gates: {}\n", report.gates.summary()));
     text
 }

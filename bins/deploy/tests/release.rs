@@ -485,3 +485,86 @@ fn interactive_runs_ask_for_the_approval_at_the_gate() {
         selfish.stderr
     );
 }
+
+#[test]
+fn plan_refuses_a_step_one_canary_pod_exceeds_and_round_up_reports_both_shares() {
+    // The demo world's stable has 9 replicas: one canary pod is 10% of the pods, so 5% is too
+    // coarse (the 4-replica case, 10% → 20%, is tested in the pipeline's tests).
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("slipway.toml"),
+        "[rollout]\nsteps = [5, 25, 50]\n",
+    )
+    .expect("write");
+    let refused = deploy(&["plan"], dir.path(), &[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    for needle in [
+        "outcome: failed",
+        "step 1/3: 5% requested, 10% achievable (1 canary pod(s) next to 9 stable)",
+        "at least 19 replicas",
+        "rollout.traffic = \"nginx\"",
+        "rollout.coarse_steps = \"round-up\"",
+    ] {
+        assert!(
+            refused.stdout.contains(needle),
+            "{needle}: {}",
+            refused.stdout
+        );
+    }
+    assert!(
+        !refused.stderr.contains("model-gate"),
+        "refused in preflight, before any gate: {}",
+        refused.stderr
+    );
+
+    let text = deploy(
+        &["plan"],
+        dir.path(),
+        &[("SLIPWAY_ROLLOUT__COARSE_STEPS", "round-up")],
+    );
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout
+            .contains("steps (requested → actual): 5% → 10% (rounded up), 25% → 25%, 50% → 50%\n"),
+        "{}",
+        text.stdout
+    );
+
+    let output = deploy(
+        &["plan", "--output", "json"],
+        dir.path(),
+        &[("SLIPWAY_ROLLOUT__COARSE_STEPS", "round-up")],
+    );
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(
+        output.stderr.contains(
+            "5% requested, 10% achievable (1 canary pod(s) next to 9 stable): rounded up"
+        ),
+        "{}",
+        output.stderr
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&output.stdout).expect("one JSON document");
+    assert_eq!(report["outcome"], "would-proceed");
+    let steps: Vec<(u64, f64, u64, bool)> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|step| {
+            (
+                step["requested_percent"].as_u64().expect("requested"),
+                step["actual_percent"].as_f64().expect("actual"),
+                step["canary_replicas"].as_u64().expect("replicas"),
+                step["rounded_up"].as_bool().expect("rounded up"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (5, 10.0, 1, true),
+            (25, 25.0, 3, false),
+            (50, 50.0, 9, false)
+        ]
+    );
+}

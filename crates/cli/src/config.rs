@@ -188,6 +188,21 @@ pub struct RolloutSettings {
     pub traffic: TrafficSetting,
     /// With `traffic = "nginx"`: the Ingress that routes to the release's Service.
     pub ingress: Option<String>,
+    /// With `traffic = "replica-ratio"`, a step a single canary pod already exceeds (10 % next
+    /// to 4 stable pods is 20 %): `refuse` (stop before any change) or `round-up` (run it with
+    /// one pod, told and recorded).
+    pub coarse_steps: CoarseStepsSetting,
+}
+
+/// `rollout.coarse_steps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CoarseStepsSetting {
+    /// Stop the release in preflight, naming the requested and achievable shares.
+    #[default]
+    Refuse,
+    /// Run the step with one canary pod; each such step is an event and an audit entry.
+    RoundUp,
 }
 
 /// `rollout.traffic`.
@@ -223,6 +238,7 @@ impl Default for RolloutSettings {
             on_missing_approval: OnMissingApproval::Pause,
             traffic: TrafficSetting::ReplicaRatio,
             ingress: None,
+            coarse_steps: CoarseStepsSetting::Refuse,
         }
     }
 }
@@ -555,7 +571,7 @@ pub fn render(settings: &Settings) -> Result<String, UserError> {
 )]
 mod tests {
     use figment::Jail;
-    use slipway_k8s_rollout::rollout::TrafficRouting;
+    use slipway_k8s_rollout::rollout::{CoarseSteps, TrafficRouting};
 
     use super::*;
 
@@ -652,6 +668,32 @@ mod tests {
             insta::assert_snapshot!("nginx_without_ingress", err.message);
             let typo = error(&global(Some("typo.toml")));
             assert!(typo.contains("rollout.traffic"), "{typo}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn coarse_steps_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("round-up.toml", "[rollout]\ncoarse_steps = \"round-up\"\n")?;
+            jail.create_file("typo.toml", "[rollout]\ncoarse_steps = \"round\"\n")?;
+            let defaults = load(&global(None), &[]).map_err(|e| e.message)?;
+            let spec =
+                crate::release::release_spec(&defaults, None, None).map_err(|e| e.message)?;
+            assert_eq!(spec.coarse_steps, CoarseSteps::Refuse);
+            let round_up = load(&global(Some("round-up.toml")), &[]).map_err(|e| e.message)?;
+            let spec =
+                crate::release::release_spec(&round_up, None, None).map_err(|e| e.message)?;
+            assert_eq!(spec.coarse_steps, CoarseSteps::RoundUp);
+            let typo = error(&global(Some("typo.toml")));
+            assert!(typo.contains("rollout.coarse_steps"), "{typo}");
+            assert!(
+                typo.contains("round-up"),
+                "the error lists the values: {typo}"
+            );
+            jail.set_env("SLIPWAY_ROLLOUT__COARSE_STEPS", "round-up");
+            let from_env = load(&global(None), &[]).map_err(|e| e.message)?;
+            assert_eq!(from_env.rollout.coarse_steps, CoarseStepsSetting::RoundUp);
             Ok(())
         });
     }

@@ -2,8 +2,8 @@
 //!
 //! What a job gets from one [`RunReport`]:
 //! - `$GITHUB_STEP_SUMMARY`: Markdown appended to the file (release, outcome, reason, model,
-//!   digest, revision, every gate check, the analysis verdict of each canary step, and the stage
-//!   log folded away).
+//!   digest, revision, every gate check, each canary step's requested and actual share, the
+//!   analysis verdict of each canary step, and the stage log folded away).
 //! - `$GITHUB_OUTPUT`: `release`, `verdict`, `reason`, `model`, `digest`, `revision`, so later
 //!   jobs (`approve`, `promote`) can read `needs.<job>.outputs.digest`. Multi-line values use the
 //!   heredoc form with a delimiter that is checked not to occur in the value.
@@ -328,6 +328,26 @@ pub fn step_summary(report: &RunReport) -> String {
             .map_or_else(|| unknown.clone(), |revision| revision.to_string())
     ));
     out.push_str(&report.gates.render_markdown());
+    if !report.steps.is_empty() {
+        out.push_str(
+            "\n### Canary steps\n\n| step | requested | actual | canary pods | stable pods |\n| --- | --- | --- | --- | --- |\n",
+        );
+        for step in &report.steps {
+            out.push_str(&format!(
+                "| {} | {}% | {}%{} | {} | {} |\n",
+                step.step,
+                step.requested_percent,
+                step.actual_percent,
+                if step.rounded_up {
+                    " ⚠️ rounded up"
+                } else {
+                    ""
+                },
+                step.canary_replicas,
+                step.stable_replicas
+            ));
+        }
+    }
     out.push_str("\n### Canary analysis\n\n");
     if report.analysis.is_empty() {
         out.push_str("No analysis ran.\n");
@@ -395,7 +415,7 @@ mod tests {
     use slipway_analysis::{AnalysisPlan, AnalysisRun, Measurement, Outcome, Verdict};
     use slipway_core::{Digest, ModelVersion};
     use slipway_gates::GateReport;
-    use slipway_pipeline::StageEvent;
+    use slipway_pipeline::{StageEvent, StepShare};
 
     use super::*;
 
@@ -517,6 +537,24 @@ mod tests {
                 Decision::Pass,
                 &["`error-rate` passed: 5 of 5 within max 0.01"],
             )],
+            steps: vec![
+                StepShare {
+                    step: 1,
+                    requested_percent: 10,
+                    actual_percent: 20.0,
+                    canary_replicas: 1,
+                    stable_replicas: 4,
+                    rounded_up: true,
+                },
+                StepShare {
+                    step: 2,
+                    requested_percent: 25,
+                    actual_percent: 33.33,
+                    canary_replicas: 2,
+                    stable_replicas: 4,
+                    rounded_up: false,
+                },
+            ],
         }
     }
 
@@ -555,6 +593,7 @@ mod tests {
             ],
             gates,
             analysis: Vec::new(),
+            steps: Vec::new(),
         }
     }
 

@@ -4,11 +4,11 @@
 use slipway_attest::provenance::BuildInfo;
 use slipway_core::{ImageRef, ModelRef, ReleaseId, Stage};
 use slipway_gates::window::WindowOverride;
-use slipway_k8s_rollout::rollout::TrafficRouting;
+use slipway_k8s_rollout::rollout::{CoarseSteps, TrafficRouting};
 use slipway_pipeline::{GivenApproval, ReleaseSpec, ReloadSpec};
 
 use crate::UserError;
-use crate::config::{Settings, TrafficSetting};
+use crate::config::{CoarseStepsSetting, Settings, TrafficSetting};
 
 /// Env var CI systems set to the user who started the job (GitHub Actions).
 pub const GITHUB_ACTOR: &str = "GITHUB_ACTOR";
@@ -176,6 +176,12 @@ pub fn release_spec(
             ));
         }
     };
+    // Whether a step is too coarse depends on stable's replicas, known only from the cluster:
+    // the pipeline's preflight decides, before any change.
+    let coarse_steps = match rollout.coarse_steps {
+        CoarseStepsSetting::Refuse => CoarseSteps::Refuse,
+        CoarseStepsSetting::RoundUp => CoarseSteps::RoundUp,
+    };
     if rollout.history_limit == 0 {
         return Err(key_error(
             "rollout.history_limit",
@@ -249,6 +255,7 @@ pub fn release_spec(
         strategy: rollout.strategy,
         steps: rollout.steps.clone(),
         traffic,
+        coarse_steps,
         pause: rollout.pause,
         progress_deadline: rollout.progress_deadline,
         history_limit: rollout.history_limit,

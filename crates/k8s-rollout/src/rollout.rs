@@ -6,6 +6,9 @@
 //! behind the Service. Stable is never scaled down: a canary adds pods, so an abort only deletes
 //! the canary and stable serves exactly as before. This works without a service mesh; the share is
 //! a share of *pods*, which approximates traffic under round-robin load balancing.
+//! Whole pods make the shares coarse: `k` canary pods next to `n` stable hold `k / (n + k)`.
+//! [`replica_share`] gives a step's pods and share, and [`ReplicaShare::too_coarse`] says when
+//! even one canary pod is more than the step asked for ([`CoarseSteps`] decides what then).
 //!
 //! Exact traffic weights ([`TrafficRouting::NginxIngress`]): a Slipway-owned canary Ingress,
 //! derived from the user's Ingress, asks the NGINX ingress controller for exactly the step's
@@ -90,6 +93,74 @@ pub fn canary_share(stable: u32, canary: u32) -> f64 {
     } else {
         f64::from(canary) * 100.0 / total
     }
+}
+
+/// What a replica-ratio step asked for and what whole pods give it: the step's canary replicas
+/// next to `stable_replicas` and the share of pods they hold ([`replica_share`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplicaShare {
+    /// The step's weight, in percent of pods.
+    pub requested_percent: u8,
+    /// Canary replicas for the step ([`canary_replicas`]).
+    pub canary_replicas: u32,
+    /// Stable's replicas, never scaled by a canary.
+    pub stable_replicas: u32,
+    /// The share of all pods the canary holds, in percent ([`canary_share`]).
+    pub achievable_percent: f64,
+}
+
+/// The canary replicas and the share of pods they hold when a step asks for `percent` of the
+/// pods next to `stable` replicas.
+pub fn replica_share(stable: u32, percent: u8) -> ReplicaShare {
+    let canary = canary_replicas(stable, percent);
+    ReplicaShare {
+        requested_percent: percent,
+        canary_replicas: canary,
+        stable_replicas: stable,
+        achievable_percent: canary_share(stable, canary),
+    }
+}
+
+impl ReplicaShare {
+    /// Whether the step would expose more than asked by more than one pod's granularity allows.
+    ///
+    /// The rule: a step is too coarse when even a single canary pod holds more than the
+    /// requested share, that is when `requested < 100 / (stable + 1)` percent. Then the request
+    /// lies below every share a canary can have (`k / (stable + k)` for `k >= 1` pods); running
+    /// it does not round the step, it replaces it with a different, larger one. Steps [10, 25, 50]
+    /// on 4 stable replicas: 10 % is too coarse (one pod is 20 %); 25 % is not, it lies
+    /// between one pod (20 %) and two (33 %), and [`canary_replicas`] rounds it up to the next
+    /// whole pod, so it exceeds the request by less than the share of the one pod added.
+    ///
+    /// Why this rule: it is the one overshoot no choice of canary size can fix, it strikes the
+    /// first step, the one meant to limit the blast radius, and the remedy is exact (give
+    /// stable at least [`min_stable_replicas`] replicas). Rejected: comparing the overshoot
+    /// with the gap between neighbouring shares, which never refuses a one-pod canary (its
+    /// lower neighbour is no canary at all, so the gap is the whole share); and a relative
+    /// tolerance (say 1.5 × the request), which is a number nobody can derive from the pods.
+    pub fn too_coarse(&self) -> bool {
+        // requested < 100 / (stable + 1), in integers.
+        u64::from(self.requested_percent) * (u64::from(self.stable_replicas) + 1) < 100
+    }
+}
+
+/// The fewest stable replicas next to which one canary pod holds at most `percent` of the pods,
+/// so that a step of `percent` is not [`ReplicaShare::too_coarse`]: `ceil(100 / percent) - 1`.
+pub fn min_stable_replicas(percent: u8) -> u32 {
+    let percent = u32::from(percent.max(1));
+    100u32.div_ceil(percent).saturating_sub(1)
+}
+
+/// What to do with a replica-ratio step that is [`ReplicaShare::too_coarse`]
+/// (`rollout.coarse_steps`). Exact traffic weights ([`TrafficRouting::NginxIngress`]) are
+/// never coarse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CoarseSteps {
+    /// Stop the release before any change, naming the requested and achievable shares.
+    #[default]
+    Refuse,
+    /// Run the step with one canary pod anyway; the larger share is told and recorded.
+    RoundUp,
 }
 
 /// Reads the stable Deployment, or explains that it must exist first.
@@ -503,6 +574,45 @@ mod tests {
             );
             assert!(canary_share(stable, want) >= f64::from(percent.clamp(1, 99)) || stable == 0);
         }
+    }
+
+    #[test]
+    fn coarse_steps() {
+        // (stable, percent) -> canary replicas, achievable share (rounded), too coarse
+        for (stable, percent, canary, share, coarse) in [
+            (4, 10, 1, 20.0, true),
+            (4, 19, 1, 20.0, true),
+            (4, 20, 1, 20.0, false),
+            (4, 25, 2, 33.3, false),
+            (4, 50, 4, 50.0, false),
+            (9, 10, 1, 10.0, false),
+            (8, 10, 1, 11.1, true),
+            (10, 10, 2, 16.7, false),
+            (3, 25, 1, 25.0, false),
+            (2, 30, 1, 33.3, true),
+            (1, 50, 1, 50.0, false),
+            (0, 50, 1, 100.0, true),
+            (99, 1, 1, 1.0, false),
+            (98, 1, 1, 1.0, true),
+        ] {
+            let got = replica_share(stable, percent);
+            let context = format!("stable {stable}, {percent}%: {got:?}");
+            assert_eq!(got.canary_replicas, canary, "{context}");
+            assert_eq!(got.stable_replicas, stable, "{context}");
+            assert_eq!(got.requested_percent, percent, "{context}");
+            assert!((got.achievable_percent - share).abs() < 0.05, "{context}");
+            assert_eq!(got.too_coarse(), coarse, "{context}");
+            // The remedy the refusal names is exact: that many stable replicas and no fewer.
+            let enough = min_stable_replicas(percent);
+            assert!(!replica_share(enough, percent).too_coarse(), "{context}");
+            assert!(
+                enough == 0 || replica_share(enough - 1, percent).too_coarse(),
+                "{context}"
+            );
+        }
+        assert_eq!(min_stable_replicas(10), 9);
+        assert_eq!(min_stable_replicas(25), 3);
+        assert_eq!(min_stable_replicas(30), 3);
     }
 
     fn setup() -> (Arc<SimClock>, MemoryCluster, ReleaseId) {

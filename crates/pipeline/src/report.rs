@@ -59,6 +59,25 @@ pub enum RunOutcome {
     Cancelled,
 }
 
+/// One canary step: the share asked for and the share the canary got (or, in a plan, would get).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepShare {
+    /// The step's number, from 1.
+    pub step: usize,
+    /// The step's weight from `rollout.steps`, in percent.
+    pub requested_percent: u8,
+    /// The canary's share, in percent, to two decimals: of the pods behind the Service with
+    /// replica-ratio routing, of the requests (exactly the request) with NGINX routing.
+    pub actual_percent: f64,
+    /// Canary replicas at this step.
+    pub canary_replicas: u32,
+    /// Stable's replicas next to them.
+    pub stable_replicas: u32,
+    /// A single canary pod was more than the request and the step ran (or would run) with it
+    /// anyway, because `rollout.coarse_steps = "round-up"`.
+    pub rounded_up: bool,
+}
+
 /// Everything a run decided.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunReport {
@@ -83,6 +102,9 @@ pub struct RunReport {
     /// What stopped a `cancelled` run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interruption: Option<crate::Interruption>,
+    /// Each canary step's requested and actual share: in a plan every step as it would run, in
+    /// a run the steps that ran. Empty for blue-green and rolling.
+    pub steps: Vec<StepShare>,
 }
 
 impl RunReport {
@@ -99,6 +121,7 @@ impl RunReport {
             gates: GateReport::default(),
             analysis: Vec::new(),
             interruption: None,
+            steps: Vec::new(),
         }
     }
 }

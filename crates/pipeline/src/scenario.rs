@@ -210,7 +210,9 @@ pub async fn build_on(
         .map(|(image, _)| image.clone())
         .unwrap_or_else(|| spec.image.clone());
 
-    // Cluster: the stable Deployment and its Service, the model server's admin token.
+    // Cluster: the stable Deployment and its Service, the model server's admin token. Nine
+    // replicas make the default steps exact pod shares (1, 3 and 9 canary pods for 10, 25 and
+    // 50 %); next to 4, one canary pod is already 20 % and a 10 % step is refused.
     let cluster = Arc::new(MemoryCluster::new(clock.clone()));
     let labels: BTreeMap<String, String> = [("app".to_owned(), release.name.clone())].into();
     let mut pod_labels = labels.clone();
@@ -218,7 +220,7 @@ pub async fn build_on(
     cluster.seed_deployment(DeploymentSpec {
         namespace: release.namespace.clone(),
         name: release.name.clone(),
-        replicas: 4,
+        replicas: 9,
         selector: labels.clone(),
         pod_labels,
         container: "model-server".to_owned(),
@@ -523,7 +525,7 @@ pub async fn build_story(
     cluster.seed_deployment(DeploymentSpec {
         namespace: release.namespace.clone(),
         name: release.name.clone(),
-        replicas: 4,
+        replicas: 9,
         selector: labels.clone(),
         pod_labels,
         container: "model-server".to_owned(),

@@ -6,7 +6,7 @@ use slipway_analysis::AnalysisPlan;
 use slipway_core::{ImageRef, ModelRef, ReleaseId, Strategy};
 use slipway_gates::Policy;
 use slipway_gates::window::WindowOverride;
-use slipway_k8s_rollout::rollout::TrafficRouting;
+use slipway_k8s_rollout::rollout::{CoarseSteps, TrafficRouting};
 
 /// An approval given to this run directly (interactive use: `--approve-as`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,9 @@ pub struct ReleaseSpec {
     /// How the canary gets its weight: its share of the pods behind `service` (default), or an
     /// exact share of the requests through an NGINX canary Ingress.
     pub traffic: TrafficRouting,
+    /// What to do when a replica-ratio step would expose more of the pods than asked by more
+    /// than one pod's granularity allows (checked in preflight against stable's replicas).
+    pub coarse_steps: CoarseSteps,
     /// Pause after each step.
     pub pause: Duration,
     /// How long pods may take to become ready.

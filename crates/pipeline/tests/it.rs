@@ -5,7 +5,7 @@ use slipway_audit_log::{Event, verify};
 use slipway_cli::config::Settings;
 use slipway_cli::release::release_spec;
 use slipway_core::Outcome;
-use slipway_k8s_rollout::rollout::TrafficRouting;
+use slipway_k8s_rollout::rollout::{CoarseSteps, TrafficRouting};
 use slipway_k8s_rollout::{Cluster as _, IngressPath};
 use slipway_mlflow::ModelRegistry as _;
 use slipway_pipeline::scenario::{self, SCENARIOS, World};
@@ -159,7 +159,7 @@ async fn every_stop_leaves_stable_untouched_and_no_canary() {
             .await
             .expect("read")
             .expect("stable");
-        assert_eq!(stable.spec.replicas, 4, "{name}: stable scaled");
+        assert_eq!(stable.spec.replicas, 9, "{name}: stable scaled");
         assert!(
             !canary_exists(&world, &spec).await,
             "{name}: canary left behind"
@@ -1088,4 +1088,218 @@ async fn smoke_tests_run_at_each_canary_step_and_a_failing_one_aborts() {
             assert!(!canary_exists(&world, &spec).await);
         }
     }
+}
+
+/// The scenario world with stable scaled to `replicas` (it seeds 9).
+async fn world_with_stable(spec: &ReleaseSpec, replicas: u32) -> World {
+    let world = world("happy", spec).await;
+    let mut stable = world
+        .cluster
+        .deployment(&spec.release.namespace, &spec.release.name)
+        .await
+        .expect("read")
+        .expect("stable exists")
+        .spec;
+    stable.replicas = replicas;
+    world.cluster.seed_deployment(stable);
+    world
+}
+
+/// Decisions with `verdict` on the trail, as `detail`s.
+async fn decisions(world: &World, verdict: &str) -> Vec<String> {
+    world
+        .backends
+        .audit
+        .entries()
+        .await
+        .expect("trail")
+        .into_iter()
+        .filter_map(|entry| match entry.event {
+            Event::Decision {
+                verdict: seen,
+                detail,
+                ..
+            } if seen == verdict => Some(detail),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (step, requested, actual, canary replicas, stable replicas, rounded up) of a report.
+fn shares(report: &RunReport) -> Vec<(usize, u8, f64, u32, u32, bool)> {
+    report
+        .steps
+        .iter()
+        .map(|step| {
+            (
+                step.step,
+                step.requested_percent,
+                step.actual_percent,
+                step.canary_replicas,
+                step.stable_replicas,
+                step.rounded_up,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn steps_one_canary_pod_exceeds_are_refused_before_any_change() {
+    let spec = spec();
+    assert_eq!(spec.steps, [10, 25, 50]);
+    assert_eq!(
+        spec.coarse_steps,
+        CoarseSteps::Refuse,
+        "refusing is the default"
+    );
+    for plan in [true, false] {
+        let world = world_with_stable(&spec, 4).await;
+        let stable_before = stable_image(&world, &spec).await;
+        let trail_before = world.backends.audit.entries().await.expect("trail");
+        let mut events = Vec::new();
+        let mut observer = |event: &StageEvent| events.push(event.clone());
+        let report = if plan {
+            slipway_pipeline::plan(&spec, &world.backends, &mut observer).await
+        } else {
+            slipway_pipeline::run(&spec, &world.backends, &mut observer).await
+        };
+        assert_eq!(report.outcome, RunOutcome::Failed, "{}", report.reason);
+        for needle in [
+            "step 1/3: 10% requested, 20% achievable (1 canary pod(s) next to 4 stable)",
+            "at least 9 replicas",
+            "`rollout.traffic = \"nginx\"`",
+            "`rollout.coarse_steps = \"round-up\"`",
+        ] {
+            assert!(
+                report.reason.contains(needle),
+                "{needle}: {}",
+                report.reason
+            );
+        }
+        // 25% lies between one pod (20%) and two (33%): rounding it up is one pod's granularity.
+        assert!(!report.reason.contains("25%"), "{}", report.reason);
+        assert!(
+            events
+                .iter()
+                .any(|event| event.stage == "preflight" && event.status == StageStatus::Fail),
+            "the refusal is an event"
+        );
+        // Nothing changed: no canary, stable as it was, no gate ran, no lock taken.
+        assert!(!canary_exists(&world, &spec).await);
+        assert_eq!(stable_image(&world, &spec).await, stable_before);
+        assert!(report.gates.checks.is_empty(), "{:?}", report.gates);
+        assert!(report.steps.is_empty());
+        world
+            .cluster
+            .acquire_lock(&spec.release, "someone", std::time::Duration::from_secs(60))
+            .await
+            .expect("free");
+        if plan {
+            assert_eq!(
+                world.backends.audit.entries().await.expect("trail"),
+                trail_before
+            );
+        } else {
+            assert_eq!(decisions(&world, "rounded-up").await, Vec::<String>::new());
+            let failed = decisions(&world, "failed").await;
+            assert!(
+                failed
+                    .iter()
+                    .any(|detail| detail.contains("20% achievable")),
+                "the stop is on the trail: {failed:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn round_up_runs_coarse_steps_and_reports_both_shares() {
+    let spec = ReleaseSpec {
+        coarse_steps: CoarseSteps::RoundUp,
+        ..spec()
+    };
+    let want = vec![
+        (1, 10, 20.0, 1, 4, true),
+        (2, 25, 33.33, 2, 4, false),
+        (3, 50, 50.0, 4, 4, false),
+    ];
+
+    let world = world_with_stable(&spec, 4).await;
+    let trail_before = world.backends.audit.entries().await.expect("trail");
+    let plan = slipway_pipeline::plan(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(plan.outcome, RunOutcome::WouldProceed, "{}", plan.reason);
+    assert_eq!(shares(&plan), want, "what would happen");
+    let told: Vec<&str> = plan
+        .stages
+        .iter()
+        .filter(|event| event.message.contains("rounded up"))
+        .map(|event| event.message.as_str())
+        .collect();
+    assert_eq!(
+        told,
+        [
+            "step 1/3: 10% requested, 20% achievable (1 canary pod(s) next to 4 stable): rounded up to one canary pod (rollout.coarse_steps = \"round-up\")"
+        ]
+    );
+    assert_eq!(
+        world.backends.audit.entries().await.expect("trail"),
+        trail_before,
+        "plan writes nothing"
+    );
+
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    assert_eq!(shares(&report), want, "what happened");
+    let rounded = decisions(&world, "rounded-up").await;
+    assert_eq!(rounded.len(), 1, "{rounded:?}");
+    assert!(
+        rounded[0].contains("10% requested, 20% achievable"),
+        "{rounded:?}"
+    );
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(
+        json["steps"][0],
+        serde_json::json!({
+            "step": 1,
+            "requested_percent": 10,
+            "actual_percent": 20.0,
+            "canary_replicas": 1,
+            "stable_replicas": 4,
+            "rounded_up": true,
+        })
+    );
+}
+
+#[tokio::test]
+async fn exact_weights_and_enough_replicas_are_never_coarse() {
+    // NGINX weights are exact: 10% next to 4 stable pods is 10% of the requests.
+    let spec = nginx_spec();
+    let world = world_with_stable(&spec, 4).await;
+    seed_ingress(&world, &spec);
+    let report = slipway_pipeline::plan(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(
+        report.outcome,
+        RunOutcome::WouldProceed,
+        "{}",
+        report.reason
+    );
+    assert_eq!(
+        shares(&report),
+        [
+            (1, 10, 10.0, 1, 4, false),
+            (2, 25, 25.0, 2, 4, false),
+            (3, 50, 50.0, 4, 4, false),
+        ]
+    );
+    // The demo world's 9 stable replicas make the default steps exact pod shares.
+    let (_, _, report, _) = run("happy").await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    assert_eq!(
+        shares(&report),
+        [
+            (1, 10, 10.0, 1, 9, false),
+            (2, 25, 25.0, 3, 9, false),
+            (3, 50, 50.0, 9, 9, false),
+        ]
+    );
 }

@@ -248,7 +248,7 @@ serving_alias = "production"
 ref = "{registry_addr}/{repository}:1.5.0"
 
 [rollout]
-steps = [10, 50]
+steps = [20, 50]
 pause = "30s"
 progress_deadline = "2m"
 {extra}
@@ -267,7 +267,8 @@ progress_deadline = "2m"
     let spec = release_spec(&settings, None, None).unwrap_or_else(|err| panic!("{}", err.message));
 
     // The cluster: stable Deployment, its Service, revision 1 in the history; on simulated
-    // time lined up with the Prometheus history.
+    // time lined up with the Prometheus history. Next to 4 stable pods one canary pod is 20%,
+    // so the steps start there (10% would be refused as coarser than the pods allow).
     let clock = Arc::new(SimClock::starting_at(prometheus.at(START_MINUTE)));
     let cluster = Arc::new(MemoryCluster::new(clock.clone()));
     let labels: BTreeMap<String, String> = [("app".to_owned(), "iris".to_owned())].into();

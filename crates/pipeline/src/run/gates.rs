@@ -1,4 +1,5 @@
-//! The stages before anything changes: preflight (stable, Service, Secrets, deploy window, lock),
+//! The stages before anything changes: preflight (stable, Service, each canary step's share of
+//! the pods, Secrets, deploy window, lock),
 //! the model gate, digest resolution, the scan gate, signing with the model link and provenance,
 //! and verification.
 
@@ -51,7 +52,9 @@ impl Ctx<'_> {
                 "a canary from an earlier run exists; this run replaces it",
             );
         }
+        let stable_replicas = stable.spec.replicas;
         self.stable_before = Some(stable.spec);
+        self.check_steps(stable_replicas).await?;
         // Secrets the release will need must exist before anything changes.
         if let Some(reload) = self.spec.reload.clone() {
             self.backends
@@ -83,6 +86,76 @@ impl Ctx<'_> {
         if self.mode == Mode::Run {
             self.take_lock().await?;
             self.converge().await?;
+        }
+        Ok(())
+    }
+
+    /// Each canary step's share next to stable's `stable_replicas`, before anything changes.
+    /// With replica-ratio routing, a step that a single canary pod already exceeds
+    /// ([`rollout::ReplicaShare::too_coarse`]) stops the release, or with
+    /// `rollout.coarse_steps = "round-up"` is told and recorded. A plan reports every step as
+    /// it would run; a run reports each step as it runs (`Ctx::canary`).
+    async fn check_steps(&mut self, stable_replicas: u32) -> Result<(), Stop> {
+        if self.spec.strategy != Strategy::Canary {
+            return Ok(());
+        }
+        let replica_ratio = self.spec.traffic == TrafficRouting::ReplicaRatio;
+        let total = self.spec.steps.len();
+        let shares: Vec<rollout::ReplicaShare> = self
+            .spec
+            .steps
+            .iter()
+            .map(|step| rollout::replica_share(stable_replicas, *step))
+            .collect();
+        let coarse: Vec<(usize, rollout::ReplicaShare)> = shares
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, share)| replica_ratio && share.too_coarse())
+            .collect();
+        if let Some(smallest) = coarse
+            .iter()
+            .map(|(_, share)| share.requested_percent)
+            .min()
+            && self.spec.coarse_steps == CoarseSteps::Refuse
+        {
+            let listed: Vec<String> = coarse
+                .iter()
+                .map(|(idx, share)| describe_share(*idx, total, share))
+                .collect();
+            let message = format!(
+                "canary steps would expose more of the pods than asked (rollout.coarse_steps = \"refuse\"): {} (hint: give the Deployment at least {} replicas, route exact weights with `rollout.traffic = \"nginx\"`, or accept the larger share with `rollout.coarse_steps = \"round-up\"`)",
+                listed.join("; "),
+                rollout::min_stable_replicas(smallest)
+            );
+            self.emit("preflight", StageStatus::Fail, message.clone());
+            return Err(failed(message));
+        }
+        for (idx, share) in &coarse {
+            let detail = format!(
+                "{}: rounded up to one canary pod (rollout.coarse_steps = \"round-up\")",
+                describe_share(*idx, total, share)
+            );
+            self.emit("preflight", StageStatus::Info, detail.clone());
+            self.audit("preflight", "rounded-up", &detail).await?;
+        }
+        if self.mode == Mode::Plan {
+            self.report.steps = shares
+                .iter()
+                .enumerate()
+                .map(|(idx, share)| StepShare {
+                    step: idx + 1,
+                    requested_percent: share.requested_percent,
+                    actual_percent: if replica_ratio {
+                        two_decimals(share.achievable_percent)
+                    } else {
+                        f64::from(share.requested_percent)
+                    },
+                    canary_replicas: share.canary_replicas,
+                    stable_replicas,
+                    rounded_up: replica_ratio && share.too_coarse(),
+                })
+                .collect();
         }
         Ok(())
     }
@@ -448,4 +521,31 @@ impl Ctx<'_> {
         }
         Ok(gate)
     }
+}
+
+/// `step 1/3: 10% requested, 20% achievable (1 canary pod next to 4 stable)`.
+fn describe_share(idx: usize, total: usize, share: &rollout::ReplicaShare) -> String {
+    format!(
+        "step {}/{total}: {}% requested, {} achievable ({} canary pod(s) next to {} stable)",
+        idx + 1,
+        share.requested_percent,
+        percent(share.achievable_percent),
+        share.canary_replicas,
+        share.stable_replicas
+    )
+}
+
+/// `20%`, `33.3%`: whole percentages without decimals.
+pub(super) fn percent(value: f64) -> String {
+    let tenths = (value * 10.0).round() / 10.0;
+    if tenths.fract() == 0.0 {
+        format!("{tenths:.0}%")
+    } else {
+        format!("{tenths:.1}%")
+    }
+}
+
+/// A share for the report: two decimals are enough to tell 33.33% from 33%.
+pub(super) fn two_decimals(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
 }

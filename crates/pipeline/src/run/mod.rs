@@ -8,7 +8,6 @@
 //! gates, records, notifications) and the order of the stages; `gates.rs` has the stages before
 //! any change, `strategies.rs` the ones that change the cluster.
 
-
 use slipway_analysis::{Decision, TemplateVars};
 use slipway_attest::Verifier;
 use slipway_attest::model_link::ModelLink;
@@ -21,13 +20,13 @@ use slipway_gates::model::{ModelEvidence, ServingModel};
 use slipway_gates::signature::{ProvenanceSummary, SignatureEvidence, VerifiedSignature};
 use slipway_gates::{CheckStatus, GateReport};
 use slipway_k8s_rollout::bluegreen::{self, BlueGreenConfig};
-use slipway_k8s_rollout::rollout::TrafficRouting;
+use slipway_k8s_rollout::rollout::{CoarseSteps, TrafficRouting};
 use slipway_k8s_rollout::{DeploymentSpec, RollingParams, rolling, rollout};
 use slipway_mlflow::VersionStatus;
 
 use crate::{
     Backends, Interruption, Notification, ReleaseSpec, RunOutcome, RunReport, StageEvent,
-    StageStatus,
+    StageStatus, StepShare,
 };
 
 mod converge;

@@ -405,6 +405,21 @@ impl Ctx<'_> {
             .await
             .map_err(|err| failed(chain(&err)))?;
             let stable_replicas = self.stable_before.as_ref().map_or(0, |spec| spec.replicas);
+            let replica_ratio = self.spec.traffic == TrafficRouting::ReplicaRatio;
+            self.report.steps.push(StepShare {
+                step: idx + 1,
+                requested_percent: step,
+                actual_percent: if replica_ratio {
+                    gates::two_decimals(rollout::canary_share(stable_replicas, replicas))
+                } else {
+                    f64::from(step)
+                },
+                canary_replicas: replicas,
+                stable_replicas,
+                // Preflight refused such a step unless `rollout.coarse_steps = "round-up"`.
+                rounded_up: replica_ratio
+                    && rollout::replica_share(stable_replicas, step).too_coarse(),
+            });
             let message = match &self.spec.traffic {
                 TrafficRouting::ReplicaRatio => {
                     let share = rollout::canary_share(stable_replicas, replicas);
