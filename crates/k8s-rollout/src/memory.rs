@@ -250,6 +250,19 @@ impl MemoryCluster {
             .collect()
     }
 
+    /// The release's lock: holder and expiry, if a lease exists (expired or not).
+    pub fn lease(&self, release: &ReleaseId) -> Option<(String, Timestamp)> {
+        self.lock().leases.get(release).cloned()
+    }
+
+    /// Writes the release's Lease as another holder would after taking it over (tests: a
+    /// runner that stalled past its lease and lost it).
+    pub fn set_lease(&self, release: &ReleaseId, holder: &str, expires: Timestamp) {
+        self.lock()
+            .leases
+            .insert(release.clone(), (holder.to_owned(), expires));
+    }
+
     /// Who holds the release's lock, if anyone (expired or not).
     pub fn lock_holder(&self, release: &ReleaseId) -> Option<String> {
         self.lock()

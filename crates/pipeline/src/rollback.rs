@@ -58,7 +58,23 @@ pub struct RollbackSpec {
 
 struct Stop(RunOutcome, String);
 
+/// What `steps` learned, for settling a rollback that a signal or a lost lock stopped.
+#[derive(Default)]
+struct Progress {
+    /// The revision being restored, pinned, once chosen.
+    target: Option<ReleaseRecord>,
+    /// The history read under the lock.
+    history: Vec<ReleaseRecord>,
+    /// Stable as it was, once read.
+    stable_before: Option<slipway_k8s_rollout::DeploymentSpec>,
+}
+
 /// Runs the rollback. Never leaves a canary behind; on failure stable is left as it was.
+///
+/// The lock is taken first, before the history is read, and kept to the end (renewed on every
+/// wait, [`crate::lock`]). A signal or the loss of the lock stops the rollback where it waits:
+/// if stable already serves the target by then, the rollback is recorded; otherwise stable is
+/// put back as it was. Either way history and cluster agree.
 pub async fn rollback(
     spec: &RollbackSpec,
     backends: &Backends,
@@ -66,8 +82,50 @@ pub async fn rollback(
 ) -> RunReport {
     let mut report = RunReport::new(&spec.release);
     let holder = format!("{}@{}", spec.actor, backends.clock.now());
-    let mut locked = false;
-    let result = steps(spec, backends, observer, &mut report, &holder, &mut locked).await;
+    let lock = match crate::lock::ReleaseLock::acquire(
+        backends.cluster.clone(),
+        backends.clock.clone(),
+        backends.interrupt.clone(),
+        &spec.release,
+        &holder,
+        crate::lock::lock_ttl(spec.progress_deadline),
+    )
+    .await
+    {
+        Ok(lock) => lock,
+        Err(err) => {
+            report.outcome = RunOutcome::Failed;
+            report.reason = one_line(&err);
+            let reason = report.reason.clone();
+            emit(
+                backends,
+                observer,
+                &mut report,
+                "preflight",
+                StageStatus::Fail,
+                reason,
+            );
+            return report;
+        }
+    };
+    let mut locked = backends.clone();
+    locked.clock = lock.clock();
+    let mut progress = Progress::default();
+    let interrupt = backends.interrupt.clone();
+    let result = tokio::select! {
+        biased;
+        why = interrupt.triggered() => {
+            report.interruption = Some(why.clone());
+            Err(Stop(RunOutcome::Cancelled, why.to_string()))
+        }
+        result = steps(spec, &locked, observer, &mut report, &mut progress) => result,
+    };
+    let result = match result {
+        Err(Stop(RunOutcome::Cancelled, why)) => {
+            settle(spec, backends, observer, &mut report, &progress, why).await
+        }
+        other => other,
+    };
     match result {
         Ok(reason) => {
             report.outcome = RunOutcome::Promoted;
@@ -78,7 +136,7 @@ pub async fn rollback(
             report.reason = reason;
         }
     }
-    if locked && let Err(err) = backends.cluster.release_lock(&spec.release, &holder).await {
+    if let Err(err) = lock.release().await {
         emit(
             backends,
             observer,
@@ -110,6 +168,55 @@ pub async fn rollback(
     report
 }
 
+/// A rollback stopped by a signal or a lost lock: record it when stable already serves the
+/// target, else put stable back as it was. Returns the stop either way (the command was
+/// cancelled), except that a recorded rollback says so in its reason.
+async fn settle(
+    spec: &RollbackSpec,
+    backends: &Backends,
+    observer: &mut dyn Observer,
+    report: &mut RunReport,
+    progress: &Progress,
+    why: String,
+) -> Result<String, Stop> {
+    let cancelled = |text: String| Err(Stop(RunOutcome::Cancelled, text));
+    let Some(target) = &progress.target else {
+        return cancelled(format!("{why}; nothing was changed"));
+    };
+    let pinned = target.image.with_digest(target.digest.clone());
+    let pinned = pinned.pinned().unwrap_or_default();
+    let serving = bluegreen::serving(backends.cluster.as_ref(), &spec.release, &spec.service)
+        .await
+        .map(|state| state.spec.image);
+    if serving.as_deref().ok() == Some(pinned.as_str()) {
+        let recorded =
+            finish_rollback(spec, backends, observer, report, &progress.history, target).await;
+        return match recorded {
+            Ok(text) => cancelled(format!("{why} after stable served the target: {text}")),
+            Err(Stop(_, text)) => cancelled(format!("{why}: {text}")),
+        };
+    }
+    if let Some(before) = &progress.stable_before {
+        let restored = backends.cluster.apply_deployment(before).await;
+        emit(
+            backends,
+            observer,
+            report,
+            "rollback",
+            if restored.is_ok() {
+                StageStatus::Pass
+            } else {
+                StageStatus::Fail
+            },
+            match restored {
+                Ok(()) => format!("stable {} left as it was ({})", spec.release, before.image),
+                Err(err) => format!("could not put stable back: {}", one_line(&err)),
+            },
+        );
+    }
+    cancelled(format!("{why}; stable left as it was"))
+}
+
 fn emit(
     backends: &Backends,
     observer: &mut dyn Observer,
@@ -135,16 +242,30 @@ fn one_line(err: &dyn std::error::Error) -> String {
 }
 
 /// Picks the target record: pure, so every rule is tested on plain data.
+///
+/// `serving` is the digest that serves now, read from the cluster: the current revision is the
+/// newest good record of that digest (so a record that failed to say `promoted` cannot make the
+/// rollback skip a version), and `Previous` is the newest good revision of another digest. With
+/// no digest serving (an image by tag), the newest good record counts as current.
 pub fn choose_target(
     history: &[ReleaseRecord],
     target: &RollbackTarget,
+    serving: Option<&Digest>,
 ) -> Result<(ReleaseRecord, Option<ReleaseRecord>), String> {
     let good =
         |record: &&ReleaseRecord| matches!(record.outcome, Outcome::Promoted | Outcome::RolledBack);
-    let current = history.iter().rev().find(good).cloned();
+    let current = match serving {
+        Some(digest) => history
+            .iter()
+            .rev()
+            .filter(good)
+            .find(|record| &record.digest == digest)
+            .cloned(),
+        None => history.iter().rev().find(good).cloned(),
+    };
     let chosen = match target {
         RollbackTarget::Previous => {
-            let current_digest = current.as_ref().map(|record| &record.digest);
+            let current_digest = serving.or(current.as_ref().map(|record| &record.digest));
             history
                 .iter()
                 .rev()
@@ -182,8 +303,7 @@ async fn steps(
     backends: &Backends,
     observer: &mut dyn Observer,
     report: &mut RunReport,
-    holder: &str,
-    locked: &mut bool,
+    progress: &mut Progress,
 ) -> Result<String, Stop> {
     let failed = |text: String| Stop(RunOutcome::Failed, text);
     let release = &spec.release;
@@ -203,16 +323,27 @@ async fn steps(
     let stable = rollout::stable(backends.cluster.as_ref(), release)
         .await
         .map_err(|err| failed(one_line(&err)))?;
+    progress.stable_before = Some(stable.spec.clone());
     let history = backends
         .cluster
         .release_history(release)
         .await
         .map_err(|err| failed(one_line(&err)))?;
-    let (target, current) = choose_target(&history, &spec.target).map_err(failed)?;
+    progress.history = history.clone();
+    // What serves decides where we are, whatever the last record says.
+    let serving = bluegreen::serving(backends.cluster.as_ref(), release, &spec.service)
+        .await
+        .map_err(|err| failed(one_line(&err)))?;
+    let serving_digest = slipway_core::ImageRef::parse(&serving.spec.image)
+        .ok()
+        .and_then(|image| image.digest().cloned());
+    let (target, current) =
+        choose_target(&history, &spec.target, serving_digest.as_ref()).map_err(failed)?;
+    progress.target = Some(target.clone());
     report.model = Some(target.model.clone());
     report.digest = Some(target.digest.clone());
     let from = current.as_ref().map_or_else(
-        || "unknown".to_owned(),
+        || format!("what serves now ({})", serving.spec.image),
         |record| format!("revision {} ({})", record.revision, record.model),
     );
     emit(
@@ -228,12 +359,6 @@ async fn steps(
             target.digest.short()
         ),
     );
-    backends
-        .cluster
-        .acquire_lock(release, holder, spec.progress_deadline.saturating_mul(2))
-        .await
-        .map_err(|err| failed(one_line(&err)))?;
-    *locked = true;
 
     let image = target.image.with_digest(target.digest.clone());
     let exists = backends
@@ -586,7 +711,10 @@ mod tests {
             record(3, 'c', Outcome::Aborted),
             record(4, 'b', Outcome::Promoted),
         ];
-        let revision = |target| choose_target(&history, &target).map(|(record, _)| record.revision);
+        let serving = history[3].digest.clone();
+        let revision = |target| {
+            choose_target(&history, &target, Some(&serving)).map(|(record, _)| record.revision)
+        };
         assert_eq!(
             revision(RollbackTarget::Previous),
             Ok(1),
@@ -601,11 +729,32 @@ mod tests {
         );
         let by_digest = RollbackTarget::Digest(history[0].digest.clone());
         assert_eq!(revision(by_digest), Ok(1));
-        let nothing =
-            choose_target(&history[..1], &RollbackTarget::Previous).expect_err("only one release");
+        let nothing = choose_target(&history[..1], &RollbackTarget::Previous, None)
+            .expect_err("only one release");
         assert!(
             nothing.contains("no earlier successful revision"),
             "{nothing}"
         );
+    }
+
+    /// The record of the serving revision failed to be written (it says aborted, or it is
+    /// missing): the target is still the one before what serves, not one further back.
+    #[test]
+    fn the_target_follows_what_serves_not_the_last_record() {
+        let history = [
+            record(1, 'a', Outcome::Promoted),
+            record(2, 'b', Outcome::Promoted),
+            record(3, 'c', Outcome::Aborted),
+        ];
+        // `c` serves although its record says aborted: go back to b, the newest other digest.
+        let serving = history[2].digest.clone();
+        let (target, current) =
+            choose_target(&history, &RollbackTarget::Previous, Some(&serving)).expect("target");
+        assert_eq!(target.revision, 2);
+        assert_eq!(current, None, "no good record of what serves");
+        // Reading only the records would pick 1 (skipping b as "current").
+        let (by_records, _) =
+            choose_target(&history, &RollbackTarget::Previous, None).expect("target");
+        assert_eq!(by_records.revision, 1);
     }
 }

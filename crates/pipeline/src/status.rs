@@ -35,6 +35,14 @@ pub struct ReleaseStatus {
     pub approvals: Vec<ApprovalRecord>,
     /// Approvals the policy requires.
     pub approvals_required: u32,
+    /// The last revision, if it is still in progress: its run is going on, or was killed
+    /// (`slipway-deploy abort` or the next `run` cleans up after it).
+    pub in_progress: Option<ReleaseRecord>,
+    /// Slipway objects of the release that exist although nothing is paused or in progress:
+    /// left by a command that died (`slipway-deploy abort` removes them).
+    pub orphans: Vec<String>,
+    /// A promoted revision whose serving alias still has to be moved (the next command does).
+    pub alias_pending: Option<String>,
 }
 
 /// Reads the release's status. Changes nothing.
@@ -77,7 +85,52 @@ pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseSt
             })
             .collect(),
     };
+    let in_progress = history
+        .last()
+        .filter(|record| record.outcome == Outcome::InProgress)
+        .cloned();
+    let orphans = if paused.is_some() || in_progress.is_some() {
+        Vec::new()
+    } else {
+        let config = slipway_k8s_rollout::bluegreen::BlueGreenConfig::new(spec.service.clone());
+        slipway_k8s_rollout::cleanup::managed_objects(
+            cluster.as_ref(),
+            release,
+            &spec.service,
+            &spec.traffic,
+            Some(&config),
+        )
+        .await
+        .map_err(|err| err.to_string())?
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+    };
+    // The record keeps saying "pending" after a later command moved the alias: ask MLflow.
+    let mut alias_pending = None;
+    if let Some(record) = history
+        .iter()
+        .rev()
+        .find(|record| record.outcome == Outcome::Promoted)
+        && let Some(alias) = &record.alias_pending
+    {
+        let wanted = slipway_core::ModelRef {
+            name: record.model.name.clone(),
+            selector: slipway_core::ModelSelector::Alias(alias.clone()),
+        };
+        let moved = backends
+            .models
+            .resolve(&wanted)
+            .await
+            .is_ok_and(|info| info.version == record.model);
+        if !moved {
+            alias_pending = Some(alias.clone());
+        }
+    }
     Ok(ReleaseStatus {
+        in_progress,
+        orphans,
+        alias_pending,
         release: release.to_string(),
         stable_image: stable.map(|state| state.spec.image),
         revisions: history.iter().rev().take(5).rev().cloned().collect(),
@@ -122,6 +175,31 @@ impl ReleaseStatus {
                     approval.approver, approval.at, approval.reason
                 ));
             }
+        }
+        if let Some(record) = &self.in_progress {
+            text.push_str(&format!(
+                "in progress: revision {} ({} at {}) started by {}{} (if its command is gone: `slipway-deploy abort`)\n",
+                record.revision,
+                record.model,
+                record.digest.short(),
+                record.actor,
+                if record.creates.is_empty() {
+                    String::new()
+                } else {
+                    format!("; creates {}", record.creates.join(", "))
+                }
+            ));
+        }
+        if !self.orphans.is_empty() {
+            text.push_str(&format!(
+                "orphans: {} (no revision is paused or in progress; `slipway-deploy abort` removes them)\n",
+                self.orphans.join(", ")
+            ));
+        }
+        if let Some(alias) = &self.alias_pending {
+            text.push_str(&format!(
+                "alias pending: `{alias}` still has to move to the promoted version (the next command does it)\n"
+            ));
         }
         text.push_str("revisions:\n");
         for record in &self.revisions {

@@ -309,6 +309,9 @@ struct Watcher<'a> {
     report: RunReport,
     /// The Deployment that serves: stable, or the active blue-green colour.
     serving_name: String,
+    /// True while a rollback runs: a signal then lets the rollback settle (it races the same
+    /// interrupt) instead of dropping it half-way.
+    rolling_back: tokio::sync::watch::Sender<bool>,
 }
 
 /// Guards the release for `spec.duration`; on a sustained breach rolls it back.
@@ -328,10 +331,28 @@ pub async fn watch(
         observer,
         report: RunReport::new(&spec.release),
         serving_name: spec.release.name.clone(),
+        rolling_back: tokio::sync::watch::Sender::new(false),
     };
-    let (outcome, reason) = match watcher.guard().await {
+    let mut rolling_back = watcher.rolling_back.subscribe();
+    // A signal stops the guard where it waits (a rollback in progress settles itself first:
+    // it races the same interrupt and records or undoes what it did).
+    let interrupt = backends.interrupt.clone();
+    let guarded = tokio::select! {
+        biased;
+        why = async {
+            let why = interrupt.triggered().await;
+            let _ = rolling_back.wait_for(|busy| !*busy).await;
+            why
+        } => Err((RunOutcome::Cancelled, format!("{why}: stopped guarding"))),
+        done = watcher.guard() => done,
+    };
+    let (outcome, reason) = match guarded {
         Ok(done) | Err(done) => done,
     };
+    if outcome == RunOutcome::Cancelled && watcher.report.interruption.is_none() {
+        watcher.report.interruption = interrupt.current();
+        let _ = watcher.audit("cancelled", &reason).await;
+    }
     watcher.report.outcome = outcome;
     watcher.report.reason = reason;
     watcher.report
@@ -674,9 +695,12 @@ impl Watcher<'_> {
             service: spec.service.clone(),
             traffic: spec.traffic.clone(),
         };
+        self.rolling_back.send_replace(true);
         let rolled = crate::rollback(&rollback, self.backends, &mut *self.observer).await;
         self.report.stages.extend(rolled.stages);
         self.report.gates.extend(rolled.gates);
+        self.report.interruption = rolled.interruption.clone();
+        self.rolling_back.send_replace(false);
         match rolled.outcome {
             RunOutcome::Promoted => Ok((
                 RunOutcome::Rejected,

@@ -1,0 +1,145 @@
+//! The release's lock is held to the end of a run: renewed on the run's own clock through a
+//! canary several times longer than the lock's time to live, and when another holder takes it
+//! the run stops, removes its canary and records `lock-lost`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use slipway_audit_log::Event;
+use slipway_cli::config::Settings;
+use slipway_cli::release::release_spec;
+use slipway_core::{Clock as _, Outcome};
+use slipway_k8s_rollout::Cluster as _;
+use slipway_pipeline::scenario::{self, World};
+use slipway_pipeline::{Interruption, ReleaseSpec, RunOutcome, StageEvent, StageStatus};
+
+/// A canary of three ten-minute steps: with its analysis, about 45 simulated minutes, three
+/// times the lock's 15-minute time to live.
+fn long_spec() -> ReleaseSpec {
+    let mut spec = release_spec(&Settings::default(), None, None).expect("defaults are valid");
+    spec.pause = Duration::from_secs(600);
+    spec
+}
+
+async fn world(name: &str, spec: &ReleaseSpec) -> World {
+    scenario::build(name, spec).await.expect("known scenario")
+}
+
+#[tokio::test]
+async fn the_lease_is_renewed_throughout_a_canary_longer_than_its_ttl() {
+    let spec = long_spec();
+    let world = world("happy", &spec).await;
+    let ttl = slipway_pipeline::lock::lock_ttl(spec.progress_deadline);
+    let cluster = world.cluster.clone();
+    let release = spec.release.clone();
+    // At every event after the lock is taken, the lease is ours and has not expired.
+    let seen: Arc<Mutex<Vec<(jiff::Timestamp, String, jiff::Timestamp)>>> = Arc::default();
+    let log = seen.clone();
+    let mut observer = move |event: &StageEvent| {
+        if let Some((holder, expires)) = cluster.lease(&release) {
+            log.lock().expect("log").push((event.at, holder, expires));
+        }
+    };
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut observer).await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    let seen = seen.lock().expect("log").clone();
+    let first = seen.first().expect("the lock was taken").0;
+    let last = seen.last().expect("events").0;
+    assert!(
+        last.duration_since(first) > jiff::SignedDuration::try_from(ttl * 2).expect("ttl"),
+        "the canary must outlast the lock's TTL ({ttl:?}) several times: {first} → {last}"
+    );
+    let holder = &seen[0].1;
+    for (at, who, expires) in &seen {
+        assert_eq!(who, holder, "nobody else held the lock at {at}");
+        assert!(
+            expires > at,
+            "the lease had expired at {at} (expiry {expires})"
+        );
+    }
+    let renewals = seen.windows(2).filter(|pair| pair[1].2 > pair[0].2).count();
+    assert!(
+        renewals >= 6,
+        "renewed every third of the TTL: {renewals} renewals seen"
+    );
+    assert_eq!(
+        world.cluster.lock_holder(&spec.release),
+        None,
+        "the lock is given up at the end"
+    );
+}
+
+#[tokio::test]
+async fn another_holder_taking_the_lock_stops_the_canary_and_records_lock_lost() {
+    let spec = long_spec();
+    let world = world("happy", &spec).await;
+    let stable_before = world
+        .cluster
+        .deployment(&spec.release.namespace, &spec.release.name)
+        .await
+        .expect("read")
+        .expect("stable")
+        .spec;
+    let cluster = world.cluster.clone();
+    let clock = world.backends.clock.clone();
+    let release = spec.release.clone();
+    // During step 2, the lease shows another holder: what a takeover after a stall leaves.
+    let mut observer = move |event: &StageEvent| {
+        if event.stage == "canary"
+            && event.status == StageStatus::Start
+            && event.message.starts_with("step 2/")
+        {
+            let until = clock.now() + jiff::SignedDuration::from_hours(1);
+            cluster.set_lease(&release, "other-runner@later", until);
+        }
+    };
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut observer).await;
+    assert_eq!(report.outcome, RunOutcome::Cancelled, "{}", report.reason);
+    assert!(
+        matches!(&report.interruption, Some(Interruption::LockLost { reason }) if reason.contains("other-runner@later")),
+        "{:?}",
+        report.interruption
+    );
+    let canary = world
+        .cluster
+        .deployment(
+            &spec.release.namespace,
+            &format!("{}-canary", spec.release.name),
+        )
+        .await
+        .expect("read");
+    assert!(canary.is_none(), "the canary is removed");
+    let stable_after = world
+        .cluster
+        .deployment(&spec.release.namespace, &spec.release.name)
+        .await
+        .expect("read")
+        .expect("stable")
+        .spec;
+    assert_eq!(stable_after, stable_before, "stable is untouched");
+    assert_eq!(
+        world.cluster.lock_holder(&spec.release).as_deref(),
+        Some("other-runner@later"),
+        "the new holder keeps the lock"
+    );
+    let history = world
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .expect("history");
+    let last = history.last().expect("a record");
+    assert_eq!(last.outcome, Outcome::Cancelled);
+    assert!(
+        last.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("lock lost")),
+        "{:?}",
+        last.reason
+    );
+    let entries = world.backends.audit.entries().await.expect("trail");
+    assert!(
+        entries.iter().any(|entry| matches!(&entry.event,
+            Event::Decision { stage, verdict, .. } if stage == "run" && verdict == "lock-lost")),
+        "the trail records lock-lost"
+    );
+}
