@@ -8,7 +8,7 @@ use std::time::Duration;
 use slipway_audit_log::Event;
 use slipway_cli::config::Settings;
 use slipway_cli::release::release_spec;
-use slipway_core::{Clock as _, Outcome};
+use slipway_core::Outcome;
 use slipway_k8s_rollout::Cluster as _;
 use slipway_pipeline::scenario::{self, World};
 use slipway_pipeline::{Interruption, ReleaseSpec, RunOutcome, StageEvent, StageStatus};
