@@ -250,7 +250,10 @@ pub fn annotations(report: &RunReport) -> Vec<String> {
     }
     // `matches!` rather than an exhaustive `match`: outcomes that end well or wait (promoted,
     // would proceed, paused for approval) need no annotation, whatever new ones are added.
-    if matches!(report.outcome, RunOutcome::Rejected | RunOutcome::Failed) {
+    if matches!(
+        report.outcome,
+        RunOutcome::Rejected | RunOutcome::Failed | RunOutcome::Cancelled
+    ) {
         lines.push(workflow_command(
             Level::Error,
             &format!(
@@ -293,8 +296,10 @@ pub fn step_summary(report: &RunReport) -> String {
         "✅"
     } else if report.outcome == RunOutcome::Rejected {
         "❌"
-    } else if report.outcome == RunOutcome::Failed {
+    } else if matches!(report.outcome, RunOutcome::Failed | RunOutcome::Cancelled) {
         "⚠️"
+    } else if report.outcome == RunOutcome::Unchanged {
+        "✅"
     } else {
         // Waiting for a person (paused at the approval gate).
         "⏸️"
