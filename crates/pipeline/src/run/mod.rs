@@ -288,6 +288,31 @@ pub async fn approve(
                 .to_owned(),
         ));
     }
+    // Under the lock, so the approval binds to a paused revision that no promote or abort is
+    // ending at the same moment.
+    let lock = crate::lock::ReleaseLock::acquire(
+        backends.cluster.clone(),
+        backends.clock.clone(),
+        backends.interrupt.clone(),
+        &spec.release,
+        &format!("{approver}@{}", backends.clock.now()),
+        crate::lock::lock_ttl(spec.progress_deadline),
+    )
+    .await
+    .map_err(|err| ApproveError::Backend(chain(&err)))?;
+    let result = record_approval(spec, backends, approver, reason).await;
+    if let Err(err) = lock.release().await {
+        return Err(ApproveError::Backend(chain(&err)));
+    }
+    result
+}
+
+async fn record_approval(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    approver: &str,
+    reason: &str,
+) -> Result<ApprovalRecord, ApproveError> {
     let history = backends
         .cluster
         .release_history(&spec.release)
