@@ -441,7 +441,7 @@ fn short(digest: &str) -> String {
 mod tests {
     use slipway_cli::config::Settings;
     use slipway_k8s_rollout::Cluster as _;
-    use slipway_pipeline::scenario;
+    use slipway_demo::scenario;
 
     use super::*;
 

@@ -492,7 +492,7 @@ async fn drift_on_the_memory_world() {
         slipway_cli::release::release_spec(&slipway_cli::config::Settings::default(), None, None)
             .expect("spec");
     let path = dir.path().join("trail.jsonl");
-    let world = slipway_pipeline::scenario::build_with_audit(
+    let world = slipway_demo::scenario::build_with_audit(
         "happy",
         &spec,
         Arc::new(FileAuditStore::new(&path)),

@@ -20,7 +20,7 @@ use slipway_cli::config::{self, Settings};
 use slipway_cli::release::release_spec;
 use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat};
 use slipway_gates::window::WindowOverride;
-use slipway_pipeline::scenario::SCENARIOS;
+use slipway_demo::scenario::SCENARIOS;
 use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunReport};
 
 /// Plan and run ML model releases on Kubernetes: gates, signing, canary analysis, approval,

@@ -15,7 +15,7 @@ use slipway_attest::{EcdsaP256Key, EcdsaP256PublicKey, Signer as _, Verifier};
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
 use slipway_k8s_rollout::{ClusterAuditStore, ConnectOptions, KubeClusterConfig};
 use slipway_mlflow::{MlflowAuth, MlflowClient, MlflowConfig};
-use slipway_pipeline::scenario::{self, World};
+use slipway_demo::scenario::{self, World};
 use slipway_pipeline::{FanOut, Notifier, ReleaseSpec, SystemClock, WebhookKind, WebhookNotifier};
 use slipway_registry::{DockerConfig, OciRegistry, RegistryConfig};
 use slipway_scanner::{TrivyCli, TrivyReportFile};

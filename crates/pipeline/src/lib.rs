@@ -17,10 +17,8 @@ mod reload;
 mod report;
 mod rollback;
 mod run;
-pub mod scenario;
 mod spec;
 mod status;
-pub mod story;
 pub mod watch;
 
 pub use backends::{Backends, SystemClock};

@@ -8,7 +8,7 @@ use slipway_core::Outcome;
 use slipway_k8s_rollout::rollout::TrafficRouting;
 use slipway_k8s_rollout::{Cluster as _, IngressPath};
 use slipway_mlflow::ModelRegistry as _;
-use slipway_pipeline::scenario::{self, SCENARIOS, World};
+use slipway_demo::scenario::{self, SCENARIOS, World};
 use slipway_pipeline::{ReleaseSpec, Resume, RunOutcome, RunReport, StageEvent, StageStatus};
 
 fn spec() -> ReleaseSpec {

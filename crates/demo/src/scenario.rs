@@ -25,7 +25,7 @@ use slipway_mlflow::{MemoryModelRegistry, ModelRegistry};
 use slipway_registry::MemoryRegistry;
 use slipway_scanner::{Finding, MemoryScanner, Severity};
 
-use crate::{Backends, MemoryNotifier, ReleaseSpec};
+use slipway_pipeline::{Backends, MemoryNotifier, ReleaseSpec};
 
 /// Each scenario: name, what happens, and the exit code the demo ends with.
 pub const SCENARIOS: &[(&str, &str, u8)] = &[
@@ -364,7 +364,8 @@ pub async fn build_on(
             approval: None,
             ..spec.clone()
         };
-        crate::run(&earlier, &world.backends, &mut |_: &crate::StageEvent| {}).await;
+        slipway_pipeline::run(&earlier, &world.backends, &mut |_: &slipway_pipeline::StageEvent| {})
+            .await;
     }
     Ok(world)
 }
