@@ -19,8 +19,8 @@ use slipway_cli::backends::Built;
 use slipway_cli::config::{self, Settings};
 use slipway_cli::release::release_spec;
 use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat};
-use slipway_gates::window::WindowOverride;
 use slipway_demo::scenario::SCENARIOS;
+use slipway_gates::window::WindowOverride;
 use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunReport};
 
 /// Plan and run ML model releases on Kubernetes: gates, signing, canary analysis, approval,

@@ -20,5 +20,6 @@
 //!   forever on a pending future, so the process stays alive and its signal handlers still run;
 //!   later writes (cleanup after a signal) proceed normally.
 
+pub mod persist;
 pub mod scenario;
 pub mod story;

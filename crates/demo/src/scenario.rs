@@ -82,6 +82,8 @@ pub struct World {
     pub cluster: Arc<MemoryCluster>,
     /// The model registry, to show where aliases point.
     pub models: Arc<MemoryModelRegistry>,
+    /// The OCI registry, to save its tags and signatures (`--state`).
+    pub registry: Arc<MemoryRegistry>,
     /// Notifications sent.
     pub notifier: Arc<MemoryNotifier>,
 }
@@ -125,17 +127,45 @@ pub async fn build_on(
     audit: Arc<dyn AuditStore>,
     clock: Arc<dyn Clock>,
 ) -> Result<World, UnknownScenario> {
-    if !SCENARIOS.iter().any(|(known, _, _)| *known == name) {
-        let known = SCENARIOS
-            .iter()
-            .map(|(known, _, _)| *known)
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(UnknownScenario {
-            name: name.to_owned(),
-            known,
-        });
+    build_with(name, spec, audit, clock, WorldOptions::default()).await
+}
+
+/// Which parts of a world will be replaced by real systems, so the world seeds no evidence
+/// about them: a simulated part never invents evidence for a real one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorldOptions {
+    /// The cluster is real: the memory metrics hold no series (the scenario's healthy series
+    /// would describe pods that do not exist), so every query answers "no data" and the
+    /// analysis says so instead of passing on invented numbers.
+    pub real_cluster: bool,
+}
+
+/// Checks a scenario name.
+pub fn check_name(name: &str) -> Result<(), UnknownScenario> {
+    if SCENARIOS.iter().any(|(known, _, _)| *known == name) {
+        return Ok(());
     }
+    let known = SCENARIOS
+        .iter()
+        .map(|(known, _, _)| *known)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(UnknownScenario {
+        name: name.to_owned(),
+        known,
+    })
+}
+
+/// Builds the world for `name` as [`build_on`] does, seeding nothing about the parts `options`
+/// names as real.
+pub async fn build_with(
+    name: &str,
+    spec: &ReleaseSpec,
+    audit: Arc<dyn AuditStore>,
+    clock: Arc<dyn Clock>,
+    options: WorldOptions,
+) -> Result<World, UnknownScenario> {
+    check_name(name)?;
     let start = clock.now();
     let release = &spec.release;
 
@@ -283,7 +313,12 @@ pub async fn build_on(
 
     // Metrics: stable and canary series for every configured query, from the start for 6 h.
     let metrics = Arc::new(MemoryMetrics::new());
-    for check in &spec.analysis.metrics {
+    let seeded_checks = if options.real_cluster {
+        &[][..]
+    } else {
+        &spec.analysis.metrics[..]
+    };
+    for check in seeded_checks {
         let (stable_value, canary_value) = healthy_values(check.min, check.max);
         let canary_value = if name == "bad-canary" && Some(check) == spec.analysis.metrics.first() {
             check.max.map_or(canary_value, |max| max * 6.0)
@@ -337,7 +372,7 @@ pub async fn build_on(
     let notifier = Arc::new(MemoryNotifier::default());
     let backends = Backends {
         models: models.clone(),
-        registry,
+        registry: registry.clone(),
         scanner,
         signer: key.map(|key| key as Arc<dyn slipway_attest::Signer>),
         trusted_keys: trusted
@@ -354,6 +389,7 @@ pub async fn build_on(
         backends,
         cluster,
         models,
+        registry,
         notifier,
     };
     if name == "paused" {
@@ -364,8 +400,12 @@ pub async fn build_on(
             approval: None,
             ..spec.clone()
         };
-        slipway_pipeline::run(&earlier, &world.backends, &mut |_: &slipway_pipeline::StageEvent| {})
-            .await;
+        slipway_pipeline::run(
+            &earlier,
+            &world.backends,
+            &mut |_: &slipway_pipeline::StageEvent| {},
+        )
+        .await;
     }
     Ok(world)
 }
@@ -583,7 +623,7 @@ pub async fn build_story(
     let metrics = Arc::new(MemoryMetrics::new());
     let backends = Backends {
         models: models.clone(),
-        registry,
+        registry: registry.clone(),
         scanner,
         signer: key.map(|key| key as Arc<dyn slipway_attest::Signer>),
         trusted_keys: trusted
@@ -601,6 +641,7 @@ pub async fn build_story(
             backends,
             cluster,
             models,
+            registry,
             notifier,
         },
         metrics,

@@ -269,7 +269,8 @@ impl Teller<'_> {
         let clock = self.story.world.backends.clock.clone();
         self.story.track_runs("canary", 1, clock.now());
         let spec = self.story.release_spec(1);
-        let report = slipway_pipeline::run(&spec, &self.story.world.backends, &mut *self.observer).await;
+        let report =
+            slipway_pipeline::run(&spec, &self.story.world.backends, &mut *self.observer).await;
         // From promotion on, stable's pods are v2's: their metrics follow v2's behaviour.
         self.story.track_runs("stable", 1, clock.now());
         let mut deviations = Vec::new();
@@ -289,7 +290,8 @@ impl Teller<'_> {
         let clock = self.story.world.backends.clock.clone();
         self.story.track_runs("canary", 2, clock.now());
         let spec = self.story.release_spec(2);
-        let report = slipway_pipeline::run(&spec, &self.story.world.backends, &mut *self.observer).await;
+        let report =
+            slipway_pipeline::run(&spec, &self.story.world.backends, &mut *self.observer).await;
         let mut deviations = Vec::new();
         Self::expect_outcome(&report, RunOutcome::Rejected, &mut deviations);
         if report.revision.is_none() {
@@ -305,7 +307,8 @@ impl Teller<'_> {
         let expected = "the error rate stays above its limit for the sustain period: the watch rolls back to v1 and moves the alias back";
         self.heading(&title, expected);
         let report =
-            slipway_pipeline::watch::watch(spec, &self.story.world.backends, &mut *self.observer).await;
+            slipway_pipeline::watch::watch(spec, &self.story.world.backends, &mut *self.observer)
+                .await;
         let clock = self.story.world.backends.clock.clone();
         // v1's pods serve stable again.
         self.story.track_runs("stable", 0, clock.now());

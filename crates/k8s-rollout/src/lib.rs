@@ -38,7 +38,9 @@ use std::time::Duration;
 
 pub use audit_store::ClusterAuditStore;
 pub use kube_cluster::{ConnectOptions, KubeCluster, KubeClusterConfig, connect};
-pub use memory::{Fault, IngressPath, MemoryCluster, MemoryIngress, RecordedEvent};
+pub use memory::{
+    Fault, IngressPath, MemoryCluster, MemoryClusterSnapshot, MemoryIngress, RecordedEvent,
+};
 pub use ops::{OPERATIONS, Operation};
 use slipway_core::{ReleaseId, ReleaseRecord, Secret};
 
@@ -59,7 +61,7 @@ pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
 pub const DEFAULT_HISTORY_LIMIT: usize = 10;
 
 /// The parts of a Deployment Slipway reads and writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeploymentSpec {
     /// Namespace.
     pub namespace: String,
@@ -135,7 +137,7 @@ pub struct ServicePort {
 }
 
 /// Rolling-update parameters (`maxSurge`, `maxUnavailable`), as counts or percentages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RollingParams {
     /// Extra pods allowed above the desired count (`25%`, `1`).
     pub max_surge: String,
