@@ -145,6 +145,11 @@ fn io(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Pe
     }
 }
 
+/// Whether `dir` holds a saved world.
+pub fn holds_world(dir: &Path) -> bool {
+    dir.join(WORLD_FILE).is_file()
+}
+
 /// The trail of the world in `dir` when the configuration names none.
 pub fn trail_path(dir: &Path) -> PathBuf {
     dir.join(TRAIL_FILE)

@@ -24,7 +24,7 @@ pub mod watch;
 pub use backends::{Backends, SystemClock};
 pub use notify::{FanOut, MemoryNotifier, Notification, Notifier, WebhookKind, WebhookNotifier};
 pub use reload::{ADMIN_TOKEN_HEADER, ReloadSpec, reload};
-pub use report::{RunOutcome, RunReport, StageEvent, StageStatus};
+pub use report::{BackendInfo, RunOutcome, RunReport, StageEvent, StageStatus};
 pub use rollback::{RollbackSpec, RollbackTarget, choose_target, rollback};
 pub use run::{ApproveError, Observer, Resume, approve, plan, resume, run};
 pub use spec::{GivenApproval, ReleaseSpec};

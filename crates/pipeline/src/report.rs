@@ -3,6 +3,8 @@
 //! `RunReport` is the JSON document `slipway-deploy run --output json` prints; its field names are
 //! a contract for CI jobs that read it.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use serde::Serialize;
 use slipway_analysis::AnalysisRun;
@@ -75,6 +77,20 @@ pub struct RunReport {
     pub gates: GateReport,
     /// Each analysis run, one per canary step.
     pub analysis: Vec<AnalysisRun>,
+    /// Which implementation served each system (`models`, `registry`, `cluster`, `metrics`,
+    /// `scanner`) and whether it was simulated. The pipeline only carries it: the caller that
+    /// chose the backends fills it in; empty when nobody did.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backends: BTreeMap<String, BackendInfo>,
+}
+
+/// One system's implementation in a [`RunReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackendInfo {
+    /// `memory`, `mlflow`, `oci`, `kubernetes`, `prometheus`, `trivy-report`, `trivy`.
+    pub implementation: String,
+    /// True when the in-memory world stood in for the real system.
+    pub simulated: bool,
 }
 
 impl RunReport {
@@ -90,6 +106,7 @@ impl RunReport {
             stages: Vec::new(),
             gates: GateReport::default(),
             analysis: Vec::new(),
+            backends: BTreeMap::new(),
         }
     }
 }
