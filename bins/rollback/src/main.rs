@@ -162,7 +162,8 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
         Some("") => return Err(UserError { message: "`--reason` is empty\n\nhint: say why, e.g. `--reason \"p99 latency doubled after revision 7\"`".to_owned() }.into()),
         Some(reason) => reason.to_owned(),
     };
-    let Some(Setup { release, built, .. }) = setup(&args.global, &args.demo, &overrides).await? else {
+    let Some(Setup { release, built, .. }) = setup(&args.global, &args.demo, &overrides).await?
+    else {
         return Ok(ExitStatus::Success);
     };
     let spec = RollbackSpec {
