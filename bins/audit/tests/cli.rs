@@ -528,7 +528,7 @@ async fn drift_on_the_memory_world() {
             .replace(&key_id, "[demo key]")
     };
     let clean = audit(
-        &["drift", "--no-config", "--trail", "trail.jsonl"],
+        &["drift", "--no-config", "--demo", "--trail", "trail.jsonl"],
         dir.path(),
     );
     assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);
@@ -549,7 +549,7 @@ async fn drift_on_the_memory_world() {
         .await
         .expect("append");
     let drift = audit(
-        &["drift", "--no-config", "--trail", "trail.jsonl"],
+        &["drift", "--no-config", "--demo", "--trail", "trail.jsonl"],
         dir.path(),
     );
     assert_eq!(drift.code, 1, "{}{}", drift.stdout, drift.stderr);
@@ -563,6 +563,19 @@ async fn the_cluster_store_is_read_from_the_configured_cluster() {
     std::fs::write(
         dir.path().join("slipway.toml"),
         "[audit]\nstore = \"cluster\"\n",
+    )
+    .expect("config");
+    // Real by default: the cluster the trail is read from must be configured.
+    let refused = audit(&["verify"], dir.path());
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("no backends configured"),
+        "{}",
+        refused.stderr
+    );
+    std::fs::write(
+        dir.path().join("slipway.toml"),
+        "[audit]\nstore = \"cluster\"\n\n[backend]\nsimulated = [\"models\", \"registry\", \"cluster\", \"metrics\", \"scanner\"]\n",
     )
     .expect("config");
     let output = audit(&["verify"], dir.path());

@@ -129,9 +129,9 @@ pub(crate) async fn setup(
         None => Arc::new(MemoryAuditStore::new()),
     };
     let env = |name: &str| std::env::var(name).ok();
-    let built = slipway_cli::backends::build(&settings, global, demo, &release, audit, &env)
-        .await
-        .context("building the backends")?;
+    // Its errors name their input already (a key, a file, `--demo`).
+    let built =
+        slipway_cli::backends::build(&settings, global, demo, &release, audit, &env).await?;
     Ok(Some(Setup {
         settings,
         release,
