@@ -9,11 +9,10 @@ use std::time::Duration;
 use slipway_audit_log::{AuditStore, FileAuditStore};
 use slipway_cli::config::Settings;
 use slipway_cli::release::release_spec;
-use slipway_core::{Clock as _, ModelRef, Outcome};
+use slipway_core::{ModelRef, Outcome};
 use slipway_demo::persist::{self, Hooks, PersistError, Persisted};
 use slipway_demo::scenario::{self, START, WorldOptions};
 use slipway_k8s_rollout::{Cluster as _, DeploymentSpec};
-use slipway_mlflow::ModelRegistry as _;
 use slipway_pipeline::{ReleaseSpec, Resume, RunOutcome, StageEvent};
 
 fn spec() -> ReleaseSpec {
