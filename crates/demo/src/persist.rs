@@ -265,9 +265,11 @@ pub async fn open_or_create(
             Arc::new(clock.clone()),
         )
         .await?;
+        // Building may have moved the clock (the `paused` world runs a release): go on from
+        // the saved time, whatever the build did.
         let saved_clock: ClockFile = read_json(&dir.join(CLOCK_FILE))?;
-        if let Ok(elapsed) = Duration::try_from(saved_clock.now.duration_since(start)) {
-            clock.advance(elapsed);
+        if let Ok(ahead) = Duration::try_from(saved_clock.now.duration_since(clock.now())) {
+            clock.advance(ahead);
         }
         world
             .cluster

@@ -288,3 +288,35 @@ async fn next_to_a_real_cluster_the_memory_metrics_have_no_data() {
         "no invented series for a real cluster's pods"
     );
 }
+
+#[tokio::test]
+async fn every_scenario_reopens_at_its_saved_time() {
+    for (name, _, _) in scenario::SCENARIOS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = process(dir.path(), Some(name), Hooks::default()).await;
+        first
+            .world
+            .backends
+            .clock
+            .sleep(Duration::from_secs(90))
+            .await;
+        let saved = first.world.backends.clock.now();
+        let names = first.world.cluster.deployment_names("ml-serving");
+        drop(first);
+        let again = process(dir.path(), None, Hooks::default()).await;
+        assert_eq!(again.world.backends.clock.now(), saved, "{name}");
+        let reread = again
+            .world
+            .backends
+            .cluster
+            .deployment("ml-serving", "iris-classifier")
+            .await
+            .expect("read");
+        assert!(reread.is_some(), "{name}");
+        assert_eq!(
+            again.world.cluster.deployment_names("ml-serving"),
+            names,
+            "{name}"
+        );
+    }
+}
