@@ -589,3 +589,56 @@ async fn the_cluster_store_is_read_from_the_configured_cluster() {
     ----- stderr -----
     ");
 }
+
+#[tokio::test]
+async fn drift_goes_on_in_a_saved_demo_world() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("world");
+    let spec =
+        slipway_cli::release::release_spec(&slipway_cli::config::Settings::default(), None, None)
+            .expect("spec");
+    // What `slipway-deploy run --demo --state world` leaves behind: the world and its trail.
+    let trail: Arc<dyn AuditStore> = Arc::new(FileAuditStore::new(
+        slipway_demo::persist::trail_path(&state),
+    ));
+    let world = slipway_demo::persist::open_or_create(
+        &state,
+        Some("happy"),
+        &spec,
+        trail.clone(),
+        slipway_demo::persist::Hooks::default(),
+    )
+    .await
+    .expect("world");
+    let mut backends = world.world.backends.clone();
+    backends.audit = trail;
+    let report = slipway_pipeline::run(&spec, &backends, &mut |_: &_| {}).await;
+    assert_eq!(report.outcome, slipway_pipeline::RunOutcome::Promoted);
+    drop(world);
+
+    let state_arg = state.display().to_string();
+    let output = audit(
+        &["drift", "--no-config", "--demo", "--state", &state_arg],
+        dir.path(),
+    );
+    assert_eq!(output.code, 0, "{}{}", output.stdout, output.stderr);
+    assert!(
+        output.stdout.contains("revision 3"),
+        "the promoted revision of the saved world: {}",
+        output.stdout
+    );
+    // A fresh world (no --state) has never seen revision 3: its stable runs revision 2.
+    let fresh = audit(
+        &[
+            "drift",
+            "--no-config",
+            "--demo",
+            "--trail",
+            &slipway_demo::persist::trail_path(&state)
+                .display()
+                .to_string(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(fresh.code, 1, "{}{}", fresh.stdout, fresh.stderr);
+}
