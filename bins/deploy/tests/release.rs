@@ -706,3 +706,62 @@ fn a_release_paused_by_one_process_is_approved_and_promoted_by_others() {
         "the canary is gone"
     );
 }
+
+/// The embedded world's test hooks at the process level: a run stalled after its 6th cluster
+/// write (the canary's creation) and killed with SIGKILL leaves the state directory holding
+/// every write it made, and nothing after.
+#[test]
+fn a_process_killed_after_a_cluster_write_leaves_that_write_saved() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("world");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slipway-deploy"))
+        .args(["run", "--no-config", "--demo", "--state"])
+        .arg(&state)
+        .current_dir(dir.path())
+        .env("USER", "release-bot")
+        .env("SLIPWAY_DEMO_TRACE_WRITES", "1")
+        .env("SLIPWAY_DEMO_STALL_AFTER_WRITE", "6")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut traced = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("line");
+        if line.starts_with("slipway-demo: ") {
+            traced.push(line.clone());
+        }
+        if line.starts_with("slipway-demo: stalled after cluster write 6: ") {
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert_eq!(
+        traced.first().map(String::as_str),
+        Some(
+            "slipway-demo: cluster write 1: acquire Lease ml-serving/iris-classifier for release-bot@2026-11-22T09:00:00Z"
+        ),
+        "{traced:#?}"
+    );
+    assert_eq!(
+        traced.last().map(String::as_str),
+        Some(
+            "slipway-demo: stalled after cluster write 6: derive Deployment ml-serving/iris-classifier-canary"
+        ),
+        "{traced:#?}"
+    );
+    let world = slipway_demo::persist::open(&state).expect("saved world");
+    assert_eq!(
+        world.cluster.deployment_names("ml-serving"),
+        ["iris-classifier", "iris-classifier-canary"],
+        "the canary created before the kill is saved"
+    );
+    let release = slipway_core::ReleaseId::parse("ml-serving/iris-classifier").expect("release");
+    assert!(
+        world.cluster.lock_holder(&release).is_some(),
+        "the lease taken before the kill is saved"
+    );
+}
