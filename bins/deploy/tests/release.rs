@@ -739,11 +739,10 @@ fn a_process_killed_after_a_cluster_write_leaves_that_write_saved() {
     }
     child.kill().expect("SIGKILL");
     let _ = child.wait();
-    assert_eq!(
-        traced.first().map(String::as_str),
-        Some(
-            "slipway-demo: cluster write 1: acquire Lease ml-serving/iris-classifier for release-bot@2026-11-22T09:00:00Z"
-        ),
+    assert!(
+        traced.first().is_some_and(|line| line.starts_with(
+            "slipway-demo: cluster write 1: acquire Lease ml-serving/iris-classifier"
+        )),
         "{traced:#?}"
     );
     assert_eq!(
