@@ -275,7 +275,8 @@ pub struct ProvenanceSettings {
 }
 
 /// Which implementation serves a boundary. `memory` is the embedded world of
-/// `backend.scenario`: real code with real behaviour, seeded so a release tells a story.
+/// `backend.scenario`: real code with real behaviour, seeded so a release tells a story. It is
+/// used only with `--demo` or when listed in `backend.simulated` (real by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelsBackend {

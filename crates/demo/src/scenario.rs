@@ -1,6 +1,7 @@
 //! Embedded demo worlds: in-memory backends seeded so that a release tells one story.
 //!
-//! `cargo xtask demo --scenario NAME` runs `slipway-deploy run` on one of these. Each world is
+//! `slipway-deploy run --demo NAME` (what `cargo xtask demo --scenario NAME` runs) releases in
+//! one of these; `--state DIR` keeps it between processes ([`crate::persist`]). Each world is
 //! built from the [`ReleaseSpec`] (release, model, image, analysis plan), so a config that
 //! changes names or thresholds still gets a consistent world. Time is simulated from a fixed
 //! start and the signing key is derived from a fixed seed, so the story is the same every run.
