@@ -7,7 +7,11 @@
 //!   and `report --html target/demo/report.html`. Each command is printed before it runs; the
 //!   demo exits 0 only when every step ended as the story expects, else with the first
 //!   unexpected exit code (1 "said no", 2 error).
-//! - `demo --scenario NAME`: `slipway-deploy run --no-config --scenario NAME`, exit code passed
+//!   Then the same release across processes, in a world kept in `target/demo/state` (made anew
+//!   each time): `slipway-deploy run --demo unapproved --state DIR` pauses at the approval gate,
+//!   `status` shows it, `approve` (a reviewer) and `promote` finish it, each a separate process,
+//!   as a CI workflow's jobs would; `status` shows the result.
+//! - `demo --scenario NAME`: `slipway-deploy run --no-config --demo NAME`, exit code passed
 //!   through (0 promoted, 1 a gate or the analysis said no, 2 error).
 //! - `demo --list`: the scenarios.
 //!
@@ -24,6 +28,8 @@ use crate::process::cargo;
 /// Where the story's trail and report go, relative to the workspace root.
 const TRAIL: &str = "target/demo/audit.jsonl";
 const REPORT: &str = "target/demo/report.html";
+/// The embedded world the cross-process steps share.
+const STATE: &str = "target/demo/state";
 /// The end of the DORA period: the day after the story's simulated day (`scenario::START`,
 /// 2026-11-22), so the figures cover it whatever the real date is.
 const DORA_UNTIL: &str = "2026-11-23T00:00:00Z";
@@ -66,11 +72,13 @@ impl Args {
 }
 
 /// One step of the story: which binary and its arguments. Every step is expected to exit 0:
-/// `slipway-deploy demo` itself exits 0 only when every chapter ended as written.
+/// `slipway-deploy demo` itself exits 0 only when every chapter ended as written. A step with
+/// `expect` must also print that text on stdout.
 #[derive(Debug, PartialEq, Eq)]
 struct Step {
     package: &'static str,
     args: Vec<String>,
+    expect: Option<&'static str>,
 }
 
 impl Step {
@@ -78,12 +86,29 @@ impl Step {
         Step {
             package,
             args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+            expect: None,
         }
+    }
+
+    fn expecting(mut self, text: &'static str) -> Step {
+        self.expect = Some(text);
+        self
     }
 
     /// The command a developer would type.
     fn line(&self) -> String {
-        format!("{} {}", self.package, self.args.join(" "))
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|arg| {
+                if arg.contains(' ') {
+                    format!("\"{arg}\"")
+                } else {
+                    arg.clone()
+                }
+            })
+            .collect();
+        format!("{} {}", self.package, args.join(" "))
     }
 }
 
@@ -114,6 +139,41 @@ fn story_steps() -> Vec<Step> {
     ]
 }
 
+/// The release paused by one process and finished by the next ones, in the world kept in
+/// [`STATE`].
+fn cross_process_steps() -> Vec<Step> {
+    let deploy = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--no-config", "--demo", "--state", STATE]);
+        Step::new("slipway-deploy", &all)
+    };
+    vec![
+        Step::new(
+            "slipway-deploy",
+            &[
+                "run",
+                "--no-config",
+                "--demo",
+                "unapproved",
+                "--state",
+                STATE,
+            ],
+        )
+        .expecting("outcome: paused"),
+        deploy(&["status"]).expecting("waits for approval: 0 of 1 given"),
+        deploy(&[
+            "approve",
+            "--as",
+            "sam.reviewer",
+            "--reason",
+            "canary dashboards reviewed",
+        ])
+        .expecting("approved: ml-serving/iris-classifier by sam.reviewer"),
+        deploy(&["promote"]).expecting("outcome: promoted"),
+        deploy(&["status"]).expecting("canary: none"),
+    ]
+}
+
 fn cargo_run(root: &Path, package: &str, args: &[String]) -> Command {
     let mut command = Command::new(cargo());
     command
@@ -135,7 +195,7 @@ fn exit_code(code: i32) -> ExitCode {
 pub(crate) fn run(root: &Path, args: &Args) -> Result<ExitCode> {
     match args {
         Args::Story => story(root),
-        Args::Scenario(name) => single(root, &["run", "--no-config", "--scenario", name]),
+        Args::Scenario(name) => single(root, &["run", "--no-config", "--demo", name]),
         Args::List => single(root, &["run", "--list-scenarios"]),
     }
 }
@@ -149,23 +209,67 @@ fn single(root: &Path, args: &[&str]) -> Result<ExitCode> {
     Ok(exit_code(code_of(status)))
 }
 
+/// Runs `step`, printing it first; `None` when it ended as expected, else its exit code (1 for
+/// an exit 0 without the expected output).
+fn run_step(root: &Path, step: &Step) -> Result<Option<i32>> {
+    eprintln!("\n$ {}", step.line());
+    let mut command = cargo_run(root, step.package, &step.args);
+    let code = match step.expect {
+        None => code_of(
+            command
+                .status()
+                .with_context(|| format!("failed to spawn `cargo run -p {}`", step.package))?,
+        ),
+        Some(expected) => {
+            // Stdout is read to check it, then shown; stderr (the story) streams as it comes.
+            let output = command
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .with_context(|| format!("failed to spawn `cargo run -p {}`", step.package))?;
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            print!("{stdout}");
+            let code = code_of(output.status);
+            if code == 0 && !stdout.contains(expected) {
+                eprintln!("demo: `{}` did not print `{expected}`", step.line());
+                return Ok(Some(1));
+            }
+            code
+        }
+    };
+    if code != 0 {
+        eprintln!("demo: `{}` exited {code}, the story expects 0", step.line());
+        return Ok(Some(code));
+    }
+    Ok(None)
+}
+
 fn story(root: &Path) -> Result<ExitCode> {
     let mut unexpected = None;
     for step in story_steps() {
-        eprintln!("\n$ {}", step.line());
-        let status = cargo_run(root, step.package, &step.args)
-            .status()
-            .with_context(|| format!("failed to spawn `cargo run -p {}`", step.package))?;
-        let code = code_of(status);
-        if code != 0 {
-            eprintln!("demo: `{}` exited {code}, the story expects 0", step.line());
+        if let Some(code) = run_step(root, &step)? {
             unexpected.get_or_insert(code);
+        }
+    }
+    eprintln!(
+        "\n━━ across processes: a release paused by one command, approved and promoted by the next ━━"
+    );
+    let state = root.join(STATE);
+    match std::fs::remove_dir_all(&state) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => bail!("cannot start a fresh world in `{}`: {err}", state.display()),
+    }
+    for step in cross_process_steps() {
+        if let Some(code) = run_step(root, &step)? {
+            unexpected.get_or_insert(code);
+            // The next steps depend on this one.
+            break;
         }
     }
     match unexpected {
         None => {
             eprintln!(
-                "\ndemo: every step ended as the story expects; trail {TRAIL}, report {REPORT}"
+                "\ndemo: every step ended as the story expects; trail {TRAIL}, report {REPORT}, world {STATE}"
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -175,7 +279,7 @@ fn story(root: &Path) -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Args, story_steps};
+    use super::{Args, cross_process_steps, story_steps};
 
     #[track_caller]
     fn check(args: &[&str], expected: Result<Args, &str>) {
@@ -225,6 +329,24 @@ mod tests {
                 "slipway-audit dora --no-config --trail target/demo/audit.jsonl --until 2026-11-23T00:00:00Z",
                 "slipway-audit verify --no-config --trail target/demo/audit.jsonl",
                 "slipway-audit report --no-config --trail target/demo/audit.jsonl --html target/demo/report.html",
+            ]
+        );
+    }
+
+    #[test]
+    fn across_processes_a_paused_release_is_approved_and_promoted() {
+        let lines: Vec<String> = cross_process_steps()
+            .iter()
+            .map(|step| format!("{} => {:?}", step.line(), step.expect))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "slipway-deploy run --no-config --demo unapproved --state target/demo/state => Some(\"outcome: paused\")",
+                "slipway-deploy status --no-config --demo --state target/demo/state => Some(\"waits for approval: 0 of 1 given\")",
+                "slipway-deploy approve --as sam.reviewer --reason \"canary dashboards reviewed\" --no-config --demo --state target/demo/state => Some(\"approved: ml-serving/iris-classifier by sam.reviewer\")",
+                "slipway-deploy promote --no-config --demo --state target/demo/state => Some(\"outcome: promoted\")",
+                "slipway-deploy status --no-config --demo --state target/demo/state => Some(\"canary: none\")",
             ]
         );
     }

@@ -36,8 +36,9 @@ commands:
   ci                          fmt, clippy, services + tests, cargo deny (what CI runs)
   services [start|stop|env]   real local registry, Prometheus and MLflow (default: start);
                               start/env print `export SLIPWAY_TEST_*=...` lines on stdout
-  demo                        the whole story: v2 promoted, v3 aborted, v2 rolled back, audit
-  demo --scenario NAME        run one slipway-deploy scenario
+  demo                        the whole story: v2 promoted, v3 aborted, v2 rolled back, audit,
+                              then a release paused by one process and promoted by the next
+  demo --scenario NAME        run one slipway-deploy scenario (`run --demo NAME`)
   demo --list                 list the scenarios slipway-deploy knows
   e2e --kubeconfig PATH [--context NAME]
                               k8s-rollout scenarios against a real cluster (kind, k3s)

@@ -440,8 +440,8 @@ fn short(digest: &str) -> String {
 #[cfg(test)]
 mod tests {
     use slipway_cli::config::Settings;
+    use slipway_demo::scenario;
     use slipway_k8s_rollout::Cluster as _;
-    use slipway_pipeline::scenario;
 
     use super::*;
 

@@ -103,11 +103,13 @@ enum Command {
     /// Check each release's running workloads against the trail, signatures and provenance;
     /// exit 1 on any drift.
     #[command(
-        after_help = "Examples:\n  slipway-audit drift --trail audit.jsonl\n  slipway-audit drift --release ml-serving/iris-classifier --output json"
+        after_help = "Examples:\n  slipway-audit drift --trail audit.jsonl\n  slipway-audit drift --release ml-serving/iris-classifier --output json\n  slipway-audit drift --demo --state demo/       # the embedded demo world saved by `slipway-deploy --demo --state demo/`"
     )]
     Drift {
         #[command(flatten)]
         trail: TrailArgs,
+        #[command(flatten)]
+        demo: slipway_cli::demo::DemoArgs,
     },
 }
 
@@ -429,14 +431,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             }
             Ok(ExitStatus::Success)
         }
-        Command::Drift { trail } => {
-            let settings = trail::settings(&trail)?;
+        Command::Drift { trail, demo } => {
+            let mut settings = trail::settings(&trail)?;
+            // The embedded world's trail lives with it.
+            if let Some(dir) = &demo.state
+                && settings.audit.path.is_none()
+            {
+                settings.audit.path = Some(slipway_demo::persist::trail_path(dir));
+            }
             let release = trail::release_flag(&trail)?;
             let loaded = trail::load(&trail, &settings).await?;
             if let Some(damage) = loaded.trail.damage.first() {
                 return Err(damage.clone().into_error().into());
             }
-            let built = trail::backends(&settings).await?;
+            let built = trail::backends(&settings, &trail.global, &demo).await?;
             let releases = match release {
                 Some(release) => vec![release],
                 None => drift::releases_in(&loaded.trail.entries),

@@ -10,6 +10,7 @@ use clap::Args;
 use slipway_audit_log::{AuditStore, Entry, Event, FileAuditStore, MemoryAuditStore, Trail};
 use slipway_cli::backends::Built;
 use slipway_cli::config::{self, AuditStoreKind, Settings};
+use slipway_cli::demo::DemoArgs;
 use slipway_cli::{GlobalArgs, UserError};
 use slipway_core::ReleaseId;
 use slipway_k8s_rollout::ClusterAuditStore;
@@ -75,10 +76,22 @@ pub(crate) fn release_flag(args: &TrailArgs) -> Result<Option<ReleaseId>, UserEr
 /// Builds the configured backends (the memory scenario world by default). The audit store
 /// handed to the world is a throwaway: the world's seeded history must not be appended to the
 /// trail being inspected.
-pub(crate) async fn backends(settings: &Settings) -> anyhow::Result<Built> {
+pub(crate) async fn backends(
+    settings: &Settings,
+    global: &GlobalArgs,
+    demo: &DemoArgs,
+) -> anyhow::Result<Built> {
     let spec = slipway_cli::release::release_spec(settings, None, None)?;
     let env = |key: &str| std::env::var(key).ok();
-    slipway_cli::backends::build(settings, &spec, Arc::new(MemoryAuditStore::new()), &env).await
+    slipway_cli::backends::build(
+        settings,
+        global,
+        demo,
+        &spec,
+        Arc::new(MemoryAuditStore::new()),
+        &env,
+    )
+    .await
 }
 
 /// Reads the trail the configuration names.
@@ -113,7 +126,8 @@ pub(crate) async fn load(args: &TrailArgs, settings: &Settings) -> anyhow::Resul
                     message: format!("invalid configuration: key `release.name`: {err}"),
                 })?,
             };
-            let built = backends(settings).await?;
+            // The cluster trail is read from a real cluster: no `--demo` here.
+            let built = backends(settings, &args.global, &DemoArgs::default()).await?;
             let store = ClusterAuditStore::new(built.backends.cluster.clone(), release.clone());
             read_cluster(&store, &release).await
         }

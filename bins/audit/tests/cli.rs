@@ -492,7 +492,7 @@ async fn drift_on_the_memory_world() {
         slipway_cli::release::release_spec(&slipway_cli::config::Settings::default(), None, None)
             .expect("spec");
     let path = dir.path().join("trail.jsonl");
-    let world = slipway_pipeline::scenario::build_with_audit(
+    let world = slipway_demo::scenario::build_with_audit(
         "happy",
         &spec,
         Arc::new(FileAuditStore::new(&path)),
@@ -528,7 +528,7 @@ async fn drift_on_the_memory_world() {
             .replace(&key_id, "[demo key]")
     };
     let clean = audit(
-        &["drift", "--no-config", "--trail", "trail.jsonl"],
+        &["drift", "--no-config", "--demo", "--trail", "trail.jsonl"],
         dir.path(),
     );
     assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);
@@ -549,7 +549,7 @@ async fn drift_on_the_memory_world() {
         .await
         .expect("append");
     let drift = audit(
-        &["drift", "--no-config", "--trail", "trail.jsonl"],
+        &["drift", "--no-config", "--demo", "--trail", "trail.jsonl"],
         dir.path(),
     );
     assert_eq!(drift.code, 1, "{}{}", drift.stdout, drift.stderr);
@@ -565,6 +565,19 @@ async fn the_cluster_store_is_read_from_the_configured_cluster() {
         "[audit]\nstore = \"cluster\"\n",
     )
     .expect("config");
+    // Real by default: the cluster the trail is read from must be configured.
+    let refused = audit(&["verify"], dir.path());
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("no backends configured"),
+        "{}",
+        refused.stderr
+    );
+    std::fs::write(
+        dir.path().join("slipway.toml"),
+        "[audit]\nstore = \"cluster\"\n\n[backend]\nsimulated = [\"models\", \"registry\", \"cluster\", \"metrics\", \"scanner\"]\n",
+    )
+    .expect("config");
     let output = audit(&["verify"], dir.path());
     assert_eq!(output.code, 0, "{}", output.stderr);
     // The embedded memory cluster starts empty in every process.
@@ -575,4 +588,57 @@ async fn the_cluster_store_is_read_from_the_configured_cluster() {
     intact: 0 entries in ConfigMaps `slipway.dev/audit=iris-classifier` in namespace `ml-serving`
     ----- stderr -----
     ");
+}
+
+#[tokio::test]
+async fn drift_goes_on_in_a_saved_demo_world() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("world");
+    let spec =
+        slipway_cli::release::release_spec(&slipway_cli::config::Settings::default(), None, None)
+            .expect("spec");
+    // What `slipway-deploy run --demo --state world` leaves behind: the world and its trail.
+    let trail: Arc<dyn AuditStore> = Arc::new(FileAuditStore::new(
+        slipway_demo::persist::trail_path(&state),
+    ));
+    let world = slipway_demo::persist::open_or_create(
+        &state,
+        Some("happy"),
+        &spec,
+        trail.clone(),
+        slipway_demo::persist::Hooks::default(),
+    )
+    .await
+    .expect("world");
+    let mut backends = world.world.backends.clone();
+    backends.audit = trail;
+    let report = slipway_pipeline::run(&spec, &backends, &mut |_: &_| {}).await;
+    assert_eq!(report.outcome, slipway_pipeline::RunOutcome::Promoted);
+    drop(world);
+
+    let state_arg = state.display().to_string();
+    let output = audit(
+        &["drift", "--no-config", "--demo", "--state", &state_arg],
+        dir.path(),
+    );
+    assert_eq!(output.code, 0, "{}{}", output.stdout, output.stderr);
+    assert!(
+        output.stdout.contains("revision 3"),
+        "the promoted revision of the saved world: {}",
+        output.stdout
+    );
+    // A fresh world (no --state) has never seen revision 3: its stable runs revision 2.
+    let fresh = audit(
+        &[
+            "drift",
+            "--no-config",
+            "--demo",
+            "--trail",
+            &slipway_demo::persist::trail_path(&state)
+                .display()
+                .to_string(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(fresh.code, 1, "{}{}", fresh.stdout, fresh.stderr);
 }

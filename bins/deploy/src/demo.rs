@@ -4,7 +4,7 @@
 //! The story has to run in one process: the in-memory cluster, registry and model registry live
 //! only as long as it does, so a sequence of `slipway-deploy run` and `slipway-rollback watch`
 //! invocations would each start from a fresh world. The chapters call the same pipeline
-//! functions those commands call (`slipway_pipeline::story`).
+//! functions those commands call (`slipway_demo::story`).
 //!
 //! Exit 0 when every chapter ended as written, 1 when one did not, 2 on an error.
 
@@ -80,7 +80,7 @@ pub(crate) async fn run(args: &DemoArgs) -> anyhow::Result<ExitStatus> {
     );
     let audit = Arc::new(FileAuditStore::new(&args.trail));
     let mut observer = |event: &StageEvent| print(event);
-    let report = slipway_pipeline::story::tell(&base, &settings.watch, audit, &mut observer)
+    let report = slipway_demo::story::tell(&base, &settings.watch, audit, &mut observer)
         .await
         .map_err(|err| UserError {
             message: err.to_string(),

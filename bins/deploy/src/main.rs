@@ -17,10 +17,11 @@ use clap::{Args, Parser, Subcommand};
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
 use slipway_cli::backends::Built;
 use slipway_cli::config::{self, Settings};
+use slipway_cli::demo::DemoArgs;
 use slipway_cli::release::release_spec;
 use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat};
+use slipway_demo::scenario::SCENARIOS;
 use slipway_gates::window::WindowOverride;
-use slipway_pipeline::scenario::SCENARIOS;
 use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunReport};
 
 /// Plan and run ML model releases on Kubernetes: gates, signing, canary analysis, approval,
@@ -30,7 +31,7 @@ use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunRepo
     name = "slipway-deploy",
     version,
     about,
-    after_help = "Examples:\n  slipway-deploy plan                                   # what would happen; changes nothing\n  slipway-deploy run --output json > report.json         # release with slipway.toml\n  slipway-deploy run --no-config --scenario bad-canary   # a dry run that aborts (exit 1)\n  slipway-deploy status                                  # where the release stands\n  slipway-deploy approve --reason \"dashboards reviewed\"  # in the protected approval job\n  slipway-deploy promote\n  slipway-deploy check-scan --report trivy.json --image ghcr.io/acme/iris@sha256:...\n\nExit codes: 0 promoted (or paused for approval), 1 a gate, the analysis or a person said no, 2 error."
+    after_help = "Examples:\n  slipway-deploy plan                                   # what would happen; changes nothing\n  slipway-deploy run --output json > report.json         # release with the backends of slipway.toml\n  slipway-deploy run --demo bad-canary                   # on the embedded demo world: aborts (exit 1)\n  slipway-deploy run --demo unapproved --state demo/     # pauses; the world stays in demo/ for the next command\n  slipway-deploy approve --demo --state demo/ --as maria --reason \"dashboards reviewed\"\n  slipway-deploy promote --demo --state demo/\n  slipway-deploy status                                  # where the release stands\n  slipway-deploy check-scan --report trivy.json --image ghcr.io/acme/iris@sha256:...\n\nWithout --demo, every backend must be configured in [backend] (or listed in backend.simulated).\nExit codes: 0 promoted (or paused for approval), 1 a gate, the analysis or a person said no, 2 error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -78,10 +79,9 @@ struct ReleaseArgs {
     /// Rollout strategy [rollout.strategy].
     #[arg(long, value_parser = ["canary", "blue-green", "rolling"])]
     strategy: Option<String>,
-    /// In-memory world to run in [backend.scenario].
-    #[arg(long)]
-    scenario: Option<String>,
-    /// List the in-memory scenarios and exit.
+    #[command(flatten)]
+    demo: DemoArgs,
+    /// List the embedded world's scenarios (for `--demo SCENARIO`) and exit.
     #[arg(long)]
     list_scenarios: bool,
     /// Record an approval by this person for this run's digest and model version.
@@ -150,7 +150,6 @@ impl ReleaseArgs {
         set("model.ref", &self.model);
         set("image.ref", &self.image);
         set("rollout.strategy", &self.strategy);
-        set("backend.scenario", &self.scenario);
         set("kubernetes.kubeconfig", &self.kubeconfig);
         set("kubernetes.context", &self.context);
         overrides
@@ -249,7 +248,9 @@ async fn prepare(args: &ReleaseArgs) -> anyhow::Result<Option<Prepared>> {
         None => Arc::new(MemoryAuditStore::new()),
     };
     let env = |name: &str| std::env::var(name).ok();
-    let built = slipway_cli::backends::build(&settings, &spec, audit, &env).await?;
+    let built =
+        slipway_cli::backends::build(&settings, &args.global, &args.demo, &spec, audit, &env)
+            .await?;
     Ok(Some(Prepared { spec, built }))
 }
 
@@ -266,7 +267,7 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
     story.before(&built).await;
     let mut observer =
         |event: &slipway_pipeline::StageEvent| slipway_cli::story::print_event(event);
-    let report = match action {
+    let mut report = match action {
         Action::Run if args.interactive => {
             let report = slipway_pipeline::run(&spec, &built.backends, &mut observer).await;
             ask_approval(&spec, &built, report, &mut observer).await?
@@ -278,6 +279,7 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
         }
     };
     slipway_cli::story::finish();
+    report.backends = built.systems.clone();
     story.after(&built).await;
     match args.global.output {
         OutputFormat::Json => println!(
@@ -340,11 +342,16 @@ async fn ask_approval(
     }
 }
 
-#[allow(clippy::print_stdout, reason = "the approval record is data")]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the approval record is data; where it runs is the story"
+)]
 async fn approve(args: &ApproveArgs) -> anyhow::Result<ExitStatus> {
     let Some(Prepared { spec, built, .. }) = prepare(&args.release).await? else {
         return Ok(ExitStatus::Success);
     };
+    eprintln!("slipway: approving {} {}", spec.release, built.banner());
     let approver = args.approver.clone().unwrap_or_else(|| spec.actor.clone());
     match slipway_pipeline::approve(&spec, &built.backends, &approver, &args.reason).await {
         Ok(record) => {
@@ -367,11 +374,16 @@ async fn approve(args: &ApproveArgs) -> anyhow::Result<ExitStatus> {
     }
 }
 
-#[allow(clippy::print_stdout, reason = "the status is data")]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the status is data; where it runs is the story"
+)]
 async fn status(args: &ReleaseArgs) -> anyhow::Result<ExitStatus> {
     let Some(Prepared { spec, built, .. }) = prepare(args).await? else {
         return Ok(ExitStatus::Success);
     };
+    eprintln!("slipway: status of {} {}", spec.release, built.banner());
     let status = slipway_pipeline::status(&spec, &built.backends)
         .await
         .map_err(|message| anyhow::anyhow!(message))?;
@@ -420,5 +432,14 @@ fn summary(report: &RunReport) -> String {
         ));
     }
     text.push_str(&format!("gates: {}\n", report.gates.summary()));
+    let simulated: Vec<&str> = report
+        .backends
+        .iter()
+        .filter(|(_, info)| info.simulated)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !simulated.is_empty() {
+        text.push_str(&format!("simulated: {}\n", simulated.join(", ")));
+    }
     text
 }

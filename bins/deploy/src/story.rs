@@ -52,21 +52,21 @@ impl<'a> Story<'a> {
 
     #[allow(clippy::print_stderr, reason = "the story is for people, on stderr")]
     pub(crate) async fn before(&mut self, built: &Built) {
-        let real = if built.real.is_empty() {
-            "on the in-memory backends".to_owned()
-        } else {
-            format!("with {}", built.real.join("; "))
-        };
         eprintln!(
-            "slipway: releasing {} with {} {real}",
-            self.spec.model, self.spec.image
+            "slipway: releasing {} with {} {}",
+            self.spec.model,
+            self.spec.image,
+            built.banner()
         );
         eprintln!("before:  {}", self.serving(built).await);
     }
 
     #[allow(clippy::print_stderr, reason = "the story is for people, on stderr")]
     pub(crate) async fn after(&mut self, built: &Built) {
-        eprintln!("after:   {}", self.serving(built).await);
+        match built.simulated_note() {
+            Some(note) => eprintln!("after:   {} [{note}]", self.serving(built).await),
+            None => eprintln!("after:   {}", self.serving(built).await),
+        }
         for note in built.world.notifier.sent() {
             eprintln!("notified: [{}] {}", note.event, note.summary);
         }

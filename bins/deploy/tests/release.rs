@@ -44,7 +44,7 @@ fn snapshot(output: &Output) -> String {
 #[test]
 fn happy_run_promotes_and_tells_the_story() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = deploy(&["run", "--no-config"], dir.path(), &[]);
+    let output = deploy(&["run", "--no-config", "--demo"], dir.path(), &[]);
     assert_eq!(output.code, 0, "{}", output.stderr);
     insta::assert_snapshot!("run_happy", snapshot(&output));
 }
@@ -52,11 +52,7 @@ fn happy_run_promotes_and_tells_the_story() {
 #[test]
 fn bad_canary_exits_1_after_the_abort() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = deploy(
-        &["run", "--no-config", "--scenario", "bad-canary"],
-        dir.path(),
-        &[],
-    );
+    let output = deploy(&["run", "--demo", "bad-canary"], dir.path(), &[]);
     assert_eq!(output.code, 1, "{}", output.stderr);
     insta::assert_snapshot!("run_bad_canary", snapshot(&output));
 }
@@ -73,7 +69,7 @@ fn every_scenario_exits_as_listed() {
         else {
             panic!("unexpected line `{line}`")
         };
-        let output = deploy(&["run", "--no-config", "--scenario", name], dir.path(), &[]);
+        let output = deploy(&["run", "--demo", name], dir.path(), &[]);
         assert_eq!(output.code.to_string(), code, "{name}: {}", output.stderr);
         seen += 1;
     }
@@ -83,7 +79,11 @@ fn every_scenario_exits_as_listed() {
 #[test]
 fn json_output_is_the_report() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = deploy(&["run", "--no-config", "--output", "json"], dir.path(), &[]);
+    let output = deploy(
+        &["run", "--no-config", "--demo", "--output", "json"],
+        dir.path(),
+        &[],
+    );
     assert_eq!(output.code, 0);
     let report: serde_json::Value =
         serde_json::from_str(&output.stdout).expect("stdout is one JSON document");
@@ -104,7 +104,7 @@ fn plan_proceeds_without_changing_anything() {
     let trail = dir.path().join("trail.jsonl");
     let trail_arg = format!("{}", trail.display());
     let output = deploy(
-        &["plan", "--no-config"],
+        &["plan", "--no-config", "--demo"],
         dir.path(),
         &[("SLIPWAY_AUDIT__PATH", &trail_arg)],
     );
@@ -147,15 +147,21 @@ fn configuration_errors_name_the_file_and_key_and_exit_2() {
         ("unknown_key", vec!["run", "--config", "unknown.toml"]),
         ("wrong_type", vec!["run", "--config", "wrong-type.toml"]),
         ("bad_steps", vec!["run", "--config", "bad-steps.toml"]),
-        ("bare_model", vec!["run", "--no-config", "--model", "iris"]),
+        (
+            "bare_model",
+            vec!["run", "--no-config", "--demo", "--model", "iris"],
+        ),
         (
             "uppercase_image",
-            vec!["run", "--no-config", "--image", "ghcr.io/Acme/iris:1"],
+            vec![
+                "run",
+                "--no-config",
+                "--demo",
+                "--image",
+                "ghcr.io/Acme/iris:1",
+            ],
         ),
-        (
-            "unknown_scenario",
-            vec!["run", "--no-config", "--scenario", "nope"],
-        ),
+        ("unknown_scenario", vec!["run", "--demo", "nope"]),
     ];
     for (name, args) in cases {
         let output = deploy(&args, dir.path(), &[]);
@@ -169,7 +175,7 @@ fn configuration_errors_name_the_file_and_key_and_exit_2() {
         insta::assert_snapshot!(name, output.stderr);
     }
     let env_error = deploy(
-        &["run", "--no-config"],
+        &["run", "--no-config", "--demo"],
         dir.path(),
         &[("SLIPWAY_ROLLOUT__HISTORY_LIMIT", "many")],
     );
@@ -203,7 +209,7 @@ fn secrets_never_appear_in_print_config_or_output() {
     for output in [
         printed,
         deploy(
-            &["run", "--no-config", "--output", "json"],
+            &["run", "--no-config", "--demo", "--output", "json"],
             dir.path(),
             &secrets,
         ),
@@ -229,7 +235,7 @@ fn with_a_cosign_key_the_run_signs_the_image_and_its_trail_entries() {
     let trail = dir.path().join("trail.jsonl");
     let trail_arg = trail.display().to_string();
     let output = deploy(
-        &["run", "--no-config"],
+        &["run", "--no-config", "--demo"],
         dir.path(),
         &[
             ("SLIPWAY_SIGNING__KEY", "cosign.key"),
@@ -268,7 +274,7 @@ fn with_a_cosign_key_the_run_signs_the_image_and_its_trail_entries() {
 #[test]
 fn a_paused_release_is_shown_approved_promoted_or_aborted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let paused = ["--no-config", "--scenario", "paused"];
+    let paused = ["--demo", "paused"];
     let with = |command: &[&str]| -> Vec<String> {
         command
             .iter()
@@ -348,7 +354,7 @@ fn a_paused_release_is_shown_approved_promoted_or_aborted() {
 fn plan_json_is_stable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = deploy(
-        &["plan", "--no-config", "--output", "json"],
+        &["plan", "--no-config", "--demo", "--output", "json"],
         dir.path(),
         &[],
     );
@@ -372,7 +378,7 @@ fn a_trivyignore_from_the_config_lets_an_accepted_cve_through_and_an_expired_one
     )
     .expect("write");
     let accepted = deploy(
-        &["plan", "--no-config", "--scenario", "vulnerable-image"],
+        &["plan", "--demo", "vulnerable-image"],
         dir.path(),
         &[("SLIPWAY_SCANNER__IGNORE_FILES", "[\".trivyignore\"]")],
     );
@@ -383,7 +389,7 @@ fn a_trivyignore_from_the_config_lets_an_accepted_cve_through_and_an_expired_one
         accepted.stderr
     );
     let expired = deploy(
-        &["plan", "--no-config", "--scenario", "vulnerable-image"],
+        &["plan", "--demo", "vulnerable-image"],
         dir.path(),
         &[("SLIPWAY_SCANNER__IGNORE_FILES", "[\"expired.trivyignore\"]")],
     );
@@ -393,7 +399,7 @@ fn a_trivyignore_from_the_config_lets_an_accepted_cve_through_and_an_expired_one
         expired.stderr
     );
     let missing = deploy(
-        &["plan", "--no-config"],
+        &["plan", "--no-config", "--demo"],
         dir.path(),
         &[("SLIPWAY_SCANNER__IGNORE_FILES", "[\"nope.trivyignore\"]")],
     );
@@ -443,7 +449,7 @@ fn interactive_runs_ask_for_the_approval_at_the_gate() {
     let args = [
         "run",
         "--no-config",
-        "--scenario",
+        "--demo",
         "unapproved",
         "--interactive",
     ];
@@ -496,7 +502,7 @@ fn plan_refuses_a_step_one_canary_pod_exceeds_and_round_up_reports_both_shares()
         "[rollout]\nsteps = [5, 25, 50]\n",
     )
     .expect("write");
-    let refused = deploy(&["plan"], dir.path(), &[]);
+    let refused = deploy(&["plan", "--demo"], dir.path(), &[]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     for needle in [
         "outcome: failed",
@@ -518,7 +524,7 @@ fn plan_refuses_a_step_one_canary_pod_exceeds_and_round_up_reports_both_shares()
     );
 
     let text = deploy(
-        &["plan"],
+        &["plan", "--demo"],
         dir.path(),
         &[("SLIPWAY_ROLLOUT__COARSE_STEPS", "round-up")],
     );
@@ -531,7 +537,7 @@ fn plan_refuses_a_step_one_canary_pod_exceeds_and_round_up_reports_both_shares()
     );
 
     let output = deploy(
-        &["plan", "--output", "json"],
+        &["plan", "--demo", "--output", "json"],
         dir.path(),
         &[("SLIPWAY_ROLLOUT__COARSE_STEPS", "round-up")],
     );
@@ -566,5 +572,278 @@ fn plan_refuses_a_step_one_canary_pod_exceeds_and_round_up_reports_both_shares()
             (25, 25.0, 3, false),
             (50, 50.0, 9, false)
         ]
+    );
+}
+
+/// Replaces the temp directory in `text` so snapshots do not depend on it.
+fn without_dir(text: &str, dir: &Path) -> String {
+    let shown = dir.display().to_string();
+    let text = text.replace(&shown, "[DIR]");
+    // macOS and some CI runners reach the temp dir through a symlink.
+    match dir.canonicalize() {
+        Ok(real) => text.replace(&real.display().to_string(), "[DIR]"),
+        Err(_) => text,
+    }
+}
+
+#[test]
+fn without_backends_or_demo_every_release_command_exits_2_naming_demo() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = deploy(&["run"], dir.path(), &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    insta::assert_snapshot!("no_backends", without_dir(&run.stderr, dir.path()));
+    for args in [
+        &["plan"][..],
+        &["approve", "--reason", "x"],
+        &["promote"],
+        &["abort", "--reason", "x"],
+        &["status"],
+    ] {
+        let output = deploy(args, dir.path(), &[]);
+        assert_eq!(output.code, 2, "{args:?}: {}", output.stderr);
+        assert_eq!(
+            without_dir(&output.stderr, dir.path()),
+            without_dir(&run.stderr, dir.path()),
+            "{args:?}"
+        );
+    }
+    // The demo is one flag away, in the same empty directory.
+    let demo = deploy(&["run", "--demo", "bad-canary"], dir.path(), &[]);
+    assert_eq!(demo.code, 1, "{}", demo.stderr);
+}
+
+/// A configuration naming real systems everywhere; `extra` goes into `[backend]`.
+fn real_config(dir: &Path, extra: &str) {
+    std::fs::write(
+        dir.join("kubeconfig"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: not-a-real-token\n",
+    )
+    .expect("kubeconfig");
+    std::fs::write(
+        dir.join("slipway.toml"),
+        format!(
+            "[backend]\nmodels = \"mlflow\"\nregistry = \"oci\"\ncluster = \"kubernetes\"\nscanner = \"trivy-report\"\n{extra}\n[mlflow]\ntracking_uri = \"http://127.0.0.1:1\"\n\n[kubernetes]\nkubeconfig = \"kubeconfig\"\n\n[scanner]\nreport = \"trivy.json\"\n"
+        ),
+    )
+    .expect("config");
+}
+
+#[test]
+fn a_real_cluster_with_default_metrics_is_refused_naming_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    real_config(dir.path(), "");
+    let output = deploy(&["plan"], dir.path(), &[]);
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(output.stderr.contains("backend.simulated = [\"metrics\"]"));
+    insta::assert_snapshot!("real_cluster_default_metrics", output.stderr);
+    let demo = deploy(&["plan", "--demo"], dir.path(), &[]);
+    assert_eq!(demo.code, 2, "--demo never runs next to real backends");
+    assert!(
+        demo.stderr.contains("names real backends"),
+        "{}",
+        demo.stderr
+    );
+}
+
+/// With `backend.simulated = ["metrics"]` the command runs, and the story, the JSON report and
+/// the GitHub step summary each name the simulated part. The cluster here is a real client
+/// whose API server is unreachable (no API server runs in these tests), so the run fails at
+/// preflight (exit 2) after every output was written.
+#[test]
+fn metrics_simulated_on_purpose_is_named_in_every_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    real_config(dir.path(), "simulated = [\"metrics\"]");
+    let summary = dir.path().join("summary.md");
+    let summary_arg = summary.display().to_string();
+    let docker = dir.path().join("docker");
+    let docker_arg = docker.display().to_string();
+    let output = deploy(
+        &["plan", "--output", "json"],
+        dir.path(),
+        &[
+            ("GITHUB_STEP_SUMMARY", &summary_arg),
+            ("DOCKER_CONFIG", &docker_arg),
+        ],
+    );
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).expect("JSON report");
+    insta::assert_json_snapshot!("simulated_metrics_backends", report["backends"]);
+    let story: Vec<&str> = output
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("slipway:") || line.starts_with("after:"))
+        .collect();
+    insta::assert_snapshot!(
+        "simulated_metrics_story",
+        without_dir(&story.join("\n"), dir.path())
+    );
+    let summary = std::fs::read_to_string(&summary).expect("step summary");
+    assert!(
+        summary.contains("| simulated | ⚠️ metrics (in memory, `backend.simulated`) |"),
+        "{summary}"
+    );
+}
+
+/// `--demo --state DIR`: a release paused by one process is approved and promoted by the next
+/// ones, and another one paused is aborted; the trail is `DIR/audit.jsonl`.
+#[test]
+fn a_release_paused_by_one_process_is_approved_and_promoted_by_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("world");
+    let state_arg = state.display().to_string();
+    let with_state = |args: &[&str]| -> Output {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--demo", "--state", &state_arg]);
+        deploy(&all, dir.path(), &[])
+    };
+    let run = deploy(
+        &["run", "--demo", "unapproved", "--state", &state_arg],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("outcome: paused"), "{}", run.stdout);
+
+    let status = with_state(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(
+        status.stdout.contains("paused: revision 3"),
+        "{}",
+        status.stdout
+    );
+
+    let approve = with_state(&[
+        "approve",
+        "--as",
+        "sam.reviewer",
+        "--reason",
+        "canary looked fine",
+    ]);
+    assert_eq!(approve.code, 0, "{}", approve.stderr);
+
+    let promote = with_state(&["promote"]);
+    assert_eq!(promote.code, 0, "{}", promote.stderr);
+    assert!(
+        promote.stdout.contains("outcome: promoted"),
+        "{}",
+        promote.stdout
+    );
+    assert!(promote.stdout.contains("revision: 4"), "{}", promote.stdout);
+
+    let after = with_state(&["status", "--output", "json"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    let after: serde_json::Value = serde_json::from_str(&after.stdout).expect("status JSON");
+    assert_eq!(after["paused"], serde_json::Value::Null, "{after}");
+    assert_eq!(after["canary"], serde_json::Value::Null, "{after}");
+    let trail = std::fs::read_to_string(state.join("audit.jsonl")).expect("trail in the state dir");
+    assert!(
+        trail.contains("sam.reviewer"),
+        "the approval is in the trail"
+    );
+    assert!(
+        trail.contains("\"promoted\""),
+        "the promotion is in the trail"
+    );
+
+    // The state names its scenario: asking for another one is an error naming both.
+    let other = deploy(
+        &["status", "--demo", "happy", "--state", &state_arg],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(other.code, 2, "{}", other.stderr);
+    assert!(
+        other.stderr.contains("holds the `unapproved` world"),
+        "{}",
+        other.stderr
+    );
+
+    // Another world: paused, then aborted by the next process; stable untouched.
+    let second = dir.path().join("second");
+    let second_arg = second.display().to_string();
+    let paused = deploy(
+        &["run", "--demo", "unapproved", "--state", &second_arg],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(paused.code, 0, "{}", paused.stderr);
+    let abort = deploy(
+        &[
+            "abort",
+            "--demo",
+            "--state",
+            &second_arg,
+            "--reason",
+            "not today",
+        ],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(abort.code, 1, "{}", abort.stderr);
+    let world = slipway_demo::persist::open(&second).expect("saved world");
+    assert_eq!(world.scenario, "unapproved");
+    assert_eq!(
+        world.cluster.deployment_names("ml-serving"),
+        ["iris-classifier"],
+        "the canary is gone"
+    );
+}
+
+/// The embedded world's test hooks at the process level: a run stalled after its 6th cluster
+/// write (the canary's creation) and killed with SIGKILL leaves the state directory holding
+/// every write it made, and nothing after.
+#[test]
+fn a_process_killed_after_a_cluster_write_leaves_that_write_saved() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("world");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slipway-deploy"))
+        .args(["run", "--no-config", "--demo", "--state"])
+        .arg(&state)
+        .current_dir(dir.path())
+        .env("USER", "release-bot")
+        .env("SLIPWAY_DEMO_TRACE_WRITES", "1")
+        .env("SLIPWAY_DEMO_STALL_AFTER_WRITE", "7")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut traced = Vec::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("line");
+        if line.starts_with("slipway-demo: ") {
+            traced.push(line.clone());
+        }
+        if line.starts_with("slipway-demo: stalled after cluster write 7: ") {
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert!(
+        traced.first().is_some_and(|line| line.starts_with(
+            "slipway-demo: cluster write 1: acquire Lease ml-serving/iris-classifier"
+        )),
+        "{traced:#?}"
+    );
+    assert_eq!(
+        traced.last().map(String::as_str),
+        Some(
+            "slipway-demo: stalled after cluster write 7: derive Deployment ml-serving/iris-classifier-canary"
+        ),
+        "{traced:#?}"
+    );
+    let world = slipway_demo::persist::open(&state).expect("saved world");
+    assert_eq!(
+        world.cluster.deployment_names("ml-serving"),
+        ["iris-classifier", "iris-classifier-canary"],
+        "the canary created before the kill is saved"
+    );
+    let release = slipway_core::ReleaseId::parse("ml-serving/iris-classifier").expect("release");
+    assert!(
+        world.cluster.lock_holder(&release).is_some(),
+        "the lease taken before the kill is saved"
     );
 }

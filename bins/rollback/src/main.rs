@@ -22,6 +22,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
 use slipway_cli::config::Settings;
+use slipway_cli::demo::DemoArgs;
 use slipway_cli::release::release_spec;
 use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat, UserError, config};
 use slipway_core::Digest;
@@ -34,7 +35,7 @@ use slipway_pipeline::{ReleaseSpec, RollbackSpec, RollbackTarget, RunOutcome, St
     version,
     about,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  slipway-rollback --reason \"p99 doubled after revision 7\" --emergency\n  slipway-rollback to --to 5 --reason \"back to the last reviewed model\"\n  slipway-rollback watch ml-serving/iris-classifier --duration 1h"
+    after_help = "Examples:\n  slipway-rollback --reason \"p99 doubled after revision 7\" --emergency\n  slipway-rollback to --to 5 --reason \"back to the last reviewed model\"\n  slipway-rollback watch ml-serving/iris-classifier --duration 1h\n  slipway-rollback to --demo --state demo/ --reason \"rehearsal\" --emergency   # on the embedded demo world\n\nWithout --demo, every backend must be configured in [backend] (or listed in backend.simulated)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,9 +70,8 @@ struct ToArgs {
     /// Skip the approval gate (the signature is still verified).
     #[arg(long)]
     emergency: bool,
-    /// In-memory world to run in [backend.scenario].
-    #[arg(long)]
-    scenario: Option<String>,
+    #[command(flatten)]
+    demo: DemoArgs,
 }
 
 #[tokio::main]
@@ -115,6 +115,7 @@ pub(crate) struct Setup {
 )]
 pub(crate) async fn setup(
     global: &GlobalArgs,
+    demo: &DemoArgs,
     overrides: &[(&str, serde_json::Value)],
 ) -> anyhow::Result<Option<Setup>> {
     let settings = config::load(global, overrides)?;
@@ -128,9 +129,9 @@ pub(crate) async fn setup(
         None => Arc::new(MemoryAuditStore::new()),
     };
     let env = |name: &str| std::env::var(name).ok();
-    let built = slipway_cli::backends::build(&settings, &release, audit, &env)
-        .await
-        .context("building the backends")?;
+    // Its errors name their input already (a key, a file, `--demo`).
+    let built =
+        slipway_cli::backends::build(&settings, global, demo, &release, audit, &env).await?;
     Ok(Some(Setup {
         settings,
         release,
@@ -138,13 +139,10 @@ pub(crate) async fn setup(
     }))
 }
 
-/// "on the in-memory backends" or "with <the real ones>".
+/// Where the command runs: the embedded demo world, or the real backends (naming any part
+/// simulated on purpose).
 pub(crate) fn where_(built: &slipway_cli::backends::Built) -> String {
-    if built.real.is_empty() {
-        "on the in-memory backends".to_owned()
-    } else {
-        format!("with {}", built.real.join("; "))
-    }
+    built.banner()
 }
 
 #[allow(
@@ -157,9 +155,6 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
     if let Some(release) = &args.release {
         overrides.push(("release.name", serde_json::Value::String(release.clone())));
     }
-    if let Some(name) = &args.scenario {
-        overrides.push(("backend.scenario", serde_json::Value::String(name.clone())));
-    }
     let target = target(args.to.as_deref())?;
     let reason = match args.reason.as_deref().map(str::trim) {
         None if args.global.print_config => String::new(),
@@ -167,7 +162,8 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
         Some("") => return Err(UserError { message: "`--reason` is empty\n\nhint: say why, e.g. `--reason \"p99 latency doubled after revision 7\"`".to_owned() }.into()),
         Some(reason) => reason.to_owned(),
     };
-    let Some(Setup { release, built, .. }) = setup(&args.global, &overrides).await? else {
+    let Some(Setup { release, built, .. }) = setup(&args.global, &args.demo, &overrides).await?
+    else {
         return Ok(ExitStatus::Success);
     };
     let spec = RollbackSpec {
@@ -186,8 +182,12 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
     slipway_cli::signals::install(built.backends.interrupt.clone());
     eprintln!("slipway: rolling back {} {}", spec.release, where_(&built));
     let mut observer = |event: &StageEvent| slipway_cli::story::print_event(event);
-    let report = slipway_pipeline::rollback(&spec, &built.backends, &mut observer).await;
+    let mut report = slipway_pipeline::rollback(&spec, &built.backends, &mut observer).await;
     slipway_cli::story::finish();
+    report.backends = built.systems.clone();
+    if let Some(note) = built.simulated_note() {
+        eprintln!("slipway: {note}");
+    }
     match args.global.output {
         OutputFormat::Json => println!(
             "{}",

@@ -6,6 +6,7 @@
 
 use anyhow::Context as _;
 use clap::Args;
+use slipway_cli::demo::DemoArgs;
 use slipway_cli::{ExitStatus, GlobalArgs, OutputFormat, UserError};
 use slipway_pipeline::watch::WatchSpec;
 use slipway_pipeline::{RunOutcome, RunReport, StageEvent};
@@ -35,9 +36,8 @@ pub(crate) struct WatchArgs {
     /// Highest tolerated p99 latency on stable, in seconds [watch.latency_p99_max].
     #[arg(long, value_name = "SECONDS")]
     latency_p99_max: Option<f64>,
-    /// In-memory world to run in [backend.scenario].
-    #[arg(long)]
-    scenario: Option<String>,
+    #[command(flatten)]
+    demo: DemoArgs,
 }
 
 impl WatchArgs {
@@ -48,7 +48,6 @@ impl WatchArgs {
             ("watch.duration", &self.duration),
             ("watch.interval", &self.interval),
             ("watch.sustain", &self.sustain),
-            ("backend.scenario", &self.scenario),
         ];
         for (key, value) in strings {
             if let Some(value) = value {
@@ -90,7 +89,7 @@ pub(crate) async fn run(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
         settings,
         release,
         built,
-    }) = setup(&args.global, &args.overrides()).await?
+    }) = setup(&args.global, &args.demo, &args.overrides()).await?
     else {
         return Ok(ExitStatus::Success);
     };
@@ -100,8 +99,12 @@ pub(crate) async fn run(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
     slipway_cli::signals::install(built.backends.interrupt.clone());
     eprintln!("slipway: guarding {} {}", spec.release, where_(&built));
     let mut observer = |event: &StageEvent| slipway_cli::story::print_event(event);
-    let report = slipway_pipeline::watch::watch(&spec, &built.backends, &mut observer).await;
+    let mut report = slipway_pipeline::watch::watch(&spec, &built.backends, &mut observer).await;
     slipway_cli::story::finish();
+    report.backends = built.systems.clone();
+    if let Some(note) = built.simulated_note() {
+        eprintln!("slipway: {note}");
+    }
     for note in built.world.notifier.sent() {
         eprintln!("notified: [{}] {}", note.event, note.summary);
     }

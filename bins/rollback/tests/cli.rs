@@ -34,11 +34,18 @@ fn snapshot(output: &Output) -> String {
 
 #[test]
 fn bare_flags_and_to_roll_back_alike() {
-    let bare = rollback(&["--no-config", "--reason", "p99 doubled", "--emergency"]);
+    let bare = rollback(&[
+        "--no-config",
+        "--demo",
+        "--reason",
+        "p99 doubled",
+        "--emergency",
+    ]);
     assert_eq!(bare.code, 0, "{}", bare.stderr);
     let to = rollback(&[
         "to",
         "--no-config",
+        "--demo",
         "--reason",
         "p99 doubled",
         "--emergency",
@@ -55,7 +62,7 @@ fn bare_flags_and_to_roll_back_alike() {
 
 #[test]
 fn a_rollback_without_approval_is_refused() {
-    let output = rollback(&["to", "--no-config", "--reason", "p99 doubled"]);
+    let output = rollback(&["to", "--no-config", "--demo", "--reason", "p99 doubled"]);
     assert_eq!(output.code, 1, "{}", output.stderr);
     assert!(
         output.stdout.contains("outcome: refused"),
@@ -66,7 +73,7 @@ fn a_rollback_without_approval_is_refused() {
 
 #[test]
 fn a_healthy_release_is_guarded_and_exits_0() {
-    let output = rollback(&["watch", "--no-config"]);
+    let output = rollback(&["watch", "--no-config", "--demo"]);
     assert_eq!(output.code, 0, "{}", output.stderr);
     insta::assert_snapshot!("watch_healthy", snapshot(&output));
     assert!(
@@ -83,6 +90,7 @@ fn a_breach_rolls_back_and_exits_1() {
         "watch",
         "ml-serving/iris-classifier",
         "--no-config",
+        "--demo",
         "--error-rate-max",
         "0.001",
     ]);
@@ -98,6 +106,7 @@ fn a_breach_rolls_back_and_exits_1() {
     let json = rollback(&[
         "watch",
         "--no-config",
+        "--demo",
         "--error-rate-max",
         "0.001",
         "--output",
@@ -111,18 +120,23 @@ fn a_breach_rolls_back_and_exits_1() {
 
 #[test]
 fn errors_exit_2_and_say_what_to_fix() {
-    let cases: [(&str, &[&str]); 4] = [
-        ("missing_reason", &["--no-config"]),
+    let cases: [(&str, &[&str]); 5] = [
+        ("missing_reason", &["--no-config", "--demo"]),
         (
             "watch_zero_interval",
-            &["watch", "--no-config", "--interval", "0s"],
+            &["watch", "--no-config", "--demo", "--interval", "0s"],
         ),
         // A bad flag value is attributed to the command-line flags and names its key.
         (
             "watch_bad_duration",
-            &["watch", "--no-config", "--duration", "soon"],
+            &["watch", "--no-config", "--demo", "--duration", "soon"],
         ),
         ("reason_with_watch", &["--reason", "x", "watch"]),
+        // Real by default: no configuration and no `--demo` is an error naming `--demo`.
+        (
+            "no_backends",
+            &["--no-config", "--reason", "x", "--emergency"],
+        ),
     ];
     for (name, args) in cases {
         let output = rollback(args);
@@ -138,7 +152,13 @@ fn in_github_actions_a_rollback_writes_its_outputs_and_summary() {
     let outputs = dir.path().join("outputs");
     let summary = dir.path().join("summary.md");
     let output = Command::new(env!("CARGO_BIN_EXE_slipway-rollback"))
-        .args(["--no-config", "--emergency", "--reason", "p99 doubled"])
+        .args([
+            "--no-config",
+            "--demo",
+            "--emergency",
+            "--reason",
+            "p99 doubled",
+        ])
         .env_remove("SLIPWAY_AUDIT__PATH")
         .env_remove("SLIPWAY_BACKEND__SCENARIO")
         .env("GITHUB_ACTIONS", "true")
@@ -160,4 +180,30 @@ fn in_github_actions_a_rollback_writes_its_outputs_and_summary() {
         markdown.contains("ml-serving/iris-classifier"),
         "{markdown}"
     );
+}
+
+#[test]
+fn a_rollback_goes_on_in_the_world_saved_by_the_previous_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("world");
+    let state = state.display().to_string();
+    let args = [
+        "to",
+        "--demo",
+        "--state",
+        &state,
+        "--emergency",
+        "--reason",
+        "p99 doubled",
+    ];
+    let first = rollback(&args);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stdout.contains("revision: 3"), "{}", first.stdout);
+    // A fresh world would roll back to revision 3 again; the saved one goes on from it.
+    let second = rollback(&args);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.stdout.contains("revision: 4"), "{}", second.stdout);
+    let trail = std::fs::read_to_string(dir.path().join("world").join("audit.jsonl"))
+        .expect("the trail lives with the world");
+    assert!(trail.matches("p99 doubled").count() >= 2, "{trail}");
 }

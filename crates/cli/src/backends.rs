@@ -1,30 +1,37 @@
-//! Building [`Backends`] from configuration: each boundary is the embedded in-memory world
-//! (`backend.* = "memory"`, the default) or a real client.
+//! Building [`Backends`] from configuration: each boundary is a real client, or the embedded
+//! in-memory world (`--demo`, or a boundary listed in `backend.simulated` on purpose).
 //!
-//! The memory world is always built first, from `backend.scenario`, and real clients replace
-//! its parts one by one. A dry run on laptops, a CI job against real MLflow and Prometheus with
-//! an in-memory cluster, and a production run against everything real all go through here.
-//! Every setting a real client lacks is an error naming its key, before anything is contacted.
-
-use std::ffi::OsString;
-use std::path::PathBuf;
-use std::sync::Arc;
+//! [`crate::demo::choose`] decides first whether the command may run at all (real by
+//! default). Then the memory world is built from the scenario and real clients replace its
+//! parts one by one; with `--demo --state DIR` the world is the one saved in DIR
+//! (`slipway_demo::persist`). A simulated part never invents evidence for a real one: next to a
+//! real cluster the memory metrics hold no series. Every setting a real client lacks is an
+//! error naming its key, before anything is contacted.
 
 use slipway_analysis::{PrometheusAuth, PrometheusClient, PrometheusConfig};
 use slipway_attest::{EcdsaP256Key, EcdsaP256PublicKey, Signer as _, Verifier};
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
+use slipway_demo::persist;
+use slipway_demo::scenario::WorldOptions;
+use slipway_demo::scenario::{self, World};
 use slipway_k8s_rollout::{ClusterAuditStore, ConnectOptions, KubeClusterConfig};
 use slipway_mlflow::{MlflowAuth, MlflowClient, MlflowConfig};
-use slipway_pipeline::scenario::{self, World};
-use slipway_pipeline::{FanOut, Notifier, ReleaseSpec, SystemClock, WebhookKind, WebhookNotifier};
+use slipway_pipeline::{
+    BackendInfo, FanOut, Notifier, ReleaseSpec, SystemClock, WebhookKind, WebhookNotifier,
+};
 use slipway_registry::{DockerConfig, OciRegistry, RegistryConfig};
 use slipway_scanner::{TrivyCli, TrivyReportFile};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::UserError;
 use crate::config::{
-    AuditStoreKind, ClusterBackend, MetricsBackend, ModelsBackend, RegistryBackend, ScannerBackend,
-    Settings,
+    AuditStoreKind, Boundary, ClusterBackend, MetricsBackend, ModelsBackend, RegistryBackend,
+    ScannerBackend, Settings,
 };
+use crate::demo::{Choice, DemoArgs, choose};
+use crate::{GlobalArgs, UserError};
 
 /// Env vars the real clients read, declared once.
 pub mod env_vars {
@@ -45,6 +52,65 @@ pub struct Built {
     pub world: World,
     /// `models: mlflow at http://…`, one per real client.
     pub real: Vec<String>,
+    /// Where the command runs: `--demo` or the configured backends.
+    pub choice: Choice,
+    /// The scenario of the embedded world (the saved one with `--state`).
+    pub scenario: String,
+    /// Each system's implementation and whether it is simulated, for the report.
+    pub systems: BTreeMap<String, BackendInfo>,
+}
+
+impl Built {
+    /// The systems simulated in this run.
+    pub fn simulated(&self) -> Vec<String> {
+        self.systems
+            .iter()
+            .filter(|(_, info)| info.simulated)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// How the story's first line says where the command runs: `on the embedded demo world
+    /// (…)` or `with <real clients>; SIMULATED on purpose: metrics (in memory)`.
+    pub fn banner(&self) -> String {
+        match &self.choice {
+            Choice::Demo { state, .. } => format!(
+                "on the embedded demo world (scenario `{}`{}; every backend simulated)",
+                self.scenario,
+                state
+                    .as_ref()
+                    .map(|dir| format!(", state in {}", dir.display()))
+                    .unwrap_or_default()
+            ),
+            Choice::Configured { simulated } => {
+                let mut text = if self.real.is_empty() {
+                    "on no real backend".to_owned()
+                } else {
+                    format!("with {}", self.real.join("; "))
+                };
+                if !simulated.is_empty() {
+                    text.push_str(&format!(
+                        "; SIMULATED on purpose (backend.simulated): {} (in memory)",
+                        self.simulated().join(", ")
+                    ));
+                }
+                text
+            }
+        }
+    }
+
+    /// `SIMULATED: metrics` for the story's last line, or `None` when every system is real.
+    pub fn simulated_note(&self) -> Option<String> {
+        let simulated = self.simulated();
+        match &self.choice {
+            _ if simulated.is_empty() => None,
+            Choice::Demo { .. } => Some("SIMULATED: every backend (--demo)".to_owned()),
+            Choice::Configured { .. } => Some(format!(
+                "SIMULATED on purpose: {} (backend.simulated)",
+                simulated.join(", ")
+            )),
+        }
+    }
 }
 
 fn missing(key: &str, hint: &str) -> UserError {
@@ -67,33 +133,90 @@ fn invalid(key: &str, err: impl std::fmt::Display) -> UserError {
     }
 }
 
-/// Builds the backends. `env` reads environment variables (the binaries pass `std::env::var`).
+/// Builds the backends, after [`choose`] allowed the command to run. `env` reads environment
+/// variables (the binaries pass `std::env::var`).
 pub async fn build(
     settings: &Settings,
+    global: &GlobalArgs,
+    demo: &DemoArgs,
     spec: &ReleaseSpec,
     audit: Arc<dyn AuditStore>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> anyhow::Result<Built> {
+    let choice = choose(settings, demo, global)?;
     let backend = &settings.backend;
-    // The world's seeded history and approvals belong to the dry run: they go into the caller's
-    // trail only when every backend is in memory, never next to real releases.
-    let all_memory = backend.models == ModelsBackend::Memory
-        && backend.registry == RegistryBackend::Memory
-        && backend.cluster == ClusterBackend::Memory
-        && backend.metrics == MetricsBackend::Memory
-        && backend.scanner == ScannerBackend::Memory;
-    let seeded: Arc<dyn AuditStore> = if all_memory {
-        audit.clone()
-    } else {
-        Arc::new(MemoryAuditStore::new())
+    let (world, audit, scenario) = match &choice {
+        Choice::Demo {
+            scenario,
+            state: Some(dir),
+        } => {
+            // The world's trail lives with it, unless the configuration names one.
+            let audit: Arc<dyn AuditStore> = match &settings.audit.path {
+                Some(_) => audit,
+                None => Arc::new(FileAuditStore::new(persist::trail_path(dir))),
+            };
+            let hooks = persist::Hooks::from_env(env).map_err(|err| UserError {
+                message: err.to_string(),
+            })?;
+            // A new world starts from the scenario named, else `backend.scenario`; a saved one
+            // goes on with its own.
+            let scenario = scenario
+                .clone()
+                .or_else(|| (!persist::holds_world(dir)).then(|| backend.scenario.clone()));
+            let persisted =
+                persist::open_or_create(dir, scenario.as_deref(), spec, audit.clone(), hooks)
+                    .await
+                    .map_err(|err| UserError {
+                        message: err.to_string(),
+                    })?;
+            (persisted.world, audit, persisted.scenario)
+        }
+        Choice::Demo {
+            scenario,
+            state: None,
+        } => {
+            let name = scenario.clone().unwrap_or_else(|| backend.scenario.clone());
+            let world = scenario::build_with_audit(&name, spec, audit.clone()).await?;
+            (world, audit, name)
+        }
+        Choice::Configured { simulated } => {
+            // The world's seeded history and approvals go into the caller's trail only when
+            // every backend is simulated, never next to real releases.
+            let all_memory = simulated.len() == Boundary::ALL.len();
+            let seeded: Arc<dyn AuditStore> = if all_memory {
+                audit.clone()
+            } else {
+                Arc::new(MemoryAuditStore::new())
+            };
+            let name = backend.scenario.clone();
+            let options = WorldOptions {
+                real_cluster: backend.cluster == ClusterBackend::Kubernetes,
+            };
+            // Simulated time only when nothing real waits: a real cluster or Prometheus needs
+            // real time.
+            let world = if backend.cluster == ClusterBackend::Memory
+                && backend.metrics == MetricsBackend::Memory
+            {
+                scenario::build_with_audit(&name, spec, seeded).await?
+            } else {
+                scenario::build_with(&name, spec, seeded, Arc::new(SystemClock), options).await?
+            };
+            (world, audit, name)
+        }
     };
-    // Simulated time only when nothing real waits: a real cluster or Prometheus needs real time.
-    let world =
-        if backend.cluster == ClusterBackend::Memory && backend.metrics == MetricsBackend::Memory {
-            scenario::build_with_audit(&backend.scenario, spec, seeded).await?
-        } else {
-            scenario::build_on(&backend.scenario, spec, seeded, Arc::new(SystemClock)).await?
-        };
+    let systems = Boundary::ALL
+        .into_iter()
+        .map(|boundary| {
+            let implementation = backend.implementation(boundary);
+            (
+                boundary.as_str().to_owned(),
+                BackendInfo {
+                    implementation: implementation.to_owned(),
+                    simulated: implementation == "memory",
+                },
+            )
+        })
+        .collect();
     let mut backends = world.backends.clone();
     backends.audit = audit;
     let mut real = Vec::new();
@@ -237,6 +360,9 @@ pub async fn build(
         backends,
         world,
         real,
+        choice,
+        scenario,
+        systems,
     })
 }
 

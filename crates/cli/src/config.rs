@@ -291,7 +291,8 @@ pub struct ProvenanceSettings {
 }
 
 /// Which implementation serves a boundary. `memory` is the embedded world of
-/// `backend.scenario`: real code with real behaviour, seeded so a release tells a story.
+/// `backend.scenario`: real code with real behaviour, seeded so a release tells a story. It is
+/// used only with `--demo` or when listed in `backend.simulated` (real by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelsBackend {
@@ -364,6 +365,88 @@ pub struct BackendSettings {
     pub scanner: ScannerBackend,
     /// The in-memory world the `memory` backends start from (see `--list-scenarios`).
     pub scenario: String,
+    /// Boundaries left in memory on purpose next to real ones (`["metrics"]`). Without
+    /// `--demo`, every boundary must be real or listed here; each listed one is named in every
+    /// output.
+    pub simulated: Vec<Boundary>,
+}
+
+/// One external system a release talks to, as `backend.simulated` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Boundary {
+    /// The model registry (`backend.models`).
+    Models,
+    /// The OCI registry (`backend.registry`).
+    Registry,
+    /// Kubernetes (`backend.cluster`).
+    Cluster,
+    /// Metrics (`backend.metrics`).
+    Metrics,
+    /// The vulnerability scanner (`backend.scanner`).
+    Scanner,
+}
+
+impl Boundary {
+    /// Every boundary, in the order outputs list them.
+    pub const ALL: [Boundary; 5] = [
+        Boundary::Models,
+        Boundary::Registry,
+        Boundary::Cluster,
+        Boundary::Metrics,
+        Boundary::Scanner,
+    ];
+
+    /// The key's name (`metrics`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Boundary::Models => "models",
+            Boundary::Registry => "registry",
+            Boundary::Cluster => "cluster",
+            Boundary::Metrics => "metrics",
+            Boundary::Scanner => "scanner",
+        }
+    }
+}
+
+impl std::fmt::Display for Boundary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl BackendSettings {
+    /// The implementation configured for `boundary` (`memory`, `mlflow`, `kubernetes`, …).
+    pub fn implementation(&self, boundary: Boundary) -> &'static str {
+        match boundary {
+            Boundary::Models => match self.models {
+                ModelsBackend::Memory => "memory",
+                ModelsBackend::Mlflow => "mlflow",
+            },
+            Boundary::Registry => match self.registry {
+                RegistryBackend::Memory => "memory",
+                RegistryBackend::Oci => "oci",
+            },
+            Boundary::Cluster => match self.cluster {
+                ClusterBackend::Memory => "memory",
+                ClusterBackend::Kubernetes => "kubernetes",
+            },
+            Boundary::Metrics => match self.metrics {
+                MetricsBackend::Memory => "memory",
+                MetricsBackend::Prometheus => "prometheus",
+            },
+            Boundary::Scanner => match self.scanner {
+                ScannerBackend::Memory => "memory",
+                ScannerBackend::TrivyReport => "trivy-report",
+                ScannerBackend::Trivy => "trivy",
+            },
+        }
+    }
+
+    /// Whether `boundary` is served by the in-memory implementation.
+    pub fn is_memory(&self, boundary: Boundary) -> bool {
+        self.implementation(boundary) == "memory"
+    }
 }
 
 impl Default for BackendSettings {
@@ -375,6 +458,7 @@ impl Default for BackendSettings {
             metrics: MetricsBackend::Memory,
             scanner: ScannerBackend::Memory,
             scenario: "happy".to_owned(),
+            simulated: Vec::new(),
         }
     }
 }
@@ -498,7 +582,9 @@ fn load_from(
     figment.extract::<Settings>().map_err(|err| describe(&err))
 }
 
-fn config_file(global: &GlobalArgs) -> Result<Option<PathBuf>, UserError> {
+/// The config file `load` reads: `--config`, or `slipway.toml` in the current directory when
+/// it exists; `None` with `--no-config` or when there is none.
+pub fn config_file(global: &GlobalArgs) -> Result<Option<PathBuf>, UserError> {
     if global.no_config {
         return Ok(None);
     }

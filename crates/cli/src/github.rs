@@ -309,6 +309,20 @@ pub fn step_summary(report: &RunReport) -> String {
         code(&report.release)
     );
     out.push_str(&format!("| release | {} |\n", code(&report.release)));
+    let simulated: Vec<&str> = report
+        .backends
+        .iter()
+        .filter(|(_, info)| info.simulated)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !simulated.is_empty() {
+        let what = if simulated.len() == report.backends.len() {
+            "every backend (the embedded demo world)".to_owned()
+        } else {
+            format!("{} (in memory, `backend.simulated`)", simulated.join(", "))
+        };
+        out.push_str(&format!("| simulated | ⚠️ {what} |\n"));
+    }
     out.push_str(&format!("| outcome | {outcome} |\n"));
     out.push_str(&format!("| reason | {} |\n", cell(&report.reason)));
     let unknown = "–".to_owned();
@@ -560,6 +574,7 @@ mod tests {
                     rounded_up: false,
                 },
             ],
+            backends: Default::default(),
         }
     }
 
@@ -599,6 +614,7 @@ mod tests {
             gates,
             analysis: Vec::new(),
             steps: Vec::new(),
+            backends: Default::default(),
         }
     }
 
@@ -651,6 +667,42 @@ mod tests {
     #[test]
     fn step_summary_of_a_promoted_release() {
         insta::assert_snapshot!("summary_promoted", step_summary(&promoted()));
+    }
+
+    #[test]
+    fn step_summary_names_the_simulated_parts() {
+        let mut report = promoted();
+        for (name, implementation) in [
+            ("models", "mlflow"),
+            ("registry", "oci"),
+            ("cluster", "kubernetes"),
+            ("metrics", "memory"),
+            ("scanner", "trivy-report"),
+        ] {
+            report.backends.insert(
+                name.to_owned(),
+                slipway_pipeline::BackendInfo {
+                    implementation: implementation.to_owned(),
+                    simulated: implementation == "memory",
+                },
+            );
+        }
+        let summary = step_summary(&report);
+        assert!(
+            summary.contains("| simulated | ⚠️ metrics (in memory, `backend.simulated`) |"),
+            "{summary}"
+        );
+        insta::assert_snapshot!("summary_simulated_metrics", summary);
+        for info in report.backends.values_mut() {
+            info.implementation = "memory".to_owned();
+            info.simulated = true;
+        }
+        assert!(
+            step_summary(&report)
+                .contains("| simulated | ⚠️ every backend (the embedded demo world) |")
+        );
+        report.backends.clear();
+        assert!(!step_summary(&report).contains("simulated"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod backends;
 pub mod config;
+pub mod demo;
 mod exit;
 pub mod github;
 mod global;

@@ -13,7 +13,7 @@
 use std::fmt;
 
 /// A legacy MLflow stage (deprecated by MLflow in 2.9, still used by many teams).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Stage {
     /// `None`.
     None,

@@ -46,7 +46,9 @@ pub use cleanup::ManagedObject;
 pub use kube_cluster::{
     ConnectOptions, KubeCluster, KubeClusterConfig, KubeRetry, KubeTimeouts, connect,
 };
-pub use memory::{Fault, IngressPath, MemoryCluster, MemoryIngress, RecordedEvent};
+pub use memory::{
+    Fault, IngressPath, MemoryCluster, MemoryClusterSnapshot, MemoryIngress, RecordedEvent,
+};
 pub use ops::{OPERATIONS, Operation};
 use slipway_core::{ReleaseId, ReleaseRecord, Secret};
 
@@ -67,7 +69,7 @@ pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
 pub const DEFAULT_HISTORY_LIMIT: usize = 10;
 
 /// The parts of a Deployment Slipway reads and writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeploymentSpec {
     /// Namespace.
     pub namespace: String,
@@ -143,7 +145,7 @@ pub struct ServicePort {
 }
 
 /// Rolling-update parameters (`maxSurge`, `maxUnavailable`), as counts or percentages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RollingParams {
     /// Extra pods allowed above the desired count (`25%`, `1`).
     pub max_surge: String,

@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// A failure to inject for pods running a given image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Fault {
     /// The image cannot be pulled.
     ImagePull,
@@ -40,7 +40,7 @@ pub enum Fault {
 }
 
 /// An Event as recorded on a Deployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordedEvent {
     /// When.
     pub at: Timestamp,
@@ -53,7 +53,7 @@ pub struct RecordedEvent {
 }
 
 /// One path of an Ingress rule: requests for `host` under `path` go to Service `service`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IngressPath {
     /// Host (empty: every host).
     pub host: String,
@@ -64,7 +64,7 @@ pub struct IngressPath {
 }
 
 /// An Ingress as [`MemoryCluster`] keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemoryIngress {
     /// Its rules' paths.
     pub paths: Vec<IngressPath>,
@@ -91,7 +91,7 @@ impl MemoryIngress {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Deployment {
     spec: DeploymentSpec,
     revision: u64,
@@ -105,20 +105,60 @@ struct Deployment {
     rolling: Option<RollingParams>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct State {
+    #[serde(with = "pairs")]
     deployments: BTreeMap<(String, String), Deployment>,
+    #[serde(with = "pairs")]
     services: BTreeMap<(String, String), BTreeMap<String, String>>,
     /// Services Slipway created ([`Cluster::copy_service`]); the others are the user's.
+    #[serde(default)]
     managed_services: BTreeSet<(String, String)>,
+    #[serde(with = "pairs")]
     ingresses: BTreeMap<(String, String), MemoryIngress>,
+    #[serde(with = "pairs")]
     secrets: BTreeMap<(String, String), BTreeMap<String, String>>,
     events: Vec<RecordedEvent>,
+    #[serde(with = "pairs")]
     history: BTreeMap<ReleaseId, Vec<ReleaseRecord>>,
+    #[serde(with = "pairs")]
     leases: BTreeMap<ReleaseId, (String, Timestamp)>,
     faults: Vec<(String, Fault)>,
     /// Audit objects by (namespace, trail), by name.
+    #[serde(with = "pairs")]
     audit: BTreeMap<(String, String), BTreeMap<String, String>>,
+}
+
+/// Everything a [`MemoryCluster`] holds, as a serialisable value: what a process saves so that
+/// another one can go on in the same cluster (the embedded world of `--demo --state`). The
+/// format is private to the version that wrote it.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MemoryClusterSnapshot(State);
+
+/// Maps whose keys are not strings (tuples, release ids), written as lists of `[key, value]`
+/// pairs so that JSON can hold them.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub(super) fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
 }
 
 /// An in-memory cluster. See the module docs.
@@ -153,6 +193,17 @@ impl MemoryCluster {
             readiness_delay: Duration::from_secs(20),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Everything this cluster holds now (see [`MemoryClusterSnapshot`]).
+    pub fn snapshot(&self) -> MemoryClusterSnapshot {
+        MemoryClusterSnapshot(self.lock().clone())
+    }
+
+    /// Replaces everything this cluster holds with `snapshot`; the clock and readiness delay
+    /// stay this cluster's own.
+    pub fn restore(&self, snapshot: MemoryClusterSnapshot) {
+        *self.lock() = snapshot.0;
     }
 
     /// Creates a Deployment whose pods are already ready (a workload that was running before).

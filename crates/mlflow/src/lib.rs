@@ -24,11 +24,11 @@ use std::collections::BTreeMap;
 
 pub use client::MlflowClient;
 pub use config::{ConfigError, MlflowAuth, MlflowConfig, env_vars};
-pub use memory::MemoryModelRegistry;
+pub use memory::{MemoryModelRegistry, MemoryModelRegistrySnapshot};
 use slipway_core::{ModelRef, ModelVersion, Stage};
 
 /// Registration status of a model version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VersionStatus {
     /// `READY`: usable.
     Ready,
@@ -50,7 +50,7 @@ impl VersionStatus {
 }
 
 /// What the registry knows about one model version.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VersionInfo {
     /// Name and number.
     pub version: ModelVersion,
@@ -69,7 +69,7 @@ pub struct VersionInfo {
 }
 
 /// A run's metrics (latest value of each) and params.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RunData {
     /// Latest value of each metric.
     pub metrics: BTreeMap<String, f64>,
@@ -78,7 +78,7 @@ pub struct RunData {
 }
 
 /// One logged value of a metric, as MLflow keeps its history.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricPoint {
     /// When it was logged, in milliseconds since the Unix epoch.
     pub timestamp_ms: i64,

@@ -7,7 +7,7 @@ use slipway_core::{ModelRef, ModelSelector, ModelVersion, Stage};
 
 use crate::{Error, MetricPoint, ModelRegistry, RunData, VersionInfo, VersionStatus};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct State {
     /// Model name → version number → info.
     models: BTreeMap<String, BTreeMap<u64, VersionInfo>>,
@@ -15,6 +15,12 @@ struct State {
     /// Run id → metric key → every logged value, in logging order.
     histories: BTreeMap<String, BTreeMap<String, Vec<MetricPoint>>>,
 }
+
+/// Everything a [`MemoryModelRegistry`] holds (versions, aliases, stages, tags, runs), as a
+/// serialisable value, so another process can go on with it (the embedded world of
+/// `--demo --state`).
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MemoryModelRegistrySnapshot(State);
 
 /// An in-memory model registry. See the crate docs.
 #[derive(Debug, Default)]
@@ -26,6 +32,16 @@ impl MemoryModelRegistry {
     /// An empty registry.
     pub fn new() -> MemoryModelRegistry {
         MemoryModelRegistry::default()
+    }
+
+    /// Everything this registry holds now.
+    pub fn snapshot(&self) -> MemoryModelRegistrySnapshot {
+        MemoryModelRegistrySnapshot(self.lock().clone())
+    }
+
+    /// Replaces everything this registry holds with `snapshot`.
+    pub fn restore(&self, snapshot: MemoryModelRegistrySnapshot) {
+        *self.lock() = snapshot.0;
     }
 
     /// Registers the next version of `name`, produced by a run with `metrics`; returns it.

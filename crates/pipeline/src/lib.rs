@@ -19,17 +19,15 @@ mod reload;
 mod report;
 mod rollback;
 mod run;
-pub mod scenario;
 mod spec;
 mod status;
-pub mod story;
 pub mod watch;
 
 pub use backends::{Backends, SystemClock};
 pub use interrupt::{Interrupt, Interruption};
 pub use notify::{FanOut, MemoryNotifier, Notification, Notifier, WebhookKind, WebhookNotifier};
 pub use reload::{ADMIN_TOKEN_HEADER, ReloadSpec, reload};
-pub use report::{RunOutcome, RunReport, StageEvent, StageStatus, StepShare};
+pub use report::{BackendInfo, RunOutcome, RunReport, StageEvent, StageStatus, StepShare};
 pub use rollback::{RollbackSpec, RollbackTarget, choose_target, rollback};
 pub use run::{ApproveError, Observer, Resume, approve, plan, resume, run};
 pub use spec::{GivenApproval, ReleaseSpec};

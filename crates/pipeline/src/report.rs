@@ -3,6 +3,8 @@
 //! `RunReport` is the JSON document `slipway-deploy run --output json` prints; its field names are
 //! a contract for CI jobs that read it.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use serde::Serialize;
 use slipway_analysis::AnalysisRun;
@@ -105,6 +107,20 @@ pub struct RunReport {
     /// Each canary step's requested and actual share: in a plan every step as it would run, in
     /// a run the steps that ran. Empty for blue-green and rolling.
     pub steps: Vec<StepShare>,
+    /// Which implementation served each system (`models`, `registry`, `cluster`, `metrics`,
+    /// `scanner`) and whether it was simulated. The pipeline only carries it: the caller that
+    /// chose the backends fills it in; empty when nobody did.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backends: BTreeMap<String, BackendInfo>,
+}
+
+/// One system's implementation in a [`RunReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackendInfo {
+    /// `memory`, `mlflow`, `oci`, `kubernetes`, `prometheus`, `trivy-report`, `trivy`.
+    pub implementation: String,
+    /// True when the in-memory world stood in for the real system.
+    pub simulated: bool,
 }
 
 impl RunReport {
@@ -122,6 +138,7 @@ impl RunReport {
             analysis: Vec::new(),
             interruption: None,
             steps: Vec::new(),
+            backends: BTreeMap::new(),
         }
     }
 }

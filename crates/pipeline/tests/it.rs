@@ -5,10 +5,10 @@ use slipway_audit_log::{Event, verify};
 use slipway_cli::config::Settings;
 use slipway_cli::release::release_spec;
 use slipway_core::Outcome;
+use slipway_demo::scenario::{self, SCENARIOS, World};
 use slipway_k8s_rollout::rollout::{CoarseSteps, TrafficRouting};
 use slipway_k8s_rollout::{Cluster as _, IngressPath};
 use slipway_mlflow::ModelRegistry as _;
-use slipway_pipeline::scenario::{self, SCENARIOS, World};
 use slipway_pipeline::{ReleaseSpec, Resume, RunOutcome, RunReport, StageEvent, StageStatus};
 
 fn spec() -> ReleaseSpec {

@@ -9,8 +9,8 @@ use slipway_audit_log::Event;
 use slipway_cli::config::Settings;
 use slipway_cli::release::release_spec;
 use slipway_core::Outcome;
+use slipway_demo::scenario::{self, World};
 use slipway_k8s_rollout::Cluster as _;
-use slipway_pipeline::scenario::{self, World};
 use slipway_pipeline::{Interruption, ReleaseSpec, RunOutcome, StageEvent, StageStatus};
 
 /// A canary of three ten-minute steps: with its analysis, about 45 simulated minutes, three

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 pub use docker_config::{Credential, DOCKER_CONFIG_ENV, DockerConfig, default_config_dir};
 pub use error::Error;
 pub use manifest::Platform;
-pub use memory::MemoryRegistry;
+pub use memory::{MemoryRegistry, MemoryRegistrySnapshot};
 pub use oci::{OciRegistry, RegistryConfig};
 use slipway_core::{Digest, ImageRef};
 
@@ -40,7 +40,7 @@ pub struct Resolved {
 }
 
 /// One layer of a small artifact (a signature, an attestation).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Layer {
     /// Media type, e.g. `application/vnd.dev.cosign.simplesigning.v1+json`.
     pub media_type: String,
@@ -51,7 +51,7 @@ pub struct Layer {
 }
 
 /// A small artifact stored under a tag: an ordered list of layers.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Artifact {
     /// The layers, in order.
     pub layers: Vec<Layer>,

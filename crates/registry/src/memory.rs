@@ -11,7 +11,7 @@ use slipway_core::{Digest, ImageRef};
 use crate::manifest::{OCI_INDEX, OCI_MANIFEST};
 use crate::{Artifact, Error, Manifest, Registry, Resolved};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct Repository {
     tags: BTreeMap<String, Digest>,
     /// Index digest → platform digest, for tags that point at a multi-platform index.
@@ -21,6 +21,11 @@ struct Repository {
     artifacts: BTreeMap<Digest, Artifact>,
     blobs: BTreeMap<Digest, Vec<u8>>,
 }
+
+/// Every repository a [`MemoryRegistry`] holds, as a serialisable value, so another process can
+/// go on with the same tags and signatures (the embedded world of `--demo --state`).
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MemoryRegistrySnapshot(BTreeMap<String, Repository>);
 
 /// An in-memory OCI registry. See the module docs.
 #[derive(Debug, Default)]
@@ -32,6 +37,16 @@ impl MemoryRegistry {
     /// An empty registry.
     pub fn new() -> MemoryRegistry {
         MemoryRegistry::default()
+    }
+
+    /// Everything this registry holds now.
+    pub fn snapshot(&self) -> MemoryRegistrySnapshot {
+        MemoryRegistrySnapshot(self.lock().clone())
+    }
+
+    /// Replaces everything this registry holds with `snapshot`.
+    pub fn restore(&self, snapshot: MemoryRegistrySnapshot) {
+        *self.lock() = snapshot.0;
     }
 
     /// Pushes an image manifest under `image`'s tag, returning its digest (derived from `content`,

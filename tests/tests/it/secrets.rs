@@ -161,6 +161,9 @@ key = "cosign.key"
 models = "mlflow"
 registry = "oci"
 scanner = "trivy-report"
+# No API server here: the cluster, and the metrics of its pods, are the embedded world's, on
+# purpose, and every output says so.
+simulated = ["cluster", "metrics"]
 
 [mlflow]
 tracking_uri = "{mlflow}"
@@ -239,6 +242,28 @@ path = "audit.jsonl"
     assert_eq!(release.code, 0, "run:\n{}", release.stderr);
     let json: serde_json::Value = serde_json::from_str(&release.stdout).expect("run JSON");
     assert_eq!(json["outcome"], "promoted", "{}", release.stdout);
+    // Promoted on a simulated cluster: the report and the step summary say which parts were real.
+    assert_eq!(
+        json["backends"]["models"]["simulated"], false,
+        "{}",
+        release.stdout
+    );
+    assert_eq!(json["backends"]["registry"]["implementation"], "oci");
+    assert_eq!(json["backends"]["cluster"]["simulated"], true);
+    assert_eq!(json["backends"]["metrics"]["simulated"], true);
+    assert!(
+        read(&summary)
+            .contains("| simulated | ⚠️ cluster, metrics (in memory, `backend.simulated`) |"),
+        "{}",
+        read(&summary)
+    );
+    assert!(
+        release
+            .stderr
+            .contains("SIMULATED on purpose (backend.simulated): cluster, metrics"),
+        "{}",
+        release.stderr
+    );
     let heads = reloads.lock().expect("lock").clone();
     assert!(
         heads.iter().any(|head| head

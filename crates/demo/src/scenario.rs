@@ -1,6 +1,7 @@
 //! Embedded demo worlds: in-memory backends seeded so that a release tells one story.
 //!
-//! `cargo xtask demo --scenario NAME` runs `slipway-deploy run` on one of these. Each world is
+//! `slipway-deploy run --demo NAME` (what `cargo xtask demo --scenario NAME` runs) releases in
+//! one of these; `--state DIR` keeps it between processes ([`crate::persist`]). Each world is
 //! built from the [`ReleaseSpec`] (release, model, image, analysis plan), so a config that
 //! changes names or thresholds still gets a consistent world. Time is simulated from a fixed
 //! start and the signing key is derived from a fixed seed, so the story is the same every run.
@@ -25,7 +26,7 @@ use slipway_mlflow::{MemoryModelRegistry, ModelRegistry};
 use slipway_registry::MemoryRegistry;
 use slipway_scanner::{Finding, MemoryScanner, Severity};
 
-use crate::{Backends, MemoryNotifier, ReleaseSpec};
+use slipway_pipeline::{Backends, MemoryNotifier, ReleaseSpec};
 
 /// Each scenario: name, what happens, and the exit code the demo ends with.
 pub const SCENARIOS: &[(&str, &str, u8)] = &[
@@ -82,6 +83,8 @@ pub struct World {
     pub cluster: Arc<MemoryCluster>,
     /// The model registry, to show where aliases point.
     pub models: Arc<MemoryModelRegistry>,
+    /// The OCI registry, to save its tags and signatures (`--state`).
+    pub registry: Arc<MemoryRegistry>,
     /// Notifications sent.
     pub notifier: Arc<MemoryNotifier>,
 }
@@ -125,17 +128,45 @@ pub async fn build_on(
     audit: Arc<dyn AuditStore>,
     clock: Arc<dyn Clock>,
 ) -> Result<World, UnknownScenario> {
-    if !SCENARIOS.iter().any(|(known, _, _)| *known == name) {
-        let known = SCENARIOS
-            .iter()
-            .map(|(known, _, _)| *known)
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(UnknownScenario {
-            name: name.to_owned(),
-            known,
-        });
+    build_with(name, spec, audit, clock, WorldOptions::default()).await
+}
+
+/// Which parts of a world will be replaced by real systems, so the world seeds no evidence
+/// about them: a simulated part never invents evidence for a real one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorldOptions {
+    /// The cluster is real: the memory metrics hold no series (the scenario's healthy series
+    /// would describe pods that do not exist), so every query answers "no data" and the
+    /// analysis says so instead of passing on invented numbers.
+    pub real_cluster: bool,
+}
+
+/// Checks a scenario name.
+pub fn check_name(name: &str) -> Result<(), UnknownScenario> {
+    if SCENARIOS.iter().any(|(known, _, _)| *known == name) {
+        return Ok(());
     }
+    let known = SCENARIOS
+        .iter()
+        .map(|(known, _, _)| *known)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(UnknownScenario {
+        name: name.to_owned(),
+        known,
+    })
+}
+
+/// Builds the world for `name` as [`build_on`] does, seeding nothing about the parts `options`
+/// names as real.
+pub async fn build_with(
+    name: &str,
+    spec: &ReleaseSpec,
+    audit: Arc<dyn AuditStore>,
+    clock: Arc<dyn Clock>,
+    options: WorldOptions,
+) -> Result<World, UnknownScenario> {
+    check_name(name)?;
     let start = clock.now();
     let release = &spec.release;
 
@@ -285,7 +316,12 @@ pub async fn build_on(
 
     // Metrics: stable and canary series for every configured query, from the start for 6 h.
     let metrics = Arc::new(MemoryMetrics::new());
-    for check in &spec.analysis.metrics {
+    let seeded_checks = if options.real_cluster {
+        &[][..]
+    } else {
+        &spec.analysis.metrics[..]
+    };
+    for check in seeded_checks {
         let (stable_value, canary_value) = healthy_values(check.min, check.max);
         let canary_value = if name == "bad-canary" && Some(check) == spec.analysis.metrics.first() {
             check.max.map_or(canary_value, |max| max * 6.0)
@@ -339,7 +375,7 @@ pub async fn build_on(
     let notifier = Arc::new(MemoryNotifier::default());
     let backends = Backends {
         models: models.clone(),
-        registry,
+        registry: registry.clone(),
         scanner,
         signer: key.map(|key| key as Arc<dyn slipway_attest::Signer>),
         trusted_keys: trusted
@@ -357,6 +393,7 @@ pub async fn build_on(
         backends,
         cluster,
         models,
+        registry,
         notifier,
     };
     if name == "paused" {
@@ -367,7 +404,12 @@ pub async fn build_on(
             approval: None,
             ..spec.clone()
         };
-        crate::run(&earlier, &world.backends, &mut |_: &crate::StageEvent| {}).await;
+        slipway_pipeline::run(
+            &earlier,
+            &world.backends,
+            &mut |_: &slipway_pipeline::StageEvent| {},
+        )
+        .await;
     }
     Ok(world)
 }
@@ -585,7 +627,7 @@ pub async fn build_story(
     let metrics = Arc::new(MemoryMetrics::new());
     let backends = Backends {
         models: models.clone(),
-        registry,
+        registry: registry.clone(),
         scanner,
         signer: key.map(|key| key as Arc<dyn slipway_attest::Signer>),
         trusted_keys: trusted
@@ -604,6 +646,7 @@ pub async fn build_story(
             backends,
             cluster,
             models,
+            registry,
             notifier,
         },
         metrics,

@@ -1,11 +1,11 @@
 //! The demo story, told in one world: v1 serves; canary v2 passes and is promoted; canary v3
-//! (a worse model) is aborted; v2 degrades after promotion and [`crate::watch::watch`] rolls it
+//! (a worse model) is aborted; v2 degrades after promotion and [`slipway_pipeline::watch::watch`] rolls it
 //! back to v1.
 //!
 //! Key design decision: the story is a library function over one [`StoryWorld`], because the
 //! in-memory world lives in one process: separate `slipway-deploy`/`slipway-rollback`
 //! invocations would each start from a fresh world. Each chapter calls the same pipeline
-//! functions the binaries call ([`crate::run`], [`crate::watch::watch`]), on the same backends;
+//! functions the binaries call ([`slipway_pipeline::run`], [`slipway_pipeline::watch::watch`]), on the same backends;
 //! the story only sets the stage (which version's pods a metrics track shows from when) and
 //! checks that each chapter ended as written. The audit trail goes to the store the caller
 //! gives (a file for `slipway-audit` to read afterwards).
@@ -17,8 +17,8 @@ use slipway_core::{Clock, ModelRef, ModelSelector, Outcome, SimClock};
 
 use crate::scenario::{START, StoryWorld, build_story};
 
-use crate::watch::{InvalidWatch, WatchConfig, WatchSpec};
-use crate::{Observer, ReleaseSpec, RunOutcome, RunReport, StageEvent, StageStatus};
+use slipway_pipeline::watch::{InvalidWatch, WatchConfig, WatchSpec};
+use slipway_pipeline::{Observer, ReleaseSpec, RunOutcome, RunReport, StageEvent, StageStatus};
 
 /// One chapter as it happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -269,7 +269,8 @@ impl Teller<'_> {
         let clock = self.story.world.backends.clock.clone();
         self.story.track_runs("canary", 1, clock.now());
         let spec = self.story.release_spec(1);
-        let report = crate::run(&spec, &self.story.world.backends, &mut *self.observer).await;
+        let report =
+            slipway_pipeline::run(&spec, &self.story.world.backends, &mut *self.observer).await;
         // From promotion on, stable's pods are v2's: their metrics follow v2's behaviour.
         self.story.track_runs("stable", 1, clock.now());
         let mut deviations = Vec::new();
@@ -289,7 +290,8 @@ impl Teller<'_> {
         let clock = self.story.world.backends.clock.clone();
         self.story.track_runs("canary", 2, clock.now());
         let spec = self.story.release_spec(2);
-        let report = crate::run(&spec, &self.story.world.backends, &mut *self.observer).await;
+        let report =
+            slipway_pipeline::run(&spec, &self.story.world.backends, &mut *self.observer).await;
         let mut deviations = Vec::new();
         Self::expect_outcome(&report, RunOutcome::Rejected, &mut deviations);
         if report.revision.is_none() {
@@ -305,7 +307,8 @@ impl Teller<'_> {
         let expected = "the error rate stays above its limit for the sustain period: the watch rolls back to v1 and moves the alias back";
         self.heading(&title, expected);
         let report =
-            crate::watch::watch(spec, &self.story.world.backends, &mut *self.observer).await;
+            slipway_pipeline::watch::watch(spec, &self.story.world.backends, &mut *self.observer)
+                .await;
         let clock = self.story.world.backends.clock.clone();
         // v1's pods serve stable again.
         self.story.track_runs("stable", 0, clock.now());

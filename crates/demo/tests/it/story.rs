@@ -12,9 +12,9 @@ use slipway_audit_log::{AuditStore, Event, FileAuditStore, MemoryAuditStore, ver
 use slipway_cli::config::Settings;
 use slipway_cli::release::release_spec;
 use slipway_core::{Clock, ModelRef, Outcome, ReleaseRecord, SimClock};
+use slipway_demo::scenario::{self, START, StoryWorld};
+use slipway_demo::story::{tell, tell_in};
 use slipway_k8s_rollout::{Cluster as _, Fault};
-use slipway_pipeline::scenario::{self, START, StoryWorld};
-use slipway_pipeline::story::{tell, tell_in};
 use slipway_pipeline::watch::{WatchConfig, WatchSpec, watch};
 use slipway_pipeline::{Backends, ReleaseSpec, RunOutcome, StageEvent, StageStatus};
 
