@@ -359,6 +359,21 @@ pub fn open(dir: &Path) -> Result<Inspected, PersistError> {
     })
 }
 
+/// Moves the saved world's simulated clock forward by `duration`, as a person waiting would:
+/// for instance until the lease of a runner that was killed has expired, which is what lets the
+/// next command take the release's lock (a real cluster's Lease expires the same way). Returns
+/// the new time.
+pub fn let_time_pass(dir: &Path, duration: Duration) -> Result<Timestamp, PersistError> {
+    let _lock = DirLock::take(dir)?;
+    let path = dir.join(CLOCK_FILE);
+    let saved: ClockFile = read_json(&path)?;
+    let clock = SimClock::starting_at(saved.now);
+    clock.advance(duration);
+    let now = clock.now();
+    write_json(&path, &ClockFile { now })?;
+    Ok(now)
+}
+
 /// A [`Cluster`] kept in a state directory, write-through (see the module docs).
 pub struct PersistedCluster {
     inner: Arc<MemoryCluster>,

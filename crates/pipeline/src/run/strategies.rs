@@ -88,9 +88,22 @@ impl Ctx<'_> {
                             ),
                         ));
                     }
-                    let text = format!("{reason}; removed orphaned {}", join(&removed));
+                    // Nothing was aborted: a finished revision's leftovers (a killed command's
+                    // canary or standby colour) were cleaned up.
+                    let text = format!(
+                        "nothing to abort: {}; removed leftovers {}",
+                        last.map_or_else(
+                            || "the release has no history".to_owned(),
+                            |record| format!(
+                                "the last revision ({}) ended {}",
+                                record.revision, record.outcome
+                            )
+                        ),
+                        join(&removed)
+                    );
+                    self.emit("abort", StageStatus::Pass, text.clone());
                     self.audit("abort", "cleaned", &text).await?;
-                    return Err(rejected(text));
+                    return Ok((RunOutcome::Unchanged, text));
                 };
                 let revision = if record.outcome == Outcome::InProgress {
                     record.revision

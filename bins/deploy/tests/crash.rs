@@ -1,0 +1,370 @@
+//! Stops that cross process boundaries, with the real `slipway-deploy` binary on the embedded
+//! world persisted in a state directory (`--demo --state DIR`, write-through like an API server):
+//!
+//! - SIGINT and SIGTERM mid-canary: the process exits 130 / 143 within 7 s, the canary is gone,
+//!   stable is as it was, the trail says `cancelled`, and the lock is free.
+//! - A kill matrix: `kill -9` after every cluster write of a canary run and of a blue-green run
+//!   (from the lock to the final record), then `abort` or a re-run: every case ends with stable
+//!   serving exactly the old or the new image, no Slipway object left, and the history agreeing
+//!   with what serves.
+//!
+//! The demo world's test hooks place each stop: `SLIPWAY_DEMO_TRACE_WRITES` lists the writes of a
+//! whole run, `SLIPWAY_DEMO_STALL_AFTER_WRITE=N` makes the process wait forever right after its
+//! N-th write (saved), where the test signals or kills it.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use slipway_audit_log::{AuditStore as _, Event, FileAuditStore};
+use slipway_core::{Outcome, ReleaseId};
+use slipway_k8s_rollout::Cluster as _;
+use slipway_k8s_rollout::bluegreen::{self, BlueGreenConfig};
+use slipway_k8s_rollout::rollout::TrafficRouting;
+
+const RELEASE: &str = "ml-serving/iris-classifier";
+const SERVICE: &str = "iris-classifier";
+
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_slipway-deploy"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("USER", "release-bot")
+        .env_remove("GITHUB_ACTOR")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_OUTPUT");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SLIPWAY_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+struct Done {
+    code: i32,
+    stderr: String,
+}
+
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Done {
+    let mut command = command(dir, args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("run slipway-deploy");
+    Done {
+        code: output.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The writes a whole run makes, in order, as the trace hook names them.
+fn writes_of(dir: &Path, args: &[&str]) -> Vec<String> {
+    let done = run(dir, args, &[("SLIPWAY_DEMO_TRACE_WRITES", "1")]);
+    assert_eq!(done.code, 0, "the traced run succeeds: {}", done.stderr);
+    done.stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("slipway-demo: cluster write "))
+        .map(|rest| {
+            rest.split_once(": ")
+                .map_or(rest, |(_, what)| what)
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Starts `args` stalled after write `n` and returns once it stalls there.
+fn stalled(dir: &Path, args: &[&str], n: usize) -> (Child, String) {
+    let mut child = command(dir, args)
+        .env("SLIPWAY_DEMO_STALL_AFTER_WRITE", n.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn slipway-deploy");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let marker = format!("slipway-demo: stalled after cluster write {n}: ");
+    let mut seen = String::new();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(what) = line.strip_prefix(&marker) {
+                    let what = what.to_owned();
+                    // Keep draining stderr so the child never blocks on a full pipe.
+                    std::thread::spawn(move || for _ in lines.by_ref() {});
+                    return (child, what);
+                }
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            _ => {
+                let _ = child.kill();
+                panic!("the run ended before write {n}:\n{seen}");
+            }
+        }
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args(["-s", name, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -s {name}");
+}
+
+fn release() -> ReleaseId {
+    ReleaseId::parse(RELEASE).expect("release")
+}
+
+/// What serves the release in the saved world: the active colour's image after a blue-green
+/// switch, else stable's.
+async fn serving(dir: &Path) -> String {
+    let world = slipway_demo::persist::open(dir).expect("saved world");
+    bluegreen::serving(world.cluster.as_ref(), &release(), SERVICE)
+        .await
+        .expect("serving")
+        .spec
+        .image
+}
+
+async fn leftovers(dir: &Path) -> Vec<String> {
+    let world = slipway_demo::persist::open(dir).expect("saved world");
+    slipway_k8s_rollout::cleanup::managed_objects(
+        world.cluster.as_ref(),
+        &release(),
+        SERVICE,
+        &TrafficRouting::ReplicaRatio,
+        Some(&BlueGreenConfig::new(SERVICE)),
+    )
+    .await
+    .expect("managed objects")
+    .iter()
+    .map(ToString::to_string)
+    .collect()
+}
+
+async fn history(dir: &Path) -> Vec<slipway_core::ReleaseRecord> {
+    let world = slipway_demo::persist::open(dir).expect("saved world");
+    world
+        .cluster
+        .release_history(&release())
+        .await
+        .expect("history")
+}
+
+/// A new world in `dir`: `status` creates it and changes nothing.
+fn new_world(dir: &Path) {
+    let done = run(dir, &["status", "--demo", "happy", "--state", "state"], &[]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+}
+
+async fn signal_mid_canary(name: &str, code: i32) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["run", "--demo", "happy", "--state", "state"];
+    // Where the canary is ready and being analysed: the write of its CanaryStep Event.
+    let trace = tempfile::tempdir().expect("tempdir");
+    new_world(trace.path());
+    let writes = writes_of(trace.path(), &args);
+    let step = writes
+        .iter()
+        .position(|what| what.contains("CanaryStep"))
+        .expect("a canary step")
+        + 1;
+
+    new_world(dir.path());
+    let state = dir.path().join("state");
+    let before = serving(&state).await;
+    let (mut child, what) = stalled(dir.path(), &args, step);
+    assert!(what.contains("CanaryStep"), "{what}");
+    let canary = slipway_demo::persist::open(&state).expect("world");
+    assert!(
+        canary
+            .cluster
+            .deployment_names("ml-serving")
+            .contains(&"iris-classifier-canary".to_owned()),
+        "the canary runs when the signal comes"
+    );
+    let sent = Instant::now();
+    signal(&child, name);
+    let status = child.wait().expect("wait");
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(code), "{name} exits {code}");
+    assert!(
+        took < Duration::from_secs(7),
+        "{name}: exited after {took:?}, over the 7 s a cancelled GitHub job allows"
+    );
+
+    assert_eq!(serving(&state).await, before, "stable unchanged");
+    assert_eq!(
+        leftovers(&state).await,
+        Vec::<String>::new(),
+        "no canary left"
+    );
+    let world = slipway_demo::persist::open(&state).expect("world");
+    assert_eq!(
+        world.cluster.lock_holder(&release()),
+        None,
+        "the lock is free"
+    );
+    let last = history(&state).await.pop().expect("a record");
+    assert_eq!(last.outcome, Outcome::Cancelled, "{last:?}");
+    assert!(
+        last.reason.as_deref().is_some_and(|r| r.contains(name)),
+        "{:?}",
+        last.reason
+    );
+    let entries = FileAuditStore::new(&world.trail)
+        .entries()
+        .await
+        .expect("trail");
+    assert!(
+        entries.iter().any(|entry| matches!(&entry.event,
+            Event::Decision { stage, verdict, detail, .. }
+                if stage == "run" && verdict == "cancelled" && detail.contains(name))),
+        "the trail records the cancellation"
+    );
+    // The lock is really free: the next command takes it at once.
+    let next = run(
+        dir.path(),
+        &[
+            "abort",
+            "--demo",
+            "--state",
+            "state",
+            "--reason",
+            "after the signal",
+        ],
+        &[],
+    );
+    assert_eq!(next.code, 0, "nothing left to abort: {}", next.stderr);
+}
+
+#[tokio::test]
+async fn sigint_mid_canary_cleans_up_records_cancelled_and_exits_130() {
+    signal_mid_canary("SIGINT", 130).await;
+}
+
+#[tokio::test]
+async fn sigterm_mid_canary_cleans_up_records_cancelled_and_exits_143() {
+    signal_mid_canary("SIGTERM", 143).await;
+}
+
+/// `kill -9` after write `n` of `args`, then recovery, then the invariants.
+async fn kill_and_recover(args: &[&str], n: usize, what: &str, abort: bool, old: &str, new: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    new_world(dir.path());
+    let state = dir.path().join("state");
+    let (mut child, stalled_at) = stalled(dir.path(), args, n);
+    assert_eq!(stalled_at, what, "the same run makes the same writes");
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    // The killed runner's lease outlives it: wait until it expires, as a person would.
+    slipway_demo::persist::let_time_pass(&state, Duration::from_secs(3600)).expect("time");
+    let case = format!(
+        "kill -9 after write {n} ({what}), then {}",
+        if abort { "abort" } else { "re-run" }
+    );
+
+    let recovery = if abort {
+        run(
+            dir.path(),
+            &[
+                "abort",
+                "--demo",
+                "--state",
+                "state",
+                "--reason",
+                "job killed",
+            ],
+            &[],
+        )
+    } else {
+        run(dir.path(), args, &[])
+    };
+    let serving = serving(&state).await;
+    assert!(
+        serving == old || serving == new,
+        "{case}: stable serves exactly the old or the new image, not {serving}"
+    );
+    if abort {
+        assert!(
+            recovery.code == 0 || recovery.code == 1,
+            "{case}: abort exits 0 (nothing to do) or 1 (aborted or refused): {}",
+            recovery.stderr
+        );
+        if serving == new {
+            assert!(
+                recovery.code == 0 || recovery.stderr.contains("slipway-rollback"),
+                "{case}: abort refuses when the candidate serves, pointing to rollback: {}",
+                recovery.stderr
+            );
+        }
+    } else {
+        assert_eq!(
+            recovery.code, 0,
+            "{case}: the re-run converges and promotes: {}",
+            recovery.stderr
+        );
+        assert_eq!(serving, new, "{case}: the re-run promoted the candidate");
+    }
+    let leftovers = leftovers(&state).await;
+    assert!(
+        leftovers.is_empty(),
+        "{case}: Slipway objects left: {leftovers:?}"
+    );
+    let history = history(&state).await;
+    let last = history.last().expect("a record");
+    assert_ne!(last.outcome, Outcome::InProgress, "{case}: {history:#?}");
+    let current = history
+        .iter()
+        .rev()
+        .find(|record| matches!(record.outcome, Outcome::Promoted | Outcome::RolledBack))
+        .expect("a promoted revision");
+    let recorded = current.image.with_digest(current.digest.clone());
+    assert_eq!(
+        recorded.pinned().unwrap_or_default(),
+        serving,
+        "{case}: the newest promoted revision is what serves: {history:#?}"
+    );
+    let world = slipway_demo::persist::open(&state).expect("world");
+    assert_eq!(
+        world.cluster.lock_holder(&release()),
+        None,
+        "{case}: the lock is free"
+    );
+}
+
+async fn kill_matrix(args: &[&str]) {
+    let trace = tempfile::tempdir().expect("tempdir");
+    new_world(trace.path());
+    let old = serving(&trace.path().join("state")).await;
+    let writes = writes_of(trace.path(), args);
+    let new = serving(&trace.path().join("state")).await;
+    assert_ne!(old, new, "the traced run promoted a new image");
+    assert!(writes.len() >= 8, "at least 8 stop points: {writes:#?}");
+    for (idx, what) in writes.iter().enumerate() {
+        kill_and_recover(args, idx + 1, what, idx % 2 == 0, &old, &new).await;
+    }
+}
+
+#[tokio::test]
+async fn kill_9_at_every_write_of_a_canary_then_abort_or_rerun_converges() {
+    kill_matrix(&["run", "--demo", "happy", "--state", "state"]).await;
+}
+
+#[tokio::test]
+async fn kill_9_at_every_write_of_a_blue_green_release_then_abort_or_rerun_converges() {
+    kill_matrix(&[
+        "run",
+        "--demo",
+        "happy",
+        "--state",
+        "state",
+        "--strategy",
+        "blue-green",
+    ])
+    .await;
+}
