@@ -93,10 +93,9 @@ impl Ctx<'_> {
                 self.creates.join(", ")
             )
         };
+        // Writing the record moves the phase to `Changing` (`Ctx::record`).
         self.record(image, candidate, revision, Outcome::InProgress, &reason)
-            .await?;
-        self.phase = Phase::Changing;
-        Ok(())
+            .await
     }
 
     /// `run`, with the lock held: finish what the last command left (see the module docs).

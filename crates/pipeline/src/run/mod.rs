@@ -570,6 +570,15 @@ impl Ctx<'_> {
             .record_release(&record, self.spec.history_limit)
             .await
             .map_err(|err| failed(chain(&err)))?;
+        // The history in the cluster is what the next command acts on, so from here the phase
+        // follows it, even when the trail below fails: an unwind must never contradict it
+        // (restore stable under a `promoted` record, or leave an `in-progress` one standing).
+        match outcome {
+            Outcome::InProgress => self.phase = Phase::Changing,
+            Outcome::Promoted => self.phase = Phase::Recorded,
+            Outcome::Paused => self.phase = Phase::Before,
+            _ => {}
+        }
         self.backends
             .audit
             .append(record.at, Event::Release(record))
