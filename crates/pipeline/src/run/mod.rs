@@ -225,6 +225,8 @@ struct Ctx<'a> {
     preflight_passed: bool,
     /// The serving alias still to move, for the promoted record.
     alias_pending: Option<String>,
+    /// Where the serving alias pointed before this run moved it, for an unwind to put back.
+    alias_before: Option<ModelVersion>,
     /// The objects the in-progress record names.
     creates: Vec<String>,
 }
@@ -349,6 +351,7 @@ async fn execute(
         candidate_run: None,
         preflight_passed: false,
         alias_pending: None,
+        alias_before: None,
         creates: Vec::new(),
     };
     let interrupt = backends.interrupt.clone();

@@ -683,7 +683,19 @@ impl Ctx<'_> {
         let release = self.spec.release.clone();
         let models = self.backends.models.clone();
         let alias = self.spec.serving_alias.clone();
+        let serving_alias = ModelRef {
+            name: candidate.name.clone(),
+            selector: ModelSelector::Alias(alias.clone()),
+        };
+        let before = models
+            .resolve(&serving_alias)
+            .await
+            .ok()
+            .map(|info| info.version);
         let alias_failed = models.set_alias(candidate, &alias).await.err();
+        if alias_failed.is_none() {
+            self.alias_before = before;
+        }
         match &alias_failed {
             None => self.emit(
                 "promote",
@@ -808,7 +820,10 @@ impl Ctx<'_> {
         };
         match self.phase {
             Phase::Before | Phase::Recorded => return,
-            Phase::Serving => self.restore_stable(&image).await,
+            Phase::Serving => {
+                self.restore_stable(&image).await;
+                self.restore_alias().await;
+            }
             Phase::Changing => {}
         }
         let pinned = image.pinned().unwrap_or_default();
@@ -941,6 +956,32 @@ impl Ctx<'_> {
                 "abort",
                 StageStatus::Fail,
                 format!("could not restore stable: {}", chain(&err)),
+            ),
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// Moves the serving alias back where it pointed before this run moved it: a stop after the
+    /// move but before the promoted record puts stable back, and the alias with it.
+    async fn restore_alias(&mut self) {
+        let Some(before) = self.alias_before.take() else {
+            return;
+        };
+        let alias = self.spec.serving_alias.clone();
+        match self.backends.models.set_alias(&before, &alias).await {
+            Ok(()) => self.emit(
+                "abort",
+                StageStatus::Pass,
+                format!("alias `{alias}` points at {before} again"),
+            ),
+            Err(err) => self.emit(
+                "abort",
+                StageStatus::Fail,
+                format!(
+                    "could not move alias `{alias}` back to {before}: {} (hint: `slipway-rollback` moves it with stable)",
+                    chain(&err)
+                ),
             ),
         }
     }
