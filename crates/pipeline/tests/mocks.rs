@@ -3,9 +3,10 @@
 //!
 //! - `plan` makes no write call at all: the mocks expect only read calls, so any write panics;
 //! - the serving alias moves only once stable (or the Service's colour) serves the candidate;
-//! - for each write call of promote, abort, rollback and a blue-green switch in turn, making that
-//!   one call fail leaves history and cluster agreeing, and `abort` then `run` (or the rollback
-//!   again) converge with nothing of Slipway's left behind.
+//! - for each write call of promote (a canary `run`, and `promote` after a pause), abort,
+//!   rollback (by stable, and by colour) and a blue-green switch in turn, making that one call
+//!   fail leaves history and cluster agreeing (see [`agree`]), and `abort` then `run` (or the
+//!   rollback again) converge with nothing of Slipway's left behind.
 //!
 //! Every expectation delegates to the in-memory backend of the same system, so the pipeline sees
 //! a consistent world; the mocks add strictness (no expectation, no call), the call log and the
@@ -343,7 +344,9 @@ fn trail_mock(memory: &Arc<MemoryAuditStore>, writes: Option<Arc<Writes>>) -> Mo
 
 fn describe(event: &Event) -> String {
     match event {
-        Event::Release(record) => format!("release revision {} {}", record.revision, record.outcome),
+        Event::Release(record) => {
+            format!("release revision {} {}", record.revision, record.outcome)
+        }
         Event::Approval(approval) => format!("approval by {}", approval.approver),
         Event::Decision { stage, verdict, .. } => format!("decision {stage} {verdict}"),
     }
@@ -581,16 +584,27 @@ fn rollback_spec(spec: &ReleaseSpec) -> RollbackSpec {
 }
 
 /// What serves the release now (the active colour once a Service selects one, else stable),
-/// pinned, and whether all its pods are ready on it.
-fn serving(world: &World) -> (String, bool) {
-    let state = now(slipway_k8s_rollout::bluegreen::serving(
+/// pinned.
+fn serving(world: &World) -> String {
+    now(slipway_k8s_rollout::bluegreen::serving(
         world.cluster.as_ref(),
         &world.spec.release,
         &world.spec.service,
     ))
-    .expect("what serves");
-    let ready = state.rolled_out();
-    (state.spec.image, ready)
+    .expect("what serves")
+    .spec
+    .image
+}
+
+/// The image the canary Deployment runs, if there is one.
+fn canary_image(world: &World) -> Option<String> {
+    let release = &world.spec.release;
+    now(world.cluster.deployment(
+        &release.namespace,
+        &slipway_k8s_rollout::rollout::canary_name(release),
+    ))
+    .expect("canary")
+    .map(|state| state.spec.image)
 }
 
 fn pinned(record: &ReleaseRecord) -> String {
@@ -618,9 +632,11 @@ fn leftovers(world: &World) -> Vec<String> {
 }
 
 /// History and cluster agree: the last record is never left `in-progress`; what serves is the
-/// newest `promoted` or `rolled-back` revision; and Slipway objects exist only while the last
-/// record is `paused` (its canary) or right after a promotion (housekeeping a failed call left,
-/// which the next command removes) unless `settled`, when none may exist at all but a pause's.
+/// newest `promoted` or `rolled-back` revision, and the serving alias points at its model unless
+/// that record says the alias is pending; a canary runs only the candidate of a `paused` record;
+/// and Slipway objects exist only while the last record is `paused` (its canary) or right after
+/// a promotion (housekeeping a failed call left, which the next command removes) unless
+/// `settled`, when none may exist at all but a pause's.
 fn agree(world: &World, settled: bool) -> Result<(), String> {
     let history = now(world.cluster.release_history(&world.spec.release)).expect("history");
     let last = history.last().ok_or("no history")?;
@@ -639,12 +655,27 @@ fn agree(world: &World, settled: bool) -> Result<(), String> {
         .rev()
         .find(|record| matches!(record.outcome, Outcome::Promoted | Outcome::RolledBack))
         .ok_or("no good revision")?;
-    let (image, _) = serving(world);
+    let image = serving(world);
     if image != pinned(good) {
         return Err(format!(
             "{image} serves, but the history says revision {} ({}) does (history: {summary})",
             good.revision,
             pinned(good)
+        ));
+    }
+    if good.alias_pending.is_none() {
+        alias_follows(world).map_err(|err| format!("{err} (history: {summary})"))?;
+    }
+    // A paused record whose canary is gone is tolerated (an `abort` removed it, then failed to
+    // record the end): nothing runs that the history does not name, and `abort` records it.
+    if let Some(canary) = canary_image(world)
+        && (last.outcome != Outcome::Paused || canary != pinned(last))
+    {
+        return Err(format!(
+            "a canary runs {canary}, but the last record is revision {} {} of {} (history: {summary})",
+            last.revision,
+            last.outcome,
+            pinned(last)
         ));
     }
     let left = leftovers(world);
@@ -698,6 +729,8 @@ enum Operation {
     Rollback,
     /// `slipway-deploy run` with the blue-green strategy: its switch.
     BlueGreenRun,
+    /// `slipway-rollback --to 1` after a blue-green release: back by colour.
+    BlueGreenRollback,
 }
 
 /// A fresh world with the operation's preconditions met, through the memory backends.
@@ -705,6 +738,17 @@ async fn prepare(operation: Operation) -> World {
     match operation {
         Operation::CanaryRun | Operation::Rollback => world(base_spec(), true).await,
         Operation::BlueGreenRun => world(blue_green_spec(), true).await,
+        Operation::BlueGreenRollback => {
+            let world = world(blue_green_spec(), true).await;
+            let released = slipway_pipeline::run(&world.spec, &world.memory, &mut quiet()).await;
+            assert_eq!(
+                released.outcome,
+                RunOutcome::Promoted,
+                "{}",
+                released.reason
+            );
+            world
+        }
         Operation::Promote | Operation::Abort => {
             let world = world(base_spec(), false).await;
             let paused = slipway_pipeline::run(&world.spec, &world.memory, &mut quiet()).await;
@@ -731,34 +775,70 @@ async fn perform(operation: Operation, world: &World) -> RunReport {
             slipway_pipeline::resume(spec, backends, &mut quiet(), Resume::Promote).await
         }
         Operation::Abort => {
-            slipway_pipeline::resume(spec, backends, &mut quiet(), Resume::Abort("no".into()))
-                .await
+            slipway_pipeline::resume(spec, backends, &mut quiet(), Resume::Abort("no".into())).await
         }
-        Operation::Rollback => {
+        Operation::Rollback | Operation::BlueGreenRollback => {
             slipway_pipeline::rollback(&rollback_spec(spec), backends, &mut quiet()).await
         }
     }
 }
 
-/// Converges with no failure: `abort`, then `run` (a rollback is run again instead); checks
-/// `agree` after each and that the alias follows what serves at the end.
-async fn converge(operation: Operation, world: &World) -> Result<(), String> {
+/// A command that converges what a failed one left, run with no failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Converging {
+    Abort,
+    Run,
+    Rollback,
+}
+
+/// Runs `command` through the memory backends. When a lock the failed command could not give up
+/// still holds the release, the command is refused naming it; it runs again once the lease
+/// expired, as the next CI job would.
+async fn converging(command: Converging, world: &World) -> RunReport {
     let spec = &world.spec;
     let backends = &world.memory;
-    if operation == Operation::Rollback {
-        let again = slipway_pipeline::rollback(&rollback_spec(spec), backends, &mut quiet()).await;
-        agree(world, true).map_err(|err| format!("after the rollback again: {err}"))?;
-        if again.outcome != RunOutcome::Promoted {
-            return Err(format!("the rollback again ended {}", again.reason));
+    let mut attempts = 0;
+    loop {
+        let report = match command {
+            Converging::Abort => {
+                slipway_pipeline::resume(spec, backends, &mut quiet(), Resume::Abort("tidy".into()))
+                    .await
+            }
+            Converging::Run => slipway_pipeline::run(spec, backends, &mut quiet()).await,
+            Converging::Rollback => {
+                slipway_pipeline::rollback(&rollback_spec(spec), backends, &mut quiet()).await
+            }
+        };
+        attempts += 1;
+        if attempts > 1 || !report.reason.contains("is locked by") {
+            return report;
         }
-        return alias_follows(world).map_err(|err| format!("after the rollback again: {err}"));
+        let ttl = slipway_pipeline::lock::lock_ttl(spec.progress_deadline);
+        backends.clock.sleep(ttl + Duration::from_secs(1)).await;
     }
-    let aborted =
-        slipway_pipeline::resume(spec, backends, &mut quiet(), Resume::Abort("tidy".into())).await;
-    agree(world, true).map_err(|err| format!("after `abort` ({}): {err}", aborted.reason))?;
-    let rerun = slipway_pipeline::run(spec, backends, &mut quiet()).await;
-    agree(world, true).map_err(|err| format!("after `run` ({}): {err}", rerun.reason))?;
-    alias_follows(world).map_err(|err| format!("after `run` ({}): {err}", rerun.reason))
+}
+
+/// Converges with no failure: `abort`, then `run` (a rollback is run again instead); checks
+/// `agree` after each, and at the end that the alias follows what serves.
+async fn converge(operation: Operation, world: &World) -> Result<(), String> {
+    let rollback = matches!(
+        operation,
+        Operation::Rollback | Operation::BlueGreenRollback
+    );
+    let commands: &[Converging] = if rollback {
+        &[Converging::Rollback]
+    } else {
+        &[Converging::Abort, Converging::Run]
+    };
+    for command in commands {
+        let report = converging(*command, world).await;
+        agree(world, true)
+            .map_err(|err| format!("after {command:?} ({}): {err}", report.reason))?;
+        if *command == Converging::Rollback && report.outcome != RunOutcome::Promoted {
+            return Err(format!("the rollback again ended {}", report.reason));
+        }
+    }
+    alias_follows(world)
 }
 
 /// Fails each write call of `operation` in turn (in a fresh world each time) and returns every
@@ -820,8 +900,7 @@ async fn plan_makes_no_write_call() {
             true,
         )
         .await;
-        let report =
-            slipway_pipeline::plan(&world.spec, &world.read_only(), &mut quiet()).await;
+        let report = slipway_pipeline::plan(&world.spec, &world.read_only(), &mut quiet()).await;
         assert_eq!(
             report.outcome,
             RunOutcome::WouldProceed,
@@ -888,7 +967,10 @@ async fn the_alias_moves_only_after_the_candidate_serves() {
         let seen = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
         assert_eq!(seen.len(), 1, "{operation:?}: one alias move");
         let (moved, serving) = &seen[0];
-        assert_eq!(moved, &candidate, "{operation:?}: the alias goes to the candidate");
+        assert_eq!(
+            moved, &candidate,
+            "{operation:?}: the alias goes to the candidate"
+        );
         let (ready, image) = serving.clone().expect("what serves is readable");
         assert!(
             image.ends_with(&digest.to_string()) && ready,
@@ -928,4 +1010,10 @@ async fn every_failing_write_of_rollback_leaves_history_and_cluster_agreeing() {
 #[tokio::test]
 async fn every_failing_write_of_a_blue_green_switch_leaves_history_and_cluster_agreeing() {
     failure_matrix(Operation::BlueGreenRun, RunOutcome::Promoted).await;
+}
+
+/// Proves: the same for a rollback after a blue-green release, which goes back by colour.
+#[tokio::test]
+async fn every_failing_write_of_a_blue_green_rollback_leaves_history_and_cluster_agreeing() {
+    failure_matrix(Operation::BlueGreenRollback, RunOutcome::Promoted).await;
 }
