@@ -58,7 +58,9 @@ pub struct RollbackSpec {
 
 struct Stop(RunOutcome, String);
 
-/// Runs the rollback. Never leaves a canary behind; on failure stable is left as it was.
+/// Runs the rollback. Never leaves a canary behind; on failure either stable (or the Service's
+/// colour) is left as it was, or the rollback is recorded with its alias pending: the history
+/// always names what serves.
 pub async fn rollback(
     spec: &RollbackSpec,
     backends: &Backends,
