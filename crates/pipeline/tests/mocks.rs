@@ -841,8 +841,9 @@ async fn converge(operation: Operation, world: &World) -> Result<(), String> {
     alias_follows(world)
 }
 
-/// Fails each write call of `operation` in turn (in a fresh world each time) and returns every
-/// case where history and cluster disagree, before or after converging.
+/// Records the write calls of a clean `operation`, then fails each in turn (in a fresh world each
+/// time) and fails the test listing every case where history and cluster disagree, right after
+/// the failure or after converging.
 async fn failure_matrix(operation: Operation, expected: RunOutcome) {
     let world = prepare(operation).await;
     world.writes.arm(None);
