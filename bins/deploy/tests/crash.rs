@@ -101,6 +101,7 @@ fn stalled(dir: &Path, args: &[&str], n: usize) -> (Child, String) {
             }
             _ => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("the run ended before write {n}:\n{seen}");
             }
         }

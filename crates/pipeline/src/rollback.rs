@@ -69,7 +69,9 @@ struct Progress {
     stable_before: Option<slipway_k8s_rollout::DeploymentSpec>,
 }
 
-/// Runs the rollback. Never leaves a canary behind; on failure stable is left as it was.
+/// Runs the rollback. Never leaves a canary behind; on failure either stable (or the Service's
+/// colour) is left as it was, or the rollback is recorded with its alias pending: the history
+/// always names what serves.
 ///
 /// The lock is taken first, before the history is read, and kept to the end (renewed on every
 /// wait, [`crate::lock`]). A signal or the loss of the lock stops the rollback where it waits:
@@ -189,8 +191,28 @@ async fn settle(
         .await
         .map(|state| state.spec.image);
     if serving.as_deref().ok() == Some(pinned.as_str()) {
-        let recorded =
-            finish_rollback(spec, backends, observer, report, &progress.history, target).await;
+        let colours = BlueGreenConfig {
+            deadline: spec.progress_deadline,
+            ..BlueGreenConfig::new(spec.service.clone())
+        };
+        let blue_green = bluegreen::active(backends.cluster.as_ref(), &spec.release, &colours)
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        let undo = match (&progress.stable_before, blue_green) {
+            (Some(before), false) => Undo::Stable(before),
+            _ => Undo::SwitchBack(&colours),
+        };
+        let recorded = finish_rollback(
+            spec,
+            backends,
+            observer,
+            report,
+            (&progress.history, target),
+            undo,
+        )
+        .await;
         return match recorded {
             Ok(text) => cancelled(format!("{why} after stable served the target: {text}")),
             Err(Stop(_, text)) => cancelled(format!("{why}: {text}")),
@@ -497,15 +519,32 @@ async fn steps(
                 spec.service
             ),
         );
-        bluegreen::finish(
+        // Recorded before the housekeeping, so a failure there never leaves the history
+        // saying another colour serves.
+        let undo = Undo::SwitchBack(&colours);
+        let finished =
+            finish_rollback(spec, backends, observer, report, (&history, &target), undo).await?;
+        if let Err(err) = bluegreen::finish(
             backends.cluster.as_ref(),
             backends.clock.as_ref(),
             release,
             &colours,
         )
         .await
-        .map_err(|err| failed(one_line(&err)))?;
-        return finish_rollback(spec, backends, observer, report, &history, &target).await;
+        {
+            emit(
+                backends,
+                observer,
+                report,
+                "rollback",
+                StageStatus::Info,
+                format!(
+                    "could not scale the old colour down: {} (it keeps running; the next release or `slipway-deploy abort` removes it)",
+                    one_line(&err)
+                ),
+            );
+        }
+        return Ok(finished);
     }
 
     // Change: remove any canary, roll stable back, wait for health.
@@ -556,50 +595,73 @@ async fn steps(
         StageStatus::Pass,
         format!("stable {release} healthy on {pinned}"),
     );
-    finish_rollback(spec, backends, observer, report, &history, &target).await
+    let undo = Undo::Stable(&stable.spec);
+    finish_rollback(spec, backends, observer, report, (&history, &target), undo).await
+}
+
+/// How to put the cluster back when the rollback cannot be recorded.
+enum Undo<'a> {
+    /// Stable's Deployment as it was.
+    Stable(&'a slipway_k8s_rollout::DeploymentSpec),
+    /// The Service back on the colour it selected.
+    SwitchBack(&'a BlueGreenConfig),
 }
 
 /// After the cluster serves the target again: move the alias back, record the rollback as a new
-/// revision, tell the cluster's Events.
+/// revision (with the alias pending when moving it failed: the next command moves it), tell the
+/// cluster's Events. When the record cannot be written, the cluster and the alias are put back
+/// (`undo`), so the history never disagrees with what serves.
 async fn finish_rollback(
     spec: &RollbackSpec,
     backends: &Backends,
     observer: &mut dyn Observer,
     report: &mut RunReport,
-    history: &[ReleaseRecord],
-    target: &ReleaseRecord,
+    (history, target): (&[ReleaseRecord], &ReleaseRecord),
+    undo: Undo<'_>,
 ) -> Result<String, Stop> {
     let failed = |text: String| Stop(RunOutcome::Failed, text);
     let release = &spec.release;
-    if let Err(err) = backends
+    let serving_alias = slipway_core::ModelRef {
+        name: target.model.name.clone(),
+        selector: slipway_core::ModelSelector::Alias(spec.serving_alias.clone()),
+    };
+    let alias_before = backends
+        .models
+        .resolve(&serving_alias)
+        .await
+        .ok()
+        .map(|info| info.version);
+    let alias_failed = backends
         .models
         .set_alias(&target.model, &spec.serving_alias)
         .await
-    {
-        return Err(failed(format!(
-            "rolled back in the cluster, but moving alias `{}` failed: {}",
-            spec.serving_alias,
-            one_line(&err)
-        )));
-    }
-    emit(
-        backends,
-        observer,
-        report,
-        "rollback",
-        StageStatus::Pass,
-        format!(
-            "alias `{}` points at {} again",
-            spec.serving_alias, target.model
+        .err();
+    let (status, text) = match &alias_failed {
+        None => (
+            StageStatus::Pass,
+            format!(
+                "alias `{}` points at {} again",
+                spec.serving_alias, target.model
+            ),
         ),
-    );
+        Some(err) => (
+            StageStatus::Fail,
+            format!(
+                "moving alias `{}` to {} failed: {}; recorded as pending",
+                spec.serving_alias,
+                target.model,
+                one_line(err)
+            ),
+        ),
+    };
+    emit(backends, observer, report, "rollback", status, text);
 
     let revision = history.last().map_or(1, |record| record.revision + 1);
     report.revision = Some(revision);
     let record = ReleaseRecord {
         source_time: None,
         creates: Vec::new(),
-        alias_pending: None,
+        alias_pending: alias_failed.is_some().then(|| spec.serving_alias.clone()),
         revision,
         outcome: Outcome::RolledBack,
         actor: spec.actor.clone(),
@@ -610,11 +672,38 @@ async fn finish_rollback(
         )),
         ..target.clone()
     };
-    backends
+    if let Err(err) = backends
         .cluster
         .record_release(&record, spec.history_limit)
         .await
-        .map_err(|err| failed(one_line(&err)))?;
+    {
+        let cluster = backends.cluster.as_ref();
+        let undone = match undo {
+            Undo::Stable(before) => cluster.apply_deployment(before).await,
+            Undo::SwitchBack(colours) => {
+                bluegreen::switch_back(cluster, backends.clock.as_ref(), release, colours)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        if alias_failed.is_none()
+            && let Some(before) = alias_before
+        {
+            let _ = backends
+                .models
+                .set_alias(&before, &spec.serving_alias)
+                .await;
+        }
+        let restored = if undone.is_ok() {
+            "put back as the history says"
+        } else {
+            "and could NOT be put back (hint: run the rollback again)"
+        };
+        return Err(failed(format!(
+            "the rollback could not be recorded, {restored}: {}",
+            one_line(&err)
+        )));
+    }
     backends
         .audit
         .append(record.at, Event::Release(record))
@@ -637,6 +726,13 @@ async fn finish_rollback(
         StageStatus::Pass,
         format!("revision {revision} recorded as rolled-back"),
     );
+    if let Some(err) = alias_failed {
+        return Err(failed(format!(
+            "rolled back and recorded as revision {revision}, but moving alias `{}` failed: {} (hint: `slipway-deploy run` for {release}, or this rollback again, moves it)",
+            spec.serving_alias,
+            one_line(&err)
+        )));
+    }
     Ok(format!(
         "{release} rolled back to revision {} ({} at {}) as revision {revision}",
         target.revision,

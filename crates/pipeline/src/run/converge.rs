@@ -10,7 +10,8 @@
 //!   the serving alias pending, and the alias is moved; otherwise every Slipway object of the
 //!   release is removed and the revision recorded as `failed` (killed) or `aborted` (paused,
 //!   superseded), stable untouched.
-//! - A `promoted` record with an alias pending has its alias moved by the next command.
+//! - A `promoted` (or `rolled-back`) record with an alias pending has its alias moved by the
+//!   next command.
 //!
 //! So history and cluster agree after any single failure, and `slipway-rollback` chooses its
 //! target from what really serves.
@@ -93,10 +94,9 @@ impl Ctx<'_> {
                 self.creates.join(", ")
             )
         };
+        // Writing the record moves the phase to `Changing` (`Ctx::record`).
         self.record(image, candidate, revision, Outcome::InProgress, &reason)
-            .await?;
-        self.phase = Phase::Changing;
-        Ok(())
+            .await
     }
 
     /// `run`, with the lock held: finish what the last command left (see the module docs).
@@ -143,7 +143,7 @@ impl Ctx<'_> {
                 self.creates = saved;
                 Ok(())
             }
-            Outcome::Promoted if last.alias_pending.is_some() => {
+            Outcome::Promoted | Outcome::RolledBack if last.alias_pending.is_some() => {
                 self.finish_alias(&last).await;
                 Ok(())
             }

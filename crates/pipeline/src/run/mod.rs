@@ -225,6 +225,8 @@ struct Ctx<'a> {
     preflight_passed: bool,
     /// The serving alias still to move, for the promoted record.
     alias_pending: Option<String>,
+    /// Where the serving alias pointed before this run moved it, for an unwind to put back.
+    alias_before: Option<ModelVersion>,
     /// The objects the in-progress record names.
     creates: Vec<String>,
 }
@@ -374,6 +376,7 @@ async fn execute(
         candidate_run: None,
         preflight_passed: false,
         alias_pending: None,
+        alias_before: None,
         creates: Vec::new(),
     };
     let interrupt = backends.interrupt.clone();
@@ -595,6 +598,15 @@ impl Ctx<'_> {
             .record_release(&record, self.spec.history_limit)
             .await
             .map_err(|err| failed(chain(&err)))?;
+        // The history in the cluster is what the next command acts on, so from here the phase
+        // follows it, even when the trail below fails: an unwind must never contradict it
+        // (restore stable under a `promoted` record, or leave an `in-progress` one standing).
+        match outcome {
+            Outcome::InProgress => self.phase = Phase::Changing,
+            Outcome::Promoted => self.phase = Phase::Recorded,
+            Outcome::Paused => self.phase = Phase::Before,
+            _ => {}
+        }
         self.backends
             .audit
             .append(record.at, Event::Release(record))

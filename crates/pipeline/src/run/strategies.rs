@@ -23,9 +23,9 @@ impl Ctx<'_> {
                 .map(|digest| digest.short())
                 .unwrap_or_default()
         );
+        // Writing the record moves the phase back to `Before` (`Ctx::record`): the canary stays.
         self.record(image, candidate, revision, Outcome::Paused, &reason)
             .await?;
-        self.phase = Phase::Before;
         self.emit("approval", StageStatus::Info, format!("paused: {reason}; run `slipway-deploy approve` then `slipway-deploy promote` (or `abort`)"));
         self.notify("paused", &reason).await;
         Ok((RunOutcome::Paused, reason))
@@ -186,6 +186,11 @@ impl Ctx<'_> {
                         stop.reason, paused.revision
                     )));
                 }
+                // What a stop during the promotion puts back (`unwind`): stable as it is now.
+                let stable = rollout::stable(self.backends.cluster.as_ref(), &release)
+                    .await
+                    .map_err(|err| failed(chain(&err)))?;
+                self.stable_before = Some(stable.spec);
                 self.begin(&image, &paused.model, revision, Vec::new())
                     .await?;
                 self.promote(&image, &paused.model, revision).await?;
@@ -691,7 +696,19 @@ impl Ctx<'_> {
         let release = self.spec.release.clone();
         let models = self.backends.models.clone();
         let alias = self.spec.serving_alias.clone();
+        let serving_alias = ModelRef {
+            name: candidate.name.clone(),
+            selector: ModelSelector::Alias(alias.clone()),
+        };
+        let before = models
+            .resolve(&serving_alias)
+            .await
+            .ok()
+            .map(|info| info.version);
         let alias_failed = models.set_alias(candidate, &alias).await.err();
+        if alias_failed.is_none() {
+            self.alias_before = before;
+        }
         match &alias_failed {
             None => self.emit(
                 "promote",
@@ -716,7 +733,6 @@ impl Ctx<'_> {
             "promoted after analysis and approval",
         )
         .await?;
-        self.phase = Phase::Recorded;
         if let Some(err) = alias_failed {
             return Err(failed(format!(
                 "promoted in the cluster and recorded as revision {revision}, but moving alias `{alias}` failed: {} (hint: the next slipway-deploy command for {release} moves it)",
@@ -817,7 +833,10 @@ impl Ctx<'_> {
         };
         match self.phase {
             Phase::Before | Phase::Recorded => return,
-            Phase::Serving => self.restore_stable().await,
+            Phase::Serving => {
+                self.restore_stable(&image).await;
+                self.restore_alias().await;
+            }
             Phase::Changing => {}
         }
         let pinned = image.pinned().unwrap_or_default();
@@ -910,11 +929,21 @@ impl Ctx<'_> {
     }
 
     /// Puts stable back the way it was before this run: the Service back on the old colour
-    /// after a blue-green switch, else stable's Deployment as preflight read it.
-    async fn restore_stable(&mut self) {
+    /// after a blue-green switch to the candidate's (`image`), else stable's Deployment as
+    /// preflight read it.
+    async fn restore_stable(&mut self, image: &ImageRef) {
         let release = self.spec.release.clone();
         let cluster = self.backends.cluster.clone();
+        let pinned = image.pinned().unwrap_or_default();
+        let switched = self.spec.strategy == Strategy::BlueGreen
+            && self.serving_image().await.ok().as_ref() == Some(&pinned);
         let result = match self.spec.strategy {
+            // A switch that failed left the Service on the old colour: switching "back" would
+            // switch it to the candidate's.
+            Strategy::BlueGreen if !switched => Ok(format!(
+                "Service {} never switched to {pinned}; nothing to switch back",
+                self.spec.service
+            )),
             Strategy::BlueGreen => {
                 let config = BlueGreenConfig::new(self.spec.service.clone());
                 bluegreen::switch_back(
@@ -940,6 +969,32 @@ impl Ctx<'_> {
                 "abort",
                 StageStatus::Fail,
                 format!("could not restore stable: {}", chain(&err)),
+            ),
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// Moves the serving alias back where it pointed before this run moved it: a stop after the
+    /// move but before the promoted record puts stable back, and the alias with it.
+    async fn restore_alias(&mut self) {
+        let Some(before) = self.alias_before.take() else {
+            return;
+        };
+        let alias = self.spec.serving_alias.clone();
+        match self.backends.models.set_alias(&before, &alias).await {
+            Ok(()) => self.emit(
+                "abort",
+                StageStatus::Pass,
+                format!("alias `{alias}` points at {before} again"),
+            ),
+            Err(err) => self.emit(
+                "abort",
+                StageStatus::Fail,
+                format!(
+                    "could not move alias `{alias}` back to {before}: {} (hint: `slipway-rollback` moves it with stable)",
+                    chain(&err)
+                ),
             ),
         }
     }
