@@ -7,5 +7,6 @@
 mod e2e;
 mod examples;
 mod prometheus;
+mod real_cluster;
 mod secrets;
 mod support;
