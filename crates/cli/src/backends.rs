@@ -356,14 +356,22 @@ pub async fn build(
         });
     }
 
-    Ok(Built {
+    let built = Built {
         backends,
         world,
         real,
         choice,
         scenario,
         systems,
-    })
+    };
+    // Next to real systems, every story line that rests on a simulated one says so.
+    if matches!(built.choice, Choice::Configured { .. }) {
+        let simulated = built.simulated();
+        if !simulated.is_empty() {
+            crate::story::mark_simulated(&simulated);
+        }
+    }
+    Ok(built)
 }
 
 /// The signing key (`signing.key`, an encrypted `cosign.key`) and trusted public keys

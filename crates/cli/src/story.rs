@@ -15,6 +15,48 @@ use slipway_pipeline::{StageEvent, StageStatus};
 /// Set by CI systems; no live drawing then.
 pub const CI: &str = "CI";
 
+/// The systems a configuration lists in `backend.simulated`, for [`event_line`].
+static SIMULATED: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Tells the story which systems are simulated on purpose (`backend.simulated` next to real
+/// ones): from then on every line whose stage rests on one of them says so. Not for `--demo`,
+/// where the banner already says that everything is simulated. Call once, before the first line.
+pub fn mark_simulated(systems: &[String]) {
+    let _ = SIMULATED.set(systems.to_vec());
+}
+
+/// The systems a stage's evidence or changes come from: `analysis` reads metrics, the canary
+/// changes the cluster, and so on.
+fn systems_of(stage: &str) -> &'static [&'static str] {
+    match stage {
+        "model-gate" => &["models"],
+        "resolve-digest" | "sign" | "verify" | "signatures" => &["registry"],
+        "scan-gate" => &["scanner"],
+        "analysis" => &["metrics"],
+        "promote" => &["cluster", "models", "registry"],
+        "preflight" | "canary" | "blue-green" | "rolling" | "abort" | "record" | "resume"
+        | "cancel" | "rollback" | "watch" | "reload" => &["cluster"],
+        _ => &[],
+    }
+}
+
+/// ` [simulated: metrics]` for a line whose stage rests on a simulated system, else nothing.
+fn simulated_tag(stage: &str) -> String {
+    let Some(simulated) = SIMULATED.get() else {
+        return String::new();
+    };
+    let hit: Vec<&str> = systems_of(stage)
+        .iter()
+        .copied()
+        .filter(|system| simulated.iter().any(|name| name == system))
+        .collect();
+    if hit.is_empty() {
+        String::new()
+    } else {
+        format!(" [simulated: {}]", hit.join(", "))
+    }
+}
+
 /// One event as a line.
 pub fn event_line(event: &StageEvent) -> String {
     let mark = match event.status {
@@ -25,10 +67,11 @@ pub fn event_line(event: &StageEvent) -> String {
         StageStatus::Info => "·",
     };
     format!(
-        "{}  {:<14} {mark} {}",
+        "{}  {:<14} {mark} {}{}",
         event.at.strftime("%H:%M:%S"),
         event.stage,
-        event.message
+        event.message,
+        simulated_tag(event.stage)
     )
 }
 

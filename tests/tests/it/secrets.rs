@@ -251,6 +251,28 @@ path = "audit.jsonl"
     assert_eq!(json["backends"]["registry"]["implementation"], "oci");
     assert_eq!(json["backends"]["cluster"]["simulated"], true);
     assert_eq!(json["backends"]["metrics"]["simulated"], true);
+    // Every story line that rests on a simulated system says which.
+    let staged: Vec<&str> = release
+        .stderr
+        .lines()
+        .filter(|line| line.contains("  canary ") || line.contains("  analysis "))
+        .collect();
+    assert!(!staged.is_empty(), "{}", release.stderr);
+    for line in staged {
+        assert!(
+            line.ends_with("[simulated: cluster]") || line.ends_with("[simulated: metrics]"),
+            "{line}"
+        );
+    }
+    assert!(
+        release
+            .stderr
+            .lines()
+            .filter(|line| line.contains("  model-gate "))
+            .all(|line| !line.contains("[simulated")),
+        "the model gate read the real MLflow: {}",
+        release.stderr
+    );
     assert!(
         read(&summary)
             .contains("| simulated | ⚠️ cluster, metrics (in memory, `backend.simulated`) |"),
