@@ -332,6 +332,29 @@ pub(crate) fn record_hash(record_json: &str) -> String {
     hex::encode(Sha256::digest(record_json.as_bytes()))
 }
 
+/// The ConfigMap that holds one revision of a release's history: the record and the hash of
+/// the revision before it.
+fn history_config_map(
+    release: &ReleaseId,
+    name: &str,
+    raw: &str,
+    prev_hash: &str,
+) -> Result<ConfigMap, Error> {
+    let namespace = &release.namespace;
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": { RELEASE_LABEL: release.name, MANAGED_BY_LABEL: FIELD_MANAGER },
+        },
+        "data": { "record": raw, "prev-hash": prev_hash },
+    }))
+    .map_err(|err| Error::Api {
+        operation: format!("build ConfigMap `{namespace}/{name}`"),
+        message: err.to_string(),
+    })
+}
+
 fn history_name(release: &ReleaseId, revision: u64) -> String {
     format!("slipway-release-{}-v{revision}", release.name)
 }
@@ -1380,18 +1403,7 @@ impl Cluster for KubeCluster {
                     .checked_sub(1)
                     .map(|prev| record_hash(&existing[prev].2))
                     .unwrap_or_default();
-                let config_map: ConfigMap = serde_json::from_value(json!({
-                    "metadata": {
-                        "name": name,
-                        "namespace": namespace,
-                        "labels": { RELEASE_LABEL: release.name, MANAGED_BY_LABEL: FIELD_MANAGER },
-                    },
-                    "data": { "record": raw, "prev-hash": prev_hash },
-                }))
-                .map_err(|err| Error::Api {
-                    operation: format!("build ConfigMap `{namespace}/{name}`"),
-                    message: err.to_string(),
-                })?;
+                let config_map = history_config_map(release, &name, &raw, &prev_hash)?;
                 let params = self.post_params();
                 self.call(&ops::FINISH_HISTORY, namespace, &name, || {
                     api.replace(&name, &params, &config_map)
@@ -1411,18 +1423,7 @@ impl Cluster for KubeCluster {
             .last()
             .map(|entry| record_hash(&entry.2))
             .unwrap_or_default();
-        let config_map: ConfigMap = serde_json::from_value(json!({
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "labels": { RELEASE_LABEL: release.name, MANAGED_BY_LABEL: FIELD_MANAGER },
-            },
-            "data": { "record": raw, "prev-hash": prev_hash },
-        }))
-        .map_err(|err| Error::Api {
-            operation: format!("build ConfigMap `{namespace}/{name}`"),
-            message: err.to_string(),
-        })?;
+        let config_map = history_config_map(release, &name, &raw, &prev_hash)?;
         let params = self.post_params();
         match self
             .call(&ops::CREATE_HISTORY, namespace, &name, || {

@@ -907,6 +907,63 @@ async fn edited_history_is_refused() {
     insta::assert_snapshot!(err.to_string());
 }
 
+/// The record that ends an in-progress revision replaces it in place (PUT, same name), keeping
+/// the hash of the revision before it, so the chain stays whole; a finished revision is never
+/// replaced.
+#[tokio::test]
+async fn the_end_of_an_in_progress_revision_replaces_it_in_place() {
+    let (first, first_raw) = history_object(&record(1, 'a', "promoted"), "");
+    let (second, _) = history_object(&record(2, 'b', "in-progress"), &sha256_hex(&first_raw));
+    let list = json!({ "apiVersion": "v1", "kind": "ConfigMapList", "metadata": {}, "items": [first, second] });
+    let steps = vec![
+        step("GET", CONFIGMAPS, 200, list),
+        step(
+            "PUT",
+            format!("{CONFIGMAPS}/slipway-release-iris-v2"),
+            200,
+            json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "slipway-release-iris-v2" } }),
+        ),
+    ];
+    let (result, requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster
+            .record_release(&record(2, 'b', "promoted"), 10)
+            .await
+    })
+    .await;
+    result.expect("replaced");
+    assert_eq!(
+        requests[1]["request"], "PUT /api/v1/namespaces/ml/configmaps/slipway-release-iris-v2",
+        "{requests:#}"
+    );
+    assert_eq!(
+        requests[1]["body"]["data"]["prev-hash"],
+        sha256_hex(&first_raw),
+        "keeps its place in the chain"
+    );
+    let stored: ReleaseRecord = serde_json::from_str(
+        requests[1]["body"]["data"]["record"]
+            .as_str()
+            .expect("record"),
+    )
+    .expect("record json");
+    assert_eq!(stored.outcome, slipway_core::Outcome::Promoted);
+
+    // A promoted revision is final: recording it again with other content is refused, unsent.
+    let (done, _) = history_object(&record(2, 'b', "promoted"), &sha256_hex(&first_raw));
+    let (first, _) = history_object(&record(1, 'a', "promoted"), "");
+    let steps = vec![step(
+        "GET",
+        CONFIGMAPS,
+        200,
+        json!({ "apiVersion": "v1", "kind": "ConfigMapList", "metadata": {}, "items": [first, done] }),
+    )];
+    let (result, _) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        cluster.record_release(&record(2, 'b', "aborted"), 10).await
+    })
+    .await;
+    assert!(matches!(result, Err(Error::History { .. })), "{result:?}");
+}
+
 #[tokio::test]
 async fn re_recording_the_same_revision_is_a_no_op() {
     let (first, _) = history_object(&record(1, 'a', "promoted"), "");
