@@ -3,10 +3,10 @@
 //!
 //! - SIGINT and SIGTERM mid-canary: the process exits 130 / 143 within 7 s, the canary is gone,
 //!   stable is as it was, the trail says `cancelled`, and the lock is free.
-//! - A kill matrix: `kill -9` after every cluster write of a canary run and of a blue-green run
-//!   (from the lock to the final record), then `abort` or a re-run: every case ends with stable
-//!   serving exactly the old or the new image, no Slipway object left, and the history agreeing
-//!   with what serves.
+//! - A kill matrix: `kill -9` after every cluster write of a canary, a blue-green and a rolling
+//!   run (from the lock to the final record), then `abort`, and separately a re-run: every case
+//!   ends with stable serving exactly the old or the new image, no Slipway object left, the
+//!   history agreeing with what serves, the MLflow alias on the serving model and the lock free.
 //!
 //! The demo world's test hooks place each stop: `SLIPWAY_DEMO_TRACE_WRITES` lists the writes of a
 //! whole run, `SLIPWAY_DEMO_STALL_AFTER_WRITE=N` makes the process wait forever right after its
@@ -336,6 +336,21 @@ async fn kill_and_recover(args: &[&str], n: usize, what: &str, abort: bool, old:
         None,
         "{case}: the lock is free"
     );
+    // The MLflow alias follows what serves too (the story's last line names where it points).
+    let alias = recovery
+        .stderr
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("after:"))
+        .and_then(|line| line.split("`production` → ").nth(1))
+        .and_then(|rest| rest.split(';').next())
+        .map(str::to_owned);
+    assert_eq!(
+        alias.as_deref(),
+        Some(current.model.to_string().as_str()),
+        "{case}: the alias points at the serving revision's model: {}",
+        recovery.stderr
+    );
 }
 
 async fn kill_matrix(args: &[&str]) {
@@ -346,8 +361,10 @@ async fn kill_matrix(args: &[&str]) {
     let new = serving(&trace.path().join("state")).await;
     assert_ne!(old, new, "the traced run promoted a new image");
     assert!(writes.len() >= 8, "at least 8 stop points: {writes:#?}");
+    // Every stop point, each recovered both ways.
     for (idx, what) in writes.iter().enumerate() {
-        kill_and_recover(args, idx + 1, what, idx % 2 == 0, &old, &new).await;
+        kill_and_recover(args, idx + 1, what, true, &old, &new).await;
+        kill_and_recover(args, idx + 1, what, false, &old, &new).await;
     }
 }
 
@@ -366,6 +383,20 @@ async fn kill_9_at_every_write_of_a_blue_green_release_then_abort_or_rerun_conve
         "state",
         "--strategy",
         "blue-green",
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn kill_9_at_every_write_of_a_rolling_release_then_abort_or_rerun_converges() {
+    kill_matrix(&[
+        "run",
+        "--demo",
+        "happy",
+        "--state",
+        "state",
+        "--strategy",
+        "rolling",
     ])
     .await;
 }

@@ -130,7 +130,8 @@ impl KubeTimeouts {
 ///
 /// Every request Slipway sends is safe to repeat: reads, server-side applies, patches and
 /// replaces carrying the `resourceVersion` they read (a repeat after a lost answer gets a 409,
-/// which re-reads), deletes with a `uid` precondition (a repeat gets a 404, which is fine), and
+/// which re-reads), the replace that ends an in-progress revision (it writes the same content
+/// again), deletes with a `uid` precondition (a repeat gets a 404, which is fine), and
 /// creates whose 409 is handled (Lease, release history, Events). The one exception is an
 /// audit-trail entry: its 409 means "another runner appended first", so an append is repeated
 /// only after a 429, which the API server sends before doing anything.

@@ -9,10 +9,17 @@
 //! one), and with a simulated clock they happen at the right simulated instants instead of
 //! racing ahead of the work.
 //!
+//! Stretches of work that never wait on the clock (a single API call, bounded by its timeout)
+//! do not renew; the time to live (at least 15 minutes) is far longer than any of them. A lease
+//! that expired unrenewed all the same (the process was suspended) is treated as lost, never
+//! silently taken again.
+//!
 //! When another holder appears, or renewal keeps failing until the lease would have expired,
 //! the lock is lost: the clock raises the [`Interrupt`] with [`Interruption::LockLost`] and never
 //! wakes again, so the stage machine stops waiting, cleans up what it started and records
-//! `lock-lost`. Nothing the command does after that relies on the lock.
+//! `lock-lost`. After that the command writes to the cluster only what is provably its own (a
+//! canary or standby colour running its image); stable and the history are left to the new
+//! holder, whose next command settles the revision by what serves.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -129,6 +136,23 @@ impl ReleaseLock {
     /// Renews now. Another holder loses the lock at once; other errors are retried until the
     /// lease would have expired.
     async fn renew(&self) {
+        // A lease that ran out unrenewed (the process stalled, the VM was suspended) may have
+        // been taken, used and given up by another command meanwhile: taking it again would
+        // carry on from a state that is no longer true.
+        let expired = {
+            let state = self.state();
+            let expires = later(state.renewed_at, self.ttl);
+            (self.clock.now() >= expires).then_some(expires)
+        };
+        if let Some(expires) = expired {
+            self.state().lost = true;
+            self.interrupt.trigger(Interruption::LockLost {
+                reason: format!(
+                    "the lease expired at {expires} before it was renewed; another command may have taken the release over meanwhile"
+                ),
+            });
+            return;
+        }
         let result = self
             .cluster
             .acquire_lock(&self.release, &self.holder, self.ttl)
@@ -271,12 +295,13 @@ mod tests {
         )
         .await
         .expect("lock");
-        // The lease ran out unrenewed (a stalled runner) and another run took it.
-        clock.advance(Duration::from_secs(901));
-        cluster
-            .acquire_lock(&release(), "other@2", ttl)
-            .await
-            .expect("take over");
+        // Another run holds the lease now (as after a takeover).
+        clock.advance(Duration::from_secs(400));
+        cluster.set_lease(
+            &release(),
+            "other@2",
+            clock.now() + jiff::SignedDuration::from_mins(15),
+        );
         let work = lock.clock();
         let slept = tokio::time::timeout(
             Duration::from_millis(200),
@@ -290,5 +315,38 @@ mod tests {
         ));
         lock.release().await.expect("release is a no-op");
         assert_eq!(cluster.lock_holder(&release()).as_deref(), Some("other@2"));
+    }
+
+    #[tokio::test]
+    async fn a_lease_that_expired_unrenewed_is_lost_not_taken_again() {
+        let clock = SimClock::starting_at("2026-11-22T09:00:00Z".parse().expect("ts"));
+        let cluster = Arc::new(MemoryCluster::new(Arc::new(clock.clone())));
+        let interrupt = Interrupt::new();
+        let ttl = Duration::from_secs(900);
+        let lock = ReleaseLock::acquire(
+            cluster.clone(),
+            Arc::new(clock.clone()),
+            interrupt.clone(),
+            &release(),
+            "ci@1",
+            ttl,
+        )
+        .await
+        .expect("lock");
+        // The process was suspended past the lease; nobody holds it now, but somebody may have
+        // in between.
+        clock.advance(Duration::from_secs(1000));
+        let work = lock.clock();
+        let slept = tokio::time::timeout(
+            Duration::from_millis(200),
+            work.sleep(Duration::from_secs(60)),
+        )
+        .await;
+        assert!(slept.is_err(), "a lost lock never lets the work go on");
+        assert!(matches!(
+            interrupt.current(),
+            Some(Interruption::LockLost { reason }) if reason.contains("expired")
+        ));
+        assert_eq!(lock.renewals(), 0, "never renewed after it expired");
     }
 }

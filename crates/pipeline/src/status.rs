@@ -111,7 +111,7 @@ pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseSt
     if let Some(record) = history
         .iter()
         .rev()
-        .find(|record| record.outcome == Outcome::Promoted)
+        .find(|record| matches!(record.outcome, Outcome::Promoted | Outcome::RolledBack))
         && let Some(alias) = &record.alias_pending
     {
         let wanted = slipway_core::ModelRef {

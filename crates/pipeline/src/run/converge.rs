@@ -110,7 +110,7 @@ impl Ctx<'_> {
                 let pinned = last.image.with_digest(last.digest.clone());
                 let pinned = pinned.pinned().unwrap_or_default();
                 if self.serving_image().await? == pinned {
-                    return self.converge_served(&last).await;
+                    return self.converge_served(&last).await.map(|_| ());
                 }
                 let removed = self.remove_managed().await?;
                 let (outcome, revision, why) = if last.outcome == Outcome::InProgress {
@@ -136,16 +136,8 @@ impl Ctx<'_> {
                     )
                 };
                 self.emit("preflight", StageStatus::Info, reason.clone());
-                let image = last.image.with_digest(last.digest.clone());
-                let saved = std::mem::take(&mut self.creates);
-                self.record(&image, &last.model, revision, outcome, &reason)
-                    .await?;
-                self.creates = saved;
-                Ok(())
-            }
-            Outcome::Promoted | Outcome::RolledBack if last.alias_pending.is_some() => {
-                self.finish_alias(&last).await;
-                Ok(())
+                self.record_end_of(&last, revision, outcome, &reason, None)
+                    .await
             }
             _ => {
                 // Objects with no record naming them (a record that failed to be written).
@@ -162,12 +154,48 @@ impl Ctx<'_> {
 
     /// The last record's candidate already serves: record it as promoted (alias pending)
     /// when the record does not say so yet, then move the alias and remove leftovers.
-    pub(super) async fn converge_served(&mut self, last: &ReleaseRecord) -> Result<(), Stop> {
+    ///
+    /// Except a rolling release killed before its analysis ended: stable runs the candidate
+    /// because a rolling update changes stable first, not because anything approved it. Then
+    /// stable goes back to the newest good revision's image and the revision is recorded
+    /// `failed`. Returns whether the candidate was recorded as promoted.
+    pub(super) async fn converge_served(&mut self, last: &ReleaseRecord) -> Result<bool, Stop> {
         let revision = if last.outcome == Outcome::InProgress {
             last.revision
         } else {
             last.revision + 1
         };
+        if last.strategy == Strategy::Rolling && last.outcome == Outcome::InProgress {
+            let history = self.history().await?;
+            if let Some(good) = history
+                .iter()
+                .rev()
+                .find(|record| matches!(record.outcome, Outcome::Promoted | Outcome::RolledBack))
+                .cloned()
+            {
+                let back = good.image.with_digest(good.digest.clone());
+                let back = back.pinned().unwrap_or_default();
+                let mut stable =
+                    rollout::stable(self.backends.cluster.as_ref(), &self.spec.release)
+                        .await
+                        .map_err(|err| failed(chain(&err)))?
+                        .spec;
+                stable.image = back.clone();
+                self.backends
+                    .cluster
+                    .apply_deployment(&stable)
+                    .await
+                    .map_err(|err| failed(chain(&err)))?;
+                let reason = format!(
+                    "revision {}: its rolling update was stopped before the analysis of {} ended; stable set back to revision {} ({back})",
+                    last.revision, last.model, good.revision
+                );
+                self.emit("preflight", StageStatus::Info, reason.clone());
+                self.record_end_of(last, revision, Outcome::Failed, &reason, None)
+                    .await?;
+                return Ok(false);
+            }
+        }
         let reason = format!(
             "revision {}: stable already serves {} at {}; the command that promoted it stopped before recording it",
             last.revision,
@@ -175,13 +203,9 @@ impl Ctx<'_> {
             last.digest.short()
         );
         self.emit("preflight", StageStatus::Info, reason.clone());
-        let image = last.image.with_digest(last.digest.clone());
-        self.alias_pending = Some(self.spec.serving_alias.clone());
-        let saved = std::mem::take(&mut self.creates);
-        self.record(&image, &last.model, revision, Outcome::Promoted, &reason)
+        let alias = Some(self.spec.serving_alias.clone());
+        self.record_end_of(last, revision, Outcome::Promoted, &reason, alias)
             .await?;
-        self.creates = saved;
-        self.alias_pending = None;
         let removed = self.remove_managed().await?;
         if !removed.is_empty() {
             self.emit(
@@ -193,6 +217,22 @@ impl Ctx<'_> {
         let mut recorded = last.clone();
         recorded.alias_pending = Some(self.spec.serving_alias.clone());
         self.finish_alias(&recorded).await;
+        Ok(true)
+    }
+
+    /// Every command that holds the lock: the newest promoted or rolled-back revision (the one
+    /// that serves) may have left its serving alias pending; move it now.
+    pub(super) async fn finish_pending_alias(&mut self) -> Result<(), Stop> {
+        let history = self.history().await?;
+        if let Some(serving) = history
+            .iter()
+            .rev()
+            .find(|record| matches!(record.outcome, Outcome::Promoted | Outcome::RolledBack))
+            .filter(|record| record.alias_pending.is_some())
+            .cloned()
+        {
+            self.finish_alias(&serving).await;
+        }
         Ok(())
     }
 

@@ -185,7 +185,11 @@ impl Ctx<'_> {
             format!("lock taken for {release} by {holder}"),
         );
         self.preflight_passed = true;
-        Ok(())
+        // Stable as it is now that nobody else can change it: what an unwind restores.
+        if let Ok(stable) = rollout::stable(self.backends.cluster.as_ref(), &release).await {
+            self.stable_before = Some(stable.spec);
+        }
+        self.finish_pending_alias().await
     }
 
     pub(super) async fn model_gate(&mut self) -> Result<ModelVersion, Stop> {

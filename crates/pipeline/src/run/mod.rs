@@ -126,6 +126,10 @@ pub enum Resume {
 fn paused_record(history: &[ReleaseRecord]) -> Result<ReleaseRecord, String> {
     match history.last() {
         Some(record) if record.outcome == Outcome::Paused => Ok(record.clone()),
+        Some(record) if record.outcome == Outcome::InProgress => Err(format!(
+            "no release is paused at the approval gate: revision {} is in progress, or its command was killed (hint: `slipway-deploy status` shows it; `slipway-deploy abort --reason \"…\"` ends it)",
+            record.revision
+        )),
         Some(record) => Err(format!(
             "no release is paused at the approval gate: the last revision ({}) ended {} (hint: `slipway-deploy status` shows the release)",
             record.revision, record.outcome
@@ -620,6 +624,44 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Records how a revision that an earlier command started ended (settled by `converge` or
+    /// `abort`): the record keeps that command's image, model, strategy, actor and commit time,
+    /// so neither the history nor DORA's lead time is rewritten by whoever settles it.
+    pub(super) async fn record_end_of(
+        &mut self,
+        last: &ReleaseRecord,
+        revision: u64,
+        outcome: Outcome,
+        reason: &str,
+        alias_pending: Option<String>,
+    ) -> Result<(), Stop> {
+        let record = ReleaseRecord {
+            revision,
+            outcome,
+            at: self.backends.clock.now(),
+            reason: Some(reason.to_owned()),
+            creates: Vec::new(),
+            alias_pending,
+            ..last.clone()
+        };
+        self.backends
+            .cluster
+            .record_release(&record, self.spec.history_limit)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.backends
+            .audit
+            .append(record.at, Event::Release(record))
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        self.emit(
+            "record",
+            StageStatus::Pass,
+            format!("revision {revision} recorded as {outcome}"),
+        );
+        Ok(())
+    }
+
     pub(super) async fn k8s_event(&mut self, reason: &str, message: &str) {
         let release = &self.spec.release;
         if let Err(err) = self
@@ -660,10 +702,22 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn finish(&mut self) {
+        // After a signal the process has seconds left: the lock goes first, so the next job is
+        // never refused because a notification was slow. Otherwise it goes last, once the end
+        // is on the trail.
+        let interrupted = self.report.interruption.is_some();
+        if interrupted {
+            self.release_lock().await;
+        }
         if self.mode != Mode::Plan {
             self.finish_trail().await;
         }
-        // The lock goes last, once the end is on the trail.
+        if !interrupted {
+            self.release_lock().await;
+        }
+    }
+
+    async fn release_lock(&mut self) {
         if let Some(lock) = self.lock.take()
             && let Err(err) = lock.release().await
         {
@@ -693,6 +747,22 @@ impl Ctx<'_> {
             self.emit("record", StageStatus::Fail, stop.reason);
         }
         if self.report.outcome == RunOutcome::Paused {
+            return;
+        }
+        if self.report.interruption.is_some() {
+            // Within the seconds a cancelled job has left; the trail above already has it.
+            let notified = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                self.notify(verdict, &reason),
+            )
+            .await;
+            if notified.is_err() {
+                self.emit(
+                    "notify",
+                    StageStatus::Info,
+                    format!("notification `{verdict}` dropped: no time left after the signal"),
+                );
+            }
             return;
         }
         self.notify(verdict, &reason).await;

@@ -50,7 +50,12 @@ impl Ctx<'_> {
             if self.serving_image().await? == pinned {
                 // Stable already serves the candidate: the release was promoted in the cluster
                 // by a command that did not live to record it. Say so, then finish it.
-                self.converge_served(record).await?;
+                if !self.converge_served(record).await? {
+                    return Err(rejected(format!(
+                        "revision {}'s rolling update was stopped before its analysis ended: stable set back to the last good revision",
+                        record.revision
+                    )));
+                }
                 return match action {
                     Resume::Promote => Ok((
                         RunOutcome::Promoted,
@@ -132,8 +137,7 @@ impl Ctx<'_> {
                         )
                     },
                 );
-                let image = record.image.with_digest(record.digest.clone());
-                self.record(&image, &record.model, revision, Outcome::Aborted, &text)
+                self.record_end_of(&record, revision, Outcome::Aborted, &text, None)
                     .await?;
                 self.k8s_event("Aborted", &text).await;
                 Err(rejected(text))
@@ -705,9 +709,12 @@ impl Ctx<'_> {
             .await
             .ok()
             .map(|info| info.version);
+        // Noted before the move: an interrupt can drop this call after MLflow applied it, and
+        // moving the alias back where it was is harmless when the move never landed.
+        self.alias_before = before;
         let alias_failed = models.set_alias(candidate, &alias).await.err();
-        if alias_failed.is_none() {
-            self.alias_before = before;
+        if alias_failed.is_some() {
+            self.alias_before = None;
         }
         match &alias_failed {
             None => self.emit(
@@ -735,7 +742,7 @@ impl Ctx<'_> {
         .await?;
         if let Some(err) = alias_failed {
             return Err(failed(format!(
-                "promoted in the cluster and recorded as revision {revision}, but moving alias `{alias}` failed: {} (hint: the next slipway-deploy command for {release} moves it)",
+                "promoted in the cluster and recorded as revision {revision}, but moving alias `{alias}` failed: {} (hint: the next `slipway-deploy run`, `promote` or `abort` for {release} moves it)",
                 chain(&err)
             )));
         }
@@ -818,9 +825,10 @@ impl Ctx<'_> {
     /// object of the release goes. After a lost lock, objects that no longer run this run's
     /// image belong to the new holder and are left alone.
     pub(super) async fn unwind(&mut self, stop: &Stop) {
+        // Clean up on the caller's clock: the lock's never wakes once the lock is lost, and a
+        // cleanup must not wait on renewals.
+        self.backends.clock = self.raw_clock.clone();
         if let Some(why) = &stop.interruption {
-            // The lock's clock never wakes once the lock is lost: clean up on the caller's.
-            self.backends.clock = self.raw_clock.clone();
             self.report.interruption = Some(why.clone());
             self.emit(
                 "cancel",
@@ -831,37 +839,47 @@ impl Ctx<'_> {
         let Some((image, candidate, revision)) = self.changing.clone() else {
             return;
         };
+        // An interrupt drops the stage where it awaited, possibly after a write landed whose
+        // answer never came back: the history says how far the run really got.
+        self.phase = self.phase_from_history(revision, self.phase).await;
+        let lock_lost = matches!(stop.interruption, Some(Interruption::LockLost { .. }));
         match self.phase {
             Phase::Before | Phase::Recorded => return,
+            // Without the lock, stable may already be the new holder's: never put it back.
+            Phase::Serving if lock_lost => {
+                self.emit(
+                    "abort",
+                    StageStatus::Info,
+                    "the lock is lost after stable began serving the candidate: stable and the history are left to the lock's new holder (its next command settles revision by what serves)",
+                );
+                return;
+            }
             Phase::Serving => {
-                self.restore_stable(&image).await;
+                if !self.restore_stable(&image).await {
+                    // Removing the old colour or recording "stable untouched" now would make
+                    // the candidate the only thing serving under a record that says otherwise.
+                    // The in-progress record stays; the next command settles it by what serves.
+                    self.emit(
+                        "abort",
+                        StageStatus::Fail,
+                        format!(
+                            "revision {revision} stays in progress: stable could not be put back (hint: `slipway-deploy status` shows it; the next `run` or `abort` settles it)"
+                        ),
+                    );
+                    return;
+                }
                 self.restore_alias().await;
             }
             Phase::Changing => {}
         }
         let pinned = image.pinned().unwrap_or_default();
-        if matches!(stop.interruption, Some(Interruption::LockLost { .. })) {
-            let canary = self
-                .backends
-                .cluster
-                .deployment(
-                    &self.spec.release.namespace,
-                    &rollout::canary_name(&self.spec.release),
-                )
-                .await;
-            if let Ok(Some(state)) = canary
-                && state.spec.image != pinned
-            {
-                self.emit(
-                    "abort",
-                    StageStatus::Info,
-                    format!(
-                        "the canary now runs {} for the lock's new holder: left alone",
-                        state.spec.image
-                    ),
-                );
-                return;
-            }
+        if lock_lost && !self.still_ours(&pinned).await {
+            self.emit(
+                "abort",
+                StageStatus::Info,
+                "no canary or standby colour runs this run's image any more: what exists belongs to the lock's new holder and is left alone",
+            );
+            return;
         }
         let removed = match self.remove_managed().await {
             Ok(removed) => removed,
@@ -907,12 +925,6 @@ impl Ctx<'_> {
                 join(&removed)
             )
         };
-        let event = if outcome == Outcome::Cancelled {
-            "Cancelled"
-        } else {
-            "Aborted"
-        };
-        self.k8s_event(event, &reason).await;
         if let Err(err) = self
             .record(&image, &candidate, revision, outcome, &reason)
             .await
@@ -926,12 +938,68 @@ impl Ctx<'_> {
                 ),
             );
         }
+        let event = if outcome == Outcome::Cancelled {
+            "Cancelled"
+        } else {
+            "Aborted"
+        };
+        self.k8s_event(event, &reason).await;
+    }
+
+    /// How far the run got by the history's last record of `revision`: an interrupt may have
+    /// dropped a write after it landed (`promoted` or `paused` recorded, answer lost).
+    async fn phase_from_history(&mut self, revision: u64, tracked: Phase) -> Phase {
+        let history = self
+            .backends
+            .cluster
+            .release_history(&self.spec.release)
+            .await;
+        match history.ok().as_ref().and_then(|records| records.last()) {
+            Some(last) if last.revision == revision => match last.outcome {
+                Outcome::Promoted => Phase::Recorded,
+                Outcome::Paused => Phase::Before,
+                Outcome::InProgress => tracked,
+                // Already ended (by this run or another command): nothing to redo.
+                _ => Phase::Recorded,
+            },
+            // The in-progress record never landed, so nothing was changed for it.
+            Some(last) if last.revision < revision => Phase::Before,
+            None => Phase::Before,
+            _ => tracked,
+        }
+    }
+
+    /// Whether the canary, or a blue-green colour the Service does not select, still runs this
+    /// run's image: only then is what exists ours to remove after the lock was lost.
+    async fn still_ours(&mut self, pinned: &str) -> bool {
+        let cluster = self.backends.cluster.clone();
+        let release = self.spec.release.clone();
+        let config = BlueGreenConfig::new(self.spec.service.clone());
+        let active = bluegreen::active(cluster.as_ref(), &release, &config)
+            .await
+            .ok()
+            .flatten();
+        let mut names = vec![rollout::canary_name(&release)];
+        for colour in [bluegreen::Colour::Blue, bluegreen::Colour::Green] {
+            if Some(colour) != active {
+                names.push(bluegreen::colour_name(&release, colour));
+            }
+        }
+        for name in names {
+            if let Ok(Some(state)) = cluster.deployment(&release.namespace, &name).await
+                && state.spec.image == pinned
+                && state.spec.replicas > 0
+            {
+                return true;
+            }
+        }
+        false
     }
 
     /// Puts stable back the way it was before this run: the Service back on the old colour
     /// after a blue-green switch to the candidate's (`image`), else stable's Deployment as
     /// preflight read it.
-    async fn restore_stable(&mut self, image: &ImageRef) {
+    async fn restore_stable(&mut self, image: &ImageRef) -> bool {
         let release = self.spec.release.clone();
         let cluster = self.backends.cluster.clone();
         let pinned = image.pinned().unwrap_or_default();
@@ -964,12 +1032,18 @@ impl Ctx<'_> {
             },
         };
         match result {
-            Ok(message) => self.emit("abort", StageStatus::Pass, message),
-            Err(err) => self.emit(
-                "abort",
-                StageStatus::Fail,
-                format!("could not restore stable: {}", chain(&err)),
-            ),
+            Ok(message) => {
+                self.emit("abort", StageStatus::Pass, message);
+                true
+            }
+            Err(err) => {
+                self.emit(
+                    "abort",
+                    StageStatus::Fail,
+                    format!("could not restore stable: {}", chain(&err)),
+                );
+                false
+            }
         }
     }
 }
