@@ -62,6 +62,13 @@ fn main() {
     write_f64(&dir.join("stable.f64"), &stable);
 
     let runs = 5;
+    let (seconds, _) = time(runs, || {
+        (
+            stats::sorted_for_bench(&canary),
+            stats::sorted_for_bench(&stable),
+        )
+    });
+    println!("sort_both {seconds} - -");
     let (seconds, mw) = time(runs, || stats::mann_whitney_u(&canary, &stable));
     let mw = mw.expect("valid samples");
     println!("mannwhitneyu {seconds} {} {:e}", mw.u, mw.p_value);

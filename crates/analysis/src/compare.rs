@@ -27,7 +27,7 @@
 use std::time::Duration;
 
 use crate::judge::{Decision, format_value};
-use crate::stats::{self, HodgesLehmann, MannWhitney};
+use crate::stats::{self, HodgesLehmann, KolmogorovSmirnov, MannWhitney};
 
 /// Which change of a metric is bad.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -240,6 +240,11 @@ pub struct MetricComparison {
     pub tolerance_band: Option<f64>,
     /// The spread test.
     pub spread: Option<Spread>,
+    /// The two-sample Kolmogorov-Smirnov test of the whole distributions, recorded for the
+    /// reader (a shape change the location and spread tests describe less directly); it does
+    /// not change the classification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kolmogorov_smirnov: Option<KolmogorovSmirnov>,
     /// One sentence.
     pub reason: String,
 }
@@ -379,12 +384,13 @@ fn judge_metric(
         weight: metric.weight,
         canary_samples: canary.len(),
         baseline_samples: baseline.len(),
-        canary_median: stats::median(canary),
-        baseline_median: stats::median(baseline),
+        canary_median: None,
+        baseline_median: None,
         mann_whitney: None,
         shift: None,
         tolerance_band: None,
         spread: None,
+        kolmogorov_smirnov: None,
         reason: String::new(),
     };
     if canary.len() < plan.min_samples || baseline.len() < plan.min_samples {
@@ -397,23 +403,29 @@ fn judge_metric(
         );
         return result;
     }
-    let (Some(test), Some(shift)) = (
-        stats::mann_whitney_u(canary, baseline),
-        stats::hodges_lehmann(canary, baseline, plan.confidence),
-    ) else {
+    // Sort each side once; every test below runs on the sorted samples in linear time (the
+    // Hodges-Lehmann selection in `O(n log n)`).
+    let canary = &stats::sorted(canary);
+    let baseline = &stats::sorted(baseline);
+    result.canary_median = Some(stats::median_sorted(canary));
+    result.baseline_median = Some(stats::median_sorted(baseline));
+    let test = stats::mann_whitney_sorted(canary, baseline);
+    let Some(shift) = stats::hodges_lehmann_sorted(canary, baseline, plan.confidence) else {
         // Unreachable with non-empty NaN-free input; judged as too few rather than panicking.
         result.reason = format!("`{name}` not judged: the samples could not be compared");
         return result;
     };
     let band = plan.tolerance * shift.estimate.abs();
     let spread = if plan.max_spread_ratio > 0.0 {
-        stats::spread_test(canary, baseline).map(|(test, ratio)| Spread {
+        let (test, ratio) = stats::spread_sorted(canary, baseline);
+        Some(Spread {
             p_value: test.p_value,
             ratio,
         })
     } else {
         None
     };
+    result.kolmogorov_smirnov = Some(stats::ks_sorted(canary, baseline));
     let alpha = 1.0 - plan.confidence;
     let high = shift.lower > band;
     let low = shift.upper < -band;
