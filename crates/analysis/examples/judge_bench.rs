@@ -94,6 +94,8 @@ fn main() {
             direction: Direction::Increase,
             critical: true,
             weight: 1.0,
+            count: None,
+            model: slipway_analysis::CountModel::Auto,
         }],
         ..ComparePlan::default()
     };
@@ -101,6 +103,7 @@ fn main() {
         metric: "latency".to_owned(),
         canary: canary.clone(),
         baseline: stable.clone(),
+        ..MetricSamples::default()
     }];
     let (seconds, result) = time(runs, || compare(&plan, &samples));
     println!(

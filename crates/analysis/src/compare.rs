@@ -61,6 +61,102 @@ pub struct CompareMetric {
     /// Weight in the score.
     #[serde(default = "default_weight")]
     pub weight: f64,
+    /// Query template for the volume behind each point (e.g. requests per second), rendered
+    /// per track like `query`. When absent and `query` is a ratio `A / B` of counter rates, `B`
+    /// is used (see [`CompareMetric::count_query`]). With a volume the metric is judged on its
+    /// counts (see the module docs); without one, by ranks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<String>,
+    /// How the value relates to its volume; `auto` by default.
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub model: CountModel,
+}
+
+fn is_auto(model: &CountModel) -> bool {
+    *model == CountModel::Auto
+}
+
+/// How a metric's value relates to the volume behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CountModel {
+    /// `proportion` when the query is a ratio of two rates of the same counter (errors among
+    /// requests), else `mean`.
+    #[default]
+    Auto,
+    /// Events among trials (errors / requests): binomial, with overdispersion.
+    Proportion,
+    /// An average over the volume's units (latency sum / count, a quantile over requests).
+    Mean,
+}
+
+impl CompareMetric {
+    /// The volume query: `count`, or the denominator `B` of a query `A / B` whose `B` is a
+    /// rate or increase of a counter (the one `/` outside parentheses). `None`: no volume.
+    pub fn count_query(&self) -> Option<String> {
+        if let Some(count) = &self.count {
+            return Some(count.clone());
+        }
+        ratio_parts(&self.query).map(|(_, denominator)| denominator.to_owned())
+    }
+
+    /// The model in force: `auto` resolved. `None` when the metric has no volume.
+    pub fn count_model(&self) -> Option<CountModel> {
+        self.count_query()?;
+        Some(match self.model {
+            CountModel::Auto => match ratio_parts(&self.query) {
+                Some((numerator, denominator))
+                    if counter_name(numerator).is_some()
+                        && counter_name(numerator) == counter_name(denominator) =>
+                {
+                    CountModel::Proportion
+                }
+                _ => CountModel::Mean,
+            },
+            model => model,
+        })
+    }
+}
+
+/// `A` and `B` of a query `A / B` with exactly one `/` outside parentheses, brackets and
+/// quotes, where `B` takes a `rate(` or `increase(` of a counter.
+fn ratio_parts(query: &str) -> Option<(&str, &str)> {
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut split = None;
+    for (idx, ch) in query.char_indices() {
+        match (quote, ch) {
+            (Some(open), c) if c == open => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'' | '`') => quote = Some(ch),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => depth -= 1,
+            (None, '/') if depth == 0 => {
+                if split.is_some() {
+                    return None;
+                }
+                split = Some(idx);
+            }
+            _ => {}
+        }
+    }
+    let idx = split?;
+    let (numerator, denominator) = (query[..idx].trim(), query[idx + 1..].trim());
+    let counter = denominator.contains("rate(") || denominator.contains("increase(");
+    (counter && !numerator.is_empty()).then_some((numerator, denominator))
+}
+
+/// The metric name inside the first `rate(`/`increase(` of `side`.
+fn counter_name(side: &str) -> Option<&str> {
+    let start = ["rate(", "increase("]
+        .iter()
+        .filter_map(|f| side.find(f).map(|at| at + f.len()))
+        .min()?;
+    let rest = side[start..].trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(rest.len());
+    (end > 0).then_some(&rest[..end])
 }
 
 fn default_weight() -> f64 {
@@ -90,6 +186,14 @@ pub struct ComparePlan {
     /// Time between samples in the window (the range query's step).
     #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
     pub step: Duration,
+    /// The first part of the window left out of the comparison, on both sides: a new pod's
+    /// warm-up (cold caches, JIT) is not the release's steady state.
+    #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
+    pub warmup: Duration,
+    /// For metrics judged on counts: a change smaller than this fraction of the baseline's
+    /// level never fails, however significant (pods differ a little; huge volumes make any
+    /// difference significant).
+    pub min_effect: f64,
     /// The metrics.
     pub metrics: Vec<CompareMetric>,
 }
@@ -105,6 +209,8 @@ impl Default for ComparePlan {
             min_samples: 10,
             max_spread_ratio: 1.3,
             step: Duration::from_secs(15),
+            warmup: Duration::ZERO,
+            min_effect: 0.1,
             metrics: Vec::new(),
         }
     }
@@ -151,6 +257,12 @@ impl ComparePlan {
         if self.step.is_zero() {
             problems.push("`compare.step` is 0".to_owned());
         }
+        if !(self.min_effect >= 0.0 && self.min_effect.is_finite()) {
+            problems.push(format!(
+                "`compare.min_effect` {} must be 0 or more",
+                self.min_effect
+            ));
+        }
         if self.baseline.trim().is_empty() {
             problems.push("`compare.baseline` is empty; name the baseline track".to_owned());
         }
@@ -175,8 +287,8 @@ impl ComparePlan {
     }
 }
 
-/// The samples of one metric, canary and baseline, in any order; NaNs are dropped.
-#[derive(Debug, Clone, PartialEq)]
+/// The samples of one metric, canary and baseline, in time order; NaNs are dropped.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MetricSamples {
     /// The [`CompareMetric::name`].
     pub metric: String,
@@ -184,6 +296,11 @@ pub struct MetricSamples {
     pub canary: Vec<f64>,
     /// The baseline's values.
     pub baseline: Vec<f64>,
+    /// The volume behind each canary value (the count query, e.g. requests per second), one
+    /// per value; empty when the metric has none. A point without a positive volume is dropped.
+    pub canary_volume: Vec<f64>,
+    /// The volume behind each baseline value, as `canary_volume`.
+    pub baseline_volume: Vec<f64>,
 }
 
 /// How one metric compared.
@@ -245,8 +362,42 @@ pub struct MetricComparison {
     /// not change the classification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kolmogorov_smirnov: Option<KolmogorovSmirnov>,
+    /// The judgement on counts, for a metric with a volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<CountTest>,
     /// One sentence.
     pub reason: String,
+}
+
+/// The numbers of a judgement on counts (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CountTest {
+    /// `proportion` or `mean`.
+    pub model: CountModel,
+    /// The canary's level: its values weighted by their volume.
+    pub canary_level: f64,
+    /// The baseline's level.
+    pub baseline_level: f64,
+    /// The canary's volume over the window (e.g. requests): Σ volume × step.
+    pub canary_volume: f64,
+    /// The baseline's volume over the window.
+    pub baseline_volume: f64,
+    /// The baseline's variance per unit of volume over what the counts alone predict (the
+    /// quasi-binomial dispersion φ ≥ 1 for a proportion; 1 for a mean, whose unit variance is
+    /// only known from the data).
+    pub dispersion: f64,
+    /// `canary_level - baseline_level`.
+    pub difference: f64,
+    /// Lower end of the difference's confidence interval.
+    pub lower: f64,
+    /// Upper end of the difference's confidence interval.
+    pub upper: f64,
+    /// p-value of the location test in the bad direction (two-sided for `either`).
+    pub p_value: f64,
+    /// Canary-to-baseline ratio of the standard deviation per unit of volume.
+    pub spread_ratio: f64,
+    /// p-value of that ratio being above 1.
+    pub spread_p_value: f64,
 }
 
 /// The comparison's decision with its score and reasons.
@@ -269,14 +420,45 @@ pub fn compare(plan: &ComparePlan, samples: &[MetricSamples]) -> Comparison {
         .iter()
         .map(|metric| {
             let found = samples.iter().find(|s| s.metric == metric.name);
+            let skip = warmup_points(plan);
             let finite = |values: Option<&Vec<f64>>| -> Vec<f64> {
                 values
-                    .map(|v| v.iter().copied().filter(|x| !x.is_nan()).collect())
+                    .map(|v| {
+                        v.iter()
+                            .skip(skip)
+                            .copied()
+                            .filter(|x| !x.is_nan())
+                            .collect()
+                    })
                     .unwrap_or_default()
             };
-            let canary = finite(found.map(|s| &s.canary));
-            let baseline = finite(found.map(|s| &s.baseline));
-            judge_metric(plan, metric, &canary, &baseline)
+            let with_volume = |values: &[f64], volume: &[f64]| -> Vec<(f64, f64)> {
+                values
+                    .iter()
+                    .zip(volume)
+                    .skip(skip)
+                    .filter(|(x, n)| x.is_finite() && n.is_finite() && **n > 0.0)
+                    .map(|(x, n)| (*x, *n))
+                    .collect()
+            };
+            match (found, metric.count_model()) {
+                (Some(found), Some(model))
+                    if !found.canary_volume.is_empty() && !found.baseline_volume.is_empty() =>
+                {
+                    judge_counts(
+                        plan,
+                        metric,
+                        model,
+                        &with_volume(&found.canary, &found.canary_volume),
+                        &with_volume(&found.baseline, &found.baseline_volume),
+                    )
+                }
+                _ => {
+                    let canary = finite(found.map(|s| &s.canary));
+                    let baseline = finite(found.map(|s| &s.baseline));
+                    judge_metric(plan, metric, &canary, &baseline)
+                }
+            }
         })
         .collect();
 
@@ -391,6 +573,7 @@ fn judge_metric(
         tolerance_band: None,
         spread: None,
         kolmogorov_smirnov: None,
+        counts: None,
         reason: String::new(),
     };
     if canary.len() < plan.min_samples || baseline.len() < plan.min_samples {
@@ -504,6 +687,278 @@ fn judge_metric(
     result
 }
 
+/// Points at the start of each side left out as warm-up.
+fn warmup_points(plan: &ComparePlan) -> usize {
+    if plan.step.is_zero() {
+        return 0;
+    }
+    plan.warmup.as_nanos().div_ceil(plan.step.as_nanos()) as usize
+}
+
+/// A side's level and noise, from `(value, volume rate)` points.
+struct Side {
+    /// Points.
+    k: usize,
+    /// Volume-weighted mean.
+    level: f64,
+    /// Σ volume × step.
+    volume: f64,
+    /// Variance of `level` from the data: Newey-West over the weighted residuals.
+    level_variance: f64,
+    /// Pearson variance per unit: Σ w (x - level)² / (k - 1), in rate units (shared scale).
+    unit_variance: f64,
+    /// Lag-1 autocorrelation of the standardised residuals, clamped to [0, 0.95].
+    autocorrelation: f64,
+    /// Mean of 1 / expected events per point (proportions; the small-count term of the
+    /// Pearson statistic's variance).
+    inverse_events: f64,
+}
+
+impl Side {
+    fn new(points: &[(f64, f64)], step_seconds: f64) -> Side {
+        let k = points.len();
+        let weight: f64 = points.iter().map(|(_, n)| n).sum();
+        let level = points.iter().map(|(x, n)| x * n).sum::<f64>() / weight;
+        let residual: Vec<f64> = points.iter().map(|(x, n)| (x - level) * n).collect();
+        let lags = (k as f64).cbrt().ceil() as usize;
+        let mut sum = residual.iter().map(|r| r * r).sum::<f64>();
+        for lag in 1..=lags.min(k.saturating_sub(1)) {
+            let kernel = 1.0 - lag as f64 / (lags + 1) as f64;
+            let cross: f64 = residual
+                .iter()
+                .zip(&residual[lag..])
+                .map(|(a, b)| a * b)
+                .sum();
+            sum += 2.0 * kernel * cross;
+        }
+        let standardised: Vec<f64> = points.iter().map(|(x, n)| (x - level) * n.sqrt()).collect();
+        let squares: f64 = standardised.iter().map(|r| r * r).sum();
+        let lagged: f64 = standardised
+            .iter()
+            .zip(standardised.iter().skip(1))
+            .map(|(a, b)| a * b)
+            .sum();
+        let autocorrelation = if squares > 0.0 {
+            (lagged / squares).clamp(0.0, 0.95)
+        } else {
+            0.0
+        };
+        let inverse_events = points
+            .iter()
+            .map(|(_, n)| 1.0 / (n * step_seconds * level.max(f64::MIN_POSITIVE)))
+            .sum::<f64>()
+            / k.max(1) as f64;
+        Side {
+            k,
+            level,
+            volume: weight * step_seconds,
+            level_variance: (sum / (weight * weight)).max(0.0),
+            unit_variance: squares / (k.saturating_sub(1).max(1)) as f64,
+            autocorrelation,
+            inverse_events,
+        }
+    }
+}
+
+/// Judges a metric with a volume on its counts (see the module docs for the method).
+fn judge_counts(
+    plan: &ComparePlan,
+    metric: &CompareMetric,
+    model: CountModel,
+    canary: &[(f64, f64)],
+    baseline: &[(f64, f64)],
+) -> MetricComparison {
+    let name = &metric.name;
+    let values = |points: &[(f64, f64)]| points.iter().map(|(x, _)| *x).collect::<Vec<f64>>();
+    let mut result = MetricComparison {
+        metric: name.clone(),
+        classification: Classification::TooFewSamples,
+        failed: false,
+        critical: metric.critical,
+        weight: metric.weight,
+        canary_samples: canary.len(),
+        baseline_samples: baseline.len(),
+        canary_median: stats::median(&values(canary)),
+        baseline_median: stats::median(&values(baseline)),
+        mann_whitney: None,
+        shift: None,
+        tolerance_band: None,
+        spread: None,
+        kolmogorov_smirnov: None,
+        counts: None,
+        reason: String::new(),
+    };
+    if canary.len() < plan.min_samples || baseline.len() < plan.min_samples {
+        result.reason = format!(
+            "`{name}` not judged: too few samples with volume (canary {}, {} {}; at least {} each are required)",
+            canary.len(),
+            plan.baseline,
+            baseline.len(),
+            plan.min_samples
+        );
+        return result;
+    }
+    let step = plan.step.as_secs_f64();
+    let c = Side::new(canary, step);
+    let b = Side::new(baseline, step);
+    let difference = c.level - b.level;
+    // The baseline's variance per unit of volume, from its own data (Newey-West, so
+    // autocorrelation and overlapping rate windows count), floored for a proportion at what
+    // binomial counts predict: the quasi-binomial dispersion φ ≥ 1.
+    let observed_unit = b.level_variance * b.volume;
+    let (unit, dispersion, z) = match model {
+        CountModel::Proportion => {
+            let pooled =
+                ((c.level * c.volume + b.level * b.volume) / (c.volume + b.volume)).clamp(0.0, 1.0);
+            let binomial = pooled * (1.0 - pooled);
+            let unit = observed_unit.max(binomial);
+            let dispersion = if binomial > 0.0 { unit / binomial } else { 1.0 };
+            // Anscombe's square root: counts of a few events are skewed, their roots nearly
+            // normal with variance φ/4 per event (Poisson limit of a rare event).
+            let root = |level: f64, volume: f64| ((level * volume + 0.375) / volume).sqrt();
+            let se = (dispersion / 4.0 * (1.0 / c.volume + 1.0 / b.volume)).sqrt();
+            let gap = root(c.level, c.volume) - root(b.level, b.volume);
+            (unit, dispersion, if se > 0.0 { gap / se } else { 0.0 })
+        }
+        CountModel::Mean | CountModel::Auto => {
+            let unit = if observed_unit > 0.0 {
+                observed_unit
+            } else {
+                c.level_variance * c.volume
+            };
+            let se = (unit * (1.0 / c.volume + 1.0 / b.volume)).sqrt();
+            let z = if se > 0.0 {
+                difference / se
+            } else if difference != 0.0 {
+                difference.signum() * f64::INFINITY
+            } else {
+                0.0
+            };
+            (unit, 1.0, z)
+        }
+    };
+    let se = (unit * (1.0 / c.volume + 1.0 / b.volume)).sqrt();
+    let alpha = 1.0 - plan.confidence;
+    let half = stats::normal_quantile((1.0 + plan.confidence) / 2.0) * se;
+    let (p_up, p_down) = (stats::normal_sf(z), stats::normal_sf(-z));
+    let p_two = (2.0 * p_up.min(p_down)).min(1.0);
+    let meaningful = difference.abs() > plan.min_effect * b.level.abs();
+    let p_value = match metric.direction {
+        Direction::Increase if difference > 0.0 => p_up,
+        Direction::Decrease if difference < 0.0 => p_down,
+        _ => p_two,
+    };
+    let high = difference > 0.0 && meaningful && p_value < alpha;
+    let low = difference < 0.0 && meaningful && p_value < alpha;
+    // Dispersion: the canary's variance per unit of volume against the baseline's. Both are
+    // what their counts predict times any excess, so the ratio does not depend on the traffic
+    // share. log(ratio) is about normal with variance Σ (2 + 1/events)/df per side (the
+    // Pearson statistic's variance, with its small-count term), df shrunk by the
+    // autocorrelation.
+    let inflation = (1.0 + b.autocorrelation) / (1.0 - b.autocorrelation);
+    let term = |side: &Side| {
+        let small = if model == CountModel::Proportion {
+            side.inverse_events.min(1e6)
+        } else {
+            0.0
+        };
+        (2.0 + small) * inflation / (side.k.saturating_sub(1).max(1)) as f64
+    };
+    let ratio = if b.unit_variance > 0.0 {
+        c.unit_variance / b.unit_variance
+    } else if c.unit_variance > 0.0 {
+        f64::INFINITY
+    } else {
+        1.0
+    };
+    let spread_z = ratio.ln() / (term(&c) + term(&b)).sqrt();
+    let spread_p = if spread_z.is_nan() {
+        1.0
+    } else {
+        stats::normal_sf(spread_z)
+    };
+    let spread_ratio = ratio.sqrt();
+    let spread_bad = plan.max_spread_ratio > 0.0
+        && spread_p < alpha
+        && spread_ratio > plan.max_spread_ratio.max(1.0);
+    let classification = if high {
+        Classification::High
+    } else if low {
+        Classification::Low
+    } else if spread_bad {
+        Classification::Spread
+    } else {
+        Classification::Pass
+    };
+    let failed = match classification {
+        Classification::High => metric.direction != Direction::Decrease,
+        Classification::Low => metric.direction != Direction::Increase,
+        Classification::Spread => true,
+        Classification::Pass | Classification::TooFewSamples => false,
+    };
+    let counts = CountTest {
+        model,
+        canary_level: c.level,
+        baseline_level: b.level,
+        canary_volume: c.volume,
+        baseline_volume: b.volume,
+        dispersion,
+        difference,
+        lower: difference - half,
+        upper: difference + half,
+        p_value,
+        spread_ratio,
+        spread_p_value: spread_p,
+    };
+    let percent = format!("{}%", round(plan.confidence * 100.0));
+    let kind = match model {
+        CountModel::Proportion => "proportion",
+        _ => "mean",
+    };
+    let numbers = format!(
+        "judged on counts ({kind}): canary {} over volume {}, {} {} over volume {}; difference {} ({percent} CI {} to {}, min effect ±{}), p = {}, dispersion {}×; spread ratio per unit {} (p = {}); {} and {} samples",
+        short_value(c.level),
+        short_value(c.volume),
+        plan.baseline,
+        short_value(b.level),
+        short_value(b.volume),
+        signed(difference),
+        signed(counts.lower),
+        signed(counts.upper),
+        short_value(plan.min_effect * b.level.abs()),
+        short_value(p_value),
+        short_value(dispersion),
+        short_value(spread_ratio),
+        short_value(spread_p),
+        canary.len(),
+        baseline.len(),
+    );
+    let verdict = if failed { "failed" } else { "passed" };
+    let direction = match metric.direction {
+        Direction::Increase => "increase",
+        Direction::Decrease => "decrease",
+        Direction::Either => "either",
+    };
+    result.reason = match classification {
+        Classification::High | Classification::Low => format!(
+            "`{name}` {verdict}: canary {} than `{}` (direction {direction}); {numbers}",
+            if high { "higher" } else { "lower" },
+            plan.baseline
+        ),
+        Classification::Spread => format!(
+            "`{name}` failed: canary values spread {}× as widely as `{}` for the volume behind them (limit {}×) with no significant shift; {numbers}",
+            short_value(spread_ratio),
+            plan.baseline,
+            short_value(plan.max_spread_ratio),
+        ),
+        _ => format!("`{name}` passed: no meaningful difference; {numbers}"),
+    };
+    result.classification = classification;
+    result.failed = failed;
+    result.counts = Some(counts);
+    result
+}
+
 fn quoted(names: &[&str]) -> String {
     names
         .iter()
@@ -574,6 +1029,8 @@ mod tests {
                     direction: *direction,
                     critical: *critical,
                     weight: 1.0,
+                    count: None,
+                    model: CountModel::Auto,
                 })
                 .collect(),
             ..ComparePlan::default()
@@ -585,6 +1042,7 @@ mod tests {
             metric: metric.to_owned(),
             canary,
             baseline,
+            ..MetricSamples::default()
         }
     }
 
@@ -732,6 +1190,147 @@ mod tests {
         comparison with `stable` failed: critical metric `latency` failed, score 0
         `latency` failed: canary higher than `stable` (direction increase); shift +0.1 (98% CI +0.06 to +0.14, tolerance ±0.025), Mann-Whitney p = 5.961e-5, spread ratio 1 (p = 1); medians: canary 0.555, stable 0.455 (12 and 12 samples)
         ");
+    }
+
+    /// Per-step (error ratio, requests/s) and (mean latency, requests/s) of a track serving
+    /// `rate` requests per second at `error_rate`, latency mean 0.2 s with per-request sd 0.1 s,
+    /// 15 s steps: the issue's replay scenario, generated.
+    fn track(
+        seed: u64,
+        steps: usize,
+        rate: f64,
+        error_rate: f64,
+    ) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+        let noise = normal(seed, 2 * steps, 0.0, 1.0);
+        let mut errors = Vec::new();
+        let mut latency = Vec::new();
+        for step in 0..steps {
+            let requests = rate * 15.0;
+            // Normal approximation of the binomial error count, rounded and kept >= 0.
+            let mean = requests * error_rate;
+            let count = (mean + mean.sqrt() * noise[2 * step]).round().max(0.0);
+            errors.push((count / requests, rate));
+            latency.push((0.2 + 0.1 / requests.sqrt() * noise[2 * step + 1], rate));
+        }
+        (errors, latency)
+    }
+
+    fn with_volume(metric: &str, canary: &[(f64, f64)], baseline: &[(f64, f64)]) -> MetricSamples {
+        MetricSamples {
+            metric: metric.to_owned(),
+            canary: canary.iter().map(|p| p.0).collect(),
+            baseline: baseline.iter().map(|p| p.0).collect(),
+            canary_volume: canary.iter().map(|p| p.1).collect(),
+            baseline_volume: baseline.iter().map(|p| p.1).collect(),
+        }
+    }
+
+    #[test]
+    fn a_small_healthy_canary_passes_on_counts_and_a_bad_one_fails() {
+        let mut plan = plan(&[
+            ("error-rate", Direction::Increase, false),
+            ("latency", Direction::Increase, true),
+        ]);
+        for metric in &mut plan.metrics {
+            metric.count = Some("requests".to_owned());
+        }
+        plan.metrics[0].model = CountModel::Proportion;
+        plan.metrics[1].model = CountModel::Mean;
+        let (stable_errors, stable_latency) = track(21, 80, 40.0, 0.002);
+        let (canary_errors, canary_latency) = track(22, 80, 10.0, 0.002);
+        let healthy = [
+            with_volume("error-rate", &canary_errors, &stable_errors),
+            with_volume("latency", &canary_latency, &stable_latency),
+        ];
+        // Judged by ranks, the small canary's noisier points look like a spread regression.
+        let by_ranks: Vec<MetricSamples> = healthy
+            .iter()
+            .map(|s| MetricSamples {
+                canary_volume: Vec::new(),
+                baseline_volume: Vec::new(),
+                ..s.clone()
+            })
+            .collect();
+        let ranks = compare(&plan, &by_ranks);
+        assert_eq!(
+            ranks.metrics[1].classification,
+            Classification::Spread,
+            "{:?}",
+            ranks.reasons
+        );
+        // Judged on counts, it passes.
+        let counts = compare(&plan, &healthy);
+        assert_eq!(counts.decision, Decision::Pass, "{:?}", counts.reasons);
+        assert!(counts.metrics.iter().all(|m| m.counts.is_some()));
+
+        // 3 % errors at the same small share fail.
+        let (bad_errors, _) = track(23, 80, 10.0, 0.03);
+        let bad = [
+            with_volume("error-rate", &bad_errors, &stable_errors),
+            with_volume("latency", &canary_latency, &stable_latency),
+        ];
+        let result = compare(&plan, &bad);
+        assert_eq!(
+            result.metrics[0].classification,
+            Classification::High,
+            "{:?}",
+            result.reasons
+        );
+        assert!(result.metrics[0].failed);
+        assert!(
+            result.reasons[1].contains("judged on counts (proportion)"),
+            "{}",
+            result.reasons[1]
+        );
+
+        // Latency variance x3 per request at the same mean, the same small share: spread.
+        let wide: Vec<(f64, f64)> = canary_latency
+            .iter()
+            .map(|(x, n)| (0.2 + (x - 0.2) * 3f64.sqrt(), *n))
+            .collect();
+        let result = compare(&plan, &[with_volume("latency", &wide, &stable_latency)]);
+        assert_eq!(
+            result.metrics[1].classification,
+            Classification::Spread,
+            "{:?}",
+            result.reasons
+        );
+    }
+
+    #[test]
+    fn derives_the_volume_of_a_ratio_of_counter_rates() {
+        let metric = |query: &str| CompareMetric {
+            name: "m".to_owned(),
+            query: query.to_owned(),
+            direction: Direction::Increase,
+            critical: false,
+            weight: 1.0,
+            count: None,
+            model: CountModel::Auto,
+        };
+        let errors = metric(
+            r#"sum(rate(model_requests_total{track="{{track}}",code=~"5.."}[1m])) / sum(rate(model_requests_total{track="{{track}}"}[1m]))"#,
+        );
+        assert_eq!(
+            errors.count_query().as_deref(),
+            Some(r#"sum(rate(model_requests_total{track="{{track}}"}[1m]))"#)
+        );
+        assert_eq!(errors.count_model(), Some(CountModel::Proportion));
+        let latency = metric("sum(rate(d_sum[1m])) / sum(rate(d_count[1m]))");
+        assert_eq!(
+            latency.count_query().as_deref(),
+            Some("sum(rate(d_count[1m]))")
+        );
+        assert_eq!(latency.count_model(), Some(CountModel::Mean));
+        for none in [
+            "histogram_quantile(0.99, sum by (le)(rate(b[1m])))",
+            "a / b",
+            "sum(rate(a[1m])) / sum(rate(b[1m])) / 2",
+            r#"sum(rate(a{path="/x"}[1m]))"#,
+        ] {
+            assert_eq!(metric(none).count_query(), None, "{none}");
+            assert_eq!(metric(none).count_model(), None, "{none}");
+        }
     }
 
     #[test]

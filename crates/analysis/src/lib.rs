@@ -53,8 +53,8 @@ pub mod svg;
 mod template;
 
 pub use compare::{
-    Classification, CompareMetric, ComparePlan, Comparison, Direction, MetricComparison,
-    MetricSamples, Spread, compare,
+    Classification, CompareMetric, ComparePlan, Comparison, CountModel, CountTest, Direction,
+    MetricComparison, MetricSamples, Spread, compare,
 };
 pub use endpoint::{EndpointResults, Example, check_endpoints, load_dataset};
 pub use error::Error;

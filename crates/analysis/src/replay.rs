@@ -210,6 +210,8 @@ mod tests {
                     direction: Direction::Increase,
                     critical: true,
                     weight: 1.0,
+                    count: None,
+                    model: crate::CountModel::Auto,
                 }],
                 ..ComparePlan::default()
             }),

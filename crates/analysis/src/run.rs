@@ -311,26 +311,56 @@ pub(crate) async fn window_checks(
         for metric in &compare_plan.metrics {
             let canary_query = render(&metric.query, vars)?;
             let baseline_query = render(&metric.query, &baseline_vars)?;
+            let count_queries = match metric.count_query() {
+                Some(count) => Some((
+                    render(count.as_str(), vars)?,
+                    render(count.as_str(), &baseline_vars)?,
+                )),
+                None => None,
+            };
             let fetched = async {
                 let canary = points(provider, &canary_query, from, to, compare_plan.step).await?;
                 let baseline =
                     points(provider, &baseline_query, from, to, compare_plan.step).await?;
-                Ok::<_, Error>((canary, baseline))
+                let volumes = match &count_queries {
+                    Some((canary_count, baseline_count)) => Some((
+                        points(provider, canary_count, from, to, compare_plan.step).await?,
+                        points(provider, baseline_count, from, to, compare_plan.step).await?,
+                    )),
+                    None => None,
+                };
+                Ok::<_, Error>((canary, baseline, volumes))
             }
             .await;
-            let (canary, baseline) = match fetched {
+            let (canary, baseline, volumes) = match fetched {
                 Ok(found) => found,
                 Err(err) if strictness == Strictness::Record => {
                     failures.push((metric.name.clone(), err.to_string()));
-                    (Vec::new(), Vec::new())
+                    (Vec::new(), Vec::new(), None)
                 }
                 Err(err) => return Err(err),
             };
-            samples.push(MetricSamples {
+            let mut sample = MetricSamples {
                 metric: metric.name.clone(),
                 canary: canary.iter().map(|(_, v)| *v).collect(),
                 baseline: baseline.iter().map(|(_, v)| *v).collect(),
-            });
+                ..MetricSamples::default()
+            };
+            if let Some((canary_volume, baseline_volume)) = &volumes {
+                // Each value with the volume at the same instant; a value without one is
+                // dropped by the judge (NaN volume).
+                let aligned = |values: &[(Timestamp, f64)], volume: &[(Timestamp, f64)]| {
+                    let by_time: std::collections::BTreeMap<Timestamp, f64> =
+                        volume.iter().copied().collect();
+                    values
+                        .iter()
+                        .map(|(at, _)| by_time.get(at).copied().unwrap_or(f64::NAN))
+                        .collect::<Vec<f64>>()
+                };
+                sample.canary_volume = aligned(&canary, canary_volume);
+                sample.baseline_volume = aligned(&baseline, baseline_volume);
+            }
+            samples.push(sample);
             series.push(ComparedSeries {
                 metric: metric.name.clone(),
                 canary_query,
