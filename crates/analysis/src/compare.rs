@@ -707,21 +707,24 @@ struct Side {
     level_variance: f64,
     /// Pearson variance per unit: Σ w (x - level)² / (k - 1), in rate units (shared scale).
     unit_variance: f64,
-    /// Lag-1 autocorrelation of the standardised residuals, clamped to [0, 0.95].
-    autocorrelation: f64,
+    /// 1 + 2 Σ ρ_h² over the standardised residuals' autocorrelations.
+    correlation_inflation: f64,
+    /// Sample kurtosis of the standardised residuals (3 for normal noise).
+    kurtosis: f64,
     /// Mean of 1 / expected events per point (proportions; the small-count term of the
     /// Pearson statistic's variance).
     inverse_events: f64,
 }
 
 impl Side {
-    fn new(points: &[(f64, f64)], step_seconds: f64) -> Side {
+    fn new(points: &[(f64, f64)], step_seconds: f64, log_spread: bool) -> Side {
         let k = points.len();
         let weight: f64 = points.iter().map(|(_, n)| n).sum();
         let level = points.iter().map(|(x, n)| x * n).sum::<f64>() / weight;
         let residual: Vec<f64> = points.iter().map(|(x, n)| (x - level) * n).collect();
         let lags = (k as f64).cbrt().ceil() as usize;
         let mut sum = residual.iter().map(|r| r * r).sum::<f64>();
+        // Newey-West: autocovariances up to `lags` with Bartlett kernel weights.
         for lag in 1..=lags.min(k.saturating_sub(1)) {
             let kernel = 1.0 - lag as f64 / (lags + 1) as f64;
             let cross: f64 = residual
@@ -731,17 +734,38 @@ impl Side {
                 .sum();
             sum += 2.0 * kernel * cross;
         }
-        let standardised: Vec<f64> = points.iter().map(|(x, n)| (x - level) * n.sqrt()).collect();
-        let squares: f64 = standardised.iter().map(|r| r * r).sum();
-        let lagged: f64 = standardised
-            .iter()
-            .zip(standardised.iter().skip(1))
-            .map(|(a, b)| a * b)
-            .sum();
-        let autocorrelation = if squares > 0.0 {
-            (lagged / squares).clamp(0.0, 0.95)
+        // Pearson residuals: each point's deviation scaled to one unit of volume. For a mean
+        // (latency) on the log scale: its noise is multiplicative, so logs have normal tails.
+        let spread_points: Vec<(f64, f64)> = if log_spread {
+            points.iter().map(|(x, n)| (x.ln(), *n)).collect()
         } else {
-            0.0
+            points.to_vec()
+        };
+        let spread_level = spread_points.iter().map(|(x, n)| x * n).sum::<f64>() / weight;
+        let standardised: Vec<f64> = spread_points
+            .iter()
+            .map(|(x, n)| (x - spread_level) * n.sqrt())
+            .collect();
+        let squares: f64 = standardised.iter().map(|r| r * r).sum();
+        // Bartlett: the variance of a sample variance grows by 1 + 2 Σ ρ_h² under
+        // autocorrelation (overlapping rate windows, slow drifts).
+        let mut correlation_inflation = 1.0;
+        if squares > 0.0 {
+            for lag in 1..=lags.min(k.saturating_sub(2)) {
+                let rho = standardised
+                    .iter()
+                    .zip(&standardised[lag..])
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
+                    / squares;
+                correlation_inflation += 2.0 * rho * rho;
+            }
+        }
+        let fourth: f64 = standardised.iter().map(|r| r.powi(4)).sum();
+        let kurtosis = if squares > 0.0 {
+            fourth * k as f64 / (squares * squares)
+        } else {
+            3.0
         };
         let inverse_events = points
             .iter()
@@ -754,7 +778,8 @@ impl Side {
             volume: weight * step_seconds,
             level_variance: (sum / (weight * weight)).max(0.0),
             unit_variance: squares / (k.saturating_sub(1).max(1)) as f64,
-            autocorrelation,
+            correlation_inflation,
+            kurtosis,
             inverse_events,
         }
     }
@@ -799,8 +824,14 @@ fn judge_counts(
         return result;
     }
     let step = plan.step.as_secs_f64();
-    let c = Side::new(canary, step);
-    let b = Side::new(baseline, step);
+    // Dispersion of a positive mean is judged on the log scale (multiplicative noise).
+    let log_spread = model != CountModel::Proportion
+        && canary
+            .iter()
+            .chain(baseline)
+            .all(|(x, _)| *x > 0.0 && x.is_finite());
+    let c = Side::new(canary, step, log_spread);
+    let b = Side::new(baseline, step, log_spread);
     let difference = c.level - b.level;
     // The baseline's variance per unit of volume, from its own data (Newey-West, so
     // autocorrelation and overlapping rate windows count), floored for a proportion at what
@@ -852,17 +883,18 @@ fn judge_counts(
     let low = difference < 0.0 && meaningful && p_value < alpha;
     // Dispersion: the canary's variance per unit of volume against the baseline's. Both are
     // what their counts predict times any excess, so the ratio does not depend on the traffic
-    // share. log(ratio) is about normal with variance Σ (2 + 1/events)/df per side (the
-    // Pearson statistic's variance, with its small-count term), df shrunk by the
-    // autocorrelation.
-    let inflation = (1.0 + b.autocorrelation) / (1.0 - b.autocorrelation);
+    // share. log(ratio) is about normal with variance Σ (κ - 1)·B/(k - 1) over both sides: κ the
+    // residuals' kurtosis (3 for normal noise; at least 3 + 1/events for rare events, the small
+    // count term of the Pearson statistic), B Bartlett's autocorrelation factor. Heavy tails
+    // and few events widen the test instead of raising false alarms.
     let term = |side: &Side| {
-        let small = if model == CountModel::Proportion {
-            side.inverse_events.min(1e6)
+        let floor = if model == CountModel::Proportion {
+            3.0 + side.inverse_events.min(1e6)
         } else {
-            0.0
+            3.0
         };
-        (2.0 + small) * inflation / (side.k.saturating_sub(1).max(1)) as f64
+        (side.kurtosis.max(floor) - 1.0) * side.correlation_inflation
+            / (side.k.saturating_sub(1).max(1)) as f64
     };
     let ratio = if b.unit_variance > 0.0 {
         c.unit_variance / b.unit_variance
