@@ -854,26 +854,46 @@ async fn replay_scenarios_over_real_prometheus() {
     );
 }
 
-/// The simulation of SIMULATION.md, asserted: 1,000 seeded canaries with known ground truth.
+/// The simulation section of SIMULATION.md is this code's output: regenerated in-process from
+/// the same seeds, it must equal the committed text.
 #[test]
-fn simulation_detects_regressions_with_few_false_aborts() {
-    use simulate::{Truth, simulate, simulate_plan, without_spread_test};
-    let results = simulate(1000, 7);
-    let rate = |results: &[(Truth, simulate::Tally)], truth: Truth| -> f64 {
-        let (_, tally) = results.iter().find(|(t, _)| *t == truth).expect("truth");
-        tally.fail as f64 / tally.canaries as f64
+fn simulation_table_is_the_committed_one() {
+    let committed = include_str!("../SIMULATION.md");
+    let section = |text: &str| -> Option<String> {
+        let begin = text.find("<!-- simulation:begin")?;
+        let body = &text[begin..];
+        let body = &body[body.find('\n')? + 1..];
+        Some(body[..body.find("<!-- simulation:end -->")?].to_owned())
     };
-    let table = simulate::table(&results);
-    assert!(rate(&results, Truth::Healthy) <= 0.08, "{table}");
-    assert!(rate(&results, Truth::ErrorRate) >= 0.95, "{table}");
-    assert!(rate(&results, Truth::Latency) >= 0.95, "{table}");
-    assert!(rate(&results, Truth::Accuracy) >= 0.65, "{table}");
-    assert!(rate(&results, Truth::Variance) >= 0.40, "{table}");
-    // Without the spread test, variance ×3 goes almost unnoticed: that is what it is for.
-    let kayenta = simulate_plan(&without_spread_test(), 1000, 7);
+    let committed = section(committed).expect("SIMULATION.md has the simulation markers");
+    let fresh = simulate::report();
     assert!(
-        rate(&results, Truth::Variance) >= rate(&kayenta, Truth::Variance) + 0.30,
-        "with:\n{table}\nwithout:\n{}",
-        simulate::table(&kayenta)
+        committed == fresh,
+        "SIMULATION.md differs from a fresh run:\n{fresh}\n\nhint: run `cargo xtask bench analysis --write` and commit SIMULATION.md"
     );
+}
+
+/// The targets of issue 14 that the example plan meets, asserted on the same run's numbers, so
+/// a change that makes the judge worse fails here with the cell that got worse.
+#[test]
+fn simulation_meets_the_targets_it_publishes() {
+    let results = simulate::simulate_plan(&simulate::example_plan());
+    let misses = simulate::misses(&results);
+    // Variance ×3 needs a longer window than the example plan's (SIMULATION.md says which);
+    // everything else must hold at every share.
+    let unexpected: Vec<&String> = misses.iter().filter(|m| !m.contains("Variance")).collect();
+    assert!(
+        unexpected.is_empty(),
+        "{unexpected:#?}\n{}",
+        simulate::table(&results)
+    );
+    for (share, truth, cell) in &results {
+        if *truth == simulate::Truth::Variance {
+            assert!(
+                cell.aborted() >= 0.75,
+                "{share}: {}",
+                simulate::table(&results)
+            );
+        }
+    }
 }
