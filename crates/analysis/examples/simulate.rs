@@ -137,12 +137,18 @@ pub fn example_plan() -> AnalysisPlan {
     }
 }
 
-/// One track's steps: (requests, errors, p99).
-struct Track {
-    requests: Vec<f64>,
-    errors: Vec<f64>,
-    p99: Vec<f64>,
+/// One track's steps of `STEP_SECONDS`.
+pub struct Track {
+    /// Requests served in each step.
+    pub requests: Vec<f64>,
+    /// Errors among them.
+    pub errors: Vec<f64>,
+    /// The step's p99 latency.
+    pub p99: Vec<f64>,
 }
+
+/// Seconds per simulated step.
+pub const STEP: f64 = STEP_SECONDS;
 
 /// What one canary's verdict was and when it came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +165,43 @@ fn pod_level(rng: &mut Rng, pods: usize, sd: f64) -> f64 {
 
 /// Judges one simulated canary.
 pub fn judge_one(plan: &AnalysisPlan, share: f64, truth: Truth, rng: &mut Rng) -> Outcome1 {
-    let steps = 2 * plan.count as usize;
+    let (stable, canary) = generate(2 * plan.count as usize, share, truth, rng);
+    judge_tracks(plan, truth, &stable, &canary, rng)
+}
+
+/// The comparison's samples of one simulated canary: error ratio and p99 latency per step,
+/// each with its requests per second as the volume.
+pub fn compare_samples(stable: &Track, canary: &Track) -> [MetricSamples; 2] {
+    let volume =
+        |track: &Track| -> Vec<f64> { track.requests.iter().map(|n| n / STEP_SECONDS).collect() };
+    let ratio = |track: &Track| -> Vec<f64> {
+        track
+            .errors
+            .iter()
+            .zip(&track.requests)
+            .map(|(e, n)| e / n)
+            .collect()
+    };
+    [
+        MetricSamples {
+            metric: "error-rate".to_owned(),
+            canary: ratio(canary),
+            baseline: ratio(stable),
+            canary_volume: volume(canary),
+            baseline_volume: volume(stable),
+        },
+        MetricSamples {
+            metric: "p99-latency".to_owned(),
+            canary: canary.p99.clone(),
+            baseline: stable.p99.clone(),
+            canary_volume: volume(canary),
+            baseline_volume: volume(stable),
+        },
+    ]
+}
+
+/// `steps` steps of a stable and a canary track at `share` under `truth`.
+pub fn generate(steps: usize, share: f64, truth: Truth, rng: &mut Rng) -> (Track, Track) {
     let canary_pods = ((share * PODS as f64).round() as usize).max(1);
     let stable_pods = PODS - canary_pods.min(PODS - 1);
     let phase = rng.uniform();
@@ -213,7 +255,17 @@ pub fn judge_one(plan: &AnalysisPlan, share: f64, truth: Truth, rng: &mut Rng) -
     };
     let stable = make(false);
     let canary = make(true);
+    (stable, canary)
+}
 
+/// Judges generated tracks with the plan's thresholds, comparison and accuracy check.
+fn judge_tracks(
+    plan: &AnalysisPlan,
+    truth: Truth,
+    stable: &Track,
+    canary: &Track,
+    rng: &mut Rng,
+) -> Outcome1 {
     // Thresholds: one measurement per round over the minute's two steps; the round that
     // decides a Fail is when the canary is aborted.
     let t0 = Timestamp::UNIX_EPOCH;
@@ -273,36 +325,10 @@ pub fn judge_one(plan: &AnalysisPlan, share: f64, truth: Truth, rng: &mut Rng) -
         };
     }
 
-    let comparison = plan.compare.as_ref().map(|compare_plan| {
-        let volume = |track: &Track| -> Vec<f64> {
-            track.requests.iter().map(|n| n / STEP_SECONDS).collect()
-        };
-        let ratio = |track: &Track| -> Vec<f64> {
-            track
-                .errors
-                .iter()
-                .zip(&track.requests)
-                .map(|(e, n)| e / n)
-                .collect()
-        };
-        let samples = [
-            MetricSamples {
-                metric: "error-rate".to_owned(),
-                canary: ratio(&canary),
-                baseline: ratio(&stable),
-                canary_volume: volume(&canary),
-                baseline_volume: volume(&stable),
-            },
-            MetricSamples {
-                metric: "p99-latency".to_owned(),
-                canary: canary.p99.clone(),
-                baseline: stable.p99.clone(),
-                canary_volume: volume(&canary),
-                baseline_volume: volume(&stable),
-            },
-        ];
-        compare(compare_plan, &samples).decision
-    });
+    let comparison = plan
+        .compare
+        .as_ref()
+        .map(|compare_plan| compare(compare_plan, &compare_samples(stable, canary)).decision);
 
     let accuracy = plan
         .quality

@@ -799,10 +799,12 @@ async fn replay_scenarios_over_real_prometheus() {
     let judged = &slow.comparison.as_ref().expect("compared").result;
     assert_eq!(judged.metrics[0].classification, Classification::High);
     assert!(judged.reasons[0].contains("critical metric `mean-latency` failed"));
-    let shift = judged.metrics[0].shift.expect("shift");
+    // Mean latency is a ratio of counter rates: judged on its counts (the requests behind
+    // each point), not by ranks.
+    let counts = judged.metrics[0].counts.expect("judged on counts");
     assert!(
-        (0.05..0.07).contains(&shift.estimate),
-        "about +60 ms: {shift:?}"
+        (0.05..0.07).contains(&counts.difference),
+        "about +60 ms: {counts:?}"
     );
     assert!(slow.verdict.reasons[0].starts_with("`error-rate` passed"));
 
@@ -896,4 +898,169 @@ fn simulation_meets_the_targets_it_publishes() {
             );
         }
     }
+}
+
+/// The simulation's scenarios as OpenMetrics history: one release per scenario with a `stable`
+/// and a `canary` track, a sample every simulated step, counters of requests (by code) and a
+/// latency `_sum`/`_count` pair whose per-step mean is the simulated p99. With samples one
+/// step apart and `[1m]` windows at a 30 s step, each point Prometheus returns is exactly one
+/// step's ratio, and its volume that step's requests per second.
+fn simulated_openmetrics(
+    base: i64,
+    scenarios: &[(String, simulate::Track, simulate::Track)],
+) -> String {
+    let step = simulate::STEP as i64;
+    let mut out = String::new();
+    out.push_str("# TYPE sim_requests counter\n");
+    for (release, stable, canary) in scenarios {
+        for (track, data) in [("stable", stable), ("canary", canary)] {
+            for code in ["200", "500"] {
+                // Counters start high so Prometheus's extrapolation never stops at zero.
+                let mut total = 1_000_000.0;
+                for idx in 0..=data.requests.len() {
+                    if idx > 0 {
+                        total += if code == "500" {
+                            data.errors[idx - 1]
+                        } else {
+                            data.requests[idx - 1] - data.errors[idx - 1]
+                        };
+                    }
+                    let _ = writeln!(
+                        out,
+                        r#"sim_requests_total{{release="{release}",track="{track}",code="{code}"}} {total} {}"#,
+                        base + idx as i64 * step
+                    );
+                }
+            }
+        }
+    }
+    out.push_str("# TYPE sim_latency_seconds summary\n");
+    for (release, stable, canary) in scenarios {
+        for (track, data) in [("stable", stable), ("canary", canary)] {
+            let (mut count, mut sum) = (1_000_000.0f64, 400_000.0f64);
+            for idx in 0..=data.requests.len() {
+                if idx > 0 {
+                    count += data.requests[idx - 1];
+                    sum += data.requests[idx - 1] * data.p99[idx - 1];
+                }
+                let labels = format!(r#"release="{release}",track="{track}""#);
+                let at = base + idx as i64 * step;
+                let _ = writeln!(out, "sim_latency_seconds_count{{{labels}}} {count} {at}");
+                let _ = writeln!(out, "sim_latency_seconds_sum{{{labels}}} {sum:?} {at}");
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// The simulation's ground truths at a 10 % share, healthy canaries at 10 % and 25 %, and a
+/// canary with 3 % errors at 10 %, replayed from a real Prometheus: each comparison verdict
+/// equals the in-memory judge's on the same steps, and the named scenarios pass or fail.
+#[tokio::test]
+async fn simulated_canaries_replay_on_real_prometheus() {
+    use simulate::Truth;
+    let example = simulate::example_plan();
+    let steps = 2 * example.count as usize;
+    let mut scenarios = Vec::new();
+    let cases: [(&str, f64, Truth); 7] = [
+        ("healthy-10", 0.10, Truth::Healthy),
+        ("healthy-25", 0.25, Truth::Healthy),
+        ("errors-10", 0.10, Truth::ErrorRate),
+        ("latency-10", 0.10, Truth::Latency),
+        ("variance-10", 0.10, Truth::Variance),
+        ("accuracy-10", 0.10, Truth::Accuracy),
+        ("broken-10", 0.10, Truth::Healthy),
+    ];
+    for (seed, (name, share, truth)) in cases.iter().enumerate() {
+        let mut rng = simulate::Rng::new(100 + seed as u64);
+        let (stable, mut canary) = simulate::generate(steps, *share, *truth, &mut rng);
+        if *name == "broken-10" {
+            // 3 % errors.
+            canary.errors = canary.requests.iter().map(|n| (n * 0.03).round()).collect();
+        }
+        scenarios.push(((*name).to_owned(), stable, canary));
+    }
+    let minutes = (steps as f64 * simulate::STEP / 60.0).ceil() as i64;
+    let Some(server) =
+        history::start_with(minutes, |base| simulated_openmetrics(base, &scenarios)).await
+    else {
+        return;
+    };
+    let client = PrometheusClient::new(PrometheusConfig::new(&server.url)).expect("valid");
+    let mut plan = example.clone();
+    plan.metrics = Vec::new();
+    plan.quality = None;
+    plan.smoke = Vec::new();
+    let compare_plan = plan.compare.as_mut().expect("the example compares");
+    let selector = r#"release="{{release}}",track="{{track}}""#;
+    compare_plan.metrics[0].query = format!(
+        r#"sum(rate(sim_requests_total{{{selector},code="500"}}[1m])) / sum(rate(sim_requests_total{{{selector}}}[1m]))"#
+    );
+    compare_plan.metrics[1].query = format!(
+        "sum(rate(sim_latency_seconds_sum{{{selector}}}[1m])) / sum(rate(sim_latency_seconds_count{{{selector}}}[1m]))"
+    );
+    compare_plan.metrics[1].count = None;
+    plan.validate().expect("replay plan is valid");
+    let compare_plan = plan.compare.clone().expect("compare");
+    let step = simulate::STEP as i64;
+    let from = Timestamp::from_second(server.base + step).expect("time");
+    let to = Timestamp::from_second(server.base + steps as i64 * step).expect("time");
+    let mut verdicts = Vec::new();
+    for (name, stable, canary) in &scenarios {
+        let vars = TemplateVars::new(name.as_str(), "ml", "canary");
+        let run = replay(&plan, &client, &vars, from, to)
+            .await
+            .expect("replay");
+        let real = run.comparison.as_ref().expect("compared").result.clone();
+        let memory =
+            slipway_analysis::compare(&compare_plan, &simulate::compare_samples(stable, canary));
+        for metric in &real.metrics {
+            assert_eq!(
+                metric.canary_samples,
+                steps - 4,
+                "{name}: every step but the warm-up"
+            );
+            assert!(
+                metric.counts.is_some(),
+                "{name}: judged on counts: {}",
+                metric.reason
+            );
+        }
+        assert_eq!(
+            (
+                real.decision,
+                real.metrics
+                    .iter()
+                    .map(|m| m.classification)
+                    .collect::<Vec<_>>()
+            ),
+            (
+                memory.decision,
+                memory
+                    .metrics
+                    .iter()
+                    .map(|m| m.classification)
+                    .collect::<Vec<_>>()
+            ),
+            "{name}: Prometheus {:#?}\nmemory {:#?}",
+            real.reasons,
+            memory.reasons
+        );
+        verdicts.push((name.clone(), real.decision));
+    }
+    let expected = [
+        ("healthy-10", Decision::Pass),
+        ("healthy-25", Decision::Pass),
+        ("errors-10", Decision::Fail),
+        ("latency-10", Decision::Fail),
+        ("variance-10", Decision::Fail),
+        ("accuracy-10", Decision::Pass),
+        ("broken-10", Decision::Fail),
+    ];
+    let expected: Vec<(String, Decision)> = expected
+        .iter()
+        .map(|(n, d)| ((*n).to_owned(), *d))
+        .collect();
+    assert_eq!(verdicts, expected);
 }
