@@ -27,12 +27,15 @@ use std::path::{Path, PathBuf};
 
 use analyze::AnalyzeArgs;
 use jiff::Timestamp;
+use slipway_cli::config::Settings;
 use slipway_cli::{ExitStatus, OutputFormat};
 
 fn args(plan: &Path, prometheus: &str, release: &str) -> AnalyzeArgs {
     AnalyzeArgs {
-        plan: plan.to_owned(),
-        prometheus: prometheus.to_owned(),
+        plan: Some(plan.to_owned()),
+        prometheus: Some(prometheus.to_owned()),
+        config: None,
+        no_config: true,
         release: release.to_owned(),
         track: "canary".to_owned(),
         from: None,
@@ -46,8 +49,13 @@ fn args(plan: &Path, prometheus: &str, release: &str) -> AnalyzeArgs {
 
 /// Runs the command like `main` would: exit code, stdout and stderr in uv's layout.
 async fn run(args: &AnalyzeArgs, now: Timestamp) -> String {
+    run_configured(args, &Settings::default(), now).await
+}
+
+/// [`run`] with a loaded configuration.
+async fn run_configured(args: &AnalyzeArgs, settings: &Settings, now: Timestamp) -> String {
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let code = match analyze::run_with(args, None, now, &mut stdout, &mut stderr).await {
+    let code = match analyze::run_with(args, settings, None, now, &mut stdout, &mut stderr).await {
         Ok(ExitStatus::Success) => 0,
         Ok(ExitStatus::No) => 1,
         Ok(ExitStatus::Error) => 2,
@@ -352,4 +360,58 @@ dataset = "eval.jsonl"
         "{output}"
     );
     assert_eq!(exit_code(&output), "3", "nothing was judged: {output}");
+}
+
+/// Without `--plan` and `--prometheus`, `analyze` uses the config's `[analysis]` and
+/// `prometheus.url`; without either URL it says which key to set. The token is
+/// `prometheus.token` (`SLIPWAY_PROMETHEUS__TOKEN`), and the old variable still works with a
+/// warning naming the new one.
+#[tokio::test]
+async fn falls_back_to_the_config_and_names_one_token_variable() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let plan = write(tmp.path(), "plan.toml", "count = 1\n");
+    let mut settings = Settings::default();
+    settings.analysis.inconclusive_limit = 5;
+    let no_flags = AnalyzeArgs {
+        plan: None,
+        prometheus: None,
+        ..args(&plan, "http://127.0.0.1:9", "ml/fraud-model")
+    };
+    let now = Timestamp::from_second(1_750_000_000).expect("time");
+    // The config's plan is used, and validated: this one could pass with no data.
+    let output = run_configured(&no_flags, &settings, now).await;
+    assert_eq!(exit_code(&output), "2", "{output}");
+    assert!(
+        output.contains("the config's `analysis` section: invalid analysis plan")
+            && output.contains("`inconclusive_limit` 5 is not below `count` 5"),
+        "{output}"
+    );
+    // A valid config plan without a URL anywhere: the error names the flag and the key.
+    settings.analysis.inconclusive_limit = 0;
+    let output = run_configured(&no_flags, &settings, now).await;
+    assert_eq!(exit_code(&output), "2", "{output}");
+    assert!(
+        output.contains("`--prometheus` is not given and `prometheus.url` is not set"),
+        "{output}"
+    );
+    // With `prometheus.url` it queries that URL (nothing listens there: exit 2 naming it).
+    settings.prometheus.url = Some("http://127.0.0.1:9".to_owned());
+    let output = run_configured(&no_flags, &settings, now).await;
+    assert_eq!(exit_code(&output), "2", "{output}");
+    assert!(output.contains("http://127.0.0.1:9"), "{output}");
+
+    let mut stderr = Vec::new();
+    let token =
+        analyze::resolve_token(&settings, Some("old".to_owned()), &mut stderr).expect("resolved");
+    assert_eq!(token.as_deref(), Some("old"));
+    assert_eq!(
+        String::from_utf8_lossy(&stderr),
+        "warning: SLIPWAY_PROMETHEUS_TOKEN is deprecated; set SLIPWAY_PROMETHEUS__TOKEN (the `prometheus.token` key) instead\n"
+    );
+    settings.prometheus.token = Some(slipway_core::Secret::new("new".to_owned()));
+    let mut stderr = Vec::new();
+    let token =
+        analyze::resolve_token(&settings, Some("old".to_owned()), &mut stderr).expect("resolved");
+    assert_eq!(token.as_deref(), Some("new"), "the config's name wins");
+    assert!(stderr.is_empty());
 }
