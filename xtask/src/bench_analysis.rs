@@ -94,7 +94,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             numbers(peer.get(key)),
         ));
     }
-    println!("canary judge, 2 × 100,000 samples, best of 5 runs, same data, same run\n");
+    println!(
+        "canary judge, 2 × 100,000 samples, best of 15 runs (SciPy: 5), same data, same run\n"
+    );
     print!("{bench}");
     println!();
 

@@ -61,7 +61,7 @@ fn main() {
     write_f64(&dir.join("canary.f64"), &canary);
     write_f64(&dir.join("stable.f64"), &stable);
 
-    let runs = 5;
+    let runs = 15;
     let (seconds, _) = time(runs, || {
         (
             stats::sorted_for_bench(&canary),

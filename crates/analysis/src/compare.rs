@@ -18,6 +18,61 @@
 //!    confidence and the canary's median absolute deviation exceeds the baseline's by more than
 //!    `max_spread_ratio` (default 1.3).
 //!
+//! Those rank tests treat every point as equally informative. A point is usually a ratio over
+//! the requests of one step, and a canary with a small traffic share has few requests behind
+//! each point: its points scatter more for no other reason, and the spread test used to fail
+//! healthy small canaries. So a metric that has a **volume** is judged on its counts instead.
+//!
+//! ## Judging on counts
+//!
+//! A compared metric has a volume when it names a `count` query (e.g. requests per second) or
+//! its query is a ratio `A / B` of counter rates, whose denominator `B` is then the count
+//! ([`CompareMetric::count_query`]). Each point `x_i` comes with its volume `n_i`; the side's
+//! volume is `N = Σ n_i · step` (units over the window, each counted once however the rate
+//! windows overlap) and its level the volume-weighted mean `m = Σ n_i x_i / Σ n_i`. The model
+//! ([`CountModel`]) is a **proportion** (errors among requests: a ratio of two rates of the same
+//! counter) or a **mean** (latency sum over count, a quantile over requests). The assumptions:
+//!
+//! - a point's variance is a variance per unit divided by its volume, `V / n_i`: binomial
+//!   `p(1 - p)` times an overdispersion `φ ≥ 1` for a proportion (quasi-binomial: Wedderburn
+//!   1974; McCullagh and Nelder 1989, §4.5), the per-request variance for a mean;
+//! - under "no regression" the canary and the baseline have the same variance per unit, and
+//!   the baseline, which has the most volume, estimates it: the Newey-West (1987) variance of
+//!   its weighted mean (Bartlett kernel, `⌈k^{1/3}⌉` lags, so autocorrelated noise and overlapping
+//!   rate windows count) times `N_b`; for a proportion floored at the binomial `p̄(1 - p̄)` (pooled
+//!   `p̄`), which makes `φ` the baseline's dispersion over what its counts predict. Excess
+//!   variation that grows with volume makes this conservative for a smaller canary;
+//! - **location**: `z = (m_c - m_b) / sqrt(V (1/N_c + 1/N_b))`, for a proportion on Anscombe's
+//!   (1948) square-root scale, `sqrt((m N + 3/8)/N)` with variance `φ/(4N)`, because a canary with
+//!   a few dozen errors is too skewed for a normal test on the ratio. One-sided in the bad
+//!   direction at `1 - confidence`, and the difference must exceed `min_effect` of the
+//!   baseline's level: pods differ a little (a 1 % canary is one pod), which is bias, not noise,
+//!   and no count test can tell it from a regression;
+//! - **dispersion**: each side's variance per unit `Σ n_i (x_i - m)² / (k - 1)` (the Pearson
+//!   statistic over `k - 1`; on the log scale for a positive mean, whose noise is
+//!   multiplicative), compared as a ratio whose logarithm is about normal with variance
+//!   `Σ (κ - 1)·B/(k - 1)` over both sides (Layard 1973): `κ` the residuals' kurtosis, at least
+//!   3, and for a proportion at least `3 + 1/events` (the Pearson statistic's small-count term);
+//!   `B = 1 + 2 Σ ρ_h²` Bartlett's (1946) factor for autocorrelated residuals. The ratio does not
+//!   depend on the traffic share, because both sides are scaled by their own counts. A ratio of
+//!   standard deviations above `max_spread_ratio`, significant at `1 - confidence`, is
+//!   [`Classification::Spread`];
+//! - the first `warmup` of the window is left out on both sides, and a point without a
+//!   positive volume is dropped; at least `min_samples` points per side are required.
+//!
+//! `crates/analysis/SIMULATION.md` measures the result against known truths at traffic shares
+//! from 1 % to 50 %, with per-pod differences, autocorrelated noise, a daily trend and a slow
+//! warm-up, and says which evidence (points per side) each target needs.
+//!
+//! References: F. J. Anscombe, "The transformation of Poisson, binomial and negative-binomial
+//! data", Biometrika 35 (1948); M. S. Bartlett, "On the theoretical specification and sampling
+//! properties of autocorrelated time-series", JRSS Suppl. 8 (1946); M. W. J. Layard, "Robust
+//! large-sample tests for homogeneity of variances", JASA 68 (1973); P. McCullagh and
+//! J. A. Nelder, *Generalized Linear Models*, 2nd ed. (1989); W. K. Newey and K. D. West, "A
+//! simple, positive semi-definite, heteroskedasticity and autocorrelation consistent covariance
+//! matrix", Econometrica 55 (1987); R. W. M. Wedderburn, "Quasi-likelihood functions,
+//! generalized linear models, and the Gauss-Newton method", Biometrika 61 (1974).
+//!
 //! The score is the weight of passing metrics over the weight of judged metrics, 0–100.
 //! A critical metric that fails fails the comparison outright (score 0), as in Kayenta. Otherwise
 //! score ≥ `pass_score` (90) passes, below `marginal_score` (75) fails, in between is marginal and
@@ -592,7 +647,7 @@ fn judge_metric(
     let baseline = &stats::sorted(baseline);
     result.canary_median = Some(stats::median_sorted(canary));
     result.baseline_median = Some(stats::median_sorted(baseline));
-    let test = stats::mann_whitney_sorted(canary, baseline);
+    let (test, kolmogorov_smirnov) = stats::mann_whitney_and_ks_sorted(canary, baseline);
     let Some(shift) = stats::hodges_lehmann_sorted(canary, baseline, plan.confidence) else {
         // Unreachable with non-empty NaN-free input; judged as too few rather than panicking.
         result.reason = format!("`{name}` not judged: the samples could not be compared");
@@ -608,7 +663,7 @@ fn judge_metric(
     } else {
         None
     };
-    result.kolmogorov_smirnov = Some(stats::ks_sorted(canary, baseline));
+    result.kolmogorov_smirnov = Some(kolmogorov_smirnov);
     let alpha = 1.0 - plan.confidence;
     let high = shift.lower > band;
     let low = shift.upper < -band;
