@@ -1279,15 +1279,13 @@ mod tests {
         ");
     }
 
+    /// (value, volume) per step.
+    type Points = Vec<(f64, f64)>;
+
     /// Per-step (error ratio, requests/s) and (mean latency, requests/s) of a track serving
     /// `rate` requests per second at `error_rate`, latency mean 0.2 s with per-request sd 0.1 s,
     /// 15 s steps: the issue's replay scenario, generated.
-    fn track(
-        seed: u64,
-        steps: usize,
-        rate: f64,
-        error_rate: f64,
-    ) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    fn track(seed: u64, steps: usize, rate: f64, error_rate: f64) -> (Points, Points) {
         let noise = normal(seed, 2 * steps, 0.0, 1.0);
         let mut errors = Vec::new();
         let mut latency = Vec::new();
