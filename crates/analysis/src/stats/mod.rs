@@ -217,6 +217,8 @@ fn first_sample(x: &[f64], y: &[f64]) -> Vec<f64> {
 
 /// Candidates at or below this many are enumerated and selected directly.
 const ENUMERATE_LIMIT: u64 = 100_000;
+/// Candidates an interpolation round aims its bracket at.
+const INTERPOLATED: u64 = 40_000;
 /// Random candidates drawn per round to bracket the wanted ranks.
 const SAMPLE_SIZE: usize = 32_768;
 /// Differences in the shared first-round sample (see [`first_sample`]).
@@ -253,6 +255,10 @@ fn kth_differences(x: &[f64], y: &[f64], low: u64, high: u64, first: &[f64]) -> 
     let mut below: u64 = 0;
     let mut candidates: u64 = n1 as u64 * n2 as u64;
     let value = |i: usize, t: usize| x[i] - y[n2 - 1 - t];
+    // The values whose exact counts set the current bounds: every candidate lies in
+    // `(floor, ceiling]`. Known on both sides, they allow an interpolation round.
+    let (mut floor, mut ceiling) = (f64::NAN, f64::NAN);
+    let mut interpolations = 0;
     for round in 0..16 {
         if candidates <= ENUMERATE_LIMIT {
             let mut values = Vec::with_capacity(candidates as usize);
@@ -286,7 +292,18 @@ fn kth_differences(x: &[f64], y: &[f64], low: u64, high: u64, first: &[f64]) -> 
             )
         };
         let mut ends = Vec::with_capacity(3);
-        if round == 0 && !first.is_empty() {
+        if interpolations < 2 && floor.is_finite() && ceiling.is_finite() && floor < ceiling {
+            // Regula falsi on the exact counts: the differences between two close bounds are
+            // nearly uniform in value, so the wanted rank sits near its linear interpolation;
+            // a bracket sized for about `INTERPOLATED` candidates usually catches it in one
+            // pass, where a sampling round would need two. A miss still moves one bound.
+            interpolations += 1;
+            let width = ceiling - floor;
+            let at = |rank: f64| floor + width * (rank - 0.5 / candidates as f64);
+            let half = width * (INTERPOLATED as f64 / 2.0) / candidates as f64;
+            ends.push(at(rank_low) - half);
+            ends.push(at(rank_high) + half);
+        } else if round == 0 && !first.is_empty() {
             let (a, b) = bracket(first.len());
             ends.extend(a.map(|a| first[a - 1]));
             ends.extend(b.map(|b| first[b - 1]));
@@ -344,6 +361,16 @@ fn kth_differences(x: &[f64], y: &[f64], low: u64, high: u64, first: &[f64]) -> 
             };
             for (total, second) in totals.into_iter().take(used) {
                 let counts = if second { &counts_b } else { &counts };
+                let end = pair[usize::from(second)];
+                if total < low {
+                    floor = if floor.is_nan() { end } else { floor.max(end) };
+                } else if total >= high {
+                    ceiling = if ceiling.is_nan() {
+                        end
+                    } else {
+                        ceiling.min(end)
+                    };
+                }
                 if total < low {
                     for (bound, count) in lower.iter_mut().zip(counts) {
                         *bound = (*bound).max(*count);
@@ -810,23 +837,21 @@ pub(crate) fn spread_sorted(x: &[f64], y: &[f64]) -> (MannWhitney, f64) {
 /// median they shrink as the values grow, above it they grow, so merging the two runs sorts
 /// them (rounding is monotone, so the computed deviations keep that order).
 fn deviations_sorted(values: &[f64]) -> Vec<f64> {
+    let n = values.len();
     let center = median_sorted(values);
     let split = values.partition_point(|v| *v < center);
-    let mut below = values[..split].iter().rev().map(|v| center - v).peekable();
-    let mut above = values[split..].iter().map(|v| v - center).peekable();
-    let mut out = Vec::with_capacity(values.len());
-    loop {
-        let next = match (below.peek(), above.peek()) {
-            (Some(a), Some(b)) if a <= b => below.next(),
-            (Some(_), Some(_)) => above.next(),
-            (Some(_), None) => below.next(),
-            (None, Some(_)) => above.next(),
-            (None, None) => None,
-        };
-        match next {
-            Some(value) => out.push(value),
-            None => break,
-        }
+    // A branch-free merge of the two runs: `below` walks down from the split, `above` up.
+    let mut out = vec![0.0; n];
+    let (mut below, mut above) = (split, split);
+    for slot in out.iter_mut() {
+        let has_below = below > 0;
+        let has_above = above < n;
+        let a = center - values[below.saturating_sub(1)];
+        let b = values[above.min(n - 1)] - center;
+        let take_below = has_below && (!has_above || a <= b);
+        *slot = if take_below { a } else { b };
+        below -= usize::from(take_below);
+        above += usize::from(!take_below);
     }
     out
 }
