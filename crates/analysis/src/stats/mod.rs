@@ -234,12 +234,14 @@ const BRACKET_SD: f64 = 3.5;
 /// A selection in the implicit sorted matrix of differences (row `i` is ascending in `-y`), in
 /// the spirit of Monahan's (1984) algorithm for the Hodges-Lehmann estimator and of Floyd and
 /// Rivest's (1975) sampling selection: each row keeps a range of candidates; a round draws
-/// [`SAMPLE_SIZE`] candidates (a systematic sample from a random start), takes the two sample
-/// order statistics that bracket the
-/// wanted rank with high probability, and narrows every row's range to the bracket with one
-/// `O(n1 + n2)` counting pass per end. Each round keeps about `7/sqrt(SAMPLE_SIZE)` of the
-/// candidates, so 10¹⁰ differences need three rounds; the last few hundred thousand candidates
-/// are enumerated and selected with `select_nth_unstable`. The answer is exact: the bounds are
+/// [`SAMPLE_SIZE`] candidates (a systematic sample from a random start; the first round reads a
+/// sample shared by all order statistics of one estimate), takes the two sample order statistics
+/// that bracket the wanted rank with high probability, and narrows every row's range to the
+/// bracket with one `O(n1 + n2)` counting pass for both ends. Each sampling round keeps about
+/// `7/sqrt(m)` of the candidates; once both bounds are known, up to two interpolation rounds
+/// aim a bracket of about [`INTERPOLATED`] candidates at the rank's linear interpolation between
+/// them, which usually catches it at once. The last candidates (at most [`ENUMERATE_LIMIT`]) are
+/// enumerated and selected with `select_nth_unstable`. The answer is exact: the bounds are
 /// exact counts and sampling only decides how fast they close. The random stream is seeded, so
 /// the work is deterministic too. Should a round make no progress (heavy ties), the exact
 /// bit-pattern bisection [`kth_difference_bisect`] finishes the job.
