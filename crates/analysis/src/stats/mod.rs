@@ -157,7 +157,8 @@ pub struct HodgesLehmann {
 /// ones when their number is even). The interval is Moses' order-statistic interval
 /// `[D(k), D(n1·n2 + 1 - k)]` with `k = floor(n1·n2/2 - z·sqrt(n1·n2·(n1 + n2 + 1)/12))`,
 /// `z` the normal quantile at `(1 + confidence)/2`, and `k` at least 1. The differences are
-/// never materialised: see [`kth_differences`] for the `O((n1 + n2) log(n1 + n2))` selection.
+/// never materialised: a sampling selection in the implicit matrix of differences finds each
+/// order statistic with a few linear counting passes (module docs; `kth_differences`).
 pub fn hodges_lehmann(x: &[f64], y: &[f64], confidence: f64) -> Option<HodgesLehmann> {
     if x.is_empty() || y.is_empty() || has_nan(x) || has_nan(y) {
         return None;
