@@ -223,7 +223,9 @@ fn default_weight() -> f64 {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ComparePlan {
-    /// The track the canary is compared with.
+    /// The track the canary is compared with; `"deployment"` ([`BASELINE_DEPLOYMENT`]) asks for
+    /// an equal-size baseline Deployment of stable's version run next to the canary, whose pods
+    /// carry the track [`BASELINE_DEPLOYMENT_TRACK`] (Kayenta's recommendation).
     pub baseline: String,
     /// Confidence of the Hodges-Lehmann interval and the spread test.
     pub confidence: f64,
@@ -271,7 +273,27 @@ impl Default for ComparePlan {
     }
 }
 
+/// The `compare.baseline` value that asks for an equal-size baseline Deployment.
+pub const BASELINE_DEPLOYMENT: &str = "deployment";
+/// The track of the baseline Deployment's pods.
+pub const BASELINE_DEPLOYMENT_TRACK: &str = "baseline";
+
 impl ComparePlan {
+    /// Whether the plan asks for an equal-size baseline Deployment next to the canary.
+    pub fn wants_baseline_deployment(&self) -> bool {
+        self.baseline == BASELINE_DEPLOYMENT
+    }
+
+    /// The track whose series are the baseline's: [`BASELINE_DEPLOYMENT_TRACK`] for
+    /// `baseline = "deployment"`, else `baseline` itself.
+    pub fn baseline_track(&self) -> &str {
+        if self.wants_baseline_deployment() {
+            BASELINE_DEPLOYMENT_TRACK
+        } else {
+            &self.baseline
+        }
+    }
+
     /// Problems with the settings, one line each (checked by [`crate::AnalysisPlan::validate`]).
     pub(crate) fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();

@@ -58,8 +58,8 @@ pub mod svg;
 mod template;
 
 pub use compare::{
-    Classification, CompareMetric, ComparePlan, Comparison, CountModel, CountTest, Direction,
-    MetricComparison, MetricSamples, Spread, compare,
+    BASELINE_DEPLOYMENT, BASELINE_DEPLOYMENT_TRACK, Classification, CompareMetric, ComparePlan,
+    Comparison, CountModel, CountTest, Direction, MetricComparison, MetricSamples, Spread, compare,
 };
 pub use endpoint::{EndpointResults, Example, check_endpoints, load_dataset};
 pub use error::Error;

@@ -302,7 +302,7 @@ pub(crate) async fn window_checks(
     let mut comparison = None;
     if let Some(compare_plan) = &plan.compare {
         let baseline_vars = TemplateVars {
-            track: compare_plan.baseline.clone(),
+            track: compare_plan.baseline_track().to_owned(),
             ..vars.clone()
         };
         let mut series = Vec::new();
