@@ -569,7 +569,7 @@ pub fn compare(plan: &ComparePlan, samples: &[MetricSamples]) -> Comparison {
             Decision::Fail,
             format!(
                 "comparison with `{}` failed: critical metric {} failed, score 0",
-                plan.baseline,
+                plan.baseline_track(),
                 quoted(&critical)
             ),
         ),
@@ -577,14 +577,15 @@ pub fn compare(plan: &ComparePlan, samples: &[MetricSamples]) -> Comparison {
             Decision::Inconclusive,
             format!(
                 "comparison with `{}` is inconclusive: no metric had {} samples on both sides",
-                plan.baseline, plan.min_samples
+                plan.baseline_track(),
+                plan.min_samples
             ),
         ),
         Some(score) if score < plan.marginal_score => (
             Decision::Fail,
             format!(
                 "comparison with `{}` failed: score {} below marginal {} ({tally})",
-                plan.baseline,
+                plan.baseline_track(),
                 round(score),
                 plan.marginal_score
             ),
@@ -593,7 +594,7 @@ pub fn compare(plan: &ComparePlan, samples: &[MetricSamples]) -> Comparison {
             Decision::Inconclusive,
             format!(
                 "comparison with `{}` is marginal: score {} below pass {} but not below marginal {} ({tally}); a person must decide",
-                plan.baseline,
+                plan.baseline_track(),
                 round(score),
                 plan.pass_score,
                 plan.marginal_score
@@ -603,7 +604,7 @@ pub fn compare(plan: &ComparePlan, samples: &[MetricSamples]) -> Comparison {
             Decision::Inconclusive,
             format!(
                 "comparison with `{}` is inconclusive: score {} but {} had too few samples to judge",
-                plan.baseline,
+                plan.baseline_track(),
                 round(score),
                 quoted(&short)
             ),
@@ -612,7 +613,7 @@ pub fn compare(plan: &ComparePlan, samples: &[MetricSamples]) -> Comparison {
             Decision::Pass,
             format!(
                 "comparison with `{}` passed: score {} ({tally}, pass {})",
-                plan.baseline,
+                plan.baseline_track(),
                 round(score),
                 plan.pass_score
             ),
@@ -657,7 +658,7 @@ fn judge_metric(
         result.reason = format!(
             "`{name}` not judged: too few samples (canary {}, {} {}; at least {} each are required)",
             canary.len(),
-            plan.baseline,
+            plan.baseline_track(),
             baseline.len(),
             plan.min_samples
         );
@@ -724,7 +725,7 @@ fn judge_metric(
         short_value(band),
         short_value(test.p_value),
         result.canary_median.map(short_value).unwrap_or_default(),
-        plan.baseline,
+        plan.baseline_track(),
         result.baseline_median.map(short_value).unwrap_or_default(),
         canary.len(),
         baseline.len(),
@@ -739,7 +740,7 @@ fn judge_metric(
         Classification::High | Classification::Low => format!(
             "`{name}` {verdict}: canary {} than `{}` (direction {direction}); {numbers}",
             if high { "higher" } else { "lower" },
-            plan.baseline
+            plan.baseline_track()
         ),
         Classification::Spread => {
             let s = spread.unwrap_or(Spread {
@@ -749,7 +750,7 @@ fn judge_metric(
             format!(
                 "`{name}` failed: canary values spread {}× as widely as `{}` (median absolute deviation; limit {}×) with no significant shift; {numbers}",
                 short_value(s.ratio),
-                plan.baseline,
+                plan.baseline_track(),
                 short_value(plan.max_spread_ratio),
             )
         }
@@ -894,7 +895,7 @@ fn judge_counts(
         result.reason = format!(
             "`{name}` not judged: too few samples with volume (canary {}, {} {}; at least {} each are required)",
             canary.len(),
-            plan.baseline,
+            plan.baseline_track(),
             baseline.len(),
             plan.min_samples
         );
@@ -1028,7 +1029,7 @@ fn judge_counts(
         "judged on counts ({kind}): canary {} over volume {}, {} {} over volume {}; difference {} ({percent} CI {} to {}, min effect ±{}), p = {}, dispersion {}×; spread ratio per unit {} (p = {}); {} and {} samples",
         short_value(c.level),
         short_value(c.volume),
-        plan.baseline,
+        plan.baseline_track(),
         short_value(b.level),
         short_value(b.volume),
         signed(difference),
@@ -1052,12 +1053,12 @@ fn judge_counts(
         Classification::High | Classification::Low => format!(
             "`{name}` {verdict}: canary {} than `{}` (direction {direction}); {numbers}",
             if high { "higher" } else { "lower" },
-            plan.baseline
+            plan.baseline_track()
         ),
         Classification::Spread => format!(
             "`{name}` failed: canary values spread {}× as widely as `{}` for the volume behind them (limit {}×) with no significant shift; {numbers}",
             short_value(spread_ratio),
-            plan.baseline,
+            plan.baseline_track(),
             short_value(plan.max_spread_ratio),
         ),
         _ => format!("`{name}` passed: no meaningful difference; {numbers}"),
