@@ -4,6 +4,11 @@
 //! two tracks of the same size and age (Kayenta's recommendation). Kept in its own functions so
 //! the stage machine only calls them: after the canary is ready, after promotion, and in
 //! `remove_managed`, through which every stop removes what the run created.
+//!
+//! The baseline's pods carry stable's labels, so they serve from the user's Service: with the
+//! replica ratio they take the same share as the canary. With exact NGINX weights they share
+//! stable's weight instead of getting the canary's: a second weighted Ingress for the baseline
+//! is not built yet.
 
 use super::*;
 
