@@ -21,6 +21,16 @@ mod analyze;
 #[path = "../../../crates/analysis/tests/support/history.rs"]
 mod history;
 
+#[allow(
+    dead_code,
+    unreachable_pub,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the simulation's `main` and tables are not used here"
+)]
+#[path = "../../../crates/analysis/examples/simulate.rs"]
+mod simulate;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -414,4 +424,73 @@ async fn falls_back_to_the_config_and_names_one_token_variable() {
         analyze::resolve_token(&settings, Some("old".to_owned()), &mut stderr).expect("resolved");
     assert_eq!(token.as_deref(), Some("new"), "the config's name wins");
     assert!(stderr.is_empty());
+}
+
+/// The simulation's scenarios replayed by `analyze` from a real Prometheus: a healthy canary at
+/// a 10 % and a 25 % share passes its `[compare]` (exit 0), a canary with 3 % errors at 10 %
+/// fails it (exit 1), each as the in-memory judge decides on the same steps.
+#[tokio::test]
+async fn simulated_canaries_are_judged_by_analyze_as_in_memory() {
+    use simulate::Truth;
+    let steps = 2 * simulate::example_plan().count as usize;
+    let mut scenarios = Vec::new();
+    for (seed, (name, share)) in [
+        ("healthy-10", 0.10),
+        ("healthy-25", 0.25),
+        ("broken-10", 0.10),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rng = simulate::Rng::new(200 + seed as u64);
+        let (stable, mut canary) = simulate::generate(steps, share, Truth::Healthy, &mut rng);
+        if name == "broken-10" {
+            canary.errors = canary.requests.iter().map(|n| (n * 0.03).round()).collect();
+        }
+        scenarios.push((name.to_owned(), stable, canary));
+    }
+    let minutes = (steps as f64 * simulate::STEP / 60.0).ceil() as i64;
+    let Some(server) =
+        history::start_with(minutes, |base| simulate::openmetrics(base, &scenarios)).await
+    else {
+        return;
+    };
+    let plan = simulate::replay_plan();
+    let compare_plan = plan.compare.clone().expect("compare");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan_file = write(
+        tmp.path(),
+        "analysis.toml",
+        &toml::to_string(&plan).expect("plan as TOML"),
+    );
+    let step = simulate::STEP as i64;
+    let (from, to) = (
+        (server.base + step).to_string(),
+        (server.base + steps as i64 * step).to_string(),
+    );
+    let now = Timestamp::from_second(server.base + (minutes + 10) * 60).expect("time");
+    let mut codes = Vec::new();
+    for (name, stable, canary) in &scenarios {
+        let args = AnalyzeArgs {
+            from: Some(from.clone()),
+            to: Some(to.clone()),
+            ..args(&plan_file, &server.url, &format!("ml/{name}"))
+        };
+        let output = run(&args, now).await;
+        let memory =
+            slipway_analysis::compare(&compare_plan, &simulate::compare_samples(stable, canary));
+        let expected = match memory.decision {
+            slipway_analysis::Decision::Pass => "0",
+            slipway_analysis::Decision::Fail => "1",
+            slipway_analysis::Decision::Inconclusive => "3",
+        };
+        assert_eq!(
+            exit_code(&output),
+            expected,
+            "{name}: {output}\nmemory: {:?}",
+            memory.reasons
+        );
+        codes.push(format!("{name}: {}", exit_code(&output)));
+    }
+    assert_eq!(codes, ["healthy-10: 0", "healthy-25: 0", "broken-10: 1"]);
 }

@@ -372,6 +372,77 @@ fn judge_tracks(
     }
 }
 
+/// The simulation's scenarios as OpenMetrics history: one release per scenario with a `stable`
+/// and a `canary` track, a sample every simulated step, counters of requests (by code) and a
+/// latency `_sum`/`_count` pair whose per-step mean is the simulated p99. With samples one
+/// step apart and `[1m]` windows at a 30 s step, each point Prometheus returns is exactly one
+/// step's ratio, and its volume that step's requests per second.
+pub fn openmetrics(base: i64, scenarios: &[(String, Track, Track)]) -> String {
+    let step = STEP_SECONDS as i64;
+    let mut out = String::new();
+    out.push_str("# TYPE sim_requests counter\n");
+    for (release, stable, canary) in scenarios {
+        for (track, data) in [("stable", stable), ("canary", canary)] {
+            for code in ["200", "500"] {
+                // Counters start high so Prometheus's extrapolation never stops at zero.
+                let mut total = 1_000_000.0;
+                for idx in 0..=data.requests.len() {
+                    if idx > 0 {
+                        total += if code == "500" {
+                            data.errors[idx - 1]
+                        } else {
+                            data.requests[idx - 1] - data.errors[idx - 1]
+                        };
+                    }
+                    let _ = writeln!(
+                        out,
+                        r#"sim_requests_total{{release="{release}",track="{track}",code="{code}"}} {total} {}"#,
+                        base + idx as i64 * step
+                    );
+                }
+            }
+        }
+    }
+    out.push_str("# TYPE sim_latency_seconds summary\n");
+    for (release, stable, canary) in scenarios {
+        for (track, data) in [("stable", stable), ("canary", canary)] {
+            let (mut count, mut sum) = (1_000_000.0f64, 400_000.0f64);
+            for idx in 0..=data.requests.len() {
+                if idx > 0 {
+                    count += data.requests[idx - 1];
+                    sum += data.requests[idx - 1] * data.p99[idx - 1];
+                }
+                let labels = format!(r#"release="{release}",track="{track}""#);
+                let at = base + idx as i64 * step;
+                let _ = writeln!(out, "sim_latency_seconds_count{{{labels}}} {count} {at}");
+                let _ = writeln!(out, "sim_latency_seconds_sum{{{labels}}} {sum:?} {at}");
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// The example plan's comparison alone, with queries over the history of [`openmetrics`]
+/// (`[1m]` windows at the 30 s step: each point is one simulated step), for replays.
+pub fn replay_plan() -> AnalysisPlan {
+    let mut plan = example_plan();
+    plan.metrics = Vec::new();
+    plan.quality = None;
+    plan.smoke = Vec::new();
+    if let Some(compare_plan) = plan.compare.as_mut() {
+        let selector = r#"release="{{release}}",track="{{track}}""#;
+        compare_plan.metrics[0].query = format!(
+            r#"sum(rate(sim_requests_total{{{selector},code="500"}}[1m])) / sum(rate(sim_requests_total{{{selector}}}[1m]))"#
+        );
+        compare_plan.metrics[1].query = format!(
+            "sum(rate(sim_latency_seconds_sum{{{selector}}}[1m])) / sum(rate(sim_latency_seconds_count{{{selector}}}[1m]))"
+        );
+        compare_plan.metrics[1].count = None;
+    }
+    plan
+}
+
 /// Results of one share and truth over all seeds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Cell {

@@ -900,60 +900,6 @@ fn simulation_meets_the_targets_it_publishes() {
     }
 }
 
-/// The simulation's scenarios as OpenMetrics history: one release per scenario with a `stable`
-/// and a `canary` track, a sample every simulated step, counters of requests (by code) and a
-/// latency `_sum`/`_count` pair whose per-step mean is the simulated p99. With samples one
-/// step apart and `[1m]` windows at a 30 s step, each point Prometheus returns is exactly one
-/// step's ratio, and its volume that step's requests per second.
-fn simulated_openmetrics(
-    base: i64,
-    scenarios: &[(String, simulate::Track, simulate::Track)],
-) -> String {
-    let step = simulate::STEP as i64;
-    let mut out = String::new();
-    out.push_str("# TYPE sim_requests counter\n");
-    for (release, stable, canary) in scenarios {
-        for (track, data) in [("stable", stable), ("canary", canary)] {
-            for code in ["200", "500"] {
-                // Counters start high so Prometheus's extrapolation never stops at zero.
-                let mut total = 1_000_000.0;
-                for idx in 0..=data.requests.len() {
-                    if idx > 0 {
-                        total += if code == "500" {
-                            data.errors[idx - 1]
-                        } else {
-                            data.requests[idx - 1] - data.errors[idx - 1]
-                        };
-                    }
-                    let _ = writeln!(
-                        out,
-                        r#"sim_requests_total{{release="{release}",track="{track}",code="{code}"}} {total} {}"#,
-                        base + idx as i64 * step
-                    );
-                }
-            }
-        }
-    }
-    out.push_str("# TYPE sim_latency_seconds summary\n");
-    for (release, stable, canary) in scenarios {
-        for (track, data) in [("stable", stable), ("canary", canary)] {
-            let (mut count, mut sum) = (1_000_000.0f64, 400_000.0f64);
-            for idx in 0..=data.requests.len() {
-                if idx > 0 {
-                    count += data.requests[idx - 1];
-                    sum += data.requests[idx - 1] * data.p99[idx - 1];
-                }
-                let labels = format!(r#"release="{release}",track="{track}""#);
-                let at = base + idx as i64 * step;
-                let _ = writeln!(out, "sim_latency_seconds_count{{{labels}}} {count} {at}");
-                let _ = writeln!(out, "sim_latency_seconds_sum{{{labels}}} {sum:?} {at}");
-            }
-        }
-    }
-    out.push_str("# EOF\n");
-    out
-}
-
 /// The simulation's ground truths at a 10 % share, healthy canaries at 10 % and 25 %, and a
 /// canary with 3 % errors at 10 %, replayed from a real Prometheus: each comparison verdict
 /// equals the in-memory judge's on the same steps, and the named scenarios pass or fail.
@@ -983,24 +929,12 @@ async fn simulated_canaries_replay_on_real_prometheus() {
     }
     let minutes = (steps as f64 * simulate::STEP / 60.0).ceil() as i64;
     let Some(server) =
-        history::start_with(minutes, |base| simulated_openmetrics(base, &scenarios)).await
+        history::start_with(minutes, |base| simulate::openmetrics(base, &scenarios)).await
     else {
         return;
     };
     let client = PrometheusClient::new(PrometheusConfig::new(&server.url)).expect("valid");
-    let mut plan = example.clone();
-    plan.metrics = Vec::new();
-    plan.quality = None;
-    plan.smoke = Vec::new();
-    let compare_plan = plan.compare.as_mut().expect("the example compares");
-    let selector = r#"release="{{release}}",track="{{track}}""#;
-    compare_plan.metrics[0].query = format!(
-        r#"sum(rate(sim_requests_total{{{selector},code="500"}}[1m])) / sum(rate(sim_requests_total{{{selector}}}[1m]))"#
-    );
-    compare_plan.metrics[1].query = format!(
-        "sum(rate(sim_latency_seconds_sum{{{selector}}}[1m])) / sum(rate(sim_latency_seconds_count{{{selector}}}[1m]))"
-    );
-    compare_plan.metrics[1].count = None;
+    let plan = simulate::replay_plan();
     plan.validate().expect("replay plan is valid");
     let compare_plan = plan.compare.clone().expect("compare");
     let step = simulate::STEP as i64;
