@@ -250,6 +250,13 @@ pub async fn run(
         }
         clock.sleep(plan.interval).await;
     }
+    if plan.metrics.is_empty() && (plan.compare.is_some() || plan.quality.is_some()) {
+        // No threshold rounds to take: still let the window the plan describes (`count`
+        // rounds `interval` apart) pass, or the comparison would judge a single instant.
+        for _ in 1..plan.count {
+            clock.sleep(plan.interval).await;
+        }
+    }
     let finished = clock.now();
     let window =
         window_checks(plan, provider, &vars, started, finished, Strictness::Record).await?;
@@ -618,6 +625,49 @@ mod tests {
         assert_eq!(observed, 10);
         assert_eq!(run.measurements[9].at, t(240));
         insta::assert_snapshot!("healthy_text", report::text(&run));
+    }
+
+    #[tokio::test]
+    async fn a_comparison_alone_still_waits_its_window() {
+        let plan = AnalysisPlan {
+            metrics: Vec::new(),
+            compare: Some(crate::ComparePlan {
+                step: Duration::from_secs(60),
+                min_samples: 3,
+                metrics: vec![crate::CompareMetric {
+                    name: "latency".to_owned(),
+                    query: r#"latency{track="{{track}}"}"#.to_owned(),
+                    direction: crate::Direction::Increase,
+                    critical: true,
+                    weight: 1.0,
+                    count: None,
+                    model: crate::CountModel::Auto,
+                }],
+                ..crate::ComparePlan::default()
+            }),
+            ..AnalysisPlan::default()
+        };
+        let store = MemoryMetrics::new();
+        for track in ["canary", "stable"] {
+            store.push_series(
+                &format!(r#"latency{{track="{track}"}}"#),
+                &[],
+                (0..10).map(|i| (t(60 * i), 0.4 + 0.01 * (i % 3) as f64)),
+            );
+        }
+        let clock = SimClock::starting_at(t(0));
+        let run = run(&plan, &store, &clock, &vars(), &mut |_| {})
+            .await
+            .expect("valid plan");
+        assert_eq!(run.finished, t(240), "count 5 rounds a minute apart");
+        let comparison = run.comparison.expect("compared");
+        assert_eq!(comparison.result.metrics[0].canary_samples, 5);
+        assert_eq!(
+            run.verdict.decision,
+            Decision::Pass,
+            "{:?}",
+            run.verdict.reasons
+        );
     }
 
     #[tokio::test]
