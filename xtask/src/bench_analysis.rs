@@ -6,6 +6,11 @@
 //! times SciPy on those files. SciPy runs from a virtualenv cached at `target/bench-venv`
 //! (created with `python3 -m venv` and `pip install scipy numpy` on first use), so the
 //! benchmark needs `python3` and, once, the package index.
+//!
+//! With `--write` the two generated sections of `crates/analysis/SIMULATION.md` (between the
+//! `simulation:begin`/`end` and `bench:begin`/`end` markers) are replaced by this run's output;
+//! the simulation section is deterministic (fixed seeds) and a test in `slipway-analysis`
+//! fails when the committed one differs from a fresh run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,17 +20,20 @@ use crate::error::{Context as _, Result, bail};
 use crate::process::{cargo, display, on_path, run_to_stderr};
 
 pub(crate) const USAGE: &str = "\
-  bench analysis              the canary judge on 2 × 100,000 samples next to SciPy on the same
-                              data (venv cached in target/bench-venv), then the simulation table
+  bench analysis [--write]    the canary judge on 2 × 100,000 samples next to SciPy on the same
+                              data (venv cached in target/bench-venv), then the simulation table;
+                              --write puts both into crates/analysis/SIMULATION.md
 ";
 
 /// One timed statistic: seconds, statistic, p-value (as printed).
 type Row = (f64, String, String);
 
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
-    if let Some(arg) = args.first() {
-        bail!("`bench analysis` takes no arguments, got `{arg}`\n\nusage:\n{USAGE}");
-    }
+    let write = match args {
+        [] => false,
+        [flag] if flag == "--write" => true,
+        [arg, ..] => bail!("`bench analysis` takes only `--write`, got `{arg}`\n\nusage:\n{USAGE}"),
+    };
     let python = scipy_python(root)?;
     let data = root.join("target").join("bench-analysis");
     std::fs::create_dir_all(&data)
@@ -48,17 +56,26 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         .arg(&data);
     let peer = parse(&capture(&mut peer)?);
 
-    println!("canary judge, 2 × 100,000 samples, best of 5 runs, same data, same run\n");
-    println!("| step | slipway (Rust) | SciPy | slipway statistic, p | SciPy statistic, p |");
-    println!("|---|---:|---:|---|---|");
+    let mut bench = String::new();
+    bench.push_str(
+        "| step | slipway (Rust) | SciPy | slipway statistic, p | SciPy statistic, p |\n",
+    );
+    bench.push_str("|---|---:|---:|---|---|\n");
     let names = [
+        (
+            "sort_both",
+            "radix sort of both samples (part of the judge)",
+        ),
         ("mannwhitneyu", "Mann-Whitney U (asymptotic)"),
         ("ks_2samp", "two-sample KS"),
         ("spread_test", "spread test (MW on absolute deviations)"),
         ("levene_median", "Brown-Forsythe (SciPy levene, median)"),
         ("hodges_lehmann", "Hodges-Lehmann + 98 % CI"),
         ("psi", "PSI, 10 bins"),
-        ("compare_judge", "whole compare judge (one metric)"),
+        (
+            "compare_judge",
+            "whole comparison of one metric (MW, HL + CI, spread, KS)",
+        ),
     ];
     let cell = |row: Option<&Row>| match row {
         Some((seconds, _, _)) => format!("{:.1} ms", seconds * 1000.0),
@@ -69,14 +86,18 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
         None => "no equivalent".to_owned(),
     };
     for (key, label) in names {
-        println!(
-            "| {label} | {} | {} | {} | {} |",
+        bench.push_str(&format!(
+            "| {label} | {} | {} | {} | {} |\n",
             cell(ours.get(key)),
             cell(peer.get(key)),
             numbers(ours.get(key)),
             numbers(peer.get(key)),
-        );
+        ));
     }
+    println!(
+        "canary judge, 2 × 100,000 samples, best of 15 runs (SciPy: 5), same data, same run\n"
+    );
+    print!("{bench}");
     println!();
 
     let mut simulate = Command::new(cargo());
@@ -90,8 +111,35 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<()> {
             "slipway-analysis",
         ])
         .args(["--example", "simulate"]);
-    print!("{}", capture(&mut simulate)?);
+    let simulation = capture(&mut simulate)?;
+    print!("{simulation}");
+    if write {
+        let path = root.join("crates/analysis/SIMULATION.md");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("failed to read `{}`", path.display()))?;
+        let text = replace_section(&text, "simulation", &simulation)?;
+        let text = replace_section(&text, "bench", &bench)?;
+        std::fs::write(&path, text)
+            .with_context(|| format!("failed to write `{}`", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
+}
+
+/// Replaces the lines between `<!-- NAME:begin ... -->` and `<!-- NAME:end -->` with `body`.
+fn replace_section(text: &str, name: &str, body: &str) -> Result<String> {
+    let begin_marker = format!("<!-- {name}:begin");
+    let end_marker = format!("<!-- {name}:end -->");
+    let (Some(begin), Some(end)) = (text.find(&begin_marker), text.find(&end_marker)) else {
+        bail!("SIMULATION.md has no `{begin_marker}` … `{end_marker}` section");
+    };
+    let Some(line_end) = text[begin..].find('\n').map(|at| begin + at + 1) else {
+        bail!("SIMULATION.md ends on the `{begin_marker}` line");
+    };
+    if end < line_end {
+        bail!("SIMULATION.md's `{end_marker}` comes before `{begin_marker}`");
+    }
+    Ok(format!("{}{body}{}", &text[..line_end], &text[end..]))
 }
 
 /// A Python with SciPy: `target/bench-venv`, created and filled on first use.

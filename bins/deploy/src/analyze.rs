@@ -9,6 +9,11 @@
 //! Smoke tests and endpoint checks (accuracy, endpoint prediction drift) only run when the
 //! window ends now: the endpoints of a past range are gone, and the record says they were
 //! skipped.
+//!
+//! Without `--plan` the plan is the config's `[analysis]`, and without `--prometheus` the URL is
+//! `prometheus.url`: the same slipway.toml (and `SLIPWAY_*__*` variables) as `run`. The token is
+//! `prometheus.token`, i.e. `SLIPWAY_PROMETHEUS__TOKEN` as for every other command;
+//! `SLIPWAY_PROMETHEUS_TOKEN` is still read, with a deprecation warning.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,22 +25,33 @@ use slipway_analysis::{
     AnalysisPlan, Decision, PrometheusAuth, PrometheusClient, PrometheusConfig, TemplateVars,
     check_endpoints, replay, report,
 };
-use slipway_cli::{ExitStatus, OutputFormat, UserError};
+use slipway_cli::config::{self, Settings};
+use slipway_cli::{ExitStatus, GlobalArgs, OutputFormat, UserError};
 use slipway_core::Secret;
 
-/// Bearer token for Prometheus (or the proxy in front of it).
-pub(crate) const PROMETHEUS_TOKEN_ENV: &str = "SLIPWAY_PROMETHEUS_TOKEN";
+/// Bearer token for Prometheus (or the proxy in front of it): the config key `prometheus.token`
+/// through the environment, as every command reads it.
+pub(crate) const PROMETHEUS_TOKEN_ENV: &str = "SLIPWAY_PROMETHEUS__TOKEN";
+/// The name `analyze` used to read; still accepted, with a warning.
+pub(crate) const DEPRECATED_PROMETHEUS_TOKEN_ENV: &str = "SLIPWAY_PROMETHEUS_TOKEN";
 
 /// Arguments of `analyze`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct AnalyzeArgs {
     /// Analysis plan (TOML: `interval`, `count`, `[[metrics]]`, `[compare]`, `[quality]`,
-    /// `[[smoke]]`).
+    /// `[[smoke]]`) [default: the config's `[analysis]`].
     #[arg(long, value_name = "FILE")]
-    pub(crate) plan: PathBuf,
-    /// Prometheus base URL; a bearer token is read from SLIPWAY_PROMETHEUS_TOKEN.
+    pub(crate) plan: Option<PathBuf>,
+    /// Prometheus base URL [prometheus.url]; a bearer token is read from
+    /// SLIPWAY_PROMETHEUS__TOKEN [prometheus.token].
     #[arg(long, value_name = "URL")]
-    pub(crate) prometheus: String,
+    pub(crate) prometheus: Option<String>,
+    /// Config file (default: ./slipway.toml if present).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) config: Option<PathBuf>,
+    /// Ignore any config file.
+    #[arg(long, conflicts_with = "config")]
+    pub(crate) no_config: bool,
     /// The release, `namespace/name`.
     #[arg(long, value_name = "NAMESPACE/NAME")]
     pub(crate) release: String,
@@ -64,40 +80,92 @@ pub(crate) struct AnalyzeArgs {
 
 /// Runs `analyze` with the process's stdout and stderr.
 pub(crate) async fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
-    let token = std::env::var(PROMETHEUS_TOKEN_ENV)
+    let global = GlobalArgs {
+        config: args.config.clone(),
+        no_config: args.no_config,
+        ..GlobalArgs::default()
+    };
+    let settings = config::load(&global, &[])?;
+    let mut stderr = std::io::stderr().lock();
+    let deprecated = std::env::var(DEPRECATED_PROMETHEUS_TOKEN_ENV)
         .ok()
         .filter(|t| !t.is_empty());
+    let token = resolve_token(&settings, deprecated, &mut stderr)?;
     run_with(
         args,
+        &settings,
         token,
         Timestamp::now(),
         &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        &mut stderr,
     )
     .await
+}
+
+/// The token: `prometheus.token` (config or `SLIPWAY_PROMETHEUS__TOKEN`), else the deprecated
+/// variable's value with a warning naming the new one.
+pub(crate) fn resolve_token(
+    settings: &Settings,
+    deprecated: Option<String>,
+    stderr: &mut dyn Write,
+) -> anyhow::Result<Option<String>> {
+    if let Some(token) = &settings.prometheus.token {
+        return Ok(Some(token.expose().to_owned()));
+    }
+    if deprecated.is_some() {
+        writeln!(
+            stderr,
+            "warning: {DEPRECATED_PROMETHEUS_TOKEN_ENV} is deprecated; set {PROMETHEUS_TOKEN_ENV} (the `prometheus.token` key) instead"
+        )?;
+    }
+    Ok(deprecated)
 }
 
 /// Runs `analyze` with an explicit token, clock reading and output streams (for tests).
 pub(crate) async fn run_with(
     args: &AnalyzeArgs,
+    settings: &Settings,
     token: Option<String>,
     now: Timestamp,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> anyhow::Result<ExitStatus> {
-    let plan = load_plan(&args.plan)?;
+    let (plan, plan_name) = match &args.plan {
+        Some(path) => (load_plan(path)?, format!("`{}`", path.display())),
+        None => {
+            settings.analysis.validate().map_err(|err| UserError {
+                message: format!("the config's `analysis` section: {err}"),
+            })?;
+            (
+                settings.analysis.clone(),
+                "the config's `[analysis]`".to_owned(),
+            )
+        }
+    };
+    for warning in plan.warnings() {
+        writeln!(stderr, "warning: {warning}")?;
+    }
+    let prometheus = match (&args.prometheus, &settings.prometheus.url) {
+        (Some(url), _) | (None, Some(url)) => url.clone(),
+        (None, None) => {
+            return Err(UserError {
+                message: "no Prometheus to query: `--prometheus` is not given and `prometheus.url` is not set\n\nhint: pass `--prometheus URL` or set `url` under `[prometheus]` in slipway.toml (or SLIPWAY_PROMETHEUS__URL)".to_owned(),
+            }
+            .into());
+        }
+    };
     let (namespace, name) = parse_release(&args.release)?;
     let vars = TemplateVars::new(name, namespace, args.track.clone());
     let (from, to, live) = window(args, &plan, now)?;
 
-    let mut config = PrometheusConfig::new(&args.prometheus);
+    let mut config = PrometheusConfig::new(&prometheus);
     if let Some(token) = token {
         config = config.auth(PrometheusAuth::Bearer(Secret::new(token)));
     }
     let client = PrometheusClient::new(config).map_err(user_error)?;
     let mut record = replay(&plan, &client, &vars, from, to)
         .await
-        .with_context(|| format!("replaying `{}` from {from} to {to}", args.plan.display()))?;
+        .with_context(|| format!("replaying {plan_name} from {from} to {to}"))?;
     let has_endpoints =
         !plan.smoke.is_empty() || plan.quality.as_ref().is_some_and(|q| q.accuracy.is_some());
     if has_endpoints && live {

@@ -21,18 +21,31 @@ mod analyze;
 #[path = "../../../crates/analysis/tests/support/history.rs"]
 mod history;
 
+#[allow(
+    dead_code,
+    unreachable_pub,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the simulation's `main` and tables are not used here"
+)]
+#[path = "../../../crates/analysis/examples/simulate.rs"]
+mod simulate;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 
 use analyze::AnalyzeArgs;
 use jiff::Timestamp;
+use slipway_cli::config::Settings;
 use slipway_cli::{ExitStatus, OutputFormat};
 
 fn args(plan: &Path, prometheus: &str, release: &str) -> AnalyzeArgs {
     AnalyzeArgs {
-        plan: plan.to_owned(),
-        prometheus: prometheus.to_owned(),
+        plan: Some(plan.to_owned()),
+        prometheus: Some(prometheus.to_owned()),
+        config: None,
+        no_config: true,
         release: release.to_owned(),
         track: "canary".to_owned(),
         from: None,
@@ -46,8 +59,13 @@ fn args(plan: &Path, prometheus: &str, release: &str) -> AnalyzeArgs {
 
 /// Runs the command like `main` would: exit code, stdout and stderr in uv's layout.
 async fn run(args: &AnalyzeArgs, now: Timestamp) -> String {
+    run_configured(args, &Settings::default(), now).await
+}
+
+/// [`run`] with a loaded configuration.
+async fn run_configured(args: &AnalyzeArgs, settings: &Settings, now: Timestamp) -> String {
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let code = match analyze::run_with(args, None, now, &mut stdout, &mut stderr).await {
+    let code = match analyze::run_with(args, settings, None, now, &mut stdout, &mut stderr).await {
         Ok(ExitStatus::Success) => 0,
         Ok(ExitStatus::No) => 1,
         Ok(ExitStatus::Error) => 2,
@@ -352,4 +370,127 @@ dataset = "eval.jsonl"
         "{output}"
     );
     assert_eq!(exit_code(&output), "3", "nothing was judged: {output}");
+}
+
+/// Without `--plan` and `--prometheus`, `analyze` uses the config's `[analysis]` and
+/// `prometheus.url`; without either URL it says which key to set. The token is
+/// `prometheus.token` (`SLIPWAY_PROMETHEUS__TOKEN`), and the old variable still works with a
+/// warning naming the new one.
+#[tokio::test]
+async fn falls_back_to_the_config_and_names_one_token_variable() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let plan = write(tmp.path(), "plan.toml", "count = 1\n");
+    let mut settings = Settings::default();
+    settings.analysis.inconclusive_limit = 5;
+    let no_flags = AnalyzeArgs {
+        plan: None,
+        prometheus: None,
+        ..args(&plan, "http://127.0.0.1:9", "ml/fraud-model")
+    };
+    let now = Timestamp::from_second(1_750_000_000).expect("time");
+    // The config's plan is used, and validated: this one could pass with no data.
+    let output = run_configured(&no_flags, &settings, now).await;
+    assert_eq!(exit_code(&output), "2", "{output}");
+    assert!(
+        output.contains("the config's `analysis` section: invalid analysis plan")
+            && output.contains("`inconclusive_limit` 5 is not below `count` 5"),
+        "{output}"
+    );
+    // A valid config plan without a URL anywhere: the error names the flag and the key.
+    settings.analysis.inconclusive_limit = 0;
+    let output = run_configured(&no_flags, &settings, now).await;
+    assert_eq!(exit_code(&output), "2", "{output}");
+    assert!(
+        output.contains("`--prometheus` is not given and `prometheus.url` is not set"),
+        "{output}"
+    );
+    // With `prometheus.url` it queries that URL (nothing listens there: exit 2 naming it).
+    settings.prometheus.url = Some("http://127.0.0.1:9".to_owned());
+    let output = run_configured(&no_flags, &settings, now).await;
+    assert_eq!(exit_code(&output), "2", "{output}");
+    assert!(output.contains("http://127.0.0.1:9"), "{output}");
+
+    let mut stderr = Vec::new();
+    let token =
+        analyze::resolve_token(&settings, Some("old".to_owned()), &mut stderr).expect("resolved");
+    assert_eq!(token.as_deref(), Some("old"));
+    assert_eq!(
+        String::from_utf8_lossy(&stderr),
+        "warning: SLIPWAY_PROMETHEUS_TOKEN is deprecated; set SLIPWAY_PROMETHEUS__TOKEN (the `prometheus.token` key) instead\n"
+    );
+    settings.prometheus.token = Some(slipway_core::Secret::new("new".to_owned()));
+    let mut stderr = Vec::new();
+    let token =
+        analyze::resolve_token(&settings, Some("old".to_owned()), &mut stderr).expect("resolved");
+    assert_eq!(token.as_deref(), Some("new"), "the config's name wins");
+    assert!(stderr.is_empty());
+}
+
+/// The simulation's scenarios replayed by `analyze` from a real Prometheus: a healthy canary at
+/// a 10 % and a 25 % share passes its `[compare]` (exit 0), a canary with 3 % errors at 10 %
+/// fails it (exit 1), each as the in-memory judge decides on the same steps.
+#[tokio::test]
+async fn simulated_canaries_are_judged_by_analyze_as_in_memory() {
+    use simulate::Truth;
+    let steps = 2 * simulate::example_plan().count as usize;
+    let mut scenarios = Vec::new();
+    for (seed, (name, share)) in [
+        ("healthy-10", 0.10),
+        ("healthy-25", 0.25),
+        ("broken-10", 0.10),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rng = simulate::Rng::new(200 + seed as u64);
+        let (stable, mut canary) = simulate::generate(steps, share, Truth::Healthy, &mut rng);
+        if name == "broken-10" {
+            canary.errors = canary.requests.iter().map(|n| (n * 0.03).round()).collect();
+        }
+        scenarios.push((name.to_owned(), stable, canary));
+    }
+    let minutes = (steps as f64 * simulate::STEP / 60.0).ceil() as i64;
+    let Some(server) =
+        history::start_with(minutes, |base| simulate::openmetrics(base, &scenarios)).await
+    else {
+        return;
+    };
+    let plan = simulate::replay_plan();
+    let compare_plan = plan.compare.clone().expect("compare");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan_file = write(
+        tmp.path(),
+        "analysis.toml",
+        &toml::to_string(&plan).expect("plan as TOML"),
+    );
+    let step = simulate::STEP as i64;
+    let (from, to) = (
+        (server.base + step).to_string(),
+        (server.base + steps as i64 * step).to_string(),
+    );
+    let now = Timestamp::from_second(server.base + (minutes + 10) * 60).expect("time");
+    let mut codes = Vec::new();
+    for (name, stable, canary) in &scenarios {
+        let args = AnalyzeArgs {
+            from: Some(from.clone()),
+            to: Some(to.clone()),
+            ..args(&plan_file, &server.url, &format!("ml/{name}"))
+        };
+        let output = run(&args, now).await;
+        let memory =
+            slipway_analysis::compare(&compare_plan, &simulate::compare_samples(stable, canary));
+        let expected = match memory.decision {
+            slipway_analysis::Decision::Pass => "0",
+            slipway_analysis::Decision::Fail => "1",
+            slipway_analysis::Decision::Inconclusive => "3",
+        };
+        assert_eq!(
+            exit_code(&output),
+            expected,
+            "{name}: {output}\nmemory: {:?}",
+            memory.reasons
+        );
+        codes.push(format!("{name}: {}", exit_code(&output)));
+    }
+    assert_eq!(codes, ["healthy-10: 0", "healthy-25: 0", "broken-10: 1"]);
 }

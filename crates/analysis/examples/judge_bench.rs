@@ -61,7 +61,14 @@ fn main() {
     write_f64(&dir.join("canary.f64"), &canary);
     write_f64(&dir.join("stable.f64"), &stable);
 
-    let runs = 5;
+    let runs = 15;
+    let (seconds, _) = time(runs, || {
+        (
+            stats::sorted_for_bench(&canary),
+            stats::sorted_for_bench(&stable),
+        )
+    });
+    println!("sort_both {seconds} - -");
     let (seconds, mw) = time(runs, || stats::mann_whitney_u(&canary, &stable));
     let mw = mw.expect("valid samples");
     println!("mannwhitneyu {seconds} {} {:e}", mw.u, mw.p_value);
@@ -87,6 +94,8 @@ fn main() {
             direction: Direction::Increase,
             critical: true,
             weight: 1.0,
+            count: None,
+            model: slipway_analysis::CountModel::Auto,
         }],
         ..ComparePlan::default()
     };
@@ -94,6 +103,7 @@ fn main() {
         metric: "latency".to_owned(),
         canary: canary.clone(),
         baseline: stable.clone(),
+        ..MetricSamples::default()
     }];
     let (seconds, result) = time(runs, || compare(&plan, &samples));
     println!(

@@ -24,8 +24,13 @@
 //!   Kayenta does (Mann-Whitney U, Hodges-Lehmann shift with a 0.98 interval, tolerance 0.25,
 //!   direction, critical metrics, weighted score with pass 90 / marginal 75), and adds what
 //!   Kayenta lacks: a spread test for variance-only regressions and a minimum sample count that
-//!   says "too few samples" instead of guessing. The statistics live in [`stats`] and equal
-//!   SciPy's to 1e-9 on recorded cases.
+//!   says "too few samples" instead of guessing. A metric with a volume behind each point
+//!   (requests) is judged on its counts instead of its ranks, so a canary with a small traffic
+//!   share is neither failed for its sampling noise nor passed when it is worse: a
+//!   quasi-binomial or per-unit-variance comparison with dispersion from the baseline, described
+//!   with its assumptions and references in the `compare` module. The statistics live in
+//!   [`stats`] and equal SciPy's to 1e-9 on recorded cases; the comparison sorts each side once
+//!   and selects the Hodges-Lehmann order statistics in `O(n log n)`.
 //! - [`judge_distribution`] and [`judge_accuracy`] (`[quality]`) judge prediction drift (PSI,
 //!   two-sample KS) and accuracy on a labelled set; [`judge_smoke`] (`[[smoke]]`) judges HTTP
 //!   answers. [`check_endpoints`] is their HTTP edge.
@@ -53,8 +58,8 @@ pub mod svg;
 mod template;
 
 pub use compare::{
-    Classification, CompareMetric, ComparePlan, Comparison, Direction, MetricComparison,
-    MetricSamples, Spread, compare,
+    BASELINE_DEPLOYMENT, BASELINE_DEPLOYMENT_TRACK, Classification, CompareMetric, ComparePlan,
+    Comparison, CountModel, CountTest, Direction, MetricComparison, MetricSamples, Spread, compare,
 };
 pub use endpoint::{EndpointResults, Example, check_endpoints, load_dataset};
 pub use error::Error;

@@ -80,6 +80,10 @@ pub struct AnalysisPlan {
     pub smoke: Vec<SmokeCheck>,
 }
 
+/// Independent points per side a `[compare]` window needs for 90 % detection of a variance ×3
+/// regression (SIMULATION.md, the line under the table).
+const VARIANCE_POINTS: u64 = 116;
+
 /// Labels shared by the default checks' queries.
 const SELECTOR: &str = r#"namespace="{{namespace}}",release="{{release}}",track="{{track}}""#;
 
@@ -127,6 +131,14 @@ impl AnalysisPlan {
         let mut problems = Vec::new();
         if self.count == 0 {
             problems.push("`count` is 0; take at least one measurement".to_owned());
+        }
+        // With `inconclusive_limit >= count` every measurement can be missing and the metric
+        // still reaches `count` without exceeding the limit: Passed on no data at all.
+        if self.count > 0 && self.inconclusive_limit >= self.count && !self.metrics.is_empty() {
+            problems.push(format!(
+                "`inconclusive_limit` {} is not below `count` {}; a metric with no data at all would pass",
+                self.inconclusive_limit, self.count
+            ));
         }
         if promql_duration(self.interval).is_none() {
             problems.push(format!(
@@ -216,6 +228,27 @@ impl AnalysisPlan {
         }
     }
 
+    /// Evidence a valid plan lacks for the detection rates SIMULATION.md publishes, one line
+    /// each, for the caller to show as warnings: a `[compare]` window too short to see a
+    /// variance-only regression (about 116 independent points per side are needed for 90 %).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(compare) = &self.compare
+            && !compare.step.is_zero()
+            && compare.metrics.iter().any(|m| m.count_query().is_some())
+        {
+            let window = self.interval.as_secs_f64() * f64::from(self.count.saturating_sub(1));
+            let judged = (window - compare.warmup.as_secs_f64()).max(0.0);
+            let points = (judged / compare.step.as_secs_f64()).floor() as u64 + 1;
+            if points < VARIANCE_POINTS {
+                warnings.push(format!(
+                    "`compare` judges about {points} points per side (`count` × `interval` after `compare.warmup`, every `compare.step`); a variance-only regression (×3) needs about {VARIANCE_POINTS} independent points to be caught 90 % of the time (crates/analysis/SIMULATION.md): raise `count` or lower `compare.step` with rate windows no longer than the step"
+                ));
+            }
+        }
+        warnings
+    }
+
     /// The no-data policy that applies to `check`.
     pub fn no_data_for(&self, check: &MetricCheck) -> NoDataPolicy {
         check.no_data.unwrap_or(self.no_data)
@@ -252,6 +285,21 @@ mod tests {
         assert_eq!(plan.no_data_for(&plan.metrics[0]), NoDataPolicy::Fail);
         let iso: AnalysisPlan = serde_json::from_str(r#"{"interval": "PT2M"}"#).expect("iso 8601");
         assert_eq!(iso.interval, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn warns_when_the_compare_window_is_short_of_evidence() {
+        let mut plan: AnalysisPlan =
+            toml::from_str(include_str!("../analysis.example.toml")).expect("example parses");
+        plan.validate().expect("example is valid");
+        let warnings = plan.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("`compare` judges about 75 points per side"),
+            "{warnings:?}"
+        );
+        plan.count = 61;
+        assert_eq!(plan.warnings(), Vec::<String>::new());
     }
 
     #[test]
@@ -293,6 +341,19 @@ mod tests {
             ..AnalysisPlan::default()
         };
         let err = plan.validate().expect_err("invalid");
+        let silent = AnalysisPlan {
+            count: 3,
+            inconclusive_limit: 3,
+            ..AnalysisPlan::default()
+        };
+        let problem = silent
+            .validate()
+            .expect_err("passes on no data")
+            .to_string();
+        assert!(
+            problem.contains("`inconclusive_limit` 3 is not below `count` 3; a metric with no data at all would pass"),
+            "{problem}"
+        );
         insta::assert_snapshot!(err.to_string(), @r"
         invalid analysis plan:
           - `count` is 0; take at least one measurement

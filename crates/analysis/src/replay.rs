@@ -199,6 +199,44 @@ mod tests {
     }
 
     #[test]
+    fn a_baseline_deployment_is_read_from_its_own_track() {
+        let plan = AnalysisPlan {
+            metrics: Vec::new(),
+            compare: Some(ComparePlan {
+                baseline: crate::BASELINE_DEPLOYMENT.to_owned(),
+                step: Duration::from_secs(60),
+                min_samples: 3,
+                metrics: vec![CompareMetric {
+                    name: "latency".to_owned(),
+                    query: r#"latency{track="{{track}}"}"#.to_owned(),
+                    direction: Direction::Increase,
+                    critical: true,
+                    weight: 1.0,
+                    count: None,
+                    model: crate::CountModel::Auto,
+                }],
+                ..ComparePlan::default()
+            }),
+            ..AnalysisPlan::default()
+        };
+        let store = MemoryMetrics::new();
+        for track in ["canary", "baseline"] {
+            store.push_series(
+                &format!(r#"latency{{track="{track}"}}"#),
+                &[],
+                (0..5).map(|i| (t(60 * i), 0.4 + 0.01 * i as f64)),
+            );
+        }
+        let run = block_on(replay(&plan, &store, &vars(), t(0), t(4 * 60))).expect("replay");
+        let record = run.comparison.expect("compared");
+        assert_eq!(
+            record.series[0].baseline_query,
+            r#"latency{track="baseline"}"#
+        );
+        assert_eq!(record.result.metrics[0].baseline_samples, 5);
+    }
+
+    #[test]
     fn compares_over_the_window() {
         let plan = AnalysisPlan {
             metrics: Vec::new(),
@@ -210,6 +248,8 @@ mod tests {
                     direction: Direction::Increase,
                     critical: true,
                     weight: 1.0,
+                    count: None,
+                    model: crate::CountModel::Auto,
                 }],
                 ..ComparePlan::default()
             }),

@@ -250,6 +250,13 @@ pub async fn run(
         }
         clock.sleep(plan.interval).await;
     }
+    if plan.metrics.is_empty() && (plan.compare.is_some() || plan.quality.is_some()) {
+        // No threshold rounds to take: still let the window the plan describes (`count`
+        // rounds `interval` apart) pass, or the comparison would judge a single instant.
+        for _ in 1..plan.count {
+            clock.sleep(plan.interval).await;
+        }
+    }
     let finished = clock.now();
     let window =
         window_checks(plan, provider, &vars, started, finished, Strictness::Record).await?;
@@ -302,7 +309,7 @@ pub(crate) async fn window_checks(
     let mut comparison = None;
     if let Some(compare_plan) = &plan.compare {
         let baseline_vars = TemplateVars {
-            track: compare_plan.baseline.clone(),
+            track: compare_plan.baseline_track().to_owned(),
             ..vars.clone()
         };
         let mut series = Vec::new();
@@ -311,26 +318,56 @@ pub(crate) async fn window_checks(
         for metric in &compare_plan.metrics {
             let canary_query = render(&metric.query, vars)?;
             let baseline_query = render(&metric.query, &baseline_vars)?;
+            let count_queries = match metric.count_query() {
+                Some(count) => Some((
+                    render(count.as_str(), vars)?,
+                    render(count.as_str(), &baseline_vars)?,
+                )),
+                None => None,
+            };
             let fetched = async {
                 let canary = points(provider, &canary_query, from, to, compare_plan.step).await?;
                 let baseline =
                     points(provider, &baseline_query, from, to, compare_plan.step).await?;
-                Ok::<_, Error>((canary, baseline))
+                let volumes = match &count_queries {
+                    Some((canary_count, baseline_count)) => Some((
+                        points(provider, canary_count, from, to, compare_plan.step).await?,
+                        points(provider, baseline_count, from, to, compare_plan.step).await?,
+                    )),
+                    None => None,
+                };
+                Ok::<_, Error>((canary, baseline, volumes))
             }
             .await;
-            let (canary, baseline) = match fetched {
+            let (canary, baseline, volumes) = match fetched {
                 Ok(found) => found,
                 Err(err) if strictness == Strictness::Record => {
                     failures.push((metric.name.clone(), err.to_string()));
-                    (Vec::new(), Vec::new())
+                    (Vec::new(), Vec::new(), None)
                 }
                 Err(err) => return Err(err),
             };
-            samples.push(MetricSamples {
+            let mut sample = MetricSamples {
                 metric: metric.name.clone(),
                 canary: canary.iter().map(|(_, v)| *v).collect(),
                 baseline: baseline.iter().map(|(_, v)| *v).collect(),
-            });
+                ..MetricSamples::default()
+            };
+            if let Some((canary_volume, baseline_volume)) = &volumes {
+                // Each value with the volume at the same instant; a value without one is
+                // dropped by the judge (NaN volume).
+                let aligned = |values: &[(Timestamp, f64)], volume: &[(Timestamp, f64)]| {
+                    let by_time: std::collections::BTreeMap<Timestamp, f64> =
+                        volume.iter().copied().collect();
+                    values
+                        .iter()
+                        .map(|(at, _)| by_time.get(at).copied().unwrap_or(f64::NAN))
+                        .collect::<Vec<f64>>()
+                };
+                sample.canary_volume = aligned(&canary, canary_volume);
+                sample.baseline_volume = aligned(&baseline, baseline_volume);
+            }
+            samples.push(sample);
             series.push(ComparedSeries {
                 metric: metric.name.clone(),
                 canary_query,
@@ -588,6 +625,49 @@ mod tests {
         assert_eq!(observed, 10);
         assert_eq!(run.measurements[9].at, t(240));
         insta::assert_snapshot!("healthy_text", report::text(&run));
+    }
+
+    #[tokio::test]
+    async fn a_comparison_alone_still_waits_its_window() {
+        let plan = AnalysisPlan {
+            metrics: Vec::new(),
+            compare: Some(crate::ComparePlan {
+                step: Duration::from_secs(60),
+                min_samples: 3,
+                metrics: vec![crate::CompareMetric {
+                    name: "latency".to_owned(),
+                    query: r#"latency{track="{{track}}"}"#.to_owned(),
+                    direction: crate::Direction::Increase,
+                    critical: true,
+                    weight: 1.0,
+                    count: None,
+                    model: crate::CountModel::Auto,
+                }],
+                ..crate::ComparePlan::default()
+            }),
+            ..AnalysisPlan::default()
+        };
+        let store = MemoryMetrics::new();
+        for track in ["canary", "stable"] {
+            store.push_series(
+                &format!(r#"latency{{track="{track}"}}"#),
+                &[],
+                (0..10).map(|i| (t(60 * i), 0.4 + 0.01 * (i % 3) as f64)),
+            );
+        }
+        let clock = SimClock::starting_at(t(0));
+        let run = run(&plan, &store, &clock, &vars(), &mut |_| {})
+            .await
+            .expect("valid plan");
+        assert_eq!(run.finished, t(240), "count 5 rounds a minute apart");
+        let comparison = run.comparison.expect("compared");
+        assert_eq!(comparison.result.metrics[0].canary_samples, 5);
+        assert_eq!(
+            run.verdict.decision,
+            Decision::Pass,
+            "{:?}",
+            run.verdict.reasons
+        );
     }
 
     #[tokio::test]

@@ -799,10 +799,12 @@ async fn replay_scenarios_over_real_prometheus() {
     let judged = &slow.comparison.as_ref().expect("compared").result;
     assert_eq!(judged.metrics[0].classification, Classification::High);
     assert!(judged.reasons[0].contains("critical metric `mean-latency` failed"));
-    let shift = judged.metrics[0].shift.expect("shift");
+    // Mean latency is a ratio of counter rates: judged on its counts (the requests behind
+    // each point), not by ranks.
+    let counts = judged.metrics[0].counts.expect("judged on counts");
     assert!(
-        (0.05..0.07).contains(&shift.estimate),
-        "about +60 ms: {shift:?}"
+        (0.05..0.07).contains(&counts.difference),
+        "about +60 ms: {counts:?}"
     );
     assert!(slow.verdict.reasons[0].starts_with("`error-rate` passed"));
 
@@ -854,26 +856,145 @@ async fn replay_scenarios_over_real_prometheus() {
     );
 }
 
-/// The simulation of SIMULATION.md, asserted: 1,000 seeded canaries with known ground truth.
+/// The simulation section of SIMULATION.md is this code's output: regenerated in-process from
+/// the same seeds, it must equal the committed text.
 #[test]
-fn simulation_detects_regressions_with_few_false_aborts() {
-    use simulate::{Truth, simulate, simulate_plan, without_spread_test};
-    let results = simulate(1000, 7);
-    let rate = |results: &[(Truth, simulate::Tally)], truth: Truth| -> f64 {
-        let (_, tally) = results.iter().find(|(t, _)| *t == truth).expect("truth");
-        tally.fail as f64 / tally.canaries as f64
+fn simulation_table_is_the_committed_one() {
+    let committed = include_str!("../SIMULATION.md");
+    let section = |text: &str| -> Option<String> {
+        let begin = text.find("<!-- simulation:begin")?;
+        let body = &text[begin..];
+        let body = &body[body.find('\n')? + 1..];
+        Some(body[..body.find("<!-- simulation:end -->")?].to_owned())
     };
-    let table = simulate::table(&results);
-    assert!(rate(&results, Truth::Healthy) <= 0.08, "{table}");
-    assert!(rate(&results, Truth::ErrorRate) >= 0.95, "{table}");
-    assert!(rate(&results, Truth::Latency) >= 0.95, "{table}");
-    assert!(rate(&results, Truth::Accuracy) >= 0.65, "{table}");
-    assert!(rate(&results, Truth::Variance) >= 0.40, "{table}");
-    // Without the spread test, variance ×3 goes almost unnoticed: that is what it is for.
-    let kayenta = simulate_plan(&without_spread_test(), 1000, 7);
+    let committed = section(committed).expect("SIMULATION.md has the simulation markers");
+    let fresh = simulate::report();
     assert!(
-        rate(&results, Truth::Variance) >= rate(&kayenta, Truth::Variance) + 0.30,
-        "with:\n{table}\nwithout:\n{}",
-        simulate::table(&kayenta)
+        committed == fresh,
+        "SIMULATION.md differs from a fresh run:\n{fresh}\n\nhint: run `cargo xtask bench analysis --write` and commit SIMULATION.md"
     );
+}
+
+/// The targets of issue 14 that the example plan meets, asserted on the same run's numbers, so
+/// a change that makes the judge worse fails here with the cell that got worse.
+#[test]
+fn simulation_meets_the_targets_it_publishes() {
+    let results = simulate::simulate_plan(&simulate::example_plan());
+    let misses = simulate::misses(&results);
+    // Variance ×3 needs a longer window than the example plan's (SIMULATION.md says which);
+    // everything else must hold at every share.
+    let unexpected: Vec<&String> = misses.iter().filter(|m| !m.contains("Variance")).collect();
+    assert!(
+        unexpected.is_empty(),
+        "{unexpected:#?}\n{}",
+        simulate::table(&results)
+    );
+    for (share, truth, cell) in &results {
+        if *truth == simulate::Truth::Variance {
+            assert!(
+                cell.aborted() >= 0.75,
+                "{share}: {}",
+                simulate::table(&results)
+            );
+        }
+    }
+}
+
+/// The simulation's ground truths at a 10 % share, healthy canaries at 10 % and 25 %, and a
+/// canary with 3 % errors at 10 %, replayed from a real Prometheus: each comparison verdict
+/// equals the in-memory judge's on the same steps, and the named scenarios pass or fail.
+#[tokio::test]
+async fn simulated_canaries_replay_on_real_prometheus() {
+    use simulate::Truth;
+    let example = simulate::example_plan();
+    let steps = 2 * example.count as usize;
+    let mut scenarios = Vec::new();
+    let cases: [(&str, f64, Truth); 7] = [
+        ("healthy-10", 0.10, Truth::Healthy),
+        ("healthy-25", 0.25, Truth::Healthy),
+        ("errors-10", 0.10, Truth::ErrorRate),
+        ("latency-10", 0.10, Truth::Latency),
+        ("variance-10", 0.10, Truth::Variance),
+        ("accuracy-10", 0.10, Truth::Accuracy),
+        ("broken-10", 0.10, Truth::Healthy),
+    ];
+    for (seed, (name, share, truth)) in cases.iter().enumerate() {
+        let mut rng = simulate::Rng::new(100 + seed as u64);
+        let (stable, mut canary) = simulate::generate(steps, *share, *truth, &mut rng);
+        if *name == "broken-10" {
+            // 3 % errors.
+            canary.errors = canary.requests.iter().map(|n| (n * 0.03).round()).collect();
+        }
+        scenarios.push(((*name).to_owned(), stable, canary));
+    }
+    let minutes = (steps as f64 * simulate::STEP / 60.0).ceil() as i64;
+    let Some(server) =
+        history::start_with(minutes, |base| simulate::openmetrics(base, &scenarios)).await
+    else {
+        return;
+    };
+    let client = PrometheusClient::new(PrometheusConfig::new(&server.url)).expect("valid");
+    let plan = simulate::replay_plan();
+    plan.validate().expect("replay plan is valid");
+    let compare_plan = plan.compare.clone().expect("compare");
+    let step = simulate::STEP as i64;
+    let from = Timestamp::from_second(server.base + step).expect("time");
+    let to = Timestamp::from_second(server.base + steps as i64 * step).expect("time");
+    let mut verdicts = Vec::new();
+    for (name, stable, canary) in &scenarios {
+        let vars = TemplateVars::new(name.as_str(), "ml", "canary");
+        let run = replay(&plan, &client, &vars, from, to)
+            .await
+            .expect("replay");
+        let real = run.comparison.as_ref().expect("compared").result.clone();
+        let memory =
+            slipway_analysis::compare(&compare_plan, &simulate::compare_samples(stable, canary));
+        for metric in &real.metrics {
+            assert_eq!(
+                metric.canary_samples,
+                steps - 4,
+                "{name}: every step but the warm-up"
+            );
+            assert!(
+                metric.counts.is_some(),
+                "{name}: judged on counts: {}",
+                metric.reason
+            );
+        }
+        assert_eq!(
+            (
+                real.decision,
+                real.metrics
+                    .iter()
+                    .map(|m| m.classification)
+                    .collect::<Vec<_>>()
+            ),
+            (
+                memory.decision,
+                memory
+                    .metrics
+                    .iter()
+                    .map(|m| m.classification)
+                    .collect::<Vec<_>>()
+            ),
+            "{name}: Prometheus {:#?}\nmemory {:#?}",
+            real.reasons,
+            memory.reasons
+        );
+        verdicts.push((name.clone(), real.decision));
+    }
+    let expected = [
+        ("healthy-10", Decision::Pass),
+        ("healthy-25", Decision::Pass),
+        ("errors-10", Decision::Fail),
+        ("latency-10", Decision::Fail),
+        ("variance-10", Decision::Fail),
+        ("accuracy-10", Decision::Pass),
+        ("broken-10", Decision::Fail),
+    ];
+    let expected: Vec<(String, Decision)> = expected
+        .iter()
+        .map(|(n, d)| ((*n).to_owned(), *d))
+        .collect();
+    assert_eq!(verdicts, expected);
 }

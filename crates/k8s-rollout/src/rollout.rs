@@ -191,6 +191,63 @@ pub fn canary_spec(
     spec
 }
 
+/// Name of the equal-size baseline Deployment for a release (Kayenta's recommendation: compare
+/// the canary with a baseline of stable's version started at the same time and with the same
+/// size, not with the long-running stable pods).
+pub fn baseline_name(release: &ReleaseId) -> String {
+    format!("{}-baseline", release.name)
+}
+
+/// The track label of the baseline's pods (`{{track}}` of the comparison's baseline queries).
+pub const BASELINE_TRACK: &str = "baseline";
+
+/// Builds the baseline's spec from stable's: stable's image and configuration, `replicas`
+/// (the canary's), track [`BASELINE_TRACK`].
+pub fn baseline_spec(
+    stable: &DeploymentSpec,
+    release: &ReleaseId,
+    replicas: u32,
+) -> DeploymentSpec {
+    let mut spec = stable.clone();
+    spec.name = baseline_name(release);
+    spec.replicas = replicas;
+    spec.pod_labels
+        .insert(TRACK_LABEL.to_owned(), BASELINE_TRACK.to_owned());
+    spec.selector
+        .insert(TRACK_LABEL.to_owned(), BASELINE_TRACK.to_owned());
+    spec
+}
+
+/// Creates or rescales the baseline next to a ready canary of `replicas` pods, and waits until
+/// it is ready. Its pods match the user's Service like stable's, so with the replica ratio it
+/// takes the same share of traffic as the canary. Stable is not touched.
+pub async fn set_baseline(
+    cluster: &dyn Cluster,
+    clock: &dyn Clock,
+    release: &ReleaseId,
+    replicas: u32,
+    deadline: Duration,
+) -> Result<(), Error> {
+    let stable = stable(cluster, release).await?;
+    let spec = baseline_spec(&stable.spec, release, replicas);
+    cluster.derive_deployment(&release.name, &spec).await?;
+    wait_ready(
+        cluster,
+        clock,
+        &release.namespace,
+        &baseline_name(release),
+        deadline,
+    )
+    .await
+}
+
+/// Deletes the baseline (on promote, abort, cancel and rollback, with the canary).
+pub async fn remove_baseline(cluster: &dyn Cluster, release: &ReleaseId) -> Result<(), Error> {
+    cluster
+        .delete_deployment(&release.namespace, &baseline_name(release))
+        .await
+}
+
 /// Keeps the canary's pods out of a Service with `service_selector` (the user's Service in front
 /// of stable): when its pods would match, the labels the Service selects on are dropped from the
 /// pod labels and the selector, and [`RELEASE_LABEL`]`=<name>` keeps the selector specific to
@@ -632,6 +689,62 @@ mod tests {
         });
         cluster.seed_service("ml", "iris", labels);
         (clock, cluster, ReleaseId::parse("ml/iris").expect("id"))
+    }
+
+    #[tokio::test]
+    async fn baseline_runs_stable_image_at_the_canary_size_and_goes_with_it() {
+        let (clock, cluster, release) = setup();
+        let deadline = Duration::from_secs(600);
+        let replicas = set_canary_weight(
+            &cluster,
+            clock.as_ref(),
+            &release,
+            "reg/iris@sha256:new",
+            25,
+            deadline,
+        )
+        .await
+        .expect("canary");
+        set_baseline(&cluster, clock.as_ref(), &release, replicas, deadline)
+            .await
+            .expect("baseline");
+        let baseline = cluster
+            .deployment("ml", "iris-baseline")
+            .await
+            .expect("read")
+            .expect("baseline exists");
+        assert_eq!(baseline.spec.image, "reg/iris@sha256:old", "stable's image");
+        assert_eq!(baseline.spec.replicas, replicas, "the canary's size");
+        assert_eq!(
+            baseline
+                .spec
+                .pod_labels
+                .get(TRACK_LABEL)
+                .map(String::as_str),
+            Some(BASELINE_TRACK)
+        );
+        assert!(baseline.rolled_out());
+        let stable = cluster
+            .deployment("ml", "iris")
+            .await
+            .expect("read")
+            .expect("stable");
+        assert_eq!(
+            (stable.spec.replicas, stable.spec.image.as_str()),
+            (4, "reg/iris@sha256:old")
+        );
+        remove_baseline(&cluster, &release).await.expect("removed");
+        abort(&cluster, &release).await.expect("aborted");
+        for name in ["iris-baseline", "iris-canary"] {
+            assert!(
+                cluster
+                    .deployment("ml", name)
+                    .await
+                    .expect("read")
+                    .is_none(),
+                "{name}"
+            );
+        }
     }
 
     #[tokio::test]

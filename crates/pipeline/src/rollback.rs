@@ -547,7 +547,8 @@ async fn steps(
         return Ok(finished);
     }
 
-    // Change: remove any canary, roll stable back, wait for health.
+    // Change: remove any canary (and an equal-size baseline next to it), roll stable back,
+    // wait for health.
     rollout::abort_routed(
         backends.cluster.as_ref(),
         release,
@@ -555,6 +556,22 @@ async fn steps(
     )
     .await
     .map_err(|err| failed(one_line(&err)))?;
+    // A rollback does not know the plan; the baseline is deleted when it exists and is
+    // Slipway's (a Deployment of the user's with that name is left alone, and said so).
+    if let Err(err) = rollout::remove_baseline(backends.cluster.as_ref(), release).await {
+        emit(
+            backends,
+            observer,
+            report,
+            "rollback",
+            StageStatus::Info,
+            format!(
+                "left {} in place: {}",
+                rollout::baseline_name(release),
+                one_line(&err)
+            ),
+        );
+    }
     let pinned = image.pinned().unwrap_or_default();
     emit(
         backends,

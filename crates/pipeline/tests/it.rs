@@ -1303,3 +1303,149 @@ async fn exact_weights_and_enough_replicas_are_never_coarse() {
         ]
     );
 }
+
+/// A world for `scenario` whose plan compares the canary with a baseline Deployment
+/// (`compare.baseline = "deployment"`) on a `latency` series; stable's latency is far lower
+/// than the canary's, the baseline's is `0.4`.
+async fn baseline_world(scenario: &str, canary_latency: f64) -> (World, ReleaseSpec) {
+    use std::sync::Arc;
+
+    use slipway_analysis::{CompareMetric, ComparePlan, CountModel, Direction, MemoryMetrics};
+
+    let mut spec = spec();
+    // One threshold check, always met, so the analysis takes its rounds and the comparison
+    // has a window.
+    spec.analysis.metrics = vec![slipway_analysis::MetricCheck {
+        name: "up".to_owned(),
+        query: r#"up{track="{{track}}"}"#.to_owned(),
+        max: None,
+        min: Some(0.5),
+        no_data: None,
+    }];
+    spec.analysis.compare = Some(ComparePlan {
+        baseline: slipway_analysis::BASELINE_DEPLOYMENT.to_owned(),
+        step: std::time::Duration::from_secs(30),
+        min_samples: 3,
+        metrics: vec![CompareMetric {
+            name: "latency".to_owned(),
+            query: r#"latency{track="{{track}}"}"#.to_owned(),
+            direction: Direction::Increase,
+            critical: true,
+            weight: 1.0,
+            count: None,
+            model: CountModel::Auto,
+        }],
+        ..ComparePlan::default()
+    });
+    let mut world = world(scenario, &spec).await;
+    let metrics = Arc::new(MemoryMetrics::new());
+    let start = world
+        .backends
+        .clock
+        .now()
+        .checked_sub(jiff::SignedDuration::from_secs(3600))
+        .expect("time");
+    let at = |idx: i64| {
+        start
+            .checked_add(jiff::SignedDuration::from_secs(30 * idx))
+            .expect("time")
+    };
+    metrics.push_series(
+        r#"up{track="canary"}"#,
+        &[],
+        (0..720i64).map(|idx| (at(idx), 1.0)),
+    );
+    for (track, level) in [
+        ("canary", canary_latency),
+        ("baseline", 0.4),
+        ("stable", 0.1),
+    ] {
+        let points = (0..720i64).map(|idx| (at(idx), level + 0.001 * (idx % 7) as f64));
+        metrics.push_series(&format!(r#"latency{{track="{track}"}}"#), &[], points);
+    }
+    world.backends.metrics = metrics;
+    (world, spec)
+}
+
+async fn deployment_exists(world: &World, spec: &ReleaseSpec, name: &str) -> bool {
+    world
+        .cluster
+        .deployment(&spec.release.namespace, name)
+        .await
+        .expect("read")
+        .is_some()
+}
+
+/// `compare.baseline = "deployment"`: a `<name>-baseline` Deployment of stable's version at
+/// the canary's size is created once the canary is ready, the comparison reads track
+/// `baseline` (stable's series would fail this canary; the baseline's pass it), and the
+/// baseline is gone after a promotion and after an abort, like the canary.
+#[tokio::test]
+async fn a_baseline_deployment_is_created_judged_against_and_removed() {
+    for (canary_latency, expected) in [(0.4, RunOutcome::Promoted), (0.8, RunOutcome::Rejected)] {
+        let (world, spec) = baseline_world("happy", canary_latency).await;
+        let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+        assert_eq!(report.outcome, expected, "{}", report.reason);
+        let baseline = format!("{}-baseline", spec.release.name);
+        assert!(
+            report
+                .stages
+                .iter()
+                .any(|event| event.message.contains(&format!(
+                    "baseline pod(s) of stable's version ready in {baseline}"
+                ))),
+            "created: {:#?}",
+            report.stages
+        );
+        let compared = report
+            .analysis
+            .first()
+            .and_then(|run| run.comparison.as_ref())
+            .expect("compared");
+        assert_eq!(
+            compared.series[0].baseline_query,
+            r#"latency{track="baseline"}"#
+        );
+        for name in [baseline.as_str(), &format!("{}-canary", spec.release.name)] {
+            assert!(
+                !deployment_exists(&world, &spec, name).await,
+                "{name} left behind after {expected:?}"
+            );
+        }
+    }
+}
+
+/// A release paused at the approval gate keeps its canary and its baseline; a rollback then
+/// removes both.
+#[tokio::test]
+async fn a_rollback_of_a_paused_release_removes_its_baseline() {
+    let (world, spec) = baseline_world("unapproved", 0.4).await;
+    let paused = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(paused.outcome, RunOutcome::Paused, "{}", paused.reason);
+    let baseline = format!("{}-baseline", spec.release.name);
+    assert!(
+        deployment_exists(&world, &spec, &baseline).await,
+        "kept while paused"
+    );
+    let rollback = slipway_pipeline::RollbackSpec {
+        release: spec.release.clone(),
+        target: slipway_pipeline::RollbackTarget::Previous,
+        reason: "the model card was wrong".into(),
+        emergency: true,
+        actor: spec.actor.clone(),
+        serving_alias: spec.serving_alias.clone(),
+        progress_deadline: spec.progress_deadline,
+        history_limit: spec.history_limit,
+        policy: spec.policy.clone(),
+        service: spec.service.clone(),
+        traffic: spec.traffic.clone(),
+    };
+    let report =
+        slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    assert!(
+        !deployment_exists(&world, &spec, &baseline).await,
+        "baseline removed"
+    );
+    assert!(!canary_exists(&world, &spec).await);
+}

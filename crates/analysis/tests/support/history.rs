@@ -195,6 +195,13 @@ fn free_port() -> u16 {
 /// `CI`), a panic under `CI`.
 #[allow(clippy::print_stderr, reason = "a skipped test must say why")]
 pub async fn start() -> Option<Prometheus> {
+    start_with(MINUTES, openmetrics).await
+}
+
+/// Like [`start`], with another history: `history(base)` is the OpenMetrics text for
+/// `minutes` of samples from `base`.
+#[allow(clippy::print_stderr, reason = "a skipped test must say why")]
+pub async fn start_with(minutes: i64, history_text: impl Fn(i64) -> String) -> Option<Prometheus> {
     let (prometheus, promtool) = match (on_path("prometheus"), on_path("promtool")) {
         (Some(prometheus), Some(promtool)) => (prometheus, promtool),
         _ if std::env::var_os(CI).is_some() => panic!(
@@ -209,10 +216,10 @@ pub async fn start() -> Option<Prometheus> {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let now = Timestamp::now().as_second();
-    let base = now - now.rem_euclid(60) - (MINUTES + 15) * 60;
+    let base = now - now.rem_euclid(60) - (minutes + 15) * 60;
     let data = dir.path().join("data");
     let history = dir.path().join("history.om");
-    std::fs::write(&history, openmetrics(base)).expect("write history");
+    std::fs::write(&history, history_text(base)).expect("write history");
     let output = Command::new(&promtool)
         .args(["tsdb", "create-blocks-from", "openmetrics"])
         .arg(&history)

@@ -536,6 +536,91 @@ async fn abort_deletes_the_canary_with_its_uid_as_precondition_and_never_a_users
     insta::assert_json_snapshot!(requests);
 }
 
+/// `compare.baseline = "deployment"`: the baseline is derived from stable with server-side
+/// apply (stable's image, the canary's replicas, track `baseline`), waited for, and deleted
+/// with its uid as precondition.
+#[tokio::test]
+async fn baseline_is_derived_from_stable_waited_for_and_deleted() {
+    let steps = vec![
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:old", false, "complete", "100"),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris"),
+            200,
+            deployment("iris", "reg/iris@sha256:old", false, "complete", "100"),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris-baseline"),
+            404,
+            not_found("deployments.apps", "iris-baseline"),
+        ),
+        step(
+            "PATCH",
+            format!("{DEPLOYMENTS}/iris-baseline"),
+            201,
+            deployment(
+                "iris-baseline",
+                "reg/iris@sha256:old",
+                true,
+                "complete",
+                "7",
+            ),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris-baseline"),
+            200,
+            deployment(
+                "iris-baseline",
+                "reg/iris@sha256:old",
+                true,
+                "complete",
+                "7",
+            ),
+        ),
+        step(
+            "GET",
+            format!("{DEPLOYMENTS}/iris-baseline"),
+            200,
+            deployment(
+                "iris-baseline",
+                "reg/iris@sha256:old",
+                true,
+                "complete",
+                "7",
+            ),
+        ),
+        step(
+            "DELETE",
+            format!("{DEPLOYMENTS}/iris-baseline"),
+            200,
+            deleted(),
+        ),
+    ];
+    let clock = SimClock::starting_at("2026-11-22T10:00:00Z".parse().expect("ts"));
+    let (result, requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        rollout::set_baseline(cluster, &clock, &release(), 2, Duration::from_secs(600))
+            .await
+            .expect("baseline ready");
+        rollout::remove_baseline(cluster, &release()).await
+    })
+    .await;
+    result.expect("removed");
+    let patch = &requests[3];
+    let text = patch.to_string();
+    assert!(
+        text.contains(r#""slipway.dev/track":"baseline""#) && text.contains("reg/iris@sha256:old"),
+        "{patch:#}"
+    );
+    insta::assert_json_snapshot!(requests);
+}
+
 #[tokio::test]
 async fn service_selector_switch_retries_a_conflict_after_rereading() {
     let blue = json!({ "app": "iris", "slipway.dev/track": "blue" });

@@ -45,14 +45,23 @@ impl Ctx<'_> {
         let release = &self.spec.release;
         let ns = &release.namespace;
         Ok(match self.spec.strategy {
-            Strategy::Canary => slipway_k8s_rollout::cleanup::canary_objects(
-                release,
-                &self.spec.service,
-                &self.spec.traffic,
-            )
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+            Strategy::Canary => {
+                let mut objects: Vec<String> = slipway_k8s_rollout::cleanup::canary_objects(
+                    release,
+                    &self.spec.service,
+                    &self.spec.traffic,
+                )
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+                if self.wants_baseline() {
+                    objects.push(format!(
+                        "Deployment/{ns}/{}",
+                        rollout::baseline_name(release)
+                    ));
+                }
+                objects
+            }
             Strategy::BlueGreen => {
                 let config = BlueGreenConfig::new(self.spec.service.clone());
                 let active = bluegreen::active(self.backends.cluster.as_ref(), release, &config)
@@ -285,7 +294,7 @@ impl Ctx<'_> {
     /// objects nor the serving colour (`slipway_k8s_rollout::cleanup`). Returns what it removed.
     pub(super) async fn remove_managed(&mut self) -> Result<Vec<String>, Stop> {
         let config = BlueGreenConfig::new(self.spec.service.clone());
-        slipway_k8s_rollout::cleanup::remove_managed(
+        let removed = slipway_k8s_rollout::cleanup::remove_managed(
             self.backends.cluster.as_ref(),
             &self.spec.release,
             &self.spec.service,
@@ -293,7 +302,16 @@ impl Ctx<'_> {
             Some(&config),
         )
         .await
-        .map(|removed| removed.iter().map(ToString::to_string).collect())
-        .map_err(|err| failed(chain(&err)))
+        .map(|removed| {
+            removed
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<String>>()
+        })
+        .map_err(|err| failed(chain(&err)))?;
+        // The baseline goes with the canary (`baseline.rs`).
+        let mut removed = removed;
+        removed.extend(self.remove_baseline().await?);
+        Ok(removed)
     }
 }

@@ -29,6 +29,7 @@ use crate::{
     StageStatus, StepShare,
 };
 
+mod baseline;
 mod converge;
 mod gates;
 mod strategies;

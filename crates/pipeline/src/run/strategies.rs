@@ -415,6 +415,7 @@ impl Ctx<'_> {
                 }
                 other => failed(chain(&other)),
             })?;
+            self.start_baseline(replicas).await?;
             // The weight is set only once the canary is ready, so it never points at pods that
             // cannot serve.
             rollout::set_traffic_weight(
@@ -674,6 +675,7 @@ impl Ctx<'_> {
         {
             return Err(failed(format!("promotion failed: {}", chain(&err))));
         }
+        self.remove_baseline().await?;
         self.emit(
             "promote",
             StageStatus::Pass,
