@@ -75,17 +75,36 @@ fn hash_of(seq: u64, at: &Timestamp, prev: &str, event: &Event) -> String {
         prev: &'a str,
         event: &'a Event,
     }
-    let bytes = serde_json::to_vec(&Hashed {
-        seq,
-        at,
-        prev,
-        event,
-    })
-    .unwrap_or_default();
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    /// Feeds the JSON straight into the hasher: no buffer per entry, which `verify` of a
+    /// million-entry trail notices.
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hasher = HashWriter(Sha256::new());
+    // Serialising these types into a writer that never fails cannot fail either.
+    let _ = serde_json::to_writer(
+        &mut hasher,
+        &Hashed {
+            seq,
+            at,
+            prev,
+            event,
+        },
+    );
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in hasher.0.finalize() {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 impl Entry {
@@ -147,12 +166,38 @@ impl Entry {
 /// (gaps, reordering), each `prev` is the previous hash (removal, insertion), and, given the head
 /// a reader saw last, that the trail still reaches it (truncation). Lists every problem.
 pub fn verify(entries: &[Entry], expected_head: Option<&Head>) -> Vec<ChainProblem> {
-    let mut problems = Vec::new();
-    let mut previous: Option<&Entry> = None;
+    let mut verifier = ChainVerifier::new(expected_head.cloned());
     for entry in entries {
-        let expected_seq = previous.map_or(1, |p| p.seq + 1);
+        verifier.push(entry);
+    }
+    verifier.finish()
+}
+
+/// [`verify`] one entry at a time, keeping only the previous entry's sequence number and hash
+/// (and the expected head's): a trail of any length is checked in constant memory.
+#[derive(Debug, Clone, Default)]
+pub struct ChainVerifier {
+    previous: Option<Head>,
+    expected_head: Option<Head>,
+    /// Whether the expected head's entry was seen, and whether its hash matched.
+    head_seen: Option<bool>,
+    problems: Vec<ChainProblem>,
+}
+
+impl ChainVerifier {
+    /// A verifier for a trail that must reach `expected_head` when one is given.
+    pub fn new(expected_head: Option<Head>) -> ChainVerifier {
+        ChainVerifier {
+            expected_head,
+            ..ChainVerifier::default()
+        }
+    }
+
+    /// Checks the next entry against the one before it.
+    pub fn push(&mut self, entry: &Entry) {
+        let expected_seq = self.previous.as_ref().map_or(1, |p| p.seq + 1);
         if entry.seq != expected_seq {
-            problems.push(ChainProblem {
+            self.problems.push(ChainProblem {
                 seq: entry.seq,
                 problem: format!(
                     "expected entry {expected_seq}, found {}: entries missing or reordered",
@@ -160,42 +205,61 @@ pub fn verify(entries: &[Entry], expected_head: Option<&Head>) -> Vec<ChainProbl
                 ),
             });
         }
-        let expected_prev = previous.map_or(GENESIS, |p| p.hash.as_str());
+        let expected_prev = self.previous.as_ref().map_or(GENESIS, |p| p.hash.as_str());
         if entry.prev != expected_prev {
-            problems.push(ChainProblem {
+            self.problems.push(ChainProblem {
                 seq: entry.seq,
                 problem: "does not chain to the entry before it".to_owned(),
             });
         }
         if hash_of(entry.seq, &entry.at, &entry.prev, &entry.event) != entry.hash {
-            problems.push(ChainProblem {
+            self.problems.push(ChainProblem {
                 seq: entry.seq,
                 problem: "content does not match its hash: the entry was modified".to_owned(),
             });
         }
-        previous = Some(entry);
+        if let Some(head) = &self.expected_head
+            && head.seq == entry.seq
+            && self.head_seen.is_none()
+        {
+            self.head_seen = Some(head.hash == entry.hash);
+        }
+        match &mut self.previous {
+            Some(previous) => {
+                previous.seq = entry.seq;
+                previous.hash.clone_from(&entry.hash);
+            }
+            None => self.previous = Some(entry.head()),
+        }
     }
-    if let Some(head) = expected_head {
-        match entries.iter().find(|entry| entry.seq == head.seq) {
-            None => problems.push(ChainProblem {
-                seq: head.seq,
-                problem: format!(
-                    "trail ends at entry {} but entry {} was seen before: it was truncated",
-                    previous.map_or(0, |p| p.seq),
-                    head.seq
-                ),
-            }),
-            Some(entry) if entry.hash != head.hash => {
-                problems.push(ChainProblem {
+
+    /// The last entry pushed.
+    pub fn head(&self) -> Option<&Head> {
+        self.previous.as_ref()
+    }
+
+    /// Every problem found, including truncation against the expected head.
+    pub fn finish(mut self) -> Vec<ChainProblem> {
+        if let Some(head) = &self.expected_head {
+            match self.head_seen {
+                None => self.problems.push(ChainProblem {
+                    seq: head.seq,
+                    problem: format!(
+                        "trail ends at entry {} but entry {} was seen before: it was truncated",
+                        self.previous.as_ref().map_or(0, |p| p.seq),
+                        head.seq
+                    ),
+                }),
+                Some(false) => self.problems.push(ChainProblem {
                     seq: head.seq,
                     problem: "entry differs from the one seen before: history was rewritten"
                         .to_owned(),
-                });
+                }),
+                Some(true) => {}
             }
-            Some(_) => {}
         }
+        self.problems
     }
-    problems
 }
 
 /// Checks every entry's signature against the trusted `keys`: lists each entry that is unsigned,
@@ -204,37 +268,39 @@ pub fn verify(entries: &[Entry], expected_head: Option<&Head>) -> Vec<ChainProbl
 /// proves who wrote the hash, so a whole rewritten chain (content and hashes recomputed) fails
 /// here even though [`verify`] finds it consistent.
 pub fn verify_signatures(entries: &[Entry], keys: &[&dyn Verifier]) -> Vec<ChainProblem> {
-    let mut problems = Vec::new();
-    for entry in entries {
-        let problem = match &entry.signature {
-            None => Some("unsigned: the entry carries no signature".to_owned()),
-            Some(signed) => match keys.iter().find(|key| key.key_id() == signed.key_id) {
-                None => Some(format!(
-                    "signed by key `{}`, which is not among the {} trusted key(s)",
-                    signed.key_id,
-                    keys.len()
-                )),
-                Some(key) => {
-                    let valid = STANDARD
-                        .decode(&signed.signature)
-                        .is_ok_and(|der| key.verify(&signed_payload(&entry.hash), &der));
-                    (!valid).then(|| {
-                        format!(
-                            "signature by key `{}` does not verify: the entry's hash or its signature was changed",
-                            signed.key_id
-                        )
-                    })
-                }
-            },
-        };
-        if let Some(problem) = problem {
-            problems.push(ChainProblem {
-                seq: entry.seq,
-                problem,
-            });
-        }
-    }
-    problems
+    entries
+        .iter()
+        .filter_map(|entry| verify_signature(entry, keys))
+        .collect()
+}
+
+/// [`verify_signatures`] for one entry: the problem with its signature, if any.
+pub fn verify_signature(entry: &Entry, keys: &[&dyn Verifier]) -> Option<ChainProblem> {
+    let problem = match &entry.signature {
+        None => Some("unsigned: the entry carries no signature".to_owned()),
+        Some(signed) => match keys.iter().find(|key| key.key_id() == signed.key_id) {
+            None => Some(format!(
+                "signed by key `{}`, which is not among the {} trusted key(s)",
+                signed.key_id,
+                keys.len()
+            )),
+            Some(key) => {
+                let valid = STANDARD
+                    .decode(&signed.signature)
+                    .is_ok_and(|der| key.verify(&signed_payload(&entry.hash), &der));
+                (!valid).then(|| {
+                    format!(
+                        "signature by key `{}` does not verify: the entry's hash or its signature was changed",
+                        signed.key_id
+                    )
+                })
+            }
+        },
+    };
+    problem.map(|problem| ChainProblem {
+        seq: entry.seq,
+        problem,
+    })
 }
 
 #[cfg(test)]

@@ -30,7 +30,8 @@ mod chain;
 mod store;
 
 pub use chain::{
-    ChainProblem, Entry, EntrySignature, Head, signed_payload, verify, verify_signatures,
+    ChainProblem, ChainVerifier, Entry, EntrySignature, Head, signed_payload, verify,
+    verify_signature, verify_signatures,
 };
 pub use store::{FileAuditStore, MemoryAuditStore};
 
@@ -157,6 +158,19 @@ pub enum Error {
         detail: String,
         /// How to repair it.
         repair: String,
+    },
+    /// The trail's sequence numbers do not follow on (an entry far ahead, or one removed), so
+    /// the next entry has no number; appending onto it is refused.
+    #[error(
+        "audit trail {location}: refusing to append: expected entry {expected}, found entry {found} (a sequence gap)\n\nhint: the trail was edited; `slipway-audit verify` shows where; keep the file as evidence and restore the trail from a backup"
+    )]
+    SequenceGap {
+        /// Where.
+        location: String,
+        /// The sequence number that should have come next.
+        expected: u64,
+        /// The one found.
+        found: u64,
     },
     /// The signer failed to sign an entry.
     #[error("audit trail: signing entry {seq} with key `{key_id}` failed")]
