@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use slipway_attest::{EcdsaP256PublicKey, Verifier};
-use slipway_audit_log::{Entry, Event, Head, verify, verify_signatures};
+use slipway_audit_log::{ChainVerifier, Entry, Event, Head, verify_signature};
 use slipway_cli::config::Settings;
 use slipway_cli::{ExitStatus, Failure, OutputFormat, UserError};
 
@@ -229,27 +229,65 @@ pub(crate) fn chain_verdict(
     expected_head: Option<&Head>,
     keys: &[EcdsaP256PublicKey],
 ) -> ChainVerdict {
-    let entries = &loaded.trail.entries;
-    let problems = verify(entries, expected_head);
-    let verifiers: Vec<&dyn Verifier> = keys.iter().map(|key| key as &dyn Verifier).collect();
-    let signature_problems = if verifiers.is_empty() {
-        Vec::new()
-    } else {
-        verify_signatures(entries, &verifiers)
-    };
-    ChainVerdict {
-        source: loaded.source.clone(),
-        entries: entries.len(),
-        ok: problems.is_empty() && loaded.trail.damage.is_empty() && signature_problems.is_empty(),
-        problems,
-        damage: loaded.trail.damage.clone(),
-        trusted_keys: verifiers.iter().map(|key| key.key_id()).collect(),
-        signed_entries: entries
-            .iter()
-            .filter(|entry| entry.signature.is_some())
-            .count(),
-        signature_problems,
-        head: entries.last().map(Entry::head),
+    let mut builder = VerdictBuilder::new(expected_head.cloned(), keys);
+    for entry in &loaded.trail.entries {
+        builder.push(entry);
+    }
+    builder.finish(loaded.source.clone(), loaded.trail.damage.clone())
+}
+
+/// A [`ChainVerdict`] built one entry at a time, so `verify` streams a file trail: it keeps the
+/// running chain state and the problems, never the entries.
+pub(crate) struct VerdictBuilder<'k> {
+    chain: ChainVerifier,
+    verifiers: Vec<&'k dyn Verifier>,
+    entries: usize,
+    signed_entries: usize,
+    signature_problems: Vec<slipway_audit_log::ChainProblem>,
+}
+
+impl<'k> VerdictBuilder<'k> {
+    pub(crate) fn new(expected_head: Option<Head>, keys: &'k [EcdsaP256PublicKey]) -> Self {
+        VerdictBuilder {
+            chain: ChainVerifier::new(expected_head),
+            verifiers: keys.iter().map(|key| key as &dyn Verifier).collect(),
+            entries: 0,
+            signed_entries: 0,
+            signature_problems: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, entry: &Entry) {
+        self.chain.push(entry);
+        self.entries += 1;
+        if entry.signature.is_some() {
+            self.signed_entries += 1;
+        }
+        if !self.verifiers.is_empty()
+            && let Some(problem) = verify_signature(entry, &self.verifiers)
+        {
+            self.signature_problems.push(problem);
+        }
+    }
+
+    pub(crate) fn finish(
+        self,
+        source: String,
+        damage: Vec<slipway_audit_log::Damage>,
+    ) -> ChainVerdict {
+        let head = self.chain.head().cloned();
+        let problems = self.chain.finish();
+        ChainVerdict {
+            source,
+            entries: self.entries,
+            ok: problems.is_empty() && damage.is_empty() && self.signature_problems.is_empty(),
+            problems,
+            damage,
+            trusted_keys: self.verifiers.iter().map(|key| key.key_id()).collect(),
+            signed_entries: self.signed_entries,
+            signature_problems: self.signature_problems,
+            head,
+        }
     }
 }
 
@@ -348,8 +386,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             let expected = head.as_deref().map(parse_head).transpose()?;
             let settings = trail::settings(&trail)?;
             let keys = trusted_keys(&settings, &keys)?;
-            let loaded = trail::load(&trail, &settings).await?;
-            let verdict = chain_verdict(&loaded, expected.as_ref(), &keys);
+            let mut builder = VerdictBuilder::new(expected, &keys);
+            let (source, damage) =
+                trail::stream(&trail, &settings, |entry| builder.push(&entry)).await?;
+            let verdict = builder.finish(source, damage);
             match trail.global.output {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&verdict)?),
                 OutputFormat::Text => println!("{}", verdict.to_text()),

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use slipway_audit_log::{AuditStore, Entry, Event, FileAuditStore, MemoryAuditStore, Trail};
+use slipway_audit_log::{
+    AuditStore, Damage, Entry, Event, FileAuditStore, MemoryAuditStore, Trail,
+};
 use slipway_cli::backends::Built;
 use slipway_cli::config::{self, AuditStoreKind, Settings};
 use slipway_cli::demo::DemoArgs;
@@ -132,6 +134,29 @@ pub(crate) async fn load(args: &TrailArgs, settings: &Settings) -> anyhow::Resul
             read_cluster(&store, &release).await
         }
     }
+}
+
+/// Hands every readable entry of the configured trail to `on_entry`, oldest first, and returns
+/// where it was read from and the damage found. A file trail is streamed line by line (a
+/// million entries in a few megabytes); a cluster trail is listed whole, as the API returns it.
+pub(crate) async fn stream(
+    args: &TrailArgs,
+    settings: &Settings,
+    mut on_entry: impl FnMut(Entry),
+) -> anyhow::Result<(String, Vec<Damage>)> {
+    if let (AuditStoreKind::File, Some(path)) = (&settings.audit.store, &settings.audit.path)
+        && path.is_file()
+    {
+        let damage = FileAuditStore::new(path)
+            .read_each(on_entry)
+            .with_context(|| format!("reading `{}`", path.display()))?;
+        return Ok((path.display().to_string(), damage));
+    }
+    let loaded = load(args, settings).await?;
+    for entry in loaded.trail.entries {
+        on_entry(entry);
+    }
+    Ok((loaded.source, loaded.trail.damage))
 }
 
 /// Reads a cluster trail.
