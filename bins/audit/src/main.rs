@@ -28,7 +28,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use slipway_attest::{EcdsaP256PublicKey, Verifier};
 use slipway_audit_log::{ChainVerifier, Entry, Event, Head, verify_signature};
-use slipway_cli::config::Settings;
+use slipway_cli::config::{self, Settings};
 use slipway_cli::{ExitStatus, Failure, OutputFormat, UserError};
 
 use crate::trail::TrailArgs;
@@ -71,6 +71,8 @@ enum Command {
         head: Option<String>,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        demo: slipway_cli::demo::DemoArgs,
     },
     /// DORA metrics over a period.
     Dora {
@@ -222,6 +224,10 @@ pub(crate) struct ChainVerdict {
     pub(crate) signature_problems: Vec<slipway_audit_log::ChainProblem>,
     /// The last readable entry.
     pub(crate) head: Option<Head>,
+    /// What truncation was checked against (`--head`, the release history), in a sentence;
+    /// only `verify` says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) truncation: Option<String>,
 }
 
 pub(crate) fn chain_verdict(
@@ -257,6 +263,12 @@ impl<'k> VerdictBuilder<'k> {
         }
     }
 
+    /// Also requires the trail to reach a record of the release history (see
+    /// [`ChainVerifier::expect_release_record`]).
+    pub(crate) fn expect_release_record(&mut self, record: slipway_core::ReleaseRecord) {
+        self.chain.expect_release_record(record);
+    }
+
     pub(crate) fn push(&mut self, entry: &Entry) {
         self.chain.push(entry);
         self.entries += 1;
@@ -287,6 +299,7 @@ impl<'k> VerdictBuilder<'k> {
             signed_entries: self.signed_entries,
             signature_problems: self.signature_problems,
             head,
+            truncation: None,
         }
     }
 }
@@ -318,6 +331,9 @@ impl ChainVerdict {
                 self.trusted_keys.join(", ")
             )
         });
+        if let Some(truncation) = &self.truncation {
+            lines.push(format!("truncation: {truncation}"));
+        }
         lines.push(format!(
             "{}: {} entries in {}",
             if self.ok { "intact" } else { "BROKEN" },
@@ -382,14 +398,65 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             }
             Ok(ExitStatus::Success)
         }
-        Command::Verify { trail, head, keys } => {
+        Command::Verify {
+            trail,
+            head,
+            keys,
+            demo,
+        } => {
             let expected = head.as_deref().map(parse_head).transpose()?;
-            let settings = trail::settings(&trail)?;
+            let mut settings = trail::settings(&trail)?;
+            // The embedded world's trail lives with it.
+            if let Some(dir) = &demo.state
+                && settings.audit.path.is_none()
+            {
+                settings.audit.path = Some(slipway_demo::persist::trail_path(dir));
+            }
             let keys = trusted_keys(&settings, &keys)?;
+            let cluster = trail::history_cluster(&trail, &settings, &demo).await?;
+            let release = trail::release_name(&trail, &settings)?;
+            let history_head = match &cluster {
+                Some(cluster) => trail::history_head(cluster.as_ref(), &release).await?,
+                None => None,
+            };
+            let mut truncation = Vec::new();
+            if let Some(head) = &expected {
+                truncation.push(format!(
+                    "checked against `--head {}:{}`",
+                    head.seq, head.hash
+                ));
+            }
             let mut builder = VerdictBuilder::new(expected, &keys);
-            let (source, damage) =
-                trail::stream(&trail, &settings, |entry| builder.push(&entry)).await?;
-            let verdict = builder.finish(source, damage);
+            match &history_head {
+                Some(found) => {
+                    truncation.push(format!(
+                        "checked against head {}:{} recorded with revision {} of `{release}` in the release history",
+                        found.head.seq, found.head.hash, found.record.revision
+                    ));
+                    builder.expect_release_record(found.record.clone());
+                }
+                None if truncation.is_empty() => truncation.push(match &cluster {
+                    Some(_) => format!("not checked: no record of `{release}` in the release history carries a trail head, and no `--head` was given"),
+                    None => "not checked: no cluster configured to read the release history from (`backend.cluster`, or `--demo`), and no `--head` was given".to_owned(),
+                }),
+                None => {}
+            }
+            let (source, damage) = match (&settings.audit.store, &cluster) {
+                (config::AuditStoreKind::Cluster, Some(cluster)) => {
+                    let store = slipway_k8s_rollout::ClusterAuditStore::new(
+                        cluster.clone(),
+                        release.clone(),
+                    );
+                    let loaded = trail::read_cluster(&store, &release).await?;
+                    for entry in &loaded.trail.entries {
+                        builder.push(entry);
+                    }
+                    (loaded.source, loaded.trail.damage)
+                }
+                _ => trail::stream(&trail, &settings, |entry| builder.push(&entry)).await?,
+            };
+            let mut verdict = builder.finish(source, damage);
+            verdict.truncation = Some(truncation.join("; "));
             match trail.global.output {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&verdict)?),
                 OutputFormat::Text => println!("{}", verdict.to_text()),

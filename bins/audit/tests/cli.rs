@@ -87,6 +87,7 @@ fn record(
 ) -> ReleaseRecord {
     let release = ReleaseId::parse(release).expect("release");
     ReleaseRecord {
+        trail_head: None,
         source_time: None,
         creates: Vec::new(),
         alias_pending: None,
@@ -585,6 +586,7 @@ async fn the_cluster_store_is_read_from_the_configured_cluster() {
     exit code: 0
     ----- stdout -----
     signatures: 0 of 0 entries signed; not checked (no trusted key: pass `--key cosign.pub`)
+    truncation: not checked: no record of `ml-serving/iris-classifier` in the release history carries a trail head, and no `--head` was given
     intact: 0 entries in ConfigMaps `slipway.dev/audit=iris-classifier` in namespace `ml-serving`
     ----- stderr -----
     ");
@@ -641,4 +643,138 @@ async fn drift_goes_on_in_a_saved_demo_world() {
         dir.path(),
     );
     assert_eq!(fresh.code, 1, "{}{}", fresh.stdout, fresh.stderr);
+}
+
+/// What `slipway-deploy run --demo --state DIR` leaves behind: the trail in the file
+/// `DIR/audit.jsonl`, or `on_cluster` in ConfigMaps of the world's own cluster.
+async fn promoted_saved_world(state: &Path, on_cluster: bool) -> slipway_pipeline::RunOutcome {
+    let spec =
+        slipway_cli::release::release_spec(&slipway_cli::config::Settings::default(), None, None)
+            .expect("spec");
+    let file: Arc<dyn AuditStore> = Arc::new(FileAuditStore::new(
+        slipway_demo::persist::trail_path(state),
+    ));
+    let world = slipway_demo::persist::open_or_create(
+        state,
+        Some("happy"),
+        &spec,
+        file.clone(),
+        slipway_demo::persist::Hooks::default(),
+    )
+    .await
+    .expect("world");
+    let mut backends = world.world.backends.clone();
+    backends.audit = if on_cluster {
+        Arc::new(slipway_k8s_rollout::ClusterAuditStore::new(
+            backends.cluster.clone(),
+            spec.release.clone(),
+        ))
+    } else {
+        file
+    };
+    slipway_pipeline::run(&spec, &backends, &mut |_: &_| {})
+        .await
+        .outcome
+}
+
+#[tokio::test]
+async fn verify_catches_a_file_trail_cut_short_without_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("world");
+    assert_eq!(
+        promoted_saved_world(&state, false).await,
+        slipway_pipeline::RunOutcome::Promoted
+    );
+    let state_arg = state.display().to_string();
+    let args = ["verify", "--no-config", "--demo", "--state", &state_arg];
+    let intact = audit(&args, dir.path());
+    assert_eq!(intact.code, 0, "{}{}", intact.stdout, intact.stderr);
+    assert!(
+        intact.stdout.contains("truncation: checked against head")
+            && intact.stdout.contains("in the release history"),
+        "{}",
+        intact.stdout
+    );
+
+    // Someone with write access to the file removes its last two entries.
+    let path = slipway_demo::persist::trail_path(&state);
+    let text = std::fs::read_to_string(&path).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    let kept = lines[..lines.len() - 2].join("\n") + "\n";
+    std::fs::write(&path, kept).expect("cut");
+    let cut = audit(&args, dir.path());
+    assert_eq!(cut.code, 1, "{}{}", cut.stdout, cut.stderr);
+    assert!(cut.stdout.contains("it was truncated"), "{}", cut.stdout);
+    assert!(cut.stdout.contains("BROKEN"), "{}", cut.stdout);
+}
+
+#[tokio::test]
+async fn verify_catches_a_cluster_trail_cut_short_without_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("slipway.toml"),
+        "[audit]\nstore = \"cluster\"\n",
+    )
+    .expect("config");
+    let state = dir.path().join("world");
+    // The seeded approvals sit in the file trail, not in this one: the canary pauses at the
+    // approval gate, and the `paused` record carries the head all the same.
+    assert_eq!(
+        promoted_saved_world(&state, true).await,
+        slipway_pipeline::RunOutcome::Paused
+    );
+    let state_arg = state.display().to_string();
+    let args = ["verify", "--demo", "--state", &state_arg];
+    let intact = audit(&args, dir.path());
+    assert_eq!(intact.code, 0, "{}{}", intact.stdout, intact.stderr);
+    assert!(
+        intact.stdout.contains("truncation: checked against head")
+            && intact.stdout.contains("intact:")
+            && intact.stdout.contains("ConfigMaps"),
+        "{}",
+        intact.stdout
+    );
+
+    // Someone with `configmaps delete` removes the trail's last two ConfigMaps.
+    let cluster_file = state.join("cluster.json");
+    let mut world: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cluster_file).expect("read")).expect("json");
+    let mut removed = 0;
+    let trails = find_key(&mut world, "audit")
+        .and_then(serde_json::Value::as_array_mut)
+        .expect("audit objects");
+    for pair in trails {
+        let objects = pair[1].as_object_mut().expect("objects by name");
+        let mut by_seq: Vec<(u64, String)> = objects
+            .keys()
+            .map(|name| {
+                let seq = name.rsplit('-').next().and_then(|seq| seq.parse().ok());
+                (seq.expect("name ends in its seq"), name.clone())
+            })
+            .collect();
+        by_seq.sort();
+        for (_, name) in by_seq.iter().rev().take(2) {
+            objects.remove(name);
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 2);
+    std::fs::write(&cluster_file, serde_json::to_vec(&world).expect("json")).expect("write");
+    let cut = audit(&args, dir.path());
+    assert_eq!(cut.code, 1, "{}{}", cut.stdout, cut.stderr);
+    assert!(cut.stdout.contains("it was truncated"), "{}", cut.stdout);
+}
+
+/// The first value under `key`, anywhere in `value`.
+fn find_key<'a>(value: &'a mut serde_json::Value, key: &str) -> Option<&'a mut serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.contains_key(key) {
+                return map.get_mut(key);
+            }
+            map.values_mut().find_map(|inner| find_key(inner, key))
+        }
+        serde_json::Value::Array(items) => items.iter_mut().find_map(|inner| find_key(inner, key)),
+        _ => None,
+    }
 }

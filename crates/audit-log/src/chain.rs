@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use slipway_attest::{Signer, Verifier};
 
+use slipway_core::ReleaseRecord;
+
 use crate::{Error, Event};
 
 /// `prev` of the first entry.
@@ -49,14 +51,9 @@ pub fn signed_payload(hash: &str) -> Vec<u8> {
     format!("{SIGNED_PREFIX}{hash}").into_bytes()
 }
 
-/// The last entry a reader saw: used to detect a truncated trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Head {
-    /// Its sequence number.
-    pub seq: u64,
-    /// Its hash.
-    pub hash: String,
-}
+/// The last entry a reader saw: used to detect a truncated trail. The same type as a release
+/// record's `trail_head`, so a head kept in the release history is checked as it is.
+pub type Head = slipway_core::TrailHead;
 
 /// Something wrong with the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -178,23 +175,50 @@ pub fn verify(entries: &[Entry], expected_head: Option<&Head>) -> Vec<ChainProbl
 #[derive(Debug, Clone, Default)]
 pub struct ChainVerifier {
     previous: Option<Head>,
-    expected_head: Option<Head>,
-    /// Whether the expected head's entry was seen, and whether its hash matched.
-    head_seen: Option<bool>,
+    /// Heads the trail must reach, each with whether its entry was seen and its hash matched.
+    expected: Vec<(Head, Option<bool>)>,
+    /// Release records the trail must hold (as `Event::Release`), each with whether it did.
+    records: Vec<(ReleaseRecord, bool)>,
     problems: Vec<ChainProblem>,
 }
 
 impl ChainVerifier {
     /// A verifier for a trail that must reach `expected_head` when one is given.
     pub fn new(expected_head: Option<Head>) -> ChainVerifier {
-        ChainVerifier {
-            expected_head,
-            ..ChainVerifier::default()
+        let mut verifier = ChainVerifier::default();
+        if let Some(head) = expected_head {
+            verifier.expect_head(head);
         }
+        verifier
+    }
+
+    /// Also requires the trail to reach `head` (call before the first [`ChainVerifier::push`]).
+    pub fn expect_head(&mut self, head: Head) {
+        if !self.expected.iter().any(|(known, _)| known == &head) {
+            self.expected.push((head, None));
+        }
+    }
+
+    /// Also requires the trail to reach a release record taken from the release history: the
+    /// head it carries, and the record's own entry, which is appended after it. So a trail cut
+    /// anywhere after the record's head, including just after the record's entry's
+    /// predecessor, is caught.
+    pub fn expect_release_record(&mut self, record: ReleaseRecord) {
+        if let Some(head) = record.trail_head.clone() {
+            self.expect_head(head);
+        }
+        self.records.push((record, false));
     }
 
     /// Checks the next entry against the one before it.
     pub fn push(&mut self, entry: &Entry) {
+        if let Event::Release(recorded) = &entry.event {
+            for (record, found) in &mut self.records {
+                if !*found && recorded == record {
+                    *found = true;
+                }
+            }
+        }
         let expected_seq = self.previous.as_ref().map_or(1, |p| p.seq + 1);
         if entry.seq != expected_seq {
             self.problems.push(ChainProblem {
@@ -218,11 +242,10 @@ impl ChainVerifier {
                 problem: "content does not match its hash: the entry was modified".to_owned(),
             });
         }
-        if let Some(head) = &self.expected_head
-            && head.seq == entry.seq
-            && self.head_seen.is_none()
-        {
-            self.head_seen = Some(head.hash == entry.hash);
+        for (head, seen) in &mut self.expected {
+            if head.seq == entry.seq && seen.is_none() {
+                *seen = Some(head.hash == entry.hash);
+            }
         }
         match &mut self.previous {
             Some(previous) => {
@@ -240,8 +263,8 @@ impl ChainVerifier {
 
     /// Every problem found, including truncation against the expected head.
     pub fn finish(mut self) -> Vec<ChainProblem> {
-        if let Some(head) = &self.expected_head {
-            match self.head_seen {
+        for (head, seen) in &self.expected {
+            match seen {
                 None => self.problems.push(ChainProblem {
                     seq: head.seq,
                     problem: format!(
@@ -256,6 +279,21 @@ impl ChainVerifier {
                         .to_owned(),
                 }),
                 Some(true) => {}
+            }
+        }
+        for (record, found) in &self.records {
+            if !found {
+                let after = record.trail_head.as_ref().map_or(0, |head| head.seq);
+                self.problems.push(ChainProblem {
+                    seq: after + 1,
+                    problem: format!(
+                        "trail ends at entry {} without the entry of revision {} of `{}` ({}), which the release history holds and which follows entry {after}: it was truncated (or the entry was never written)",
+                        self.previous.as_ref().map_or(0, |p| p.seq),
+                        record.revision,
+                        record.release,
+                        record.outcome
+                    ),
+                });
             }
         }
         self.problems

@@ -59,6 +59,10 @@ pub struct ApprovalRecord {
 /// What an entry records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a handful of events per release, each moved once into its entry; boxing the record would change every construction site for no measurable gain"
+)]
 pub enum Event {
     /// A revision ended (promoted, aborted, failed, rolled back).
     Release(ReleaseRecord),
@@ -205,6 +209,11 @@ pub trait AuditStore: Send + Sync {
     async fn append(&self, at: Timestamp, event: Event) -> Result<Entry, Error>;
     /// The trail with whatever damage was found; fails only when the store cannot be read.
     async fn read(&self) -> Result<Trail, Error>;
+    /// The last readable entry's sequence number and hash (`None` for an empty trail): what a
+    /// release record carries as its `trail_head`.
+    async fn head(&self) -> Result<Option<Head>, Error> {
+        Ok(self.read().await?.entries.last().map(Entry::head))
+    }
     /// Every entry, oldest first; fails on any damage.
     async fn entries(&self) -> Result<Vec<Entry>, Error> {
         let trail = self.read().await?;

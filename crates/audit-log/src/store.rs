@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use jiff::Timestamp;
 use slipway_attest::Signer;
 
-use crate::{AuditStore, Damage, DamageKind, Entry, Error, Event, Trail};
+use crate::{AuditStore, Damage, DamageKind, Entry, Error, Event, Head, Trail};
 
 /// Entries in memory.
 #[derive(Default)]
@@ -48,6 +48,15 @@ impl AuditStore for MemoryAuditStore {
         let entry = Entry::next_signed(entries.last(), at, event, self.signer.as_deref())?;
         entries.push(entry.clone());
         Ok(entry)
+    }
+
+    async fn head(&self) -> Result<Option<Head>, Error> {
+        Ok(self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last()
+            .map(Entry::head))
     }
 
     async fn read(&self) -> Result<Trail, Error> {
@@ -306,6 +315,12 @@ impl AuditStore for FileAuditStore {
             }
         }
         Ok(entry)
+    }
+
+    async fn head(&self) -> Result<Option<Head>, Error> {
+        let mut last = None;
+        self.read_each(|entry| last = Some(entry))?;
+        Ok(last.as_ref().map(Entry::head))
     }
 
     async fn read(&self) -> Result<Trail, Error> {

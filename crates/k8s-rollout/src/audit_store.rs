@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use slipway_attest::Signer;
-use slipway_audit_log::{AuditStore, Damage, DamageKind, Entry, Error, Event, Trail};
+use slipway_audit_log::{AuditStore, Damage, DamageKind, Entry, Error, Event, Head, Trail};
 use slipway_core::ReleaseId;
 
 use crate::{AuditCreate, AuditObject, Cluster};
@@ -148,6 +148,11 @@ impl AuditStore for ClusterAuditStore {
                 }
             }
         }
+    }
+
+    /// The trail is listed whole (the API has no cheaper way to find the newest object).
+    async fn head(&self) -> Result<Option<Head>, Error> {
+        Ok(self.read().await?.entries.last().map(Entry::head))
     }
 
     async fn read(&self) -> Result<Trail, Error> {
