@@ -1303,3 +1303,59 @@ async fn exact_weights_and_enough_replicas_are_never_coarse() {
         ]
     );
 }
+
+#[tokio::test]
+async fn one_server_image_ships_two_model_versions_in_turn() {
+    // The image loads its model (the reload step): it ships model 3, then model 4.
+    let spec = spec();
+    let world = world("happy", &spec).await;
+    let first = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(first.outcome, RunOutcome::Promoted, "{}", first.reason);
+    let digest = first.digest.clone().expect("digest");
+
+    let next = world.models.register(
+        &spec.model.name,
+        "c4f1e9a7-train-2026-11-27",
+        &[("accuracy", 0.96), ("f1", 0.94)],
+    );
+    let slipway_core::ModelSelector::Alias(alias) = &spec.model.selector else {
+        panic!("the default spec selects the candidate by alias");
+    };
+    world.models.set_alias(&next, alias).await.expect("alias");
+    let approval = slipway_audit_log::ApprovalRecord {
+        release: spec.release.clone(),
+        approver: "maria.chen".to_owned(),
+        at: world.backends.clock.now(),
+        reason: "model 4 reviewed".to_owned(),
+        digest: digest.clone(),
+        model: next.clone(),
+    };
+    world
+        .backends
+        .audit
+        .append(world.backends.clock.now(), Event::Approval(approval))
+        .await
+        .expect("approval");
+
+    let second = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    let link_check = second
+        .gates
+        .checks
+        .iter()
+        .find(|check| check.name == "image serves the candidate model")
+        .map(|check| format!("{:?}: {}", check.status, check.reason));
+    assert_eq!(
+        second.outcome,
+        RunOutcome::Promoted,
+        "{} / model link check: {link_check:?}",
+        second.reason
+    );
+    assert_eq!(second.digest.as_ref(), Some(&digest), "the same image");
+    assert_eq!(serving_version(&world, &spec).await, next.version);
+    assert!(
+        link_check
+            .as_deref()
+            .is_some_and(|text| text.starts_with("Pass")),
+        "{link_check:?}"
+    );
+}
