@@ -59,7 +59,9 @@ enum Command {
         #[arg(long)]
         approvals: bool,
     },
-    /// Check the hash chain, a torn last write and signatures; exit 1 when anything is wrong.
+    /// Check the hash chain, a torn last write, truncation against the release history and
+    /// signatures; exit 1 when anything is wrong, or when no trusted key is given outside
+    /// `--demo`.
     #[command(
         after_help = "Examples:\n  slipway-audit verify --trail audit.jsonl --head 41:9f2c…\n  slipway-audit verify --trail audit.jsonl --key cosign.pub"
     )]
@@ -228,6 +230,10 @@ pub(crate) struct ChainVerdict {
     /// only `verify` says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) truncation: Option<String>,
+    /// `verify` outside `--demo` without a trusted key: the chain alone proves nothing against
+    /// whoever can rewrite the store, so the trail is not called intact.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) key_required: bool,
 }
 
 pub(crate) fn chain_verdict(
@@ -300,6 +306,7 @@ impl<'k> VerdictBuilder<'k> {
             signature_problems: self.signature_problems,
             head,
             truncation: None,
+            key_required: false,
         }
     }
 }
@@ -318,7 +325,12 @@ impl ChainVerdict {
         for problem in &self.signature_problems {
             lines.push(format!("entry {}: {}", problem.seq, problem.problem));
         }
-        lines.push(if self.trusted_keys.is_empty() {
+        lines.push(if self.key_required {
+            format!(
+                "signatures: {} of {} entries signed; not checked: outside `--demo` a trail is intact only when every entry is signed by a trusted key\n\nhint: pass `--key cosign.pub` or set `signing.trusted_keys` (the public half of the deploy key)",
+                self.signed_entries, self.entries
+            )
+        } else if self.trusted_keys.is_empty() {
             format!(
                 "signatures: {} of {} entries signed; not checked (no trusted key: pass `--key cosign.pub`)",
                 self.signed_entries, self.entries
@@ -334,9 +346,19 @@ impl ChainVerdict {
         if let Some(truncation) = &self.truncation {
             lines.push(format!("truncation: {truncation}"));
         }
+        let unproven = self.key_required
+            && self.problems.is_empty()
+            && self.damage.is_empty()
+            && self.signature_problems.is_empty();
         lines.push(format!(
             "{}: {} entries in {}",
-            if self.ok { "intact" } else { "BROKEN" },
+            if self.ok {
+                "intact"
+            } else if unproven {
+                "UNPROVEN"
+            } else {
+                "BROKEN"
+            },
             self.entries,
             self.source
         ));
@@ -457,6 +479,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             };
             let mut verdict = builder.finish(source, damage);
             verdict.truncation = Some(truncation.join("; "));
+            // The demo's trail is unsigned by design; everywhere else an unsigned or unchecked
+            // trail could have been rewritten whole by anyone who can write the store.
+            if keys.is_empty() && demo.demo.is_none() {
+                verdict.key_required = true;
+                verdict.ok = false;
+            }
             match trail.global.output {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&verdict)?),
                 OutputFormat::Text => println!("{}", verdict.to_text()),

@@ -248,6 +248,33 @@ async fn verify_an_intact_signed_trail() {
 }
 
 #[tokio::test]
+async fn without_a_trusted_key_only_the_demo_calls_a_trail_intact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    signed_trail(dir.path()).await;
+    let unproven = audit(
+        &["verify", "--no-config", "--trail", "trail.jsonl"],
+        dir.path(),
+    );
+    assert_eq!(unproven.code, 1, "{}", unproven.stderr);
+    assert!(
+        unproven.stdout.contains("UNPROVEN: 11 entries")
+            && unproven.stdout.contains("hint: pass `--key cosign.pub`"),
+        "{}",
+        unproven.stdout
+    );
+    let demo = audit(
+        &["verify", "--no-config", "--demo", "--trail", "trail.jsonl"],
+        dir.path(),
+    );
+    assert_eq!(demo.code, 0, "{}{}", demo.stdout, demo.stderr);
+    assert!(
+        demo.stdout.contains("intact: 11 entries"),
+        "{}",
+        demo.stdout
+    );
+}
+
+#[tokio::test]
 async fn verify_finds_a_modified_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = signed_trail(dir.path()).await;
@@ -366,16 +393,18 @@ async fn verify_with_a_key_reports_unsigned_entries() {
         verdict["signature_problems"],
         serde_json::json!([{ "seq": 12, "problem": "unsigned: the entry carries no signature" }])
     );
-    // Without a key the same trail verifies: the chain is intact, signatures are not checked.
+    // Without a key the same trail is not called intact (outside the demo): the chain holds,
+    // but nothing says who wrote it.
     let unchecked = audit(
         &["verify", "--no-config", "--trail", "trail.jsonl"],
         dir.path(),
     );
-    assert_eq!(unchecked.code, 0, "{}", unchecked.stdout);
+    assert_eq!(unchecked.code, 1, "{}", unchecked.stdout);
     assert!(
         unchecked
             .stdout
-            .contains("11 of 12 entries signed; not checked"),
+            .contains("11 of 12 entries signed; not checked: outside `--demo`")
+            && unchecked.stdout.contains("UNPROVEN: 12 entries"),
         "{}",
         unchecked.stdout
     );
@@ -580,14 +609,17 @@ async fn the_cluster_store_is_read_from_the_configured_cluster() {
     )
     .expect("config");
     let output = audit(&["verify"], dir.path());
-    assert_eq!(output.code, 0, "{}", output.stderr);
-    // The embedded memory cluster starts empty in every process.
+    // The embedded memory cluster starts empty in every process; simulated parts are not the
+    // demo, so without a trusted key the trail is not called intact.
+    assert_eq!(output.code, 1, "{}", output.stderr);
     insta::assert_snapshot!(snapshot(&output, dir.path()), @r"
-    exit code: 0
+    exit code: 1
     ----- stdout -----
-    signatures: 0 of 0 entries signed; not checked (no trusted key: pass `--key cosign.pub`)
+    signatures: 0 of 0 entries signed; not checked: outside `--demo` a trail is intact only when every entry is signed by a trusted key
+
+    hint: pass `--key cosign.pub` or set `signing.trusted_keys` (the public half of the deploy key)
     truncation: not checked: no record of `ml-serving/iris-classifier` in the release history carries a trail head, and no `--head` was given
-    intact: 0 entries in ConfigMaps `slipway.dev/audit=iris-classifier` in namespace `ml-serving`
+    UNPROVEN: 0 entries in ConfigMaps `slipway.dev/audit=iris-classifier` in namespace `ml-serving`
     ----- stderr -----
     ");
 }
