@@ -300,6 +300,27 @@ impl ChainVerifier {
     }
 }
 
+/// Refuses to extend a trail whose sequence numbers do not follow on from 1 (an entry far ahead,
+/// or one removed): the next entry would have no well-defined number, and chaining onto the gap
+/// would make it permanent. `location` names the trail in the error.
+pub fn check_sequence<'a>(
+    location: &str,
+    entries: impl IntoIterator<Item = &'a Entry>,
+) -> Result<(), Error> {
+    let mut expected = 1;
+    for entry in entries {
+        if entry.seq != expected {
+            return Err(Error::SequenceGap {
+                location: location.to_owned(),
+                expected,
+                found: entry.seq,
+            });
+        }
+        expected += 1;
+    }
+    Ok(())
+}
+
 /// Checks every entry's signature against the trusted `keys`: lists each entry that is unsigned,
 /// signed by a key that is not trusted, or whose signature does not verify over its hash. An
 /// entry whose content no longer matches its hash is [`verify`]'s to report; a signature still

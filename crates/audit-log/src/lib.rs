@@ -30,8 +30,8 @@ mod chain;
 mod store;
 
 pub use chain::{
-    ChainProblem, ChainVerifier, Entry, EntrySignature, Head, signed_payload, verify,
-    verify_signature, verify_signatures,
+    ChainProblem, ChainVerifier, Entry, EntrySignature, Head, check_sequence, signed_payload,
+    verify, verify_signature, verify_signatures,
 };
 pub use store::{FileAuditStore, MemoryAuditStore};
 

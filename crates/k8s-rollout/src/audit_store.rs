@@ -111,6 +111,7 @@ impl AuditStore for ClusterAuditStore {
                 }
                 return Err(err);
             }
+            slipway_audit_log::check_sequence(&self.location(), &trail.entries)?;
             let entry = Entry::next_signed(
                 trail.entries.last(),
                 at,
@@ -320,5 +321,53 @@ mod tests {
             .await
             .expect_err("refused");
         assert!(err.to_string().contains("refusing to append"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn append_refuses_a_sequence_gap() {
+        let cluster = cluster();
+        let store = ClusterAuditStore::new(cluster.clone(), release());
+        let at = Timestamp::from_second(1_700_000_000).expect("ts");
+        let first = store.append(at, decision("one")).await.expect("append");
+        // An entry far ahead, correctly named and chained onto entry 999,999.
+        let far = Entry::next(
+            Some(&Entry {
+                seq: 999_999,
+                ..first
+            }),
+            at,
+            decision("far"),
+        );
+        cluster
+            .create_audit_object(
+                "ml",
+                "iris",
+                &AuditObject {
+                    name: store.object_name(far.seq),
+                    entry: serde_json::to_string(&far).expect("json"),
+                },
+            )
+            .await
+            .expect("create");
+        let err = store
+            .append(at, decision("two"))
+            .await
+            .expect_err("a gap is refused");
+        assert!(
+            matches!(
+                err,
+                Error::SequenceGap {
+                    expected: 2,
+                    found: 1_000_000,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            store.entries().await.expect("read").len(),
+            2,
+            "nothing appended"
+        );
     }
 }
