@@ -307,8 +307,7 @@ pub fn check_sequence<'a>(
     location: &str,
     entries: impl IntoIterator<Item = &'a Entry>,
 ) -> Result<(), Error> {
-    let mut expected = 1;
-    for entry in entries {
+    for (expected, entry) in (1..).zip(entries) {
         if entry.seq != expected {
             return Err(Error::SequenceGap {
                 location: location.to_owned(),
@@ -316,7 +315,6 @@ pub fn check_sequence<'a>(
                 found: entry.seq,
             });
         }
-        expected += 1;
     }
     Ok(())
 }
