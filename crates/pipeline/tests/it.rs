@@ -1030,6 +1030,37 @@ async fn after_blue_green_the_watch_guards_the_active_colour_and_rollback_switch
         "the user's Deployment never changed"
     );
     assert_eq!(serving_version(&world, &spec).await, 2);
+
+    // Every record written carries the trail's head at that moment, and the record's own entry
+    // comes right after it: what `slipway-audit verify` checks a trail against.
+    let history = world
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .expect("history");
+    let entries = world.backends.audit.entries().await.expect("trail");
+    for record in history.iter().filter(|record| record.revision > 2) {
+        let head = record.trail_head.as_ref().unwrap_or_else(|| {
+            panic!(
+                "revision {} ({}) carries no trail head",
+                record.revision, record.outcome
+            )
+        });
+        let at = entries
+            .iter()
+            .position(|entry| entry.head() == *head)
+            .expect("the head is an entry of the trail");
+        assert_eq!(
+            entries.get(at + 1).map(|entry| &entry.event),
+            Some(&Event::Release(record.clone())),
+            "revision {}'s own entry comes right after its head: the head is the trail's when the record was written",
+            record.revision
+        );
+    }
+    assert_eq!(
+        history.last().map(|record| record.outcome),
+        Some(Outcome::RolledBack)
+    );
 }
 
 /// A loopback HTTP server that answers every request with `status` and a small JSON body.
