@@ -130,7 +130,7 @@ fn story_steps() -> Vec<Step> {
         ),
         Step::new(
             "slipway-audit",
-            &["verify", "--no-config", "--trail", TRAIL],
+            &["verify", "--no-config", "--demo", "--trail", TRAIL],
         ),
         Step::new(
             "slipway-audit",
@@ -327,7 +327,7 @@ mod tests {
                 "slipway-deploy demo --no-config --trail target/demo/audit.jsonl",
                 "slipway-audit log --no-config --trail target/demo/audit.jsonl",
                 "slipway-audit dora --no-config --trail target/demo/audit.jsonl --until 2026-11-23T00:00:00Z",
-                "slipway-audit verify --no-config --trail target/demo/audit.jsonl",
+                "slipway-audit verify --no-config --demo --trail target/demo/audit.jsonl",
                 "slipway-audit report --no-config --trail target/demo/audit.jsonl --html target/demo/report.html",
             ]
         );

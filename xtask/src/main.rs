@@ -15,6 +15,7 @@
 
 mod bench;
 mod bench_analysis;
+mod bench_audit;
 mod ci;
 mod demo;
 mod e2e;
@@ -47,6 +48,8 @@ commands:
                               Slipway resolve + verify of N signed images next to `skopeo inspect`
   bench analysis              the canary judge on 2 x 100,000 samples next to SciPy, and the
                               simulation table
+  bench audit [--entries N]   `slipway-audit verify` streaming a 1,000,000-entry trail next to
+                              `sha256sum` of the same file: time, peak memory, throughput ratio
 ";
 
 fn main() -> ExitCode {
@@ -103,6 +106,10 @@ fn run(args: &[String]) -> Result<ExitCode> {
             e2e::run(&root, &e2e::Args::parse(rest)?)?;
             Ok(ExitCode::SUCCESS)
         }
+        "bench" if rest.first().is_some_and(|name| name == "audit") => {
+            bench_audit::run(&root, &rest[1..])?;
+            Ok(ExitCode::SUCCESS)
+        }
         "bench" if rest.first().is_some_and(|name| name == "analysis") => {
             bench_analysis::run(&root, &rest[1..])?;
             Ok(ExitCode::SUCCESS)
@@ -111,6 +118,7 @@ fn run(args: &[String]) -> Result<ExitCode> {
         "bench" if rest.is_empty() => {
             bench::run(&root, &["registry".to_owned()])?;
             bench_analysis::run(&root, &[])?;
+            bench_audit::run(&root, &[])?;
             Ok(ExitCode::SUCCESS)
         }
         "bench" => {

@@ -147,6 +147,7 @@ mod tests {
     fn record(revision: u64, outcome: Outcome, minute: i64) -> ReleaseRecord {
         let digest = Digest::parse(&format!("sha256:{}", "a".repeat(64))).expect("digest");
         ReleaseRecord {
+            trail_head: None,
             source_time: None,
             creates: Vec::new(),
             alias_pending: None,

@@ -27,8 +27,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use slipway_attest::{EcdsaP256PublicKey, Verifier};
-use slipway_audit_log::{Entry, Event, Head, verify, verify_signatures};
-use slipway_cli::config::Settings;
+use slipway_audit_log::{ChainVerifier, Entry, Event, Head, verify_signature};
+use slipway_cli::config::{self, Settings};
 use slipway_cli::{ExitStatus, Failure, OutputFormat, UserError};
 
 use crate::trail::TrailArgs;
@@ -59,7 +59,9 @@ enum Command {
         #[arg(long)]
         approvals: bool,
     },
-    /// Check the hash chain, a torn last write and signatures; exit 1 when anything is wrong.
+    /// Check the hash chain, a torn last write, truncation against the release history and
+    /// signatures; exit 1 when anything is wrong, or when no trusted key is given outside
+    /// `--demo`.
     #[command(
         after_help = "Examples:\n  slipway-audit verify --trail audit.jsonl --head 41:9f2c…\n  slipway-audit verify --trail audit.jsonl --key cosign.pub"
     )]
@@ -71,6 +73,8 @@ enum Command {
         head: Option<String>,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        demo: slipway_cli::demo::DemoArgs,
     },
     /// DORA metrics over a period.
     Dora {
@@ -222,6 +226,14 @@ pub(crate) struct ChainVerdict {
     pub(crate) signature_problems: Vec<slipway_audit_log::ChainProblem>,
     /// The last readable entry.
     pub(crate) head: Option<Head>,
+    /// What truncation was checked against (`--head`, the release history), in a sentence;
+    /// only `verify` says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) truncation: Option<String>,
+    /// `verify` outside `--demo` without a trusted key: the chain alone proves nothing against
+    /// whoever can rewrite the store, so the trail is not called intact.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) key_required: bool,
 }
 
 pub(crate) fn chain_verdict(
@@ -229,27 +241,73 @@ pub(crate) fn chain_verdict(
     expected_head: Option<&Head>,
     keys: &[EcdsaP256PublicKey],
 ) -> ChainVerdict {
-    let entries = &loaded.trail.entries;
-    let problems = verify(entries, expected_head);
-    let verifiers: Vec<&dyn Verifier> = keys.iter().map(|key| key as &dyn Verifier).collect();
-    let signature_problems = if verifiers.is_empty() {
-        Vec::new()
-    } else {
-        verify_signatures(entries, &verifiers)
-    };
-    ChainVerdict {
-        source: loaded.source.clone(),
-        entries: entries.len(),
-        ok: problems.is_empty() && loaded.trail.damage.is_empty() && signature_problems.is_empty(),
-        problems,
-        damage: loaded.trail.damage.clone(),
-        trusted_keys: verifiers.iter().map(|key| key.key_id()).collect(),
-        signed_entries: entries
-            .iter()
-            .filter(|entry| entry.signature.is_some())
-            .count(),
-        signature_problems,
-        head: entries.last().map(Entry::head),
+    let mut builder = VerdictBuilder::new(expected_head.cloned(), keys);
+    for entry in &loaded.trail.entries {
+        builder.push(entry);
+    }
+    builder.finish(loaded.source.clone(), loaded.trail.damage.clone())
+}
+
+/// A [`ChainVerdict`] built one entry at a time, so `verify` streams a file trail: it keeps the
+/// running chain state and the problems, never the entries.
+pub(crate) struct VerdictBuilder<'k> {
+    chain: ChainVerifier,
+    verifiers: Vec<&'k dyn Verifier>,
+    entries: usize,
+    signed_entries: usize,
+    signature_problems: Vec<slipway_audit_log::ChainProblem>,
+}
+
+impl<'k> VerdictBuilder<'k> {
+    pub(crate) fn new(expected_head: Option<Head>, keys: &'k [EcdsaP256PublicKey]) -> Self {
+        VerdictBuilder {
+            chain: ChainVerifier::new(expected_head),
+            verifiers: keys.iter().map(|key| key as &dyn Verifier).collect(),
+            entries: 0,
+            signed_entries: 0,
+            signature_problems: Vec::new(),
+        }
+    }
+
+    /// Also requires the trail to reach a record of the release history (see
+    /// [`ChainVerifier::expect_release_record`]).
+    pub(crate) fn expect_release_record(&mut self, record: slipway_core::ReleaseRecord) {
+        self.chain.expect_release_record(record);
+    }
+
+    pub(crate) fn push(&mut self, entry: &Entry) {
+        self.chain.push(entry);
+        self.entries += 1;
+        if entry.signature.is_some() {
+            self.signed_entries += 1;
+        }
+        if !self.verifiers.is_empty()
+            && let Some(problem) = verify_signature(entry, &self.verifiers)
+        {
+            self.signature_problems.push(problem);
+        }
+    }
+
+    pub(crate) fn finish(
+        self,
+        source: String,
+        damage: Vec<slipway_audit_log::Damage>,
+    ) -> ChainVerdict {
+        let head = self.chain.head().cloned();
+        let problems = self.chain.finish();
+        ChainVerdict {
+            source,
+            entries: self.entries,
+            ok: problems.is_empty() && damage.is_empty() && self.signature_problems.is_empty(),
+            problems,
+            damage,
+            trusted_keys: self.verifiers.iter().map(|key| key.key_id()).collect(),
+            signed_entries: self.signed_entries,
+            signature_problems: self.signature_problems,
+            head,
+            truncation: None,
+            key_required: false,
+        }
     }
 }
 
@@ -267,7 +325,12 @@ impl ChainVerdict {
         for problem in &self.signature_problems {
             lines.push(format!("entry {}: {}", problem.seq, problem.problem));
         }
-        lines.push(if self.trusted_keys.is_empty() {
+        lines.push(if self.key_required {
+            format!(
+                "signatures: {} of {} entries signed; not checked: outside `--demo` a trail is intact only when every entry is signed by a trusted key\n\nhint: pass `--key cosign.pub` or set `signing.trusted_keys` (the public half of the deploy key)",
+                self.signed_entries, self.entries
+            )
+        } else if self.trusted_keys.is_empty() {
             format!(
                 "signatures: {} of {} entries signed; not checked (no trusted key: pass `--key cosign.pub`)",
                 self.signed_entries, self.entries
@@ -280,9 +343,22 @@ impl ChainVerdict {
                 self.trusted_keys.join(", ")
             )
         });
+        if let Some(truncation) = &self.truncation {
+            lines.push(format!("truncation: {truncation}"));
+        }
+        let unproven = self.key_required
+            && self.problems.is_empty()
+            && self.damage.is_empty()
+            && self.signature_problems.is_empty();
         lines.push(format!(
             "{}: {} entries in {}",
-            if self.ok { "intact" } else { "BROKEN" },
+            if self.ok {
+                "intact"
+            } else if unproven {
+                "UNPROVEN"
+            } else {
+                "BROKEN"
+            },
             self.entries,
             self.source
         ));
@@ -344,12 +420,71 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             }
             Ok(ExitStatus::Success)
         }
-        Command::Verify { trail, head, keys } => {
+        Command::Verify {
+            trail,
+            head,
+            keys,
+            demo,
+        } => {
             let expected = head.as_deref().map(parse_head).transpose()?;
-            let settings = trail::settings(&trail)?;
+            let mut settings = trail::settings(&trail)?;
+            // The embedded world's trail lives with it.
+            if let Some(dir) = &demo.state
+                && settings.audit.path.is_none()
+            {
+                settings.audit.path = Some(slipway_demo::persist::trail_path(dir));
+            }
             let keys = trusted_keys(&settings, &keys)?;
-            let loaded = trail::load(&trail, &settings).await?;
-            let verdict = chain_verdict(&loaded, expected.as_ref(), &keys);
+            let cluster = trail::history_cluster(&trail, &settings, &demo).await?;
+            let release = trail::release_name(&trail, &settings)?;
+            let history_head = match &cluster {
+                Some(cluster) => trail::history_head(cluster.as_ref(), &release).await?,
+                None => None,
+            };
+            let mut truncation = Vec::new();
+            if let Some(head) = &expected {
+                truncation.push(format!(
+                    "checked against `--head {}:{}`",
+                    head.seq, head.hash
+                ));
+            }
+            let mut builder = VerdictBuilder::new(expected, &keys);
+            match &history_head {
+                Some(found) => {
+                    truncation.push(format!(
+                        "checked against head {}:{} recorded with revision {} of `{release}` in the release history",
+                        found.head.seq, found.head.hash, found.record.revision
+                    ));
+                    builder.expect_release_record(found.record.clone());
+                }
+                None if truncation.is_empty() => truncation.push(match &cluster {
+                    Some(_) => format!("not checked: no record of `{release}` in the release history carries a trail head, and no `--head` was given"),
+                    None => "not checked: no cluster configured to read the release history from (`backend.cluster`, or `--demo`), and no `--head` was given".to_owned(),
+                }),
+                None => {}
+            }
+            let (source, damage) = match (&settings.audit.store, &cluster) {
+                (config::AuditStoreKind::Cluster, Some(cluster)) => {
+                    let store = slipway_k8s_rollout::ClusterAuditStore::new(
+                        cluster.clone(),
+                        release.clone(),
+                    );
+                    let loaded = trail::read_cluster(&store, &release).await?;
+                    for entry in &loaded.trail.entries {
+                        builder.push(entry);
+                    }
+                    (loaded.source, loaded.trail.damage)
+                }
+                _ => trail::stream(&trail, &settings, |entry| builder.push(&entry)).await?,
+            };
+            let mut verdict = builder.finish(source, damage);
+            verdict.truncation = Some(truncation.join("; "));
+            // The demo's trail is unsigned by design; everywhere else an unsigned or unchecked
+            // trail could have been rewritten whole by anyone who can write the store.
+            if keys.is_empty() && demo.demo.is_none() {
+                verdict.key_required = true;
+                verdict.ok = false;
+            }
             match trail.global.output {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&verdict)?),
                 OutputFormat::Text => println!("{}", verdict.to_text()),

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use slipway_audit_log::{AuditStore, Entry, Event, FileAuditStore, MemoryAuditStore, Trail};
+use slipway_audit_log::{
+    AuditStore, Damage, Entry, Event, FileAuditStore, Head, MemoryAuditStore, Trail,
+};
 use slipway_cli::backends::Built;
-use slipway_cli::config::{self, AuditStoreKind, Settings};
+use slipway_cli::config::{self, AuditStoreKind, ClusterBackend, Settings};
 use slipway_cli::demo::DemoArgs;
 use slipway_cli::{GlobalArgs, UserError};
 use slipway_core::ReleaseId;
-use slipway_k8s_rollout::ClusterAuditStore;
+use slipway_k8s_rollout::{Cluster, ClusterAuditStore};
 
 /// Flags naming the trail, shared by every command.
 #[derive(Debug, Args)]
@@ -120,18 +122,90 @@ pub(crate) async fn load(args: &TrailArgs, settings: &Settings) -> anyhow::Resul
             })
         }
         AuditStoreKind::Cluster => {
-            let release = match release_flag(args)? {
-                Some(release) => release,
-                None => ReleaseId::parse(&settings.release.name).map_err(|err| UserError {
-                    message: format!("invalid configuration: key `release.name`: {err}"),
-                })?,
-            };
+            let release = release_name(args, settings)?;
             // The cluster trail is read from a real cluster: no `--demo` here.
             let built = backends(settings, &args.global, &DemoArgs::default()).await?;
             let store = ClusterAuditStore::new(built.backends.cluster.clone(), release.clone());
             read_cluster(&store, &release).await
         }
     }
+}
+
+/// `--release`, or `release.name`.
+pub(crate) fn release_name(args: &TrailArgs, settings: &Settings) -> anyhow::Result<ReleaseId> {
+    Ok(match release_flag(args)? {
+        Some(release) => release,
+        None => ReleaseId::parse(&settings.release.name).map_err(|err| UserError {
+            message: format!("invalid configuration: key `release.name`: {err}"),
+        })?,
+    })
+}
+
+/// The cluster whose release history `verify` reads trail heads from: the configured one when
+/// the trail lives there or a real cluster is configured, the embedded world's with `--demo`;
+/// `None` for a file trail with no cluster configured.
+pub(crate) async fn history_cluster(
+    args: &TrailArgs,
+    settings: &Settings,
+    demo: &DemoArgs,
+) -> anyhow::Result<Option<Arc<dyn Cluster>>> {
+    let consult = settings.audit.store == AuditStoreKind::Cluster
+        || demo.demo.is_some()
+        || settings.backend.cluster == ClusterBackend::Kubernetes;
+    if !consult {
+        return Ok(None);
+    }
+    let built = backends(settings, &args.global, demo).await?;
+    Ok(Some(built.backends.cluster.clone()))
+}
+
+/// The newest trail head in a release history, and the revision that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HistoryHead {
+    pub(crate) head: Head,
+    /// The record carrying it.
+    pub(crate) record: slipway_core::ReleaseRecord,
+}
+
+/// Reads `release`'s history and returns the newest record's trail head: the trail must still
+/// reach it, or entries were cut off its end.
+pub(crate) async fn history_head(
+    cluster: &dyn Cluster,
+    release: &ReleaseId,
+) -> anyhow::Result<Option<HistoryHead>> {
+    let history = cluster
+        .release_history(release)
+        .await
+        .with_context(|| format!("reading the release history of `{release}`"))?;
+    Ok(history.iter().rev().find_map(|record| {
+        record.trail_head.clone().map(|head| HistoryHead {
+            head,
+            record: record.clone(),
+        })
+    }))
+}
+
+/// Hands every readable entry of the configured trail to `on_entry`, oldest first, and returns
+/// where it was read from and the damage found. A file trail is streamed line by line (a
+/// million entries in a few megabytes); a cluster trail is listed whole, as the API returns it.
+pub(crate) async fn stream(
+    args: &TrailArgs,
+    settings: &Settings,
+    mut on_entry: impl FnMut(Entry),
+) -> anyhow::Result<(String, Vec<Damage>)> {
+    if let (AuditStoreKind::File, Some(path)) = (&settings.audit.store, &settings.audit.path)
+        && path.is_file()
+    {
+        let damage = FileAuditStore::new(path)
+            .read_each(on_entry)
+            .with_context(|| format!("reading `{}`", path.display()))?;
+        return Ok((path.display().to_string(), damage));
+    }
+    let loaded = load(args, settings).await?;
+    for entry in loaded.trail.entries {
+        on_entry(entry);
+    }
+    Ok((loaded.source, loaded.trail.damage))
 }
 
 /// Reads a cluster trail.

@@ -87,6 +87,7 @@ fn record(
 ) -> ReleaseRecord {
     let release = ReleaseId::parse(release).expect("release");
     ReleaseRecord {
+        trail_head: None,
         source_time: None,
         creates: Vec::new(),
         alias_pending: None,
@@ -247,6 +248,33 @@ async fn verify_an_intact_signed_trail() {
 }
 
 #[tokio::test]
+async fn without_a_trusted_key_only_the_demo_calls_a_trail_intact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    signed_trail(dir.path()).await;
+    let unproven = audit(
+        &["verify", "--no-config", "--trail", "trail.jsonl"],
+        dir.path(),
+    );
+    assert_eq!(unproven.code, 1, "{}", unproven.stderr);
+    assert!(
+        unproven.stdout.contains("UNPROVEN: 11 entries")
+            && unproven.stdout.contains("hint: pass `--key cosign.pub`"),
+        "{}",
+        unproven.stdout
+    );
+    let demo = audit(
+        &["verify", "--no-config", "--demo", "--trail", "trail.jsonl"],
+        dir.path(),
+    );
+    assert_eq!(demo.code, 0, "{}{}", demo.stdout, demo.stderr);
+    assert!(
+        demo.stdout.contains("intact: 11 entries"),
+        "{}",
+        demo.stdout
+    );
+}
+
+#[tokio::test]
 async fn verify_finds_a_modified_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = signed_trail(dir.path()).await;
@@ -365,16 +393,18 @@ async fn verify_with_a_key_reports_unsigned_entries() {
         verdict["signature_problems"],
         serde_json::json!([{ "seq": 12, "problem": "unsigned: the entry carries no signature" }])
     );
-    // Without a key the same trail verifies: the chain is intact, signatures are not checked.
+    // Without a key the same trail is not called intact (outside the demo): the chain holds,
+    // but nothing says who wrote it.
     let unchecked = audit(
         &["verify", "--no-config", "--trail", "trail.jsonl"],
         dir.path(),
     );
-    assert_eq!(unchecked.code, 0, "{}", unchecked.stdout);
+    assert_eq!(unchecked.code, 1, "{}", unchecked.stdout);
     assert!(
         unchecked
             .stdout
-            .contains("11 of 12 entries signed; not checked"),
+            .contains("11 of 12 entries signed; not checked: outside `--demo`")
+            && unchecked.stdout.contains("UNPROVEN: 12 entries"),
         "{}",
         unchecked.stdout
     );
@@ -579,13 +609,17 @@ async fn the_cluster_store_is_read_from_the_configured_cluster() {
     )
     .expect("config");
     let output = audit(&["verify"], dir.path());
-    assert_eq!(output.code, 0, "{}", output.stderr);
-    // The embedded memory cluster starts empty in every process.
+    // The embedded memory cluster starts empty in every process; simulated parts are not the
+    // demo, so without a trusted key the trail is not called intact.
+    assert_eq!(output.code, 1, "{}", output.stderr);
     insta::assert_snapshot!(snapshot(&output, dir.path()), @r"
-    exit code: 0
+    exit code: 1
     ----- stdout -----
-    signatures: 0 of 0 entries signed; not checked (no trusted key: pass `--key cosign.pub`)
-    intact: 0 entries in ConfigMaps `slipway.dev/audit=iris-classifier` in namespace `ml-serving`
+    signatures: 0 of 0 entries signed; not checked: outside `--demo` a trail is intact only when every entry is signed by a trusted key
+
+    hint: pass `--key cosign.pub` or set `signing.trusted_keys` (the public half of the deploy key)
+    truncation: not checked: no record of `ml-serving/iris-classifier` in the release history carries a trail head, and no `--head` was given
+    UNPROVEN: 0 entries in ConfigMaps `slipway.dev/audit=iris-classifier` in namespace `ml-serving`
     ----- stderr -----
     ");
 }
@@ -641,4 +675,138 @@ async fn drift_goes_on_in_a_saved_demo_world() {
         dir.path(),
     );
     assert_eq!(fresh.code, 1, "{}{}", fresh.stdout, fresh.stderr);
+}
+
+/// What `slipway-deploy run --demo --state DIR` leaves behind: the trail in the file
+/// `DIR/audit.jsonl`, or `on_cluster` in ConfigMaps of the world's own cluster.
+async fn promoted_saved_world(state: &Path, on_cluster: bool) -> slipway_pipeline::RunOutcome {
+    let spec =
+        slipway_cli::release::release_spec(&slipway_cli::config::Settings::default(), None, None)
+            .expect("spec");
+    let file: Arc<dyn AuditStore> = Arc::new(FileAuditStore::new(
+        slipway_demo::persist::trail_path(state),
+    ));
+    let world = slipway_demo::persist::open_or_create(
+        state,
+        Some("happy"),
+        &spec,
+        file.clone(),
+        slipway_demo::persist::Hooks::default(),
+    )
+    .await
+    .expect("world");
+    let mut backends = world.world.backends.clone();
+    backends.audit = if on_cluster {
+        Arc::new(slipway_k8s_rollout::ClusterAuditStore::new(
+            backends.cluster.clone(),
+            spec.release.clone(),
+        ))
+    } else {
+        file
+    };
+    slipway_pipeline::run(&spec, &backends, &mut |_: &_| {})
+        .await
+        .outcome
+}
+
+#[tokio::test]
+async fn verify_catches_a_file_trail_cut_short_without_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("world");
+    assert_eq!(
+        promoted_saved_world(&state, false).await,
+        slipway_pipeline::RunOutcome::Promoted
+    );
+    let state_arg = state.display().to_string();
+    let args = ["verify", "--no-config", "--demo", "--state", &state_arg];
+    let intact = audit(&args, dir.path());
+    assert_eq!(intact.code, 0, "{}{}", intact.stdout, intact.stderr);
+    assert!(
+        intact.stdout.contains("truncation: checked against head")
+            && intact.stdout.contains("in the release history"),
+        "{}",
+        intact.stdout
+    );
+
+    // Someone with write access to the file removes its last two entries.
+    let path = slipway_demo::persist::trail_path(&state);
+    let text = std::fs::read_to_string(&path).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    let kept = lines[..lines.len() - 2].join("\n") + "\n";
+    std::fs::write(&path, kept).expect("cut");
+    let cut = audit(&args, dir.path());
+    assert_eq!(cut.code, 1, "{}{}", cut.stdout, cut.stderr);
+    assert!(cut.stdout.contains("it was truncated"), "{}", cut.stdout);
+    assert!(cut.stdout.contains("BROKEN"), "{}", cut.stdout);
+}
+
+#[tokio::test]
+async fn verify_catches_a_cluster_trail_cut_short_without_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("slipway.toml"),
+        "[audit]\nstore = \"cluster\"\n",
+    )
+    .expect("config");
+    let state = dir.path().join("world");
+    // The seeded approvals sit in the file trail, not in this one: the canary pauses at the
+    // approval gate, and the `paused` record carries the head all the same.
+    assert_eq!(
+        promoted_saved_world(&state, true).await,
+        slipway_pipeline::RunOutcome::Paused
+    );
+    let state_arg = state.display().to_string();
+    let args = ["verify", "--demo", "--state", &state_arg];
+    let intact = audit(&args, dir.path());
+    assert_eq!(intact.code, 0, "{}{}", intact.stdout, intact.stderr);
+    assert!(
+        intact.stdout.contains("truncation: checked against head")
+            && intact.stdout.contains("intact:")
+            && intact.stdout.contains("ConfigMaps"),
+        "{}",
+        intact.stdout
+    );
+
+    // Someone with `configmaps delete` removes the trail's last two ConfigMaps.
+    let cluster_file = state.join("cluster.json");
+    let mut world: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cluster_file).expect("read")).expect("json");
+    let mut removed = 0;
+    let trails = find_key(&mut world, "audit")
+        .and_then(serde_json::Value::as_array_mut)
+        .expect("audit objects");
+    for pair in trails {
+        let objects = pair[1].as_object_mut().expect("objects by name");
+        let mut by_seq: Vec<(u64, String)> = objects
+            .keys()
+            .map(|name| {
+                let seq = name.rsplit('-').next().and_then(|seq| seq.parse().ok());
+                (seq.expect("name ends in its seq"), name.clone())
+            })
+            .collect();
+        by_seq.sort();
+        for (_, name) in by_seq.iter().rev().take(2) {
+            objects.remove(name);
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 2);
+    std::fs::write(&cluster_file, serde_json::to_vec(&world).expect("json")).expect("write");
+    let cut = audit(&args, dir.path());
+    assert_eq!(cut.code, 1, "{}{}", cut.stdout, cut.stderr);
+    assert!(cut.stdout.contains("it was truncated"), "{}", cut.stdout);
+}
+
+/// The first value under `key`, anywhere in `value`.
+fn find_key<'a>(value: &'a mut serde_json::Value, key: &str) -> Option<&'a mut serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.contains_key(key) {
+                return map.get_mut(key);
+            }
+            map.values_mut().find_map(|inner| find_key(inner, key))
+        }
+        serde_json::Value::Array(items) => items.iter_mut().find_map(|inner| find_key(inner, key)),
+        _ => None,
+    }
 }

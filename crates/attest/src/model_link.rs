@@ -71,6 +71,15 @@ impl ModelLinkReport {
             .filter_map(|check| check.link.as_ref())
             .collect()
     }
+
+    /// Whether a verified link names model `name` version `version`. An image that loads
+    /// models (a server reloaded with each release) carries one link per model version it
+    /// shipped with, so links to other versions say nothing against this one.
+    pub fn links_to(&self, name: &str, version: &str) -> bool {
+        self.verified()
+            .iter()
+            .any(|link| link.model_name == name && link.model_version == version)
+    }
 }
 
 /// Checks the model links of `image` against the trusted keys and, when given, the model the

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use slipway_attest::{Signer, Verifier};
 
+use slipway_core::ReleaseRecord;
+
 use crate::{Error, Event};
 
 /// `prev` of the first entry.
@@ -49,14 +51,9 @@ pub fn signed_payload(hash: &str) -> Vec<u8> {
     format!("{SIGNED_PREFIX}{hash}").into_bytes()
 }
 
-/// The last entry a reader saw: used to detect a truncated trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Head {
-    /// Its sequence number.
-    pub seq: u64,
-    /// Its hash.
-    pub hash: String,
-}
+/// The last entry a reader saw: used to detect a truncated trail. The same type as a release
+/// record's `trail_head`, so a head kept in the release history is checked as it is.
+pub type Head = slipway_core::TrailHead;
 
 /// Something wrong with the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,17 +72,36 @@ fn hash_of(seq: u64, at: &Timestamp, prev: &str, event: &Event) -> String {
         prev: &'a str,
         event: &'a Event,
     }
-    let bytes = serde_json::to_vec(&Hashed {
-        seq,
-        at,
-        prev,
-        event,
-    })
-    .unwrap_or_default();
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    /// Feeds the JSON straight into the hasher: no buffer per entry, which `verify` of a
+    /// million-entry trail notices.
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hasher = HashWriter(Sha256::new());
+    // Serialising these types into a writer that never fails cannot fail either.
+    let _ = serde_json::to_writer(
+        &mut hasher,
+        &Hashed {
+            seq,
+            at,
+            prev,
+            event,
+        },
+    );
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in hasher.0.finalize() {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
 
 impl Entry {
@@ -147,12 +163,65 @@ impl Entry {
 /// (gaps, reordering), each `prev` is the previous hash (removal, insertion), and, given the head
 /// a reader saw last, that the trail still reaches it (truncation). Lists every problem.
 pub fn verify(entries: &[Entry], expected_head: Option<&Head>) -> Vec<ChainProblem> {
-    let mut problems = Vec::new();
-    let mut previous: Option<&Entry> = None;
+    let mut verifier = ChainVerifier::new(expected_head.cloned());
     for entry in entries {
-        let expected_seq = previous.map_or(1, |p| p.seq + 1);
+        verifier.push(entry);
+    }
+    verifier.finish()
+}
+
+/// [`verify`] one entry at a time, keeping only the previous entry's sequence number and hash
+/// (and the expected head's): a trail of any length is checked in constant memory.
+#[derive(Debug, Clone, Default)]
+pub struct ChainVerifier {
+    previous: Option<Head>,
+    /// Heads the trail must reach, each with whether its entry was seen and its hash matched.
+    expected: Vec<(Head, Option<bool>)>,
+    /// Release records the trail must hold (as `Event::Release`), each with whether it did.
+    records: Vec<(ReleaseRecord, bool)>,
+    problems: Vec<ChainProblem>,
+}
+
+impl ChainVerifier {
+    /// A verifier for a trail that must reach `expected_head` when one is given.
+    pub fn new(expected_head: Option<Head>) -> ChainVerifier {
+        let mut verifier = ChainVerifier::default();
+        if let Some(head) = expected_head {
+            verifier.expect_head(head);
+        }
+        verifier
+    }
+
+    /// Also requires the trail to reach `head` (call before the first [`ChainVerifier::push`]).
+    pub fn expect_head(&mut self, head: Head) {
+        if !self.expected.iter().any(|(known, _)| known == &head) {
+            self.expected.push((head, None));
+        }
+    }
+
+    /// Also requires the trail to reach a release record taken from the release history: the
+    /// head it carries, and the record's own entry, which is appended after it. So a trail cut
+    /// anywhere after the record's head, including just after the record's entry's
+    /// predecessor, is caught.
+    pub fn expect_release_record(&mut self, record: ReleaseRecord) {
+        if let Some(head) = record.trail_head.clone() {
+            self.expect_head(head);
+        }
+        self.records.push((record, false));
+    }
+
+    /// Checks the next entry against the one before it.
+    pub fn push(&mut self, entry: &Entry) {
+        if let Event::Release(recorded) = &entry.event {
+            for (record, found) in &mut self.records {
+                if !*found && recorded == record {
+                    *found = true;
+                }
+            }
+        }
+        let expected_seq = self.previous.as_ref().map_or(1, |p| p.seq + 1);
         if entry.seq != expected_seq {
-            problems.push(ChainProblem {
+            self.problems.push(ChainProblem {
                 seq: entry.seq,
                 problem: format!(
                     "expected entry {expected_seq}, found {}: entries missing or reordered",
@@ -160,42 +229,94 @@ pub fn verify(entries: &[Entry], expected_head: Option<&Head>) -> Vec<ChainProbl
                 ),
             });
         }
-        let expected_prev = previous.map_or(GENESIS, |p| p.hash.as_str());
+        let expected_prev = self.previous.as_ref().map_or(GENESIS, |p| p.hash.as_str());
         if entry.prev != expected_prev {
-            problems.push(ChainProblem {
+            self.problems.push(ChainProblem {
                 seq: entry.seq,
                 problem: "does not chain to the entry before it".to_owned(),
             });
         }
         if hash_of(entry.seq, &entry.at, &entry.prev, &entry.event) != entry.hash {
-            problems.push(ChainProblem {
+            self.problems.push(ChainProblem {
                 seq: entry.seq,
                 problem: "content does not match its hash: the entry was modified".to_owned(),
             });
         }
-        previous = Some(entry);
+        for (head, seen) in &mut self.expected {
+            if head.seq == entry.seq && seen.is_none() {
+                *seen = Some(head.hash == entry.hash);
+            }
+        }
+        match &mut self.previous {
+            Some(previous) => {
+                previous.seq = entry.seq;
+                previous.hash.clone_from(&entry.hash);
+            }
+            None => self.previous = Some(entry.head()),
+        }
     }
-    if let Some(head) = expected_head {
-        match entries.iter().find(|entry| entry.seq == head.seq) {
-            None => problems.push(ChainProblem {
-                seq: head.seq,
-                problem: format!(
-                    "trail ends at entry {} but entry {} was seen before: it was truncated",
-                    previous.map_or(0, |p| p.seq),
-                    head.seq
-                ),
-            }),
-            Some(entry) if entry.hash != head.hash => {
-                problems.push(ChainProblem {
+
+    /// The last entry pushed.
+    pub fn head(&self) -> Option<&Head> {
+        self.previous.as_ref()
+    }
+
+    /// Every problem found, including truncation against the expected head.
+    pub fn finish(mut self) -> Vec<ChainProblem> {
+        for (head, seen) in &self.expected {
+            match seen {
+                None => self.problems.push(ChainProblem {
+                    seq: head.seq,
+                    problem: format!(
+                        "trail ends at entry {} but entry {} was seen before: it was truncated",
+                        self.previous.as_ref().map_or(0, |p| p.seq),
+                        head.seq
+                    ),
+                }),
+                Some(false) => self.problems.push(ChainProblem {
                     seq: head.seq,
                     problem: "entry differs from the one seen before: history was rewritten"
                         .to_owned(),
+                }),
+                Some(true) => {}
+            }
+        }
+        for (record, found) in &self.records {
+            if !found {
+                let after = record.trail_head.as_ref().map_or(0, |head| head.seq);
+                self.problems.push(ChainProblem {
+                    seq: after + 1,
+                    problem: format!(
+                        "trail ends at entry {} without the entry of revision {} of `{}` ({}), which the release history holds and which follows entry {after}: it was truncated (or the entry was never written)",
+                        self.previous.as_ref().map_or(0, |p| p.seq),
+                        record.revision,
+                        record.release,
+                        record.outcome
+                    ),
                 });
             }
-            Some(_) => {}
+        }
+        self.problems
+    }
+}
+
+/// Refuses to extend a trail whose sequence numbers do not follow on from 1 (an entry far ahead,
+/// or one removed): the next entry would have no well-defined number, and chaining onto the gap
+/// would make it permanent. `location` names the trail in the error.
+pub fn check_sequence<'a>(
+    location: &str,
+    entries: impl IntoIterator<Item = &'a Entry>,
+) -> Result<(), Error> {
+    for (expected, entry) in (1..).zip(entries) {
+        if entry.seq != expected {
+            return Err(Error::SequenceGap {
+                location: location.to_owned(),
+                expected,
+                found: entry.seq,
+            });
         }
     }
-    problems
+    Ok(())
 }
 
 /// Checks every entry's signature against the trusted `keys`: lists each entry that is unsigned,
@@ -204,37 +325,39 @@ pub fn verify(entries: &[Entry], expected_head: Option<&Head>) -> Vec<ChainProbl
 /// proves who wrote the hash, so a whole rewritten chain (content and hashes recomputed) fails
 /// here even though [`verify`] finds it consistent.
 pub fn verify_signatures(entries: &[Entry], keys: &[&dyn Verifier]) -> Vec<ChainProblem> {
-    let mut problems = Vec::new();
-    for entry in entries {
-        let problem = match &entry.signature {
-            None => Some("unsigned: the entry carries no signature".to_owned()),
-            Some(signed) => match keys.iter().find(|key| key.key_id() == signed.key_id) {
-                None => Some(format!(
-                    "signed by key `{}`, which is not among the {} trusted key(s)",
-                    signed.key_id,
-                    keys.len()
-                )),
-                Some(key) => {
-                    let valid = STANDARD
-                        .decode(&signed.signature)
-                        .is_ok_and(|der| key.verify(&signed_payload(&entry.hash), &der));
-                    (!valid).then(|| {
-                        format!(
-                            "signature by key `{}` does not verify: the entry's hash or its signature was changed",
-                            signed.key_id
-                        )
-                    })
-                }
-            },
-        };
-        if let Some(problem) = problem {
-            problems.push(ChainProblem {
-                seq: entry.seq,
-                problem,
-            });
-        }
-    }
-    problems
+    entries
+        .iter()
+        .filter_map(|entry| verify_signature(entry, keys))
+        .collect()
+}
+
+/// [`verify_signatures`] for one entry: the problem with its signature, if any.
+pub fn verify_signature(entry: &Entry, keys: &[&dyn Verifier]) -> Option<ChainProblem> {
+    let problem = match &entry.signature {
+        None => Some("unsigned: the entry carries no signature".to_owned()),
+        Some(signed) => match keys.iter().find(|key| key.key_id() == signed.key_id) {
+            None => Some(format!(
+                "signed by key `{}`, which is not among the {} trusted key(s)",
+                signed.key_id,
+                keys.len()
+            )),
+            Some(key) => {
+                let valid = STANDARD
+                    .decode(&signed.signature)
+                    .is_ok_and(|der| key.verify(&signed_payload(&entry.hash), &der));
+                (!valid).then(|| {
+                    format!(
+                        "signature by key `{}` does not verify: the entry's hash or its signature was changed",
+                        signed.key_id
+                    )
+                })
+            }
+        },
+    };
+    problem.map(|problem| ChainProblem {
+        seq: entry.seq,
+        problem,
+    })
 }
 
 #[cfg(test)]

@@ -30,7 +30,8 @@ mod chain;
 mod store;
 
 pub use chain::{
-    ChainProblem, Entry, EntrySignature, Head, signed_payload, verify, verify_signatures,
+    ChainProblem, ChainVerifier, Entry, EntrySignature, Head, check_sequence, signed_payload,
+    verify, verify_signature, verify_signatures,
 };
 pub use store::{FileAuditStore, MemoryAuditStore};
 
@@ -58,6 +59,10 @@ pub struct ApprovalRecord {
 /// What an entry records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a handful of events per release, each moved once into its entry; boxing the record would change every construction site for no measurable gain"
+)]
 pub enum Event {
     /// A revision ended (promoted, aborted, failed, rolled back).
     Release(ReleaseRecord),
@@ -158,6 +163,19 @@ pub enum Error {
         /// How to repair it.
         repair: String,
     },
+    /// The trail's sequence numbers do not follow on (an entry far ahead, or one removed), so
+    /// the next entry has no number; appending onto it is refused.
+    #[error(
+        "audit trail {location}: refusing to append: expected entry {expected}, found entry {found} (a sequence gap)\n\nhint: the trail was edited; `slipway-audit verify` shows where; keep the file as evidence and restore the trail from a backup"
+    )]
+    SequenceGap {
+        /// Where.
+        location: String,
+        /// The sequence number that should have come next.
+        expected: u64,
+        /// The one found.
+        found: u64,
+    },
     /// The signer failed to sign an entry.
     #[error("audit trail: signing entry {seq} with key `{key_id}` failed")]
     Sign {
@@ -191,6 +209,11 @@ pub trait AuditStore: Send + Sync {
     async fn append(&self, at: Timestamp, event: Event) -> Result<Entry, Error>;
     /// The trail with whatever damage was found; fails only when the store cannot be read.
     async fn read(&self) -> Result<Trail, Error>;
+    /// The last readable entry's sequence number and hash (`None` for an empty trail): what a
+    /// release record carries as its `trail_head`.
+    async fn head(&self) -> Result<Option<Head>, Error> {
+        Ok(self.read().await?.entries.last().map(Entry::head))
+    }
     /// Every entry, oldest first; fails on any damage.
     async fn entries(&self) -> Result<Vec<Entry>, Error> {
         let trail = self.read().await?;

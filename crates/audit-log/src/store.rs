@@ -1,13 +1,13 @@
 //! [`MemoryAuditStore`] and [`FileAuditStore`].
 
-use std::io::Write as _;
+use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
 use slipway_attest::Signer;
 
-use crate::{AuditStore, Damage, DamageKind, Entry, Error, Event, Trail};
+use crate::{AuditStore, Damage, DamageKind, Entry, Error, Event, Head, Trail};
 
 /// Entries in memory.
 #[derive(Default)]
@@ -50,6 +50,15 @@ impl AuditStore for MemoryAuditStore {
         Ok(entry)
     }
 
+    async fn head(&self) -> Result<Option<Head>, Error> {
+        Ok(self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last()
+            .map(Entry::head))
+    }
+
     async fn read(&self) -> Result<Trail, Error> {
         Ok(Trail {
             entries: self
@@ -71,8 +80,8 @@ impl AuditStore for MemoryAuditStore {
 pub struct FileAuditStore {
     path: PathBuf,
     signer: Option<Arc<dyn Signer>>,
-    /// Serialises appends from this process; appends from several processes are not supported
-    /// (the release lock keeps one pipeline per release).
+    /// Serialises appends from this process' threads; an exclusive lock on the file serialises
+    /// appends from separate processes.
     write: Mutex<()>,
 }
 
@@ -125,77 +134,119 @@ impl FileAuditStore {
 
     /// Reads the file: complete lines are entries, anything else is damage.
     fn read_file(&self) -> Result<Trail, Error> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Trail::default()),
-            Err(err) => return Err(self.io("read")(err)),
+        let mut entries = Vec::new();
+        let damage = self.read_each(|entry| entries.push(entry))?;
+        Ok(Trail { entries, damage })
+    }
+
+    /// Reads the trail line by line under a shared lock, handing each readable entry to
+    /// `on_entry`, oldest first, and returns the damage found. Holds one line at a time, so a
+    /// trail of any length is read in constant memory (`slipway-audit verify` streams with it).
+    pub fn read_each(&self, on_entry: impl FnMut(Entry)) -> Result<Vec<Damage>, Error> {
+        let file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(self.io("open")(err)),
         };
-        Ok(parse_lines(&self.path, &bytes))
+        // A shared lock: never a line an appender is still writing.
+        file.lock_shared().map_err(self.io("lock"))?;
+        self.scan(&file, on_entry)
+    }
+
+    /// [`FileAuditStore::read_each`] over an open (and locked) file.
+    fn scan(
+        &self,
+        file: &std::fs::File,
+        mut on_entry: impl FnMut(Entry),
+    ) -> Result<Vec<Damage>, Error> {
+        let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+        let mut damage = Vec::new();
+        let mut line = Vec::with_capacity(1024);
+        let mut start: u64 = 0;
+        let mut line_number: u64 = 0;
+        loop {
+            line.clear();
+            let read = reader
+                .read_until(b'\n', &mut line)
+                .map_err(self.io("read"))?;
+            if read == 0 {
+                return Ok(damage);
+            }
+            line_number += 1;
+            let terminated = line.last() == Some(&b'\n');
+            if terminated {
+                line.pop();
+            }
+            if let Some(found) = parse_line(&self.path, &line, terminated, start, line_number) {
+                match found {
+                    Ok(entry) => on_entry(entry),
+                    Err(found) => damage.push(found),
+                }
+            }
+            start += read as u64;
+        }
     }
 }
 
-/// Splits a trail file into entries and damage. Only the last line can be a torn write: the
-/// newline is the last byte of every write, so an earlier line that does not parse was changed
-/// afterwards.
-fn parse_lines(path: &Path, bytes: &[u8]) -> Trail {
-    let mut trail = Trail::default();
-    let mut start = 0;
-    let mut line_number = 0;
-    while start < bytes.len() {
-        line_number += 1;
-        let (line, end, terminated) = match bytes[start..].iter().position(|&b| b == b'\n') {
-            Some(offset) => (&bytes[start..start + offset], start + offset + 1, true),
-            None => (&bytes[start..], bytes.len(), false),
-        };
-        let is_last = end >= bytes.len();
-        let location = format!("`{}` line {line_number}", path.display());
-        if line.iter().all(u8::is_ascii_whitespace) && terminated {
-            start = end;
-            continue;
-        }
-        let parsed = serde_json::from_slice::<Entry>(line);
-        let torn = |detail: String| Damage {
-            kind: DamageKind::TruncatedWrite,
-            location: location.clone(),
-            detail,
-            repair: format!(
-                "the last write was cut short (a crash or a full disk) and never acknowledged, so it is not an entry; remove it with `truncate -s {start} {}` (keeps the {start} bytes of complete entries), then run `slipway-audit verify`",
-                quoted(path)
-            ),
-        };
-        match (parsed, terminated, is_last) {
-            (Ok(entry), true, _) => trail.entries.push(entry),
-            (Ok(_), false, _) => trail.damage.push(torn(
-                "truncated last write: the entry has no terminating newline, so its write did not finish".to_owned(),
-            )),
-            (Err(err), _, true) => trail.damage.push(torn(format!(
-                "truncated last write: the last line is not a complete entry ({err})"
-            ))),
-            (Err(err), _, false) => trail.damage.push(Damage {
-                kind: DamageKind::Unreadable,
-                location,
-                detail: format!("not a valid entry ({err})"),
-                repair: "the file was edited by hand or is corrupt; `slipway-audit verify` shows where the chain breaks; restore the trail from a backup".to_owned(),
-            }),
-        }
-        start = end;
+/// Reads one line of a trail file that starts at byte `start`. Every write ends with its
+/// newline, so only a last line without one can be a write that did not finish (and is never
+/// an entry, even when its JSON is complete). A line that ends with its newline and does not
+/// parse was complete once and changed afterwards: that is tampering, wherever it sits, and the
+/// repair keeps it as evidence.
+fn parse_line(
+    path: &Path,
+    line: &[u8],
+    terminated: bool,
+    start: u64,
+    line_number: u64,
+) -> Option<Result<Entry, Damage>> {
+    if terminated && line.iter().all(u8::is_ascii_whitespace) {
+        return None;
     }
-    trail
+    let location = || format!("`{}` line {line_number}", path.display());
+    let parsed = serde_json::from_slice::<Entry>(line);
+    Some(match (parsed, terminated) {
+        (Ok(entry), true) => Ok(entry),
+        (parsed, false) => {
+            let detail = match parsed {
+                Ok(_) => "truncated last write: the entry has no terminating newline, so its write did not finish".to_owned(),
+                Err(err) => format!(
+                    "truncated last write: the last line is not a complete entry ({err})"
+                ),
+            };
+            let quoted_path = quoted(path);
+            Err(Damage {
+                kind: DamageKind::TruncatedWrite,
+                location: location(),
+                detail,
+                repair: format!(
+                    "the last write was cut short (a crash or a full disk) and never acknowledged, so it is not an entry; keep a copy and remove it with `cp -p {quoted_path} {quoted_torn} && truncate -s {start} {quoted_path}` (keeps the {start} bytes of complete entries), then run `slipway-audit verify`",
+                    quoted_torn = quoted(&torn_copy(path)),
+                ),
+            })
+        }
+        (Err(err), true) => Err(Damage {
+            kind: DamageKind::Unreadable,
+            location: location(),
+            detail: format!(
+                "not a valid entry ({err}): the line ends with its newline, so it was written whole and changed afterwards"
+            ),
+            repair: "this is tampering or corruption, not a cut-short write; keep the file as evidence (do not edit or truncate it), find who changed it, and restore the trail from a backup into a new file".to_owned(),
+        }),
+    })
+}
+
+/// Where the repair of a torn write keeps the torn bytes.
+fn torn_copy(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".torn");
+    PathBuf::from(name)
 }
 
 #[async_trait::async_trait]
 impl AuditStore for FileAuditStore {
     async fn append(&self, at: Timestamp, event: Event) -> Result<Entry, Error> {
         let _guard = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-        let trail = self.read_file()?;
-        if let Some(damage) = trail.damage.into_iter().next() {
-            let mut err = damage.into_error();
-            if let Error::Damaged { detail, .. } = &mut err {
-                *detail = format!("refusing to append: {detail}");
-            }
-            return Err(err);
-        }
-        let entry = Entry::next_signed(trail.entries.last(), at, event, self.signer.as_deref())?;
         let parent = self
             .path
             .parent()
@@ -203,14 +254,42 @@ impl AuditStore for FileAuditStore {
         if let Some(parent) = parent {
             std::fs::create_dir_all(parent).map_err(self.io("create directory"))?;
         }
-        let mut line = serde_json::to_vec(&entry)
-            .map_err(|err| self.io("encode")(std::io::Error::other(err)))?;
-        line.push(b'\n');
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(&self.path)
             .map_err(self.io("open"))?;
+        // Held from reading the head to the fsync (released when `file` closes): two processes
+        // appending at once would otherwise both chain onto the same head and fork the trail.
+        file.lock().map_err(self.io("lock"))?;
+        let mut last: Option<Entry> = None;
+        let mut gap: Option<(u64, u64)> = None;
+        let damage = self.scan(&file, |entry| {
+            let expected = last.as_ref().map_or(1, |last| last.seq + 1);
+            if entry.seq != expected && gap.is_none() {
+                gap = Some((expected, entry.seq));
+            }
+            last = Some(entry);
+        })?;
+        if let Some(damage) = damage.into_iter().next() {
+            let mut err = damage.into_error();
+            if let Error::Damaged { detail, .. } = &mut err {
+                *detail = format!("refusing to append: {detail}");
+            }
+            return Err(err);
+        }
+        if let Some((expected, found)) = gap {
+            return Err(Error::SequenceGap {
+                location: format!("`{}`", self.path.display()),
+                expected,
+                found,
+            });
+        }
+        let entry = Entry::next_signed(last.as_ref(), at, event, self.signer.as_deref())?;
+        let mut line = serde_json::to_vec(&entry)
+            .map_err(|err| self.io("encode")(std::io::Error::other(err)))?;
+        line.push(b'\n');
         let before = file.metadata().map_err(self.io("stat"))?.len();
         // One write of line and newline: never a complete-looking line without its newline.
         let written = file.write(&line);
@@ -236,6 +315,12 @@ impl AuditStore for FileAuditStore {
             }
         }
         Ok(entry)
+    }
+
+    async fn head(&self) -> Result<Option<Head>, Error> {
+        let mut last = None;
+        self.read_each(|entry| last = Some(entry))?;
+        Ok(last.as_ref().map(Entry::head))
     }
 
     async fn read(&self) -> Result<Trail, Error> {
@@ -362,6 +447,82 @@ mod tests {
             let entries = store.entries().await.expect("read");
             assert!(verify(&entries, None).is_empty());
         }
+    }
+
+    #[tokio::test]
+    async fn a_complete_last_line_that_does_not_parse_is_tampering_and_kept() {
+        let (_dir, path, first_len) = torn_trail(|len| len).await;
+        let mut bytes = std::fs::read(&path).expect("read");
+        // Someone edits the last entry: the line still ends with its newline.
+        bytes[first_len] = b'X';
+        std::fs::write(&path, &bytes).expect("write");
+        let store = FileAuditStore::new(&path);
+        let trail = store.read().await.expect("read");
+        assert_eq!(trail.entries.len(), 1);
+        let damage = &trail.damage[0];
+        assert_eq!(damage.kind, DamageKind::Unreadable, "{damage:?}");
+        assert!(damage.location.ends_with("line 2"), "{damage:?}");
+        assert!(damage.detail.contains("changed afterwards"), "{damage:?}");
+        assert!(
+            !damage.repair.contains("truncate -s")
+                && damage.repair.contains("keep the file as evidence"),
+            "the repair must not delete evidence: {damage:?}"
+        );
+        let err = store
+            .append(at(), event("three"))
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains("refusing to append"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            bytes,
+            "nothing written"
+        );
+    }
+
+    #[tokio::test]
+    async fn append_refuses_a_sequence_gap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("trail.jsonl");
+        let store = FileAuditStore::new(&path);
+        let first = store.append(at(), event("one")).await.expect("append");
+        // An entry far ahead, chained and hashed correctly, written by hand.
+        let mut far = Entry::next(Some(&first), at(), event("far"));
+        far.seq = 1_000_000;
+        let far = Entry::next(
+            Some(&Entry {
+                seq: far.seq - 1,
+                ..first.clone()
+            }),
+            at(),
+            event("far"),
+        );
+        let mut text = std::fs::read_to_string(&path).expect("read");
+        text.push_str(&serde_json::to_string(&far).expect("json"));
+        text.push('\n');
+        std::fs::write(&path, &text).expect("write");
+
+        let err = store
+            .append(at(), event("next"))
+            .await
+            .expect_err("a gap is refused");
+        assert!(
+            matches!(
+                err,
+                Error::SequenceGap {
+                    expected: 2,
+                    found: 1_000_000,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("expected entry 2, found entry 1000000") && message.contains("hint: "),
+            "{message}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
     }
 
     #[tokio::test]

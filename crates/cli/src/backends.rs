@@ -133,6 +133,32 @@ fn invalid(key: &str, err: impl std::fmt::Display) -> UserError {
     }
 }
 
+/// The MLflow client's settings: MLflow's own environment (`MLFLOW_TRACKING_URI`, its
+/// credentials, TLS and timeouts) read as MLflow's clients read it, with `mlflow.tracking_uri`
+/// from slipway.toml standing in for the URI and `mlflow.token` for the credentials. The
+/// environment's credentials are kept with a configured URI: a URI in the file and
+/// `MLFLOW_TRACKING_TOKEN` in CI's secrets is the common split.
+fn mlflow_config(
+    mlflow: &crate::config::MlflowSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<MlflowConfig, UserError> {
+    let mut config = match &mlflow.tracking_uri {
+        Some(uri) => MlflowConfig::from_env_map(|name: &str| {
+            if name == slipway_mlflow::env_vars::MLFLOW_TRACKING_URI {
+                Some(uri.clone())
+            } else {
+                env(name)
+            }
+        }),
+        None => MlflowConfig::from_env_map(env),
+    }
+    .map_err(|err| invalid("mlflow.tracking_uri", err))?;
+    if let Some(token) = &mlflow.token {
+        config.auth = MlflowAuth::Bearer(token.clone());
+    }
+    Ok(config)
+}
+
 /// Builds the backends, after [`choose`] allowed the command to run. `env` reads environment
 /// variables (the binaries pass `std::env::var`).
 pub async fn build(
@@ -222,19 +248,7 @@ pub async fn build(
     let mut real = Vec::new();
 
     if backend.models == ModelsBackend::Mlflow {
-        let mut config = match &settings.mlflow.tracking_uri {
-            Some(uri) => {
-                let mut from_env = MlflowConfig::from_env_map(env)
-                    .unwrap_or_else(|_| MlflowConfig::new(uri.clone()));
-                from_env.uri = uri.clone();
-                from_env
-            }
-            None => MlflowConfig::from_env_map(env)
-                .map_err(|err| invalid("mlflow.tracking_uri", err))?,
-        };
-        if let Some(token) = &settings.mlflow.token {
-            config.auth = MlflowAuth::Bearer(token.clone());
-        }
+        let config = mlflow_config(&settings.mlflow, env)?;
         real.push(format!("models: MLflow at {}", config.uri));
         backends.models =
             Arc::new(MlflowClient::new(config).map_err(|err| invalid("mlflow", err))?);
@@ -484,5 +498,98 @@ struct ForwardTo(Arc<slipway_pipeline::MemoryNotifier>);
 impl Notifier for ForwardTo {
     async fn notify(&self, notification: &slipway_pipeline::Notification) -> Result<(), String> {
         self.0.notify(notification).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use slipway_core::Secret;
+
+    use super::*;
+
+    #[track_caller]
+    fn check(
+        configured_uri: Option<&str>,
+        vars: &[(&str, &str)],
+        expect: Result<(&str, &str), &str>,
+    ) {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect();
+        let env = |key: &str| vars.get(key).cloned();
+        let settings = crate::config::MlflowSettings {
+            tracking_uri: configured_uri.map(str::to_owned),
+            token: None,
+        };
+        match (mlflow_config(&settings, &env), expect) {
+            (Ok(config), Ok((uri, auth))) => {
+                assert_eq!(config.uri, uri);
+                let got = match &config.auth {
+                    MlflowAuth::None => "none".to_owned(),
+                    MlflowAuth::Bearer(token) => format!("bearer {}", token.expose()),
+                    MlflowAuth::Basic { user, password } => {
+                        format!("basic {user}:{}", password.expose())
+                    }
+                };
+                assert_eq!(got, auth);
+            }
+            (Err(err), Err(fragment)) => {
+                assert!(err.message.contains(fragment), "{}", err.message);
+            }
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn environment_credentials_stay_with_a_configured_uri() {
+        let toml_uri = Some("http://mlflow.internal:5000");
+        check(
+            toml_uri,
+            &[("MLFLOW_TRACKING_TOKEN", "tok-123")],
+            Ok(("http://mlflow.internal:5000", "bearer tok-123")),
+        );
+        check(
+            toml_uri,
+            &[
+                ("MLFLOW_TRACKING_USERNAME", "ci"),
+                ("MLFLOW_TRACKING_PASSWORD", "pw"),
+            ],
+            Ok(("http://mlflow.internal:5000", "basic ci:pw")),
+        );
+        // The configured URI wins over the environment's.
+        check(
+            toml_uri,
+            &[
+                ("MLFLOW_TRACKING_URI", "http://elsewhere:5000"),
+                ("MLFLOW_TRACKING_TOKEN", "tok-123"),
+            ],
+            Ok(("http://mlflow.internal:5000", "bearer tok-123")),
+        );
+        check(toml_uri, &[], Ok(("http://mlflow.internal:5000", "none")));
+        check(
+            None,
+            &[
+                ("MLFLOW_TRACKING_URI", "http://env:5000"),
+                ("MLFLOW_TRACKING_TOKEN", "tok-9"),
+            ],
+            Ok(("http://env:5000", "bearer tok-9")),
+        );
+        check(None, &[], Err("key `mlflow.tracking_uri`"));
+    }
+
+    #[test]
+    fn the_configured_token_wins() {
+        let settings = crate::config::MlflowSettings {
+            tracking_uri: Some("http://mlflow.internal:5000".to_owned()),
+            token: Some(Secret::new("from-config".to_owned())),
+        };
+        let env = |key: &str| (key == "MLFLOW_TRACKING_TOKEN").then(|| "from-env".to_owned());
+        let config = mlflow_config(&settings, &env).expect("config");
+        assert!(
+            matches!(&config.auth, MlflowAuth::Bearer(token) if token.expose() == "from-config")
+        );
     }
 }

@@ -604,7 +604,9 @@ pub fn config_file(global: &GlobalArgs) -> Result<Option<PathBuf>, UserError> {
 
 /// One line naming where the bad value came from and which key, then a hint.
 fn describe(err: &figment::Error) -> UserError {
+    use figment::error::Actual;
     let mut messages = Vec::new();
+    let mut quote_hint = false;
     for err in err.clone() {
         let source = match err.metadata.as_ref().and_then(|meta| meta.source.as_ref()) {
             Some(figment::Source::File(path)) => format!("`{}`", path.display()),
@@ -633,13 +635,64 @@ fn describe(err: &figment::Error) -> UserError {
                     expected.join(", ")
                 )
             }
+            // Never the value itself: the key may hold a secret (a numeric password read from
+            // the environment is an integer, and figment would print it).
+            figment::error::Kind::InvalidType(actual, expected) => {
+                if expected.contains("string")
+                    && matches!(
+                        actual,
+                        Actual::Unsigned(_)
+                            | Actual::Signed(_)
+                            | Actual::Float(_)
+                            | Actual::Bool(_)
+                    )
+                {
+                    quote_hint = true;
+                }
+                format!(
+                    "invalid type: found {}, expected {expected}",
+                    kind_of(actual)
+                )
+            }
+            figment::error::Kind::InvalidValue(actual, expected) => {
+                format!(
+                    "invalid value: found {}, expected {expected}",
+                    kind_of(actual)
+                )
+            }
             kind => kind.to_string(),
         };
         messages.push(format!("invalid configuration in {source}:{key} {what}"));
     }
-    let hint = "see `--print-config` for every key and its current value";
+    let mut hint = "see `--print-config` for every key and its current value".to_owned();
+    if quote_hint {
+        hint.push_str("; a value that looks like a number or a boolean is read as one: to pass it as text, quote it (`SLIPWAY_SIGNING__PASSWORD='\"0123\"'`, or `\"0123\"` in slipway.toml)");
+    }
     UserError {
         message: format!("{}\n\nhint: {hint}", messages.join("; ")),
+    }
+}
+
+/// What kind of value was found, without the value.
+fn kind_of(actual: &figment::error::Actual) -> &'static str {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a float",
+        Actual::Char(_) | Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Unit => "an empty value",
+        Actual::Option => "an optional value",
+        Actual::Seq => "a list",
+        Actual::Map => "a table",
+        Actual::NewtypeStruct
+        | Actual::Enum
+        | Actual::UnitVariant
+        | Actual::NewtypeVariant
+        | Actual::TupleVariant
+        | Actual::StructVariant
+        | Actual::Other(_) => "a value of another type",
     }
 }
 
@@ -714,6 +767,28 @@ mod tests {
             insta::assert_snapshot!("unknown_key", error(&global(Some("unknown.toml"))));
             insta::assert_snapshot!("wrong_type", error(&global(Some("wrong-type.toml"))));
             insta::assert_snapshot!("bad_duration", error(&global(Some("bad-duration.toml"))));
+            jail.set_env("SLIPWAY_SIGNING__PASSWORD", "0123456");
+            let numeric = error(&GlobalArgs {
+                no_config: true,
+                ..GlobalArgs::default()
+            });
+            assert!(!numeric.contains("123456"), "{numeric}");
+            insta::assert_snapshot!("numeric_secret_env", numeric);
+            // Quoted, it is text, leading zero and all.
+            jail.set_env("SLIPWAY_SIGNING__PASSWORD", "\"0123456\"");
+            let quoted = load(
+                &GlobalArgs {
+                    no_config: true,
+                    ..GlobalArgs::default()
+                },
+                &[],
+            )
+            .map_err(|e| e.message)?;
+            assert_eq!(
+                quoted.signing.password.as_ref().map(Secret::expose),
+                Some("0123456")
+            );
+            jail.set_env("SLIPWAY_SIGNING__PASSWORD", "\"x\"");
             jail.set_env("SLIPWAY_ROLLOUT__HISTORY_LIMIT", "many");
             insta::assert_snapshot!(
                 "wrong_type_env",

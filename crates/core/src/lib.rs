@@ -19,5 +19,5 @@ pub use clock::{Clock, SimClock};
 pub use digest::{Digest, DigestAlgorithm, DigestError};
 pub use model::{ModelRef, ModelRefError, ModelSelector, ModelVersion, Stage};
 pub use reference::{DEFAULT_REGISTRY, ImageRef, ImageRefError};
-pub use release::{Outcome, ReleaseId, ReleaseIdError, ReleaseRecord, Strategy};
+pub use release::{Outcome, ReleaseId, ReleaseIdError, ReleaseRecord, Strategy, TrailHead};
 pub use secret::Secret;

@@ -192,6 +192,20 @@ pub struct ReleaseRecord {
     /// command that holds the lock retries it and records the revision again without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias_pending: Option<String>,
+    /// The audit trail's last entry when this record was written, so a reader of the history
+    /// can tell a trail cut short (`slipway-audit verify` checks the trail still reaches the
+    /// newest one). Absent from stored records that predate it, and when the trail was empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail_head: Option<TrailHead>,
+}
+
+/// A point in the audit trail: an entry's sequence number and hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TrailHead {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its hash (SHA-256, hex).
+    pub hash: String,
 }
 
 #[cfg(test)]

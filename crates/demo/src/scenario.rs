@@ -267,6 +267,7 @@ pub async fn build_with(
     let mut history = Vec::new();
     for (idx, ((image, version), days_ago)) in released.iter().zip([12, 7]).enumerate() {
         let record = ReleaseRecord {
+            trail_head: None,
             source_time: None,
             creates: Vec::new(),
             alias_pending: None,
@@ -580,6 +581,7 @@ pub async fn build_story(
         [("admin-token".to_owned(), "demo-admin-token".to_owned())].into(),
     );
     let first = ReleaseRecord {
+        trail_head: None,
         source_time: None,
         creates: Vec::new(),
         alias_pending: None,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use slipway_attest::Signer;
-use slipway_audit_log::{AuditStore, Damage, DamageKind, Entry, Error, Event, Trail};
+use slipway_audit_log::{AuditStore, Damage, DamageKind, Entry, Error, Event, Head, Trail};
 use slipway_core::ReleaseId;
 
 use crate::{AuditCreate, AuditObject, Cluster};
@@ -111,6 +111,7 @@ impl AuditStore for ClusterAuditStore {
                 }
                 return Err(err);
             }
+            slipway_audit_log::check_sequence(&self.location(), &trail.entries)?;
             let entry = Entry::next_signed(
                 trail.entries.last(),
                 at,
@@ -148,6 +149,11 @@ impl AuditStore for ClusterAuditStore {
                 }
             }
         }
+    }
+
+    /// The trail is listed whole (the API has no cheaper way to find the newest object).
+    async fn head(&self) -> Result<Option<Head>, Error> {
+        Ok(self.read().await?.entries.last().map(Entry::head))
     }
 
     async fn read(&self) -> Result<Trail, Error> {
@@ -315,5 +321,53 @@ mod tests {
             .await
             .expect_err("refused");
         assert!(err.to_string().contains("refusing to append"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn append_refuses_a_sequence_gap() {
+        let cluster = cluster();
+        let store = ClusterAuditStore::new(cluster.clone(), release());
+        let at = Timestamp::from_second(1_700_000_000).expect("ts");
+        let first = store.append(at, decision("one")).await.expect("append");
+        // An entry far ahead, correctly named and chained onto entry 999,999.
+        let far = Entry::next(
+            Some(&Entry {
+                seq: 999_999,
+                ..first
+            }),
+            at,
+            decision("far"),
+        );
+        cluster
+            .create_audit_object(
+                "ml",
+                "iris",
+                &AuditObject {
+                    name: store.object_name(far.seq),
+                    entry: serde_json::to_string(&far).expect("json"),
+                },
+            )
+            .await
+            .expect("create");
+        let err = store
+            .append(at, decision("two"))
+            .await
+            .expect_err("a gap is refused");
+        assert!(
+            matches!(
+                err,
+                Error::SequenceGap {
+                    expected: 2,
+                    found: 1_000_000,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            store.entries().await.expect("read").len(),
+            2,
+            "nothing appended"
+        );
     }
 }

@@ -675,7 +675,10 @@ async fn finish_rollback(
 
     let revision = history.last().map_or(1, |record| record.revision + 1);
     report.revision = Some(revision);
+    // The trail's head goes into the history (see `run::record`).
+    let trail_head = backends.audit.head().await.ok().flatten();
     let record = ReleaseRecord {
+        trail_head,
         source_time: None,
         creates: Vec::new(),
         alias_pending: alias_failed.is_some().then(|| spec.serving_alias.clone()),
@@ -795,6 +798,7 @@ mod tests {
         let digest = Digest::parse(&format!("sha256:{}", digest_char.to_string().repeat(64)))
             .expect("digest");
         ReleaseRecord {
+            trail_head: None,
             source_time: None,
             creates: Vec::new(),
             alias_pending: None,

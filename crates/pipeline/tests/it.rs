@@ -1030,6 +1030,37 @@ async fn after_blue_green_the_watch_guards_the_active_colour_and_rollback_switch
         "the user's Deployment never changed"
     );
     assert_eq!(serving_version(&world, &spec).await, 2);
+
+    // Every record written carries the trail's head at that moment, and the record's own entry
+    // comes right after it: what `slipway-audit verify` checks a trail against.
+    let history = world
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .expect("history");
+    let entries = world.backends.audit.entries().await.expect("trail");
+    for record in history.iter().filter(|record| record.revision > 2) {
+        let head = record.trail_head.as_ref().unwrap_or_else(|| {
+            panic!(
+                "revision {} ({}) carries no trail head",
+                record.revision, record.outcome
+            )
+        });
+        let at = entries
+            .iter()
+            .position(|entry| entry.head() == *head)
+            .expect("the head is an entry of the trail");
+        assert_eq!(
+            entries.get(at + 1).map(|entry| &entry.event),
+            Some(&Event::Release(record.clone())),
+            "revision {}'s own entry comes right after its head: the head is the trail's when the record was written",
+            record.revision
+        );
+    }
+    assert_eq!(
+        history.last().map(|record| record.outcome),
+        Some(Outcome::RolledBack)
+    );
 }
 
 /// A loopback HTTP server that answers every request with `status` and a small JSON body.
@@ -1448,4 +1479,60 @@ async fn a_rollback_of_a_paused_release_removes_its_baseline() {
         "baseline removed"
     );
     assert!(!canary_exists(&world, &spec).await);
+}
+
+#[tokio::test]
+async fn one_server_image_ships_two_model_versions_in_turn() {
+    // The image loads its model (the reload step): it ships model 3, then model 4.
+    let spec = spec();
+    let world = world("happy", &spec).await;
+    let first = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(first.outcome, RunOutcome::Promoted, "{}", first.reason);
+    let digest = first.digest.clone().expect("digest");
+
+    let next = world.models.register(
+        &spec.model.name,
+        "c4f1e9a7-train-2026-11-27",
+        &[("accuracy", 0.96), ("f1", 0.94)],
+    );
+    let slipway_core::ModelSelector::Alias(alias) = &spec.model.selector else {
+        panic!("the default spec selects the candidate by alias");
+    };
+    world.models.set_alias(&next, alias).await.expect("alias");
+    let approval = slipway_audit_log::ApprovalRecord {
+        release: spec.release.clone(),
+        approver: "maria.chen".to_owned(),
+        at: world.backends.clock.now(),
+        reason: "model 4 reviewed".to_owned(),
+        digest: digest.clone(),
+        model: next.clone(),
+    };
+    world
+        .backends
+        .audit
+        .append(world.backends.clock.now(), Event::Approval(approval))
+        .await
+        .expect("approval");
+
+    let second = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    let link_check = second
+        .gates
+        .checks
+        .iter()
+        .find(|check| check.name == "image serves the candidate model")
+        .map(|check| format!("{:?}: {}", check.status, check.reason));
+    assert_eq!(
+        second.outcome,
+        RunOutcome::Promoted,
+        "{} / model link check: {link_check:?}",
+        second.reason
+    );
+    assert_eq!(second.digest.as_ref(), Some(&digest), "the same image");
+    assert_eq!(serving_version(&world, &spec).await, next.version);
+    assert!(
+        link_check
+            .as_deref()
+            .is_some_and(|text| text.starts_with("Pass")),
+        "{link_check:?}"
+    );
 }

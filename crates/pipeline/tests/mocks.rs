@@ -452,6 +452,7 @@ async fn world(spec: ReleaseSpec, approved: bool) -> World {
     let audit = Arc::new(MemoryAuditStore::new());
     for (idx, (image, version)) in released.iter().enumerate() {
         let record = ReleaseRecord {
+            trail_head: None,
             source_time: None,
             creates: Vec::new(),
             alias_pending: None,

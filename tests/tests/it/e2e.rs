@@ -293,6 +293,7 @@ progress_deadline = "2m"
     cluster
         .record_release(
             &ReleaseRecord {
+                trail_head: None,
                 source_time: None,
                 creates: Vec::new(),
                 alias_pending: None,

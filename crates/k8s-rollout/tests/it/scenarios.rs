@@ -54,6 +54,7 @@ fn record(world: &World, revision: u64, image: &str, outcome: Outcome) -> Releas
     let digest = Digest::parse(digest)
         .unwrap_or_else(|_| Digest::parse(&format!("sha256:{}", "0".repeat(64))).expect("digest"));
     ReleaseRecord {
+        trail_head: None,
         source_time: None,
         creates: Vec::new(),
         alias_pending: None,

@@ -478,7 +478,8 @@ impl Ctx<'_> {
         }))
     }
 
-    /// The image must not be signed as serving another model than the candidate.
+    /// The image must carry a verified link to the candidate; links to other models (the same
+    /// server image shipped with earlier versions) are ignored.
     pub(super) async fn model_link_check(
         &mut self,
         image: &ImageRef,
@@ -508,12 +509,15 @@ impl Ctx<'_> {
                 CheckStatus::Skip,
                 "no signed model link on the image",
             );
-        } else if let Some(other) = linked.iter().find(|link| **link != expected) {
+        } else if !report.links_to(&candidate.name, &candidate.version.to_string()) {
             gate.push(
                 "signatures",
                 name,
                 CheckStatus::Fail,
-                format!("the image is signed as serving {other}, not {expected}"),
+                format!(
+                    "the image's signed model links name {}, not {expected}",
+                    linked.join(", ")
+                ),
             );
         } else {
             gate.push(

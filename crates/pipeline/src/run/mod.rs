@@ -575,7 +575,11 @@ impl Ctx<'_> {
         let Some(digest) = image.digest().cloned() else {
             return Ok(());
         };
+        // The trail's head goes into the history, so a trail cut short is caught without a
+        // head kept elsewhere. An unreadable trail leaves it out: recording must not stop here.
+        let trail_head = self.backends.audit.head().await.ok().flatten();
         let record = ReleaseRecord {
+            trail_head,
             source_time: self.spec.source_time,
             release: self.spec.release.clone(),
             revision,
