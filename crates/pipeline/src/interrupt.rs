@@ -100,6 +100,42 @@ impl Interrupt {
     }
 }
 
+/// A clock whose waits never end once the [`Interrupt`] is raised: the stage machine races its
+/// stages against the interrupt, but a stage whose every call completes at once (in-memory
+/// backends, a simulated clock) would never yield to that race. Checking at every wait makes
+/// an interrupt take effect at the next wait at the latest, whatever the backends.
+pub(crate) struct InterruptibleClock {
+    inner: std::sync::Arc<dyn slipway_core::Clock>,
+    interrupt: Interrupt,
+}
+
+impl InterruptibleClock {
+    pub(crate) fn new(
+        inner: std::sync::Arc<dyn slipway_core::Clock>,
+        interrupt: Interrupt,
+    ) -> InterruptibleClock {
+        InterruptibleClock { inner, interrupt }
+    }
+}
+
+#[async_trait::async_trait]
+impl slipway_core::Clock for InterruptibleClock {
+    fn now(&self) -> jiff::Timestamp {
+        self.inner.now()
+    }
+
+    async fn sleep(&self, duration: std::time::Duration) {
+        if self.interrupt.current().is_some() {
+            std::future::pending::<()>().await;
+        }
+        tokio::select! {
+            biased;
+            _ = self.interrupt.triggered() => std::future::pending::<()>().await,
+            () = self.inner.sleep(duration) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,7 +111,10 @@ pub async fn rollback(
         }
     };
     let mut locked = backends.clone();
-    locked.clock = lock.clock();
+    locked.clock = std::sync::Arc::new(crate::interrupt::InterruptibleClock::new(
+        lock.clock(),
+        backends.interrupt.clone(),
+    ));
     let mut progress = Progress::default();
     let interrupt = backends.interrupt.clone();
     let result = tokio::select! {

@@ -1446,6 +1446,52 @@ async fn a_baseline_deployment_is_created_judged_against_and_removed() {
     }
 }
 
+/// A cancelled run (a signal while the canary is analysed against its baseline) removes the
+/// baseline with the canary, records `cancelled` and leaves stable as it was.
+#[tokio::test]
+async fn a_cancelled_run_removes_its_baseline_with_the_canary() {
+    let (world, spec) = baseline_world("happy", 0.4).await;
+    let stable_before = stable_image(&world, &spec).await;
+    let interrupt = world.backends.interrupt.clone();
+    let mut observer = |event: &StageEvent| {
+        if event.stage == "analysis" {
+            interrupt.trigger(slipway_pipeline::Interruption::Signal {
+                name: "SIGTERM".into(),
+                number: 15,
+            });
+        }
+    };
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut observer).await;
+    assert_eq!(report.outcome, RunOutcome::Cancelled, "{}", report.reason);
+    let baseline = format!("{}-baseline", spec.release.name);
+    assert!(
+        report
+            .stages
+            .iter()
+            .any(|event| event.message.contains(&format!(
+                "baseline pod(s) of stable's version ready in {baseline}"
+            ))),
+        "the baseline ran: {:#?}",
+        report.stages
+    );
+    for name in [baseline.as_str(), &format!("{}-canary", spec.release.name)] {
+        assert!(
+            !deployment_exists(&world, &spec, name).await,
+            "{name} left behind after a cancel"
+        );
+    }
+    assert_eq!(stable_image(&world, &spec).await, stable_before);
+    let history = world
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .expect("history");
+    assert_eq!(
+        history.last().map(|record| record.outcome),
+        Some(Outcome::Cancelled)
+    );
+}
+
 /// A release paused at the approval gate keeps its canary and its baseline; a rollback then
 /// removes both.
 #[tokio::test]

@@ -177,7 +177,10 @@ impl Ctx<'_> {
         )
         .await
         .map_err(|err| failed(chain(&err)))?;
-        self.backends.clock = lock.clock();
+        self.backends.clock = std::sync::Arc::new(crate::interrupt::InterruptibleClock::new(
+            lock.clock(),
+            self.backends.interrupt.clone(),
+        ));
         self.lock = Some(lock);
         self.emit(
             "preflight",

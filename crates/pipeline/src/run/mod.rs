@@ -385,6 +385,10 @@ async fn execute(
         creates: Vec::new(),
     };
     let interrupt = backends.interrupt.clone();
+    ctx.backends.clock = std::sync::Arc::new(crate::interrupt::InterruptibleClock::new(
+        backends.clock.clone(),
+        interrupt.clone(),
+    ));
     // Every stage races the interrupt (a signal, a lost lock): when it wins, the stage's
     // future is dropped where it waited, and `unwind` below removes what the run started.
     let result = {
