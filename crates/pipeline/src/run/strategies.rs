@@ -734,14 +734,23 @@ impl Ctx<'_> {
             ),
         }
         self.alias_pending = alias_failed.is_some().then(|| alias.clone());
-        self.record(
-            image,
-            candidate,
-            revision,
-            Outcome::Promoted,
-            "promoted after analysis and approval",
-        )
-        .await?;
+        let recorded = self
+            .record(
+                image,
+                candidate,
+                revision,
+                Outcome::Promoted,
+                "promoted after analysis and approval",
+            )
+            .await;
+        // Once the cluster holds the promoted record (phase `Recorded`), a trail that failed to
+        // take its entry must not keep the model server on the old model: finish the promotion,
+        // then report the trail's failure.
+        let trail_failed = match recorded {
+            Ok(()) => None,
+            Err(stop) if self.phase == Phase::Recorded => Some(stop),
+            Err(stop) => return Err(stop),
+        };
         if let Some(err) = alias_failed {
             return Err(failed(format!(
                 "promoted in the cluster and recorded as revision {revision}, but moving alias `{alias}` failed: {} (hint: the next `slipway-deploy run`, `promote` or `abort` for {release} moves it)",
@@ -776,7 +785,14 @@ impl Ctx<'_> {
                 format!("could not tag the image: {}", chain(&err)),
             ),
         }
-        self.reload(candidate).await
+        self.reload(candidate).await?;
+        match trail_failed {
+            Some(stop) => Err(failed(format!(
+                "promoted and recorded in the cluster as revision {revision}, but the audit trail did not take the record: {}",
+                stop.reason
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Tells the model server to load the promoted version, with the admin token from its Secret.
