@@ -251,8 +251,14 @@ mod tests {
         ReleaseId::parse("ml/iris").expect("id")
     }
 
-    #[tokio::test]
-    async fn waits_longer_than_the_ttl_keep_the_lock() {
+    /// A 15-minute lock held by `ci@1` on a simulated clock.
+    async fn held() -> (
+        SimClock,
+        Arc<MemoryCluster>,
+        Interrupt,
+        Duration,
+        Arc<ReleaseLock>,
+    ) {
         let clock = SimClock::starting_at("2026-11-22T09:00:00Z".parse().expect("ts"));
         let cluster = Arc::new(MemoryCluster::new(Arc::new(clock.clone())));
         let interrupt = Interrupt::new();
@@ -267,6 +273,12 @@ mod tests {
         )
         .await
         .expect("lock");
+        (clock, cluster, interrupt, ttl, lock)
+    }
+
+    #[tokio::test]
+    async fn waits_longer_than_the_ttl_keep_the_lock() {
+        let (_clock, cluster, interrupt, ttl, lock) = held().await;
         let work = lock.clock();
         // An hour of waiting, four TTLs: without renewals anyone could take the lock.
         work.sleep(Duration::from_secs(3600)).await;
@@ -281,20 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn another_holder_interrupts_the_work() {
-        let clock = SimClock::starting_at("2026-11-22T09:00:00Z".parse().expect("ts"));
-        let cluster = Arc::new(MemoryCluster::new(Arc::new(clock.clone())));
-        let interrupt = Interrupt::new();
-        let ttl = Duration::from_secs(900);
-        let lock = ReleaseLock::acquire(
-            cluster.clone(),
-            Arc::new(clock.clone()),
-            interrupt.clone(),
-            &release(),
-            "ci@1",
-            ttl,
-        )
-        .await
-        .expect("lock");
+        let (clock, cluster, interrupt, _ttl, lock) = held().await;
         // Another run holds the lease now (as after a takeover).
         clock.advance(Duration::from_secs(400));
         cluster.set_lease(
@@ -319,20 +318,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lease_that_expired_unrenewed_is_lost_not_taken_again() {
-        let clock = SimClock::starting_at("2026-11-22T09:00:00Z".parse().expect("ts"));
-        let cluster = Arc::new(MemoryCluster::new(Arc::new(clock.clone())));
-        let interrupt = Interrupt::new();
-        let ttl = Duration::from_secs(900);
-        let lock = ReleaseLock::acquire(
-            cluster.clone(),
-            Arc::new(clock.clone()),
-            interrupt.clone(),
-            &release(),
-            "ci@1",
-            ttl,
-        )
-        .await
-        .expect("lock");
+        let (clock, _cluster, interrupt, _ttl, lock) = held().await;
         // The process was suspended past the lease; nobody holds it now, but somebody may have
         // in between.
         clock.advance(Duration::from_secs(1000));
