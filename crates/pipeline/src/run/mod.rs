@@ -755,7 +755,8 @@ impl Ctx<'_> {
         if let Err(stop) = self.audit("run", verdict, &reason).await {
             self.emit("record", StageStatus::Fail, stop.reason);
         }
-        if self.report.outcome == RunOutcome::Paused {
+        // Paused notified already; nothing done is nothing to tell.
+        if matches!(self.report.outcome, RunOutcome::Paused | RunOutcome::Unchanged) {
             return;
         }
         if self.report.interruption.is_some() {
