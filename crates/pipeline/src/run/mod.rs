@@ -756,7 +756,10 @@ impl Ctx<'_> {
             self.emit("record", StageStatus::Fail, stop.reason);
         }
         // Paused notified already; nothing done is nothing to tell.
-        if matches!(self.report.outcome, RunOutcome::Paused | RunOutcome::Unchanged) {
+        if matches!(
+            self.report.outcome,
+            RunOutcome::Paused | RunOutcome::Unchanged
+        ) {
             return;
         }
         if self.report.interruption.is_some() {
