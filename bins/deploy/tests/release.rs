@@ -623,7 +623,7 @@ fn real_config(dir: &Path, extra: &str) {
     std::fs::write(
         dir.join("slipway.toml"),
         format!(
-            "[backend]\nmodels = \"mlflow\"\nregistry = \"oci\"\ncluster = \"kubernetes\"\nscanner = \"trivy-report\"\n{extra}\n[mlflow]\ntracking_uri = \"http://127.0.0.1:1\"\n\n[kubernetes]\nkubeconfig = \"kubeconfig\"\n\n[scanner]\nreport = \"trivy.json\"\n"
+            "[backend]\nmodels = \"mlflow\"\nregistry = \"oci\"\ncluster = \"kubernetes\"\nscanner = \"trivy-report\"\n{extra}\n[mlflow]\ntracking_uri = \"http://127.0.0.1:1\"\n\n[kubernetes]\nkubeconfig = \"kubeconfig\"\n\n[scanner]\nreport = \"trivy.json\"\n\n[audit]\npath = \"audit.jsonl\"\n"
         ),
     )
     .expect("config");

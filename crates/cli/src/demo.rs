@@ -143,6 +143,22 @@ pub fn choose(
             ),
         });
     }
+    // Next to a real system the trail is evidence too: an in-memory one would vanish with the
+    // process, approvals and decisions included.
+    if !real.is_empty()
+        && settings.audit.store == config::AuditStoreKind::File
+        && settings.audit.path.is_none()
+    {
+        return Err(UserError {
+            message: format!(
+                "invalid configuration: key `audit.path` is required next to real backends ({}): without it the trail would be kept in memory and lost with the process\n\nhint: set `[audit] path = \"audit.jsonl\"` (and keep the file between jobs), or `store = \"cluster\"` to keep it as ConfigMaps",
+                real.iter()
+                    .map(|boundary| boundary.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
     Ok(Choice::Configured {
         simulated: backend.simulated.clone(),
     })
@@ -208,11 +224,22 @@ mod tests {
             let listed = check(
                 jail,
                 Some(
-                    "[backend]\nmodels = \"mlflow\"\nregistry = \"oci\"\ncluster = \"kubernetes\"\nscanner = \"trivy-report\"\nsimulated = [\"metrics\"]\n",
+                    "[backend]\nmodels = \"mlflow\"\nregistry = \"oci\"\ncluster = \"kubernetes\"\nscanner = \"trivy-report\"\nsimulated = [\"metrics\"]\n\n[audit]\npath = \"audit.jsonl\"\n",
                 ),
                 &none,
             );
             assert_eq!(listed, "Configured { simulated: [Metrics] }");
+            // Next to real systems the trail must be kept somewhere.
+            insta::assert_snapshot!(
+                "real_backends_trail_in_memory",
+                check(
+                    jail,
+                    Some(
+                        "[backend]\nmodels = \"mlflow\"\nregistry = \"oci\"\ncluster = \"kubernetes\"\nscanner = \"trivy-report\"\nsimulated = [\"metrics\"]\n",
+                    ),
+                    &none
+                )
+            );
             insta::assert_snapshot!(
                 "listed_but_real",
                 check(

@@ -203,6 +203,9 @@ kubeconfig = "kubeconfig"
 
 [scanner]
 report = "trivy.json"
+
+[audit]
+path = "audit.jsonl"
 "#
         ),
     )
