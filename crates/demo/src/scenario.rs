@@ -244,25 +244,7 @@ pub async fn build_with(
     // Cluster: the stable Deployment and its Service, the model server's admin token. Nine
     // replicas make the default steps exact pod shares (1, 3 and 9 canary pods for 10, 25 and
     // 50 %); next to 4, one canary pod is already 20 % and a 10 % step is refused.
-    let cluster = Arc::new(MemoryCluster::new(clock.clone()));
-    let labels: BTreeMap<String, String> = [("app".to_owned(), release.name.clone())].into();
-    let mut pod_labels = labels.clone();
-    pod_labels.insert(TRACK_LABEL.to_owned(), "stable".to_owned());
-    cluster.seed_deployment(DeploymentSpec {
-        namespace: release.namespace.clone(),
-        name: release.name.clone(),
-        replicas: 9,
-        selector: labels.clone(),
-        pod_labels,
-        container: "model-server".to_owned(),
-        image: stable_image.pinned().unwrap_or_default(),
-    });
-    cluster.seed_service(&release.namespace, &spec.service, labels);
-    cluster.seed_secret(
-        &release.namespace,
-        &format!("{}-admin", release.name),
-        [("admin-token".to_owned(), "demo-admin-token".to_owned())].into(),
-    );
+    let cluster = seed_cluster(clock.clone(), release, &spec.service, &stable_image);
     // Release history: both earlier images were released by Slipway, so rollback has targets.
     let mut history = Vec::new();
     for (idx, ((image, version), days_ago)) in released.iter().zip([12, 7]).enumerate() {
@@ -561,25 +543,7 @@ pub async fn build_story(
         let _ = slipway_attest::sign_image(registry.as_ref(), key.as_ref(), &v1_pinned).await;
     }
 
-    let cluster = Arc::new(MemoryCluster::new(clock.clone()));
-    let labels: BTreeMap<String, String> = [("app".to_owned(), release.name.clone())].into();
-    let mut pod_labels = labels.clone();
-    pod_labels.insert(TRACK_LABEL.to_owned(), "stable".to_owned());
-    cluster.seed_deployment(DeploymentSpec {
-        namespace: release.namespace.clone(),
-        name: release.name.clone(),
-        replicas: 9,
-        selector: labels.clone(),
-        pod_labels,
-        container: "model-server".to_owned(),
-        image: v1_pinned.pinned().unwrap_or_default(),
-    });
-    cluster.seed_service(&release.namespace, &base.service, labels);
-    cluster.seed_secret(
-        &release.namespace,
-        &format!("{}-admin", release.name),
-        [("admin-token".to_owned(), "demo-admin-token".to_owned())].into(),
-    );
+    let cluster = seed_cluster(clock.clone(), release, &base.service, &v1_pinned);
     let first = ReleaseRecord {
         trail_head: None,
         source_time: None,
@@ -721,4 +685,35 @@ impl StoryWorld {
             self.metrics.push_series(&query, &[], points);
         }
     }
+}
+
+/// The cluster every demo world starts from: the stable Deployment (9 replicas, so the default
+/// steps are exact pod shares) running `stable`, its Service, and the model server's admin
+/// token Secret.
+fn seed_cluster(
+    clock: Arc<dyn Clock>,
+    release: &slipway_core::ReleaseId,
+    service: &str,
+    stable: &ImageRef,
+) -> Arc<MemoryCluster> {
+    let cluster = Arc::new(MemoryCluster::new(clock));
+    let labels: BTreeMap<String, String> = [("app".to_owned(), release.name.clone())].into();
+    let mut pod_labels = labels.clone();
+    pod_labels.insert(TRACK_LABEL.to_owned(), "stable".to_owned());
+    cluster.seed_deployment(DeploymentSpec {
+        namespace: release.namespace.clone(),
+        name: release.name.clone(),
+        replicas: 9,
+        selector: labels.clone(),
+        pod_labels,
+        container: "model-server".to_owned(),
+        image: stable.pinned().unwrap_or_default(),
+    });
+    cluster.seed_service(&release.namespace, service, labels);
+    cluster.seed_secret(
+        &release.namespace,
+        &format!("{}-admin", release.name),
+        [("admin-token".to_owned(), "demo-admin-token".to_owned())].into(),
+    );
+    cluster
 }

@@ -14,10 +14,8 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use slipway_registry::testing::{OciLayout, linux_amd64, skopeo_digest, skopeo_push};
-
 use crate::e2e::seed_mlflow;
-use crate::support::{MLFLOW_ENV, REGISTRY_ENV, command, output, service, unique};
+use crate::support::{MLFLOW_ENV, REGISTRY_ENV, candidate_image, command, output, service, unique};
 
 /// Answers the kube client's requests from `objects` (path → JSON); anything else is a 404
 /// Status, as a real API server answers for a missing object. Every request line is kept.
@@ -132,21 +130,7 @@ async fn plan_on_a_real_cluster_with_simulated_metrics_refuses_coarse_steps_and_
     let root = dir.path();
 
     let repository = format!("slipway-e2e/{}", unique("real-cluster"));
-    let mut layout = OciLayout::create(&root.join("layout")).expect("layout");
-    let written = layout
-        .image(&format!("{repository}-candidate"), &linux_amd64())
-        .expect("image");
-    layout.tag("1.5.0", &written).expect("tag");
-    skopeo_push(&layout, "1.5.0", &registry, &format!("{repository}:1.5.0")).expect("push");
-    let digest = skopeo_digest(&registry, &format!("{repository}:1.5.0")).expect("digest");
-    let report = serde_json::json!({
-        "SchemaVersion": 2,
-        "ArtifactName": format!("{registry}/{repository}@{digest}"),
-        "ArtifactType": "container_image",
-        "Metadata": {"RepoDigests": [format!("{registry}/{repository}@{digest}")]},
-        "Results": [{"Target": "iris-server (alpine 3.20)", "Class": "os-pkgs", "Vulnerabilities": []}],
-    });
-    std::fs::write(root.join("trivy.json"), report.to_string()).expect("trivy report");
+    candidate_image(&registry, &repository, root);
     let model = unique("slipway-e2e-real-cluster");
     seed_mlflow(&mlflow, &model, (0.95, 0.93)).await;
 

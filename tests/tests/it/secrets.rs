@@ -12,10 +12,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use slipway_registry::testing::{OciLayout, linux_amd64, skopeo_digest, skopeo_push};
 
 use crate::e2e::seed_mlflow;
-use crate::support::{MLFLOW_ENV, Output, REGISTRY_ENV, command, output, service, unique};
+use crate::support::{
+    MLFLOW_ENV, Output, REGISTRY_ENV, candidate_image, command, output, service, unique,
+};
 
 const REGISTRY_TOKEN: &str = "reg-tok-PLANTED-6f1c9e";
 const SIGNING_PASSWORD: &str = "cosign-pw-PLANTED-91ab7d";
@@ -100,21 +101,7 @@ async fn planted_secrets_never_reach_any_output() {
 
     // The candidate image in the real registry, and a Trivy report about it.
     let repository = format!("slipway-e2e/{}", unique("secrets"));
-    let mut layout = OciLayout::create(&root.join("layout")).expect("layout");
-    let written = layout
-        .image(&format!("{repository}-candidate"), &linux_amd64())
-        .expect("image");
-    layout.tag("1.5.0", &written).expect("tag");
-    skopeo_push(&layout, "1.5.0", &registry, &format!("{repository}:1.5.0")).expect("push");
-    let digest = skopeo_digest(&registry, &format!("{repository}:1.5.0")).expect("digest");
-    let report = serde_json::json!({
-        "SchemaVersion": 2,
-        "ArtifactName": format!("{registry}/{repository}@{digest}"),
-        "ArtifactType": "container_image",
-        "Metadata": {"RepoDigests": [format!("{registry}/{repository}@{digest}")]},
-        "Results": [{"Target": "iris-server (alpine 3.20)", "Class": "os-pkgs", "Vulnerabilities": []}],
-    });
-    std::fs::write(root.join("trivy.json"), report.to_string()).expect("trivy report");
+    candidate_image(&registry, &repository, root);
 
     // A model of this test's own in the real MLflow.
     let model = unique("slipway-e2e-secrets");

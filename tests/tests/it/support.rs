@@ -1,6 +1,6 @@
 //! Shared plumbing: the services from `cargo xtask services`, the built binaries, unique names.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -106,4 +106,26 @@ pub(crate) fn output(command: &mut Command) -> Output {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// Pushes a candidate image `REGISTRY/REPOSITORY:1.5.0` to the real registry and writes a clean
+/// Trivy report about its digest to `dir/trivy.json`. Returns the digest.
+pub(crate) fn candidate_image(registry: &str, repository: &str, dir: &Path) -> String {
+    use slipway_registry::testing::{OciLayout, linux_amd64, skopeo_digest, skopeo_push};
+    let mut layout = OciLayout::create(&dir.join("layout")).expect("layout");
+    let written = layout
+        .image(&format!("{repository}-candidate"), &linux_amd64())
+        .expect("image");
+    layout.tag("1.5.0", &written).expect("tag");
+    skopeo_push(&layout, "1.5.0", registry, &format!("{repository}:1.5.0")).expect("push");
+    let digest = skopeo_digest(registry, &format!("{repository}:1.5.0")).expect("digest");
+    let report = serde_json::json!({
+        "SchemaVersion": 2,
+        "ArtifactName": format!("{registry}/{repository}@{digest}"),
+        "ArtifactType": "container_image",
+        "Metadata": {"RepoDigests": [format!("{registry}/{repository}@{digest}")]},
+        "Results": [{"Target": "iris-server (alpine 3.20)", "Class": "os-pkgs", "Vulnerabilities": []}],
+    });
+    std::fs::write(dir.join("trivy.json"), report.to_string()).expect("trivy report");
+    digest.to_string()
 }
