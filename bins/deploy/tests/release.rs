@@ -508,7 +508,7 @@ fn plan_refuses_a_step_one_canary_pod_exceeds_and_round_up_reports_both_shares()
         "outcome: failed",
         "step 1/3: 5% requested, 10% achievable (1 canary pod(s) next to 9 stable)",
         "at least 19 replicas",
-        "rollout.traffic = \"nginx\"",
+        "rollout.traffic = \"gateway-api\"",
         "rollout.coarse_steps = \"round-up\"",
     ] {
         assert!(

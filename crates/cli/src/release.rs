@@ -175,6 +175,17 @@ pub fn release_spec(
                 "`rollout.traffic = \"nginx\"` needs the Ingress that routes to the release's Service\n\nhint: e.g. `ingress = \"iris-classifier\"` under [rollout] (`kubectl get ingresses` in the release's namespace)",
             ));
         }
+        (TrafficSetting::GatewayApi, _) => match &rollout.route {
+            Some(route) if !route.is_empty() => TrafficRouting::GatewayApi {
+                route: route.clone(),
+            },
+            _ => {
+                return Err(key_error(
+                    "rollout.route",
+                    "`rollout.traffic = \"gateway-api\"` needs the HTTPRoute that sends the release's traffic to its Service\n\nhint: e.g. `route = \"iris-classifier\"` under [rollout] (`kubectl get httproutes` in the release's namespace)",
+                ));
+            }
+        },
     };
     // Whether a step is too coarse depends on stable's replicas, known only from the cluster:
     // the pipeline's preflight decides, before any change.

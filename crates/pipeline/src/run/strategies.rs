@@ -383,7 +383,9 @@ impl Ctx<'_> {
             let traffic = &self.spec.traffic;
             let share = match traffic {
                 TrafficRouting::ReplicaRatio => "of pods",
-                TrafficRouting::NginxIngress { .. } => "of requests",
+                TrafficRouting::NginxIngress { .. } | TrafficRouting::GatewayApi { .. } => {
+                    "of requests"
+                }
             };
             self.emit(
                 "canary",
@@ -460,6 +462,15 @@ impl Ctx<'_> {
                 TrafficRouting::NginxIngress { ingress } => format!(
                     "{replicas} canary pod(s) ready next to {stable_replicas} stable: Ingress {} sends exactly {step}% of the requests of {ingress} to Service {}",
                     rollout::canary_ingress_name(ingress),
+                    rollout::canary_service_name(&self.spec.service)
+                ),
+                TrafficRouting::GatewayApi { route } if self.wants_baseline() => format!(
+                    "{replicas} canary pod(s) and {replicas} baseline pod(s) ready next to {stable_replicas} stable: HTTPRoute {route} sends exactly {step}% of its requests to Service {} and {step}% to Service {}",
+                    rollout::canary_service_name(&self.spec.service),
+                    rollout::baseline_service_name(&self.spec.service)
+                ),
+                TrafficRouting::GatewayApi { route } => format!(
+                    "{replicas} canary pod(s) ready next to {stable_replicas} stable: HTTPRoute {route} sends exactly {step}% of its requests to Service {}",
                     rollout::canary_service_name(&self.spec.service)
                 ),
             };
