@@ -998,6 +998,66 @@ async fn gateway_api_canary_gets_exact_weights_and_every_ending_restores_the_rou
     }
 }
 
+/// A release paused at the approval gate keeps the route weighted; aborting it and rolling it
+/// back each give the route back as it was.
+#[tokio::test]
+async fn a_paused_gateway_api_release_restores_the_route_on_abort_and_rollback() {
+    for ending in ["abort", "rollback"] {
+        let spec = gateway_spec();
+        let world = world("unapproved", &spec).await;
+        let namespace = spec.release.namespace.clone();
+        let users_rules = seed_route(&world, &spec);
+        let paused = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+        assert_eq!(paused.outcome, RunOutcome::Paused, "{}", paused.reason);
+        let (rules, original) = world
+            .cluster
+            .http_route_rules(&namespace, "iris-route")
+            .expect("route");
+        assert_ne!(rules, users_rules, "{ending}: weighted while paused");
+        assert!(original.is_some(), "{ending}");
+        let report = if ending == "abort" {
+            slipway_pipeline::resume(
+                &spec,
+                &world.backends,
+                &mut |_: &StageEvent| {},
+                Resume::Abort("not today".into()),
+            )
+            .await
+        } else {
+            let rollback = slipway_pipeline::RollbackSpec {
+                release: spec.release.clone(),
+                target: slipway_pipeline::RollbackTarget::Previous,
+                reason: "the model card was wrong".into(),
+                emergency: true,
+                actor: spec.actor.clone(),
+                serving_alias: spec.serving_alias.clone(),
+                progress_deadline: spec.progress_deadline,
+                history_limit: spec.history_limit,
+                policy: spec.policy.clone(),
+                service: spec.service.clone(),
+                traffic: spec.traffic.clone(),
+            };
+            slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await
+        };
+        assert!(
+            matches!(report.outcome, RunOutcome::Rejected | RunOutcome::Promoted),
+            "{ending}: {:?} {}",
+            report.outcome,
+            report.reason
+        );
+        assert_eq!(
+            world.cluster.http_route_rules(&namespace, "iris-route"),
+            Some((users_rules, None)),
+            "{ending}"
+        );
+        assert_eq!(
+            world.cluster.service_names(&namespace),
+            std::slice::from_ref(&spec.service),
+            "{ending}"
+        );
+    }
+}
+
 /// A run killed while the route carries the canary (the annotation and the weights on it) is
 /// settled by the next command: the route goes back to the user's backends.
 #[tokio::test]
