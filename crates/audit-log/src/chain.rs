@@ -150,6 +150,18 @@ impl Entry {
         Ok(entry)
     }
 
+    /// Whether this entry is the link that follows `previous` (the entry before it as stored, or
+    /// `None` for the first): its sequence number follows on, its `prev` is the previous
+    /// entry's hash, and its content matches its own hash. Readers that must trust single
+    /// entries (the approval gate) keep only those that link.
+    pub fn links_to(&self, previous: Option<&Entry>) -> bool {
+        let (expected_seq, expected_prev) =
+            previous.map_or((1, GENESIS), |p| (p.seq + 1, p.hash.as_str()));
+        self.seq == expected_seq
+            && self.prev == expected_prev
+            && hash_of(self.seq, &self.at, &self.prev, &self.event) == self.hash
+    }
+
     /// This entry as a head to remember.
     pub fn head(&self) -> Head {
         Head {
