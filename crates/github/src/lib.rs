@@ -315,3 +315,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(feature = "test-support")]
+pub mod testing;
