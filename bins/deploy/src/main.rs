@@ -408,12 +408,12 @@ async fn approve(args: &ApproveArgs) -> anyhow::Result<ExitStatus> {
                 OutputFormat::Text => {
                     for record in &records {
                         println!(
-                            "approved: {} revision {} by {} for {} at {}\nreason: {}",
+                            "approved: {} by {} for {} at {}\nrevision: {}\nreason: {}",
                             record.release,
-                            record.revision.unwrap_or_default(),
                             record.approver,
                             record.model,
                             record.digest,
+                            record.revision.unwrap_or_default(),
                             record.reason
                         );
                     }

@@ -296,7 +296,7 @@ fn a_github_environment_review_from_the_api_promotes_the_paused_release() {
     let approved = approve("42");
     assert_eq!(approved.code, 0, "{}", approved.stderr);
     assert!(
-        approved.stdout.contains("revision 3 by maria.chen"),
+        approved.stdout.contains("by maria.chen") && approved.stdout.contains("revision: 3"),
         "{}",
         approved.stdout
     );
