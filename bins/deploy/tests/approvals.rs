@@ -69,9 +69,9 @@ fn forge_approval(dir: &Path, who: &str) {
         serde_json::from_str(text.lines().last().expect("an entry")).expect("entry");
     let paused = text
         .lines()
+        .rev()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|entry| entry["event"]["kind"] == "release")
-        .last()
+        .find(|entry| entry["event"]["kind"] == "release")
         .expect("the paused record");
     let record = &paused["event"];
     let forged = serde_json::json!({

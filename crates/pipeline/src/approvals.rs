@@ -224,7 +224,7 @@ pub(crate) fn records_for(
                 let others: Vec<String> = reviews
                     .iter()
                     .filter(|review| !ours.iter().any(|own| std::ptr::eq(*own, *review)))
-                    .map(|review| describe(review))
+                    .map(describe)
                     .collect();
                 return Err(format!(
                     "{run} has no approval of environment `{environment}`{} (hint: the approve job must run in `environment: {environment}` with required reviewers; `policy.approvals.environment` names it)",
