@@ -31,7 +31,7 @@ mod store;
 
 pub use chain::{
     ChainProblem, ChainVerifier, Entry, EntrySignature, Head, check_sequence, signed_payload,
-    verify, verify_signature, verify_signatures,
+    verify, verify_entry_signature, verify_signature, verify_signatures,
 };
 pub use store::{FileAuditStore, MemoryAuditStore};
 

@@ -311,6 +311,8 @@ pub(crate) async fn recorded_approvals(
     let trust = &backends.approvals;
     let trusted: Vec<&dyn Verifier> = backends.trusted_keys.iter().map(AsRef::as_ref).collect();
     let approver_keys = trust.key_refs();
+    let approver_verifiers: Vec<&dyn Verifier> =
+        approver_keys.iter().map(|(_, key)| *key).collect();
     let mut previous: Option<&Entry> = None;
     let mut approvals = Vec::new();
     for entry in &trail.entries {
@@ -341,12 +343,9 @@ pub(crate) async fn recorded_approvals(
             continue;
         }
         // Outside the demo, who wrote the entry must be proven by its signature.
-        let mut signers: Vec<&dyn Verifier> = trusted.clone();
-        if let ApprovalSource::Signed { .. } = &record.source {
-            signers.extend(approver_keys.iter().map(|(_, key)| *key));
-        }
         if !trust.demo
-            && let Some(problem) = slipway_audit_log::verify_signature(entry, &signers)
+            && let Some(problem) =
+                slipway_audit_log::verify_entry_signature(entry, &trusted, &approver_verifiers)
         {
             approval.authenticated = Err(format!("entry {} is {}", entry.seq, problem.problem));
             approvals.push(approval);
