@@ -107,7 +107,8 @@ pub struct ReleaseSettings {
     pub name: String,
     /// The Service in front of the Deployment (default: the Deployment's name).
     pub service: Option<String>,
-    /// Who runs the release (default: `GITHUB_ACTOR`, then `USER`).
+    /// Who runs the release outside GitHub Actions (default: `GITHUB_TRIGGERING_ACTOR`, then
+    /// `GITHUB_ACTOR`, then `USER`). Inside Actions the login that triggered the run always is.
     pub actor: Option<String>,
 }
 

@@ -1907,6 +1907,9 @@ async fn one_server_image_ships_two_model_versions_in_turn() {
         reason: "model 4 reviewed".to_owned(),
         digest: digest.clone(),
         model: next.clone(),
+        revision: None,
+        expires: None,
+        source: slipway_audit_log::ApprovalSource::Named,
     };
     world
         .backends

@@ -487,6 +487,9 @@ async fn world(spec: ReleaseSpec, approved: bool) -> World {
             reason: "model card reviewed".to_owned(),
             digest: candidate_digest.clone(),
             model: candidate.clone(),
+            revision: None,
+            expires: None,
+            source: slipway_audit_log::ApprovalSource::Named,
         };
         audit
             .append(at, Event::Approval(approval))
@@ -537,6 +540,7 @@ async fn world(spec: ReleaseSpec, approved: bool) -> World {
         audit: audit.clone(),
         clock,
         interrupt: Default::default(),
+        approvals: slipway_pipeline::ApprovalTrust::demo(),
     };
     let writes = Arc::new(Writes::default());
     let mocked = Backends {
