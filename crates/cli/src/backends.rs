@@ -397,6 +397,7 @@ fn load_keys(
     backends: &mut slipway_pipeline::Backends,
     real: &mut Vec<String>,
 ) -> Result<(), UserError> {
+    load_provenance_keys(settings, backends, real)?;
     let signing = &settings.signing;
     let configured = signing.key.is_some() || !signing.trusted_keys.is_empty();
     if !configured {
@@ -451,6 +452,50 @@ fn load_keys(
     }
     backends.trusted_keys = trusted;
     Ok(())
+}
+
+/// The build keys whose provenance counts (`[policy.provenance] keys`). Listed keys replace the
+/// demo build key; with none listed on a real registry no provenance can verify (and the gate
+/// says which key to set), since the deploy key never vouches for a build.
+fn load_provenance_keys(
+    settings: &Settings,
+    backends: &mut slipway_pipeline::Backends,
+    real: &mut Vec<String>,
+) -> Result<(), UserError> {
+    let paths = &settings.policy.provenance.keys;
+    if paths.is_empty() {
+        if settings.backend.registry == RegistryBackend::Oci {
+            backends.provenance_keys.clear();
+        }
+        return Ok(());
+    }
+    backends.provenance_keys = load_public_keys(paths, "policy.provenance.keys")?;
+    for key in &backends.provenance_keys {
+        real.push(format!("provenance key: {}", key.key_id()));
+    }
+    Ok(())
+}
+
+/// Reads `cosign.pub` files, each error naming `key` and the file.
+pub fn load_public_keys(
+    paths: &[std::path::PathBuf],
+    key: &str,
+) -> Result<Vec<Arc<dyn Verifier>>, UserError> {
+    paths
+        .iter()
+        .map(|path| {
+            let name = path.display().to_string();
+            let pem = std::fs::read_to_string(path).map_err(|err| {
+                invalid(
+                    key,
+                    format!("cannot read `{name}`: {err}\n\nhint: write the public key with `cosign generate-key-pair` (or `cosign public-key --key cosign.key`)"),
+                )
+            })?;
+            EcdsaP256PublicKey::from_pem(&name, &pem)
+                .map(|public| Arc::new(public) as Arc<dyn Verifier>)
+                .map_err(|err| invalid(key, err))
+        })
+        .collect()
 }
 
 /// The trail: ConfigMaps on the cluster backend (`audit.store = "cluster"`, so every runner

@@ -32,6 +32,7 @@ use crate::{
 mod baseline;
 mod converge;
 mod gates;
+pub(crate) use gates::provenance_evidence;
 mod strategies;
 
 /// Receives each stage event as it happens (the binaries print them on stderr).
