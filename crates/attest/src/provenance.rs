@@ -228,11 +228,9 @@ fn check_provenance(check: &StatementCheck, policy: &ProvenancePolicy) -> Proven
         }
         _ => {}
     }
-    if let Some(expected) = policy
-        .source_repository
-        .as_ref()
-        .filter(|expected| **expected != summary.source_repository)
-    {
+    if let Some(expected) = policy.source_repository.as_ref().filter(|expected| {
+        normalise_repository(expected) != normalise_repository(&summary.source_repository)
+    }) {
         result.reasons.push(format!(
             "source repository `{}` is not the expected `{expected}`",
             summary.source_repository
@@ -260,6 +258,14 @@ fn check_provenance(check: &StatementCheck, policy: &ProvenancePolicy) -> Proven
     }
     result.summary = Some(summary);
     result
+}
+
+/// `git+https://github.com/org/repo.git/` and `https://github.com/org/repo` name the same
+/// repository: SLSA generators write the former, people the latter.
+fn normalise_repository(uri: &str) -> &str {
+    let uri = uri.strip_prefix("git+").unwrap_or(uri);
+    let uri = uri.strip_suffix('/').unwrap_or(uri);
+    uri.strip_suffix(".git").unwrap_or(uri)
 }
 
 fn text(value: &serde_json::Value, pointer: &str) -> Option<String> {

@@ -197,10 +197,10 @@ impl Ctx<'_> {
 
     pub(super) async fn model_gate(&mut self) -> Result<ModelVersion, Stop> {
         let models = self.backends.models.clone();
-        let info = models
-            .resolve(&self.spec.model)
-            .await
-            .map_err(|err| failed(chain(&err)))?;
+        let (info, evidence) =
+            model_evidence(models.as_ref(), &self.spec.model, &self.spec.serving_alias)
+                .await
+                .map_err(|err| failed(chain(&err)))?;
         let candidate = info.version.clone();
         self.candidate_run = info.run_id.clone();
         self.report.model = Some(candidate.clone());
@@ -213,33 +213,6 @@ impl Ctx<'_> {
                 info.run_id.as_deref().unwrap_or("unknown")
             ),
         );
-        let metrics = run_metrics(models.as_ref(), info.run_id.as_deref()).await?;
-        let serving_ref = ModelRef {
-            name: candidate.name.clone(),
-            selector: ModelSelector::Alias(self.spec.serving_alias.clone()),
-        };
-        let serving = match models.resolve(&serving_ref).await {
-            Ok(serving) => {
-                let serving_metrics =
-                    run_metrics(models.as_ref(), serving.run_id.as_deref()).await?;
-                Some(ServingModel {
-                    version: serving.version,
-                    metrics: serving_metrics,
-                })
-            }
-            Err(slipway_mlflow::Error::NotFound { .. }) => None,
-            Err(err) => return Err(failed(chain(&err))),
-        };
-        let evidence = ModelEvidence {
-            candidate: candidate.clone(),
-            status: if info.status == VersionStatus::Ready {
-                "READY".to_owned()
-            } else {
-                info.status.as_str().to_owned()
-            },
-            metrics,
-            serving,
-        };
         self.gate(
             "model-gate",
             slipway_gates::model::evaluate(&self.spec.policy.model, &evidence),
@@ -570,4 +543,50 @@ pub(crate) async fn provenance_evidence(
         rejected.clear();
     }
     Ok((verified, rejected))
+}
+
+/// What the model gate judges, read from the model registry: `model` resolved to a version,
+/// its run's metrics, its status, and the version serving under `serving_alias` (if any) with
+/// its metrics. `run`'s model gate and `slipway-deploy check-model` both call this, then
+/// `slipway_gates::model::evaluate`: one gate, two entry points.
+pub async fn model_evidence(
+    models: &dyn slipway_mlflow::ModelRegistry,
+    model: &ModelRef,
+    serving_alias: &str,
+) -> Result<(slipway_mlflow::VersionInfo, ModelEvidence), slipway_mlflow::Error> {
+    let info = models.resolve(model).await?;
+    let candidate = info.version.clone();
+    let metrics = match info.run_id.as_deref() {
+        Some(run_id) => models.run_data(run_id).await?.metrics,
+        None => Default::default(),
+    };
+    let serving_ref = ModelRef {
+        name: candidate.name.clone(),
+        selector: ModelSelector::Alias(serving_alias.to_owned()),
+    };
+    let serving = match models.resolve(&serving_ref).await {
+        Ok(serving) => {
+            let metrics = match serving.run_id.as_deref() {
+                Some(run_id) => models.run_data(run_id).await?.metrics,
+                None => Default::default(),
+            };
+            Some(ServingModel {
+                version: serving.version,
+                metrics,
+            })
+        }
+        Err(slipway_mlflow::Error::NotFound { .. }) => None,
+        Err(err) => return Err(err),
+    };
+    let evidence = ModelEvidence {
+        candidate,
+        status: if info.status == VersionStatus::Ready {
+            "READY".to_owned()
+        } else {
+            info.status.as_str().to_owned()
+        },
+        metrics,
+        serving,
+    };
+    Ok((info, evidence))
 }
