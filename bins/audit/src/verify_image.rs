@@ -103,8 +103,9 @@ fn public_key(path: &PathBuf) -> Result<EcdsaP256PublicKey, UserError> {
         ),
     })?;
     EcdsaP256PublicKey::from_pem(&name, &pem).map_err(|err| UserError {
-        message: format!(
-            "`--key {name}` is not a public key: {err}\n\nhint: pass the `cosign.pub` that `cosign generate-key-pair` wrote (not the private `cosign.key`)"
+        message: slipway_cli::backends::with_hint(
+            format!("`--key {name}` is not a public key: {err}"),
+            "pass the `cosign.pub` that `cosign generate-key-pair` wrote (not the private `cosign.key`)",
         ),
     })
 }
@@ -134,6 +135,7 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
     let Some(settings) = settings(&args.global)? else {
         return Ok(ExitStatus::Success);
     };
+    slipway_cli::backends::parse_image(&args.image)?;
     let key = public_key(&args.key)?;
     let (registry, image) = pinned(&settings, &args.allow_insecure_registry, &args.image).await?;
     let digest = image.digest().cloned().context("pinned image")?;

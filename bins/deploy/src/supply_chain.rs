@@ -152,9 +152,9 @@ pub(crate) async fn check_model(args: &CheckModelArgs) -> anyhow::Result<ExitSta
         return Ok(ExitStatus::Success);
     };
     let model = ModelRef::parse(&args.model).map_err(|err| UserError {
-        message: format!(
-            "invalid MODEL_REF `{}`: {err}\n\nhint: write `name@alias`, `name/7` or `name/Stage`",
-            args.model
+        message: slipway_cli::backends::with_hint(
+            format!("invalid MODEL_REF: {err}"),
+            "write `name@alias`, `name/7` or `name/Stage`",
         ),
     })?;
     let mut policy = settings.policy.model.clone();
@@ -237,6 +237,7 @@ pub(crate) async fn sign(args: &SignArgs) -> anyhow::Result<ExitStatus> {
     let Some(settings) = settings(&args.global)? else {
         return Ok(ExitStatus::Success);
     };
+    slipway_cli::backends::parse_image(&args.image)?;
     let key = signing_key(&settings, args.key.as_ref())?;
     let registry = registry(&settings, &args.registry)?;
     let image = slipway_cli::backends::pin_image(&registry, &args.image).await?;
@@ -284,6 +285,7 @@ pub(crate) async fn attest(args: &AttestArgs) -> anyhow::Result<ExitStatus> {
     let Some(settings) = settings(&args.global)? else {
         return Ok(ExitStatus::Success);
     };
+    slipway_cli::backends::parse_image(&args.image)?;
     let predicate_type = predicate_type_for(&args.kind).ok_or_else(|| UserError {
         message: format!(
             "unknown `--type {}`\n\nhint: use `slsaprovenance`, `vuln`, `custom`, or a predicate type URI",

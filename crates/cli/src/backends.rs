@@ -189,6 +189,25 @@ pub fn oci_registry(
     Ok((registry, source))
 }
 
+/// An IMAGE argument, or an error naming it with a hint.
+pub fn parse_image(text: &str) -> Result<slipway_core::ImageRef, UserError> {
+    slipway_core::ImageRef::parse(text).map_err(|err| UserError {
+        message: with_hint(
+            format!("invalid IMAGE `{text}`: {err}"),
+            "write `registry/repository:tag` or `registry/repository@sha256:…`",
+        ),
+    })
+}
+
+/// `message` with `hint` after a blank line, unless the message already ends with one.
+pub fn with_hint(message: String, hint: &str) -> String {
+    if message.contains("\n\nhint: ") {
+        message
+    } else {
+        format!("{message}\n\nhint: {hint}")
+    }
+}
+
 /// `text` pinned to the digest a deploy would run: a digest as given (it must exist in the
 /// registry), a tag resolved as `run` resolves it (to the configured platform's manifest of an
 /// index). Signatures and attestations bind digests, so every standalone command pins first.
@@ -197,11 +216,7 @@ pub async fn pin_image(
     text: &str,
 ) -> anyhow::Result<slipway_core::ImageRef> {
     use anyhow::Context as _;
-    let image = slipway_core::ImageRef::parse(text).map_err(|err| UserError {
-        message: format!(
-            "invalid IMAGE `{text}`: {err}\n\nhint: write `registry/repository:tag` or `registry/repository@sha256:…`"
-        ),
-    })?;
+    let image = parse_image(text)?;
     if image.digest().is_some() {
         if !registry
             .exists(&image)
