@@ -313,3 +313,77 @@ pub fn release_spec(
         actor,
     })
 }
+
+#[cfg(test)]
+mod build_info_tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        }
+    }
+
+    const GITHUB: &[(&str, &str)] = &[
+        (GITHUB_ACTIONS, "true"),
+        (GITHUB_REPOSITORY, "acme/iris"),
+        (
+            GITHUB_WORKFLOW_REF,
+            "acme/iris/.github/workflows/build.yml@refs/heads/main",
+        ),
+        (GITHUB_REF, "refs/heads/main"),
+        (GITHUB_SHA, "4d329c75"),
+        (GITHUB_RUN_ID, "7"),
+    ];
+
+    #[test]
+    fn flags_win_and_github_actions_fills_the_rest() {
+        let facts = BuildFacts {
+            source_ref: Some("refs/tags/v1.5.0".to_owned()),
+            ..BuildFacts::default()
+        };
+        let info = build_info(&facts, &env_of(GITHUB)).expect("in GitHub Actions");
+        assert_eq!(
+            info.builder_id,
+            "https://github.com/acme/iris/.github/workflows/build.yml@refs/heads/main"
+        );
+        assert_eq!(info.source_repository, "https://github.com/acme/iris");
+        assert_eq!(info.source_ref, "refs/tags/v1.5.0");
+        assert_eq!(info.source_commit, "4d329c75");
+        assert_eq!(info.build_type, GITHUB_BUILD_TYPE);
+        assert_eq!(
+            info.invocation_id,
+            "https://github.com/acme/iris/actions/runs/7/attempts/1"
+        );
+
+        // Outside GitHub Actions its variables are not read, and each missing fact is named.
+        let outside: &[(&str, &str)] = &[(GITHUB_REPOSITORY, "acme/iris")];
+        let err = build_info(&BuildFacts::default(), &env_of(outside)).expect_err("no builder");
+        assert!(
+            err.message.starts_with("no `--builder-id` given"),
+            "{}",
+            err.message
+        );
+        let facts = BuildFacts {
+            builder_id: Some("https://ci.example/build".to_owned()),
+            ..BuildFacts::default()
+        };
+        let err = build_info(&facts, &env_of(outside)).expect_err("no source");
+        assert!(
+            err.message.starts_with("no `--source-repo` given"),
+            "{}",
+            err.message
+        );
+        let facts = BuildFacts {
+            builder_id: Some("https://ci.example/build".to_owned()),
+            source_repository: Some("https://git.example/iris".to_owned()),
+            ..BuildFacts::default()
+        };
+        let info = build_info(&facts, &env_of(outside)).expect("from flags");
+        assert_eq!(info.build_type, CONFIGURED_BUILD_TYPE);
+        assert_eq!(info.source_ref, "");
+    }
+}
