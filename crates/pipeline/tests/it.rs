@@ -1589,7 +1589,7 @@ async fn one_server_image_ships_two_model_versions_in_turn() {
 #[tokio::test]
 async fn provenance_counts_only_from_a_build_key_about_this_digest_from_an_allowed_ref() {
     use slipway_attest::provenance::attach_provenance;
-    use slipway_registry::{Artifact, Registry as _};
+    use slipway_registry::Artifact;
 
     let mut spec = spec();
     spec.policy.signatures.require_provenance = true;
