@@ -35,7 +35,7 @@ fn args(report: &str, image: &str) -> CheckScanArgs {
         ignore_files: Vec::new(),
         sarif: None,
         markdown: None,
-        output: OutputFormat::Text,
+        global: slipway_cli::GlobalArgs::default(),
         fail_at: Severity::High,
         ignore_unfixed: false,
         max_report_size: slipway_scanner::DEFAULT_MAX_REPORT_BYTES,
@@ -97,7 +97,7 @@ fn yaml_ignore_file_passes_and_json_output() {
     .expect("write");
     let mut args = args("fluentd-gems.json", FLUENTD);
     args.ignore_files = vec![ignore];
-    args.output = OutputFormat::Json;
+    args.global.output = OutputFormat::Json;
     let markdown = tmp.path().join("summary.md");
     args.markdown = Some(markdown.clone());
     insta::assert_snapshot!(run(&args, tmp.path()));

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use slipway_core::{Digest, ModelVersion, ReleaseId, ReleaseRecord};
 
 /// A recorded approval: who approved which digest and model version of which release, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApprovalRecord {
     /// Which release.
     pub release: ReleaseId,
@@ -57,7 +57,7 @@ pub struct ApprovalRecord {
 }
 
 /// What an entry records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 #[allow(
     clippy::large_enum_variant,

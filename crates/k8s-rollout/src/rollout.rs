@@ -970,6 +970,12 @@ mod tests {
         ) -> Result<(), Error> {
             self.inner.acquire_lock(release, holder, ttl).await
         }
+        async fn lock_holder(
+            &self,
+            release: &ReleaseId,
+        ) -> Result<Option<crate::LockHolder>, Error> {
+            self.inner.lock_holder(release).await
+        }
         async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error> {
             self.inner.release_lock(release, holder).await
         }

@@ -31,4 +31,4 @@ pub use report::{BackendInfo, RunOutcome, RunReport, StageEvent, StageStatus, St
 pub use rollback::{RollbackSpec, RollbackTarget, choose_target, rollback};
 pub use run::{ApproveError, Observer, Resume, approve, plan, resume, run};
 pub use spec::{GivenApproval, ReleaseSpec};
-pub use status::{CanaryStatus, ReleaseStatus, status};
+pub use status::{CanaryStatus, Progress, ReleaseStatus, State, StepAnalysis, history, status};

@@ -1008,7 +1008,7 @@ async fn after_blue_green_the_watch_guards_the_active_colour_and_rollback_switch
     };
     let rolled =
         slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await;
-    assert_eq!(rolled.outcome, RunOutcome::Promoted, "{}", rolled.reason);
+    assert_eq!(rolled.outcome, RunOutcome::RolledBack, "{}", rolled.reason);
     let after_rollback = active(&world).await;
     assert_ne!(after_rollback, after_release, "the Service switched colour");
     let colour = world
