@@ -115,6 +115,11 @@ enum Command {
         #[command(flatten)]
         demo: slipway_cli::demo::DemoArgs,
     },
+    /// Print the shell completion script for bash, zsh, fish or PowerShell.
+    Completions(slipway_cli::meta::CompletionsArgs),
+    /// Write the man pages into DIR (`cargo xtask man` runs it).
+    #[command(hide = true)]
+    Man(slipway_cli::meta::ManArgs),
 }
 
 /// Trusted public keys.
@@ -140,7 +145,15 @@ struct PeriodArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = slipway_cli::meta::parse();
+    match &cli.command {
+        Command::Log { trail, .. }
+        | Command::Verify { trail, .. }
+        | Command::Dora { trail, .. }
+        | Command::Report { trail, .. }
+        | Command::Drift { trail, .. } => slipway_cli::logging::init(&trail.global),
+        Command::Completions(_) | Command::Man(_) => {}
+    }
     match run(cli).await {
         Ok(status) => status.into(),
         Err(err) => Failure::report(&err),
@@ -375,6 +388,17 @@ impl ChainVerdict {
 )]
 async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
+        Command::Completions(args) => {
+            slipway_cli::meta::completions::<Cli>(args.shell);
+            Ok(ExitStatus::Success)
+        }
+        Command::Man(args) => {
+            let written = slipway_cli::meta::man::<Cli>(&args.dir).map_err(|err| UserError {
+                message: format!("{err:#}\n\nhint: give a directory that can be written"),
+            })?;
+            eprintln!("wrote {} man pages to {}", written.len(), args.dir.display());
+            Ok(ExitStatus::Success)
+        }
         Command::Log { trail, approvals } => {
             let settings = trail::settings(&trail)?;
             let release = trail::release_flag(&trail)?;
@@ -388,7 +412,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 .filter(|entry| !approvals || matches!(entry.event, Event::Approval(_)))
                 .collect();
             match trail.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&selected)?),
+                OutputFormat::Json | OutputFormat::Yaml => slipway_cli::output::print(
+                    trail.global.output,
+                    &serde_json::json!({ "entries": selected }),
+                    String::new,
+                )?,
                 OutputFormat::Text if approvals => {
                     for entry in selected {
                         if let Event::Approval(approval) = &entry.event {
@@ -486,7 +514,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 verdict.ok = false;
             }
             match trail.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&verdict)?),
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    slipway_cli::output::print(trail.global.output, &verdict, String::new)?;
+                }
                 OutputFormat::Text => println!("{}", verdict.to_text()),
             }
             Ok(if verdict.ok {
@@ -516,7 +546,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 .collect();
             let metrics = dora::compute(&records, since, until);
             match trail.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&metrics)?),
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    slipway_cli::output::print(trail.global.output, &metrics, String::new)?;
+                }
                 OutputFormat::Text => print!("{}", metrics.to_text()),
             }
             Ok(ExitStatus::Success)
@@ -561,7 +593,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 })?;
             }
             match trail.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    slipway_cli::output::print(trail.global.output, &report, String::new)?;
+                }
                 OutputFormat::Text => print!("{}", report::text(&report)),
             }
             Ok(ExitStatus::Success)
@@ -598,7 +632,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             let report =
                 drift::check(&loaded.trail.entries, &releases, &services, &built.backends).await;
             match trail.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    slipway_cli::output::print(trail.global.output, &report, String::new)?;
+                }
                 OutputFormat::Text => print!("{}", report.to_text()),
             }
             Ok(if report.drift() {
