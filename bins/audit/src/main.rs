@@ -396,7 +396,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             let written = slipway_cli::meta::man::<Cli>(&args.dir).map_err(|err| UserError {
                 message: format!("{err:#}\n\nhint: give a directory that can be written"),
             })?;
-            eprintln!("wrote {} man pages to {}", written.len(), args.dir.display());
+            eprintln!(
+                "wrote {} man pages to {}",
+                written.len(),
+                args.dir.display()
+            );
             Ok(ExitStatus::Success)
         }
         Command::Log { trail, approvals } => {

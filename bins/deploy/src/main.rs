@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use slipway_cli::ReleaseArg;
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
+use slipway_cli::ReleaseArg;
 use slipway_cli::backends::Built;
 use slipway_cli::config::{self, Settings};
 use slipway_cli::demo::DemoArgs;

@@ -83,7 +83,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// `status`: exit 0 promoted or healthy, 1 aborted or degraded, 3 paused or in progress (when
 /// `--watch` ends, or at once without it).
-#[allow(clippy::print_stderr, reason = "where it runs and what changed is the story")]
+#[allow(
+    clippy::print_stderr,
+    reason = "where it runs and what changed is the story"
+)]
 pub(crate) async fn status(args: &StatusArgs) -> anyhow::Result<ExitStatus> {
     let Some(Prepared { spec, built }) = prepare(&args.release).await? else {
         return Ok(ExitStatus::Success);
@@ -205,7 +208,10 @@ pub(crate) fn schema(args: &SchemaArgs) -> anyhow::Result<ExitStatus> {
     let schema = schema_of(args.name);
     match args.global.output {
         slipway_cli::OutputFormat::Yaml => {
-            print!("{}", serde_yaml_ng::to_string(&schema).context("encoding the schema")?);
+            print!(
+                "{}",
+                serde_yaml_ng::to_string(&schema).context("encoding the schema")?
+            );
         }
         _ => println!(
             "{}",
@@ -223,6 +229,10 @@ pub(crate) fn man<C: clap::CommandFactory>(
     let written = slipway_cli::meta::man::<C>(&args.dir).map_err(|err| UserError {
         message: format!("{err:#}\n\nhint: give a directory that can be written"),
     })?;
-    eprintln!("wrote {} man pages to {}", written.len(), args.dir.display());
+    eprintln!(
+        "wrote {} man pages to {}",
+        written.len(),
+        args.dir.display()
+    );
     Ok(ExitStatus::Success)
 }

@@ -173,8 +173,7 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
         Some("") => return Err(UserError { message: "`--reason` is empty\n\nhint: say why, e.g. `--reason \"p99 latency doubled after revision 7\"`".to_owned() }.into()),
         Some(reason) => reason.to_owned(),
     };
-    let Some(Setup { release, built, .. }) = setup(&global, &args.demo, &[]).await?
-    else {
+    let Some(Setup { release, built, .. }) = setup(&global, &args.demo, &[]).await? else {
         return Ok(ExitStatus::Success);
     };
     let spec = RollbackSpec {
@@ -238,6 +237,10 @@ fn man(args: &slipway_cli::meta::ManArgs) -> anyhow::Result<ExitStatus> {
     let written = slipway_cli::meta::man::<Cli>(&args.dir).map_err(|err| UserError {
         message: format!("{err:#}\n\nhint: give a directory that can be written"),
     })?;
-    eprintln!("wrote {} man pages to {}", written.len(), args.dir.display());
+    eprintln!(
+        "wrote {} man pages to {}",
+        written.len(),
+        args.dir.display()
+    );
     Ok(ExitStatus::Success)
 }

@@ -200,7 +200,9 @@ pub struct RolloutSettings {
 }
 
 /// `rollout.coarse_steps`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum CoarseStepsSetting {
     /// Stop the release in preflight, naming the requested and achievable shares.
@@ -211,7 +213,9 @@ pub enum CoarseStepsSetting {
 }
 
 /// `rollout.traffic`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrafficSetting {
     /// The canary's share of the pods behind the Service.
@@ -222,7 +226,9 @@ pub enum TrafficSetting {
 }
 
 /// `rollout.on_missing_approval`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnMissingApproval {
     /// Keep the canary, record the release as paused, exit 0.
@@ -298,7 +304,9 @@ pub struct ProvenanceSettings {
 /// Which implementation serves a boundary. `memory` is the embedded world of
 /// `backend.scenario`: real code with real behaviour, seeded so a release tells a story. It is
 /// used only with `--demo` or when listed in `backend.simulated` (real by default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelsBackend {
     /// In memory.
@@ -309,7 +317,9 @@ pub enum ModelsBackend {
 }
 
 /// OCI registry implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RegistryBackend {
     /// In memory.
@@ -320,7 +330,9 @@ pub enum RegistryBackend {
 }
 
 /// Cluster implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClusterBackend {
     /// In memory.
@@ -331,7 +343,9 @@ pub enum ClusterBackend {
 }
 
 /// Metrics implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum MetricsBackend {
     /// In memory.
@@ -342,7 +356,9 @@ pub enum MetricsBackend {
 }
 
 /// Vulnerability scan source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScannerBackend {
     /// In memory.
@@ -377,7 +393,9 @@ pub struct BackendSettings {
 }
 
 /// One external system a release talks to, as `backend.simulated` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Boundary {
     /// The model registry (`backend.models`).
@@ -553,7 +571,9 @@ pub struct AuditSettings {
 }
 
 /// `audit.store`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuditStoreKind {
     /// The JSON Lines file at `audit.path`.

@@ -45,9 +45,9 @@ pub fn render<T: Serialize>(format: OutputFormat, document: &T) -> anyhow::Resul
             "{}\n",
             serde_json::to_string_pretty(&versioned).context("encoding the document as JSON")?
         )),
-        OutputFormat::Yaml => Some(
-            serde_yaml_ng::to_string(&versioned).context("encoding the document as YAML")?,
-        ),
+        OutputFormat::Yaml => {
+            Some(serde_yaml_ng::to_string(&versioned).context("encoding the document as YAML")?)
+        }
     })
 }
 

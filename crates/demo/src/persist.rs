@@ -591,7 +591,8 @@ impl Cluster for PersistedCluster {
         &self,
         release: &ReleaseId,
     ) -> Result<Option<slipway_k8s_rollout::LockHolder>, Error> {
-        self.call(None, Cluster::lock_holder(self.inner.as_ref(), release)).await
+        self.call(None, Cluster::lock_holder(self.inner.as_ref(), release))
+            .await
     }
 
     async fn acquire_lock(

@@ -1567,10 +1567,12 @@ impl Cluster for KubeCluster {
             u64::try_from(spec.lease_duration_seconds.unwrap_or(0).max(0)).unwrap_or(0),
         );
         let expires = add(renewed, duration);
-        Ok((!holder.is_empty() && expires > self.clock.now()).then(|| crate::LockHolder {
-            holder,
-            expires: expires.to_string(),
-        }))
+        Ok(
+            (!holder.is_empty() && expires > self.clock.now()).then(|| crate::LockHolder {
+                holder,
+                expires: expires.to_string(),
+            }),
+        )
     }
 
     async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error> {

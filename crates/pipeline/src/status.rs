@@ -20,8 +20,8 @@
 use serde::Serialize;
 use slipway_audit_log::{ApprovalRecord, Event};
 use slipway_core::{Outcome, ReleaseRecord, Strategy};
-use slipway_k8s_rollout::rollout::{self, TrafficRouting};
 use slipway_k8s_rollout::LockHolder;
+use slipway_k8s_rollout::rollout::{self, TrafficRouting};
 
 use crate::{Backends, ReleaseSpec};
 
@@ -260,7 +260,10 @@ pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseSt
 }
 
 /// Every revision of the release the cluster keeps, oldest first. Changes nothing.
-pub async fn history(spec: &ReleaseSpec, backends: &Backends) -> Result<Vec<ReleaseRecord>, String> {
+pub async fn history(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+) -> Result<Vec<ReleaseRecord>, String> {
     backends
         .cluster
         .release_history(&spec.release)
