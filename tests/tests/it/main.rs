@@ -4,6 +4,7 @@
 //!   Prometheus with the in-memory cluster;
 //! - `secrets`: planted secret values never reach the binaries' stdout or stderr.
 
+mod cli;
 mod e2e;
 mod examples;
 mod prometheus;
