@@ -165,6 +165,17 @@ pub(crate) fn where_(built: &slipway_cli::backends::Built) -> String {
     reason = "a binary: data on stdout, the story on stderr"
 )]
 async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
+    // With flags first, clap reads a later subcommand name as the positional release.
+    if let Some(name @ ("to" | "watch" | "completions")) =
+        args.release.release_positional.as_deref()
+    {
+        return Err(UserError {
+            message: format!(
+                "the subcommand `{name}` cannot come after the flags of the bare command\n\nhint: write it first: `slipway-rollback {name} …`"
+            ),
+        }
+        .into());
+    }
     let global = args.global.with_release(&args.release);
     let target = target(args.to.as_deref())?;
     let reason = match args.reason.as_deref().map(str::trim) {
