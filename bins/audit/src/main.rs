@@ -392,17 +392,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             slipway_cli::meta::completions::<Cli>(args.shell);
             Ok(ExitStatus::Success)
         }
-        Command::Man(args) => {
-            let written = slipway_cli::meta::man::<Cli>(&args.dir).map_err(|err| UserError {
-                message: format!("{err:#}\n\nhint: give a directory that can be written"),
-            })?;
-            eprintln!(
-                "wrote {} man pages to {}",
-                written.len(),
-                args.dir.display()
-            );
-            Ok(ExitStatus::Success)
-        }
+        Command::Man(args) => man(&args),
         Command::Log { trail, approvals } => {
             let settings = trail::settings(&trail)?;
             let release = trail::release_flag(&trail)?;
@@ -669,4 +659,18 @@ fn parse_time(flag: &str, text: &str) -> Result<jiff::Timestamp, UserError> {
             "invalid `{flag} {text}`: {err}\n\nhint: use RFC 3339, e.g. `2026-11-01T00:00:00Z`"
         ),
     })
+}
+
+/// The hidden `man DIR`.
+#[allow(clippy::print_stderr, reason = "which files were written is the story")]
+fn man(args: &slipway_cli::meta::ManArgs) -> anyhow::Result<ExitStatus> {
+    let written = slipway_cli::meta::man::<Cli>(&args.dir).map_err(|err| UserError {
+        message: format!("{err:#}\n\nhint: give a directory that can be written"),
+    })?;
+    eprintln!(
+        "wrote {} man pages to {}",
+        written.len(),
+        args.dir.display()
+    );
+    Ok(ExitStatus::Success)
 }

@@ -974,7 +974,7 @@ mod tests {
             &self,
             release: &ReleaseId,
         ) -> Result<Option<crate::LockHolder>, Error> {
-            self.inner.lock_holder(release).await
+            Cluster::lock_holder(&self.inner, release).await
         }
         async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error> {
             self.inner.release_lock(release, holder).await
