@@ -115,11 +115,55 @@ enum Command {
         #[command(flatten)]
         demo: slipway_cli::demo::DemoArgs,
     },
+    /// Print the JSON Schema of a document this command prints with `--output json`.
+    Schema {
+        #[command(flatten)]
+        global: slipway_cli::GlobalArgs,
+        /// Which document.
+        #[arg(value_enum)]
+        name: SchemaName,
+    },
     /// Print the shell completion script for bash, zsh, fish or PowerShell.
     Completions(slipway_cli::meta::CompletionsArgs),
     /// Write the man pages into DIR (`cargo xtask man` runs it).
     #[command(hide = true)]
     Man(slipway_cli::meta::ManArgs),
+}
+
+/// The documents `slipway-audit schema` describes (the audit entry itself:
+/// `slipway-deploy schema audit-entry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SchemaName {
+    /// `log --output json`.
+    Log,
+    /// `verify --output json`.
+    Verify,
+    /// `dora --output json`.
+    Dora,
+    /// `report --output json` (and `--json FILE`).
+    Report,
+    /// `drift --output json`.
+    Drift,
+}
+
+/// `log --output json`: the entries selected, oldest first.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+struct LogDocument<'a> {
+    /// The entries.
+    entries: Vec<&'a Entry>,
+}
+
+/// The JSON Schema of `name`, from the types the commands serialise.
+fn schema_of(name: SchemaName) -> serde_json::Value {
+    use slipway_cli::output::Versioned;
+    match name {
+        SchemaName::Log => schemars::schema_for!(Versioned<LogDocument<'static>>),
+        SchemaName::Verify => schemars::schema_for!(Versioned<ChainVerdict>),
+        SchemaName::Dora => schemars::schema_for!(Versioned<dora::Dora>),
+        SchemaName::Report => schemars::schema_for!(Versioned<report::Report>),
+        SchemaName::Drift => schemars::schema_for!(Versioned<drift::DriftReport>),
+    }
+    .to_value()
 }
 
 /// Trusted public keys.
@@ -152,6 +196,7 @@ async fn main() -> ExitCode {
         | Command::Dora { trail, .. }
         | Command::Report { trail, .. }
         | Command::Drift { trail, .. } => slipway_cli::logging::init(&trail.global),
+        Command::Schema { global, .. } => slipway_cli::logging::init(global),
         Command::Completions(_) | Command::Man(_) => {}
     }
     match run(cli).await {
@@ -219,7 +264,7 @@ fn trusted_keys(settings: &Settings, args: &KeyArgs) -> anyhow::Result<Vec<Ecdsa
 }
 
 /// Everything `verify` and `report` say about the trail's integrity.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub(crate) struct ChainVerdict {
     /// Where the trail was read from.
     pub(crate) source: String,
@@ -245,7 +290,7 @@ pub(crate) struct ChainVerdict {
     pub(crate) truncation: Option<String>,
     /// `verify` outside `--demo` without a trusted key: the chain alone proves nothing against
     /// whoever can rewrite the store, so the trail is not called intact.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) key_required: bool,
 }
 
@@ -393,6 +438,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         Command::Man(args) => man(&args),
+        Command::Schema { global, name } => {
+            let schema = schema_of(name);
+            slipway_cli::output::print_raw(global.output, &schema)?;
+            Ok(ExitStatus::Success)
+        }
         Command::Log { trail, approvals } => {
             let settings = trail::settings(&trail)?;
             let release = trail::release_flag(&trail)?;
@@ -408,7 +458,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             match trail.global.output {
                 OutputFormat::Json | OutputFormat::Yaml => slipway_cli::output::print(
                     trail.global.output,
-                    &serde_json::json!({ "entries": selected }),
+                    &LogDocument { entries: selected },
                     String::new,
                 )?,
                 OutputFormat::Text if approvals => {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::Args;
 use slipway_audit_log::Entry;
 use slipway_cli::config::Settings;
@@ -203,21 +202,8 @@ pub(crate) fn schema_of(name: SchemaName) -> serde_json::Value {
 }
 
 /// `schema NAME`: the schema on stdout (JSON; YAML with `--output yaml`).
-#[allow(clippy::print_stdout, reason = "the schema is data")]
 pub(crate) fn schema(args: &SchemaArgs) -> anyhow::Result<ExitStatus> {
-    let schema = schema_of(args.name);
-    match args.global.output {
-        slipway_cli::OutputFormat::Yaml => {
-            print!(
-                "{}",
-                serde_yaml_ng::to_string(&schema).context("encoding the schema")?
-            );
-        }
-        _ => println!(
-            "{}",
-            serde_json::to_string_pretty(&schema).context("encoding the schema")?
-        ),
-    }
+    slipway_cli::output::print_raw(args.global.output, &schema_of(args.name))?;
     Ok(ExitStatus::Success)
 }
 

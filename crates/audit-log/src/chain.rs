@@ -56,7 +56,7 @@ pub fn signed_payload(hash: &str) -> Vec<u8> {
 pub type Head = slipway_core::TrailHead;
 
 /// Something wrong with the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ChainProblem {
     /// The entry where it shows (0 when about the whole trail).
     pub seq: u64,

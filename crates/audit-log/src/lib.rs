@@ -93,7 +93,7 @@ impl Event {
 }
 
 /// What kind of damage a reader found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DamageKind {
     /// The last write did not finish (a crash or a full disk): a last line without its newline,
@@ -104,7 +104,7 @@ pub enum DamageKind {
 }
 
 /// Part of a trail that is not a readable entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Damage {
     /// What kind.
     pub kind: DamageKind,

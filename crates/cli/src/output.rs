@@ -67,3 +67,22 @@ pub fn print<T: Serialize>(
         .and_then(|()| stdout.flush())
         .context("writing to stdout")
 }
+
+/// Prints `document` as is (no `schema_version`: a JSON Schema, say): YAML with
+/// `--output yaml`, else pretty JSON.
+pub fn print_raw<T: Serialize>(format: OutputFormat, document: &T) -> anyhow::Result<()> {
+    let rendered = match format {
+        OutputFormat::Yaml => {
+            serde_yaml_ng::to_string(document).context("encoding the document as YAML")?
+        }
+        OutputFormat::Text | OutputFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(document).context("encoding the document as JSON")?
+        ),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(rendered.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")
+}

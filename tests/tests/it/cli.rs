@@ -138,6 +138,13 @@ fn validator(name: &str) -> jsonschema::Validator {
     jsonschema::validator_for(&schema).expect("schema compiles")
 }
 
+fn audit_validator(name: &str) -> jsonschema::Validator {
+    let printed = output(command("slipway-audit").args(["schema", name]));
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    let schema: serde_json::Value = serde_json::from_str(&printed.stdout).expect("schema");
+    jsonschema::validator_for(&schema).expect("schema compiles")
+}
+
 #[track_caller]
 fn valid(validator: &jsonschema::Validator, text: &str, what: &str) -> serde_json::Value {
     let document: serde_json::Value =
@@ -188,7 +195,7 @@ fn rollback_and_audit_json_validate_against_the_published_schemas() {
         "json",
     ]));
     assert_eq!(log.code, 0, "{}", log.stderr);
-    let document: serde_json::Value = serde_json::from_str(&log.stdout).expect("log JSON");
+    let document = valid(&audit_validator("log"), &log.stdout, "slipway-audit log");
     assert_eq!(document["schema_version"], 1);
     let entry = validator("audit-entry");
     let entries = document["entries"].as_array().expect("entries");
@@ -196,22 +203,24 @@ fn rollback_and_audit_json_validate_against_the_published_schemas() {
     for item in entries {
         valid(&entry, &item.to_string(), "slipway-audit log entry");
     }
-    // Every other JSON document of slipway-audit carries its version too.
-    for args in [&["verify"][..], &["dora"], &["report"]] {
+    // Every other JSON document of slipway-audit validates against the schema it publishes.
+    let trail = format!("{state}/audit.jsonl");
+    for (name, args) in [
+        ("verify", &["verify", "--no-config", "--trail", &trail][..]),
+        ("dora", &["dora", "--no-config", "--trail", &trail]),
+        ("report", &["report", "--no-config", "--trail", &trail]),
+        (
+            "drift",
+            &["drift", "--no-config", "--demo", "--state", &state],
+        ),
+    ] {
         let printed = output(
             command("slipway-audit")
                 .current_dir(dir.path())
                 .args(args)
-                .args([
-                    "--no-config",
-                    "--trail",
-                    &format!("{state}/audit.jsonl"),
-                    "-o",
-                    "json",
-                ]),
+                .args(["-o", "json"]),
         );
-        let document: serde_json::Value = serde_json::from_str(&printed.stdout)
-            .unwrap_or_else(|err| panic!("{args:?}: {err}\n{}", printed.stdout));
-        assert_eq!(document["schema_version"], 1, "{args:?}");
+        let document = valid(&audit_validator(name), &printed.stdout, name);
+        assert_eq!(document["schema_version"], 1, "{name}");
     }
 }
