@@ -932,7 +932,7 @@ async fn a_rollback_while_an_nginx_canary_is_paused_removes_its_ingress_and_serv
     };
     let report =
         slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await;
-    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    assert_eq!(report.outcome, RunOutcome::RolledBack, "{}", report.reason);
     assert!(
         world
             .cluster
@@ -1519,7 +1519,7 @@ async fn a_rollback_of_a_paused_release_removes_its_baseline() {
     };
     let report =
         slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await;
-    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    assert_eq!(report.outcome, RunOutcome::RolledBack, "{}", report.reason);
     assert!(
         !deployment_exists(&world, &spec, &baseline).await,
         "baseline removed"
