@@ -216,8 +216,13 @@ fn render_text(report: &VulnReport, image: &ImageRef) -> String {
     out
 }
 
+/// The JSON Schema of `--output json` (`slipway-deploy schema check-scan`).
+pub(crate) fn schema() -> serde_json::Value {
+    schemars::schema_for!(slipway_cli::output::Versioned<ReportDto<'static>>).to_value()
+}
+
 /// `--output json`: the stable shape, separate from the domain types (STYLE.md §7).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct ReportDto<'a> {
     passed: bool,
     image: String,
@@ -230,7 +235,7 @@ struct ReportDto<'a> {
     expired_rules: Vec<RuleDto<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct FindingDto<'a> {
     id: &'a str,
     package: &'a str,
@@ -252,13 +257,13 @@ struct FindingDto<'a> {
     expired_rule: Option<RuleDto<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct CvssDto<'a> {
     source: &'a str,
     score: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct RuleDto<'a> {
     id: &'a str,
     origin: &'a str,

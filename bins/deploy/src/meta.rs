@@ -52,6 +52,8 @@ pub(crate) enum SchemaName {
     History,
     /// `approve --output json`.
     Approval,
+    /// `check-scan --output json`.
+    CheckScan,
 }
 
 /// Flags of `schema`.
@@ -197,6 +199,7 @@ pub(crate) fn schema_of(name: SchemaName) -> serde_json::Value {
         SchemaName::Approval => {
             schemars::schema_for!(Versioned<slipway_audit_log::ApprovalRecord>)
         }
+        SchemaName::CheckScan => return crate::check_scan::schema(),
     };
     schema.to_value()
 }

@@ -337,3 +337,27 @@ fn cli_runs_trivy_from_path_without_report() {
         )
     );
 }
+
+/// `--output json` validates against the schema `slipway-deploy schema check-scan` publishes,
+/// for a pass, a fail with ignored findings, and unfixed findings.
+#[test]
+fn json_output_validates_against_its_schema() {
+    let validator = jsonschema::validator_for(&check_scan::schema()).expect("schema compiles");
+    for (report, image) in [
+        ("alpine-310.json", ALPINE),
+        ("fluentd-gems.json", FLUENTD),
+        ("distroless-python27.json", DISTROLESS),
+    ] {
+        let mut args = args(report, image);
+        args.global.output = OutputFormat::Json;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        check_scan::run_with(&args, &mut stdout, &mut stderr).expect("check-scan runs");
+        let document: serde_json::Value = serde_json::from_slice(&stdout).expect("JSON");
+        let errors: Vec<String> = validator
+            .iter_errors(&document)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{report}: {errors:?}");
+        assert_eq!(document["schema_version"], 1, "{report}");
+    }
+}
