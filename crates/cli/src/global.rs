@@ -68,7 +68,7 @@ pub struct GlobalArgs {
     /// More logs on stderr (`-v` debug, `-vv` trace); `RUST_LOG` overrides.
     #[arg(long, short = 'v', action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
-    /// Only errors on stderr: no logs below error, no story lines.
+    /// Logs only errors on stderr (the story lines stay); `RUST_LOG` overrides.
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Log line format on stderr.
