@@ -204,7 +204,9 @@ fn containerfile(labels: &Labels) -> String {
         "ENV PATH=/usr/local/bin SSL_CERT_FILE={CA_BUNDLE} HOME=/home/nonroot"
     );
     let _ = writeln!(text, "USER {USER_ID}:{USER_ID}");
-    text.push_str("WORKDIR /home/nonroot\nENTRYPOINT [\"/usr/local/bin/slipway-deploy\"]\nCMD [\"--help\"]\n");
+    text.push_str(
+        "WORKDIR /home/nonroot\nENTRYPOINT [\"/usr/local/bin/slipway-deploy\"]\nCMD [\"--help\"]\n",
+    );
     let mut pairs = vec![
         ("org.opencontainers.image.title", "slipway".to_owned()),
         (
@@ -249,8 +251,7 @@ fn assemble_rootfs(bin_dir: &Path, rootfs: &Path) -> Result<()> {
                     .arg(&to),
             )?;
         } else {
-            fs::copy(&from, &to)
-                .with_context(|| format!("cannot copy `{}`", from.display()))?;
+            fs::copy(&from, &to).with_context(|| format!("cannot copy `{}`", from.display()))?;
         }
         let output = Command::new("ldd")
             .arg(&from)

@@ -2,10 +2,12 @@
 //! - `examples`: `examples/github/*.yml` and `slipway.toml` against the real binaries;
 //! - `e2e`: the release story and every failure path over the real registry, MLflow and
 //!   Prometheus with the in-memory cluster;
+//! - `image`: `cargo xtask image` built, pushed to the real registry, run, signed, verified;
 //! - `secrets`: planted secret values never reach the binaries' stdout or stderr.
 
 mod e2e;
 mod examples;
+mod image;
 mod prometheus;
 mod real_cluster;
 mod secrets;
