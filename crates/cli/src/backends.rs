@@ -220,7 +220,17 @@ pub async fn build(
             };
             // Simulated time only when nothing real waits: a real cluster or Prometheus needs
             // real time.
-            let world = if backend.cluster == ClusterBackend::Memory
+            let world = if let Some(dir) = &backend.state {
+                // Checked by `choose`: cluster and metrics are simulated, on the saved clock.
+                let hooks = persist::Hooks::from_env(env).map_err(|err| UserError {
+                    message: err.to_string(),
+                })?;
+                let scenario = (!persist::holds_world(dir)).then_some(name.as_str());
+                persist::open_or_create(dir, scenario, spec, seeded, hooks)
+                    .await
+                    .map_err(|err| invalid("backend.state", err))?
+                    .world
+            } else if backend.cluster == ClusterBackend::Memory
                 && backend.metrics == MetricsBackend::Memory
             {
                 scenario::build_with_audit(&name, spec, seeded).await?

@@ -159,6 +159,24 @@ pub fn choose(
             ),
         });
     }
+    // A saved simulated world runs on its own simulated clock: nothing real may wait on it.
+    if let Some(dir) = &backend.state {
+        let waiting: Vec<&str> = [Boundary::Cluster, Boundary::Metrics]
+            .into_iter()
+            .filter(|boundary| !backend.is_memory(*boundary))
+            .map(|boundary| boundary.as_str())
+            .collect();
+        if !waiting.is_empty() {
+            return Err(UserError {
+                message: format!(
+                    "invalid configuration: key `backend.state` (`{}`) keeps a simulated cluster between commands, but {} {} real\n\nhint: drop `backend.state` next to a real cluster or Prometheus, or simulate both (`backend.cluster = \"memory\"`, `backend.metrics = \"memory\"`, listed in `backend.simulated`)",
+                    dir.display(),
+                    waiting.join(" and "),
+                    if waiting.len() == 1 { "is" } else { "are" }
+                ),
+            });
+        }
+    }
     Ok(Choice::Configured {
         simulated: backend.simulated.clone(),
     })
