@@ -340,7 +340,7 @@ fn example_config_loads_with_every_key_known() {
         "report = \"trivy.json\"",
         "history_limit = 20",
         "pause = \"2m\"",
-        "path = \"slipway-audit.jsonl\"",
+        "store = \"cluster\"",
     ] {
         assert!(
             result.stdout.lines().any(|printed| printed == line),

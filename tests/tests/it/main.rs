@@ -3,6 +3,7 @@
 //! - `e2e`: the release story and every failure path over the real registry, MLflow and
 //!   Prometheus with the in-memory cluster;
 //! - `image`: `cargo xtask image` built, pushed to the real registry, run, signed, verified;
+//! - `workflows` (with `workflow_runner`): every job of the example workflows run as written;
 //! - `secrets`: planted secret values never reach the binaries' stdout or stderr.
 
 mod e2e;
@@ -12,3 +13,5 @@ mod prometheus;
 mod real_cluster;
 mod secrets;
 mod support;
+mod workflow_runner;
+mod workflows;
