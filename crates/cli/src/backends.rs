@@ -357,14 +357,17 @@ pub async fn build(
     audit_store(settings, spec, &mut backends, &mut real);
 
     let mut webhooks: Vec<Box<dyn Notifier>> = Vec::new();
-    if let Some(url) = &settings.notify.slack_webhook {
+    // An empty URL is no webhook: CI fills the variable from a secret that may not be set
+    // (GitHub gives an empty string), and the examples call that secret optional.
+    let configured = |url: &&slipway_core::Secret| !url.expose().trim().is_empty();
+    if let Some(url) = settings.notify.slack_webhook.as_ref().filter(configured) {
         webhooks.push(Box::new(
             WebhookNotifier::new(WebhookKind::Slack, url.clone())
                 .map_err(|err| invalid("notify.slack_webhook", err))?,
         ));
         real.push("notify: Slack webhook".to_owned());
     }
-    if let Some(url) = &settings.notify.webhook {
+    if let Some(url) = settings.notify.webhook.as_ref().filter(configured) {
         webhooks.push(Box::new(
             WebhookNotifier::new(WebhookKind::Json, url.clone())
                 .map_err(|err| invalid("notify.webhook", err))?,

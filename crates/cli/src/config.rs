@@ -526,9 +526,9 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifySettings {
-    /// Slack incoming webhook URL (a secret: it embeds a token).
+    /// Slack incoming webhook URL (a secret: it embeds a token); empty means none.
     pub slack_webhook: Option<Secret>,
-    /// Generic JSON webhook URL.
+    /// Generic JSON webhook URL; empty means none.
     pub webhook: Option<Secret>,
 }
 

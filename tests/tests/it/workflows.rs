@@ -541,7 +541,16 @@ async fn the_example_workflows_run_as_written() {
         "{transcript}"
     );
     assert_eq!(job(&results, "approve").result, "failure", "{transcript}");
-    assert_eq!(job(&results, "abort").result, "success", "{transcript}");
+    // `abort` exits 1 (the release was rejected), so the job is red like the run; what matters
+    // is that it ran and removed the canary.
+    let abort = job(&results, "abort");
+    assert_ne!(abort.result, "skipped", "{transcript}");
+    assert!(
+        abort.transcript().contains(&format!(
+            "removed Deployment/{RELEASE_NAMESPACE}/{RELEASE_NAME}-canary"
+        )),
+        "{transcript}"
+    );
     let (stable, canary) = cluster_state(&state).await;
     let refused = setup
         .pushed
