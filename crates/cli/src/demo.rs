@@ -247,6 +247,25 @@ mod tests {
                 &none,
             );
             assert_eq!(listed, "Configured { simulated: [Metrics] }");
+            // A saved simulated world runs on a simulated clock: a real cluster or Prometheus
+            // must not wait on it.
+            let saved = "[backend]\nmodels = \"mlflow\"\nregistry = \"oci\"\nscanner = \"trivy-report\"\nsimulated = [\"cluster\", \"metrics\"]\nstate = \"world\"\n\n[audit]\nstore = \"cluster\"\n";
+            assert_eq!(
+                check(jail, Some(saved), &none),
+                "Configured { simulated: [Cluster, Metrics] }"
+            );
+            let real_metrics = check(
+                jail,
+                Some(&saved.replace(
+                    "simulated = [\"cluster\", \"metrics\"]",
+                    "metrics = \"prometheus\"\nsimulated = [\"cluster\"]",
+                )),
+                &none,
+            );
+            assert!(
+                real_metrics.starts_with("invalid configuration: key `backend.state` (`world`) keeps a simulated cluster between commands, but metrics is real"),
+                "{real_metrics}"
+            );
             // Next to real systems the trail must be kept somewhere.
             insta::assert_snapshot!(
                 "real_backends_trail_in_memory",

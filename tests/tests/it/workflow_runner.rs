@@ -734,7 +734,6 @@ impl Run<'_> {
         }
     }
 
-    /// Slipway's `action.yml`, each composite step run for real.
     fn composite_action(
         &self,
         with: &BTreeMap<String, String>,
@@ -743,76 +742,89 @@ impl Run<'_> {
         env: &BTreeMap<String, String>,
         path_file: &Path,
     ) -> (i32, String, BTreeMap<String, String>) {
-        let text = std::fs::read_to_string(self.root.join("action.yml")).expect("action.yml");
-        let action: Yaml = serde_yaml_ng::from_str(&text).expect("action.yml is YAML");
-        let mut inputs = Map::new();
-        for (name, spec) in map_of(action.get("inputs")) {
-            let value = with
-                .get(&name)
-                .cloned()
-                .or_else(|| spec.get("default").map(scalar));
-            if value.is_none() && spec.get("required").and_then(Yaml::as_bool) == Some(true) {
-                return (1, format!("input `{name}` is required"), BTreeMap::new());
-            }
-            inputs.insert(name, Value::String(value.unwrap_or_default()));
-        }
-        for name in with.keys() {
-            assert!(
-                inputs.contains_key(name),
-                "action.yml has no input `{name}`"
-            );
-        }
-        let mut steps_value = Map::new();
-        let mut transcript = String::new();
-        let steps = action["runs"]["steps"]
-            .as_sequence()
+        run_action(&self.root, with, workspace, job_dir, env, path_file)
+    }
+}
+
+/// Slipway's `action.yml` (in `root`), each composite step run for real with `with:` as its
+/// inputs; `$GITHUB_PATH` is `path_file`. Returns the exit code, the output and the outputs.
+pub(crate) fn run_action(
+    root: &Path,
+    with: &BTreeMap<String, String>,
+    workspace: &Path,
+    job_dir: &Path,
+    env: &BTreeMap<String, String>,
+    path_file: &Path,
+) -> (i32, String, BTreeMap<String, String>) {
+    let text = std::fs::read_to_string(root.join("action.yml")).expect("action.yml");
+    let action: Yaml = serde_yaml_ng::from_str(&text).expect("action.yml is YAML");
+    let mut inputs = Map::new();
+    for (name, spec) in map_of(action.get("inputs")) {
+        let value = with
+            .get(&name)
             .cloned()
-            .unwrap_or_default();
-        for (idx, step) in steps.iter().enumerate() {
-            let contexts = {
-                let mut contexts = self.scope_value(env, &[]);
-                contexts["inputs"] = Value::Object(inputs.clone());
-                contexts["steps"] = Value::Object(steps_value.clone());
-                contexts
-            };
-            let scope = Scope {
-                contexts: &contexts,
-                ok: true,
-            };
-            let mut step_env = env.clone();
-            for (name, value) in map_of(step.get("env")) {
-                step_env.insert(name, interpolate(&scalar(&value), &scope));
-            }
-            let output_file = job_dir.join(format!("action-output-{idx}"));
-            std::fs::write(&output_file, "").expect("output file");
-            step_env.insert("GITHUB_OUTPUT".into(), output_file.display().to_string());
-            let script = step.get("run").map(scalar).expect("composite steps run");
-            let (code, text) = bash(&script, workspace, &step_env, path_file);
-            transcript.push_str(&text);
-            if code != 0 {
-                return (code, transcript, BTreeMap::new());
-            }
-            if let Some(id) = step.get("id").map(scalar) {
-                let outputs =
-                    parse_file_commands(&std::fs::read_to_string(&output_file).unwrap_or_default());
-                steps_value.insert(id, json!({ "outputs": outputs }));
-            }
+            .or_else(|| spec.get("default").map(scalar));
+        if value.is_none() && spec.get("required").and_then(Yaml::as_bool) == Some(true) {
+            return (1, format!("input `{name}` is required"), BTreeMap::new());
         }
-        let mut contexts = self.scope_value(env, &[]);
-        contexts["steps"] = Value::Object(steps_value);
+        inputs.insert(name, Value::String(value.unwrap_or_default()));
+    }
+    for name in with.keys() {
+        assert!(
+            inputs.contains_key(name),
+            "action.yml has no input `{name}`"
+        );
+    }
+    let mut steps_value = Map::new();
+    let mut transcript = String::new();
+    let steps = action["runs"]["steps"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    for (idx, step) in steps.iter().enumerate() {
+        let contexts = json!({
+            "env": env,
+            "runner": {"os": "Linux", "arch": runner_arch()},
+            "inputs": inputs,
+            "steps": steps_value,
+        });
         let scope = Scope {
             contexts: &contexts,
             ok: true,
         };
-        let outputs = map_of(action.get("outputs"))
-            .into_iter()
-            .map(|(name, spec)| {
-                let value = spec.get("value").map(scalar).unwrap_or_default();
-                (name, interpolate(&value, &scope))
-            })
-            .collect();
-        (0, transcript, outputs)
+        let mut step_env = env.clone();
+        for (name, value) in map_of(step.get("env")) {
+            step_env.insert(name, interpolate(&scalar(&value), &scope));
+        }
+        let output_file = job_dir.join(format!("action-output-{idx}"));
+        std::fs::write(&output_file, "").expect("output file");
+        step_env.insert("GITHUB_OUTPUT".into(), output_file.display().to_string());
+        step_env.insert("GITHUB_PATH".into(), path_file.display().to_string());
+        let script = step.get("run").map(scalar).expect("composite steps run");
+        let (code, text) = bash(&script, workspace, &step_env, path_file);
+        transcript.push_str(&text);
+        if code != 0 {
+            return (code, transcript, BTreeMap::new());
+        }
+        if let Some(id) = step.get("id").map(scalar) {
+            let outputs =
+                parse_file_commands(&std::fs::read_to_string(&output_file).unwrap_or_default());
+            steps_value.insert(id, json!({ "outputs": outputs }));
+        }
     }
+    let contexts = json!({"env": env, "steps": steps_value});
+    let scope = Scope {
+        contexts: &contexts,
+        ok: true,
+    };
+    let outputs = map_of(action.get("outputs"))
+        .into_iter()
+        .map(|(name, spec)| {
+            let value = spec.get("value").map(scalar).unwrap_or_default();
+            (name, interpolate(&value, &scope))
+        })
+        .collect();
+    (0, transcript, outputs)
 }
 
 fn runner_arch() -> &'static str {

@@ -135,7 +135,7 @@ fn review(login: &str, state: &str, environment: &str, comment: &str) -> Value {
 /// The release assets of `VERSION` for this runner: the test's own binaries (debug sections
 /// stripped, to keep every job's download small) in the archive `action.yml` asks for, and
 /// `SHA256SUMS`.
-fn release_assets(dir: &Path) -> PathBuf {
+fn release_assets(dir: &Path) {
     let version_dir = dir.join(format!("v{VERSION}"));
     let staging = dir.join("staging");
     std::fs::create_dir_all(&version_dir).expect("mkdir");
@@ -173,7 +173,17 @@ fn release_assets(dir: &Path) -> PathBuf {
     assert!(sums.status.success());
     std::fs::write(version_dir.join("SHA256SUMS"), &sums.stdout).expect("SHA256SUMS");
     std::fs::remove_dir_all(&staging).expect("rm staging");
-    version_dir.join(asset)
+}
+
+/// The release assets, built once per test process (stripping and packing take seconds) in a
+/// directory kept for the process's life.
+fn shared_assets() -> &'static Path {
+    static ASSETS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ASSETS.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        release_assets(&dir);
+        dir
+    })
 }
 
 fn load(file: &str) -> serde_yaml_ng::Value {
@@ -374,10 +384,8 @@ async fn the_example_workflows_run_as_written() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().to_owned();
 
-    let assets = dir.join("assets");
-    release_assets(&assets);
     let scripted = Arc::new(Mutex::new(Scripted::default()));
-    let server = serve(assets, scripted.clone());
+    let server = serve(shared_assets().to_owned(), scripted.clone());
 
     let model = unique("wf-iris");
     seed_mlflow(&mlflow, &model, (0.95, 0.93)).await;
@@ -620,4 +628,83 @@ async fn the_example_workflows_run_as_written() {
 fn base64_encode(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// `action.yml` on its own: installs the release for this runner and puts it on `PATH`, and
+/// refuses an archive whose SHA-256 is not the one `SHA256SUMS` lists (nothing installed), a
+/// version with no assets, and a malformed version.
+#[test]
+fn the_action_installs_a_checked_release_and_refuses_a_tampered_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    // A copy: this test tampers with the archive.
+    let assets = dir.join("assets");
+    let shared = shared_assets().join(format!("v{VERSION}"));
+    std::fs::create_dir_all(assets.join(format!("v{VERSION}"))).expect("mkdir");
+    let mut archive = PathBuf::new();
+    for entry in std::fs::read_dir(&shared).expect("assets") {
+        let entry = entry.expect("entry");
+        let to = assets.join(format!("v{VERSION}")).join(entry.file_name());
+        std::fs::copy(entry.path(), &to).expect("copy asset");
+        if to.extension().is_some_and(|ext| ext == "gz") {
+            archive = to;
+        }
+    }
+    let server = serve(assets, Arc::new(Mutex::new(Scripted::default())));
+    let install = |name: &str, version: &str| {
+        let job = dir.join(name);
+        let workspace = job.join("workspace");
+        std::fs::create_dir_all(&workspace).expect("mkdir");
+        let path_file = job.join("path");
+        std::fs::write(&path_file, "").expect("path file");
+        let env: BTreeMap<String, String> = [
+            ("PATH", "/usr/local/bin:/usr/bin:/bin".to_owned()),
+            ("RUNNER_TEMP", job.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect();
+        let with = BTreeMap::from([
+            ("version".to_owned(), version.to_owned()),
+            ("base-url".to_owned(), format!("{server}/assets")),
+        ]);
+        let (code, text, outputs) = crate::workflow_runner::run_action(
+            &workspace_root(),
+            &with,
+            &workspace,
+            &job,
+            &env,
+            &path_file,
+        );
+        let path = std::fs::read_to_string(&path_file).expect("path file");
+        (code, text, outputs, path)
+    };
+
+    let (code, text, outputs, path) = install("good", VERSION);
+    assert_eq!(code, 0, "{text}");
+    let bin_dir = PathBuf::from(outputs["bin-dir"].clone());
+    assert_eq!(path.trim(), bin_dir.display().to_string());
+    for name in ["slipway-deploy", "slipway-rollback", "slipway-audit"] {
+        let ran = Command::new(bin_dir.join(name))
+            .arg("--version")
+            .output()
+            .expect("run installed binary");
+        assert!(ran.status.success(), "{name} installed and runs");
+    }
+
+    // One byte appended to the archive: the checksum no longer matches.
+    let mut bytes = std::fs::read(&archive).expect("read archive");
+    bytes.push(0);
+    std::fs::write(&archive, bytes).expect("tamper");
+    let (code, text, _, path) = install("tampered", VERSION);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("checksum mismatch"), "{text}");
+    assert!(path.trim().is_empty(), "nothing added to PATH: {path}");
+
+    let (code, text, _, _) = install("missing", "9.9.9");
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("cannot download"), "{text}");
+    let (code, text, _, _) = install("malformed", "latest");
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("is not a release version"), "{text}");
 }
