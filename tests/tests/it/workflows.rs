@@ -513,11 +513,7 @@ async fn the_example_workflows_run_as_written() {
                         == &format!("/repos/acme/iris-serving/actions/runs/{run_id}/approvals")),
                 "the approve job read run {run_id}'s reviews with a token: {requests:?}"
             );
-            promoted.push((
-                digest,
-                version,
-                job(&results, "canary").outputs["revision"].clone(),
-            ));
+            promoted.push((digest, version));
         }
     }
 
@@ -585,7 +581,7 @@ async fn the_example_workflows_run_as_written() {
         return;
     }
     // A planned rollback (the previous successful release: release 1, approved in the trail).
-    let (first_digest, first_version, _) = promoted[0].clone();
+    let (first_digest, first_version) = promoted[0].clone();
     let results = setup.run(
         "rollback.yml",
         2001,
@@ -605,11 +601,11 @@ async fn the_example_workflows_run_as_written() {
     );
 
     // An emergency rollback to release 2's revision: no approval gate, signature still checked.
-    let (second_digest, second_version, second_revision) = promoted[1].clone();
+    let (second_digest, second_version) = promoted[1].clone();
     let results = setup.run(
         "rollback.yml",
         2002,
-        json!({"revision": second_revision, "reason": "incident INC-42: restore release 2", "emergency": true}),
+        json!({"revision": second_digest, "reason": "incident INC-42: restore release 2", "emergency": true}),
     );
     let transcript = all_transcripts(&results);
     assert_eq!(job(&results, "rollback").result, "success", "{transcript}");
