@@ -332,8 +332,6 @@ pub(crate) struct Run<'a> {
     pub(crate) machine_env: BTreeMap<String, String>,
     /// `uses:` prefix (`docker/build-push-action`) → its effect.
     pub(crate) effects: BTreeMap<&'static str, Effect<'a>>,
-    /// Called before each job starts (e.g. to script what GitHub's API answers for it).
-    pub(crate) on_job: Option<Box<dyn Fn(&str) + 'a>>,
 }
 
 /// What one job did.
@@ -518,9 +516,6 @@ impl Run<'_> {
                 .iter()
                 .any(|function| condition.contains(function));
             let result = if runs && (needs_ok || status_function) {
-                if let Some(hook) = &self.on_job {
-                    hook(&name);
-                }
                 self.run_job(&name, job, &workflow_env, &needs_value)
             } else {
                 JobResult {

@@ -313,7 +313,6 @@ impl Setup {
                 ("aquasecurity/trivy-action", trivy),
                 ("github/codeql-action/upload-sarif", sarif),
             ]),
-            on_job: None,
         };
         run.run()
     }
