@@ -384,6 +384,7 @@ progress_deadline = "2m"
         audit: audit.clone(),
         clock,
         interrupt: Default::default(),
+        approvals: slipway_pipeline::ApprovalTrust::demo(),
     };
     Some(World {
         _prometheus: prometheus,
