@@ -355,17 +355,6 @@ impl Setup {
     }
 }
 
-/// Whether the binaries read approvals from GitHub's API (the authenticated-approvals work);
-/// before it, an approval could only be a name given on the command line, which this test
-/// will not fake.
-fn github_approvals_supported() -> bool {
-    let help = Command::new(binary("slipway-deploy"))
-        .args(["approve", "--help"])
-        .output()
-        .expect("approve --help");
-    String::from_utf8_lossy(&help.stdout).contains("--github-run-id")
-}
-
 #[tokio::test]
 #[allow(
     clippy::print_stderr,
@@ -456,75 +445,60 @@ async fn the_example_workflows_run_as_written() {
         pushed: Arc::new(Mutex::new(Vec::new())),
     };
     let release_inputs = json!({ "model": format!("{model}@candidate") });
-    let supported = github_approvals_supported();
-    if !supported {
-        eprintln!(
-            "GAP ({TEST}): `slipway-deploy approve` cannot read GitHub environment approvals yet (no `--github-run-id`); the approved releases and the rollbacks are not run, only the refused approval"
-        );
-    }
-
-    // Release 1: canary → paused → approved by a reviewer → promoted.
+    // Releases 1 and 2: canary → paused → approved by a reviewer → promoted.
     let mut promoted = Vec::new();
-    if supported {
-        for (run_id, version) in [(1001_u64, "2".to_owned()), (1002, String::new())] {
-            let version = if version.is_empty() {
-                setup.new_candidate().await
-            } else {
-                version
-            };
-            setup.script_reviews(
-                run_id,
-                json!([review(
-                    REVIEWER,
-                    "approved",
-                    "production",
-                    "canary dashboards look fine"
-                )]),
-            );
-            let results = setup.run("release.yml", run_id, release_inputs.clone());
-            let transcript = all_transcripts(&results);
-            assert_eq!(
-                job(&results, "canary").outputs["verdict"],
-                "paused",
-                "{transcript}"
-            );
-            assert_eq!(job(&results, "approve").result, "success", "{transcript}");
-            assert_eq!(job(&results, "abort").result, "skipped", "{transcript}");
-            let digest = setup
-                .pushed
-                .lock()
-                .expect("lock")
-                .last()
-                .cloned()
-                .expect("pushed");
-            let (stable, canary) = cluster_state(&state).await;
-            assert_eq!(
-                stable,
-                format!("{image_repository}@{digest}"),
-                "{transcript}"
-            );
-            assert!(!canary, "the canary is gone after promotion");
-            assert_eq!(alias_version(&mlflow, &model, "production").await, version);
-            let requests = scripted.lock().expect("lock").requests.clone();
-            assert!(
-                requests.iter().any(|(path, bearer)| *bearer
-                    && path
-                        == &format!("/repos/acme/iris-serving/actions/runs/{run_id}/approvals")),
-                "the approve job read run {run_id}'s reviews with a token: {requests:?}"
-            );
-            promoted.push((digest, version));
-        }
+    for (run_id, version) in [(1001_u64, "2".to_owned()), (1002, String::new())] {
+        let version = if version.is_empty() {
+            setup.new_candidate().await
+        } else {
+            version
+        };
+        setup.script_reviews(
+            run_id,
+            json!([review(
+                REVIEWER,
+                "approved",
+                "production",
+                "canary dashboards look fine"
+            )]),
+        );
+        let results = setup.run("release.yml", run_id, release_inputs.clone());
+        let transcript = all_transcripts(&results);
+        assert_eq!(
+            job(&results, "canary").outputs["verdict"],
+            "paused",
+            "{transcript}"
+        );
+        assert_eq!(job(&results, "approve").result, "success", "{transcript}");
+        assert_eq!(job(&results, "abort").result, "skipped", "{transcript}");
+        let digest = setup
+            .pushed
+            .lock()
+            .expect("lock")
+            .last()
+            .cloned()
+            .expect("pushed");
+        let (stable, canary) = cluster_state(&state).await;
+        assert_eq!(
+            stable,
+            format!("{image_repository}@{digest}"),
+            "{transcript}"
+        );
+        assert!(!canary, "the canary is gone after promotion");
+        assert_eq!(alias_version(&mlflow, &model, "production").await, version);
+        let requests = scripted.lock().expect("lock").requests.clone();
+        assert!(
+            requests.iter().any(|(path, bearer)| *bearer
+                && path == &format!("/repos/acme/iris-serving/actions/runs/{run_id}/approvals")),
+            "the approve job read run {run_id}'s reviews with a token: {requests:?}"
+        );
+        promoted.push((digest, version));
     }
 
     // Release 3: the only approval is by the person who started the run: refused, and the abort
     // job removes the paused canary; stable and the production alias stay.
     let run_id = 1003;
-    // Before any run the world does not exist yet: the first job creates it.
-    let before = if state.join("world.json").is_file() {
-        Some(cluster_state(&state).await.0)
-    } else {
-        None
-    };
+    let before = cluster_state(&state).await.0;
     let production_before = alias_version(&mlflow, &model, "production").await;
     setup.new_candidate().await;
     setup.script_reviews(
@@ -567,18 +541,13 @@ async fn the_example_workflows_run_as_written() {
         format!("{image_repository}@{refused}"),
         "{transcript}"
     );
-    if let Some(before) = before {
-        assert_eq!(stable, before, "stable keeps its image:\n{transcript}");
-    }
+    assert_eq!(stable, before, "stable keeps its image:\n{transcript}");
     assert!(!canary, "the abort job removed the canary:\n{transcript}");
     assert_eq!(
         alias_version(&mlflow, &model, "production").await,
         production_before
     );
 
-    if !supported {
-        return;
-    }
     // A planned rollback (the previous successful release: release 1, approved in the trail).
     let (first_digest, first_version) = promoted[0].clone();
     let results = setup.run(
