@@ -4,7 +4,9 @@
 //!   Prometheus with the in-memory cluster;
 //! - `image`: `cargo xtask image` built, pushed to the real registry, run, signed, verified;
 //! - `workflows` (with `workflow_runner`): every job of the example workflows run as written;
-//! - `secrets`: planted secret values never reach the binaries' stdout or stderr.
+//! - `secrets`: planted secret values never reach the binaries' stdout or stderr;
+//! - `supply_chain`: sign, attest, verify-image, verify-attestation and check-model as
+//!   separate processes on the real registry and MLflow, and `require_provenance` end to end.
 
 mod e2e;
 mod examples;
@@ -12,6 +14,7 @@ mod image;
 mod prometheus;
 mod real_cluster;
 mod secrets;
+mod supply_chain;
 mod support;
 mod workflow_runner;
 mod workflows;
