@@ -2,7 +2,8 @@
 //! has (debug, to stay in the test budget; `--release` makes the real one), pushed to the real
 //! registry, checked for what a user of the image relies on (the binaries run inside it with
 //! only the libraries it carries, non-root user, CA bundle, OCI labels), then signed by Slipway
-//! and Slipway's own signature verified on it.
+//! (`slipway-deploy sign`) and Slipway's own signature verified on it (`slipway-audit
+//! verify-image`).
 //!
 //! Gated like the other real-service tests on `SLIPWAY_TEST_REGISTRY`; without buildah it skips
 //! outside CI and fails in CI (`cargo xtask services` installs it).
@@ -11,11 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use slipway_attest::{EcdsaP256Key, Verifier, sign_image, verify_image};
-use slipway_core::ImageRef;
-use slipway_registry::{DockerConfig, OciRegistry, RegistryConfig};
+use slipway_attest::keyfile::generate_key_pair;
+use slipway_core::Secret;
 
-use crate::support::{CI, REGISTRY_ENV, binary, output, service, unique, workspace_root};
+use crate::support::{CI, REGISTRY_ENV, binary, command, output, service, unique, workspace_root};
 
 /// The `xtask` binary: the one `cargo xtask` built, else built now.
 fn xtask() -> PathBuf {
@@ -194,26 +194,49 @@ async fn the_image_runs_its_binaries_as_non_root_and_carries_slipways_own_signat
     ]));
     assert_eq!(listed.code, 0, "{}", listed.stderr);
 
-    // Slipway signs its own image, and Slipway's verification finds that signature (and no
-    // other key's).
-    let image = pinned.parse::<ImageRef>().expect("pinned reference");
-    let registry_client = OciRegistry::new(
-        RegistryConfig::default().insecure(&registry),
-        DockerConfig::empty(),
-    )
-    .expect("registry client");
-    let key = EcdsaP256Key::generate();
-    let signed_by = sign_image(&registry_client, &key, &image)
-        .await
-        .expect("sign the image");
-    let public = key.public();
-    let report = verify_image(&registry_client, &[&public as &dyn Verifier], &image)
-        .await
-        .expect("verify");
-    assert_eq!(report.verified_keys(), [signed_by]);
-    let stranger = EcdsaP256Key::generate().public();
-    let report = verify_image(&registry_client, &[&stranger as &dyn Verifier], &image)
-        .await
-        .expect("verify");
-    assert!(report.verified_keys().is_empty(), "{report:?}");
+    // Slipway signs its own image (`slipway-deploy sign`, as the release workflow does), and
+    // `slipway-audit verify-image` finds Slipway's signature with the release key and refuses
+    // the image to any other key.
+    let keys = tempfile::tempdir().expect("tempdir");
+    let password = "image-test-password";
+    let write_pair = |name: &str| {
+        let (_key, private_pem, public_pem) =
+            generate_key_pair(&Secret::new(password.to_owned())).expect("key pair");
+        let private = keys.path().join(format!("{name}.key"));
+        let public = keys.path().join(format!("{name}.pub"));
+        std::fs::write(&private, private_pem).expect("write key");
+        std::fs::write(&public, public_pem).expect("write pub");
+        (private, public)
+    };
+    let (release_key, release_pub) = write_pair("slipway");
+    let (_, stranger_pub) = write_pair("stranger");
+    let slipway = |binary: &str, args: &[&str], key: &Path| {
+        output(
+            command(binary)
+                .env("COSIGN_PASSWORD", password)
+                .args(args)
+                .args([
+                    "--no-config",
+                    "--allow-insecure-registry",
+                    registry.as_str(),
+                ])
+                .arg("--key")
+                .arg(key)
+                .arg(&pinned),
+        )
+    };
+    let signed = slipway("slipway-deploy", &["sign"], &release_key);
+    assert_eq!(signed.code, 0, "slipway-deploy sign: {}", signed.stderr);
+    let verified = slipway("slipway-audit", &["verify-image"], &release_pub);
+    assert_eq!(
+        verified.code, 0,
+        "verify-image: {}{}",
+        verified.stdout, verified.stderr
+    );
+    let refused = slipway("slipway-audit", &["verify-image"], &stranger_pub);
+    assert_eq!(
+        refused.code, 1,
+        "verify-image with another key: {}{}",
+        refused.stdout, refused.stderr
+    );
 }
