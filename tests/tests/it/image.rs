@@ -17,19 +17,24 @@ use slipway_core::Secret;
 
 use crate::support::{CI, REGISTRY_ENV, binary, command, output, service, unique, workspace_root};
 
-/// The `xtask` binary: the one `cargo xtask` built, else built now.
+/// The `xtask` binary: the one `cargo xtask` built next to the binaries, else built now into a
+/// target directory of its own (the running `cargo test` holds the lock on the main one; xtask
+/// has no dependencies, so this takes seconds).
 fn xtask() -> PathBuf {
     let path = binary("slipway-deploy").with_file_name("xtask");
-    if !path.is_file() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args(["build", "--quiet", "-p", "xtask"])
-            .status()
-            .expect("run cargo build -p xtask");
-        assert!(status.success(), "cargo build -p xtask failed");
+    if path.is_file() {
+        return path;
     }
-    path
+    let target_dir = workspace_root().join("target/xtask-for-tests");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--quiet", "-p", "xtask", "--target-dir"])
+        .arg(&target_dir)
+        .status()
+        .expect("run cargo build -p xtask");
+    assert!(status.success(), "cargo build -p xtask failed");
+    target_dir.join("debug/xtask")
 }
 
 /// Whether buildah can run here; `false` after saying why the test skips (a failure in CI).
