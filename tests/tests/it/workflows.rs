@@ -11,6 +11,12 @@
 //! runner machine's environment points the example `slipway.toml` at them, as a real runner's
 //! would point it at a cluster; no workflow file is changed for the test.
 //!
+//! Why the metrics are simulated, not the real Prometheus: the saved world runs on simulated
+//! time (a 20-minute canary in milliseconds), and a real Prometheus neither holds series for a
+//! simulated cluster's pods nor answers for simulated instants; `backend.state` refuses a real
+//! Prometheus for that reason. The analysis against real Prometheus is covered by the `e2e`
+//! stories (their own Prometheus over a known history).
+//!
 //! The story: release 1 canary → paused → approved by a reviewer → promoted; release 2 the same;
 //! release 3 approved only by the person who started it → refused → the abort job removes the
 //! canary; a planned rollback (to release 1, whose approval is in the trail); an emergency
