@@ -143,25 +143,38 @@ pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseSt
         .last()
         .filter(|record| record.outcome == Outcome::Paused)
         .cloned();
+    // Only the approvals the gate would count: in the trail's hash chain, signed outside the
+    // demo, and from an authenticated identity (the gate's own reading of the trail), for
+    // this revision's digest and model.
     let approvals = match &paused {
         None => Vec::new(),
-        Some(paused) => backends
-            .audit
-            .entries()
-            .await
-            .map_err(|err| err.to_string())?
-            .into_iter()
-            .filter_map(|entry| match entry.event {
-                Event::Approval(approval)
-                    if &approval.release == release
-                        && approval.digest == paused.digest
-                        && approval.model == paused.model =>
-                {
-                    Some(approval)
-                }
-                _ => None,
-            })
-            .collect(),
+        Some(paused) => {
+            let counted: Vec<(jiff::Timestamp, String)> =
+                crate::approvals::recorded_approvals(backends, release)
+                    .await?
+                    .into_iter()
+                    .filter(|approval| approval.authenticated.is_ok())
+                    .map(|approval| (approval.at, approval.reason))
+                    .collect();
+            backends
+                .audit
+                .entries()
+                .await
+                .map_err(|err| err.to_string())?
+                .into_iter()
+                .filter_map(|entry| match entry.event {
+                    Event::Approval(approval)
+                        if &approval.release == release
+                            && approval.digest == paused.digest
+                            && approval.model == paused.model
+                            && counted.contains(&(approval.at, approval.reason.clone())) =>
+                    {
+                        Some(approval)
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
     };
     let in_progress = history
         .last()

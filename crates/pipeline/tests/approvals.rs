@@ -468,6 +468,38 @@ async fn forged_github_approvals_outside_the_signed_chain_are_ignored() {
     assert_stays_paused(&paused.promote().await, "not among the");
 }
 
+/// `status` shows only the approvals the gate counts: a forged line is not listed, a signed
+/// approval by a named key is.
+#[tokio::test]
+async fn status_lists_only_approvals_the_gate_counts() {
+    let paused = paused().await;
+    let last = paused.last_entry().await;
+    let unsigned = Entry::next(
+        Some(&last),
+        paused.clock.now(),
+        Event::Approval(paused.github_record(REVIEWER)),
+    );
+    paused.forge(&unsigned);
+    let shown = slipway_pipeline::status(&paused.spec, &paused.world.backends)
+        .await
+        .expect("status");
+    assert!(shown.approvals.is_empty(), "{:?}", shown.approvals);
+
+    let paused = self::paused().await;
+    paused.signed(paused.maria.clone()).await.expect("approved");
+    let shown = slipway_pipeline::status(&paused.spec, &paused.world.backends)
+        .await
+        .expect("status");
+    assert_eq!(
+        shown
+            .approvals
+            .iter()
+            .map(|approval| approval.approver.as_str())
+            .collect::<Vec<_>>(),
+        [REVIEWER]
+    );
+}
+
 #[tokio::test]
 async fn a_name_on_the_command_line_approves_nothing_outside_the_demo() {
     let paused = paused().await;
