@@ -1823,6 +1823,10 @@ async fn http_route_weights_are_applied_with_only_the_rules_and_restored() {
     ] }]);
     let original = json!([[0, [{ "name": "iris", "port": 8080 }]]]).to_string();
     let annotated = json!({ "slipway.dev/original-backends": original });
+    let weighted_25 = json!([{ "backendRefs": [
+        { "name": "iris", "port": 8080, "weight": 75 },
+        { "name": "iris-canary", "port": 8080, "weight": 25 }
+    ] }]);
     let steps = vec![
         step(
             "GET",
@@ -1842,6 +1846,7 @@ async fn http_route_weights_are_applied_with_only_the_rules_and_restored() {
             200,
             http_route(weighted.clone(), Some(annotated.clone()), "6"),
         ),
+        // The next step: weighed from the original kept in the annotation.
         step(
             "GET",
             format!("{HTTPROUTES}/iris-route"),
@@ -1858,7 +1863,26 @@ async fn http_route_weights_are_applied_with_only_the_rules_and_restored() {
             "PATCH",
             format!("{HTTPROUTES}/iris-route"),
             200,
-            http_route(users.clone(), None, "7"),
+            http_route(weighted_25.clone(), Some(annotated.clone()), "7"),
+        ),
+        // The ending: back to the user's backends.
+        step(
+            "GET",
+            format!("{HTTPROUTES}/iris-route"),
+            200,
+            http_route(weighted_25.clone(), Some(annotated.clone()), "7"),
+        ),
+        step(
+            "GET",
+            format!("{HTTPROUTES}/iris-route"),
+            200,
+            http_route(weighted_25.clone(), Some(annotated.clone()), "7"),
+        ),
+        step(
+            "PATCH",
+            format!("{HTTPROUTES}/iris-route"),
+            200,
+            http_route(users.clone(), None, "8"),
         ),
         step(
             "GET",
@@ -1900,6 +1924,31 @@ async fn http_route_weights_are_applied_with_only_the_rules_and_restored() {
             .expect("read")
             .expect("exists");
         assert_eq!(route.original.as_deref(), Some(original.as_str()));
+        let (rules, annotation) = slipway_k8s_rollout::gateway::weigh(
+            &route,
+            &slipway_k8s_rollout::gateway::Weights {
+                service: "iris",
+                canary_service: "iris-canary",
+                baseline_service: None,
+                percent: 25,
+            },
+        )
+        .expect("weigh 25");
+        assert_eq!(rules, weighted_25);
+        assert_eq!(annotation, original, "the first step's original is kept");
+        cluster
+            .apply_http_route(&slipway_k8s_rollout::gateway::HttpRoute {
+                rules,
+                original: Some(annotation),
+                ..route
+            })
+            .await
+            .expect("weighted 25");
+        let route = cluster
+            .http_route("ml", "iris-route")
+            .await
+            .expect("read")
+            .expect("exists");
         let rules = slipway_k8s_rollout::gateway::restore(&route, "iris", &["iris-canary"])
             .expect("restore");
         cluster
@@ -1927,7 +1976,7 @@ async fn http_route_weights_are_applied_with_only_the_rules_and_restored() {
         gone.contains("HTTPRoute `ml/gone` not found") && gone.contains("rollout.route"),
         "{gone}"
     );
-    for idx in [2, 5] {
+    for idx in [2, 5, 8] {
         let request = &requests[idx];
         assert_eq!(request["query"]["fieldManager"], "slipway", "{request}");
         assert_eq!(request["query"]["force"], "true", "{request}");
@@ -1938,11 +1987,12 @@ async fn http_route_weights_are_applied_with_only_the_rules_and_restored() {
     }
     assert_eq!(requests[2]["body"]["spec"]["rules"], weighted);
     assert_eq!(requests[2]["body"]["metadata"]["annotations"], annotated);
-    assert_eq!(requests[5]["body"]["spec"]["rules"], users);
+    assert_eq!(requests[5]["body"]["spec"]["rules"], weighted_25);
+    assert_eq!(requests[8]["body"]["spec"]["rules"], users);
     assert!(
-        requests[5]["body"]["metadata"].get("annotations").is_none(),
+        requests[8]["body"]["metadata"].get("annotations").is_none(),
         "{}",
-        requests[5]
+        requests[8]
     );
     insta::assert_json_snapshot!(requests);
 }
