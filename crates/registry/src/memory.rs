@@ -20,6 +20,10 @@ struct Repository {
     images: BTreeMap<Digest, Vec<u8>>,
     artifacts: BTreeMap<Digest, Artifact>,
     blobs: BTreeMap<Digest, Vec<u8>>,
+    /// Subject digest → its OCI 1.1 referrers (this registry behaves as one with the referrers
+    /// API; the manifests themselves are in `images`).
+    #[serde(default)]
+    referrers: BTreeMap<Digest, Vec<crate::Referrer>>,
 }
 
 /// Every repository a [`MemoryRegistry`] holds, as a serialisable value, so another process can
@@ -273,6 +277,52 @@ impl Registry for MemoryRegistry {
             repository.tags.insert(tag.to_owned(), digest.clone());
         }
         Ok(())
+    }
+
+    async fn referrers(
+        &self,
+        image: &ImageRef,
+        subject: &Digest,
+    ) -> Result<Vec<crate::Referrer>, Error> {
+        Ok(self
+            .lock()
+            .get(&image.name())
+            .and_then(|repository| repository.referrers.get(subject))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn put_referrer(
+        &self,
+        image: &ImageRef,
+        subject: &crate::Subject,
+        artifact_type: &str,
+        layers: &[crate::Layer],
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<Digest, Error> {
+        let upload = crate::manifest::referrer_upload(subject, artifact_type, layers, annotations);
+        let mut repositories = self.lock();
+        let repository = repositories.entry(image.name()).or_default();
+        for (digest, data) in upload.blobs {
+            repository.blobs.insert(digest, data);
+        }
+        repository
+            .images
+            .insert(upload.digest.clone(), upload.manifest.clone());
+        let listed = repository
+            .referrers
+            .entry(subject.digest.clone())
+            .or_default();
+        if !listed.iter().any(|r| r.digest == upload.digest.to_string()) {
+            listed.push(crate::Referrer {
+                media_type: OCI_MANIFEST.to_owned(),
+                digest: upload.digest.to_string(),
+                size: upload.manifest.len() as u64,
+                artifact_type: Some(artifact_type.to_owned()),
+                annotations: (!annotations.is_empty()).then(|| annotations.clone()),
+            });
+        }
+        Ok(upload.digest)
     }
 }
 
