@@ -19,6 +19,7 @@
 //! `slipway_registry::Registry` trait. No Fulcio, Rekor or TUF: offline except for the registry.
 
 pub mod attestation;
+pub mod bundle;
 pub mod dsse;
 mod key;
 pub mod keyfile;

@@ -3,7 +3,9 @@
 //!   test data, checked without a registry;
 //! - `registry`: signing, appending, verification, provenance and model links against the real
 //!   registry from `cargo xtask services` (skipped locally when absent, a failure under CI);
-//! - `openssl`: interop with an independent ECDSA implementation, in both directions.
+//! - `openssl`: interop with an independent ECDSA implementation, in both directions;
+//! - `sigstore`: Sigstore bundles, keyless (public cosign v3 and conformance bundles, offline)
+//!   and with a key, both signature formats on the real registry.
 
 // A test crate root resolves modules next to itself; `#[path]` keeps them in `tests/it/`.
 #[path = "it/fixtures.rs"]
@@ -12,5 +14,7 @@ mod fixtures;
 mod openssl;
 #[path = "it/registry.rs"]
 mod registry;
+#[path = "it/sigstore.rs"]
+mod sigstore;
 #[path = "it/support.rs"]
 mod support;
