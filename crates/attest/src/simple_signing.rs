@@ -145,7 +145,8 @@ impl VerificationReport {
 }
 
 /// Verifies every layer under the image's `.sig` tag against the trusted keys and checks its
-/// claims (payload digest equals the image digest; docker-reference names the repository).
+/// claims: the payload digest must equal the image digest; the docker-reference is compared with
+/// the repository and a mismatch is reported, not refused (cosign's rule: the digest binds).
 pub async fn verify_image(
     registry: &dyn Registry,
     keys: &[&dyn Verifier],
@@ -177,6 +178,13 @@ pub async fn verify_image_with(
         .map(|(idx, layer)| check_layer(idx, layer, keys, image, digest, options))
         .collect();
     Ok(VerificationReport { signatures })
+}
+
+/// Whether a signed `docker-reference` names the image's repository, as docker normalises names:
+/// a tag or digest in it is ignored (sigstore-rs signs `repo:tag`), and `index.docker.io/…`,
+/// `docker.io/…` and `library/` forms of Docker Hub names are the same repository.
+fn same_repository(signed_reference: &str, image: &ImageRef) -> bool {
+    ImageRef::parse(signed_reference).is_ok_and(|signed| signed.name() == image.name())
 }
 
 fn check_layer(
@@ -242,11 +250,6 @@ fn check_layer(
             false,
             format!("signed digest {signed_digest} is not the image digest {digest}"),
         )
-    } else if signed_reference != image.name() {
-        (
-            false,
-            format!("signed for `{signed_reference}`, not `{}`", image.name()),
-        )
     } else if !missing.is_empty() {
         (
             false,
@@ -255,12 +258,23 @@ fn check_layer(
                 missing.join(", ")
             ),
         )
-    } else {
+    } else if same_repository(signed_reference, image) {
         (
             true,
             format!(
                 "signature by {} verified; digest and docker-reference match",
                 key.key_id()
+            ),
+        )
+    } else {
+        // cosign's rule: the digest binds, the docker-reference is a claim it reports but does
+        // not enforce, so an image copied to another registry keeps its signatures.
+        (
+            true,
+            format!(
+                "signature by {} verified; digest matches; signed for `{signed_reference}`, not `{}` (the digest binds, as in cosign: the image was copied or renamed)",
+                key.key_id(),
+                image.name()
             ),
         )
     };
@@ -317,6 +331,72 @@ mod tests {
             .await
             .expect("verify");
         assert!(unsigned.signatures.is_empty());
+    }
+
+    /// A signature payload as cosign (or sigstore-rs) would write it for `reference`.
+    async fn signed_for(reference: &str) -> (MemoryRegistry, ImageRef, SignatureCheck) {
+        let registry = MemoryRegistry::new();
+        let tagged = ImageRef::parse("docker.io/library/x:1").expect("ref");
+        let image = tagged.with_digest(registry.push_image(&tagged, "x1"));
+        let digest = image.digest().expect("pinned").clone();
+        let key = EcdsaP256Key::generate();
+        let payload = simple_signing_payload(reference, &digest);
+        let layer = Layer {
+            media_type: SIMPLE_SIGNING_MEDIA_TYPE.to_owned(),
+            annotations: BTreeMap::from([(
+                SIGNATURE_ANNOTATION.to_owned(),
+                STANDARD.encode(key.sign(&payload).expect("sign")),
+            )]),
+            data: payload,
+        };
+        registry
+            .put_artifact(
+                &image,
+                &digest.cosign_tag("sig"),
+                &Artifact {
+                    layers: vec![layer],
+                },
+            )
+            .await
+            .expect("put");
+        let public = key.public();
+        let report = verify_image(&registry, &[&public], &image)
+            .await
+            .expect("verify");
+        let check = report.signatures.into_iter().next().expect("one");
+        (registry, image, check)
+    }
+
+    #[tokio::test]
+    async fn docker_hub_references_match_in_every_spelling() {
+        for reference in [
+            "index.docker.io/library/x",
+            "docker.io/library/x",
+            "x",
+            "index.docker.io/library/x:1",
+        ] {
+            let (_, image, check) = signed_for(reference).await;
+            assert!(check.ok, "{reference}: {}", check.reason);
+            assert!(
+                check.reason.ends_with("digest and docker-reference match"),
+                "{reference} names {}: {}",
+                image.name(),
+                check.reason
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_image_copied_to_another_registry_keeps_its_signature_and_says_so() {
+        let (_, _, check) = signed_for("ghcr.io/acme/x").await;
+        assert!(check.ok, "the digest binds: {}", check.reason);
+        assert!(
+            check
+                .reason
+                .contains("signed for `ghcr.io/acme/x`, not `docker.io/library/x`"),
+            "{}",
+            check.reason
+        );
     }
 
     #[tokio::test]
