@@ -537,9 +537,9 @@ pub fn key_bundle(signer: &dyn Signer, statement: &[u8]) -> Result<Vec<u8>, Erro
 }
 
 /// Verifies a bundle with trusted keys: the DSSE signature verifies with one of `keys` and the
-/// statement's subject is `digest`. Keyless bundles verified with a key (cosign's `--key` with a
-/// certificate bundle) are accepted when the certificate's key is one of `keys`? No: a key user
-/// trusts keys, not certificates; a certificate bundle is reported as keyless and not accepted.
+/// statement's subject is `digest`. A keyless (certificate) bundle is judged by its signature
+/// alone here: it verifies only if its certificate's key is one of `keys`, which it never is for a
+/// Fulcio certificate (a fresh key per signature), so keyless bundles need [`Trust::Keyless`].
 pub fn verify_key_bundle(
     content: &[u8],
     digest: &Digest,
@@ -753,8 +753,10 @@ pub enum Trust<'a> {
 pub struct FormatCheck {
     /// Where it was found.
     pub format: SignatureFormat,
-    /// The `.sig` layer index or the referrer manifest digest.
+    /// The `.sig` layer (`layer #N`) or the referrer manifest digest.
     pub source: String,
+    /// The key that verified the signature bytes, even when a claim then failed (`.sig` only).
+    pub key_id: Option<String>,
     /// Who signed, when it verified.
     pub signer: Option<BundleSigner>,
     /// Why not, when it did not.
@@ -795,9 +797,14 @@ impl ImageVerification {
 }
 
 /// Verifies the pinned image's signatures in both formats: the legacy `.sig` tag (keys only:
-/// Slipway reads no keyless `.sig` layers) and every Sigstore bundle among its referrers. Only
+/// Slipway reads no keyless `.sig` layers) and the Sigstore bundles among its referrers. Only
 /// signature bundles (predicateType `https://sigstore.dev/cosign/sign/v1`) count; attestation
 /// bundles are for `verify-attestation`.
+///
+/// With keys, the referrers are read only when no `.sig` signature verified: an image signed in
+/// the legacy format costs no extra request (the referrers API, and the tag-schema fallback
+/// behind a 404, are one or two more), and when nothing verifies every signature of both formats
+/// is listed with its reason.
 pub async fn verify_image_any_format(
     registry: &dyn Registry,
     image: &ImageRef,
@@ -810,7 +817,8 @@ pub async fn verify_image_any_format(
         for check in report.signatures {
             checks.push(FormatCheck {
                 format: SignatureFormat::LegacyTag,
-                source: format!("{} layer {}", digest.cosign_tag("sig"), check.layer),
+                source: format!("layer #{}", check.layer),
+                key_id: check.key_id.clone(),
                 signer: check.ok.then(|| BundleSigner {
                     signer: check.key_id.clone().unwrap_or_default(),
                     issuer: None,
@@ -820,6 +828,9 @@ pub async fn verify_image_any_format(
                 failure: (!check.ok).then(|| check.reason.clone()),
             });
         }
+    }
+    if checks.iter().any(|check| check.signer.is_some()) {
+        return Ok(ImageVerification { checks });
     }
     for found in find_bundles(registry, image).await? {
         let result = match trust {
@@ -838,6 +849,7 @@ pub async fn verify_image_any_format(
         checks.push(FormatCheck {
             format: SignatureFormat::SigstoreBundle,
             source: found.manifest,
+            key_id: result.as_ref().ok().map(|signer| signer.signer.clone()),
             failure: result.as_ref().err().cloned(),
             signer: result.ok(),
         });

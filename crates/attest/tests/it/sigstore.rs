@@ -378,17 +378,29 @@ async fn slipway_key_bundles_and_sig_tags_are_both_found_and_reported() {
     let report = verify_image_any_format(&registry, image, Trust::Keys(&bob_keys))
         .await
         .expect("verify");
-    let formats: Vec<(SignatureFormat, bool)> = report
-        .checks
-        .iter()
-        .map(|check| (check.format, check.signer.is_some()))
-        .collect();
+    let formats =
+        |report: &slipway_attest::bundle::ImageVerification| -> Vec<(SignatureFormat, bool)> {
+            report
+                .checks
+                .iter()
+                .map(|check| (check.format, check.signer.is_some()))
+                .collect()
+        };
     assert_eq!(
-        formats,
+        formats(&report),
+        [(SignatureFormat::LegacyTag, true)],
+        "a verified .sig signature spares the referrers requests: {report:?}"
+    );
+    // Alice signed only a bundle: the .sig layer fails for her key, then the bundles are read.
+    let report = verify_image_any_format(&registry, image, Trust::Keys(&keys))
+        .await
+        .expect("verify");
+    assert_eq!(
+        formats(&report),
         [
-            (SignatureFormat::LegacyTag, true),
-            (SignatureFormat::SigstoreBundle, false),
+            (SignatureFormat::LegacyTag, false),
             (SignatureFormat::SigstoreBundle, true),
+            (SignatureFormat::SigstoreBundle, false),
         ],
         "{report:?}"
     );

@@ -82,32 +82,35 @@ async fn run_metrics(
     }
 }
 
-/// The signature gate's inputs from a verification: each signature as evidence, and the policy
-/// with the backends' keys as the trusted ones when the policy names none.
+/// The signature gate's inputs from a verification in both formats: each signature as evidence
+/// (named by the key that verified its bytes, else by its `.sig` layer or bundle manifest), and
+/// the policy with the backends' keys as the trusted ones when the policy names none.
 pub(crate) fn signature_gate_input(
     policy: &slipway_gates::signature::SignaturePolicy,
     keys: &[&dyn Verifier],
-    verification: &slipway_attest::VerificationReport,
+    verification: &slipway_attest::bundle::ImageVerification,
 ) -> (
     slipway_gates::signature::SignaturePolicy,
     Vec<VerifiedSignature>,
 ) {
+    use slipway_attest::bundle::SignatureFormat as Found;
+    use slipway_gates::signature::SignatureFormat;
     let mut policy = policy.clone();
     if policy.trusted_keys.is_empty() {
         policy.trusted_keys = keys.iter().map(|key| key.key_id()).collect();
     }
     let signatures = verification
-        .signatures
+        .checks
         .iter()
         .map(|check| VerifiedSignature {
-            key_id: check
-                .key_id
-                .clone()
-                .unwrap_or_else(|| format!("layer #{}", check.layer)),
-            result: if check.ok {
-                Ok(())
-            } else {
-                Err(check.reason.clone())
+            key_id: check.key_id.clone().unwrap_or_else(|| check.source.clone()),
+            result: match &check.failure {
+                None => Ok(()),
+                Some(why) => Err(why.clone()),
+            },
+            format: match check.format {
+                Found::LegacyTag => SignatureFormat::LegacyTag,
+                Found::SigstoreBundle => SignatureFormat::SigstoreBundle,
             },
         })
         .collect();
