@@ -240,6 +240,56 @@ pub struct KeylessPolicy {
     pub issuer: Matcher,
 }
 
+impl KeylessPolicy {
+    /// The policy from cosign's flags: exactly one of `--certificate-identity` and
+    /// `--certificate-identity-regexp`, and exactly one of `--certificate-oidc-issuer` and
+    /// `--certificate-oidc-issuer-regexp` (cosign requires both an identity and an issuer too).
+    pub fn from_flags(
+        identity: Option<&str>,
+        identity_regexp: Option<&str>,
+        issuer: Option<&str>,
+        issuer_regexp: Option<&str>,
+    ) -> Result<KeylessPolicy, Error> {
+        fn one(
+            exact: Option<&str>,
+            regexp: Option<&str>,
+            flag: &str,
+            example: &str,
+        ) -> Result<Matcher, Error> {
+            match (exact, regexp) {
+                (Some(text), None) => Ok(Matcher::Exact(text.to_owned())),
+                (None, Some(pattern)) => Matcher::regexp(&format!("{flag}-regexp"), pattern),
+                (Some(_), Some(_)) => Err(Error::Key {
+                    key: flag.to_owned(),
+                    message: format!(
+                        "give `{flag}` or `{flag}-regexp`, not both\n\nhint: keep the exact form unless you mean a pattern"
+                    ),
+                }),
+                (None, None) => Err(Error::Key {
+                    key: flag.to_owned(),
+                    message: format!(
+                        "keyless verification needs `{flag}` (or `{flag}-regexp`)\n\nhint: e.g. `{flag} {example}`"
+                    ),
+                }),
+            }
+        }
+        Ok(KeylessPolicy {
+            identity: one(
+                identity,
+                identity_regexp,
+                "--certificate-identity",
+                "https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main",
+            )?,
+            issuer: one(
+                issuer,
+                issuer_regexp,
+                "--certificate-oidc-issuer",
+                "https://token.actions.githubusercontent.com",
+            )?,
+        })
+    }
+}
+
 /// The identity and issuer a Fulcio certificate names.
 fn certificate_identity(cert: &x509_cert::Certificate) -> (Vec<String>, Option<String>) {
     use x509_cert::ext::pkix::SubjectAltName;
@@ -855,4 +905,47 @@ pub async fn verify_image_any_format(
         });
     }
     Ok(ImageVerification { checks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_need_one_identity_and_one_issuer() {
+        let policy =
+            KeylessPolicy::from_flags(Some("me@example.com"), None, None, Some("^https://"))
+                .expect("policy");
+        assert!(policy.identity.matches("me@example.com"));
+        assert!(!policy.identity.matches("me@example.com.evil"));
+        assert!(policy.issuer.matches("https://accounts.google.com"));
+
+        let err = KeylessPolicy::from_flags(None, None, Some("https://x"), None)
+            .expect_err("no identity");
+        assert!(err.to_string().contains("--certificate-identity"), "{err}");
+        let err = KeylessPolicy::from_flags(Some("a"), Some("b"), Some("https://x"), None)
+            .expect_err("both forms");
+        assert!(err.to_string().contains("not both"), "{err}");
+        let err = KeylessPolicy::from_flags(Some("a"), None, None, None).expect_err("no issuer");
+        assert!(
+            err.to_string().contains("--certificate-oidc-issuer"),
+            "{err}"
+        );
+        let err = KeylessPolicy::from_flags(None, Some("("), Some("https://x"), None)
+            .expect_err("bad regexp");
+        assert!(
+            err.to_string().contains("--certificate-identity-regexp"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_trusted_root_without_fulcio_or_rekor_is_refused() {
+        let err =
+            TrustedRoot::from_json("root.json", br#"{"tlogs":[],"certificateAuthorities":[]}"#)
+                .expect_err("empty");
+        assert!(err.to_string().contains("root.json"), "{err}");
+        let err = TrustedRoot::from_json("root.json", b"not json").expect_err("not json");
+        assert!(err.to_string().contains("not a trusted root"), "{err}");
+    }
 }

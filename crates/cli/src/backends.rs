@@ -453,6 +453,19 @@ fn load_keys(
     Ok(())
 }
 
+/// The Sigstore trusted root for keyless verification (`signing.trusted_root`), read offline:
+/// Slipway never fetches one, so a keyless check without it is a configuration error naming it.
+pub fn trusted_root(settings: &Settings) -> Result<slipway_attest::bundle::TrustedRoot, UserError> {
+    let path = settings.signing.trusted_root.as_ref().ok_or_else(|| {
+        invalid(
+            "signing.trusted_root",
+            "keyless verification needs a Sigstore trusted root\n\nhint: set `[signing] trusted_root = \"trusted_root.json\"` (write it with `cosign trusted-root create`, or take sigstore's from its TUF repository)",
+        )
+    })?;
+    slipway_attest::bundle::TrustedRoot::from_file(path)
+        .map_err(|err| invalid("signing.trusted_root", err))
+}
+
 /// The trail: ConfigMaps on the cluster backend (`audit.store = "cluster"`, so every runner
 /// sees it) or the file the caller opened; entries are signed with the deploy key when one is
 /// configured (`signing.key`), never with the demo key.
