@@ -369,7 +369,22 @@ async fn run(args: Args) -> Result<(), String> {
         "{:<28} {:>10} {:>10} {:>15} {:>12}",
         "phase", "wall", "requests", "requests/image", "ms/image"
     );
-    for row in rows {
+    let find = |name: &str| rows.iter().find(|row| row.name == name);
+    let ratios = match (
+        find("slipway resolve + verify"),
+        find("skopeo inspect"),
+        find("skopeo inspect --no-tags"),
+    ) {
+        (Some(ours), Some(peer), Some(peer_no_tags)) => Some(format!(
+            "slipway resolve + verify next to skopeo inspect: {:.2}x the wall time, {:.2}x the requests (--no-tags: {:.2}x, {:.2}x)",
+            ours.wall.as_secs_f64() / peer.wall.as_secs_f64(),
+            ours.requests as f64 / peer.requests.max(1) as f64,
+            ours.wall.as_secs_f64() / peer_no_tags.wall.as_secs_f64(),
+            ours.requests as f64 / peer_no_tags.requests.max(1) as f64,
+        )),
+        _ => None,
+    };
+    for row in &rows {
         let per_image = row.requests as f64 / args.images as f64;
         let wall_ms = row.wall.as_secs_f64() * 1000.0;
         println!(
@@ -382,6 +397,9 @@ async fn run(args: Args) -> Result<(), String> {
         );
     }
     println!("(every image's signature verified; requests counted from the registry's access log)");
+    if let Some(ratios) = ratios {
+        println!("{ratios}");
+    }
     Ok(())
 }
 

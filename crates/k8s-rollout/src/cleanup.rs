@@ -458,7 +458,7 @@ mod tests {
         )
         .await
         .expect("canary");
-        rollout::set_traffic_weight(&cluster, &release, "iris", &nginx(), 10)
+        rollout::set_traffic_weight(&cluster, &release, "iris", &nginx(), 10, false)
             .await
             .expect("weight");
         remove_all(

@@ -21,6 +21,16 @@
 //! land on one pod. Rejected: a fixed single canary pod (overloaded at high weights) and
 //! scaling stable down (an abort would then have to restore stable's capacity first).
 //!
+//! With an equal-size baseline (`compare.baseline = "deployment"`) and exact weights, the
+//! baseline gets the canary's weight too: ingress-nginx routes one canary Ingress per host and
+//! path, so there is no second weight to give. Instead the canary and baseline pods both carry
+//! [`WEIGHTED_LABEL`], the canary Service selects on that label alone, and the canary Ingress
+//! asks for twice the step's weight: NGINX balances the requests of one Service evenly across
+//! its endpoints, and the two Deployments run the same number of pods, so each gets the step's
+//! share (exact in expectation, as the replica ratio is) and stable keeps the rest (none at a
+//! 50% step). A step above 50% cannot be given twice; preflight refuses such a plan
+//! ([`baseline_weight_fits`]).
+//!
 //! Every operation converges: starting a canary that exists re-applies it at the asked share,
 //! promoting when stable already runs the image only waits for it and deletes the canary, and
 //! aborting when there is no canary does nothing. A run killed anywhere can simply run again.
@@ -55,6 +65,17 @@ impl TrafficRouting {
     pub fn isolates_canary(&self) -> bool {
         !matches!(self, TrafficRouting::ReplicaRatio)
     }
+}
+
+/// Label on every pod behind the canary Ingress (the canary's and, with exact weights, the
+/// baseline's), valued with the release's name: with a baseline the canary Service selects on
+/// it alone, so the canary Ingress's weight is shared evenly by the two equal Deployments.
+pub const WEIGHTED_LABEL: &str = "slipway.dev/weighted";
+
+/// Whether exact weights can give both the canary and the baseline `percent` of the requests
+/// (the canary Ingress then asks for `2 × percent`, at most 100).
+pub fn baseline_weight_fits(percent: u8) -> bool {
+    percent <= 50
 }
 
 /// Name of the Slipway-owned canary Service next to the release's Service `service`.
@@ -219,17 +240,24 @@ pub fn baseline_spec(
 }
 
 /// Creates or rescales the baseline next to a ready canary of `replicas` pods, and waits until
-/// it is ready. Its pods match the user's Service like stable's, so with the replica ratio it
-/// takes the same share of traffic as the canary. Stable is not touched.
+/// it is ready. Stable is not touched. With the replica ratio its pods match the user's Service
+/// like stable's, so it takes the same share of traffic as the canary. With
+/// `isolate_from: Some(service)` (exact weights) its pods are kept out of that Service like the
+/// canary's and wait behind the canary Service ([`set_traffic_weight`] with a baseline).
 pub async fn set_baseline(
     cluster: &dyn Cluster,
     clock: &dyn Clock,
     release: &ReleaseId,
     replicas: u32,
     deadline: Duration,
+    isolate_from: Option<&str>,
 ) -> Result<(), Error> {
     let stable = stable(cluster, release).await?;
-    let spec = baseline_spec(&stable.spec, release, replicas);
+    let mut spec = baseline_spec(&stable.spec, release, replicas);
+    if let Some(service) = isolate_from {
+        let selector = user_selector(cluster, release, service).await?;
+        isolate(&mut spec, release, &selector, BASELINE_TRACK);
+    }
     cluster.derive_deployment(&release.name, &spec).await?;
     wait_ready(
         cluster,
@@ -252,12 +280,25 @@ pub async fn remove_baseline(cluster: &dyn Cluster, release: &ReleaseId) -> Resu
 /// of stable): when its pods would match, the labels the Service selects on are dropped from the
 /// pod labels and the selector, and [`RELEASE_LABEL`]`=<name>` keeps the selector specific to
 /// this release's canary. [`TRACK_LABEL`] is kept. A selector that already misses the canary
-/// (say it selects `slipway.dev/track: stable`) leaves the spec as it is.
+/// (say it selects `slipway.dev/track: stable`) leaves the spec as it is. Either way the pods
+/// carry [`WEIGHTED_LABEL`]: they are the ones behind the canary Ingress.
 pub fn isolate_canary(
     spec: &mut DeploymentSpec,
     release: &ReleaseId,
     service_selector: &BTreeMap<String, String>,
 ) {
+    isolate(spec, release, service_selector, "canary");
+}
+
+/// [`isolate_canary`] for the pods of `track` (the canary's or the baseline's).
+fn isolate(
+    spec: &mut DeploymentSpec,
+    release: &ReleaseId,
+    service_selector: &BTreeMap<String, String>,
+    track: &str,
+) {
+    spec.pod_labels
+        .insert(WEIGHTED_LABEL.to_owned(), release.name.clone());
     let selected = !service_selector.is_empty()
         && service_selector
             .iter()
@@ -271,8 +312,25 @@ pub fn isolate_canary(
     }
     for labels in [&mut spec.pod_labels, &mut spec.selector] {
         labels.insert(RELEASE_LABEL.to_owned(), release.name.clone());
-        labels.insert(TRACK_LABEL.to_owned(), "canary".to_owned());
+        labels.insert(TRACK_LABEL.to_owned(), track.to_owned());
     }
+}
+
+/// The user's Service's selector, which isolated pods must stay out of.
+async fn user_selector(
+    cluster: &dyn Cluster,
+    release: &ReleaseId,
+    service: &str,
+) -> Result<BTreeMap<String, String>, Error> {
+    cluster
+        .service_selector(&release.namespace, service)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: "Service",
+            namespace: release.namespace.clone(),
+            name: service.to_owned(),
+            hint: "set `release.service` to the Service in front of the Deployment".to_owned(),
+        })
 }
 
 /// Creates or rescales the canary to hold `percent` of the pods, and waits until it is ready.
@@ -304,15 +362,7 @@ pub async fn set_canary(
     let replicas = canary_replicas(stable.spec.replicas, percent);
     let mut spec = canary_spec(&stable.spec, release, image, replicas);
     if let Some(service) = isolate_from {
-        let selector = cluster
-            .service_selector(&release.namespace, service)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                kind: "Service",
-                namespace: release.namespace.clone(),
-                name: service.to_owned(),
-                hint: "set `release.service` to the Service in front of the Deployment".to_owned(),
-            })?;
+        let selector = user_selector(cluster, release, service).await?;
         isolate_canary(&mut spec, release, &selector);
     }
     cluster.derive_deployment(&release.name, &spec).await?;
@@ -396,12 +446,18 @@ pub(crate) fn between(from: Timestamp, to: Timestamp) -> Duration {
 /// the canary Ingress `<ingress>-canary` with `canary-weight: <percent>`. Call it once the canary
 /// is ready, so the weight never points at pods that cannot serve. With
 /// [`TrafficRouting::ReplicaRatio`] the pod count is the weight and this does nothing.
+///
+/// `with_baseline`: a ready baseline of the canary's size runs isolated next to it; the canary
+/// Service then selects both by [`WEIGHTED_LABEL`] and the weight is `2 × percent`, so each gets
+/// `percent` (see the module docs). A `percent` above 50 is refused: preflight keeps such a
+/// plan from starting ([`baseline_weight_fits`]).
 pub async fn set_traffic_weight(
     cluster: &dyn Cluster,
     release: &ReleaseId,
     service: &str,
     routing: &TrafficRouting,
     percent: u8,
+    with_baseline: bool,
 ) -> Result<(), Error> {
     let TrafficRouting::NginxIngress { ingress } = routing else {
         return Ok(());
@@ -416,13 +472,20 @@ pub async fn set_traffic_weight(
             hint: "start the canary before sending it traffic".to_owned(),
         })?;
     let canary_service = canary_service_name(service);
+    let (selector, weight) = if with_baseline {
+        if !baseline_weight_fits(percent) {
+            return Err(Error::Api {
+                operation: format!("set a {percent}% canary weight with a baseline"),
+                message: "the baseline cannot get the canary's weight too above 50%: lower `rollout.steps` or drop `compare.baseline = \"deployment\"`".to_owned(),
+            });
+        }
+        let pair = BTreeMap::from([(WEIGHTED_LABEL.to_owned(), release.name.clone())]);
+        (pair, percent.saturating_mul(2))
+    } else {
+        (canary.spec.selector.clone(), percent.min(100))
+    };
     cluster
-        .copy_service(
-            &release.namespace,
-            service,
-            &canary_service,
-            &canary.spec.selector,
-        )
+        .copy_service(&release.namespace, service, &canary_service, &selector)
         .await?;
     cluster
         .apply_canary_ingress(&CanaryIngress {
@@ -431,7 +494,7 @@ pub async fn set_traffic_weight(
             source: ingress.clone(),
             service: service.to_owned(),
             canary_service,
-            weight: percent.min(100),
+            weight,
         })
         .await
 }
@@ -705,7 +768,7 @@ mod tests {
         )
         .await
         .expect("canary");
-        set_baseline(&cluster, clock.as_ref(), &release, replicas, deadline)
+        set_baseline(&cluster, clock.as_ref(), &release, replicas, deadline, None)
             .await
             .expect("baseline");
         let baseline = cluster
@@ -1105,7 +1168,9 @@ mod tests {
             ),
             (BTreeMap::new(), canary().pod_labels, canary().selector),
         ];
-        for (service, pods, selector) in cases {
+        for (service, mut pods, selector) in cases {
+            // Every isolated pod is one of those behind the canary Ingress.
+            pods.insert(WEIGHTED_LABEL.to_owned(), "iris".to_owned());
             let mut spec = canary();
             isolate_canary(&mut spec, &release, &service);
             assert_eq!(
@@ -1164,7 +1229,7 @@ mod tests {
             .await
             .expect("canary");
             assert_eq!(got, replicas, "{percent}%");
-            set_traffic_weight(&cluster, &release, "iris", &nginx(), percent)
+            set_traffic_weight(&cluster, &release, "iris", &nginx(), percent, false)
                 .await
                 .expect("weight");
             let canary_ingress = cluster.ingress("ml", "iris-web-canary").expect("ingress");
@@ -1203,6 +1268,67 @@ mod tests {
         assert_eq!(cluster.deployment_names("ml"), ["iris"]);
     }
 
+    /// With a baseline and exact weights the canary Ingress asks for twice the step, and the
+    /// canary Service selects the canary's and the baseline's pods, the same number of each,
+    /// so each gets the step's share; the user's Service still sees only stable. A step above
+    /// 50% cannot be doubled and is refused; abort removes all of it.
+    #[tokio::test]
+    async fn nginx_gives_the_baseline_the_canary_weight() {
+        let (clock, cluster, release) = setup();
+        seed_ingress(&cluster);
+        let deadline = Duration::from_secs(600);
+        for (percent, replicas) in [(10, 1), (25, 2), (50, 4)] {
+            let got = set_canary(
+                &cluster,
+                clock.as_ref(),
+                &release,
+                "reg/iris@sha256:new",
+                percent,
+                deadline,
+                Some("iris"),
+            )
+            .await
+            .expect("canary");
+            set_baseline(
+                &cluster,
+                clock.as_ref(),
+                &release,
+                got,
+                deadline,
+                Some("iris"),
+            )
+            .await
+            .expect("baseline");
+            set_traffic_weight(&cluster, &release, "iris", &nginx(), percent, true)
+                .await
+                .expect("weight");
+            let canary_ingress = cluster.ingress("ml", "iris-web-canary").expect("ingress");
+            assert_eq!(canary_ingress.canary_weight(), Some(percent * 2));
+            assert_eq!(cluster.endpoints("ml", "iris"), [("iris".to_owned(), 4)]);
+            assert_eq!(
+                cluster.endpoints("ml", "iris-canary"),
+                [
+                    ("iris-baseline".to_owned(), replicas),
+                    ("iris-canary".to_owned(), replicas)
+                ]
+            );
+        }
+        let err = set_traffic_weight(&cluster, &release, "iris", &nginx(), 60, true)
+            .await
+            .expect_err("no room for two 60% shares");
+        assert!(
+            err.to_string().contains("at most 50%") || err.to_string().contains("above 50%"),
+            "{err}"
+        );
+        abort_routed(&cluster, &release, ("iris", &nginx()))
+            .await
+            .expect("abort");
+        remove_baseline(&cluster, &release).await.expect("removed");
+        assert_eq!(cluster.ingress_names("ml"), ["iris-web"]);
+        assert_eq!(cluster.service_names("ml"), ["iris"]);
+        assert_eq!(cluster.deployment_names("ml"), ["iris"]);
+    }
+
     #[tokio::test]
     async fn nginx_abort_removes_routing_and_canary_and_leaves_stable() {
         let (clock, cluster, release) = setup();
@@ -1219,7 +1345,7 @@ mod tests {
         )
         .await
         .expect("canary");
-        set_traffic_weight(&cluster, &release, "iris", &nginx(), 10)
+        set_traffic_weight(&cluster, &release, "iris", &nginx(), 10, false)
             .await
             .expect("weight");
         abort_routed(&cluster, &release, ("iris", &nginx()))
@@ -1248,7 +1374,7 @@ mod tests {
         )
         .await
         .expect("canary");
-        let err = set_traffic_weight(&cluster, &release, "iris", &nginx(), 10)
+        let err = set_traffic_weight(&cluster, &release, "iris", &nginx(), 10, false)
             .await
             .expect_err("no ingress");
         let text = err.to_string();
@@ -1265,7 +1391,7 @@ mod tests {
                 service: "other".into(),
             }],
         );
-        let err = set_traffic_weight(&cluster, &release, "iris", &nginx(), 10)
+        let err = set_traffic_weight(&cluster, &release, "iris", &nginx(), 10, false)
             .await
             .expect_err("no path to iris");
         assert!(
@@ -1280,6 +1406,7 @@ mod tests {
             "iris",
             &TrafficRouting::ReplicaRatio,
             10,
+            false,
         )
         .await
         .expect("nothing to do");

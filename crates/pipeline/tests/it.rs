@@ -1446,6 +1446,76 @@ async fn a_baseline_deployment_is_created_judged_against_and_removed() {
     }
 }
 
+/// With exact NGINX weights the baseline gets the canary's weight: the canary Ingress asks for
+/// twice the step and the canary Service holds the canary's and the baseline's pods (the same
+/// number of each) while the user's Service keeps only stable; promotion removes all of it. A
+/// step above 50% leaves no room for two equal shares and is refused before anything changes.
+#[tokio::test]
+async fn nginx_weights_give_the_baseline_the_canary_share() {
+    let (world, mut spec) = baseline_world("happy", 0.4).await;
+    spec.traffic = TrafficRouting::NginxIngress {
+        ingress: "iris-web".into(),
+    };
+    seed_ingress(&world, &spec);
+    let namespace = spec.release.namespace.clone();
+    let canary_service = format!("{}-canary", spec.service);
+    let mut seen = Vec::new();
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |event: &StageEvent| {
+        if event.stage == "canary" && event.status == StageStatus::Pass {
+            let behind = |service: &str| -> Vec<(String, u32)> {
+                world.cluster.endpoints(&namespace, service)
+            };
+            seen.push((
+                world
+                    .cluster
+                    .ingress(&namespace, "iris-web-canary")
+                    .and_then(|ingress| ingress.canary_weight()),
+                behind(&spec.service).len(),
+                behind(&canary_service),
+            ));
+        }
+    })
+    .await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    let weights: Vec<Option<u8>> = seen.iter().map(|(weight, _, _)| *weight).collect();
+    let doubled: Vec<Option<u8>> = spec.steps.iter().map(|step| Some(step * 2)).collect();
+    assert_eq!(weights, doubled, "{seen:?}");
+    for (_, stable_only, behind_canary) in &seen {
+        assert_eq!(
+            *stable_only, 1,
+            "only stable behind the user's Service: {seen:?}"
+        );
+        let names: Vec<String> = behind_canary.iter().map(|(name, _)| name.clone()).collect();
+        let pair = ["baseline", "canary"].map(|track| format!("{}-{track}", spec.release.name));
+        assert_eq!(names, pair, "{seen:?}");
+        assert_eq!(
+            behind_canary[0].1, behind_canary[1].1,
+            "equal pods: {seen:?}"
+        );
+    }
+    assert_eq!(world.cluster.ingress_names(&namespace), ["iris-web"]);
+    assert_eq!(
+        world.cluster.deployment_names(&namespace),
+        [spec.release.name.clone()]
+    );
+
+    let (world, mut spec) = baseline_world("happy", 0.4).await;
+    spec.traffic = TrafficRouting::NginxIngress {
+        ingress: "iris-web".into(),
+    };
+    spec.steps = vec![10, 60];
+    seed_ingress(&world, &spec);
+    let before = world.cluster.deployment_names(&namespace);
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Failed, "{}", report.reason);
+    assert!(
+        report.reason.contains("60%") && report.reason.contains("baseline"),
+        "{}",
+        report.reason
+    );
+    assert_eq!(world.cluster.deployment_names(&namespace), before);
+}
+
 /// A cancelled run (a signal while the canary is analysed against its baseline) removes the
 /// baseline with the canary, records `cancelled` and leaves stable as it was.
 #[tokio::test]

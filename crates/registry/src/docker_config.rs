@@ -199,9 +199,14 @@ impl DockerConfig {
             .spawn()
             .map_err(|err| fail(format!("cannot run credential helper `{program}` ({err})\n\nhint: install it, or remove `{helper}` from {}", self.source())))?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(server_url.as_bytes())
-                .map_err(|err| fail(format!("cannot talk to `{program}`: {err}")))?;
+            // A helper that exits before reading its input closes the pipe; its exit status
+            // and output below say why, so a broken pipe is not the error to report.
+            match stdin.write_all(server_url.as_bytes()) {
+                Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(fail(format!("cannot talk to `{program}`: {err}")));
+                }
+                _ => {}
+            }
         }
         let output = child
             .wait_with_output()

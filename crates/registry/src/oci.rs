@@ -12,9 +12,12 @@
 //!   deploy. Manifests named by digest never change, so that answer is cached.
 //! - Artifacts: blobs first (skipping those already there), manifest last, monolithic uploads.
 //!
-//! A known cost of `oci-client` 0.18: with anonymous access it probes `GET /v2/` before each
-//! request (it caches tokens, not the absence of one), so an open registry sees two requests per
-//! operation. Registries that ask for basic or bearer auth see the probe once per scope.
+//! - Requests: resolving a tag is one `GET` of its manifest (digest and kind in one answer; an
+//!   index's platform entry is picked from it), and a signature is its manifest and its layers,
+//!   so resolving and verifying an image with one signature costs 3 requests. oci-client 0.18
+//!   probes `GET /v2/` before every anonymous request (it caches tokens, not the absence of
+//!   one); anonymous reads of a registry that serves them without a token go direct instead
+//!   (`open.rs`). Registries that ask for basic or bearer auth see the probe once per scope.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,6 +31,8 @@ use oci_client::{Client, Reference};
 use slipway_core::{Digest, ImageRef};
 
 use crate::manifest::{self, ALL_MANIFESTS, DOCKER_MANIFEST, Kind, OCI_MANIFEST, Platform};
+
+mod open;
 use crate::{
     Artifact, Credential, DockerConfig, Error, Layer, Manifest, Referrer, Registry, Resolved,
     Subject,
@@ -113,6 +118,8 @@ pub struct OciRegistry {
     auth: Mutex<HashMap<String, Option<Credential>>>,
     /// Manifest digest → the platform digest when it is an index, `None` when it is an image.
     kinds: Mutex<HashMap<Digest, Option<Digest>>>,
+    /// Anonymous reads without oci-client's probe.
+    open: open::OpenReads,
 }
 
 impl std::fmt::Debug for OciRegistry {
@@ -152,12 +159,18 @@ impl OciRegistry {
             image: "*".to_owned(),
             message: format!("cannot start the HTTP client: {err}"),
         })?;
+        let open = open::OpenReads::new(&config).map_err(|err| Error::InvalidInput {
+            operation: "configure the registry client for",
+            image: "*".to_owned(),
+            message: format!("cannot start the HTTP client: {err}"),
+        })?;
         Ok(OciRegistry {
             client,
             config,
             credentials: Arc::new(credentials),
             auth: Mutex::default(),
             kinds: Mutex::default(),
+            open,
         })
     }
 
@@ -219,12 +232,31 @@ impl OciRegistry {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, OciDistributionError>>,
     {
+        self.retry(operation, image, had_credentials, || {
+            let pending = attempt();
+            async move { pending.await.map_err(|err| classify(&err)) }
+        })
+        .await
+    }
+
+    /// [`OciRegistry::call`] for attempts that classify their own failures.
+    async fn retry<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        image: &ImageRef,
+        had_credentials: bool,
+        mut attempt: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
         let mut attempts = 0;
         loop {
             attempts += 1;
             let failure = match attempt().await {
                 Ok(value) => return Ok(value),
-                Err(err) => classify(&err),
+                Err(failure) => failure,
             };
             if matches!(failure, Failure::Transient(_) | Failure::Timeout)
                 && attempts <= self.config.retries
@@ -274,12 +306,34 @@ impl OciRegistry {
         accept: &[&str],
     ) -> Result<Manifest, Error> {
         let (auth, had_credentials) = self.auth(image).await?;
-        let (content, digest) = self
-            .call(operation, image, had_credentials, || {
-                self.client.pull_manifest_raw(reference, &auth, accept)
-            })
-            .await?;
-        let digest = parse_digest(operation, image, &digest)?;
+        let direct = if had_credentials || !self.open.usable(image.registry()) {
+            None
+        } else {
+            let wanted = reference
+                .digest()
+                .or_else(|| reference.tag())
+                .unwrap_or("latest");
+            match self
+                .retry(operation, image, false, || {
+                    self.open.manifest(image, wanted, accept)
+                })
+                .await?
+            {
+                open::Read::Found(found) => Some(found),
+                open::Read::NeedsToken => None,
+            }
+        };
+        let (content, digest) = match direct {
+            Some((content, digest)) => (content, digest),
+            None => {
+                let (content, digest) = self
+                    .call(operation, image, had_credentials, || {
+                        self.client.pull_manifest_raw(reference, &auth, accept)
+                    })
+                    .await?;
+                (content.to_vec(), parse_digest(operation, image, &digest)?)
+            }
+        };
         let (media_type, _) = manifest::parse(&content).map_err(|message| Error::Rejected {
             operation,
             image: image.to_string(),
@@ -288,7 +342,7 @@ impl OciRegistry {
         Ok(Manifest {
             digest,
             media_type,
-            content: content.to_vec(),
+            content,
         })
     }
 
@@ -306,9 +360,15 @@ impl OciRegistry {
         let fetched = self
             .fetch_manifest("resolve", &pinned, &reference(&pinned), &ALL_MANIFESTS)
             .await?;
+        self.learn_kind(image, &fetched)
+    }
+
+    /// Reads what `fetched` is (see [`OciRegistry::kind`]) and caches it under its digest.
+    fn learn_kind(&self, image: &ImageRef, fetched: &Manifest) -> Result<Option<Digest>, Error> {
+        let digest = &fetched.digest;
         let (_, kind) = manifest::parse(&fetched.content).map_err(|message| Error::Rejected {
             operation: "resolve",
-            image: pinned.to_string(),
+            image: image.to_string(),
             message,
         })?;
         let platform_digest = match kind {
@@ -521,7 +581,23 @@ impl Registry for OciRegistry {
                 }
                 digest.clone()
             }
-            None => self.head_digest("resolve", image).await?,
+            // A tag: one GET answers both its digest and what it is.
+            None => {
+                let fetched = self
+                    .fetch_manifest("resolve", image, &reference(image), &ALL_MANIFESTS)
+                    .await?;
+                let platform = self.learn_kind(image, &fetched)?;
+                return Ok(match platform {
+                    Some(platform) => Resolved {
+                        digest: platform,
+                        index_digest: Some(fetched.digest),
+                    },
+                    None => Resolved {
+                        digest: fetched.digest,
+                        index_digest: None,
+                    },
+                });
+            }
         };
         Ok(match self.kind(image, &digest).await? {
             Some(platform) => Resolved {
@@ -573,6 +649,16 @@ impl Registry for OciRegistry {
 
     async fn get_blob(&self, image: &ImageRef, digest: &Digest) -> Result<Vec<u8>, Error> {
         let (auth, had_credentials) = self.auth(image).await?;
+        if !had_credentials && self.open.usable(image.registry()) {
+            let read = self
+                .retry("read blob of", image, false, || {
+                    self.open.blob(image, digest)
+                })
+                .await?;
+            if let open::Read::Found(data) = read {
+                return Ok(data);
+            }
+        }
         let reference = reference(image);
         self.client
             .store_auth_if_needed(reference.resolve_registry(), &auth)

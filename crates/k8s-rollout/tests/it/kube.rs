@@ -605,9 +605,16 @@ async fn baseline_is_derived_from_stable_waited_for_and_deleted() {
     ];
     let clock = SimClock::starting_at("2026-11-22T10:00:00Z".parse().expect("ts"));
     let (result, requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
-        rollout::set_baseline(cluster, &clock, &release(), 2, Duration::from_secs(600))
-            .await
-            .expect("baseline ready");
+        rollout::set_baseline(
+            cluster,
+            &clock,
+            &release(),
+            2,
+            Duration::from_secs(600),
+            None,
+        )
+        .await
+        .expect("baseline ready");
         rollout::remove_baseline(cluster, &release()).await
     })
     .await;

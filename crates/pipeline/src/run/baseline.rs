@@ -5,10 +5,11 @@
 //! the stage machine only calls them: after the canary is ready, after promotion, and in
 //! `remove_managed`, through which every stop removes what the run created.
 //!
-//! The baseline's pods carry stable's labels, so they serve from the user's Service: with the
-//! replica ratio they take the same share as the canary. With exact NGINX weights they share
-//! stable's weight instead of getting the canary's: a second weighted Ingress for the baseline
-//! is not built yet.
+//! With the replica ratio the baseline's pods carry stable's labels, so they serve from the
+//! user's Service and take the same share as the canary. With exact NGINX weights they are kept
+//! out of the user's Service like the canary's and share the canary Service with them: the
+//! canary Ingress asks for twice the step's weight, split evenly by two Deployments of the same
+//! size (see `slipway_k8s_rollout::rollout`'s docs); preflight refuses steps above 50%.
 
 use super::*;
 
@@ -34,6 +35,10 @@ impl Ctx<'_> {
             &release,
             replicas,
             self.spec.progress_deadline,
+            self.spec
+                .traffic
+                .isolates_canary()
+                .then_some(self.spec.service.as_str()),
         )
         .await
         .map_err(|err| match err {

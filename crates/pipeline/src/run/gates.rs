@@ -101,6 +101,25 @@ impl Ctx<'_> {
         }
         let replica_ratio = self.spec.traffic == TrafficRouting::ReplicaRatio;
         let total = self.spec.steps.len();
+        // Exact weights give the baseline the canary's weight through the same canary Ingress
+        // (twice the step's weight), which a step above 50% cannot have.
+        let too_wide: Vec<String> = self
+            .spec
+            .steps
+            .iter()
+            .filter(|step| {
+                !replica_ratio && self.wants_baseline() && !rollout::baseline_weight_fits(**step)
+            })
+            .map(|step| format!("{step}%"))
+            .collect();
+        if !too_wide.is_empty() {
+            let message = format!(
+                "canary steps {} leave no room for the baseline's equal weight (compare.baseline = \"deployment\" with exact weights sends the canary and the baseline each the step's share, so at most 50%) (hint: end `rollout.steps` at 50 or lower; promotion then moves the rest)",
+                too_wide.join(", ")
+            );
+            self.emit("preflight", StageStatus::Fail, message.clone());
+            return Err(failed(message));
+        }
         let shares: Vec<rollout::ReplicaShare> = self
             .spec
             .steps

@@ -424,6 +424,7 @@ impl Ctx<'_> {
                 &self.spec.service,
                 &self.spec.traffic,
                 step,
+                self.wants_baseline(),
             )
             .await
             .map_err(|err| failed(chain(&err)))?;
@@ -450,6 +451,12 @@ impl Ctx<'_> {
                         "{replicas} canary pod(s) ready next to {stable_replicas} stable: {share:.0}% of pods"
                     )
                 }
+                TrafficRouting::NginxIngress { ingress } if self.wants_baseline() => format!(
+                    "{replicas} canary pod(s) and {replicas} baseline pod(s) ready next to {stable_replicas} stable: Ingress {} sends exactly {}% of the requests of {ingress} to Service {}, {step}% to each",
+                    rollout::canary_ingress_name(ingress),
+                    u16::from(step) * 2,
+                    rollout::canary_service_name(&self.spec.service)
+                ),
                 TrafficRouting::NginxIngress { ingress } => format!(
                     "{replicas} canary pod(s) ready next to {stable_replicas} stable: Ingress {} sends exactly {step}% of the requests of {ingress} to Service {}",
                     rollout::canary_ingress_name(ingress),
