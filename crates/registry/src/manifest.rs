@@ -414,4 +414,69 @@ mod tests {
                 .contains("unsupported manifest media type")
         );
     }
+
+    #[test]
+    fn a_referrer_manifest_has_the_cosign_bundle_layout() {
+        let subject = Subject {
+            digest: sha256(b"image"),
+            media_type: OCI_MANIFEST.to_owned(),
+            size: 5,
+        };
+        let layer = Layer {
+            media_type: "application/vnd.dev.sigstore.bundle.v0.3+json".to_owned(),
+            data: b"{}".to_vec(),
+            annotations: BTreeMap::new(),
+        };
+        let annotations = BTreeMap::from([(
+            "dev.sigstore.bundle.content".to_owned(),
+            "dsse-envelope".to_owned(),
+        )]);
+        let upload = referrer_upload(&subject, &layer.media_type, &[layer.clone()], &annotations);
+        let manifest: serde_json::Value = serde_json::from_slice(&upload.manifest).expect("json");
+        assert_eq!(manifest["artifactType"], layer.media_type);
+        assert_eq!(manifest["config"]["mediaType"], OCI_EMPTY);
+        assert_eq!(
+            manifest["config"]["digest"],
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+            "the empty descriptor's digest is that of `{{}}`"
+        );
+        assert_eq!(manifest["subject"]["digest"], subject.digest.to_string());
+        assert_eq!(manifest["subject"]["size"], 5);
+        assert_eq!(manifest["layers"][0]["mediaType"], layer.media_type);
+        assert_eq!(
+            manifest["annotations"]["dev.sigstore.bundle.content"],
+            "dsse-envelope"
+        );
+        assert_eq!(upload.digest, sha256(&upload.manifest));
+        assert_eq!(
+            referrers_tag(&subject.digest),
+            format!("sha256-{}", subject.digest.hex())
+        );
+    }
+
+    #[test]
+    fn the_tag_schema_index_is_extended_once_and_keeps_what_it_had() {
+        let entry = |digest: &str| Referrer {
+            media_type: OCI_MANIFEST.to_owned(),
+            digest: digest.to_owned(),
+            size: 10,
+            artifact_type: Some("application/x".to_owned()),
+            annotations: None,
+        };
+        let first = add_referrer(None, &entry("sha256:aa")).expect("new");
+        let second = add_referrer(Some(&first), &entry("sha256:bb")).expect("add");
+        let again = add_referrer(Some(&second), &entry("sha256:aa")).expect("same");
+        let listed = parse_referrers(&again).expect("parse");
+        assert_eq!(
+            listed.iter().map(|r| r.digest.as_str()).collect::<Vec<_>>(),
+            ["sha256:aa", "sha256:bb"]
+        );
+        let index: serde_json::Value = serde_json::from_slice(&again).expect("json");
+        assert_eq!(index["mediaType"], OCI_INDEX);
+        let foreign = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","annotations":{"k":"v"},"manifests":[]}"#;
+        let kept: serde_json::Value =
+            serde_json::from_slice(&add_referrer(Some(foreign), &entry("sha256:cc")).expect("add"))
+                .expect("json");
+        assert_eq!(kept["annotations"]["k"], "v");
+    }
 }

@@ -437,4 +437,66 @@ mod tests {
             digest
         );
     }
+
+    #[tokio::test]
+    async fn referrers_are_listed_by_subject_and_appended() {
+        let registry = MemoryRegistry::new();
+        let digest = registry.push_image(&image("ghcr.io/acme/iris:1.0"), "v1");
+        let pinned = image("ghcr.io/acme/iris").with_digest(digest.clone());
+        assert!(
+            registry
+                .referrers(&pinned, &digest)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        let subject = crate::Subject {
+            digest: digest.clone(),
+            media_type: OCI_MANIFEST.to_owned(),
+            size: 2,
+        };
+        let layer = |data: &[u8]| crate::Layer {
+            media_type: "application/x".into(),
+            data: data.to_vec(),
+            annotations: BTreeMap::new(),
+        };
+        let first = registry
+            .put_referrer(
+                &pinned,
+                &subject,
+                "application/x",
+                &[layer(b"a")],
+                &BTreeMap::new(),
+            )
+            .await
+            .expect("put");
+        let second = registry
+            .put_referrer(
+                &pinned,
+                &subject,
+                "application/x",
+                &[layer(b"b")],
+                &BTreeMap::new(),
+            )
+            .await
+            .expect("put");
+        let listed = registry.referrers(&pinned, &digest).await.expect("list");
+        assert_eq!(
+            listed.iter().map(|r| r.digest.clone()).collect::<Vec<_>>(),
+            [first.to_string(), second.to_string()]
+        );
+        let manifest = registry
+            .get_manifest(&pinned.with_digest(first))
+            .await
+            .expect("the referrer manifest is readable by digest");
+        let parsed: serde_json::Value = serde_json::from_slice(&manifest.content).expect("json");
+        assert_eq!(parsed["subject"]["digest"], digest.to_string());
+        assert_eq!(
+            registry
+                .get_blob(&pinned, &sha256(b"a"))
+                .await
+                .expect("blob"),
+            b"a"
+        );
+    }
 }
