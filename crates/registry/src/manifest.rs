@@ -431,7 +431,12 @@ mod tests {
             "dev.sigstore.bundle.content".to_owned(),
             "dsse-envelope".to_owned(),
         )]);
-        let upload = referrer_upload(&subject, &layer.media_type, &[layer.clone()], &annotations);
+        let upload = referrer_upload(
+            &subject,
+            &layer.media_type,
+            std::slice::from_ref(&layer),
+            &annotations,
+        );
         let manifest: serde_json::Value = serde_json::from_slice(&upload.manifest).expect("json");
         assert_eq!(manifest["artifactType"], layer.media_type);
         assert_eq!(manifest["config"]["mediaType"], OCI_EMPTY);
