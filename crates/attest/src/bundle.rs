@@ -426,13 +426,6 @@ pub async fn verify_keyless_bundle(
         .verification_material
         .as_ref()
         .ok_or("the bundle has no verification material")?;
-    let [entry] = material.tlog_entries.as_slice() else {
-        return Err(format!(
-            "a keyless bundle needs exactly one Rekor entry, this one has {}",
-            material.tlog_entries.len()
-        ));
-    };
-    let entry = entry.clone();
     let cert_der =
         match &material.content {
             Some(sigstore_content::Certificate(cert)) => cert.raw_bytes.clone(),
@@ -446,6 +439,13 @@ pub async fn verify_keyless_bundle(
                     .to_owned(),
             ),
         };
+    let [entry] = material.tlog_entries.as_slice() else {
+        return Err(format!(
+            "a keyless bundle needs exactly one Rekor entry, this one has {}",
+            material.tlog_entries.len()
+        ));
+    };
+    let entry = entry.clone();
     let hash: [u8; 32] = hex::decode(digest.hex())
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
