@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use slipway_attest::{EcdsaP256PublicKey, Verifier};
-use slipway_audit_log::{ChainVerifier, Entry, Event, Head, verify_signature};
+use slipway_audit_log::{ChainVerifier, Entry, Event, Head, verify_entry_signature};
 use slipway_cli::config::{self, Settings};
 use slipway_cli::{ExitStatus, Failure, OutputFormat, UserError};
 
@@ -205,6 +205,28 @@ fn trusted_keys(settings: &Settings, args: &KeyArgs) -> anyhow::Result<Vec<Ecdsa
         .collect()
 }
 
+/// The approver keys of `policy.approvals.keys`: an approval signed with `approve --key` where no
+/// deploy key was configured carries an entry signed by its approver, which counts for that
+/// entry alone.
+fn approver_keys(settings: &Settings) -> anyhow::Result<Vec<EcdsaP256PublicKey>> {
+    settings
+        .policy
+        .approvals
+        .keys
+        .iter()
+        .map(|(owner, path)| {
+            let pem = std::fs::read_to_string(path).map_err(|err| UserError {
+                message: format!(
+                    "cannot read the approver key of `{owner}` (`{}`, policy.approvals.keys): {err}\n\nhint: point it at the approver's `cosign.pub`",
+                    path.display()
+                ),
+            })?;
+            EcdsaP256PublicKey::from_pem(&path.display().to_string(), &pem)
+                .with_context(|| format!("reading approver key `{}`", path.display()))
+        })
+        .collect()
+}
+
 /// Everything `verify` and `report` say about the trail's integrity.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct ChainVerdict {
@@ -240,8 +262,9 @@ pub(crate) fn chain_verdict(
     loaded: &trail::Loaded,
     expected_head: Option<&Head>,
     keys: &[EcdsaP256PublicKey],
+    approvers: &[EcdsaP256PublicKey],
 ) -> ChainVerdict {
-    let mut builder = VerdictBuilder::new(expected_head.cloned(), keys);
+    let mut builder = VerdictBuilder::new(expected_head.cloned(), keys).approvers(approvers);
     for entry in &loaded.trail.entries {
         builder.push(entry);
     }
@@ -253,6 +276,7 @@ pub(crate) fn chain_verdict(
 pub(crate) struct VerdictBuilder<'k> {
     chain: ChainVerifier,
     verifiers: Vec<&'k dyn Verifier>,
+    approvers: Vec<&'k dyn Verifier>,
     entries: usize,
     signed_entries: usize,
     signature_problems: Vec<slipway_audit_log::ChainProblem>,
@@ -263,10 +287,17 @@ impl<'k> VerdictBuilder<'k> {
         VerdictBuilder {
             chain: ChainVerifier::new(expected_head),
             verifiers: keys.iter().map(|key| key as &dyn Verifier).collect(),
+            approvers: Vec::new(),
             entries: 0,
             signed_entries: 0,
             signature_problems: Vec::new(),
         }
+    }
+
+    /// Also accepts, for a signed approval's entry alone, a signature by an approver key.
+    pub(crate) fn approvers(mut self, keys: &'k [EcdsaP256PublicKey]) -> Self {
+        self.approvers = keys.iter().map(|key| key as &dyn Verifier).collect();
+        self
     }
 
     /// Also requires the trail to reach a record of the release history (see
@@ -282,7 +313,7 @@ impl<'k> VerdictBuilder<'k> {
             self.signed_entries += 1;
         }
         if !self.verifiers.is_empty()
-            && let Some(problem) = verify_signature(entry, &self.verifiers)
+            && let Some(problem) = verify_entry_signature(entry, &self.verifiers, &self.approvers)
         {
             self.signature_problems.push(problem);
         }
@@ -435,6 +466,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 settings.audit.path = Some(slipway_demo::persist::trail_path(dir));
             }
             let keys = trusted_keys(&settings, &keys)?;
+            let approvers = approver_keys(&settings)?;
             let cluster = trail::history_cluster(&trail, &settings, &demo).await?;
             let release = trail::release_name(&trail, &settings)?;
             let history_head = match &cluster {
@@ -448,7 +480,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                     head.seq, head.hash
                 ));
             }
-            let mut builder = VerdictBuilder::new(expected, &keys);
+            let mut builder = VerdictBuilder::new(expected, &keys).approvers(&approvers);
             match &history_head {
                 Some(found) => {
                     truncation.push(format!(
@@ -532,8 +564,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             let settings = trail::settings(&trail)?;
             let release = trail::release_flag(&trail)?;
             let keys = trusted_keys(&settings, &keys)?;
+            let approvers = approver_keys(&settings)?;
             let loaded = trail::load(&trail, &settings).await?;
-            let verdict = chain_verdict(&loaded, None, &keys);
+            let verdict = chain_verdict(&loaded, None, &keys, &approvers);
             let since = period
                 .since
                 .as_deref()

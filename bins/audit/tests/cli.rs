@@ -123,6 +123,9 @@ fn history() -> Vec<Event> {
                 name: "iris".into(),
                 version: revision,
             },
+            revision: None,
+            expires: None,
+            source: slipway_audit_log::ApprovalSource::Named,
         })
     };
     let decision = |stage: &str, verdict: &str, detail: &str| Event::Decision {

@@ -9,6 +9,7 @@ mod check_scan;
 mod demo;
 mod story;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -22,7 +23,9 @@ use slipway_cli::release::release_spec;
 use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat};
 use slipway_demo::scenario::SCENARIOS;
 use slipway_gates::window::WindowOverride;
-use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunReport};
+use slipway_pipeline::{
+    ApprovalGiven, ApproveError, GivenApproval, ReleaseSpec, Resume, RunReport,
+};
 
 /// Plan and run ML model releases on Kubernetes: gates, signing, canary analysis, approval,
 /// promotion, all recorded.
@@ -31,7 +34,7 @@ use slipway_pipeline::{ApproveError, GivenApproval, ReleaseSpec, Resume, RunRepo
     name = "slipway-deploy",
     version,
     about,
-    after_help = "Examples:\n  slipway-deploy plan                                   # what would happen; changes nothing\n  slipway-deploy run --output json > report.json         # release with the backends of slipway.toml\n  slipway-deploy run --demo bad-canary                   # on the embedded demo world: aborts (exit 1)\n  slipway-deploy run --demo unapproved --state demo/     # pauses; the world stays in demo/ for the next command\n  slipway-deploy approve --demo --state demo/ --as maria --reason \"dashboards reviewed\"\n  slipway-deploy promote --demo --state demo/\n  slipway-deploy status                                  # where the release stands\n  slipway-deploy check-scan --report trivy.json --image ghcr.io/acme/iris@sha256:...\n\nWithout --demo, every backend must be configured in [backend] (or listed in backend.simulated).\nExit codes: 0 promoted (or paused for approval), 1 a gate, the analysis or a person said no, 2 error."
+    after_help = "Examples:\n  slipway-deploy plan                                   # what would happen; changes nothing\n  slipway-deploy run --output json > report.json         # release with the backends of slipway.toml\n  slipway-deploy run --demo bad-canary                   # on the embedded demo world: aborts (exit 1)\n  slipway-deploy run --demo unapproved --state demo/     # pauses; the world stays in demo/ for the next command\n  slipway-deploy approve --demo --state demo/ --as maria --reason \"dashboards reviewed\"\n  slipway-deploy approve --key approver.key --reason \"dashboards reviewed\"   # a signed approval\n  slipway-deploy approve                                  # in a GitHub environment: its reviews\n  slipway-deploy promote --demo --state demo/\n  slipway-deploy status                                  # where the release stands\n  slipway-deploy check-scan --report trivy.json --image ghcr.io/acme/iris@sha256:...\n\nWithout --demo, every backend must be configured in [backend] (or listed in backend.simulated).\nExit codes: 0 promoted (or paused for approval), 1 a gate, the analysis or a person said no, 2 error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -84,7 +87,8 @@ struct ReleaseArgs {
     /// List the embedded world's scenarios (for `--demo SCENARIO`) and exit.
     #[arg(long)]
     list_scenarios: bool,
-    /// Record an approval by this person for this run's digest and model version.
+    /// Record an approval by this person for this run's digest and model version (only with
+    /// `--demo`: outside it an approver's identity comes from GitHub or a key, never a flag).
     #[arg(long, value_name = "NAME", requires = "approve_reason")]
     approve_as: Option<String>,
     /// Why the approver approves (required with `--approve-as`).
@@ -108,17 +112,32 @@ struct ReleaseArgs {
     namespace: Option<String>,
 }
 
-/// Flags of `approve`.
+/// Flags of `approve`. Who approves comes from one of two real sources: the reviews of the
+/// run's GitHub environment (inside GitHub Actions), or a statement signed with `--key`.
 #[derive(Debug, Args)]
 struct ApproveArgs {
     #[command(flatten)]
     release: ReleaseArgs,
-    /// Who approves (default: `GITHUB_ACTOR`, then `USER`).
-    #[arg(long = "as", value_name = "NAME")]
+    /// Who approves: only with `--demo` (outside it, the identity comes from GitHub or a key).
+    #[arg(long = "as", value_name = "NAME", conflicts_with = "key")]
     approver: Option<String>,
-    /// Why: recorded with the approval.
+    /// Sign the approval with this approver key (an encrypted `cosign.key`, password from
+    /// `COSIGN_PASSWORD`); `[policy.approvals] keys` names whose key it is.
+    #[arg(long, value_name = "PATH")]
+    key: Option<PathBuf>,
+    /// How long a signed approval counts (default: `policy.approvals.valid_for`): `4h`, `2d`.
+    #[arg(long, value_name = "DURATION", requires = "key")]
+    expires_in: Option<String>,
+    /// The GitHub repository whose run's reviews approve (default: `GITHUB_REPOSITORY`).
+    #[arg(long, value_name = "OWNER/REPO")]
+    github_repository: Option<String>,
+    /// The GitHub Actions run whose reviews approve (default: `GITHUB_RUN_ID`).
+    #[arg(long, value_name = "ID")]
+    github_run_id: Option<String>,
+    /// Why: recorded with the approval (with `--as` and `--key`; a GitHub review brings its
+    /// reviewer's comment).
     #[arg(long)]
-    reason: String,
+    reason: Option<String>,
 }
 
 /// Flags of `promote`.
@@ -227,6 +246,14 @@ async fn prepare(args: &ReleaseArgs) -> anyhow::Result<Option<Prepared>> {
     if args.global.print_config {
         print!("{}", config::render(&settings)?);
         return Ok(None);
+    }
+    let demo = args.demo.demo.is_some();
+    if args.approve_as.is_some() {
+        slipway_cli::approvals::refuse_named_outside_demo("--approve-as", demo)?;
+    }
+    if args.interactive {
+        // The terminal's answer is a name typed in, which is no identity outside the demo.
+        slipway_cli::approvals::refuse_named_outside_demo("--interactive", demo)?;
     }
     let approval = match (&args.approve_as, &args.approve_reason) {
         (Some(approver), Some(reason)) => Some(GivenApproval {
@@ -348,19 +375,49 @@ async fn ask_approval(
     reason = "the approval record is data; where it runs is the story"
 )]
 async fn approve(args: &ApproveArgs) -> anyhow::Result<ExitStatus> {
-    let Some(Prepared { spec, built, .. }) = prepare(&args.release).await? else {
+    let demo = args.release.demo.demo.is_some();
+    if args.approver.is_some() {
+        // Before anything is built or contacted.
+        slipway_cli::approvals::refuse_named_outside_demo("--as", demo)?;
+    }
+    let Some(Prepared {
+        spec, mut built, ..
+    }) = prepare(&args.release).await?
+    else {
         return Ok(ExitStatus::Success);
     };
     eprintln!("slipway: approving {} {}", spec.release, built.banner());
-    let approver = args.approver.clone().unwrap_or_else(|| spec.actor.clone());
-    match slipway_pipeline::approve(&spec, &built.backends, &approver, &args.reason).await {
-        Ok(record) => {
+    let flags = slipway_cli::approvals::ApproveFlags {
+        named: args.approver.clone(),
+        key: args.key.clone(),
+        expires_in: args.expires_in.clone(),
+        github_repository: args.github_repository.clone(),
+        github_run_id: args.github_run_id.clone(),
+        reason: args.reason.clone(),
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let given = slipway_cli::approvals::given(&flags, demo, &spec.actor, &env).await?;
+    if let ApprovalGiven::Signed { key, .. } = &given {
+        let settings = config::load(&args.release.global, &args.release.overrides())?;
+        slipway_cli::backends::sign_trail_with(&settings, &spec, &mut built, key.clone());
+    }
+    match slipway_pipeline::approve_with(&spec, &built.backends, given).await {
+        Ok(records) => {
             match args.release.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&record)?),
-                OutputFormat::Text => println!(
-                    "approved: {} by {} for {} at {}\nreason: {}",
-                    record.release, record.approver, record.model, record.digest, record.reason
-                ),
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+                OutputFormat::Text => {
+                    for record in &records {
+                        println!(
+                            "approved: {} by {} for {} at {}\nrevision: {}\nreason: {}",
+                            record.release,
+                            record.approver,
+                            record.model,
+                            record.digest,
+                            record.revision.unwrap_or_default(),
+                            record.reason
+                        );
+                    }
+                }
             }
             Ok(ExitStatus::Success)
         }

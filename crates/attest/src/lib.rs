@@ -18,6 +18,7 @@
 //! payload building are plain functions over bytes; registry I/O goes through the
 //! `slipway_registry::Registry` trait. No Fulcio, Rekor or TUF: offline except for the registry.
 
+pub mod approval;
 pub mod attestation;
 pub mod bundle;
 pub mod dsse;

@@ -150,6 +150,18 @@ impl Entry {
         Ok(entry)
     }
 
+    /// Whether this entry is the link that follows `previous` (the entry before it as stored, or
+    /// `None` for the first): its sequence number follows on, its `prev` is the previous
+    /// entry's hash, and its content matches its own hash. Readers that must trust single
+    /// entries (the approval gate) keep only those that link.
+    pub fn links_to(&self, previous: Option<&Entry>) -> bool {
+        let (expected_seq, expected_prev) =
+            previous.map_or((1, GENESIS), |p| (p.seq + 1, p.hash.as_str()));
+        self.seq == expected_seq
+            && self.prev == expected_prev
+            && hash_of(self.seq, &self.at, &self.prev, &self.event) == self.hash
+    }
+
     /// This entry as a head to remember.
     pub fn head(&self) -> Head {
         Head {
@@ -331,6 +343,27 @@ pub fn verify_signatures(entries: &[Entry], keys: &[&dyn Verifier]) -> Vec<Chain
         .collect()
 }
 
+/// [`verify_signature`] with one exception: an approval carrying a statement signed by an
+/// approver (`ApprovalSource::Signed`) may instead be signed by one of `approver_keys`, since
+/// `slipway-deploy approve --key` run where no deploy key is configured signs the entry with the
+/// approver's key. Every other entry needs one of `trusted`.
+pub fn verify_entry_signature(
+    entry: &Entry,
+    trusted: &[&dyn Verifier],
+    approver_keys: &[&dyn Verifier],
+) -> Option<ChainProblem> {
+    match &entry.event {
+        Event::Approval(record)
+            if matches!(record.source, crate::ApprovalSource::Signed { .. })
+                && !approver_keys.is_empty() =>
+        {
+            let keys: Vec<&dyn Verifier> = trusted.iter().chain(approver_keys).copied().collect();
+            verify_signature(entry, &keys)
+        }
+        _ => verify_signature(entry, trusted),
+    }
+}
+
 /// [`verify_signatures`] for one entry: the problem with its signature, if any.
 pub fn verify_signature(entry: &Entry, keys: &[&dyn Verifier]) -> Option<ChainProblem> {
     let problem = match &entry.signature {
@@ -423,6 +456,53 @@ mod tests {
             entry.sign(signer).expect("sign");
         }
         entries
+    }
+
+    #[test]
+    fn an_approver_key_vouches_for_its_own_signed_approval_only() {
+        let deploy = slipway_attest::EcdsaP256Key::generate();
+        let approver = slipway_attest::EcdsaP256Key::generate();
+        let (deploy_pub, approver_pub) = (deploy.public(), approver.public());
+        let trusted: [&dyn Verifier; 1] = [&deploy_pub];
+        let approvers: [&dyn Verifier; 1] = [&approver_pub];
+        let envelope =
+            slipway_attest::dsse::Envelope::sign(&approver, "application/x", b"{}").expect("sign");
+        let record = |source| {
+            Event::Approval(crate::ApprovalRecord {
+                release: ReleaseId::parse("ml/iris").expect("id"),
+                approver: "maria.chen".into(),
+                at: Timestamp::UNIX_EPOCH,
+                reason: "ok".into(),
+                digest: slipway_core::Digest::parse(
+                    "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                )
+                .expect("digest"),
+                model: slipway_core::ModelVersion {
+                    name: "iris".into(),
+                    version: 2,
+                },
+                revision: Some(3),
+                expires: None,
+                source,
+            })
+        };
+        let signed_by_approver = |event| {
+            let mut entry = Entry::next(None, Timestamp::UNIX_EPOCH, event);
+            entry.sign(&approver).expect("sign");
+            entry
+        };
+        let signed = signed_by_approver(record(crate::ApprovalSource::Signed { envelope }));
+        assert_eq!(verify_entry_signature(&signed, &trusted, &approvers), None);
+        assert!(verify_entry_signature(&signed, &trusted, &[]).is_some());
+        // The approver's key proves nothing about any other entry.
+        let github = signed_by_approver(record(crate::ApprovalSource::GitHub {
+            repository: "acme/iris".into(),
+            run_id: 42,
+            environment: "production".into(),
+        }));
+        assert!(verify_entry_signature(&github, &trusted, &approvers).is_some());
+        let decision = signed_by_approver(chain(1).remove(0).event);
+        assert!(verify_entry_signature(&decision, &trusted, &approvers).is_some());
     }
 
     #[test]

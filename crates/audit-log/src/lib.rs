@@ -31,7 +31,7 @@ mod store;
 
 pub use chain::{
     ChainProblem, ChainVerifier, Entry, EntrySignature, Head, check_sequence, signed_payload,
-    verify, verify_signature, verify_signatures,
+    verify, verify_entry_signature, verify_signature, verify_signatures,
 };
 pub use store::{FileAuditStore, MemoryAuditStore};
 
@@ -39,7 +39,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use slipway_core::{Digest, ModelVersion, ReleaseId, ReleaseRecord};
 
-/// A recorded approval: who approved which digest and model version of which release, and why.
+/// A recorded approval: who approved which revision, digest and model version of which release,
+/// why, until when, and how the approver's identity is known.
+///
+/// The fields added after the first release (`revision`, `expires`, `source`) are left out of
+/// the JSON when empty, so an entry written before them still hashes as it was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalRecord {
     /// Which release.
@@ -54,6 +58,49 @@ pub struct ApprovalRecord {
     pub digest: Digest,
     /// The model version approved.
     pub model: ModelVersion,
+    /// The revision approved (the paused one): an approval of an aborted attempt does not carry
+    /// over to the next attempt of the same digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// When the approval stops counting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Timestamp>,
+    /// Where the approver's identity comes from.
+    #[serde(default, skip_serializing_if = "ApprovalSource::is_named")]
+    pub source: ApprovalSource,
+}
+
+/// Where an approval's identity comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ApprovalSource {
+    /// A name given on the command line: counts only in the embedded demo world.
+    #[default]
+    Named,
+    /// A review of a GitHub Actions run's environment, read from GitHub's REST API by the
+    /// approve step (whose own entry signature vouches for what it read).
+    #[serde(rename = "github")]
+    GitHub {
+        /// `owner/repo`.
+        repository: String,
+        /// The workflow run reviewed.
+        run_id: u64,
+        /// The environment the review approved.
+        environment: String,
+    },
+    /// A DSSE envelope over a `slipway_attest::approval::ApprovalStatement`, signed by the
+    /// approver's key; the gate takes the statement, not the fields beside it, as the approval.
+    Signed {
+        /// The envelope as signed.
+        envelope: slipway_attest::dsse::Envelope,
+    },
+}
+
+impl ApprovalSource {
+    /// Whether this is a name given on the command line.
+    pub fn is_named(&self) -> bool {
+        matches!(self, ApprovalSource::Named)
+    }
 }
 
 /// What an entry records.

@@ -281,6 +281,7 @@ pub async fn build(
     }
 
     load_keys(settings, env, &mut backends, &mut real)?;
+    backends.approvals = approval_trust(settings, &choice)?;
 
     if backend.cluster == ClusterBackend::Kubernetes {
         let options = ConnectOptions {
@@ -344,7 +345,7 @@ pub async fn build(
         }
     }
 
-    audit_store(settings, spec, &mut backends, &mut real);
+    audit_store(settings, spec, &mut backends, &mut real, &choice);
 
     let mut webhooks: Vec<Box<dyn Notifier>> = Vec::new();
     if let Some(url) = &settings.notify.slack_webhook {
@@ -466,19 +467,102 @@ pub fn trusted_root(settings: &Settings) -> Result<slipway_attest::bundle::Trust
         .map_err(|err| invalid("signing.trusted_root", err))
 }
 
+/// What makes an approval in the trail count: only with `--demo` may entries go unsigned and a
+/// name given on the command line approve; the approver keys are `policy.approvals.keys`, each
+/// named after its owner, read for every command (a key that cannot be read is an error naming
+/// the key, before anything is contacted).
+fn approval_trust(
+    settings: &Settings,
+    choice: &Choice,
+) -> Result<slipway_pipeline::ApprovalTrust, UserError> {
+    let mut keys: Vec<(String, Arc<dyn Verifier>)> = Vec::new();
+    for (owner, path) in &settings.policy.approvals.keys {
+        let key = format!("policy.approvals.keys.{owner}");
+        let name = path.display().to_string();
+        let pem = std::fs::read_to_string(path).map_err(|err| {
+            invalid(
+                &key,
+                format!("cannot read `{name}`: {err}\n\nhint: point it at the approver's public key (`cosign.pub`)"),
+            )
+        })?;
+        let public = EcdsaP256PublicKey::from_pem(&name, &pem).map_err(|err| invalid(&key, err))?;
+        keys.push((owner.clone(), Arc::new(public)));
+    }
+    Ok(slipway_pipeline::ApprovalTrust {
+        demo: matches!(choice, Choice::Demo { .. }),
+        keys,
+    })
+}
+
+/// Signs the trail's entries with `signer` from now on: `approve --key` outside `--demo` when
+/// no deploy key is configured, so the approval's entry is signed by the approver's own key
+/// (which the approval gate accepts for that entry alone). In the demo world nothing changes.
+pub fn sign_trail_with(
+    settings: &Settings,
+    spec: &ReleaseSpec,
+    built: &mut Built,
+    signer: Arc<dyn slipway_attest::Signer>,
+) {
+    if matches!(built.choice, Choice::Demo { .. }) || settings.signing.key.is_some() {
+        return;
+    }
+    let mut real = Vec::new();
+    audit_store_signed(settings, spec, &mut built.backends, &mut real, Some(signer));
+}
+
 /// The trail: ConfigMaps on the cluster backend (`audit.store = "cluster"`, so every runner
 /// sees it) or the file the caller opened; entries are signed with the deploy key when one is
-/// configured (`signing.key`), never with the demo key.
+/// configured (`signing.key`), never with the demo key. Outside `--demo` an unsigned trail is
+/// refused at its first write (`UnsignedTrail`): every entry outside the demo is signed, so
+/// `slipway-audit verify` can prove who wrote it. Commands that only read (`plan`, `status`)
+/// still run.
 fn audit_store(
     settings: &Settings,
     spec: &ReleaseSpec,
     backends: &mut slipway_pipeline::Backends,
     real: &mut Vec<String>,
+    choice: &Choice,
 ) {
     let signer = backends
         .signer
         .clone()
         .filter(|_| settings.signing.key.is_some());
+    let unsigned = signer.is_none() && matches!(choice, Choice::Configured { .. });
+    audit_store_signed(settings, spec, backends, real, signer);
+    if unsigned {
+        backends.audit = Arc::new(UnsignedTrail(backends.audit.clone()));
+    }
+}
+
+/// Refuses every append: outside `--demo` a trail entry without a signature is never written.
+struct UnsignedTrail(Arc<dyn AuditStore>);
+
+#[async_trait::async_trait]
+impl AuditStore for UnsignedTrail {
+    async fn append(
+        &self,
+        _at: jiff::Timestamp,
+        _event: slipway_audit_log::Event,
+    ) -> Result<slipway_audit_log::Entry, slipway_audit_log::Error> {
+        Err(slipway_audit_log::Error::Backend {
+            location: "(configured store)".to_owned(),
+            operation: "append".to_owned(),
+            message: "refusing to write an unsigned entry outside --demo (hint: set `signing.key` to the deploy key, an encrypted cosign.key; every entry is signed with it so `slipway-audit verify` can prove who wrote the trail)".to_owned(),
+        })
+    }
+
+    async fn read(&self) -> Result<slipway_audit_log::Trail, slipway_audit_log::Error> {
+        self.0.read().await
+    }
+}
+
+fn audit_store_signed(
+    settings: &Settings,
+    spec: &ReleaseSpec,
+    backends: &mut slipway_pipeline::Backends,
+    real: &mut Vec<String>,
+    signer: Option<Arc<dyn slipway_attest::Signer>>,
+) {
     match settings.audit.store {
         AuditStoreKind::Cluster => {
             let mut store = ClusterAuditStore::new(backends.cluster.clone(), spec.release.clone());

@@ -107,7 +107,8 @@ pub struct ReleaseSettings {
     pub name: String,
     /// The Service in front of the Deployment (default: the Deployment's name).
     pub service: Option<String>,
-    /// Who runs the release (default: `GITHUB_ACTOR`, then `USER`).
+    /// Who runs the release outside GitHub Actions (default: `GITHUB_TRIGGERING_ACTOR`, then
+    /// `GITHUB_ACTOR`, then `USER`). Inside Actions the login that triggered the run always is.
     pub actor: Option<String>,
 }
 
@@ -183,11 +184,14 @@ pub struct RolloutSettings {
     /// protected-environment pattern) or `abort`.
     pub on_missing_approval: OnMissingApproval,
     /// How the canary gets its weight: `replica-ratio` (its share of the pods behind the
-    /// Service) or `nginx` (exactly its share of the requests, through an NGINX canary Ingress
-    /// derived from `rollout.ingress`).
+    /// Service), `nginx` (exactly its share of the requests, through an NGINX canary Ingress
+    /// derived from `rollout.ingress`) or `gateway-api` (exactly its share, through weighted
+    /// `backendRefs` on the HTTPRoute `rollout.route`).
     pub traffic: TrafficSetting,
     /// With `traffic = "nginx"`: the Ingress that routes to the release's Service.
     pub ingress: Option<String>,
+    /// With `traffic = "gateway-api"`: the HTTPRoute that routes to the release's Service.
+    pub route: Option<String>,
     /// With `traffic = "replica-ratio"`, a step a single canary pod already exceeds (10 % next
     /// to 4 stable pods is 20 %): `refuse` (stop before any change) or `round-up` (run it with
     /// one pod, told and recorded).
@@ -214,6 +218,8 @@ pub enum TrafficSetting {
     ReplicaRatio,
     /// NGINX ingress canary annotations: an exact share of the requests.
     Nginx,
+    /// Gateway API HTTPRoute `backendRefs` weights: an exact share of the requests.
+    GatewayApi,
 }
 
 /// `rollout.on_missing_approval`.
@@ -238,6 +244,7 @@ impl Default for RolloutSettings {
             on_missing_approval: OnMissingApproval::Pause,
             traffic: TrafficSetting::ReplicaRatio,
             ingress: None,
+            route: None,
             coarse_steps: CoarseStepsSetting::Refuse,
         }
     }
@@ -817,6 +824,11 @@ mod tests {
             )?;
             jail.create_file("no-ingress.toml", "[rollout]\ntraffic = \"nginx\"\n")?;
             jail.create_file("typo.toml", "[rollout]\ntraffic = \"istio\"\n")?;
+            jail.create_file(
+                "gateway.toml",
+                "[rollout]\ntraffic = \"gateway-api\"\nroute = \"iris-route\"\n",
+            )?;
+            jail.create_file("no-route.toml", "[rollout]\ntraffic = \"gateway-api\"\n")?;
             let defaults = load(&global(None), &[]).map_err(|e| e.message)?;
             let spec =
                 crate::release::release_spec(&defaults, None, None).map_err(|e| e.message)?;
@@ -834,6 +846,23 @@ mod tests {
                 .map(|spec| spec.traffic)
                 .expect_err("nginx without an ingress");
             insta::assert_snapshot!("nginx_without_ingress", err.message);
+            let gateway = load(&global(Some("gateway.toml")), &[]).map_err(|e| e.message)?;
+            let spec = crate::release::release_spec(&gateway, None, None).map_err(|e| e.message)?;
+            assert_eq!(
+                spec.traffic,
+                TrafficRouting::GatewayApi {
+                    route: "iris-route".into()
+                }
+            );
+            let missing = load(&global(Some("no-route.toml")), &[]).map_err(|e| e.message)?;
+            let err = crate::release::release_spec(&missing, None, None)
+                .map(|spec| spec.traffic)
+                .expect_err("gateway-api without a route");
+            assert!(
+                err.message.contains("rollout.route") && err.message.contains("httproutes"),
+                "{}",
+                err.message
+            );
             let typo = error(&global(Some("typo.toml")));
             assert!(typo.contains("rollout.traffic"), "{typo}");
             Ok(())

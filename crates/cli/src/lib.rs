@@ -4,6 +4,7 @@
 //! Key design decision: only this crate and the binaries know about figment, clap and anyhow
 //! (ARCHITECTURE.md invariant). Libraries receive typed, validated structs.
 
+pub mod approvals;
 pub mod backends;
 pub mod config;
 pub mod demo;

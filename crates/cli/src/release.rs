@@ -12,6 +12,8 @@ use crate::config::{CoarseStepsSetting, Settings, TrafficSetting};
 
 /// Env var CI systems set to the user who started the job (GitHub Actions).
 pub const GITHUB_ACTOR: &str = "GITHUB_ACTOR";
+/// Who started (or re-ran) the GitHub Actions run: the release's actor inside Actions.
+pub const GITHUB_TRIGGERING_ACTOR: &str = "GITHUB_TRIGGERING_ACTOR";
 /// The login name, for runs from a terminal.
 pub const USER: &str = "USER";
 /// Set to `true` inside GitHub Actions.
@@ -175,6 +177,17 @@ pub fn release_spec(
                 "`rollout.traffic = \"nginx\"` needs the Ingress that routes to the release's Service\n\nhint: e.g. `ingress = \"iris-classifier\"` under [rollout] (`kubectl get ingresses` in the release's namespace)",
             ));
         }
+        (TrafficSetting::GatewayApi, _) => match &rollout.route {
+            Some(route) if !route.is_empty() => TrafficRouting::GatewayApi {
+                route: route.clone(),
+            },
+            _ => {
+                return Err(key_error(
+                    "rollout.route",
+                    "`rollout.traffic = \"gateway-api\"` needs the HTTPRoute that sends the release's traffic to its Service\n\nhint: e.g. `route = \"iris-classifier\"` under [rollout] (`kubectl get httproutes` in the release's namespace)",
+                ));
+            }
+        },
     };
     // Whether a step is too coarse depends on stable's replicas, known only from the cluster:
     // the pipeline's preflight decides, before any change.
@@ -234,12 +247,16 @@ pub fn release_spec(
                 .map_err(|err| key_error("scanner.ignore_files", err))?,
         );
     }
-    let actor = settings
-        .release
-        .actor
-        .clone()
-        .or_else(|| std::env::var(GITHUB_ACTOR).ok())
-        .or_else(|| std::env::var(USER).ok())
+    // Inside GitHub Actions the actor is the login that triggered the run, whatever the
+    // configuration says: self-approval is judged against it, so it must not be settable by the
+    // job itself. Elsewhere `release.actor`, then the login name.
+    let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let github_actor = || env(GITHUB_TRIGGERING_ACTOR).or_else(|| env(GITHUB_ACTOR));
+    let in_actions = env(GITHUB_ACTIONS).as_deref() == Some("true");
+    let actor = if in_actions { github_actor() } else { None }
+        .or_else(|| settings.release.actor.clone())
+        .or_else(github_actor)
+        .or_else(|| env(USER))
         .filter(|actor| !actor.is_empty())
         .unwrap_or_else(|| "slipway".to_owned());
     Ok(ReleaseSpec {

@@ -544,6 +544,24 @@ impl Cluster for PersistedCluster {
             .await
     }
 
+    async fn http_route(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<slipway_k8s_rollout::gateway::HttpRoute>, Error> {
+        self.call(None, self.inner.http_route(namespace, name))
+            .await
+    }
+
+    async fn apply_http_route(
+        &self,
+        route: &slipway_k8s_rollout::gateway::HttpRoute,
+    ) -> Result<(), Error> {
+        let what = format!("apply HTTPRoute {}/{}", route.namespace, route.name);
+        self.call(Some(what), self.inner.apply_http_route(route))
+            .await
+    }
+
     async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error> {
         let what = format!("delete Ingress {namespace}/{name}");
         self.call(

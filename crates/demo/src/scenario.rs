@@ -347,6 +347,9 @@ pub async fn build_with(
             reason: "model card and eval report reviewed".to_owned(),
             digest: candidate_digest.clone(),
             model: candidate.clone(),
+            revision: None,
+            expires: None,
+            source: slipway_audit_log::ApprovalSource::Named,
         };
         let _ = audit.append(approved_at, Event::Approval(approval)).await;
     }
@@ -371,6 +374,7 @@ pub async fn build_with(
         audit,
         clock,
         interrupt: Default::default(),
+        approvals: slipway_pipeline::ApprovalTrust::demo(),
     };
     let world = World {
         backends,
@@ -571,6 +575,9 @@ pub async fn build_story(
         reason: "model card and eval report reviewed".to_owned(),
         digest: versions[1].digest.clone(),
         model: versions[1].model.clone(),
+        revision: None,
+        expires: None,
+        source: slipway_audit_log::ApprovalSource::Named,
     };
     let _ = audit.append(approved_at, Event::Approval(approval)).await;
 
@@ -606,6 +613,7 @@ pub async fn build_story(
         audit,
         clock,
         interrupt: Default::default(),
+        approvals: slipway_pipeline::ApprovalTrust::demo(),
     };
     let story = StoryWorld {
         world: World {

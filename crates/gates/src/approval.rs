@@ -1,8 +1,17 @@
-//! The approval gate: enough distinct, allowed people approved *this* release.
+//! The approval gate: enough distinct, allowed, *authenticated* people approved *this* release.
 //!
-//! An approval counts only when it is bound to the exact image digest and model version being
-//! released. An approval of an earlier build is not an approval of this one: without the binding,
-//! a reviewer who approved `sha256:aaa…` would silently approve whatever was pushed after.
+//! An approval counts only when it is bound to the exact image digest, model version and
+//! revision being released, and has not expired. An approval of an earlier build is not an
+//! approval of this one: without the binding, a reviewer who approved `sha256:aaa…` would
+//! silently approve whatever was pushed after, and an approval of an aborted attempt would
+//! approve the next attempt of the same digest.
+//!
+//! It counts only when the approver's identity was *established*, never claimed: the pipeline
+//! reads approvals from the verified audit trail and says how each identity is known
+//! ([`Authentication`]): the GitHub environment review API, a DSSE statement signed by a key
+//! that `[policy.approvals] keys` names, or, only in the embedded demo world, a name given on
+//! the command line. An approval whose identity could not be established carries the reason and
+//! is listed as not counted.
 //!
 //! It also counts only when its approver is on the list (if there is one) and, with
 //! `forbid_self_approval` (the default: the seed pipelines have reviewers approve, not the person
@@ -12,6 +21,10 @@
 //! Every approval that did not count is named in the reason with why, so a blocked release says
 //! what to fix.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use slipway_core::{Digest, ModelVersion};
 
@@ -25,10 +38,19 @@ const GATE: &str = "approvals";
 pub struct ApprovalPolicy {
     /// How many distinct people must approve; 0 turns the gate off.
     pub required: u32,
-    /// Who may approve; empty = anyone.
+    /// Who may approve; empty = anyone authenticated.
     pub approvers: Vec<String>,
     /// Whether the actor who started the release is barred from approving it.
     pub forbid_self_approval: bool,
+    /// Who each approver key is: `{ "maria.chen" = "keys/maria.pub" }`. A signed approval
+    /// (`slipway-deploy approve --key`) counts as the person whose public key verifies it.
+    pub keys: BTreeMap<String, PathBuf>,
+    /// The GitHub environment whose reviews approve a release (the approve job's
+    /// `environment:`); reviews of other environments of the run are ignored.
+    pub environment: String,
+    /// How long an approval stays valid when it names no expiry of its own (GitHub reviews,
+    /// signed approvals without `--expires-in`): `24h`, `2d`.
+    pub valid_for: String,
 }
 
 impl Default for ApprovalPolicy {
@@ -37,23 +59,53 @@ impl Default for ApprovalPolicy {
             required: 1,
             approvers: Vec::new(),
             forbid_self_approval: true,
+            keys: BTreeMap::new(),
+            environment: "production".to_owned(),
+            valid_for: "24h".to_owned(),
         }
     }
 }
 
-/// One recorded approval.
+impl ApprovalPolicy {
+    /// `valid_for` as a duration (validated at load time; 24 hours if it does not parse).
+    pub fn validity(&self) -> SignedDuration {
+        crate::window::parse_duration(&self.valid_for)
+            .unwrap_or_else(|_| SignedDuration::from_hours(24))
+    }
+}
+
+/// How an approver's identity was established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authentication {
+    /// A name given on the command line, in the embedded demo world only.
+    Demo,
+    /// A review of the run's GitHub environment, read from GitHub's API by the approve step.
+    GitHub,
+    /// A DSSE statement signed by this key (its id), which `policy.approvals.keys` names.
+    Key(String),
+}
+
+/// One recorded approval, as the pipeline found it in the verified trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approval {
-    /// Who approved.
+    /// Who approved: the authenticated identity (GitHub login, key owner), or the name claimed
+    /// when the identity could not be established.
     pub approver: String,
     /// When.
-    pub at: jiff::Timestamp,
+    pub at: Timestamp,
     /// Why, in their words.
     pub reason: String,
     /// The image digest the approval is for.
     pub digest: Digest,
     /// The model version the approval is for.
     pub model: ModelVersion,
+    /// The revision the approval is for (`None`: an approval recorded before approvals named
+    /// revisions, or given in the demo world to a run directly).
+    pub revision: Option<u64>,
+    /// When it stops counting.
+    pub expires: Option<Timestamp>,
+    /// How the approver's identity is known, or why it is not.
+    pub authenticated: Result<Authentication, String>,
 }
 
 /// What the approval gate judges: the release being made and the approvals recorded for it.
@@ -65,12 +117,75 @@ pub struct ApprovalEvidence {
     pub digest: Digest,
     /// The model version being released.
     pub model: ModelVersion,
+    /// The revision being approved (the paused one); `None` when no revision is at stake
+    /// (a rollback target).
+    pub revision: Option<u64>,
+    /// The time the approvals are judged at.
+    pub now: Timestamp,
     /// Every approval found.
     pub approvals: Vec<Approval>,
 }
 
 fn same_person(a: &str, b: &str) -> bool {
     a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+/// Why one approval does not count, or `None` when it does.
+fn why_not(
+    policy: &ApprovalPolicy,
+    evidence: &ApprovalEvidence,
+    approval: &Approval,
+) -> Option<String> {
+    let who = approval.approver.trim();
+    if who.is_empty() {
+        return Some("has no approver name".to_owned());
+    }
+    let authentication = match &approval.authenticated {
+        Ok(authentication) => authentication,
+        Err(why) => return Some(format!("is not authenticated: {why}")),
+    };
+    if approval.digest != evidence.digest {
+        return Some(format!(
+            "approved {}, not {}",
+            approval.digest.short(),
+            evidence.digest.short()
+        ));
+    }
+    if approval.model != evidence.model {
+        return Some(format!(
+            "approved model {}, not {}",
+            approval.model, evidence.model
+        ));
+    }
+    match (approval.revision, evidence.revision) {
+        (Some(approved), Some(released)) if approved != released => {
+            return Some(format!("approved revision {approved}, not {released}"));
+        }
+        // Outside the demo every approval names its revision when it is made.
+        (None, Some(released)) if *authentication != Authentication::Demo => {
+            return Some(format!(
+                "names no revision (revision {released} is at stake)"
+            ));
+        }
+        _ => {}
+    }
+    if let Some(expires) = approval.expires
+        && expires <= evidence.now
+    {
+        return Some(format!("expired at {expires}"));
+    }
+    if !policy.approvers.is_empty()
+        && !policy
+            .approvers
+            .iter()
+            .any(|allowed| same_person(allowed, who))
+    {
+        return Some("is not an allowed approver".to_owned());
+    }
+    if policy.forbid_self_approval && same_person(who, &evidence.actor) {
+        return Some("started this release and cannot approve it".to_owned());
+    }
+    None
 }
 
 /// Judges the evidence: one check, `N distinct approvals`.
@@ -86,32 +201,7 @@ pub fn evaluate(policy: &ApprovalPolicy, evidence: &ApprovalEvidence) -> GateRep
     let mut rejected: Vec<String> = Vec::new();
     for approval in &evidence.approvals {
         let who = approval.approver.trim();
-        let why_not = if who.is_empty() {
-            Some("has no approver name".to_owned())
-        } else if approval.digest != evidence.digest {
-            Some(format!(
-                "approved {}, not {}",
-                approval.digest.short(),
-                evidence.digest.short()
-            ))
-        } else if approval.model != evidence.model {
-            Some(format!(
-                "approved model {}, not {}",
-                approval.model, evidence.model
-            ))
-        } else if !policy.approvers.is_empty()
-            && !policy
-                .approvers
-                .iter()
-                .any(|allowed| same_person(allowed, who))
-        {
-            Some("is not an allowed approver".to_owned())
-        } else if policy.forbid_self_approval && same_person(who, &evidence.actor) {
-            Some("started this release and cannot approve it".to_owned())
-        } else {
-            None
-        };
-        match why_not {
+        match why_not(policy, evidence, approval) {
             Some(why) if who.is_empty() => rejected.push(format!("an approval {why}")),
             Some(why) => rejected.push(format!("{who} {why}")),
             None if counted.iter().any(|c| same_person(c, who)) => {}
@@ -162,6 +252,9 @@ mod tests {
             reason: "looks good".to_owned(),
             digest: digest(RELEASED),
             model: model(2),
+            revision: Some(4),
+            expires: Some("2024-06-05T09:00:00Z".parse().expect("timestamp")),
+            authenticated: Ok(Authentication::GitHub),
         }
     }
 
@@ -170,6 +263,8 @@ mod tests {
             actor: "deployer".to_owned(),
             digest: digest(RELEASED),
             model: model(2),
+            revision: Some(4),
+            now: "2024-06-04T12:00:00Z".parse().expect("timestamp"),
             approvals,
         }
     }
@@ -181,6 +276,7 @@ mod tests {
             required: 2,
             approvers: vec!["alice".to_owned(), "bob".to_owned(), "deployer".to_owned()],
             forbid_self_approval: true,
+            ..ApprovalPolicy::default()
         };
         let self_ok = ApprovalPolicy {
             forbid_self_approval: false,
@@ -198,7 +294,68 @@ mod tests {
             model: model(1),
             ..approval("bob")
         };
+        let earlier_revision = Approval {
+            revision: Some(3),
+            ..approval("alice")
+        };
+        let unbound = Approval {
+            revision: None,
+            ..approval("alice")
+        };
+        let demo_unbound = Approval {
+            revision: None,
+            authenticated: Ok(Authentication::Demo),
+            ..approval("alice")
+        };
+        let expired = Approval {
+            expires: Some("2024-06-04T12:00:00Z".parse().expect("timestamp")),
+            ..approval("alice")
+        };
+        let claimed = Approval {
+            authenticated: Err("named on the command line (only with --demo)".to_owned()),
+            ..approval("alice")
+        };
+        let signed_self = Approval {
+            authenticated: Ok(Authentication::Key("SHA256:abc".to_owned())),
+            ..approval("deployer")
+        };
         let cases: &[(&str, &ApprovalPolicy, Vec<Approval>, &str)] = &[
+            (
+                "approval of an earlier revision does not count",
+                &one,
+                vec![earlier_revision],
+                "fail 1 distinct approval(s): 0 of 1; not counted: alice approved revision 3, not 4",
+            ),
+            (
+                "an authenticated approval must name its revision",
+                &one,
+                vec![unbound],
+                "fail 1 distinct approval(s): 0 of 1; not counted: alice names no revision (revision 4 is at stake)",
+            ),
+            (
+                "a demo approval given to the run names none",
+                &one,
+                vec![demo_unbound],
+                "pass 1 distinct approval(s): 1 of 1: alice",
+            ),
+            (
+                "an approval expiring now no longer counts",
+                &one,
+                vec![expired],
+                "fail 1 distinct approval(s): 0 of 1; not counted: alice expired at 2024-06-04T12:00:00Z",
+            ),
+            (
+                "a claimed identity does not count",
+                &one,
+                vec![claimed],
+                "fail 1 distinct approval(s): 0 of 1; not counted: alice is not authenticated: named on the command line (only with --demo)",
+            ),
+            (
+                "a signed approval by the actor is self-approval",
+                &one,
+                vec![signed_self],
+                "fail 1 distinct approval(s): 0 of 1; not counted: deployer started this release and cannot approve it",
+            ),
             (
                 "one approval from anyone",
                 &one,

@@ -302,6 +302,32 @@ fn validate_approvals(policy: &ApprovalPolicy, problems: &mut Vec<PolicyProblem>
             "add approvers, lower `policy.approvals.required`, or empty the list to let anyone approve",
         );
     }
+    for name in policy.keys.keys() {
+        if name.trim().is_empty() {
+            push(
+                problems,
+                "policy.approvals.keys".to_owned(),
+                "an approver key has an empty name".to_owned(),
+                "name each key after its owner: `keys = { \"maria.chen\" = \"keys/maria.pub\" }`",
+            );
+        }
+    }
+    if policy.environment.trim().is_empty() {
+        push(
+            problems,
+            "policy.approvals.environment".to_owned(),
+            "the GitHub environment name is empty".to_owned(),
+            "name the environment the approve job runs in, e.g. `production`",
+        );
+    }
+    if let Err(message) = crate::window::parse_duration(&policy.valid_for) {
+        push(
+            problems,
+            "policy.approvals.valid_for".to_owned(),
+            message,
+            "write a duration such as `24h` or `2d`",
+        );
+    }
 }
 
 #[cfg(test)]
@@ -569,12 +595,17 @@ approvers = ["alice", "bob"]
                 actor: "deployer".to_owned(),
                 digest: digest.clone(),
                 model: version(2),
+                revision: None,
+                now: "2024-06-04T10:00:00Z".parse().expect("timestamp"),
                 approvals: vec![Approval {
                     approver: "alice".to_owned(),
                     at: "2024-06-04T09:00:00Z".parse().expect("timestamp"),
                     reason: "reviewed the eval report".to_owned(),
                     digest,
                     model: version(2),
+                    revision: None,
+                    expires: None,
+                    authenticated: Ok(crate::approval::Authentication::Demo),
                 }],
             },
         };
@@ -658,6 +689,9 @@ approvers = ["alice", "bob", "carol"]
             reason: "eval report reviewed".to_owned(),
             digest: digest.clone(),
             model: version(2),
+            revision: None,
+            expires: None,
+            authenticated: Ok(crate::approval::Authentication::Demo),
         };
         let evidence = Evidence {
             model: ModelEvidence {
@@ -700,6 +734,8 @@ approvers = ["alice", "bob", "carol"]
                 actor: "deployer".to_owned(),
                 digest: released.clone(),
                 model: version(2),
+                revision: None,
+                now: "2024-06-07T22:30:00Z".parse().expect("timestamp"),
                 approvals: vec![approval("alice", &released), approval("bob", &older)],
             },
         };
@@ -860,6 +896,7 @@ approvers = ["alice", "bob", "carol"]
                     required,
                     approvers,
                     forbid_self_approval,
+                    ..ApprovalPolicy::default()
                 },
             );
             (model, vulnerabilities, signatures, windows, approvals).prop_map(
@@ -962,6 +999,8 @@ approvers = ["alice", "bob", "carol"]
                     actor: "deployer".to_owned(),
                     digest: digest(RELEASED),
                     model: version(2),
+                    revision: None,
+                    now: jiff::Timestamp::UNIX_EPOCH,
                     approvals: approvals
                         .into_iter()
                         .map(|(who, bound, number)| Approval {
@@ -970,6 +1009,9 @@ approvers = ["alice", "bob", "carol"]
                             reason: "ok".to_owned(),
                             digest: digest(if bound { RELEASED } else { OLDER }),
                             model: version(number),
+                            revision: None,
+                            expires: None,
+                            authenticated: Ok(crate::approval::Authentication::Demo),
                         })
                         .collect(),
                 }

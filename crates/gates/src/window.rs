@@ -201,7 +201,7 @@ fn parse_time_zone(name: &str) -> Result<TimeZone, String> {
 
 /// Accepts what `SignedDuration` parses (`1h30m`, `PT90M`) and also days (`2d`), taken as 24
 /// hours each like Argo CD's durations, since freezes are naturally counted in days.
-fn parse_duration(text: &str) -> Result<SignedDuration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<SignedDuration, String> {
     let not_a_duration = || format!("`{text}` is not a duration");
     let duration = match SignedDuration::from_str(text.trim()) {
         Ok(duration) => duration,

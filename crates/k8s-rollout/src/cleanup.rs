@@ -76,9 +76,16 @@ fn canary_plan(
 ) -> Vec<(ObjectKind, ManagedObject)> {
     let namespace = &release.namespace;
     let mut objects = vec![(ObjectKind::Deployment, rollout::canary_name(release))];
-    if let TrafficRouting::NginxIngress { ingress } = traffic {
-        objects.push((ObjectKind::Service, rollout::canary_service_name(service)));
-        objects.push((ObjectKind::Ingress, rollout::canary_ingress_name(ingress)));
+    match traffic {
+        TrafficRouting::ReplicaRatio => {}
+        TrafficRouting::NginxIngress { ingress } => {
+            objects.push((ObjectKind::Service, rollout::canary_service_name(service)));
+            objects.push((ObjectKind::Ingress, rollout::canary_ingress_name(ingress)));
+        }
+        TrafficRouting::GatewayApi { .. } => {
+            objects.push((ObjectKind::Service, rollout::canary_service_name(service)));
+            objects.push((ObjectKind::Service, rollout::baseline_service_name(service)));
+        }
     }
     objects
         .into_iter()
@@ -113,6 +120,8 @@ pub fn bluegreen_objects(release: &ReleaseId, config: &BlueGreenConfig) -> Vec<M
 
 /// How one leftover object is removed.
 enum Removal {
+    /// The user's HTTPRoute: its backendRefs put back ([`rollout::restore_route`]).
+    RestoreRoute,
     DeleteIngress,
     DeleteService,
     DeleteDeployment,
@@ -159,6 +168,22 @@ async fn leftovers(
     bluegreen: Option<&BlueGreenConfig>,
 ) -> Result<Vec<(ManagedObject, Removal)>, Error> {
     let mut found = Vec::new();
+    // The user's HTTPRoute first: back to its own backends before any Service goes.
+    if let TrafficRouting::GatewayApi { route } = traffic
+        && let Some(current) = cluster.http_route(&release.namespace, route).await?
+    {
+        let ours = [
+            rollout::canary_service_name(service),
+            rollout::baseline_service_name(service),
+        ];
+        let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+        if crate::gateway::carries_canary(&current, &ours) {
+            found.push((
+                ManagedObject::new(ObjectKind::HttpRoute, &release.namespace, route.clone()),
+                Removal::RestoreRoute,
+            ));
+        }
+    }
     // Traffic routing first (reverse creation order): the canary Ingress, the canary Service,
     // then the canary Deployment, so no request is routed to pods that are going away.
     for (kind, object) in canary_plan(release, service, traffic).into_iter().rev() {
@@ -166,6 +191,7 @@ async fn leftovers(
             ObjectKind::Ingress => Removal::DeleteIngress,
             ObjectKind::Service => Removal::DeleteService,
             ObjectKind::Deployment => Removal::DeleteDeployment,
+            ObjectKind::HttpRoute => continue,
         };
         if owned(cluster, &object, kind).await? {
             found.push((object, removal));
@@ -248,6 +274,9 @@ pub async fn remove_managed(
     for (object, removal) in leftovers(cluster, release, service, traffic, bluegreen).await? {
         let namespace = &object.namespace;
         let done = match removal {
+            Removal::RestoreRoute => {
+                rollout::restore_route(cluster, release, service, &object.name).await
+            }
             Removal::DeleteIngress => cluster.delete_canary_ingress(namespace, &object.name).await,
             Removal::DeleteService => cluster.delete_service(namespace, &object.name).await,
             Removal::DeleteDeployment => cluster.delete_deployment(namespace, &object.name).await,

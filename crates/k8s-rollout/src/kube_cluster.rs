@@ -37,7 +37,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret as SecretObject, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams, Preconditions,
+};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use slipway_core::{Clock, ReleaseId, ReleaseRecord, Secret};
@@ -47,7 +50,7 @@ use crate::{
     AUDIT_LABEL, AuditCreate, AuditObject, CanaryIngress, Cluster, DeploymentSpec, DeploymentState,
     Error, FIELD_MANAGER, MANAGED_BY_LABEL, NGINX_CANARY_ANNOTATION,
     NGINX_CANARY_WEIGHT_ANNOTATION, ObjectKind, Ownership, PodProblem, RELEASE_LABEL,
-    RollingParams,
+    RollingParams, gateway,
 };
 
 /// Annotation on derived objects naming the object they were derived from.
@@ -398,6 +401,16 @@ impl KubeCluster {
         <K as kube::Resource>::DynamicType: Default,
     {
         Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// HTTPRoutes (`gateway.networking.k8s.io/v1`), read and written as dynamic objects: see
+    /// [`gateway`] for why not the `gateway-api` crate's types.
+    fn route_api(&self, namespace: &str) -> Api<DynamicObject> {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+            "httproutes",
+        );
+        Api::namespaced_with(self.client.clone(), namespace, &resource)
     }
 
     fn post_params(&self) -> PostParams {
@@ -1264,6 +1277,72 @@ impl Cluster for KubeCluster {
         Ok(())
     }
 
+    async fn http_route(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<gateway::HttpRoute>, Error> {
+        let api = self.route_api(namespace);
+        let found = match self
+            .call(&ops::GET_HTTPROUTE, namespace, name, || api.get(name))
+            .await
+        {
+            Ok(found) => found,
+            Err(Failure::Error(Error::NotFound { .. })) => return Ok(None),
+            Err(failure) => return Err(failure.into()),
+        };
+        let rules = found
+            .data
+            .get("spec")
+            .and_then(|spec| spec.get("rules"))
+            .cloned()
+            .unwrap_or_else(|| Value::Array(Vec::new()));
+        let original = found
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(gateway::ORIGINAL_ANNOTATION))
+            .cloned();
+        Ok(Some(gateway::HttpRoute {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            rules,
+            original,
+        }))
+    }
+
+    async fn apply_http_route(&self, route: &gateway::HttpRoute) -> Result<(), Error> {
+        let gateway::HttpRoute {
+            namespace,
+            name,
+            rules,
+            original,
+        } = route;
+        // Server-side apply never creates here: a route that is gone is the user's to fix.
+        if self.http_route(namespace, name).await?.is_none() {
+            return Err(crate::missing_route(namespace, name));
+        }
+        let mut metadata = json!({ "name": name, "namespace": namespace });
+        // Leaving the annotation out of the apply removes it: only Slipway's manager owns it.
+        if let Some(original) = original {
+            metadata["annotations"] = json!({ gateway::ORIGINAL_ANNOTATION: original });
+        }
+        let body = json!({
+            "apiVersion": gateway::API_VERSION,
+            "kind": "HTTPRoute",
+            "metadata": metadata,
+            "spec": { "rules": rules },
+        });
+        let api = self.route_api(namespace);
+        let params = self.apply_params();
+        let patch = Patch::Apply(body);
+        self.call(&ops::APPLY_HTTPROUTE, namespace, name, || {
+            api.patch(name, &params, &patch)
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error> {
         self.delete_owned::<Ingress>(&ops::GET_INGRESS, &ops::DELETE_INGRESS, namespace, name)
             .await
@@ -1287,6 +1366,13 @@ impl Cluster for KubeCluster {
             ObjectKind::Ingress => {
                 self.labels_of::<Ingress>(&ops::GET_INGRESS, namespace, name)
                     .await?
+            }
+            // Always the user's: Slipway only weights its backendRefs.
+            ObjectKind::HttpRoute => {
+                return Ok(match self.http_route(namespace, name).await? {
+                    Some(_) => Ownership::Other,
+                    None => Ownership::Absent,
+                });
             }
         };
         Ok(match labels {

@@ -11,7 +11,9 @@
 //!   `deploy/rbac/role.yaml` grants (a test keeps them equal).
 //!   The audit trail ([`ClusterAuditStore`]) lives there too, one immutable ConfigMap per entry.
 //!   Exact canary traffic weights ([`rollout::TrafficRouting::NginxIngress`]) use a Slipway-owned
-//!   canary Ingress with NGINX's canary annotations, derived from the user's Ingress (read only).
+//!   canary Ingress with NGINX's canary annotations, derived from the user's Ingress (read only);
+//!   with [`rollout::TrafficRouting::GatewayApi`] the weights go on the `backendRefs` of the
+//!   user's HTTPRoute ([`gateway`]: only those, restored at the end).
 //! - [`MemoryCluster`]: Deployments whose pods become ready over (simulated) time, Services with
 //!   selectors, Ingresses, Secrets, Events, release history and Leases, with injectable failures (image pull
 //!   error, crash loop, slow readiness). The dry run and the pipeline tests use it.
@@ -31,6 +33,7 @@
 mod audit_store;
 pub mod bluegreen;
 pub mod cleanup;
+pub mod gateway;
 mod kube_cluster;
 pub mod lock;
 mod memory;
@@ -243,6 +246,18 @@ pub(crate) fn no_path_to_service(ingress: &CanaryIngress) -> Error {
     }
 }
 
+/// The error for an HTTPRoute that does not exist (both implementations).
+pub(crate) fn missing_route(namespace: &str, name: &str) -> Error {
+    Error::NotFound {
+        kind: "HTTPRoute",
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        hint: format!(
+            "Gateway API weights go on the HTTPRoute that sends the release's traffic to its Service; set `rollout.route` to its name (`kubectl -n {namespace} get httproutes`)"
+        ),
+    }
+}
+
 /// The kinds of object Slipway creates next to the user's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ObjectKind {
@@ -252,6 +267,9 @@ pub enum ObjectKind {
     Service,
     /// `networking.k8s.io/v1` Ingress.
     Ingress,
+    /// `gateway.networking.k8s.io/v1` HTTPRoute: always the user's; Slipway only weights its
+    /// `backendRefs` ([`gateway`]) and restores them.
+    HttpRoute,
 }
 
 impl ObjectKind {
@@ -261,6 +279,7 @@ impl ObjectKind {
             ObjectKind::Deployment => "Deployment",
             ObjectKind::Service => "Service",
             ObjectKind::Ingress => "Ingress",
+            ObjectKind::HttpRoute => "HTTPRoute",
         }
     }
 }
@@ -417,6 +436,17 @@ pub trait Cluster: Send + Sync {
     async fn apply_canary_ingress(&self, ingress: &CanaryIngress) -> Result<(), Error>;
     /// Deletes a Slipway-owned canary Ingress; absent is fine.
     async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error>;
+    /// Reads the user's HTTPRoute (its `spec.rules` and Slipway's annotation); `None` when
+    /// absent.
+    async fn http_route(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<gateway::HttpRoute>, Error>;
+    /// Writes `route.rules` and Slipway's annotation (`route.original`; `None` removes it) to
+    /// the user's HTTPRoute with Slipway's field manager, leaving every other field to its
+    /// owner. Never creates a route.
+    async fn apply_http_route(&self, route: &gateway::HttpRoute) -> Result<(), Error>;
     /// Whether object `kind` `namespace/name` exists, and whether Slipway created it.
     async fn ownership(
         &self,

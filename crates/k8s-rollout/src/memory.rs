@@ -116,6 +116,9 @@ struct State {
     managed_services: BTreeSet<(String, String)>,
     #[serde(with = "pairs")]
     ingresses: BTreeMap<(String, String), MemoryIngress>,
+    /// The user's HTTPRoutes: `spec.rules` and Slipway's annotation.
+    #[serde(default, with = "pairs")]
+    routes: BTreeMap<(String, String), (serde_json::Value, Option<String>)>,
     #[serde(with = "pairs")]
     secrets: BTreeMap<(String, String), BTreeMap<String, String>>,
     events: Vec<RecordedEvent>,
@@ -241,6 +244,22 @@ impl MemoryCluster {
                 managed: false,
             },
         );
+    }
+
+    /// Creates the user's HTTPRoute with these `spec.rules`.
+    pub fn seed_http_route(&self, namespace: &str, name: &str, rules: serde_json::Value) {
+        self.lock()
+            .routes
+            .insert(key(namespace, name), (rules, None));
+    }
+
+    /// An HTTPRoute's `spec.rules` and Slipway's annotation; `None` when absent.
+    pub fn http_route_rules(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<(serde_json::Value, Option<String>)> {
+        self.lock().routes.get(&key(namespace, name)).cloned()
     }
 
     /// An Ingress; `None` when absent.
@@ -621,6 +640,7 @@ impl Cluster for MemoryCluster {
                 .contains_key(&object)
                 .then(|| state.managed_services.contains(&object)),
             ObjectKind::Ingress => state.ingresses.get(&object).map(|i| i.managed),
+            ObjectKind::HttpRoute => state.routes.get(&object).map(|_| false),
         };
         Ok(match managed {
             None => Ownership::Absent,
@@ -674,6 +694,32 @@ impl Cluster for MemoryCluster {
                 managed: true,
             },
         );
+        Ok(())
+    }
+
+    async fn http_route(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<crate::gateway::HttpRoute>, Error> {
+        Ok(self
+            .lock()
+            .routes
+            .get(&key(namespace, name))
+            .map(|(rules, original)| crate::gateway::HttpRoute {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                rules: rules.clone(),
+                original: original.clone(),
+            }))
+    }
+
+    async fn apply_http_route(&self, route: &crate::gateway::HttpRoute) -> Result<(), Error> {
+        let mut state = self.lock();
+        let Some(existing) = state.routes.get_mut(&key(&route.namespace, &route.name)) else {
+            return Err(crate::missing_route(&route.namespace, &route.name));
+        };
+        *existing = (route.rules.clone(), route.original.clone());
         Ok(())
     }
 

@@ -111,6 +111,18 @@ pub(crate) const DELETE_INGRESS: Operation = op(
     "ingresses",
     "remove the canary Ingress",
 );
+pub(crate) const GET_HTTPROUTE: Operation = op(
+    &["get"],
+    "gateway.networking.k8s.io",
+    "httproutes",
+    "read the user's HTTPRoute whose backendRefs carry the canary weight",
+);
+pub(crate) const APPLY_HTTPROUTE: Operation = op(
+    &["patch"],
+    "gateway.networking.k8s.io",
+    "httproutes",
+    "server-side apply of the route's weighted backendRefs (Gateway API weights), and their restore",
+);
 pub(crate) const GET_SECRET: Operation = op(
     &["get"],
     "",
@@ -195,6 +207,8 @@ pub const OPERATIONS: &[Operation] = &[
     GET_INGRESS,
     APPLY_INGRESS,
     DELETE_INGRESS,
+    GET_HTTPROUTE,
+    APPLY_HTTPROUTE,
     GET_SECRET,
     CREATE_EVENT,
     LIST_HISTORY,

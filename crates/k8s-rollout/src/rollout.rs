@@ -58,6 +58,12 @@ pub enum TrafficRouting {
         /// The user's Ingress that routes to the release's Service.
         ingress: String,
     },
+    /// The Gateway API: the user's HTTPRoute `route` sends exactly the step's percentage of its
+    /// requests to the canary Service by weighted `backendRefs` ([`crate::gateway`]).
+    GatewayApi {
+        /// The user's HTTPRoute whose rules send traffic to the release's Service.
+        route: String,
+    },
 }
 
 impl TrafficRouting {
@@ -76,6 +82,12 @@ pub const WEIGHTED_LABEL: &str = "slipway.dev/weighted";
 /// (the canary Ingress then asks for `2 × percent`, at most 100).
 pub fn baseline_weight_fits(percent: u8) -> bool {
     percent <= 50
+}
+
+/// Name of the Slipway-owned baseline Service next to the release's Service `service` (Gateway
+/// API weights with the equal-size baseline).
+pub fn baseline_service_name(service: &str) -> String {
+    format!("{service}-baseline")
 }
 
 /// Name of the Slipway-owned canary Service next to the release's Service `service`.
@@ -459,18 +471,14 @@ pub async fn set_traffic_weight(
     percent: u8,
     with_baseline: bool,
 ) -> Result<(), Error> {
-    let TrafficRouting::NginxIngress { ingress } = routing else {
-        return Ok(());
+    let ingress = match routing {
+        TrafficRouting::ReplicaRatio => return Ok(()),
+        TrafficRouting::GatewayApi { route } => {
+            return weigh_route(cluster, release, service, route, percent, with_baseline).await;
+        }
+        TrafficRouting::NginxIngress { ingress } => ingress,
     };
-    let canary = cluster
-        .deployment(&release.namespace, &canary_name(release))
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            kind: "Deployment",
-            namespace: release.namespace.clone(),
-            name: canary_name(release),
-            hint: "start the canary before sending it traffic".to_owned(),
-        })?;
+    let canary = running(cluster, release, &canary_name(release)).await?;
     let canary_service = canary_service_name(service);
     let (selector, weight) = if with_baseline {
         if !baseline_weight_fits(percent) {
@@ -499,17 +507,137 @@ pub async fn set_traffic_weight(
         .await
 }
 
-/// Sends every request back through the user's Ingress: deletes the canary Ingress, then the
-/// canary Service (in that order, so NGINX never routes to a Service that is gone). Absent
-/// objects are fine; with [`TrafficRouting::ReplicaRatio`] there is nothing to remove.
+/// A Deployment Slipway started for `release` (the canary or the baseline), which must run
+/// before it gets traffic.
+async fn running(
+    cluster: &dyn Cluster,
+    release: &ReleaseId,
+    name: &str,
+) -> Result<DeploymentState, Error> {
+    cluster
+        .deployment(&release.namespace, name)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: "Deployment",
+            namespace: release.namespace.clone(),
+            name: name.to_owned(),
+            hint: "start the canary before sending it traffic".to_owned(),
+        })
+}
+
+/// [`set_traffic_weight`] with [`TrafficRouting::GatewayApi`]: the canary Service (and the
+/// baseline's), then the route's weights ([`crate::gateway::weigh`]).
+async fn weigh_route(
+    cluster: &dyn Cluster,
+    release: &ReleaseId,
+    service: &str,
+    route: &str,
+    percent: u8,
+    with_baseline: bool,
+) -> Result<(), Error> {
+    let namespace = &release.namespace;
+    if with_baseline && !baseline_weight_fits(percent) {
+        return Err(Error::Api {
+            operation: format!("set a {percent}% canary weight with a baseline"),
+            message: "the baseline cannot get the canary's weight too above 50%: lower `rollout.steps` or drop `compare.baseline = \"deployment\"`".to_owned(),
+        });
+    }
+    let current = cluster
+        .http_route(namespace, route)
+        .await?
+        .ok_or_else(|| crate::missing_route(namespace, route))?;
+    let canary = running(cluster, release, &canary_name(release)).await?;
+    let canary_service = canary_service_name(service);
+    cluster
+        .copy_service(namespace, service, &canary_service, &canary.spec.selector)
+        .await?;
+    let baseline_service = baseline_service_name(service);
+    if with_baseline {
+        let baseline = running(cluster, release, &baseline_name(release)).await?;
+        cluster
+            .copy_service(
+                namespace,
+                service,
+                &baseline_service,
+                &baseline.spec.selector,
+            )
+            .await?;
+    }
+    let (rules, original) = crate::gateway::weigh(
+        &current,
+        &crate::gateway::Weights {
+            service,
+            canary_service: &canary_service,
+            baseline_service: with_baseline.then_some(baseline_service.as_str()),
+            percent,
+        },
+    )
+    .map_err(|message| Error::Api {
+        operation: format!("weight HTTPRoute `{namespace}/{route}`"),
+        message,
+    })?;
+    cluster
+        .apply_http_route(&crate::gateway::HttpRoute {
+            rules,
+            original: Some(original),
+            ..current
+        })
+        .await
+}
+
+/// Puts the user's HTTPRoute back as it was before the canary ([`crate::gateway::restore`]);
+/// nothing to do when it carries no canary or is gone.
+pub async fn restore_route(
+    cluster: &dyn Cluster,
+    release: &ReleaseId,
+    service: &str,
+    route: &str,
+) -> Result<(), Error> {
+    let namespace = &release.namespace;
+    let Some(current) = cluster.http_route(namespace, route).await? else {
+        return Ok(());
+    };
+    let ours = [canary_service_name(service), baseline_service_name(service)];
+    let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+    if !crate::gateway::carries_canary(&current, &ours) {
+        return Ok(());
+    }
+    let rules =
+        crate::gateway::restore(&current, service, &ours).map_err(|message| Error::Api {
+            operation: format!("restore HTTPRoute `{namespace}/{route}`"),
+            message,
+        })?;
+    cluster
+        .apply_http_route(&crate::gateway::HttpRoute {
+            rules,
+            original: None,
+            ..current
+        })
+        .await
+}
+
+/// Sends every request back through the user's Ingress or HTTPRoute: deletes the canary
+/// Ingress (or restores the route), then the canary Service (and the baseline's) — in that
+/// order, so nothing routes to a Service that is gone. Absent objects are fine; with
+/// [`TrafficRouting::ReplicaRatio`] there is nothing to remove.
 pub async fn remove_traffic_routing(
     cluster: &dyn Cluster,
     release: &ReleaseId,
     service: &str,
     routing: &TrafficRouting,
 ) -> Result<(), Error> {
-    let TrafficRouting::NginxIngress { ingress } = routing else {
-        return Ok(());
+    let ingress = match routing {
+        TrafficRouting::ReplicaRatio => return Ok(()),
+        TrafficRouting::GatewayApi { route } => {
+            restore_route(cluster, release, service, route).await?;
+            cluster
+                .delete_service(&release.namespace, &canary_service_name(service))
+                .await?;
+            return cluster
+                .delete_service(&release.namespace, &baseline_service_name(service))
+                .await;
+        }
+        TrafficRouting::NginxIngress { ingress } => ingress,
     };
     cluster
         .delete_canary_ingress(&release.namespace, &canary_ingress_name(ingress))
@@ -991,6 +1119,16 @@ mod tests {
         }
         async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), Error> {
             self.inner.delete_canary_ingress(namespace, name).await
+        }
+        async fn http_route(
+            &self,
+            namespace: &str,
+            name: &str,
+        ) -> Result<Option<crate::gateway::HttpRoute>, Error> {
+            self.inner.http_route(namespace, name).await
+        }
+        async fn apply_http_route(&self, route: &crate::gateway::HttpRoute) -> Result<(), Error> {
+            self.inner.apply_http_route(route).await
         }
         async fn ownership(
             &self,

@@ -40,6 +40,9 @@ pub struct Backends {
     pub clock: Arc<dyn Clock>,
     /// Raised by a signal or a lost lock: the command stops waiting and cleans up.
     pub interrupt: crate::Interrupt,
+    /// What makes an approval in the trail count: signed entries (outside the demo) and the
+    /// approver keys.
+    pub approvals: crate::ApprovalTrust,
 }
 
 /// Real time, for runs against real systems.

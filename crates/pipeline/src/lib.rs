@@ -11,6 +11,7 @@
 //! - A failure after the canary starts deletes the canary; stable keeps its image and replicas.
 //! - Every decision is appended to the audit trail.
 
+mod approvals;
 mod backends;
 mod interrupt;
 pub mod lock;
@@ -23,12 +24,13 @@ mod spec;
 mod status;
 pub mod watch;
 
+pub use approvals::{ApprovalGiven, ApprovalTrust};
 pub use backends::{Backends, SystemClock};
 pub use interrupt::{Interrupt, Interruption};
 pub use notify::{FanOut, MemoryNotifier, Notification, Notifier, WebhookKind, WebhookNotifier};
 pub use reload::{ADMIN_TOKEN_HEADER, ReloadSpec, reload};
 pub use report::{BackendInfo, RunOutcome, RunReport, StageEvent, StageStatus, StepShare};
 pub use rollback::{RollbackSpec, RollbackTarget, choose_target, rollback};
-pub use run::{ApproveError, Observer, Resume, approve, plan, resume, run};
+pub use run::{ApproveError, Observer, Resume, approve, approve_with, plan, resume, run};
 pub use spec::{GivenApproval, ReleaseSpec};
 pub use status::{CanaryStatus, ReleaseStatus, status};

@@ -10,7 +10,7 @@
 use slipway_attest::Verifier;
 use slipway_audit_log::Event;
 use slipway_core::{Digest, Outcome, ReleaseId, ReleaseRecord};
-use slipway_gates::approval::{Approval, ApprovalEvidence};
+use slipway_gates::approval::ApprovalEvidence;
 use slipway_gates::signature::SignatureEvidence;
 use slipway_gates::{CheckStatus, GateReport, Policy};
 use slipway_k8s_rollout::bluegreen::{self, BlueGreenConfig};
@@ -446,25 +446,14 @@ async fn steps(
             ),
         );
     } else {
-        let entries = backends
-            .audit
-            .entries()
+        // A rollback target is approved by approvals of its digest and model; no revision is at
+        // stake (the target's own revision ended long ago), but expiry and identity are.
+        let approvals = crate::approvals::recorded_approvals(backends, release)
             .await
-            .map_err(|err| failed(one_line(&err)))?;
-        let approvals = entries
-            .into_iter()
-            .filter_map(|entry| match entry.event {
-                Event::Approval(approval) if &approval.release == release => Some(Approval {
-                    approver: approval.approver,
-                    at: approval.at,
-                    reason: approval.reason,
-                    digest: approval.digest,
-                    model: approval.model,
-                }),
-                _ => None,
-            })
-            .collect();
+            .map_err(failed)?;
         let evidence = ApprovalEvidence {
+            revision: None,
+            now: backends.clock.now(),
             actor: spec.actor.clone(),
             digest: target.digest.clone(),
             model: target.model.clone(),

@@ -6,7 +6,7 @@ use slipway_cli::config::Settings;
 use slipway_cli::release::release_spec;
 use slipway_core::Outcome;
 use slipway_demo::scenario::{self, SCENARIOS, World};
-use slipway_k8s_rollout::rollout::{CoarseSteps, TrafficRouting};
+use slipway_k8s_rollout::rollout::{self, CoarseSteps, TrafficRouting};
 use slipway_k8s_rollout::{Cluster as _, IngressPath};
 use slipway_mlflow::ModelRegistry as _;
 use slipway_pipeline::{ReleaseSpec, Resume, RunOutcome, RunReport, StageEvent, StageStatus};
@@ -882,6 +882,241 @@ async fn nginx_canary_gets_exact_weights_and_promote_or_abort_remove_its_routing
     }
 }
 
+/// The user's HTTPRoute for the Gateway API tests: `/predict` to the release's Service, `/docs`
+/// (with a filter of its own) to another Service.
+fn seed_route(world: &World, spec: &ReleaseSpec) -> serde_json::Value {
+    let rules = serde_json::json!([
+        { "matches": [{ "path": { "type": "PathPrefix", "value": "/predict" } }],
+          "backendRefs": [{ "name": spec.service, "port": 8080 }] },
+        { "matches": [{ "path": { "type": "PathPrefix", "value": "/docs" } }],
+          "filters": [{ "type": "RequestHeaderModifier", "requestHeaderModifier": { "set": [{ "name": "x-docs", "value": "1" }] } }],
+          "backendRefs": [{ "name": "docs", "port": 80 }] }
+    ]);
+    world
+        .cluster
+        .seed_http_route(&spec.release.namespace, "iris-route", rules.clone());
+    rules
+}
+
+fn gateway_spec() -> ReleaseSpec {
+    ReleaseSpec {
+        traffic: TrafficRouting::GatewayApi {
+            route: "iris-route".into(),
+        },
+        ..spec()
+    }
+}
+
+/// Gateway API weights: at each step the user's HTTPRoute sends exactly the step's share to the
+/// canary Service (and the rest to stable), the canary pods stay out of the user's Service, and
+/// promotion, an abort and a cancel each give the route back exactly as it was (annotation
+/// gone) and remove the canary Service.
+#[tokio::test]
+async fn gateway_api_canary_gets_exact_weights_and_every_ending_restores_the_route() {
+    for (name, outcome) in [
+        ("happy", RunOutcome::Promoted),
+        ("bad-canary", RunOutcome::Rejected),
+        ("cancelled", RunOutcome::Cancelled),
+    ] {
+        let spec = gateway_spec();
+        let world = world(if name == "cancelled" { "happy" } else { name }, &spec).await;
+        let namespace = spec.release.namespace.clone();
+        let users_rules = seed_route(&world, &spec);
+        let stable_before = stable_image(&world, &spec).await;
+        let canary_service = format!("{}-canary", spec.service);
+        let mut seen = Vec::new();
+        let interrupt = world.backends.interrupt.clone();
+        let report = slipway_pipeline::run(&spec, &world.backends, &mut |event: &StageEvent| {
+            if event.stage == "canary" && event.status == StageStatus::Pass {
+                let (rules, original) = world
+                    .cluster
+                    .http_route_rules(&namespace, "iris-route")
+                    .expect("route");
+                seen.push((
+                    slipway_k8s_rollout::gateway::backend_weights(&rules),
+                    original.is_some(),
+                    world.cluster.endpoints(&namespace, &spec.service).len(),
+                    world.cluster.endpoints(&namespace, &canary_service),
+                    event.message.clone(),
+                ));
+                if name == "cancelled" {
+                    interrupt.trigger(slipway_pipeline::Interruption::Signal {
+                        name: "SIGTERM".into(),
+                        number: 15,
+                    });
+                }
+            }
+        })
+        .await;
+        assert_eq!(report.outcome, outcome, "{name}: {}", report.reason);
+        assert!(!seen.is_empty(), "{name}: the canary ran");
+        for ((weights, annotated, stable_side, canary_side, message), step) in
+            seen.iter().zip(&spec.steps)
+        {
+            assert_eq!(
+                weights,
+                &[
+                    (0, spec.service.clone(), u64::from(100 - step)),
+                    (0, canary_service.clone(), u64::from(*step)),
+                    (1, "docs".to_owned(), 1),
+                ],
+                "{name}"
+            );
+            assert!(
+                annotated,
+                "{name}: the original backends are kept on the route"
+            );
+            assert_eq!(
+                *stable_side, 1,
+                "{name}: only stable behind the user's Service"
+            );
+            assert_eq!(
+                canary_side.len(),
+                1,
+                "{name}: the canary behind its Service"
+            );
+            assert!(
+                message.contains(&format!("HTTPRoute iris-route sends exactly {step}%")),
+                "{name}: {message}"
+            );
+        }
+        let (rules, original) = world
+            .cluster
+            .http_route_rules(&namespace, "iris-route")
+            .expect("route kept");
+        assert_eq!(rules, users_rules, "{name}: the route is back as it was");
+        assert_eq!(original, None, "{name}: annotation removed");
+        assert_eq!(
+            world.cluster.service_names(&namespace),
+            std::slice::from_ref(&spec.service),
+            "{name}: canary Service removed"
+        );
+        assert!(!canary_exists(&world, &spec).await, "{name}");
+        if outcome != RunOutcome::Promoted {
+            assert_eq!(stable_image(&world, &spec).await, stable_before, "{name}");
+        }
+    }
+}
+
+/// A release paused at the approval gate keeps the route weighted; aborting it and rolling it
+/// back each give the route back as it was.
+#[tokio::test]
+async fn a_paused_gateway_api_release_restores_the_route_on_abort_and_rollback() {
+    for ending in ["abort", "rollback"] {
+        let spec = gateway_spec();
+        let world = world("unapproved", &spec).await;
+        let namespace = spec.release.namespace.clone();
+        let users_rules = seed_route(&world, &spec);
+        let paused = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+        assert_eq!(paused.outcome, RunOutcome::Paused, "{}", paused.reason);
+        let (rules, original) = world
+            .cluster
+            .http_route_rules(&namespace, "iris-route")
+            .expect("route");
+        assert_ne!(rules, users_rules, "{ending}: weighted while paused");
+        assert!(original.is_some(), "{ending}");
+        let report = if ending == "abort" {
+            slipway_pipeline::resume(
+                &spec,
+                &world.backends,
+                &mut |_: &StageEvent| {},
+                Resume::Abort("not today".into()),
+            )
+            .await
+        } else {
+            let rollback = slipway_pipeline::RollbackSpec {
+                release: spec.release.clone(),
+                target: slipway_pipeline::RollbackTarget::Previous,
+                reason: "the model card was wrong".into(),
+                emergency: true,
+                actor: spec.actor.clone(),
+                serving_alias: spec.serving_alias.clone(),
+                progress_deadline: spec.progress_deadline,
+                history_limit: spec.history_limit,
+                policy: spec.policy.clone(),
+                service: spec.service.clone(),
+                traffic: spec.traffic.clone(),
+            };
+            slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await
+        };
+        assert!(
+            matches!(report.outcome, RunOutcome::Rejected | RunOutcome::Promoted),
+            "{ending}: {:?} {}",
+            report.outcome,
+            report.reason
+        );
+        assert_eq!(
+            world.cluster.http_route_rules(&namespace, "iris-route"),
+            Some((users_rules, None)),
+            "{ending}"
+        );
+        assert_eq!(
+            world.cluster.service_names(&namespace),
+            std::slice::from_ref(&spec.service),
+            "{ending}"
+        );
+    }
+}
+
+/// A run killed while the route carries the canary (the annotation and the weights on it) is
+/// settled by the next command: the route goes back to the user's backends.
+#[tokio::test]
+async fn a_killed_gateway_api_run_leaves_a_route_the_next_command_restores() {
+    let spec = gateway_spec();
+    let world = world("happy", &spec).await;
+    let namespace = spec.release.namespace.clone();
+    let users_rules = seed_route(&world, &spec);
+    rollout::set_canary(
+        world.cluster.as_ref(),
+        world.backends.clock.as_ref(),
+        &spec.release,
+        "registry.local/iris@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        10,
+        spec.progress_deadline,
+        Some(&spec.service),
+    )
+    .await
+    .expect("canary");
+    rollout::set_traffic_weight(
+        world.cluster.as_ref(),
+        &spec.release,
+        &spec.service,
+        &spec.traffic,
+        10,
+        false,
+    )
+    .await
+    .expect("weighted");
+    assert_ne!(
+        world
+            .cluster
+            .http_route_rules(&namespace, "iris-route")
+            .map(|(rules, _)| rules),
+        Some(users_rules.clone())
+    );
+    let removed = slipway_k8s_rollout::cleanup::remove_managed(
+        world.cluster.as_ref(),
+        &spec.release,
+        &spec.service,
+        &spec.traffic,
+        None,
+    )
+    .await
+    .expect("cleanup");
+    assert_eq!(
+        removed.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            format!("HTTPRoute/{namespace}/iris-route"),
+            format!("Service/{namespace}/{}-canary", spec.service),
+            format!("Deployment/{namespace}/{}-canary", spec.release.name),
+        ]
+    );
+    assert_eq!(
+        world.cluster.http_route_rules(&namespace, "iris-route"),
+        Some((users_rules, None))
+    );
+}
+
 #[tokio::test]
 async fn nginx_canary_without_the_users_ingress_stops_and_cleans_up() {
     let spec = nginx_spec();
@@ -1198,7 +1433,7 @@ async fn steps_one_canary_pod_exceeds_are_refused_before_any_change() {
         for needle in [
             "step 1/3: 10% requested, 20% achievable (1 canary pod(s) next to 4 stable)",
             "at least 9 replicas",
-            "`rollout.traffic = \"nginx\"`",
+            "`rollout.traffic = \"gateway-api\"` (or `\"nginx\"`)",
             "`rollout.coarse_steps = \"round-up\"`",
         ] {
             assert!(
@@ -1516,6 +1751,56 @@ async fn nginx_weights_give_the_baseline_the_canary_share() {
     assert_eq!(world.cluster.deployment_names(&namespace), before);
 }
 
+/// With Gateway API weights the baseline has a Service of its own and the route gives it the
+/// canary's weight; promotion restores the route and removes both Services.
+#[tokio::test]
+async fn gateway_api_weights_give_the_baseline_the_canary_share() {
+    let (world, mut spec) = baseline_world("happy", 0.4).await;
+    spec.traffic = TrafficRouting::GatewayApi {
+        route: "iris-route".into(),
+    };
+    let users_rules = seed_route(&world, &spec);
+    let namespace = spec.release.namespace.clone();
+    let mut seen = Vec::new();
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut |event: &StageEvent| {
+        if event.stage == "canary" && event.status == StageStatus::Pass {
+            let (rules, _) = world
+                .cluster
+                .http_route_rules(&namespace, "iris-route")
+                .expect("route");
+            seen.push(slipway_k8s_rollout::gateway::backend_weights(&rules));
+        }
+    })
+    .await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    let expected: Vec<Vec<(usize, String, u64)>> = spec
+        .steps
+        .iter()
+        .map(|step| {
+            let step = u64::from(*step);
+            vec![
+                (0, spec.service.clone(), 100 - 2 * step),
+                (0, format!("{}-canary", spec.service), step),
+                (0, format!("{}-baseline", spec.service), step),
+                (1, "docs".to_owned(), 1),
+            ]
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(
+        world.cluster.http_route_rules(&namespace, "iris-route"),
+        Some((users_rules, None))
+    );
+    assert_eq!(
+        world.cluster.service_names(&namespace),
+        std::slice::from_ref(&spec.service)
+    );
+    assert_eq!(
+        world.cluster.deployment_names(&namespace),
+        [spec.release.name.clone()]
+    );
+}
+
 /// A cancelled run (a signal while the canary is analysed against its baseline) removes the
 /// baseline with the canary, records `cancelled` and leaves stable as it was.
 #[tokio::test]
@@ -1622,6 +1907,9 @@ async fn one_server_image_ships_two_model_versions_in_turn() {
         reason: "model 4 reviewed".to_owned(),
         digest: digest.clone(),
         model: next.clone(),
+        revision: None,
+        expires: None,
+        source: slipway_audit_log::ApprovalSource::Named,
     };
     world
         .backends

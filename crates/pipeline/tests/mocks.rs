@@ -63,6 +63,8 @@ mock! {
         async fn delete_service(&self, namespace: &str, name: &str) -> Result<(), slipway_k8s_rollout::Error>;
         async fn apply_canary_ingress(&self, ingress: &CanaryIngress) -> Result<(), slipway_k8s_rollout::Error>;
         async fn delete_canary_ingress(&self, namespace: &str, name: &str) -> Result<(), slipway_k8s_rollout::Error>;
+        async fn http_route(&self, namespace: &str, name: &str) -> Result<Option<slipway_k8s_rollout::gateway::HttpRoute>, slipway_k8s_rollout::Error>;
+        async fn apply_http_route(&self, route: &slipway_k8s_rollout::gateway::HttpRoute) -> Result<(), slipway_k8s_rollout::Error>;
         async fn ownership(&self, kind: ObjectKind, namespace: &str, name: &str) -> Result<Ownership, slipway_k8s_rollout::Error>;
         async fn read_secret(&self, namespace: &str, name: &str, key: &str) -> Result<Secret, slipway_k8s_rollout::Error>;
         async fn emit_event(&self, namespace: &str, deployment: &str, reason: &str, message: &str) -> Result<(), slipway_k8s_rollout::Error>;
@@ -485,6 +487,9 @@ async fn world(spec: ReleaseSpec, approved: bool) -> World {
             reason: "model card reviewed".to_owned(),
             digest: candidate_digest.clone(),
             model: candidate.clone(),
+            revision: None,
+            expires: None,
+            source: slipway_audit_log::ApprovalSource::Named,
         };
         audit
             .append(at, Event::Approval(approval))
@@ -535,6 +540,7 @@ async fn world(spec: ReleaseSpec, approved: bool) -> World {
         audit: audit.clone(),
         clock,
         interrupt: Default::default(),
+        approvals: slipway_pipeline::ApprovalTrust::demo(),
     };
     let writes = Arc::new(Writes::default());
     let mocked = Backends {

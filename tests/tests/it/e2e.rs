@@ -379,6 +379,7 @@ progress_deadline = "2m"
         audit: audit.clone(),
         clock,
         interrupt: Default::default(),
+        approvals: slipway_pipeline::ApprovalTrust::demo(),
     };
     Some(World {
         _prometheus: prometheus,

@@ -192,3 +192,104 @@ async fn e2e_blue_green() {
     scenarios::blue_green(&world).await;
     ns.delete().await;
 }
+
+/// Gateway API weights on a real API server: the user's HTTPRoute (created here as `kubectl
+/// apply` would, with hostnames and a label Slipway never writes) carries exactly each step's
+/// weight on its `backendRefs`, and promotion gives it back as it was, annotation gone, its
+/// other fields and their owner untouched. Needs the Gateway API CRDs (Envoy Gateway on kind
+/// installs them: `helm install eg oci://docker.io/envoyproxy/gateway-helm -n envoy-gateway-system
+/// --create-namespace`); without them the test says so and stops.
+#[tokio::test]
+#[ignore = "needs cluster"]
+async fn e2e_gateway_api_weights() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+    use slipway_k8s_rollout::rollout::{self, TrafficRouting};
+
+    let (world, ns) = world("gateway").await;
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+        "httproutes",
+    );
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(ns.client.clone(), &ns.namespace, &resource);
+    let users_rules = json!([{ "backendRefs": [{ "name": "iris", "port": 80 }] }]);
+    let route = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": { "name": "iris-route", "labels": { "gateway": "prod-web-gw" } },
+        "spec": { "hostnames": ["iris.example.com"], "rules": users_rules },
+    });
+    let applied = routes
+        .patch(
+            "iris-route",
+            &PatchParams::apply("kubectl"),
+            &Patch::Apply(route),
+        )
+        .await;
+    if let Err(kube::Error::Api(status)) = &applied
+        && status.code == 404
+    {
+        eprintln!("skipped: the cluster has no Gateway API CRDs (install Envoy Gateway)");
+        ns.delete().await;
+        return;
+    }
+    applied.expect("create the user's route");
+    let traffic = TrafficRouting::GatewayApi {
+        route: "iris-route".into(),
+    };
+    let cluster = world.cluster.as_ref();
+    for percent in [10, 25, 50] {
+        rollout::set_canary(
+            cluster,
+            world.clock.as_ref(),
+            &world.release,
+            &world.new,
+            percent,
+            world.deadline,
+            Some(&world.service),
+        )
+        .await
+        .expect("canary");
+        rollout::set_traffic_weight(
+            cluster,
+            &world.release,
+            &world.service,
+            &traffic,
+            percent,
+            false,
+        )
+        .await
+        .expect("weight");
+        let read = routes.get("iris-route").await.expect("route");
+        let weights = slipway_k8s_rollout::gateway::backend_weights(&read.data["spec"]["rules"]);
+        assert_eq!(
+            weights,
+            [
+                (0, "iris".to_owned(), u64::from(100 - percent)),
+                (0, "iris-canary".to_owned(), u64::from(percent)),
+            ]
+        );
+        assert_eq!(read.data["spec"]["hostnames"], json!(["iris.example.com"]));
+    }
+    rollout::promote_routed(
+        cluster,
+        world.clock.as_ref(),
+        &world.release,
+        (&world.service, &traffic),
+        &world.new,
+        world.deadline,
+    )
+    .await
+    .expect("promote");
+    let read = routes.get("iris-route").await.expect("route");
+    assert_eq!(read.data["spec"]["rules"], users_rules);
+    assert_eq!(read.data["spec"]["hostnames"], json!(["iris.example.com"]));
+    assert!(
+        !read
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(slipway_k8s_rollout::gateway::ORIGINAL_ANNOTATION)
+    );
+    ns.delete().await;
+}

@@ -1785,3 +1785,164 @@ async fn connect_sets_timeouts_on_the_real_client_so_a_silent_server_cannot_hang
         "{text}"
     );
 }
+
+const HTTPROUTES: &str = "/apis/gateway.networking.k8s.io/v1/namespaces/ml/httproutes";
+
+/// The user's HTTPRoute, shaped as the Gateway API's traffic-splitting guide writes one
+/// (kubernetes-sigs/gateway-api `examples/standard/traffic-splitting/traffic-split-2.yaml`:
+/// hostnames, a label, one rule), before any split: every request to `iris`.
+fn http_route(rules: Value, annotations: Option<Value>, resource_version: &str) -> Value {
+    let mut metadata = json!({
+        "name": "iris-route",
+        "namespace": "ml",
+        "labels": { "gateway": "prod-web-gw" },
+        "resourceVersion": resource_version,
+        "uid": "uid-iris-route",
+    });
+    if let Some(annotations) = annotations {
+        metadata["annotations"] = annotations;
+    }
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": metadata,
+        "spec": { "hostnames": ["iris.example.com"], "rules": rules },
+    })
+}
+
+/// Gateway API weights: the route is read, and written with server-side apply carrying only
+/// `spec.rules` and Slipway's annotation (field manager `slipway`, forced: the rules list is
+/// atomic); the restore writes the original rules and leaves the annotation out, which removes
+/// it. A route that is gone is named with a hint, and never created.
+#[tokio::test]
+async fn http_route_weights_are_applied_with_only_the_rules_and_restored() {
+    let users = json!([{ "backendRefs": [{ "name": "iris", "port": 8080 }] }]);
+    let weighted = json!([{ "backendRefs": [
+        { "name": "iris", "port": 8080, "weight": 90 },
+        { "name": "iris-canary", "port": 8080, "weight": 10 }
+    ] }]);
+    let original = json!([[0, [{ "name": "iris", "port": 8080 }]]]).to_string();
+    let annotated = json!({ "slipway.dev/original-backends": original });
+    let steps = vec![
+        step(
+            "GET",
+            format!("{HTTPROUTES}/iris-route"),
+            200,
+            http_route(users.clone(), None, "5"),
+        ),
+        step(
+            "GET",
+            format!("{HTTPROUTES}/iris-route"),
+            200,
+            http_route(users.clone(), None, "5"),
+        ),
+        step(
+            "PATCH",
+            format!("{HTTPROUTES}/iris-route"),
+            200,
+            http_route(weighted.clone(), Some(annotated.clone()), "6"),
+        ),
+        step(
+            "GET",
+            format!("{HTTPROUTES}/iris-route"),
+            200,
+            http_route(weighted.clone(), Some(annotated.clone()), "6"),
+        ),
+        step(
+            "GET",
+            format!("{HTTPROUTES}/iris-route"),
+            200,
+            http_route(weighted.clone(), Some(annotated.clone()), "6"),
+        ),
+        step(
+            "PATCH",
+            format!("{HTTPROUTES}/iris-route"),
+            200,
+            http_route(users.clone(), None, "7"),
+        ),
+        step(
+            "GET",
+            format!("{HTTPROUTES}/gone"),
+            404,
+            not_found("httproutes.gateway.networking.k8s.io", "gone"),
+        ),
+    ];
+    let (gone, requests) = run(steps, KubeClusterConfig::default(), async |cluster| {
+        let route = cluster
+            .http_route("ml", "iris-route")
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(route.rules, users);
+        assert_eq!(route.original, None);
+        let (rules, annotation) = slipway_k8s_rollout::gateway::weigh(
+            &route,
+            &slipway_k8s_rollout::gateway::Weights {
+                service: "iris",
+                canary_service: "iris-canary",
+                baseline_service: None,
+                percent: 10,
+            },
+        )
+        .expect("weigh");
+        assert_eq!(rules, weighted);
+        cluster
+            .apply_http_route(&slipway_k8s_rollout::gateway::HttpRoute {
+                rules,
+                original: Some(annotation),
+                ..route
+            })
+            .await
+            .expect("weighted");
+        let route = cluster
+            .http_route("ml", "iris-route")
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(route.original.as_deref(), Some(original.as_str()));
+        let rules = slipway_k8s_rollout::gateway::restore(&route, "iris", &["iris-canary"])
+            .expect("restore");
+        cluster
+            .apply_http_route(&slipway_k8s_rollout::gateway::HttpRoute {
+                rules,
+                original: None,
+                ..route
+            })
+            .await
+            .expect("restored");
+        cluster
+            .apply_http_route(&slipway_k8s_rollout::gateway::HttpRoute {
+                namespace: "ml".into(),
+                name: "gone".into(),
+                rules: users.clone(),
+                original: None,
+            })
+            .await
+    })
+    .await;
+    let gone = gone
+        .expect_err("a missing route is not created")
+        .to_string();
+    assert!(
+        gone.contains("HTTPRoute `ml/gone` not found") && gone.contains("rollout.route"),
+        "{gone}"
+    );
+    for idx in [2, 5] {
+        let request = &requests[idx];
+        assert_eq!(request["query"]["fieldManager"], "slipway", "{request}");
+        assert_eq!(request["query"]["force"], "true", "{request}");
+        assert!(
+            request["body"]["spec"].get("hostnames").is_none(),
+            "only the rules are applied: {request}"
+        );
+    }
+    assert_eq!(requests[2]["body"]["spec"]["rules"], weighted);
+    assert_eq!(requests[2]["body"]["metadata"]["annotations"], annotated);
+    assert_eq!(requests[5]["body"]["spec"]["rules"], users);
+    assert!(
+        requests[5]["body"]["metadata"].get("annotations").is_none(),
+        "{}",
+        requests[5]
+    );
+    insta::assert_json_snapshot!(requests);
+}

@@ -143,7 +143,7 @@ impl Ctx<'_> {
                 .map(|(idx, share)| describe_share(*idx, total, share))
                 .collect();
             let message = format!(
-                "canary steps would expose more of the pods than asked (rollout.coarse_steps = \"refuse\"): {} (hint: give the Deployment at least {} replicas, route exact weights with `rollout.traffic = \"nginx\"`, or accept the larger share with `rollout.coarse_steps = \"round-up\"`)",
+                "canary steps would expose more of the pods than asked (rollout.coarse_steps = \"refuse\"): {} (hint: give the Deployment at least {} replicas, route exact weights with `rollout.traffic = \"gateway-api\"` (or `\"nginx\"`), or accept the larger share with `rollout.coarse_steps = \"round-up\"`)",
                 listed.join("; "),
                 rollout::min_stable_replicas(smallest)
             );

@@ -15,7 +15,7 @@ use slipway_audit_log::{ApprovalRecord, Event};
 use slipway_core::{
     ImageRef, ModelRef, ModelSelector, ModelVersion, Outcome, ReleaseRecord, Strategy,
 };
-use slipway_gates::approval::{Approval, ApprovalEvidence};
+use slipway_gates::approval::ApprovalEvidence;
 use slipway_gates::model::{ModelEvidence, ServingModel};
 use slipway_gates::signature::{ProvenanceSummary, SignatureEvidence, VerifiedSignature};
 use slipway_gates::{CheckStatus, GateReport};
@@ -175,7 +175,7 @@ fn interrupted(why: Interruption) -> Stop {
 }
 
 /// An error and its sources on one line, hints gathered at the end, for events and reports.
-fn chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut parts = Vec::new();
     let mut hints = Vec::new();
     let mut next: Option<&dyn std::error::Error> = Some(err);
@@ -283,21 +283,33 @@ pub enum ApproveError {
     Backend(String),
 }
 
-/// Records an approval of the paused release, bound to its digest and model version.
-/// Refuses when nothing is paused, when the reason is empty, or when the approver started the
-/// release themselves and the policy forbids self-approval.
+/// Records an approval by a person named on the command line: the embedded demo world only
+/// (elsewhere refused, see [`approve_with`]). Bound to the paused revision, digest and model.
 pub async fn approve(
     spec: &ReleaseSpec,
     backends: &Backends,
     approver: &str,
     reason: &str,
 ) -> Result<ApprovalRecord, ApproveError> {
-    if reason.trim().is_empty() {
-        return Err(ApproveError::Refused(
-            "an approval needs a reason (hint: `--reason \"canary dashboards reviewed\"`)"
-                .to_owned(),
-        ));
-    }
+    let given = crate::ApprovalGiven::Named {
+        approver: approver.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut records = approve_with(spec, backends, given).await?;
+    records
+        .pop()
+        .ok_or_else(|| ApproveError::Backend("no approval was recorded".to_owned()))
+}
+
+/// Records the approvals `given` makes of the paused release, each bound to its revision,
+/// digest and model version. Refuses when nothing is paused, when the reason is empty, when a
+/// GitHub environment was rejected or has no approval, when a key is no approver's, or when no
+/// approver is allowed (on the list, not the person who started the release).
+pub async fn approve_with(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+    given: crate::ApprovalGiven,
+) -> Result<Vec<ApprovalRecord>, ApproveError> {
     // Under the lock, so the approval binds to a paused revision that no promote or abort is
     // ending at the same moment.
     let lock = crate::lock::ReleaseLock::acquire(
@@ -305,12 +317,12 @@ pub async fn approve(
         backends.clock.clone(),
         backends.interrupt.clone(),
         &spec.release,
-        &format!("{approver}@{}", backends.clock.now()),
+        &format!("{}@{}", given.label(), backends.clock.now()),
         crate::lock::lock_ttl(spec.progress_deadline),
     )
     .await
     .map_err(|err| ApproveError::Backend(chain(&err)))?;
-    let result = record_approval(spec, backends, approver, reason).await;
+    let result = record_approval(spec, backends, &given).await;
     if let Err(err) = lock.release().await {
         return Err(ApproveError::Backend(chain(&err)));
     }
@@ -320,46 +332,24 @@ pub async fn approve(
 async fn record_approval(
     spec: &ReleaseSpec,
     backends: &Backends,
-    approver: &str,
-    reason: &str,
-) -> Result<ApprovalRecord, ApproveError> {
+    given: &crate::ApprovalGiven,
+) -> Result<Vec<ApprovalRecord>, ApproveError> {
     let history = backends
         .cluster
         .release_history(&spec.release)
         .await
         .map_err(|err| ApproveError::Backend(chain(&err)))?;
     let paused = paused_record(&history).map_err(ApproveError::NothingPaused)?;
-    let approvers = &spec.policy.approvals.approvers;
-    if !approvers.is_empty()
-        && !approvers
-            .iter()
-            .any(|allowed| allowed.eq_ignore_ascii_case(approver))
-    {
-        return Err(ApproveError::Refused(format!(
-            "{approver} is not among the approvers ({}) of policy.approvals.approvers",
-            approvers.join(", ")
-        )));
+    let records = crate::approvals::records_for(spec, backends, &paused, given)
+        .map_err(ApproveError::Refused)?;
+    for record in &records {
+        backends
+            .audit
+            .append(record.at, Event::Approval(record.clone()))
+            .await
+            .map_err(|err| ApproveError::Backend(chain(&err)))?;
     }
-    if spec.policy.approvals.forbid_self_approval && approver.eq_ignore_ascii_case(&paused.actor) {
-        return Err(ApproveError::Refused(format!(
-            "{approver} started revision {} and cannot approve it (policy.approvals.forbid_self_approval)",
-            paused.revision
-        )));
-    }
-    let record = ApprovalRecord {
-        release: spec.release.clone(),
-        approver: approver.to_owned(),
-        at: backends.clock.now(),
-        reason: reason.to_owned(),
-        digest: paused.digest.clone(),
-        model: paused.model.clone(),
-    };
-    backends
-        .audit
-        .append(record.at, Event::Approval(record.clone()))
-        .await
-        .map_err(|err| ApproveError::Backend(chain(&err)))?;
-    Ok(record)
+    Ok(records)
 }
 
 async fn execute(
@@ -551,7 +541,7 @@ impl Ctx<'_> {
         match self.spec.strategy {
             Strategy::Canary => {
                 self.canary(&image).await?;
-                if let Err(stop) = self.approval(&image, &candidate).await {
+                if let Err(stop) = self.approval(&image, &candidate, revision).await {
                     if self.spec.pause_for_approval && stop.outcome == RunOutcome::Rejected {
                         return self.pause(&image, &candidate, revision).await;
                     }

@@ -181,7 +181,7 @@ impl Ctx<'_> {
                 // The gate judges self-approval against who started the release, not who
                 // promotes. Too few approvals leave the release paused, canary running.
                 let promoter = self.spec_actor_override.replace(paused.actor.clone());
-                let gate = self.approval(&image, &paused.model).await;
+                let gate = self.approval(&image, &paused.model, paused.revision).await;
                 self.spec_actor_override = promoter;
                 if let Err(stop) = gate {
                     self.report.revision = Some(paused.revision);
@@ -250,7 +250,7 @@ impl Ctx<'_> {
             ),
         );
         let checked = match self.analysis_on(0, standby.as_str()).await {
-            Ok(()) => self.approval(image, candidate).await,
+            Ok(()) => self.approval(image, candidate, revision).await,
             Err(stop) => Err(stop),
         };
         checked?;
@@ -298,7 +298,7 @@ impl Ctx<'_> {
         candidate: &ModelVersion,
         revision: u64,
     ) -> Result<(), Stop> {
-        self.approval(image, candidate).await?;
+        self.approval(image, candidate, revision).await?;
         let release = self.spec.release.clone();
         let pinned = image.pinned().unwrap_or_default();
         let cluster = self.backends.cluster.clone();
@@ -383,7 +383,9 @@ impl Ctx<'_> {
             let traffic = &self.spec.traffic;
             let share = match traffic {
                 TrafficRouting::ReplicaRatio => "of pods",
-                TrafficRouting::NginxIngress { .. } => "of requests",
+                TrafficRouting::NginxIngress { .. } | TrafficRouting::GatewayApi { .. } => {
+                    "of requests"
+                }
             };
             self.emit(
                 "canary",
@@ -460,6 +462,15 @@ impl Ctx<'_> {
                 TrafficRouting::NginxIngress { ingress } => format!(
                     "{replicas} canary pod(s) ready next to {stable_replicas} stable: Ingress {} sends exactly {step}% of the requests of {ingress} to Service {}",
                     rollout::canary_ingress_name(ingress),
+                    rollout::canary_service_name(&self.spec.service)
+                ),
+                TrafficRouting::GatewayApi { route } if self.wants_baseline() => format!(
+                    "{replicas} canary pod(s) and {replicas} baseline pod(s) ready next to {stable_replicas} stable: HTTPRoute {route} sends exactly {step}% of its requests to Service {} and {step}% to Service {}",
+                    rollout::canary_service_name(&self.spec.service),
+                    rollout::baseline_service_name(&self.spec.service)
+                ),
+                TrafficRouting::GatewayApi { route } => format!(
+                    "{replicas} canary pod(s) ready next to {stable_replicas} stable: HTTPRoute {route} sends exactly {step}% of its requests to Service {}",
                     rollout::canary_service_name(&self.spec.service)
                 ),
             };
@@ -588,10 +599,13 @@ impl Ctx<'_> {
         }
     }
 
+    /// The approval gate for `revision`: approvals read from the verified trail
+    /// (`crate::approvals::recorded_approvals`), judged by `slipway_gates::approval`.
     pub(super) async fn approval(
         &mut self,
         image: &ImageRef,
         candidate: &ModelVersion,
+        revision: u64,
     ) -> Result<(), Stop> {
         let digest = image
             .digest()
@@ -605,6 +619,9 @@ impl Ctx<'_> {
                 reason: given.reason.clone(),
                 digest: digest.clone(),
                 model: candidate.clone(),
+                revision: Some(revision),
+                expires: None,
+                source: slipway_audit_log::ApprovalSource::Named,
             };
             self.backends
                 .audit
@@ -617,28 +634,12 @@ impl Ctx<'_> {
                 format!("approval by {} recorded: {}", given.approver, given.reason),
             );
         }
-        let entries = self
-            .backends
-            .audit
-            .entries()
+        let approvals = crate::approvals::recorded_approvals(&self.backends, &self.spec.release)
             .await
-            .map_err(|err| failed(chain(&err)))?;
-        let approvals = entries
-            .into_iter()
-            .filter_map(|entry| match entry.event {
-                Event::Approval(approval) if approval.release == self.spec.release => {
-                    Some(Approval {
-                        approver: approval.approver,
-                        at: approval.at,
-                        reason: approval.reason,
-                        digest: approval.digest,
-                        model: approval.model,
-                    })
-                }
-                _ => None,
-            })
-            .collect();
+            .map_err(failed)?;
         let evidence = ApprovalEvidence {
+            revision: Some(revision),
+            now: self.backends.clock.now(),
             actor: self
                 .spec_actor_override
                 .clone()
