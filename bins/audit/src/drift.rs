@@ -369,7 +369,23 @@ async fn image_checks(
         source_repository: None,
         source_ref: None,
     };
-    let provenance = provenance::evaluate(&statements, &any_builder);
+    // Provenance is the build's word: only the build keys (`[policy.provenance] keys`) count,
+    // as in the deploy gate; the deploy keys above vouch for signatures and model links.
+    let provenance_keys: Vec<&dyn Verifier> =
+        backends.provenance_keys.iter().map(AsRef::as_ref).collect();
+    let provenance_statements =
+        match attestation::read_statements(registry, &provenance_keys, &image).await {
+            Ok(statements) => statements,
+            Err(err) => {
+                checks.push(Check {
+                    check: "provenance",
+                    ok: false,
+                    detail: format!("cannot read attestations: {}", first_line(&err.to_string())),
+                });
+                return checks;
+            }
+        };
+    let provenance = provenance::evaluate(&provenance_statements, &any_builder);
     checks.push(if provenance.attestations.is_empty() {
         Check {
             check: "provenance",

@@ -20,6 +20,7 @@ mod drift;
 mod report;
 mod svg;
 mod trail;
+mod verify_image;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +40,7 @@ use crate::trail::TrailArgs;
     name = "slipway-audit",
     version,
     about,
-    after_help = "Examples:\n  slipway-audit log --trail audit.jsonl --approvals\n  slipway-audit verify --trail audit.jsonl --head 41:<hash> --key cosign.pub\n  slipway-audit dora --trail audit.jsonl --since 2026-10-01T00:00:00Z\n  slipway-audit report --trail audit.jsonl --html report.html\n  slipway-audit drift\n\nExit codes: 0 fine, 1 the trail is broken or something drifted, 2 error."
+    after_help = "Examples:\n  slipway-audit log --trail audit.jsonl --approvals\n  slipway-audit verify --trail audit.jsonl --head 41:<hash> --key cosign.pub\n  slipway-audit dora --trail audit.jsonl --since 2026-10-01T00:00:00Z\n  slipway-audit report --trail audit.jsonl --html report.html\n  slipway-audit drift\n  slipway-audit verify-image --key cosign.pub ghcr.io/acme/iris:1.5.0\n  slipway-audit verify-attestation --key build.pub --type slsaprovenance ghcr.io/acme/iris:1.5.0\n\nExit codes: 0 fine, 1 the trail is broken or something drifted, 2 error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -115,6 +116,18 @@ enum Command {
         #[command(flatten)]
         demo: slipway_cli::demo::DemoArgs,
     },
+    /// Verify an image's signatures with a public key, as `cosign verify --key`; exit 1 when
+    /// none verifies.
+    #[command(
+        after_help = "Examples:\n  slipway-audit verify-image --key cosign.pub ghcr.io/acme/iris:1.5.0\n  slipway-audit verify-image --key cosign.pub --output json ghcr.io/acme/iris@sha256:…"
+    )]
+    VerifyImage(verify_image::VerifyImageArgs),
+    /// Verify an image's attestations with a public key, as `cosign verify-attestation --key`;
+    /// for SLSA provenance also the builder, source repository and ref; exit 1 when none holds.
+    #[command(
+        after_help = "Examples:\n  slipway-audit verify-attestation --key build.pub --type slsaprovenance \\\n      --builder-id https://github.com/acme/iris/.github/workflows/build.yml@refs/heads/main \\\n      --source-repo https://github.com/acme/iris --source-ref refs/heads/main ghcr.io/acme/iris:1.5.0"
+    )]
+    VerifyAttestation(verify_image::VerifyAttestationArgs),
 }
 
 /// Trusted public keys.
@@ -599,6 +612,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             }
             Ok(ExitStatus::Success)
         }
+        Command::VerifyImage(args) => verify_image::verify_image(&args).await,
+        Command::VerifyAttestation(args) => verify_image::verify_attestation(&args).await,
         Command::Drift { trail, demo } => {
             let mut settings = trail::settings(&trail)?;
             // The embedded world's trail lives with it.

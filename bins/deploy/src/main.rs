@@ -8,6 +8,7 @@ mod analyze;
 mod check_scan;
 mod demo;
 mod story;
+mod supply_chain;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,7 +35,7 @@ use slipway_pipeline::{
     name = "slipway-deploy",
     version,
     about,
-    after_help = "Examples:\n  slipway-deploy plan                                   # what would happen; changes nothing\n  slipway-deploy run --output json > report.json         # release with the backends of slipway.toml\n  slipway-deploy run --demo bad-canary                   # on the embedded demo world: aborts (exit 1)\n  slipway-deploy run --demo unapproved --state demo/     # pauses; the world stays in demo/ for the next command\n  slipway-deploy approve --demo --state demo/ --as maria --reason \"dashboards reviewed\"\n  slipway-deploy approve --key approver.key --reason \"dashboards reviewed\"   # a signed approval\n  slipway-deploy approve                                  # in a GitHub environment: its reviews\n  slipway-deploy promote --demo --state demo/\n  slipway-deploy status                                  # where the release stands\n  slipway-deploy check-scan --report trivy.json --image ghcr.io/acme/iris@sha256:...\n\nWithout --demo, every backend must be configured in [backend] (or listed in backend.simulated).\nExit codes: 0 promoted (or paused for approval), 1 a gate, the analysis or a person said no, 2 error."
+    after_help = "Examples:\n  slipway-deploy plan                                   # what would happen; changes nothing\n  slipway-deploy run --output json > report.json         # release with the backends of slipway.toml\n  slipway-deploy run --demo bad-canary                   # on the embedded demo world: aborts (exit 1)\n  slipway-deploy run --demo unapproved --state demo/     # pauses; the world stays in demo/ for the next command\n  slipway-deploy approve --demo --state demo/ --as maria --reason \"dashboards reviewed\"\n  slipway-deploy approve --key approver.key --reason \"dashboards reviewed\"   # a signed approval\n  slipway-deploy approve                                  # in a GitHub environment: its reviews\n  slipway-deploy promote --demo --state demo/\n  slipway-deploy status                                  # where the release stands\n  slipway-deploy check-scan --report trivy.json --image ghcr.io/acme/iris@sha256:...\n  slipway-deploy check-model iris@candidate --min accuracy=0.9\n  slipway-deploy sign --key cosign.key ghcr.io/acme/iris:1.5.0        # the build job\n  slipway-deploy attest --key build.key --type slsaprovenance ghcr.io/acme/iris:1.5.0\n\nWithout --demo, every backend must be configured in [backend] (or listed in backend.simulated).\nExit codes: 0 promoted (or paused for approval), 1 a gate, the analysis or a person said no, 2 error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -58,6 +59,12 @@ enum Command {
     Status(ReleaseArgs),
     /// Judge a Trivy report for the image being deployed (exit 0 pass, 1 fail, 2 error).
     CheckScan(check_scan::CheckScanArgs),
+    /// Judge one model version with the release's model gate (exit 0 pass, 1 fail, 2 error).
+    CheckModel(supply_chain::CheckModelArgs),
+    /// Sign an image with a cosign key, appended under its `.sig` tag (the build job's step).
+    Sign(supply_chain::SignArgs),
+    /// Attach a signed in-toto attestation (SLSA provenance, vuln, custom) under its `.att` tag.
+    Attest(supply_chain::AttestArgs),
     /// Tell the whole demo story in one in-memory world (`cargo xtask demo` runs it).
     #[command(hide = true)]
     Demo(demo::DemoArgs),
@@ -193,6 +200,9 @@ async fn main() -> ExitCode {
         Command::Status(args) => status(&args).await,
         Command::Analyze(args) => analyze::run(&args).await,
         Command::Demo(args) => demo::run(&args).await,
+        Command::CheckModel(args) => supply_chain::check_model(&args).await,
+        Command::Sign(args) => supply_chain::sign(&args).await,
+        Command::Attest(args) => supply_chain::attest(&args).await,
         Command::CheckScan(args) => check_scan::run(&args).map(|passed| {
             if passed {
                 ExitStatus::Success

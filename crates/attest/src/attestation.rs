@@ -21,6 +21,25 @@ pub const IN_TOTO_STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 /// in-toto Statement v0.1 (what cosign 1.x and slsa-github-generator wrote); read, never written.
 pub const IN_TOTO_STATEMENT_V01: &str = "https://in-toto.io/Statement/v0.1";
 
+/// cosign's predicate type for a vulnerability scan (`cosign attest --type vuln`).
+pub const COSIGN_VULN_V1: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
+/// cosign's predicate type for anything else (`cosign attest --type custom`).
+pub const COSIGN_CUSTOM_V1: &str = "https://cosign.sigstore.dev/attestation/v1";
+
+/// The predicate type URI for cosign's `--type` names: `slsaprovenance` (and cosign's
+/// `slsaprovenance1`) is SLSA provenance **v1**, the only version Slipway checks (cosign's own
+/// `slsaprovenance` means v0.2, which Slipway would refuse); `vuln` and `custom` are cosign's.
+/// A value containing `://` is taken as the URI itself, as cosign does. `None` for other names.
+pub fn predicate_type_for(kind: &str) -> Option<&str> {
+    match kind {
+        "slsaprovenance" | "slsaprovenance1" => Some(crate::provenance::SLSA_PROVENANCE_V1),
+        "vuln" => Some(COSIGN_VULN_V1),
+        "custom" => Some(COSIGN_CUSTOM_V1),
+        uri if uri.contains("://") => Some(uri),
+        _ => None,
+    }
+}
+
 /// What attaching a statement produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attached {

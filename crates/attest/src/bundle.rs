@@ -907,6 +907,74 @@ pub async fn verify_image_any_format(
     Ok(ImageVerification { checks })
 }
 
+/// [`SignatureCheck::source`](crate::SignatureCheck) of a signature read from a Sigstore bundle
+/// among the image's OCI referrers (followed by the referrer manifest's digest).
+pub const BUNDLE_SIGNATURE_SOURCE: &str = "Sigstore bundle";
+
+/// [`verify_image_any_format`] as a [`VerificationReport`](crate::VerificationReport): one
+/// [`SignatureCheck`](crate::SignatureCheck) per signature found, the legacy `.sig` layers first
+/// (keys only), then each bundle with `source` = `Sigstore bundle sha256:…` and its `layer` the
+/// bundle's index. What `verify-image` prints; keyless rows name the certificate identity as
+/// `key_id`.
+pub async fn verify_image_report(
+    registry: &dyn Registry,
+    image: &ImageRef,
+    trust: Trust<'_>,
+) -> Result<crate::VerificationReport, Error> {
+    let digest = crate::attestation::pinned(image)?.clone();
+    let mut report = match trust {
+        Trust::Keys(keys) => crate::verify_image(registry, keys, image).await?,
+        Trust::Keyless { .. } => crate::VerificationReport::default(),
+    };
+    if report.signatures.iter().any(|check| check.ok) {
+        return Ok(report);
+    }
+    for (idx, found) in find_bundles(registry, image).await?.into_iter().enumerate() {
+        let result = match trust {
+            Trust::Keys(keys) => verify_key_bundle(&found.content, &digest, keys),
+            Trust::Keyless { root, policy } => {
+                verify_keyless_bundle(&found.content, &digest, root, policy).await
+            }
+        }
+        .and_then(|signer| match signer.predicate_type.as_deref() {
+            Some(COSIGN_SIGN_PREDICATE) => Ok(signer),
+            other => Err(format!(
+                "an attestation (predicateType `{}`), not a signature",
+                other.unwrap_or("none")
+            )),
+        });
+        let source = format!("{BUNDLE_SIGNATURE_SOURCE} {}", found.manifest);
+        report.signatures.push(match result {
+            Ok(signer) => crate::SignatureCheck {
+                layer: idx,
+                source,
+                reason: match (&signer.issuer, signer.log_index) {
+                    (Some(issuer), Some(index)) => format!(
+                        "signature by {} (issuer {issuer}) verified against the trusted root; Rekor log index {index}; the statement's subject is the image digest",
+                        signer.signer
+                    ),
+                    _ => format!(
+                        "signature by {} verified; the statement's subject is the image digest",
+                        signer.signer
+                    ),
+                },
+                key_id: Some(signer.signer),
+                ok: true,
+                reference_mismatch: None,
+            },
+            Err(reason) => crate::SignatureCheck {
+                layer: idx,
+                source,
+                key_id: None,
+                ok: false,
+                reason,
+                reference_mismatch: None,
+            },
+        });
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,9 +30,9 @@ mod simple_signing;
 
 pub use key::{EcdsaP256Key, EcdsaP256PublicKey};
 pub use simple_signing::{
-    SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignOptions, SignatureCheck,
-    VerificationReport, VerifyOptions, sign_image, sign_image_with, simple_signing_payload,
-    verify_image, verify_image_with,
+    LEGACY_SIGNATURE_SOURCE, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignOptions,
+    SignatureCheck, VerificationReport, VerifyOptions, docker_reference_note, sign_image,
+    sign_image_with, simple_signing_payload, verify_image, verify_image_with,
 };
 
 /// Errors from signing and verification.

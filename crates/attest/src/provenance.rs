@@ -6,8 +6,12 @@
 //!                    resolvedDependencies: [ { uri: "git+<repository>@<ref>", digest: { gitCommit } } ] }
 //! runDetails:      { builder: { id }, metadata: { invocationId, startedOn, finishedOn } }
 //! ```
-//! Reading also accepts GitHub's generator shape (`externalParameters.workflow.{repository, ref,
-//! path}`), so provenance from `slsa-github-generator` v1 verifies against the same policy.
+//! Reading also accepts GitHub's shapes: `externalParameters.workflow.{repository, ref, path}`
+//! (GitHub artifact attestations) and `externalParameters.source.uri` =
+//! `git+<repository>@<ref>` (slsa-github-generator v2's container-based builder, whose v1
+//! provenance is a fixture in the tests), so provenance from either verifies against the same
+//! policy. Slipway writes this provenance only from `slipway-deploy attest` in the build job:
+//! a deploy never attests its own build (the provenance would describe the deploy job).
 
 use slipway_core::ImageRef;
 use slipway_registry::Registry;
@@ -224,11 +228,9 @@ fn check_provenance(check: &StatementCheck, policy: &ProvenancePolicy) -> Proven
         }
         _ => {}
     }
-    if let Some(expected) = policy
-        .source_repository
-        .as_ref()
-        .filter(|expected| **expected != summary.source_repository)
-    {
+    if let Some(expected) = policy.source_repository.as_ref().filter(|expected| {
+        normalise_repository(expected) != normalise_repository(&summary.source_repository)
+    }) {
         result.reasons.push(format!(
             "source repository `{}` is not the expected `{expected}`",
             summary.source_repository
@@ -258,6 +260,14 @@ fn check_provenance(check: &StatementCheck, policy: &ProvenancePolicy) -> Proven
     result
 }
 
+/// `git+https://github.com/org/repo.git/` and `https://github.com/org/repo` name the same
+/// repository: SLSA generators write the former, people the latter.
+fn normalise_repository(uri: &str) -> &str {
+    let uri = uri.strip_prefix("git+").unwrap_or(uri);
+    let uri = uri.strip_suffix('/').unwrap_or(uri);
+    uri.strip_suffix(".git").unwrap_or(uri)
+}
+
 fn text(value: &serde_json::Value, pointer: &str) -> Option<String> {
     value
         .pointer(pointer)
@@ -272,12 +282,23 @@ fn summarise(statement: &serde_json::Value) -> ProvenanceSummary {
             .iter()
             .find_map(|pointer| text(statement, &format!("{external}{pointer}")))
     };
+    // slsa-github-generator's container-based builder names the source as one URI,
+    // `git+https://github.com/org/repo@refs/tags/v14`.
+    let source_uri = first(&["/source/uri"]);
+    let (uri_repository, uri_ref) = match source_uri.as_deref().map(|uri| uri.rsplit_once('@')) {
+        Some(Some((repository, git_ref))) => {
+            (Some(repository.to_owned()), Some(git_ref.to_owned()))
+        }
+        Some(None) => (source_uri.clone(), None),
+        None => (None, None),
+    };
     ProvenanceSummary {
         builder_id: text(statement, "/predicate/runDetails/builder/id").unwrap_or_default(),
         build_type: text(statement, "/predicate/buildDefinition/buildType").unwrap_or_default(),
         source_repository: first(&["/source/repository", "/workflow/repository"])
+            .or(uri_repository)
             .unwrap_or_default(),
-        source_ref: first(&["/source/ref", "/workflow/ref"]),
+        source_ref: first(&["/source/ref", "/workflow/ref"]).or(uri_ref),
         source_commit: first(&["/source/commit"]).or_else(|| {
             text(
                 statement,

@@ -159,6 +159,144 @@ fn mlflow_config(
     Ok(config)
 }
 
+/// The real OCI registry client: credentials as docker reads them (`registry.docker_config`,
+/// `$DOCKER_CONFIG`, `~/.docker`), plain HTTP only for the hosts in `registry.insecure` and
+/// `extra_insecure` (cosign's `--allow-insecure-registry HOST`). Returns where the credentials
+/// came from, for the story.
+pub fn oci_registry(
+    settings: &Settings,
+    extra_insecure: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(OciRegistry, String), UserError> {
+    let dir = settings.registry.docker_config.clone().or_else(|| {
+        slipway_registry::default_config_dir(
+            env(env_vars::DOCKER_CONFIG).map(OsString::from),
+            env(env_vars::HOME).map(PathBuf::from),
+        )
+    });
+    let credentials = match &dir {
+        Some(dir) => {
+            DockerConfig::load(dir).map_err(|err| invalid("registry.docker_config", err))?
+        }
+        None => DockerConfig::empty(),
+    };
+    let mut config = RegistryConfig::default();
+    for registry in settings.registry.insecure.iter().chain(extra_insecure) {
+        config = config.insecure(registry);
+    }
+    let source = credentials.source().to_string();
+    let registry = OciRegistry::new(config, credentials).map_err(|err| invalid("registry", err))?;
+    Ok((registry, source))
+}
+
+/// An IMAGE argument, or an error naming it with a hint.
+pub fn parse_image(text: &str) -> Result<slipway_core::ImageRef, UserError> {
+    slipway_core::ImageRef::parse(text).map_err(|err| UserError {
+        message: with_hint(
+            format!("invalid IMAGE `{text}`: {err}"),
+            "write `registry/repository:tag` or `registry/repository@sha256:…`",
+        ),
+    })
+}
+
+/// `message` with `hint` after a blank line, unless the message already ends with one.
+pub fn with_hint(message: String, hint: &str) -> String {
+    if message.contains("\n\nhint: ") {
+        message
+    } else {
+        format!("{message}\n\nhint: {hint}")
+    }
+}
+
+/// `text` pinned to the digest a deploy would run: a digest as given (it must exist in the
+/// registry), a tag resolved as `run` resolves it (to the configured platform's manifest of an
+/// index). Signatures and attestations bind digests, so every standalone command pins first.
+pub async fn pin_image(
+    registry: &dyn slipway_registry::Registry,
+    text: &str,
+) -> anyhow::Result<slipway_core::ImageRef> {
+    use anyhow::Context as _;
+    let image = parse_image(text)?;
+    if image.digest().is_some() {
+        if !registry
+            .exists(&image)
+            .await
+            .with_context(|| format!("looking up `{image}`"))?
+        {
+            return Err(UserError {
+                message: format!(
+                    "`{image}` does not exist in the registry\n\nhint: push the image first, or check the digest"
+                ),
+            }
+            .into());
+        }
+        return Ok(image);
+    }
+    let resolved = registry
+        .resolve(&image)
+        .await
+        .with_context(|| format!("resolving `{image}` to a digest"))?;
+    Ok(image.with_digest(resolved.digest))
+}
+
+/// The real MLflow client, with the tracking URI `uri` when given (a flag), else MLflow's own
+/// `MLFLOW_TRACKING_URI`, else `mlflow.tracking_uri`; credentials as [`mlflow_config`] reads them.
+pub fn mlflow_client(
+    settings: &Settings,
+    uri: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(MlflowClient, String), UserError> {
+    let mut mlflow = settings.mlflow.clone();
+    if let Some(uri) = uri
+        .map(str::to_owned)
+        .or_else(|| env(slipway_mlflow::env_vars::MLFLOW_TRACKING_URI))
+    {
+        mlflow.tracking_uri = Some(uri);
+    }
+    if mlflow.tracking_uri.is_none() {
+        return Err(UserError {
+            message: "no MLflow tracking server given\n\nhint: pass `--mlflow-uri URL`, set `MLFLOW_TRACKING_URI`, or set `mlflow.tracking_uri` in slipway.toml".to_owned(),
+        });
+    }
+    let config = mlflow_config(&mlflow, env)?;
+    let uri = config.uri.to_string();
+    let client = MlflowClient::new(config).map_err(|err| invalid("mlflow", err))?;
+    Ok((client, uri))
+}
+
+/// Reads an encrypted `cosign.key` with its password (`signing.password`, else
+/// `COSIGN_PASSWORD`, as cosign reads it). `key` names where the path came from (a flag or
+/// `signing.key`) in errors.
+pub fn load_signing_key(
+    path: &std::path::Path,
+    password: Option<&slipway_core::Secret>,
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<EcdsaP256Key, UserError> {
+    let name = path.display().to_string();
+    let pem = std::fs::read_to_string(path).map_err(|err| {
+        invalid(
+            key,
+            format!(
+                "cannot read `{name}`: {err}\n\nhint: write one with `cosign generate-key-pair`"
+            ),
+        )
+    })?;
+    let password = match password {
+        Some(password) => password.clone(),
+        None => slipway_attest::keyfile::cosign_password(
+            env(slipway_attest::keyfile::COSIGN_PASSWORD_ENV),
+            || {
+                Err(std::io::Error::other(
+                    "no password prompt in non-interactive runs",
+                ))
+            },
+        )
+        .map_err(|err| invalid("signing.password", err))?,
+    };
+    EcdsaP256Key::from_cosign_pem(&name, &pem, &password).map_err(|err| invalid(key, err))
+}
+
 /// Builds the backends, after [`choose`] allowed the command to run. `env` reads environment
 /// variables (the binaries pass `std::env::var`).
 pub async fn build(
@@ -255,29 +393,11 @@ pub async fn build(
     }
 
     if backend.registry == RegistryBackend::Oci {
-        let dir = settings.registry.docker_config.clone().or_else(|| {
-            slipway_registry::default_config_dir(
-                env(env_vars::DOCKER_CONFIG).map(OsString::from),
-                env(env_vars::HOME).map(PathBuf::from),
-            )
-        });
-        let credentials = match &dir {
-            Some(dir) => {
-                DockerConfig::load(dir).map_err(|err| invalid("registry.docker_config", err))?
-            }
-            None => DockerConfig::empty(),
-        };
-        let mut config = RegistryConfig::default();
-        for registry in &settings.registry.insecure {
-            config = config.insecure(registry);
-        }
+        let (registry, source) = oci_registry(settings, &[], env)?;
         real.push(format!(
-            "registry: OCI distribution API, credentials from {}",
-            credentials.source()
+            "registry: OCI distribution API, credentials from {source}"
         ));
-        backends.registry = Arc::new(
-            OciRegistry::new(config, credentials).map_err(|err| invalid("registry", err))?,
-        );
+        backends.registry = Arc::new(registry);
     }
 
     load_keys(settings, env, &mut backends, &mut real)?;
@@ -398,6 +518,7 @@ fn load_keys(
     backends: &mut slipway_pipeline::Backends,
     real: &mut Vec<String>,
 ) -> Result<(), UserError> {
+    load_provenance_keys(settings, backends, real)?;
     let signing = &settings.signing;
     let configured = signing.key.is_some() || !signing.trusted_keys.is_empty();
     if !configured {
@@ -411,28 +532,7 @@ fn load_keys(
     backends.signer = None;
     if let Some(path) = &signing.key {
         let name = path.display().to_string();
-        let pem = std::fs::read_to_string(path).map_err(|err| {
-            invalid(
-                "signing.key",
-                format!(
-                    "cannot read `{name}`: {err}\n\nhint: write one with `cosign generate-key-pair`"
-                ),
-            )
-        })?;
-        let password = match &signing.password {
-            Some(password) => password.clone(),
-            None => slipway_attest::keyfile::cosign_password(
-                env(slipway_attest::keyfile::COSIGN_PASSWORD_ENV),
-                || {
-                    Err(std::io::Error::other(
-                        "no password prompt in non-interactive runs",
-                    ))
-                },
-            )
-            .map_err(|err| invalid("signing.password", err))?,
-        };
-        let key = EcdsaP256Key::from_cosign_pem(&name, &pem, &password)
-            .map_err(|err| invalid("signing.key", err))?;
+        let key = load_signing_key(path, signing.password.as_ref(), "signing.key", env)?;
         real.push(format!("signing: {} ({})", name, key.key_id()));
         trusted.push(Arc::new(key.public()));
         backends.signer = Some(Arc::new(key));
@@ -508,6 +608,50 @@ pub fn sign_trail_with(
     }
     let mut real = Vec::new();
     audit_store_signed(settings, spec, &mut built.backends, &mut real, Some(signer));
+}
+
+/// The build keys whose provenance counts (`[policy.provenance] keys`). Listed keys replace the
+/// demo build key; with none listed on a real registry no provenance can verify (and the gate
+/// says which key to set), since the deploy key never vouches for a build.
+fn load_provenance_keys(
+    settings: &Settings,
+    backends: &mut slipway_pipeline::Backends,
+    real: &mut Vec<String>,
+) -> Result<(), UserError> {
+    let paths = &settings.policy.provenance.keys;
+    if paths.is_empty() {
+        if settings.backend.registry == RegistryBackend::Oci {
+            backends.provenance_keys.clear();
+        }
+        return Ok(());
+    }
+    backends.provenance_keys = load_public_keys(paths, "policy.provenance.keys")?;
+    for key in &backends.provenance_keys {
+        real.push(format!("provenance key: {}", key.key_id()));
+    }
+    Ok(())
+}
+
+/// Reads `cosign.pub` files, each error naming `key` and the file.
+pub fn load_public_keys(
+    paths: &[std::path::PathBuf],
+    key: &str,
+) -> Result<Vec<Arc<dyn Verifier>>, UserError> {
+    paths
+        .iter()
+        .map(|path| {
+            let name = path.display().to_string();
+            let pem = std::fs::read_to_string(path).map_err(|err| {
+                invalid(
+                    key,
+                    format!("cannot read `{name}`: {err}\n\nhint: write the public key with `cosign generate-key-pair` (or `cosign public-key --key cosign.key`)"),
+                )
+            })?;
+            EcdsaP256PublicKey::from_pem(&name, &pem)
+                .map(|public| Arc::new(public) as Arc<dyn Verifier>)
+                .map_err(|err| invalid(key, err))
+        })
+        .collect()
 }
 
 /// The trail: ConfigMaps on the cluster backend (`audit.store = "cluster"`, so every runner

@@ -45,7 +45,7 @@ pub struct Settings {
     pub policy: Policy,
     /// Signing and verification keys.
     pub signing: SigningSettings,
-    /// What the attached SLSA provenance says about the build.
+    /// Facts about the released change (its commit time, for DORA).
     pub provenance: ProvenanceSettings,
     /// Which implementation serves each boundary.
     pub backend: BackendSettings,
@@ -71,8 +71,9 @@ pub struct Settings {
 
 impl Default for Settings {
     /// Every default, with one departure from the gates' own: provenance is not required until
-    /// Slipway attaches SLSA provenance itself when it signs (the `attest` crate's provenance
-    /// work); requiring it now would refuse every image on the embedded defaults.
+    /// a team's build job attaches it (`slipway-deploy attest`) and names its key in
+    /// `[policy.provenance] keys`; requiring it by default would refuse every image built
+    /// before the build job was changed.
     fn default() -> Settings {
         let mut policy = Policy::default();
         policy.signatures.require_provenance = false;
@@ -254,7 +255,7 @@ impl Default for RolloutSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SigningSettings {
-    /// Sign the image (and attach the model link and provenance) before verifying it.
+    /// Sign the image (and attach the model link) before verifying it.
     pub sign: bool,
     /// The signing key: an encrypted `cosign.key`. Unset on the memory registry: the demo key.
     pub key: Option<PathBuf>,
@@ -283,22 +284,12 @@ impl Default for SigningSettings {
     }
 }
 
-/// `[provenance]`: the build the SLSA provenance Slipway attaches describes. In GitHub Actions
-/// every field defaults from the `GITHUB_*` variables; elsewhere, unset fields mean no
-/// provenance is attached.
+/// `[provenance]`: facts about the released change that only the build knows. Provenance
+/// itself is attached by the build job (`slipway-deploy attest`) and verified with
+/// `[policy.provenance] keys`; `run` never writes it (it would describe the deploy job).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvenanceSettings {
-    /// `runDetails.builder.id`, e.g. the workflow that built the image.
-    pub builder_id: Option<String>,
-    /// Source repository URI.
-    pub source_repository: Option<String>,
-    /// Source ref (`refs/heads/main`).
-    pub source_ref: Option<String>,
-    /// Source commit.
-    pub source_commit: Option<String>,
-    /// Workflow path.
-    pub workflow: Option<String>,
     /// When the source commit was made (RFC 3339): DORA's lead time starts here. In GitHub
     /// Actions it defaults to the pushed head commit's time from the event payload.
     pub commit_time: Option<jiff::Timestamp>,

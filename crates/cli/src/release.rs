@@ -37,7 +37,7 @@ pub const GITHUB_EVENT_PATH: &str = "GITHUB_EVENT_PATH";
 
 /// SLSA build type of a GitHub Actions workflow build.
 const GITHUB_BUILD_TYPE: &str = "https://actions.github.io/buildtypes/workflow/v1";
-/// Build type when the build is described in `[provenance]`.
+/// Build type when the build is described by flags outside GitHub Actions.
 const CONFIGURED_BUILD_TYPE: &str = "https://slipway.dev/buildtypes/configured/v1";
 
 /// When the released change was committed: `[provenance] commit_time`, else, in GitHub Actions,
@@ -62,45 +62,86 @@ fn source_time(
         .ok()
 }
 
-/// The build the provenance describes: `[provenance]` when its builder and source are set,
-/// else GitHub Actions' variables, else none. Start and finish are when Slipway attaches it:
-/// a deploy job does not know the build job's times, and says so by this choice.
-fn build_info(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Option<BuildInfo> {
+/// What a build job states about its build (`slipway-deploy attest --builder-id …`); each
+/// unset field falls back to GitHub Actions' variables when run there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildFacts {
+    /// `runDetails.builder.id`.
+    pub builder_id: Option<String>,
+    /// The source repository URI.
+    pub source_repository: Option<String>,
+    /// The source ref (`refs/heads/main`, `refs/tags/v1.2.0`).
+    pub source_ref: Option<String>,
+    /// The source commit.
+    pub source_commit: Option<String>,
+}
+
+/// The build an SLSA provenance describes, for the build job's `slipway-deploy attest`: the
+/// given facts, each missing one from GitHub Actions' variables (`GITHUB_WORKFLOW_REF` names the
+/// builder, `GITHUB_REPOSITORY`, `GITHUB_REF` and `GITHUB_SHA` the source). `run` never calls
+/// this: a deploy job's variables describe the deploy, not the build.
+///
+/// Errors name the missing flag when neither the flag nor GitHub Actions gives the builder or
+/// the source repository. Start and finish are the attesting moment, as the build job attests
+/// right after it built.
+pub fn build_info(
+    facts: &BuildFacts,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BuildInfo, UserError> {
     let now = jiff::Timestamp::now();
-    let configured = &settings.provenance;
-    if let (Some(builder_id), Some(source_repository)) =
-        (&configured.builder_id, &configured.source_repository)
-    {
-        return Some(BuildInfo {
-            build_type: CONFIGURED_BUILD_TYPE.to_owned(),
-            builder_id: builder_id.clone(),
-            source_repository: source_repository.clone(),
-            source_ref: configured.source_ref.clone().unwrap_or_default(),
-            source_commit: configured.source_commit.clone().unwrap_or_default(),
-            workflow: configured.workflow.clone().unwrap_or_default(),
-            invocation_id: String::new(),
-            started_on: now,
-            finished_on: now,
-        });
-    }
-    if env(GITHUB_ACTIONS).as_deref() != Some("true") {
-        return None;
-    }
-    let server = env(GITHUB_SERVER_URL).unwrap_or_else(|| "https://github.com".to_owned());
-    let repository = env(GITHUB_REPOSITORY)?;
-    let workflow_ref = env(GITHUB_WORKFLOW_REF)?;
-    let run_id = env(GITHUB_RUN_ID).unwrap_or_default();
-    let attempt = env(GITHUB_RUN_ATTEMPT).unwrap_or_else(|| "1".to_owned());
-    Some(BuildInfo {
-        build_type: GITHUB_BUILD_TYPE.to_owned(),
-        builder_id: format!("{server}/{workflow_ref}"),
-        source_repository: format!("{server}/{repository}"),
-        source_ref: env(GITHUB_REF).unwrap_or_default(),
-        source_commit: env(GITHUB_SHA).unwrap_or_default(),
+    let github = env(GITHUB_ACTIONS).as_deref() == Some("true");
+    let from_github = |name: &str| if github { env(name) } else { None };
+    let server = from_github(GITHUB_SERVER_URL).unwrap_or_else(|| "https://github.com".to_owned());
+    let workflow_ref = from_github(GITHUB_WORKFLOW_REF);
+    let repository = from_github(GITHUB_REPOSITORY);
+    let missing = |flag: &str, variable: &str| UserError {
+        message: format!(
+            "no `{flag}` given and not in GitHub Actions\n\nhint: pass `{flag}`, or run in the build job where `{variable}` is set"
+        ),
+    };
+    let builder_id = match (&facts.builder_id, &workflow_ref) {
+        (Some(id), _) => id.clone(),
+        (None, Some(workflow_ref)) => format!("{server}/{workflow_ref}"),
+        (None, None) => return Err(missing("--builder-id", GITHUB_WORKFLOW_REF)),
+    };
+    let source_repository = match (&facts.source_repository, &repository) {
+        (Some(repo), _) => repo.clone(),
+        (None, Some(repository)) => format!("{server}/{repository}"),
+        (None, None) => return Err(missing("--source-repo", GITHUB_REPOSITORY)),
+    };
+    let (build_type, invocation_id) = match (&workflow_ref, &repository) {
+        (Some(_), Some(repository)) => {
+            let run_id = from_github(GITHUB_RUN_ID).unwrap_or_default();
+            let attempt = from_github(GITHUB_RUN_ATTEMPT).unwrap_or_else(|| "1".to_owned());
+            (
+                GITHUB_BUILD_TYPE,
+                format!("{server}/{repository}/actions/runs/{run_id}/attempts/{attempt}"),
+            )
+        }
+        _ => (CONFIGURED_BUILD_TYPE, String::new()),
+    };
+    Ok(BuildInfo {
+        build_type: build_type.to_owned(),
+        builder_id,
+        source_repository,
+        source_ref: facts
+            .source_ref
+            .clone()
+            .or_else(|| from_github(GITHUB_REF))
+            .unwrap_or_default(),
+        source_commit: facts
+            .source_commit
+            .clone()
+            .or_else(|| from_github(GITHUB_SHA))
+            .unwrap_or_default(),
         workflow: workflow_ref
-            .split_once('@')
-            .map_or(workflow_ref.clone(), |(path, _)| path.to_owned()),
-        invocation_id: format!("{server}/{repository}/actions/runs/{run_id}/attempts/{attempt}"),
+            .map(|workflow_ref| {
+                workflow_ref
+                    .split_once('@')
+                    .map_or(workflow_ref.clone(), |(path, _)| path.to_owned())
+            })
+            .unwrap_or_default(),
+        invocation_id,
         started_on: now,
         finished_on: now,
     })
@@ -282,11 +323,84 @@ pub fn release_spec(
         window_override,
         sign: settings.signing.sign,
         reload,
-        build: build_info(settings, &|name| std::env::var(name).ok()),
         source_time: source_time(settings, &|name| std::env::var(name).ok()),
         vuln_ignores,
         pause_for_approval: settings.rollout.on_missing_approval
             == crate::config::OnMissingApproval::Pause,
         actor,
     })
+}
+
+#[cfg(test)]
+mod build_info_tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        }
+    }
+
+    const GITHUB: &[(&str, &str)] = &[
+        (GITHUB_ACTIONS, "true"),
+        (GITHUB_REPOSITORY, "acme/iris"),
+        (
+            GITHUB_WORKFLOW_REF,
+            "acme/iris/.github/workflows/build.yml@refs/heads/main",
+        ),
+        (GITHUB_REF, "refs/heads/main"),
+        (GITHUB_SHA, "4d329c75"),
+        (GITHUB_RUN_ID, "7"),
+    ];
+
+    #[test]
+    fn flags_win_and_github_actions_fills_the_rest() {
+        let facts = BuildFacts {
+            source_ref: Some("refs/tags/v1.5.0".to_owned()),
+            ..BuildFacts::default()
+        };
+        let info = build_info(&facts, &env_of(GITHUB)).expect("in GitHub Actions");
+        assert_eq!(
+            info.builder_id,
+            "https://github.com/acme/iris/.github/workflows/build.yml@refs/heads/main"
+        );
+        assert_eq!(info.source_repository, "https://github.com/acme/iris");
+        assert_eq!(info.source_ref, "refs/tags/v1.5.0");
+        assert_eq!(info.source_commit, "4d329c75");
+        assert_eq!(info.build_type, GITHUB_BUILD_TYPE);
+        assert_eq!(
+            info.invocation_id,
+            "https://github.com/acme/iris/actions/runs/7/attempts/1"
+        );
+
+        // Outside GitHub Actions its variables are not read, and each missing fact is named.
+        let outside: &[(&str, &str)] = &[(GITHUB_REPOSITORY, "acme/iris")];
+        let err = build_info(&BuildFacts::default(), &env_of(outside)).expect_err("no builder");
+        assert!(
+            err.message.starts_with("no `--builder-id` given"),
+            "{}",
+            err.message
+        );
+        let facts = BuildFacts {
+            builder_id: Some("https://ci.example/build".to_owned()),
+            ..BuildFacts::default()
+        };
+        let err = build_info(&facts, &env_of(outside)).expect_err("no source");
+        assert!(
+            err.message.starts_with("no `--source-repo` given"),
+            "{}",
+            err.message
+        );
+        let facts = BuildFacts {
+            builder_id: Some("https://ci.example/build".to_owned()),
+            source_repository: Some("https://git.example/iris".to_owned()),
+            ..BuildFacts::default()
+        };
+        let info = build_info(&facts, &env_of(outside)).expect("from flags");
+        assert_eq!(info.build_type, CONFIGURED_BUILD_TYPE);
+        assert_eq!(info.source_ref, "");
+    }
 }

@@ -103,6 +103,54 @@ pub struct UnknownScenario {
 /// scalar will do; this one is readable.
 const DEMO_KEY_SEED: &[u8; 32] = b"slipway demo signing key, v1 :-)";
 
+/// The demo build system's key: it attaches SLSA provenance to every image when the world is
+/// created, as a build job would (`slipway-deploy attest`). It is not the deploy key: the
+/// pipeline trusts provenance only from the build keys (`Backends::provenance_keys`).
+const DEMO_BUILD_KEY_SEED: &[u8; 32] = b"slipway demo build key, v1 :-)!!";
+
+/// The demo's build key (see [`DEMO_BUILD_KEY_SEED`]).
+pub fn demo_build_key() -> Option<EcdsaP256Key> {
+    EcdsaP256Key::from_secret_bytes("demo build key", DEMO_BUILD_KEY_SEED).ok()
+}
+
+/// What the demo's build job says about every image it built.
+pub fn demo_build_info(start: Timestamp) -> slipway_attest::provenance::BuildInfo {
+    slipway_attest::provenance::BuildInfo {
+        build_type: "https://actions.github.io/buildtypes/workflow/v1".to_owned(),
+        builder_id: "https://github.com/acme/iris/.github/workflows/build.yml@refs/heads/main"
+            .to_owned(),
+        source_repository: "https://github.com/acme/iris".to_owned(),
+        source_ref: "refs/heads/main".to_owned(),
+        source_commit: "4d329c75e7ec1725f7c9ce917a8799d408d06be3".to_owned(),
+        workflow: ".github/workflows/build.yml".to_owned(),
+        invocation_id: "https://github.com/acme/iris/actions/runs/1/attempts/1".to_owned(),
+        started_on: start - jiff::SignedDuration::from_mins(30),
+        finished_on: start - jiff::SignedDuration::from_mins(25),
+    }
+}
+
+/// Attaches the demo build's provenance to `image`, signed by the demo build key.
+async fn attach_build_provenance(registry: &MemoryRegistry, image: &ImageRef, start: Timestamp) {
+    if let Some(key) = demo_build_key() {
+        // Cannot fail on the memory registry for a pinned image; ignoring keeps the demo total.
+        let _ = slipway_attest::provenance::attach_provenance(
+            registry,
+            &key,
+            image,
+            &demo_build_info(start),
+        )
+        .await;
+    }
+}
+
+/// The demo build key's public half, as the world's only provenance key.
+fn demo_provenance_keys() -> Vec<Arc<dyn slipway_attest::Verifier>> {
+    demo_build_key()
+        .map(|key| Arc::new(key.public()) as Arc<dyn slipway_attest::Verifier>)
+        .into_iter()
+        .collect()
+}
+
 /// Builds the world for `name` around `spec`, with the audit trail in memory.
 pub async fn build(name: &str, spec: &ReleaseSpec) -> Result<World, UnknownScenario> {
     build_with_audit(name, spec, Arc::new(MemoryAuditStore::new())).await
@@ -212,7 +260,8 @@ pub async fn build_with(
     }
 
     // OCI registry: the two images released before (signed with the demo key), and the
-    // candidate under the configured reference (signed by the pipeline when it runs).
+    // candidate under the configured reference (signed by the pipeline when it runs); the demo
+    // build key attached each one's provenance when it was built.
     let key = EcdsaP256Key::from_secret_bytes("demo key", DEMO_KEY_SEED)
         .ok()
         .map(Arc::new);
@@ -227,6 +276,7 @@ pub async fn build_with(
         if let Some(key) = &key {
             let _ = slipway_attest::sign_image(registry.as_ref(), key.as_ref(), &pinned).await;
         }
+        attach_build_provenance(&registry, &pinned, start).await;
         released.push((pinned, version.clone()));
     }
     let candidate_digest = match spec.image.digest() {
@@ -236,6 +286,12 @@ pub async fn build_with(
             &format!("{model} v{} server", candidate.version),
         ),
     };
+    attach_build_provenance(
+        &registry,
+        &spec.image.with_digest(candidate_digest.clone()),
+        start,
+    )
+    .await;
     let stable_image = released
         .last()
         .map(|(image, _)| image.clone())
@@ -368,6 +424,7 @@ pub async fn build_with(
             .into_iter()
             .map(|key| Arc::new(key) as Arc<dyn slipway_attest::Verifier>)
             .collect(),
+        provenance_keys: demo_provenance_keys(),
         cluster: cluster.clone(),
         metrics,
         notifier: notifier.clone(),
@@ -527,6 +584,7 @@ pub async fn build_story(
         let image = ImageRef::parse(&format!("{}:{tag}", base.image.name()))
             .unwrap_or_else(|_| base.image.clone());
         let digest = registry.push_image(&image, &format!("{model} server {tag}"));
+        attach_build_provenance(&registry, &image.with_digest(digest.clone()), start).await;
         versions.push(StoryVersion {
             label,
             model,
@@ -607,6 +665,7 @@ pub async fn build_story(
             .into_iter()
             .map(|key| Arc::new(key) as Arc<dyn slipway_attest::Verifier>)
             .collect(),
+        provenance_keys: demo_provenance_keys(),
         cluster: cluster.clone(),
         metrics: metrics.clone(),
         notifier: notifier.clone(),

@@ -35,6 +35,8 @@ pub struct Policy {
     pub windows: WindowPolicy,
     /// `[policy.approvals]`.
     pub approvals: ApprovalPolicy,
+    /// `[policy.provenance]`: the build keys whose provenance counts.
+    pub provenance: signature::ProvenanceKeys,
 }
 
 /// Everything the gates judge, collected by the pipeline before it calls [`Policy::evaluate`].
@@ -222,7 +224,7 @@ fn validate_vulnerabilities(policy: &VulnPolicy, problems: &mut Vec<PolicyProble
 }
 
 fn validate_signatures(policy: &SignaturePolicy, problems: &mut Vec<PolicyProblem>) {
-    let lists: [(&str, Vec<&str>, &str); 3] = [
+    let lists: [(&str, Vec<&str>, &str); 4] = [
         (
             "trusted_keys",
             policy.trusted_keys.iter().map(String::as_str).collect(),
@@ -241,6 +243,11 @@ fn validate_signatures(policy: &SignaturePolicy, problems: &mut Vec<PolicyProble
                 .map(String::as_str)
                 .collect(),
             "write the repository URI, e.g. `https://github.com/acme/iris`, or remove the entry",
+        ),
+        (
+            "source_refs",
+            policy.source_refs.iter().map(String::as_str).collect(),
+            "write a full ref, e.g. `refs/heads/main` or `refs/tags/v*`, or remove the entry",
         ),
     ];
     for (field, items, hint) in lists {
@@ -588,6 +595,7 @@ approvers = ["alice", "bob"]
                     source_repository: "git+https://github.com/acme/iris".to_owned(),
                     source_ref: Some("refs/heads/main".to_owned()),
                 }),
+                rejected_provenance: Vec::new(),
             },
             now: "2024-06-04T10:00:00Z".parse().expect("timestamp"),
             window_override: None,
@@ -625,6 +633,7 @@ approvers = ["alice", "bob"]
                 ("vulnerabilities", CheckStatus::Pass),
                 ("signatures", CheckStatus::Pass),
                 ("signatures", CheckStatus::Pass),
+                ("signatures", CheckStatus::Skip),
                 ("signatures", CheckStatus::Skip),
                 ("signatures", CheckStatus::Skip),
                 ("windows", CheckStatus::Skip),
@@ -725,6 +734,7 @@ approvers = ["alice", "bob", "carol"]
                     },
                 ],
                 provenance: None,
+                rejected_provenance: Vec::new(),
             },
             // Saturday 00:30 in Berlin: inside Friday's freeze and inside Friday's allow window (08:00
             // for 17h), both crossing midnight: deny wins.
@@ -878,6 +888,11 @@ approvers = ["alice", "bob", "carol"]
                             } else {
                                 Vec::new()
                             },
+                            source_refs: if sources {
+                                vec!["refs/heads/main".to_owned()]
+                            } else {
+                                Vec::new()
+                            },
                         }
                     },
                 );
@@ -906,6 +921,7 @@ approvers = ["alice", "bob", "carol"]
                     signatures,
                     windows,
                     approvals,
+                    provenance: Default::default(),
                 },
             )
         }
@@ -971,6 +987,7 @@ approvers = ["alice", "bob", "carol"]
                         source_repository: "git+https://github.com/acme/iris".to_owned(),
                         source_ref: None,
                     }),
+                    rejected_provenance: Vec::new(),
                 });
             // 2024-01-01 to 2026-01-01: two springs and two autumns of DST changes.
             let now = (1_704_067_200i64..1_767_225_600)
@@ -1075,6 +1092,9 @@ approvers = ["alice", "bob", "carol"]
             }
             if has_provenance || !signatures.source_repositories.is_empty() {
                 checks.push(("signatures", "source repository allowed".to_owned()));
+            }
+            if has_provenance || !signatures.source_refs.is_empty() {
+                checks.push(("signatures", "source ref allowed".to_owned()));
             }
             checks.push(("windows", "not in a deny window".to_owned()));
             checks.push(("windows", "inside an allow window".to_owned()));

@@ -9,6 +9,12 @@
 //!
 //! Fail closed: with signatures required and no trusted key configured, the signature check
 //! fails and says which key to set, rather than trusting any key.
+//!
+//! Provenance is the build's word, not the deploy's: it counts only when signed by a key in
+//! `[policy.provenance] keys` (the build system's keys; the deploy key is not among them unless
+//! listed). The pipeline verifies signatures and subjects with those keys and passes what
+//! verified as [`ProvenanceSummary`], plus why every other provenance was rejected, so a failed
+//! gate names the reason (signed by an untrusted key, about another digest).
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +64,19 @@ pub struct SignaturePolicy {
     /// Source repositories the image may be built from; empty = any (the check is skipped).
     /// Compared after normalising: a leading `git+`, a trailing `/` and `.git` are ignored.
     pub source_repositories: Vec<String>,
+    /// Source refs (branches and tags) the image may be built from: `refs/heads/main`,
+    /// `refs/tags/v*` (a trailing `*` matches any rest); empty = any (the check is skipped).
+    pub source_refs: Vec<String>,
+}
+
+/// `[policy.provenance]`: whose provenance counts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvenanceKeys {
+    /// Public keys (`cosign.pub` files) of the build system that attests provenance
+    /// (`slipway-deploy attest` in the build job). The deploy key (`signing.key`) is not trusted
+    /// for provenance unless its public key is listed here.
+    pub keys: Vec<std::path::PathBuf>,
 }
 
 impl Default for SignaturePolicy {
@@ -68,6 +87,7 @@ impl Default for SignaturePolicy {
             require_provenance: true,
             trusted_builders: Vec::new(),
             source_repositories: Vec::new(),
+            source_refs: Vec::new(),
         }
     }
 }
@@ -112,6 +132,9 @@ pub struct SignatureEvidence {
     pub signatures: Vec<VerifiedSignature>,
     /// Verified provenance, if any was found and verified.
     pub provenance: Option<ProvenanceSummary>,
+    /// Why each provenance attestation that did not verify was rejected (untrusted key, another
+    /// digest, not SLSA v1), named when no provenance verified.
+    pub rejected_provenance: Vec<String>,
 }
 
 /// Judges the evidence: a signature check, then provenance present, builder and source checks
@@ -120,7 +143,12 @@ pub fn evaluate(policy: &SignaturePolicy, evidence: &SignatureEvidence) -> GateR
     let mut report = GateReport::default();
     let (status, reason) = signature(policy, &evidence.signatures);
     report.push(GATE, "signed by a trusted key", status, reason);
-    provenance(policy, evidence.provenance.as_ref(), &mut report);
+    provenance(
+        policy,
+        evidence.provenance.as_ref(),
+        &evidence.rejected_provenance,
+        &mut report,
+    );
     report
 }
 
@@ -179,13 +207,29 @@ fn signature(policy: &SignaturePolicy, signatures: &[VerifiedSignature]) -> (Che
 fn provenance(
     policy: &SignaturePolicy,
     provenance: Option<&ProvenanceSummary>,
+    rejected: &[String],
     report: &mut GateReport,
 ) {
     let Some(provenance) = provenance else {
-        let (status, reason) = if policy.require_provenance {
-            (CheckStatus::Fail, "no verified provenance for the image")
+        let why = if rejected.is_empty() {
+            String::new()
         } else {
-            (CheckStatus::Skip, "no provenance; not required")
+            format!(" (rejected: {})", rejected.join("; "))
+        };
+        let (status, reason) = if policy.require_provenance {
+            (
+                CheckStatus::Fail,
+                format!("no verified provenance for the image{why}"),
+            )
+        } else {
+            (
+                CheckStatus::Skip,
+                if rejected.is_empty() {
+                    "no provenance; not required".to_owned()
+                } else {
+                    format!("no verified provenance{why}; not required")
+                },
+            )
         };
         report.push(GATE, "provenance verified", status, reason);
         // A configured builder or source rule is still listed, so a rule the team wrote never
@@ -206,6 +250,14 @@ fn provenance(
                 "source repository allowed",
                 CheckStatus::Skip,
                 "not checked: no verified provenance names a source repository",
+            );
+        }
+        if !policy.source_refs.is_empty() {
+            report.push(
+                GATE,
+                "source ref allowed",
+                CheckStatus::Skip,
+                "not checked: no verified provenance names a source ref",
             );
         }
         return;
@@ -270,6 +322,47 @@ fn provenance(
         )
     };
     report.push(GATE, "source repository allowed", status, reason);
+
+    let (status, reason) = match (&provenance.source_ref, policy.source_refs.is_empty()) {
+        (_, true) => (
+            CheckStatus::Skip,
+            "no source refs configured: any branch or tag is accepted".to_owned(),
+        ),
+        (None, false) => (
+            CheckStatus::Fail,
+            format!(
+                "the provenance names no source ref; allowed: {}",
+                quoted_list(&policy.source_refs)
+            ),
+        ),
+        (Some(source_ref), false) => match policy
+            .source_refs
+            .iter()
+            .find(|allowed| ref_matches(allowed, source_ref))
+        {
+            Some(rule) => (
+                CheckStatus::Pass,
+                format!("`{source_ref}` matches `{rule}`"),
+            ),
+            None => (
+                CheckStatus::Fail,
+                format!(
+                    "source ref `{source_ref}` is not one of {}",
+                    quoted_list(&policy.source_refs)
+                ),
+            ),
+        },
+    };
+    report.push(GATE, "source ref allowed", status, reason);
+}
+
+/// `refs/tags/v*` matches every ref starting with `refs/tags/v`; anything else matches exactly.
+/// A bare branch name is not expanded: provenance states full refs, and so must the policy.
+fn ref_matches(allowed: &str, source_ref: &str) -> bool {
+    match allowed.strip_suffix('*') {
+        Some(prefix) => source_ref.starts_with(prefix),
+        None => allowed == source_ref,
+    }
 }
 
 /// `git+https://github.com/org/repo.git/` and `https://github.com/org/repo` name the same
@@ -329,6 +422,7 @@ mod tests {
                 },
             ],
             provenance: None,
+            rejected_provenance: Vec::new(),
         };
         let report = evaluate(&policy, &evidence);
         let check = &report.checks[0];
@@ -421,6 +515,7 @@ mod tests {
             let evidence = SignatureEvidence {
                 signatures: signatures.clone(),
                 provenance: provenance(GHA, "git+https://github.com/acme/iris"),
+                rejected_provenance: Vec::new(),
             };
             let got = outcome(&evaluate(policy, &evidence));
             assert_eq!(got[0], *want, "case: {what}");
@@ -517,9 +612,72 @@ mod tests {
             let evidence = SignatureEvidence {
                 signatures: vec![signed("release-key", Ok(()))],
                 provenance: provenance.clone(),
+                rejected_provenance: Vec::new(),
             };
             let got = outcome(&evaluate(policy, &evidence));
-            assert_eq!(got[1..], **want, "case: {what}");
+            let got: Vec<&String> = got[1..]
+                .iter()
+                .filter(|line| !line.starts_with("skip source ref allowed: no source refs"))
+                .collect();
+            assert_eq!(got, **want, "case: {what}");
+        }
+    }
+
+    #[test]
+    fn source_refs_and_rejected_provenance() {
+        let refs = SignaturePolicy {
+            source_refs: vec!["refs/heads/main".to_owned(), "refs/tags/v*".to_owned()],
+            ..policy()
+        };
+        let at = |source_ref: Option<&str>| {
+            provenance(GHA, "https://github.com/acme/iris").map(|mut summary| {
+                summary.source_ref = source_ref.map(str::to_owned);
+                summary
+            })
+        };
+        let cases: &[(&str, Option<ProvenanceSummary>, &[&str], &str)] = &[
+            (
+                "a branch listed exactly",
+                at(Some("refs/heads/main")),
+                &[],
+                "pass source ref allowed: `refs/heads/main` matches `refs/heads/main`",
+            ),
+            (
+                "a tag under a prefix",
+                at(Some("refs/tags/v1.2.0")),
+                &[],
+                "pass source ref allowed: `refs/tags/v1.2.0` matches `refs/tags/v*`",
+            ),
+            (
+                "another branch",
+                at(Some("refs/heads/feature")),
+                &[],
+                "fail source ref allowed: source ref `refs/heads/feature` is not one of `refs/heads/main`, `refs/tags/v*`",
+            ),
+            (
+                "no ref stated",
+                at(None),
+                &[],
+                "fail source ref allowed: the provenance names no source ref; allowed: `refs/heads/main`, `refs/tags/v*`",
+            ),
+            (
+                "rejected provenance is named",
+                None,
+                &["#0: not signed by a provenance key"],
+                "fail provenance verified: no verified provenance for the image (rejected: #0: not signed by a provenance key)",
+            ),
+        ];
+        for (what, provenance, rejected, want) in cases {
+            let evidence = SignatureEvidence {
+                signatures: vec![signed("release-key", Ok(()))],
+                provenance: provenance.clone(),
+                rejected_provenance: rejected.iter().map(|r| (*r).to_owned()).collect(),
+            };
+            let got = outcome(&evaluate(&refs, &evidence));
+            assert!(
+                got.iter().any(|line| line == want),
+                "case: {what}: {got:#?}"
+            );
         }
     }
 }

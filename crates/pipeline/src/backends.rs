@@ -28,6 +28,9 @@ pub struct Backends {
     pub signer: Option<Arc<dyn Signer>>,
     /// Keys whose signatures are trusted.
     pub trusted_keys: Vec<Arc<dyn Verifier>>,
+    /// The build system's keys (`[policy.provenance] keys`): only provenance they signed counts.
+    /// The deploy key is not among them unless configured; a deploy never vouches for its build.
+    pub provenance_keys: Vec<Arc<dyn Verifier>>,
     /// Kubernetes.
     pub cluster: Arc<dyn Cluster>,
     /// Metrics (Prometheus).

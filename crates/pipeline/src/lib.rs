@@ -31,6 +31,8 @@ pub use notify::{FanOut, MemoryNotifier, Notification, Notifier, WebhookKind, We
 pub use reload::{ADMIN_TOKEN_HEADER, ReloadSpec, reload};
 pub use report::{BackendInfo, RunOutcome, RunReport, StageEvent, StageStatus, StepShare};
 pub use rollback::{RollbackSpec, RollbackTarget, choose_target, rollback};
-pub use run::{ApproveError, Observer, Resume, approve, approve_with, plan, resume, run};
+pub use run::{
+    ApproveError, Observer, Resume, approve, approve_with, model_evidence, plan, resume, run,
+};
 pub use spec::{GivenApproval, ReleaseSpec};
 pub use status::{CanaryStatus, ReleaseStatus, status};

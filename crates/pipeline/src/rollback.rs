@@ -2,7 +2,7 @@
 //!
 //! The target is the previous successful revision in the release history (kept in the cluster,
 //! so any CI runner finds it), or one named by revision number or digest. Before anything
-//! changes: the target image must still exist and its signature must still verify; unless it
+//! changes: the target image must still exist and its signature and (when required) its build provenance must still verify; unless it
 //! is an emergency, an approval bound to the target's digest and model version must exist.
 //! Then the canary (if any) is removed, stable is rolled back and health-checked, the serving
 //! alias moves back to the target's model version, and the rollback is recorded with its reason.
@@ -418,18 +418,33 @@ async fn steps(
     .map_err(|err| failed(one_line(&err)))?;
     let (policy, signatures) =
         crate::run::signature_gate_input(&spec.policy.signatures, &keys, &verification);
+    // The target's provenance is verified as `run` verifies it (build keys, builder, source,
+    // ref, subject), so a rollback never returns to an image the gate would refuse today.
+    let (provenance, rejected_provenance) = crate::run::provenance_evidence(backends, &image)
+        .await
+        .map_err(|err| failed(one_line(&err)))?;
     let gate = slipway_gates::signature::evaluate(
         &policy,
         &SignatureEvidence {
             signatures,
-            provenance: None,
+            provenance,
+            rejected_provenance,
         },
     );
+    let failures: Vec<String> = gate
+        .checks
+        .iter()
+        .filter(|check| check.status == slipway_gates::CheckStatus::Fail)
+        .map(|check| format!("{}: {}", check.name, check.reason))
+        .collect();
     let verdict = gate_events(backends, observer, report, "verify", gate);
     if !verdict {
         return Err(Stop(
             RunOutcome::Rejected,
-            "the target image's signature no longer verifies".to_owned(),
+            format!(
+                "the target image does not pass the signature gate: {}",
+                failures.join("; ")
+            ),
         ));
     }
 

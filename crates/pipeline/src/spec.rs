@@ -64,8 +64,6 @@ pub struct ReleaseSpec {
     pub vuln_ignores: Vec<slipway_scanner::IgnoreRule>,
     /// When the change being released was committed (for DORA's lead time), when known.
     pub source_time: Option<jiff::Timestamp>,
-    /// The build that produced the image, for the SLSA provenance attached at signing.
-    pub build: Option<slipway_attest::provenance::BuildInfo>,
     /// When the approval gate finds too few approvals: pause with the canary running (the
     /// separate-CI-job pattern: `slipway-deploy approve` and `promote` later), instead of
     /// aborting.

@@ -1940,3 +1940,132 @@ async fn one_server_image_ships_two_model_versions_in_turn() {
         "{link_check:?}"
     );
 }
+
+/// Provenance is the build's word: with `require_provenance`, a release passes on the demo
+/// build key's provenance, and fails, naming the reason, when the only provenance was signed by
+/// the deploy key, names a ref the policy does not allow, or is about another digest.
+#[tokio::test]
+async fn provenance_counts_only_from_a_build_key_about_this_digest_from_an_allowed_ref() {
+    use slipway_attest::provenance::attach_provenance;
+    use slipway_registry::Artifact;
+
+    let mut spec = spec();
+    spec.policy.signatures.require_provenance = true;
+    spec.policy.signatures.source_refs = vec!["refs/heads/main".to_owned()];
+    let failures = |report: &RunReport| -> Vec<String> {
+        report
+            .gates
+            .failures()
+            .map(|check| format!("{}: {}", check.name, check.reason))
+            .collect()
+    };
+
+    // The demo world's images carry provenance from the demo build key.
+    let built = world("happy", &spec).await;
+    let report = slipway_pipeline::run(&spec, &built.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    assert!(
+        report
+            .gates
+            .checks
+            .iter()
+            .any(|check| check.name == "source ref allowed"
+                && check.status == slipway_gates::CheckStatus::Pass),
+        "{:#?}",
+        report.gates
+    );
+
+    // Rollback with `require_provenance` verifies the target's provenance and succeeds.
+    let rollback = slipway_pipeline::RollbackSpec {
+        release: spec.release.clone(),
+        target: slipway_pipeline::RollbackTarget::Previous,
+        reason: "provenance test".into(),
+        emergency: true,
+        actor: spec.actor.clone(),
+        serving_alias: spec.serving_alias.clone(),
+        progress_deadline: spec.progress_deadline,
+        history_limit: spec.history_limit,
+        policy: spec.policy.clone(),
+        service: spec.service.clone(),
+        traffic: spec.traffic.clone(),
+    };
+    let rolled =
+        slipway_pipeline::rollback(&rollback, &built.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(rolled.outcome, RunOutcome::Promoted, "{}", rolled.reason);
+    assert!(
+        rolled
+            .gates
+            .checks
+            .iter()
+            .any(|check| check.name == "provenance verified"
+                && check.status == slipway_gates::CheckStatus::Pass),
+        "{:#?}",
+        rolled.gates
+    );
+
+    let build = scenario::demo_build_info(jiff::Timestamp::now());
+    let build_key = scenario::demo_build_key().expect("demo build key");
+    let cases: [(&str, &str); 3] = [
+        (
+            "deploy key",
+            "none of the envelope's 1 signature(s) verifies",
+        ),
+        (
+            "wrong ref",
+            "source ref allowed: source ref `refs/heads/feature` is not one of `refs/heads/main`",
+        ),
+        ("other digest", "not the image digest"),
+    ];
+    for (case, expected) in cases {
+        let world = world("happy", &spec).await;
+        let registry = world.backends.registry.clone();
+        let candidate = spec
+            .image
+            .with_digest(registry.resolve(&spec.image).await.expect("resolve").digest);
+        let tag = candidate.digest().expect("pinned").cosign_tag("att");
+        registry
+            .put_artifact(&candidate, &tag, &Artifact::default())
+            .await
+            .expect("clear the build's provenance");
+        match case {
+            "deploy key" => {
+                let deploy = world.backends.signer.clone().expect("deploy key");
+                attach_provenance(registry.as_ref(), deploy.as_ref(), &candidate, &build)
+                    .await
+                    .expect("attest");
+            }
+            "wrong ref" => {
+                let mut feature = build.clone();
+                feature.source_ref = "refs/heads/feature".to_owned();
+                attach_provenance(registry.as_ref(), &build_key, &candidate, &feature)
+                    .await
+                    .expect("attest");
+            }
+            _ => {
+                let other = spec.image.with_tag("1.4.0").expect("tag");
+                let other = other.with_digest(registry.resolve(&other).await.expect("r").digest);
+                let copied = registry
+                    .get_artifact(&other, &other.digest().expect("d").cosign_tag("att"))
+                    .await
+                    .expect("read")
+                    .expect("the other image has provenance");
+                registry
+                    .put_artifact(&candidate, &tag, &copied)
+                    .await
+                    .expect("copy");
+            }
+        }
+        let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+        assert_eq!(
+            report.outcome,
+            RunOutcome::Rejected,
+            "{case}: {}",
+            report.reason
+        );
+        let failed = failures(&report);
+        assert!(
+            failed.iter().any(|line| line.contains(expected)),
+            "{case}: expected `{expected}` in {failed:#?}"
+        );
+    }
+}

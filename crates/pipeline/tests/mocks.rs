@@ -534,6 +534,7 @@ async fn world(spec: ReleaseSpec, approved: bool) -> World {
         scanner,
         signer: Some(key.clone() as Arc<dyn slipway_attest::Signer>),
         trusted_keys: vec![Arc::new(key.public()) as Arc<dyn slipway_attest::Verifier>],
+        provenance_keys: Vec::new(),
         cluster: cluster.clone(),
         metrics,
         notifier: Arc::new(MemoryNotifier::default()),

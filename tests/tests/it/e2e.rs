@@ -371,6 +371,7 @@ progress_deadline = "2m"
         scanner,
         signer: Some(key.clone()),
         trusted_keys: vec![Arc::new(key.public())],
+        provenance_keys: Vec::new(),
         cluster: cluster.clone(),
         metrics: Arc::new(
             PrometheusClient::new(PrometheusConfig::new(&prometheus.url)).expect("Prometheus"),

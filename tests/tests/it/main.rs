@@ -2,11 +2,14 @@
 //! - `examples`: `examples/github/*.yml` and `slipway.toml` against the real binaries;
 //! - `e2e`: the release story and every failure path over the real registry, MLflow and
 //!   Prometheus with the in-memory cluster;
-//! - `secrets`: planted secret values never reach the binaries' stdout or stderr.
+//! - `secrets`: planted secret values never reach the binaries' stdout or stderr;
+//! - `supply_chain`: sign, attest, verify-image, verify-attestation and check-model as
+//!   separate processes on the real registry and MLflow, and `require_provenance` end to end.
 
 mod e2e;
 mod examples;
 mod prometheus;
 mod real_cluster;
 mod secrets;
+mod supply_chain;
 mod support;

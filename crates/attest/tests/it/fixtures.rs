@@ -201,3 +201,65 @@ fn cosign_attest_envelope_decodes_to_the_signed_statement() {
         )
     );
 }
+
+/// slsa-github-generator v2.1.0's SLSA v1 provenance (the container-based builder), as the
+/// Sigstore bundle slsa-verifier tests with: its statement is read and the provenance policy
+/// judges builder, source repository, source ref and subject. Its signature is keyless (Fulcio
+/// and Rekor), which the key path does not verify, so the check is built as if its envelope had
+/// verified.
+#[test]
+fn slsa_github_generator_v1_provenance_is_read_and_checked() {
+    use slipway_attest::attestation::StatementCheck;
+    use slipway_attest::provenance::evaluate;
+
+    let bundle: serde_json::Value =
+        serde_json::from_str(&read("slsa/binary-linux-amd64-push-v14.intoto.build.slsa"))
+            .expect("bundle");
+    let envelope: Envelope =
+        serde_json::from_value(bundle["dsseEnvelope"].clone()).expect("envelope");
+    let statement: serde_json::Value =
+        serde_json::from_slice(&envelope.payload_bytes().expect("payload")).expect("statement");
+    // The artifact is the empty file: its digest is sha256 of nothing.
+    let subject =
+        Digest::parse("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+            .expect("digest");
+    let builder = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/builder_container-based_slsa3.yml@refs/tags/v2.1.0";
+    let judge = |statement: &serde_json::Value, policy: &ProvenancePolicy, digest: &Digest| {
+        // What `attestation::check_layer` yields once an envelope verified and its subject is
+        // the image: the same subject rule is applied here through the statement's digests.
+        let about = statement["subject"][0]["digest"]["sha256"].as_str() == Some(digest.hex());
+        let check = StatementCheck {
+            layer: 0,
+            key_id: Some("keyless".to_owned()),
+            annotated_type: None,
+            statement: about.then(|| statement.clone()),
+            failure: (!about).then(|| format!("the statement is not about {digest}")),
+        };
+        evaluate(&[check], policy).attestations.remove(0)
+    };
+    let policy = ProvenancePolicy {
+        builder: BuilderMatch::Exact(builder.to_owned()),
+        source_repository: Some("git+https://github.com/slsa-framework/example-package".to_owned()),
+        source_ref: Some("refs/tags/v14".to_owned()),
+    };
+    let passed = judge(&statement, &policy, &subject);
+    assert!(passed.ok, "{:?}", passed.reasons);
+    let summary = passed.summary.expect("summary");
+    assert_eq!(summary.builder_id, builder);
+    assert_eq!(
+        summary.source_repository,
+        "git+https://github.com/slsa-framework/example-package"
+    );
+    assert_eq!(summary.source_ref.as_deref(), Some("refs/tags/v14"));
+
+    let wrong_ref = ProvenancePolicy {
+        source_ref: Some("refs/heads/main".to_owned()),
+        ..policy.clone()
+    };
+    assert_eq!(
+        judge(&statement, &wrong_ref, &subject).reasons,
+        ["source ref `refs/tags/v14` is not the expected `refs/heads/main`"]
+    );
+    let other = Digest::parse(&format!("sha256:{}", "ab".repeat(32))).expect("digest");
+    assert!(!judge(&statement, &policy, &other).ok);
+}

@@ -1,7 +1,7 @@
 //! The stages before anything changes: preflight (stable, Service, each canary step's share of
 //! the pods, Secrets, deploy window, lock),
-//! the model gate, digest resolution, the scan gate, signing with the model link and provenance,
-//! and verification.
+//! the model gate, digest resolution, the scan gate, signing with the model link, and
+//! verification (signatures with the trusted keys, provenance with the build keys).
 
 use super::*;
 
@@ -216,10 +216,10 @@ impl Ctx<'_> {
 
     pub(super) async fn model_gate(&mut self) -> Result<ModelVersion, Stop> {
         let models = self.backends.models.clone();
-        let info = models
-            .resolve(&self.spec.model)
-            .await
-            .map_err(|err| failed(chain(&err)))?;
+        let (info, evidence) =
+            model_evidence(models.as_ref(), &self.spec.model, &self.spec.serving_alias)
+                .await
+                .map_err(|err| failed(chain(&err)))?;
         let candidate = info.version.clone();
         self.candidate_run = info.run_id.clone();
         self.report.model = Some(candidate.clone());
@@ -232,33 +232,6 @@ impl Ctx<'_> {
                 info.run_id.as_deref().unwrap_or("unknown")
             ),
         );
-        let metrics = run_metrics(models.as_ref(), info.run_id.as_deref()).await?;
-        let serving_ref = ModelRef {
-            name: candidate.name.clone(),
-            selector: ModelSelector::Alias(self.spec.serving_alias.clone()),
-        };
-        let serving = match models.resolve(&serving_ref).await {
-            Ok(serving) => {
-                let serving_metrics =
-                    run_metrics(models.as_ref(), serving.run_id.as_deref()).await?;
-                Some(ServingModel {
-                    version: serving.version,
-                    metrics: serving_metrics,
-                })
-            }
-            Err(slipway_mlflow::Error::NotFound { .. }) => None,
-            Err(err) => return Err(failed(chain(&err))),
-        };
-        let evidence = ModelEvidence {
-            candidate: candidate.clone(),
-            status: if info.status == VersionStatus::Ready {
-                "READY".to_owned()
-            } else {
-                info.status.as_str().to_owned()
-            },
-            metrics,
-            serving,
-        };
         self.gate(
             "model-gate",
             slipway_gates::model::evaluate(&self.spec.policy.model, &evidence),
@@ -397,18 +370,20 @@ impl Ctx<'_> {
         .map_err(|err| failed(chain(&err)))?;
         let (policy, signatures) =
             signature_gate_input(&self.spec.policy.signatures, &keys, &verification);
-        let provenance = self.verified_provenance(image, &keys).await?;
+        let (provenance, rejected_provenance) = self.verified_provenance(image).await?;
         let evidence = SignatureEvidence {
             signatures,
             provenance,
+            rejected_provenance,
         };
         let mut report = slipway_gates::signature::evaluate(&policy, &evidence);
         report.extend(self.model_link_check(image, &keys, candidate).await?);
         self.gate("verify", report).await
     }
 
-    /// Attaches the signed model link (which model this image serves) and, when the build is
-    /// known, SLSA provenance, both appended under the image's `.att` tag.
+    /// Attaches the signed model link (which model this image serves), appended under the
+    /// image's `.att` tag. Never provenance: that is the build's to attach
+    /// (`slipway-deploy attest` in the build job), or it would describe the deploy job.
     pub(super) async fn attest(
         &mut self,
         signer: &dyn slipway_attest::Signer,
@@ -437,70 +412,26 @@ impl Ctx<'_> {
                 }
             ),
         );
-        match &self.spec.build {
-            Some(build) => {
-                slipway_attest::provenance::attach_provenance(
-                    registry.as_ref(),
-                    signer,
-                    image,
-                    build,
-                )
-                .await
-                .map_err(|err| failed(chain(&err)))?;
-                self.emit(
-                    "sign",
-                    StageStatus::Pass,
-                    format!(
-                        "attached SLSA provenance: built by {} from {}@{}",
-                        build.builder_id, build.source_repository, build.source_commit
-                    ),
-                );
-            }
-            None => self.emit(
-                "sign",
-                StageStatus::Skip,
-                "no build information (`[provenance]` or GitHub Actions): no provenance attached",
-            ),
-        }
         Ok(())
     }
 
-    /// Reads and verifies the image's provenance (signature, subject, predicate type); the gate
-    /// judges builder and source. `None` when there is none that verifies.
+    /// Reads and verifies the image's provenance with the build keys
+    /// ([`Backends::provenance_keys`]); the gate judges builder, source and ref.
     pub(super) async fn verified_provenance(
         &mut self,
         image: &ImageRef,
-        keys: &[&dyn Verifier],
-    ) -> Result<Option<ProvenanceSummary>, Stop> {
-        let policy = slipway_attest::provenance::ProvenancePolicy {
-            builder: slipway_attest::provenance::BuilderMatch::Prefix(String::new()),
-            source_repository: None,
-            source_ref: None,
-        };
-        let report = slipway_attest::provenance::verify_provenance(
-            self.backends.registry.as_ref(),
-            keys,
-            image,
-            &policy,
-        )
-        .await
-        .map_err(|err| failed(chain(&err)))?;
-        for check in report.attestations.iter().filter(|check| !check.ok) {
+    ) -> Result<ProvenanceEvidence, Stop> {
+        let evidence = provenance_evidence(&self.backends, image)
+            .await
+            .map_err(|err| failed(chain(&err)))?;
+        for rejected in &evidence.1 {
             self.emit(
                 "verify",
                 StageStatus::Info,
-                format!(
-                    "provenance #{} rejected: {}",
-                    check.layer,
-                    check.reasons.join("; ")
-                ),
+                format!("provenance {rejected}"),
             );
         }
-        Ok(report.verified().map(|summary| ProvenanceSummary {
-            builder_id: summary.builder_id.clone(),
-            source_repository: summary.source_repository.clone(),
-            source_ref: summary.source_ref.clone(),
-        }))
+        Ok(evidence)
     }
 
     /// The image must carry a verified link to the candidate; links to other models (the same
@@ -581,4 +512,103 @@ pub(super) fn percent(value: f64) -> String {
 /// A share for the report: two decimals are enough to tell 33.33% from 33%.
 pub(super) fn two_decimals(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
+}
+
+/// Verified provenance and why each other provenance attestation was rejected.
+pub(crate) type ProvenanceEvidence = (Option<ProvenanceSummary>, Vec<String>);
+
+/// The image's provenance, verified with the build keys only ([`Backends::provenance_keys`]):
+/// signature, subject digest and predicate type here; builder, source and ref in the gate.
+/// Shared by `run`, rollback and watch, so every path trusts provenance the same way.
+pub(crate) async fn provenance_evidence(
+    backends: &Backends,
+    image: &ImageRef,
+) -> Result<ProvenanceEvidence, slipway_attest::Error> {
+    let keys: Vec<&dyn Verifier> = backends.provenance_keys.iter().map(AsRef::as_ref).collect();
+    let any_builder = slipway_attest::provenance::ProvenancePolicy {
+        builder: slipway_attest::provenance::BuilderMatch::Prefix(String::new()),
+        source_repository: None,
+        source_ref: None,
+    };
+    let report = slipway_attest::provenance::verify_provenance(
+        backends.registry.as_ref(),
+        &keys,
+        image,
+        &any_builder,
+    )
+    .await?;
+    let mut rejected: Vec<String> = report
+        .attestations
+        .iter()
+        .filter(|check| !check.ok)
+        .map(|check| {
+            let why = check.reasons.join("; ");
+            if keys.is_empty() {
+                format!("#{} rejected: {why} (no provenance keys are configured: set `policy.provenance.keys` to the build's public keys)", check.layer)
+            } else {
+                format!("#{} rejected: {why}", check.layer)
+            }
+        })
+        .collect();
+    if report.attestations.is_empty() && keys.is_empty() {
+        rejected.push(
+            "none attached, and no provenance keys are configured (`policy.provenance.keys`)"
+                .to_owned(),
+        );
+    }
+    let verified = report.verified().map(|summary| ProvenanceSummary {
+        builder_id: summary.builder_id.clone(),
+        source_repository: summary.source_repository.clone(),
+        source_ref: summary.source_ref.clone(),
+    });
+    if verified.is_some() {
+        rejected.clear();
+    }
+    Ok((verified, rejected))
+}
+
+/// What the model gate judges, read from the model registry: `model` resolved to a version,
+/// its run's metrics, its status, and the version serving under `serving_alias` (if any) with
+/// its metrics. `run`'s model gate and `slipway-deploy check-model` both call this, then
+/// `slipway_gates::model::evaluate`: one gate, two entry points.
+pub async fn model_evidence(
+    models: &dyn slipway_mlflow::ModelRegistry,
+    model: &ModelRef,
+    serving_alias: &str,
+) -> Result<(slipway_mlflow::VersionInfo, ModelEvidence), slipway_mlflow::Error> {
+    let info = models.resolve(model).await?;
+    let candidate = info.version.clone();
+    let metrics = match info.run_id.as_deref() {
+        Some(run_id) => models.run_data(run_id).await?.metrics,
+        None => Default::default(),
+    };
+    let serving_ref = ModelRef {
+        name: candidate.name.clone(),
+        selector: ModelSelector::Alias(serving_alias.to_owned()),
+    };
+    let serving = match models.resolve(&serving_ref).await {
+        Ok(serving) => {
+            let metrics = match serving.run_id.as_deref() {
+                Some(run_id) => models.run_data(run_id).await?.metrics,
+                None => Default::default(),
+            };
+            Some(ServingModel {
+                version: serving.version,
+                metrics,
+            })
+        }
+        Err(slipway_mlflow::Error::NotFound { .. }) => None,
+        Err(err) => return Err(err),
+    };
+    let evidence = ModelEvidence {
+        candidate,
+        status: if info.status == VersionStatus::Ready {
+            "READY".to_owned()
+        } else {
+            info.status.as_str().to_owned()
+        },
+        metrics,
+        serving,
+    };
+    Ok((info, evidence))
 }

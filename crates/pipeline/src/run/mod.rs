@@ -32,6 +32,8 @@ use crate::{
 mod baseline;
 mod converge;
 mod gates;
+pub use gates::model_evidence;
+pub(crate) use gates::provenance_evidence;
 mod strategies;
 
 /// Receives each stage event as it happens (the binaries print them on stderr).
@@ -65,21 +67,6 @@ fn event_reason(stage: &str, verdict: &str) -> String {
             })
         })
         .collect()
-}
-
-/// A version's metrics, read through its run (none when the version names no run).
-async fn run_metrics(
-    models: &dyn slipway_mlflow::ModelRegistry,
-    run_id: Option<&str>,
-) -> Result<std::collections::BTreeMap<String, f64>, Stop> {
-    match run_id {
-        Some(run_id) => Ok(models
-            .run_data(run_id)
-            .await
-            .map_err(|err| failed(chain(&err)))?
-            .metrics),
-        None => Ok(Default::default()),
-    }
 }
 
 /// The signature gate's inputs from a verification in both formats: each signature as evidence
@@ -806,6 +793,7 @@ mod tests {
             &SignatureEvidence {
                 signatures,
                 provenance: None,
+                rejected_provenance: Vec::new(),
             },
         );
         (report.checks[0].status, report.checks[0].reason.clone())
