@@ -79,6 +79,8 @@ struct Step {
     package: &'static str,
     args: Vec<String>,
     expect: Option<&'static str>,
+    /// The exit code the story expects (0; `status` of a paused release exits 3).
+    code: i32,
 }
 
 impl Step {
@@ -87,11 +89,17 @@ impl Step {
             package,
             args: args.iter().map(|arg| (*arg).to_owned()).collect(),
             expect: None,
+            code: 0,
         }
     }
 
     fn expecting(mut self, text: &'static str) -> Step {
         self.expect = Some(text);
+        self
+    }
+
+    fn exiting(mut self, code: i32) -> Step {
+        self.code = code;
         self
     }
 
@@ -160,7 +168,10 @@ fn cross_process_steps() -> Vec<Step> {
             ],
         )
         .expecting("outcome: paused"),
-        deploy(&["status"]).expecting("waits for approval: 0 of 1 given"),
+        // Paused is not a final state: `status` exits 3, as `kubectl argo rollouts status` does.
+        deploy(&["status"])
+            .expecting("waits for approval: 0 of 1 given")
+            .exiting(3),
         deploy(&[
             "approve",
             "--as",
@@ -229,15 +240,19 @@ fn run_step(root: &Path, step: &Step) -> Result<Option<i32>> {
             let stdout = String::from_utf8_lossy(&output.stdout);
             print!("{stdout}");
             let code = code_of(output.status);
-            if code == 0 && !stdout.contains(expected) {
+            if code == step.code && !stdout.contains(expected) {
                 eprintln!("demo: `{}` did not print `{expected}`", step.line());
                 return Ok(Some(1));
             }
             code
         }
     };
-    if code != 0 {
-        eprintln!("demo: `{}` exited {code}, the story expects 0", step.line());
+    if code != step.code {
+        eprintln!(
+            "demo: `{}` exited {code}, the story expects {}",
+            step.line(),
+            step.code
+        );
         return Ok(Some(code));
     }
     Ok(None)

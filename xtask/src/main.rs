@@ -20,6 +20,7 @@ mod ci;
 mod demo;
 mod e2e;
 mod error;
+mod man;
 mod process;
 mod services;
 #[cfg(test)]
@@ -43,6 +44,7 @@ commands:
   demo --list                 list the scenarios slipway-deploy knows
   e2e --kubeconfig PATH [--context NAME]
                               k8s-rollout scenarios against a real cluster (kind, k3s)
+  man [DIR]                   man pages of the three binaries, one per command (default target/man)
   bench                       every benchmark below
   bench registry [--images N] [--concurrency N] [--release]
                               Slipway resolve + verify of N signed images next to `skopeo inspect`
@@ -123,6 +125,13 @@ fn run(args: &[String]) -> Result<ExitCode> {
         }
         "bench" => {
             bench::run(&root, rest)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "man" => {
+            let pages = man::run(&root, rest)?;
+            for page in &pages {
+                println!("{}", page.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         "help" | "-h" | "--help" => {

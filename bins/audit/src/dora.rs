@@ -16,7 +16,7 @@ use serde::Serialize;
 use slipway_core::{Outcome, ReleaseRecord};
 
 /// The figures for one period.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub(crate) struct Dora {
     pub(crate) since: Timestamp,
     pub(crate) until: Timestamp,

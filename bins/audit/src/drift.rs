@@ -23,7 +23,7 @@ use slipway_k8s_rollout::rollout;
 use slipway_pipeline::Backends;
 
 /// The record a serving workload must match.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct Expected {
     pub(crate) revision: u64,
     pub(crate) outcome: String,
@@ -33,7 +33,7 @@ pub(crate) struct Expected {
 }
 
 /// One check of one workload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct Check {
     pub(crate) check: &'static str,
     pub(crate) ok: bool,
@@ -41,7 +41,7 @@ pub(crate) struct Check {
 }
 
 /// One workload and its checks.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct WorkloadCheck {
     pub(crate) release: String,
     pub(crate) deployment: String,
@@ -57,7 +57,7 @@ pub(crate) struct WorkloadCheck {
 }
 
 /// Every workload checked.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct DriftReport {
     pub(crate) releases: Vec<String>,
     pub(crate) workloads: Vec<WorkloadCheck>,

@@ -128,6 +128,55 @@ enum Command {
         after_help = "Examples:\n  slipway-audit verify-attestation --key build.pub --type slsaprovenance \\\n      --builder-id https://github.com/acme/iris/.github/workflows/build.yml@refs/heads/main \\\n      --source-repo https://github.com/acme/iris --source-ref refs/heads/main ghcr.io/acme/iris:1.5.0"
     )]
     VerifyAttestation(verify_image::VerifyAttestationArgs),
+    /// Print the JSON Schema of a document this command prints with `--output json`.
+    Schema {
+        #[command(flatten)]
+        global: slipway_cli::GlobalArgs,
+        /// Which document.
+        #[arg(value_enum)]
+        name: SchemaName,
+    },
+    /// Print the shell completion script for bash, zsh, fish or PowerShell.
+    Completions(slipway_cli::meta::CompletionsArgs),
+    /// Write the man pages into DIR (`cargo xtask man` runs it).
+    #[command(hide = true)]
+    Man(slipway_cli::meta::ManArgs),
+}
+
+/// The documents `slipway-audit schema` describes (the audit entry itself:
+/// `slipway-deploy schema audit-entry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SchemaName {
+    /// `log --output json`.
+    Log,
+    /// `verify --output json`.
+    Verify,
+    /// `dora --output json`.
+    Dora,
+    /// `report --output json` (and `--json FILE`).
+    Report,
+    /// `drift --output json`.
+    Drift,
+}
+
+/// `log --output json`: the entries selected, oldest first.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+struct LogDocument<'a> {
+    /// The entries.
+    entries: Vec<&'a Entry>,
+}
+
+/// The JSON Schema of `name`, from the types the commands serialise.
+fn schema_of(name: SchemaName) -> serde_json::Value {
+    use slipway_cli::output::Versioned;
+    match name {
+        SchemaName::Log => schemars::schema_for!(Versioned<LogDocument<'static>>),
+        SchemaName::Verify => schemars::schema_for!(Versioned<ChainVerdict>),
+        SchemaName::Dora => schemars::schema_for!(Versioned<dora::Dora>),
+        SchemaName::Report => schemars::schema_for!(Versioned<report::Report>),
+        SchemaName::Drift => schemars::schema_for!(Versioned<drift::DriftReport>),
+    }
+    .to_value()
 }
 
 /// Trusted public keys.
@@ -153,7 +202,18 @@ struct PeriodArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = slipway_cli::meta::parse();
+    match &cli.command {
+        Command::Log { trail, .. }
+        | Command::Verify { trail, .. }
+        | Command::Dora { trail, .. }
+        | Command::Report { trail, .. }
+        | Command::Drift { trail, .. } => slipway_cli::logging::init(&trail.global),
+        Command::Schema { global, .. } => slipway_cli::logging::init(global),
+        Command::VerifyImage(args) => slipway_cli::logging::init(&args.global),
+        Command::VerifyAttestation(args) => slipway_cli::logging::init(&args.global),
+        Command::Completions(_) | Command::Man(_) => {}
+    }
     match run(cli).await {
         Ok(status) => status.into(),
         Err(err) => Failure::report(&err),
@@ -241,7 +301,7 @@ fn approver_keys(settings: &Settings) -> anyhow::Result<Vec<EcdsaP256PublicKey>>
 }
 
 /// Everything `verify` and `report` say about the trail's integrity.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub(crate) struct ChainVerdict {
     /// Where the trail was read from.
     pub(crate) source: String,
@@ -267,7 +327,7 @@ pub(crate) struct ChainVerdict {
     pub(crate) truncation: Option<String>,
     /// `verify` outside `--demo` without a trusted key: the chain alone proves nothing against
     /// whoever can rewrite the store, so the trail is not called intact.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) key_required: bool,
 }
 
@@ -419,6 +479,16 @@ impl ChainVerdict {
 )]
 async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
+        Command::Completions(args) => {
+            slipway_cli::meta::completions::<Cli>(args.shell);
+            Ok(ExitStatus::Success)
+        }
+        Command::Man(args) => man(&args),
+        Command::Schema { global, name } => {
+            let schema = schema_of(name);
+            slipway_cli::output::print_raw(global.output, &schema)?;
+            Ok(ExitStatus::Success)
+        }
         Command::Log { trail, approvals } => {
             let settings = trail::settings(&trail)?;
             let release = trail::release_flag(&trail)?;
@@ -432,7 +502,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 .filter(|entry| !approvals || matches!(entry.event, Event::Approval(_)))
                 .collect();
             match trail.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&selected)?),
+                OutputFormat::Json | OutputFormat::Yaml => slipway_cli::output::print(
+                    trail.global.output,
+                    &LogDocument { entries: selected },
+                    String::new,
+                )?,
                 OutputFormat::Text if approvals => {
                     for entry in selected {
                         if let Event::Approval(approval) = &entry.event {
@@ -531,7 +605,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 verdict.ok = false;
             }
             match trail.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&verdict)?),
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    slipway_cli::output::print(trail.global.output, &verdict, String::new)?;
+                }
                 OutputFormat::Text => println!("{}", verdict.to_text()),
             }
             Ok(if verdict.ok {
@@ -561,7 +637,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 .collect();
             let metrics = dora::compute(&records, since, until);
             match trail.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&metrics)?),
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    slipway_cli::output::print(trail.global.output, &metrics, String::new)?;
+                }
                 OutputFormat::Text => print!("{}", metrics.to_text()),
             }
             Ok(ExitStatus::Success)
@@ -607,7 +685,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                 })?;
             }
             match trail.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    slipway_cli::output::print(trail.global.output, &report, String::new)?;
+                }
                 OutputFormat::Text => print!("{}", report::text(&report)),
             }
             Ok(ExitStatus::Success)
@@ -646,7 +726,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             let report =
                 drift::check(&loaded.trail.entries, &releases, &services, &built.backends).await;
             match trail.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                OutputFormat::Json | OutputFormat::Yaml => {
+                    slipway_cli::output::print(trail.global.output, &report, String::new)?;
+                }
                 OutputFormat::Text => print!("{}", report.to_text()),
             }
             Ok(if report.drift() {
@@ -677,4 +759,18 @@ fn parse_time(flag: &str, text: &str) -> Result<jiff::Timestamp, UserError> {
             "invalid `{flag} {text}`: {err}\n\nhint: use RFC 3339, e.g. `2026-11-01T00:00:00Z`"
         ),
     })
+}
+
+/// The hidden `man DIR`.
+#[allow(clippy::print_stderr, reason = "which files were written is the story")]
+fn man(args: &slipway_cli::meta::ManArgs) -> anyhow::Result<ExitStatus> {
+    let written = slipway_cli::meta::man::<Cli>(&args.dir).map_err(|err| UserError {
+        message: format!("{err:#}\n\nhint: give a directory that can be written"),
+    })?;
+    eprintln!(
+        "wrote {} man pages to {}",
+        written.len(),
+        args.dir.display()
+    );
+    Ok(ExitStatus::Success)
 }

@@ -23,14 +23,14 @@ use crate::{ChainVerdict, dora};
 const OUTCOMES: &[&str] = &["promoted", "rolled-back", "aborted", "failed", "paused"];
 
 /// The period the figures cover.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct Period {
     pub(crate) since: Timestamp,
     pub(crate) until: Timestamp,
 }
 
 /// One revision.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct ReleaseRow {
     pub(crate) seq: u64,
     pub(crate) release: String,
@@ -45,7 +45,7 @@ pub(crate) struct ReleaseRow {
 }
 
 /// One approval.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct ApprovalRow {
     pub(crate) seq: u64,
     pub(crate) release: String,
@@ -57,21 +57,21 @@ pub(crate) struct ApprovalRow {
 }
 
 /// Revisions of one week (Monday 00:00 UTC onwards), by outcome.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct Week {
     pub(crate) week_of: Date,
     pub(crate) outcomes: BTreeMap<String, usize>,
 }
 
 /// How many revisions ended one way.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct OutcomeCount {
     pub(crate) outcome: String,
     pub(crate) revisions: usize,
 }
 
 /// Everything the report says.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct Report {
     /// Only this release, when `--release` was given.
     pub(crate) release: Option<String>,

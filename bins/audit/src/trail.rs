@@ -25,10 +25,10 @@ pub(crate) struct TrailArgs {
     /// The trail file [audit.path] (implies `audit.store = "file"`).
     #[arg(long, value_name = "PATH")]
     pub(crate) trail: Option<PathBuf>,
-    /// Only this release (`namespace/name`); with `audit.store = "cluster"`, the release whose
-    /// trail to read [default: release.name].
-    #[arg(long, value_name = "NAMESPACE/NAME")]
-    pub(crate) release: Option<String>,
+    /// Only this release (`--release` or RELEASE, `namespace/name`); with
+    /// `audit.store = "cluster"`, the release whose trail to read [default: release.name].
+    #[command(flatten)]
+    pub(crate) release: slipway_cli::ReleaseArg,
 }
 
 /// A trail as read, and where from.
@@ -60,13 +60,17 @@ pub(crate) fn settings(args: &TrailArgs) -> anyhow::Result<Settings> {
         ));
         overrides.push(("audit.store", serde_json::Value::String("file".to_owned())));
     }
-    Ok(config::load(&args.global, &overrides)?)
+    Ok(config::load(
+        &args.global.with_release(&args.release),
+        &overrides,
+    )?)
 }
 
 /// `--release`, parsed.
 pub(crate) fn release_flag(args: &TrailArgs) -> Result<Option<ReleaseId>, UserError> {
-    args.release
-        .as_deref()
+    args.global
+        .release_name(&args.release)
+        .map(String::as_str)
         .map(|text| {
             ReleaseId::parse(text).map_err(|err| UserError {
                 message: format!("invalid `--release {text}`: {err}"),

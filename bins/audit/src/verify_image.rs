@@ -33,7 +33,7 @@ use slipway_core::ImageRef;
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct VerifyImageArgs {
     #[command(flatten)]
-    global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// The public key (`cosign.pub`) a signature must verify with. Without it, keyless: the
     /// `--certificate-*` flags and `signing.trusted_root`.
     #[arg(long, value_name = "PATH")]
@@ -63,7 +63,7 @@ pub(crate) struct VerifyImageArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct VerifyAttestationArgs {
     #[command(flatten)]
-    global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// The public key (`cosign.pub`) an attestation must verify with (the build's key).
     #[arg(long, value_name = "PATH")]
     key: PathBuf,
@@ -104,11 +104,7 @@ fn settings(global: &GlobalArgs) -> anyhow::Result<Option<Settings>> {
 
 #[allow(clippy::print_stdout, reason = "the report is data")]
 fn print(output: OutputFormat, text: &str, json: &impl Serialize) -> anyhow::Result<()> {
-    match output {
-        OutputFormat::Text => print!("{text}"),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(json)?),
-    }
-    Ok(())
+    slipway_cli::output::print(output, json, || text.to_owned())
 }
 
 fn public_key(path: &PathBuf) -> Result<EcdsaP256PublicKey, UserError> {

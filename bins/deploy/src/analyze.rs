@@ -46,15 +46,11 @@ pub(crate) struct AnalyzeArgs {
     /// SLIPWAY_PROMETHEUS__TOKEN [prometheus.token].
     #[arg(long, value_name = "URL")]
     pub(crate) prometheus: Option<String>,
-    /// Config file (default: ./slipway.toml if present).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) config: Option<PathBuf>,
-    /// Ignore any config file.
-    #[arg(long, conflicts_with = "config")]
-    pub(crate) no_config: bool,
-    /// The release, `namespace/name`.
-    #[arg(long, value_name = "NAMESPACE/NAME")]
-    pub(crate) release: String,
+    /// The shared flags; `--release` (or RELEASE) names the release to judge.
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(flatten)]
+    pub(crate) release: slipway_cli::ReleaseArg,
     /// The canary's track label.
     #[arg(long, default_value = "canary")]
     pub(crate) track: String,
@@ -67,9 +63,6 @@ pub(crate) struct AnalyzeArgs {
     /// Replay the window a live analysis would have covered, ending at TIME.
     #[arg(long, value_name = "TIME")]
     pub(crate) at: Option<String>,
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t)]
-    pub(crate) output: OutputFormat,
     /// Also write the decision record as Markdown to this file.
     #[arg(long, value_name = "FILE")]
     pub(crate) markdown: Option<PathBuf>,
@@ -80,12 +73,7 @@ pub(crate) struct AnalyzeArgs {
 
 /// Runs `analyze` with the process's stdout and stderr.
 pub(crate) async fn run(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
-    let global = GlobalArgs {
-        config: args.config.clone(),
-        no_config: args.no_config,
-        ..GlobalArgs::default()
-    };
-    let settings = config::load(&global, &[])?;
+    let settings = config::load(&args.global.with_release(&args.release), &[])?;
     let mut stderr = std::io::stderr().lock();
     let deprecated = std::env::var(DEPRECATED_PROMETHEUS_TOKEN_ENV)
         .ok()
@@ -154,7 +142,14 @@ pub(crate) async fn run_with(
             .into());
         }
     };
-    let (namespace, name) = parse_release(&args.release)?;
+    let release = args
+        .global
+        .release_name(&args.release)
+        .ok_or_else(|| UserError {
+            message: "`analyze` needs the release to judge\n\nhint: `--release namespace/name` (or as the first argument), e.g. `--release ml/fraud-model`".to_owned(),
+        })?;
+    let (namespace, name) = parse_release(release)?;
+    let namespace = args.global.namespace.clone().unwrap_or(namespace);
     let vars = TemplateVars::new(name, namespace, args.track.clone());
     let (from, to, live) = window(args, &plan, now)?;
 
@@ -179,9 +174,14 @@ pub(crate) async fn run_with(
         );
     }
 
-    match args.output {
+    match args.global.output {
         OutputFormat::Text => write!(stdout, "{}", report::text(&record)),
-        OutputFormat::Json => writeln!(stdout, "{}", report::json(&record)),
+        format => {
+            let document: serde_json::Value = serde_json::from_str(&report::json(&record))
+                .context("encoding the decision record")?;
+            let rendered = slipway_cli::output::render(format, &document)?.unwrap_or_default();
+            write!(stdout, "{rendered}")
+        }
     }
     .context("writing the decision record to stdout")?;
     if let Some(path) = &args.markdown {

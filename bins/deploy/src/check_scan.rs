@@ -23,14 +23,9 @@ use slipway_scanner::{
 /// The value of `PATH`, where `trivy` is looked for when no `--report` is given.
 const PATH_VAR: &str = "PATH";
 
-/// `--output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum OutputFormat {
-    /// A table for people.
-    Text,
-    /// One JSON document.
-    Json,
-}
+/// `--output` (the shared flag), named here for the tests that compile this module alone.
+#[allow(unused_imports, reason = "the tests name it through this module")]
+pub(crate) use slipway_cli::OutputFormat;
 
 /// Arguments of `check-scan`.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,9 +46,8 @@ pub(crate) struct CheckScanArgs {
     /// Write a Markdown summary to FILE (e.g. `$GITHUB_STEP_SUMMARY`).
     #[arg(long, value_name = "FILE")]
     pub(crate) markdown: Option<PathBuf>,
-    /// Report format on stdout.
-    #[arg(long, value_enum, default_value = "text")]
-    pub(crate) output: OutputFormat,
+    #[command(flatten)]
+    pub(crate) global: slipway_cli::GlobalArgs,
     /// Findings at or above this severity fail the gate (CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN).
     #[arg(long, value_name = "SEVERITY", default_value = "HIGH", value_parser = parse_severity)]
     pub(crate) fail_at: Severity,
@@ -126,14 +120,12 @@ pub(crate) fn run_with(
         write_file(path, &vuln::markdown(&report), "Markdown summary")?;
         writeln!(stderr, "wrote Markdown summary to `{}`", path.display())?;
     }
-    match args.output {
-        OutputFormat::Text => stdout.write_all(render_text(&report, &image).as_bytes())?,
-        OutputFormat::Json => {
-            let dto = ReportDto::new(&report, &image, &scan);
-            serde_json::to_writer_pretty(&mut *stdout, &dto)
-                .context("failed to write JSON to stdout")?;
-            writeln!(stdout)?;
-        }
+    let dto = ReportDto::new(&report, &image, &scan);
+    match slipway_cli::output::render(args.global.output, &dto)? {
+        Some(rendered) => stdout
+            .write_all(rendered.as_bytes())
+            .context("failed to write the document to stdout")?,
+        None => stdout.write_all(render_text(&report, &image).as_bytes())?,
     }
     Ok(report.passed())
 }
@@ -224,8 +216,13 @@ fn render_text(report: &VulnReport, image: &ImageRef) -> String {
     out
 }
 
+/// The JSON Schema of `--output json` (`slipway-deploy schema check-scan`).
+pub(crate) fn schema() -> serde_json::Value {
+    schemars::schema_for!(slipway_cli::output::Versioned<ReportDto<'static>>).to_value()
+}
+
 /// `--output json`: the stable shape, separate from the domain types (STYLE.md §7).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct ReportDto<'a> {
     passed: bool,
     image: String,
@@ -238,7 +235,7 @@ struct ReportDto<'a> {
     expired_rules: Vec<RuleDto<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct FindingDto<'a> {
     id: &'a str,
     package: &'a str,
@@ -260,13 +257,13 @@ struct FindingDto<'a> {
     expired_rule: Option<RuleDto<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct CvssDto<'a> {
     source: &'a str,
     score: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct RuleDto<'a> {
     id: &'a str,
     origin: &'a str,

@@ -22,7 +22,7 @@ use slipway_pipeline::{StageEvent, StageStatus};
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
     #[command(flatten)]
-    global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// The audit trail to write (replaced: the story starts a fresh world).
     #[arg(long, value_name = "PATH", default_value = "target/demo/audit.jsonl")]
     trail: PathBuf,

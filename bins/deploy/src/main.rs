@@ -7,6 +7,7 @@
 mod analyze;
 mod check_scan;
 mod demo;
+mod meta;
 mod story;
 mod supply_chain;
 
@@ -17,11 +18,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
+use slipway_cli::ReleaseArg;
 use slipway_cli::backends::Built;
 use slipway_cli::config::{self, Settings};
 use slipway_cli::demo::DemoArgs;
 use slipway_cli::release::release_spec;
-use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat};
+use slipway_cli::{ExitStatus, Failure, GlobalArgs};
 use slipway_demo::scenario::SCENARIOS;
 use slipway_gates::window::WindowOverride;
 use slipway_pipeline::{
@@ -55,8 +57,18 @@ enum Command {
     Promote(PromoteArgs),
     /// Abort the paused release: delete its canary, stable untouched, reason recorded.
     Abort(AbortArgs),
-    /// Show the release: the last revisions, a paused canary and its approvals.
-    Status(ReleaseArgs),
+    /// Where the release stands: state, current step and weight, analysis so far, approvals,
+    /// lock holder (exit 0 promoted or healthy, 1 aborted or degraded, 3 paused or in progress).
+    Status(meta::StatusArgs),
+    /// Every revision the cluster keeps: digest, model, strategy, outcome, actor, time, reason.
+    History(meta::HistoryArgs),
+    /// Print the shell completion script for bash, zsh, fish or PowerShell.
+    Completions(slipway_cli::meta::CompletionsArgs),
+    /// Print the JSON Schema of a printed document or of `slipway.toml`.
+    Schema(meta::SchemaArgs),
+    /// Write the man pages into DIR (`cargo xtask man` runs it).
+    #[command(hide = true)]
+    Man(slipway_cli::meta::ManArgs),
     /// Judge a Trivy report for the image being deployed (exit 0 pass, 1 fail, 2 error).
     CheckScan(check_scan::CheckScanArgs),
     /// Judge one model version with the release's model gate (exit 0 pass, 1 fail, 2 error).
@@ -74,12 +86,11 @@ enum Command {
 
 /// Flags of `plan` and `run`. Each one overrides the config key named in its help.
 #[derive(Debug, Args)]
-struct ReleaseArgs {
+pub(crate) struct ReleaseArgs {
     #[command(flatten)]
     global: GlobalArgs,
-    /// `namespace/deployment` [release.name].
-    #[arg(long)]
-    release: Option<String>,
+    #[command(flatten)]
+    release: ReleaseArg,
     /// Model: `name@alias`, `name/version` or `name/Stage` [model.ref].
     #[arg(long)]
     model: Option<String>,
@@ -108,15 +119,6 @@ struct ReleaseArgs {
     /// Release outside the deploy windows; needs a reason, which is recorded.
     #[arg(long, value_name = "REASON")]
     override_window: Option<String>,
-    /// Kubeconfig file, as kubectl's `--kubeconfig` [kubernetes.kubeconfig].
-    #[arg(long, value_name = "PATH")]
-    kubeconfig: Option<String>,
-    /// Kubeconfig context, as kubectl's `--context` [kubernetes.context].
-    #[arg(long)]
-    context: Option<String>,
-    /// Namespace of the release, replacing the one in `release.name`.
-    #[arg(long, short = 'n')]
-    namespace: Option<String>,
 }
 
 /// Flags of `approve`. Who approves comes from one of two real sources: the reviews of the
@@ -172,19 +174,46 @@ impl ReleaseArgs {
                 overrides.push((key, serde_json::Value::String(value.clone())));
             }
         };
-        set("release.name", &self.release);
         set("model.ref", &self.model);
         set("image.ref", &self.image);
         set("rollout.strategy", &self.strategy);
-        set("kubernetes.kubeconfig", &self.kubeconfig);
-        set("kubernetes.context", &self.context);
         overrides
+    }
+
+    /// The shared flags, with a positional RELEASE as `--release`.
+    fn global(&self) -> GlobalArgs {
+        self.global.with_release(&self.release)
+    }
+}
+
+impl Command {
+    /// The shared flags of the command, for logging (`None`: it has none).
+    fn global(&self) -> Option<GlobalArgs> {
+        match self {
+            Command::Plan(args) | Command::Run(args) => Some(args.global()),
+            Command::Approve(args) => Some(args.release.global()),
+            Command::Promote(args) => Some(args.release.global()),
+            Command::Abort(args) => Some(args.release.global()),
+            Command::Status(args) => Some(args.release.global()),
+            Command::History(args) => Some(args.release.global()),
+            Command::Schema(args) => Some(args.global.clone()),
+            Command::CheckScan(args) => Some(args.global.clone()),
+            Command::Analyze(args) => Some(args.global.clone()),
+            Command::Demo(args) => Some(args.global.clone()),
+            Command::CheckModel(args) => Some(args.global.clone()),
+            Command::Sign(args) => Some(args.global.clone()),
+            Command::Attest(args) => Some(args.global.clone()),
+            Command::Completions(_) | Command::Man(_) => None,
+        }
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = slipway_cli::meta::parse();
+    if let Some(global) = cli.command.global() {
+        slipway_cli::logging::init(&global);
+    }
     let result = match cli.command {
         Command::Plan(args) => release(&args, Action::Plan).await,
         Command::Run(args) => release(&args, Action::Run).await,
@@ -197,7 +226,14 @@ async fn main() -> ExitCode {
             )
             .await
         }
-        Command::Status(args) => status(&args).await,
+        Command::Status(args) => meta::status(&args).await,
+        Command::History(args) => meta::history(&args).await,
+        Command::Completions(args) => {
+            slipway_cli::meta::completions::<Cli>(args.shell);
+            Ok(ExitStatus::Success)
+        }
+        Command::Schema(args) => meta::schema(&args),
+        Command::Man(args) => meta::man::<Cli>(&args),
         Command::Analyze(args) => analyze::run(&args).await,
         Command::Demo(args) => demo::run(&args).await,
         Command::CheckModel(args) => supply_chain::check_model(&args).await,
@@ -224,9 +260,9 @@ enum Action {
 }
 
 /// Configuration, the validated spec and the backends, shared by every release command.
-struct Prepared {
-    spec: ReleaseSpec,
-    built: Built,
+pub(crate) struct Prepared {
+    pub(crate) spec: ReleaseSpec,
+    pub(crate) built: Built,
 }
 
 /// `None` when the command only printed something (`--list-scenarios`, `--print-config`).
@@ -234,26 +270,16 @@ struct Prepared {
     clippy::print_stdout,
     reason = "listing scenarios and the config is data"
 )]
-async fn prepare(args: &ReleaseArgs) -> anyhow::Result<Option<Prepared>> {
+pub(crate) async fn prepare(args: &ReleaseArgs) -> anyhow::Result<Option<Prepared>> {
     if args.list_scenarios {
         for (name, what, code) in SCENARIOS {
             println!("{name:<18} exit {code}  {what}");
         }
         return Ok(None);
     }
-    let mut settings: Settings = config::load(&args.global, &args.overrides())?;
-    if let Some(namespace) = &args.namespace {
-        // `--namespace` keeps the Deployment's name; release_spec validates the result.
-        let name = settings
-            .release
-            .name
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        settings.release.name = format!("{namespace}/{name}");
-    }
-    if args.global.print_config {
+    let global = args.global();
+    let settings: Settings = config::load(&global, &args.overrides())?;
+    if global.print_config {
         print!("{}", config::render(&settings)?);
         return Ok(None);
     }
@@ -286,8 +312,7 @@ async fn prepare(args: &ReleaseArgs) -> anyhow::Result<Option<Prepared>> {
     };
     let env = |name: &str| std::env::var(name).ok();
     let built =
-        slipway_cli::backends::build(&settings, &args.global, &args.demo, &spec, audit, &env)
-            .await?;
+        slipway_cli::backends::build(&settings, &global, &args.demo, &spec, audit, &env).await?;
     Ok(Some(Prepared { spec, built }))
 }
 
@@ -318,13 +343,7 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
     slipway_cli::story::finish();
     report.backends = built.systems.clone();
     story.after(&built).await;
-    match args.global.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encoding the report")?
-        ),
-        OutputFormat::Text => print!("{}", summary(&report)),
-    }
+    slipway_cli::output::print(args.global.output, &report, || summary(&report))?;
     slipway_cli::github::publish_from_env(&report)?;
     Ok(ExitStatus::from(&report))
 }
@@ -413,22 +432,25 @@ async fn approve(args: &ApproveArgs) -> anyhow::Result<ExitStatus> {
     }
     match slipway_pipeline::approve_with(&spec, &built.backends, given).await {
         Ok(records) => {
-            match args.release.global.output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),
-                OutputFormat::Text => {
-                    for record in &records {
-                        println!(
-                            "approved: {} by {} for {} at {}\nrevision: {}\nreason: {}",
+            let document = meta::ApprovedDocument {
+                approvals: &records,
+            };
+            slipway_cli::output::print(args.release.global.output, &document, || {
+                records
+                    .iter()
+                    .map(|record| {
+                        format!(
+                            "approved: {} by {} for {} at {}\nrevision: {}\nreason: {}\n",
                             record.release,
                             record.approver,
                             record.model,
                             record.digest,
                             record.revision.unwrap_or_default(),
                             record.reason
-                        );
-                    }
-                }
-            }
+                        )
+                    })
+                    .collect()
+            })?;
             Ok(ExitStatus::Success)
         }
         Err(ApproveError::Refused(message)) => {
@@ -439,26 +461,6 @@ async fn approve(args: &ApproveArgs) -> anyhow::Result<ExitStatus> {
             Err(anyhow::anyhow!(err))
         }
     }
-}
-
-#[allow(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "the status is data; where it runs is the story"
-)]
-async fn status(args: &ReleaseArgs) -> anyhow::Result<ExitStatus> {
-    let Some(Prepared { spec, built, .. }) = prepare(args).await? else {
-        return Ok(ExitStatus::Success);
-    };
-    eprintln!("slipway: status of {} {}", spec.release, built.banner());
-    let status = slipway_pipeline::status(&spec, &built.backends)
-        .await
-        .map_err(|message| anyhow::anyhow!(message))?;
-    match args.global.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-        OutputFormat::Text => print!("{}", status.to_text()),
-    }
-    Ok(ExitStatus::Success)
 }
 
 /// The text result on stdout: a few `key: value` lines a script can grep.

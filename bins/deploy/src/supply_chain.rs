@@ -30,7 +30,7 @@ use slipway_registry::{OciRegistry, Registry as _};
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct CheckModelArgs {
     #[command(flatten)]
-    global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// The model version: `name@alias`, `name/7` or `name/Stage`.
     #[arg(value_name = "MODEL_REF")]
     model: String,
@@ -58,7 +58,7 @@ pub(crate) struct RegistryArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct SignArgs {
     #[command(flatten)]
-    global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// The signing key: an encrypted `cosign.key` (password from `COSIGN_PASSWORD` or
     /// `signing.password`). Default: `signing.key`.
     #[arg(long, value_name = "PATH")]
@@ -79,7 +79,7 @@ pub(crate) struct SignArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct AttestArgs {
     #[command(flatten)]
-    global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// The signing key (the build's key, not the deploy's): an encrypted `cosign.key`.
     /// Default: `signing.key`.
     #[arg(long, value_name = "PATH")]
@@ -144,11 +144,7 @@ fn settings(global: &GlobalArgs) -> anyhow::Result<Option<Settings>> {
 
 #[allow(clippy::print_stdout, reason = "the report is data")]
 fn print(output: OutputFormat, text: &str, json: &impl Serialize) -> anyhow::Result<()> {
-    match output {
-        OutputFormat::Text => print!("{text}"),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(json)?),
-    }
-    Ok(())
+    slipway_cli::output::print(output, json, || text.to_owned())
 }
 
 /// `check-model`: the pipeline's model gate on one version.

@@ -44,14 +44,16 @@ fn args(plan: &Path, prometheus: &str, release: &str) -> AnalyzeArgs {
     AnalyzeArgs {
         plan: Some(plan.to_owned()),
         prometheus: Some(prometheus.to_owned()),
-        config: None,
-        no_config: true,
-        release: release.to_owned(),
+        global: slipway_cli::GlobalArgs {
+            no_config: true,
+            release: Some(release.to_owned()),
+            ..slipway_cli::GlobalArgs::default()
+        },
+        release: slipway_cli::ReleaseArg::default(),
         track: "canary".to_owned(),
         from: None,
         to: None,
         at: None,
-        output: OutputFormat::Text,
         markdown: None,
         svg: None,
     }
@@ -208,12 +210,16 @@ async fn exit_codes_against_real_prometheus() {
     // JSON, Markdown and SVG of the latency regression, with `--at`.
     let markdown = tmp.path().join("record.md");
     let svg = tmp.path().join("record.svg");
+    let base = args(&plan, &server.url, "ml/slow");
     let args = AnalyzeArgs {
         at: Some(server.at(25).to_string()),
-        output: OutputFormat::Json,
+        global: slipway_cli::GlobalArgs {
+            output: OutputFormat::Json,
+            ..base.global.clone()
+        },
         markdown: Some(markdown.clone()),
         svg: Some(svg.clone()),
-        ..args(&plan, &server.url, "ml/slow")
+        ..base
     };
     let output = run(&args, now).await;
     assert_eq!(exit_code(&output), "1", "{output}");

@@ -35,7 +35,7 @@ fn args(report: &str, image: &str) -> CheckScanArgs {
         ignore_files: Vec::new(),
         sarif: None,
         markdown: None,
-        output: OutputFormat::Text,
+        global: slipway_cli::GlobalArgs::default(),
         fail_at: Severity::High,
         ignore_unfixed: false,
         max_report_size: slipway_scanner::DEFAULT_MAX_REPORT_BYTES,
@@ -97,7 +97,7 @@ fn yaml_ignore_file_passes_and_json_output() {
     .expect("write");
     let mut args = args("fluentd-gems.json", FLUENTD);
     args.ignore_files = vec![ignore];
-    args.output = OutputFormat::Json;
+    args.global.output = OutputFormat::Json;
     let markdown = tmp.path().join("summary.md");
     args.markdown = Some(markdown.clone());
     insta::assert_snapshot!(run(&args, tmp.path()));
@@ -336,4 +336,28 @@ fn cli_runs_trivy_from_path_without_report() {
             tmp.path()
         )
     );
+}
+
+/// `--output json` validates against the schema `slipway-deploy schema check-scan` publishes,
+/// for a pass, a fail with ignored findings, and unfixed findings.
+#[test]
+fn json_output_validates_against_its_schema() {
+    let validator = jsonschema::validator_for(&check_scan::schema()).expect("schema compiles");
+    for (report, image) in [
+        ("alpine-310.json", ALPINE),
+        ("fluentd-gems.json", FLUENTD),
+        ("distroless-python27.json", DISTROLESS),
+    ] {
+        let mut args = args(report, image);
+        args.global.output = OutputFormat::Json;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        check_scan::run_with(&args, &mut stdout, &mut stderr).expect("check-scan runs");
+        let document: serde_json::Value = serde_json::from_slice(&stdout).expect("JSON");
+        let errors: Vec<String> = validator
+            .iter_errors(&document)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{report}: {errors:?}");
+        assert_eq!(document["schema_version"], 1, "{report}");
+    }
 }

@@ -299,8 +299,9 @@ fn a_paused_release_is_shown_approved_promoted_or_aborted() {
         deploy(&args, dir.path(), &[])
     };
 
+    // Paused is not final: `status` exits 3.
     let status = run(&["status"]);
-    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_eq!(status.code, 3, "{}", status.stderr);
     insta::assert_snapshot!("status_paused", status.stdout);
 
     let selfish = run(&["approve", "--reason", "trust me"]);
@@ -719,7 +720,7 @@ fn a_release_paused_by_one_process_is_approved_and_promoted_by_others() {
     assert!(run.stdout.contains("outcome: paused"), "{}", run.stdout);
 
     let status = with_state(&["status"]);
-    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_eq!(status.code, 3, "{}", status.stderr);
     assert!(
         status.stdout.contains("paused: revision 3"),
         "{}",

@@ -18,13 +18,12 @@ mod watch;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
 use slipway_cli::config::Settings;
 use slipway_cli::demo::DemoArgs;
 use slipway_cli::release::release_spec;
-use slipway_cli::{ExitStatus, Failure, GlobalArgs, OutputFormat, UserError, config};
+use slipway_cli::{ExitStatus, Failure, GlobalArgs, UserError, config};
 use slipway_core::Digest;
 use slipway_pipeline::{ReleaseSpec, RollbackSpec, RollbackTarget, RunOutcome, StageEvent};
 
@@ -51,6 +50,11 @@ enum Command {
     To(ToArgs),
     /// Guard the release serving now; roll it back by itself on a sustained breach.
     Watch(watch::WatchArgs),
+    /// Print the shell completion script for bash, zsh, fish or PowerShell.
+    Completions(slipway_cli::meta::CompletionsArgs),
+    /// Write the man pages into DIR (`cargo xtask man` runs it).
+    #[command(hide = true)]
+    Man(slipway_cli::meta::ManArgs),
 }
 
 /// Flags of `to` (and of the bare command).
@@ -58,9 +62,8 @@ enum Command {
 struct ToArgs {
     #[command(flatten)]
     global: GlobalArgs,
-    /// `namespace/deployment` [release.name].
-    #[arg(long)]
-    release: Option<String>,
+    #[command(flatten)]
+    release: slipway_cli::ReleaseArg,
     /// Target revision number or image digest (default: the previous successful revision).
     #[arg(long, value_name = "REVISION|DIGEST")]
     to: Option<String>,
@@ -76,11 +79,22 @@ struct ToArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = slipway_cli::meta::parse();
+    match &cli.command {
+        None => slipway_cli::logging::init(&cli.to.global),
+        Some(Command::To(args)) => slipway_cli::logging::init(&args.global),
+        Some(Command::Watch(args)) => slipway_cli::logging::init(&args.global),
+        Some(Command::Completions(_) | Command::Man(_)) => {}
+    }
     let result = match &cli.command {
         None => roll_back(&cli.to).await,
         Some(Command::To(args)) => roll_back(args).await,
         Some(Command::Watch(args)) => watch::run(args).await,
+        Some(Command::Completions(args)) => {
+            slipway_cli::meta::completions::<Cli>(args.shell);
+            Ok(ExitStatus::Success)
+        }
+        Some(Command::Man(args)) => man(args),
     };
     match result {
         Ok(status) => status.into(),
@@ -151,10 +165,18 @@ pub(crate) fn where_(built: &slipway_cli::backends::Built) -> String {
     reason = "a binary: data on stdout, the story on stderr"
 )]
 async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
-    let mut overrides = Vec::new();
-    if let Some(release) = &args.release {
-        overrides.push(("release.name", serde_json::Value::String(release.clone())));
+    // With flags first, clap reads a later subcommand name as the positional release.
+    if let Some(name @ ("to" | "watch" | "completions")) =
+        args.release.release_positional.as_deref()
+    {
+        return Err(UserError {
+            message: format!(
+                "the subcommand `{name}` cannot come after the flags of the bare command\n\nhint: write it first: `slipway-rollback {name} …`"
+            ),
+        }
+        .into());
     }
+    let global = args.global.with_release(&args.release);
     let target = target(args.to.as_deref())?;
     let reason = match args.reason.as_deref().map(str::trim) {
         None if args.global.print_config => String::new(),
@@ -162,8 +184,7 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
         Some("") => return Err(UserError { message: "`--reason` is empty\n\nhint: say why, e.g. `--reason \"p99 latency doubled after revision 7\"`".to_owned() }.into()),
         Some(reason) => reason.to_owned(),
     };
-    let Some(Setup { release, built, .. }) = setup(&args.global, &args.demo, &overrides).await?
-    else {
+    let Some(Setup { release, built, .. }) = setup(&global, &args.demo, &[]).await? else {
         return Ok(ExitStatus::Success);
     };
     let spec = RollbackSpec {
@@ -188,35 +209,49 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
     if let Some(note) = built.simulated_note() {
         eprintln!("slipway: {note}");
     }
-    match args.global.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encoding the report")?
-        ),
-        OutputFormat::Text => {
-            let outcome = match report.outcome {
-                RunOutcome::Promoted => "rolled-back",
-                RunOutcome::Rejected => "refused",
-                RunOutcome::Cancelled => "cancelled",
-                RunOutcome::Failed
-                | RunOutcome::WouldProceed
-                | RunOutcome::Paused
-                | RunOutcome::Unchanged => "failed",
-            };
-            println!(
-                "release: {}\noutcome: {outcome}\nreason: {}",
-                report.release, report.reason
-            );
-            if let Some(revision) = report.revision {
-                println!("revision: {revision}");
-            }
+    slipway_cli::output::print(global.output, &report, || {
+        let outcome = match report.outcome {
+            RunOutcome::RolledBack => "rolled-back",
+            RunOutcome::Rejected => "refused",
+            RunOutcome::Cancelled => "cancelled",
+            RunOutcome::Promoted
+            | RunOutcome::Failed
+            | RunOutcome::WouldProceed
+            | RunOutcome::Paused
+            | RunOutcome::Unchanged => "failed",
+        };
+        let mut text = format!(
+            "release: {}\noutcome: {outcome}\nreason: {}\n",
+            report.release, report.reason
+        );
+        if let Some(revision) = report.revision {
+            text.push_str(&format!("revision: {revision}\n"));
         }
-    }
+        text
+    })?;
     slipway_cli::github::publish_from_env(&report)?;
     Ok(match report.outcome {
-        RunOutcome::Promoted | RunOutcome::WouldProceed => ExitStatus::Success,
+        RunOutcome::RolledBack => ExitStatus::Success,
         RunOutcome::Rejected => ExitStatus::No,
         RunOutcome::Cancelled => ExitStatus::from(&report),
-        RunOutcome::Failed | RunOutcome::Paused | RunOutcome::Unchanged => ExitStatus::Error,
+        RunOutcome::Promoted
+        | RunOutcome::WouldProceed
+        | RunOutcome::Failed
+        | RunOutcome::Paused
+        | RunOutcome::Unchanged => ExitStatus::Error,
     })
+}
+
+/// The hidden `man DIR`.
+#[allow(clippy::print_stderr, reason = "which files were written is the story")]
+fn man(args: &slipway_cli::meta::ManArgs) -> anyhow::Result<ExitStatus> {
+    let written = slipway_cli::meta::man::<Cli>(&args.dir).map_err(|err| UserError {
+        message: format!("{err:#}\n\nhint: give a directory that can be written"),
+    })?;
+    eprintln!(
+        "wrote {} man pages to {}",
+        written.len(),
+        args.dir.display()
+    );
+    Ok(ExitStatus::Success)
 }

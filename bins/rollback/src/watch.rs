@@ -4,10 +4,9 @@
 //! `slipway_pipeline::watch::watch`. Exit 0 guarded with no breach, 1 breached and rolled back
 //! (a "no" for the release), 2 the watch could not guard or the rollback did not finish.
 
-use anyhow::Context as _;
 use clap::Args;
 use slipway_cli::demo::DemoArgs;
-use slipway_cli::{ExitStatus, GlobalArgs, OutputFormat, UserError};
+use slipway_cli::{ExitStatus, GlobalArgs, UserError};
 use slipway_pipeline::watch::WatchSpec;
 use slipway_pipeline::{RunOutcome, RunReport, StageEvent};
 
@@ -17,10 +16,9 @@ use crate::{Setup, setup, where_};
 #[derive(Debug, Args)]
 pub(crate) struct WatchArgs {
     #[command(flatten)]
-    global: GlobalArgs,
-    /// `namespace/deployment` to guard [release.name].
-    #[arg(value_name = "RELEASE")]
-    release: Option<String>,
+    pub(crate) global: GlobalArgs,
+    #[command(flatten)]
+    release: slipway_cli::ReleaseArg,
     /// How long to guard, e.g. `30m`, `1h` [watch.duration].
     #[arg(long, value_name = "DURATION")]
     duration: Option<String>,
@@ -44,7 +42,6 @@ impl WatchArgs {
     fn overrides(&self) -> Vec<(&'static str, serde_json::Value)> {
         let mut overrides = Vec::new();
         let strings = [
-            ("release.name", &self.release),
             ("watch.duration", &self.duration),
             ("watch.interval", &self.interval),
             ("watch.sustain", &self.sustain),
@@ -89,7 +86,12 @@ pub(crate) async fn run(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
         settings,
         release,
         built,
-    }) = setup(&args.global, &args.demo, &args.overrides()).await?
+    }) = setup(
+        &args.global.with_release(&args.release),
+        &args.demo,
+        &args.overrides(),
+    )
+    .await?
     else {
         return Ok(ExitStatus::Success);
     };
@@ -108,19 +110,14 @@ pub(crate) async fn run(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
     for note in built.world.notifier.sent() {
         eprintln!("notified: [{}] {}", note.event, note.summary);
     }
-    match args.global.output {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encoding the report")?
-        ),
-        OutputFormat::Text => print!("{}", summary(&report)),
-    }
+    slipway_cli::output::print(args.global.output, &report, || summary(&report))?;
     slipway_cli::github::publish_from_env(&report)?;
     Ok(match report.outcome {
         RunOutcome::Promoted => ExitStatus::Success,
         RunOutcome::Rejected => ExitStatus::No,
         RunOutcome::Cancelled => ExitStatus::from(&report),
         RunOutcome::Failed
+        | RunOutcome::RolledBack
         | RunOutcome::WouldProceed
         | RunOutcome::Paused
         | RunOutcome::Unchanged => ExitStatus::Error,
@@ -134,6 +131,7 @@ fn summary(report: &RunReport) -> String {
         RunOutcome::Rejected => "rolled-back",
         RunOutcome::Cancelled => "cancelled",
         RunOutcome::Failed
+        | RunOutcome::RolledBack
         | RunOutcome::WouldProceed
         | RunOutcome::Paused
         | RunOutcome::Unchanged => "failed",

@@ -173,7 +173,7 @@ fn in_github_actions_a_rollback_writes_its_outputs_and_summary() {
         String::from_utf8_lossy(&output.stderr)
     );
     let written = std::fs::read_to_string(&outputs).expect("outputs written");
-    assert!(written.contains("verdict=promoted"), "{written}");
+    assert!(written.contains("verdict=rolled-back"), "{written}");
     assert!(written.contains("revision=3"), "{written}");
     let markdown = std::fs::read_to_string(&summary).expect("summary written");
     assert!(

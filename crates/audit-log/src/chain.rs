@@ -15,7 +15,7 @@ use crate::{Error, Event};
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One link of the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Entry {
     /// 1-based position.
     pub seq: u64,
@@ -34,7 +34,7 @@ pub struct Entry {
 }
 
 /// A signature over an entry's hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EntrySignature {
     /// Fingerprint of the signing key (as `slipway_attest::Signer::key_id` gives it).
     pub key_id: String,
@@ -56,7 +56,7 @@ pub fn signed_payload(hash: &str) -> Vec<u8> {
 pub type Head = slipway_core::TrailHead;
 
 /// Something wrong with the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ChainProblem {
     /// The entry where it shows (0 when about the whole trail).
     pub seq: u64,

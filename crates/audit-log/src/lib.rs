@@ -44,7 +44,7 @@ use slipway_core::{Digest, ModelVersion, ReleaseId, ReleaseRecord};
 ///
 /// The fields added after the first release (`revision`, `expires`, `source`) are left out of
 /// the JSON when empty, so an entry written before them still hashes as it was written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApprovalRecord {
     /// Which release.
     pub release: ReleaseId,
@@ -71,7 +71,7 @@ pub struct ApprovalRecord {
 }
 
 /// Where an approval's identity comes from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ApprovalSource {
     /// A name given on the command line: counts only in the embedded demo world.
@@ -91,7 +91,8 @@ pub enum ApprovalSource {
     /// A DSSE envelope over a `slipway_attest::approval::ApprovalStatement`, signed by the
     /// approver's key; the gate takes the statement, not the fields beside it, as the approval.
     Signed {
-        /// The envelope as signed.
+        /// The envelope as signed (`payloadType`, base64 `payload`, `signatures`).
+        #[schemars(with = "serde_json::Value")]
         envelope: slipway_attest::dsse::Envelope,
     },
 }
@@ -104,7 +105,7 @@ impl ApprovalSource {
 }
 
 /// What an entry records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 #[allow(
     clippy::large_enum_variant,
@@ -140,7 +141,7 @@ impl Event {
 }
 
 /// What kind of damage a reader found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DamageKind {
     /// The last write did not finish (a crash or a full disk): a last line without its newline,
@@ -151,7 +152,7 @@ pub enum DamageKind {
 }
 
 /// Part of a trail that is not a readable entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Damage {
     /// What kind.
     pub kind: DamageKind,

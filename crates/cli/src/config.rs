@@ -28,7 +28,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "slipway.toml";
 pub const ENV_PREFIX: &str = "SLIPWAY_";
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Which release.
@@ -40,8 +40,10 @@ pub struct Settings {
     /// How to roll out.
     pub rollout: RolloutSettings,
     /// Canary analysis.
+    #[schemars(with = "serde_json::Value")]
     pub analysis: AnalysisPlan,
     /// Gate policy: model, vulnerabilities, signatures, deploy windows, approvals.
+    #[schemars(with = "serde_json::Value")]
     pub policy: Policy,
     /// Signing and verification keys.
     pub signing: SigningSettings,
@@ -66,6 +68,7 @@ pub struct Settings {
     /// Audit trail location.
     pub audit: AuditSettings,
     /// Guarding a release after promotion (`slipway-rollback watch`).
+    #[schemars(with = "serde_json::Value")]
     pub watch: slipway_pipeline::watch::WatchConfig,
 }
 
@@ -101,7 +104,7 @@ impl Default for Settings {
 }
 
 /// `[release]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReleaseSettings {
     /// `namespace/deployment`.
@@ -124,7 +127,7 @@ impl Default for ReleaseSettings {
 }
 
 /// `[model]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSettings {
     /// `name@alias`, `name/version`, `name/Stage`, or a bare name with `stage`.
@@ -148,7 +151,7 @@ impl Default for ModelSettings {
 }
 
 /// `[image]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImageSettings {
     /// The serving image, by tag or digest.
@@ -165,7 +168,7 @@ impl Default for ImageSettings {
 }
 
 /// `[rollout]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RolloutSettings {
     /// `canary`, `blue-green` or `rolling`.
@@ -174,9 +177,11 @@ pub struct RolloutSettings {
     pub steps: Vec<u8>,
     /// Pause after each step before its analysis.
     #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
+    #[schemars(with = "String")]
     pub pause: Duration,
     /// How long pods may take to become ready (Argo Rollouts' and Flagger's default: 600 s).
     #[serde(with = "jiff::fmt::serde::unsigned_duration::friendly::compact::required")]
+    #[schemars(with = "String")]
     pub progress_deadline: Duration,
     /// Release records kept in the cluster.
     pub history_limit: usize,
@@ -200,7 +205,9 @@ pub struct RolloutSettings {
 }
 
 /// `rollout.coarse_steps`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum CoarseStepsSetting {
     /// Stop the release in preflight, naming the requested and achievable shares.
@@ -211,7 +218,9 @@ pub enum CoarseStepsSetting {
 }
 
 /// `rollout.traffic`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TrafficSetting {
     /// The canary's share of the pods behind the Service.
@@ -224,7 +233,9 @@ pub enum TrafficSetting {
 }
 
 /// `rollout.on_missing_approval`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnMissingApproval {
     /// Keep the canary, record the release as paused, exit 0.
@@ -252,7 +263,7 @@ impl Default for RolloutSettings {
 }
 
 /// `[signing]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SigningSettings {
     /// Sign the image (and attach the model link) before verifying it.
@@ -287,7 +298,7 @@ impl Default for SigningSettings {
 /// `[provenance]`: facts about the released change that only the build knows. Provenance
 /// itself is attached by the build job (`slipway-deploy attest`) and verified with
 /// `[policy.provenance] keys`; `run` never writes it (it would describe the deploy job).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvenanceSettings {
     /// When the source commit was made (RFC 3339): DORA's lead time starts here. In GitHub
@@ -298,7 +309,9 @@ pub struct ProvenanceSettings {
 /// Which implementation serves a boundary. `memory` is the embedded world of
 /// `backend.scenario`: real code with real behaviour, seeded so a release tells a story. It is
 /// used only with `--demo` or when listed in `backend.simulated` (real by default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelsBackend {
     /// In memory.
@@ -309,7 +322,9 @@ pub enum ModelsBackend {
 }
 
 /// OCI registry implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RegistryBackend {
     /// In memory.
@@ -320,7 +335,9 @@ pub enum RegistryBackend {
 }
 
 /// Cluster implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClusterBackend {
     /// In memory.
@@ -331,7 +348,9 @@ pub enum ClusterBackend {
 }
 
 /// Metrics implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum MetricsBackend {
     /// In memory.
@@ -342,7 +361,9 @@ pub enum MetricsBackend {
 }
 
 /// Vulnerability scan source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScannerBackend {
     /// In memory.
@@ -355,7 +376,7 @@ pub enum ScannerBackend {
 }
 
 /// `[backend]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendSettings {
     /// Model registry implementation.
@@ -377,7 +398,9 @@ pub struct BackendSettings {
 }
 
 /// One external system a release talks to, as `backend.simulated` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Boundary {
     /// The model registry (`backend.models`).
@@ -469,7 +492,7 @@ impl Default for BackendSettings {
 }
 
 /// `[registry]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrySettings {
     /// Registries (`host:port`) that may be reached over plain HTTP; none by default.
@@ -479,7 +502,7 @@ pub struct RegistrySettings {
 }
 
 /// `[kubernetes]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubernetesSettings {
     /// Kubeconfig file (default: `KUBECONFIG`, `~/.kube/config`, in-cluster).
@@ -491,7 +514,7 @@ pub struct KubernetesSettings {
 }
 
 /// `[prometheus]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrometheusSettings {
     /// Base URL, e.g. `http://prometheus.monitoring:9090`.
@@ -501,7 +524,7 @@ pub struct PrometheusSettings {
 }
 
 /// `[scanner]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScannerSettings {
     /// Trivy JSON report (for `backend.scanner = "trivy-report"`).
@@ -511,7 +534,7 @@ pub struct ScannerSettings {
 }
 
 /// `[server]`: the model server's reload endpoint, called after promotion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// e.g. `http://iris-classifier.ml-serving.svc:8080/admin/reload`; unset: no reload call.
@@ -522,7 +545,7 @@ pub struct ServerSettings {
 }
 
 /// `[notify]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifySettings {
     /// Slack incoming webhook URL (a secret: it embeds a token).
@@ -532,7 +555,7 @@ pub struct NotifySettings {
 }
 
 /// `[mlflow]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MlflowSettings {
     /// Tracking server URL (`MLFLOW_TRACKING_URI` is also read).
@@ -542,7 +565,7 @@ pub struct MlflowSettings {
 }
 
 /// `[audit]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditSettings {
     /// JSON Lines trail; none keeps the trail in memory for the run.
@@ -553,7 +576,9 @@ pub struct AuditSettings {
 }
 
 /// `audit.store`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuditStoreKind {
     /// The JSON Lines file at `audit.path`.
@@ -581,10 +606,25 @@ fn load_from(
         figment = figment.merge(Toml::file_exact(path));
     }
     figment = figment.merge(env.filter(|key| key.as_str().contains("__")).split("__"));
-    for (key, value) in overrides {
+    // The shared flags first (`--release`, `--kubeconfig`, `--context`), then the command's own.
+    for (key, value) in global.overrides().iter().chain(overrides) {
         figment = figment.merge(Serialized::default(key, value));
     }
-    figment.extract::<Settings>().map_err(|err| describe(&err))
+    let mut settings = figment
+        .extract::<Settings>()
+        .map_err(|err| describe(&err))?;
+    if let Some(namespace) = &global.namespace {
+        // `-n/--namespace` keeps the Deployment's name; `release_spec` validates the result.
+        let name = settings
+            .release
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        settings.release.name = format!("{namespace}/{name}");
+    }
+    Ok(settings)
 }
 
 /// The config file `load` reads: `--config`, or `slipway.toml` in the current directory when

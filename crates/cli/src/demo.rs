@@ -19,12 +19,35 @@ use crate::{GlobalArgs, UserError};
 pub struct DemoArgs {
     /// Run on the embedded demo world instead of real backends, in SCENARIO (default `happy`,
     /// or the one a `--state` directory holds; `slipway-deploy run --list-scenarios` lists them).
-    #[arg(long, value_name = "SCENARIO", num_args = 0..=1)]
+    /// Only a scenario's name is taken as its value, so a RELEASE goes before `--demo` (or use
+    /// `--demo=SCENARIO`).
+    #[arg(long, value_name = "SCENARIO", num_args = 0..=1, value_parser = scenario_name)]
     pub demo: Option<Option<String>>,
     /// With `--demo`: keep the embedded world in DIR, so the next command (another process)
     /// goes on in it: `run --demo unapproved --state DIR`, then `approve`, `promote`.
     #[arg(long, value_name = "DIR", requires = "demo")]
     pub state: Option<PathBuf>,
+}
+
+/// `--demo`'s value: a scenario's name. Anything else (a release `ns/name` written after
+/// `--demo`, which clap would otherwise swallow as the scenario) is refused naming both.
+fn scenario_name(text: &str) -> Result<String, String> {
+    let names: Vec<&str> = slipway_demo::scenario::SCENARIOS
+        .iter()
+        .map(|(name, _, _)| *name)
+        .collect();
+    if names.contains(&text) {
+        return Ok(text.to_owned());
+    }
+    let release = if text.contains('/') {
+        format!(" (a release? give it before `--demo`: `… {text} --demo`)")
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "`{text}` is not a demo scenario{release}; scenarios: {}",
+        names.join(", ")
+    ))
 }
 
 /// Where a command runs.

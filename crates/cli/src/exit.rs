@@ -40,6 +40,7 @@ impl From<slipway_pipeline::RunOutcome> for ExitStatus {
         use slipway_pipeline::RunOutcome;
         match outcome {
             RunOutcome::Promoted
+            | RunOutcome::RolledBack
             | RunOutcome::WouldProceed
             | RunOutcome::Paused
             | RunOutcome::Unchanged => ExitStatus::Success,

@@ -291,7 +291,7 @@ pub fn step_summary(report: &RunReport) -> String {
     let outcome = outcome_name(report.outcome);
     let mark = if matches!(
         report.outcome,
-        RunOutcome::Promoted | RunOutcome::WouldProceed
+        RunOutcome::Promoted | RunOutcome::RolledBack | RunOutcome::WouldProceed
     ) {
         "✅"
     } else if report.outcome == RunOutcome::Rejected {

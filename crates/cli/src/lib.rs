@@ -11,9 +11,12 @@ pub mod demo;
 mod exit;
 pub mod github;
 mod global;
+pub mod logging;
+pub mod meta;
+pub mod output;
 pub mod release;
 pub mod signals;
 pub mod story;
 
 pub use exit::{ExitStatus, Failure, UserError};
-pub use global::{GlobalArgs, OutputFormat};
+pub use global::{GlobalArgs, LogFormat, OutputFormat, ReleaseArg};

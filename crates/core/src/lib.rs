@@ -13,6 +13,7 @@ mod digest;
 mod model;
 mod reference;
 mod release;
+mod schema;
 mod secret;
 
 pub use clock::{Clock, SimClock};

@@ -69,7 +69,9 @@ pub struct ModelRef {
 }
 
 /// A resolved model version: name and number.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct ModelVersion {
     /// Registered model name.
     pub name: String,

@@ -95,7 +95,17 @@ impl<'de> serde::Deserialize<'de> for ReleaseId {
 }
 
 /// How a new revision replaces the old one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// A `<name>-canary` Deployment takes a growing share of pods, then stable is updated.
@@ -117,7 +127,17 @@ impl fmt::Display for Strategy {
 }
 
 /// How a revision ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Serving: the new revision became stable.
@@ -156,7 +176,9 @@ impl fmt::Display for Outcome {
 }
 
 /// One revision of a release: what was deployed, how, by whom, and how it ended.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct ReleaseRecord {
     /// Which release.
     pub release: ReleaseId,
@@ -200,7 +222,9 @@ pub struct ReleaseRecord {
 }
 
 /// A point in the audit trail: an entry's sequence number and hash.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct TrailHead {
     /// Its sequence number.
     pub seq: u64,

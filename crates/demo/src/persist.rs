@@ -605,6 +605,14 @@ impl Cluster for PersistedCluster {
             .await
     }
 
+    async fn lock_holder(
+        &self,
+        release: &ReleaseId,
+    ) -> Result<Option<slipway_k8s_rollout::LockHolder>, Error> {
+        self.call(None, Cluster::lock_holder(self.inner.as_ref(), release))
+            .await
+    }
+
     async fn acquire_lock(
         &self,
         release: &ReleaseId,

@@ -1632,6 +1632,35 @@ impl Cluster for KubeCluster {
         }
     }
 
+    async fn lock_holder(&self, release: &ReleaseId) -> Result<Option<crate::LockHolder>, Error> {
+        let namespace = &release.namespace;
+        let name = lock_name(release);
+        let api = self.api::<Lease>(namespace);
+        let Some(lease) = self
+            .call(&ops::GET_LEASE, namespace, &name, || api.get_opt(&name))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let spec = lease.spec.unwrap_or_default();
+        let holder = spec.holder_identity.unwrap_or_default();
+        let renewed = spec
+            .renew_time
+            .as_ref()
+            .or(spec.acquire_time.as_ref())
+            .map_or(Timestamp::UNIX_EPOCH, |time| time.0);
+        let duration = Duration::from_secs(
+            u64::try_from(spec.lease_duration_seconds.unwrap_or(0).max(0)).unwrap_or(0),
+        );
+        let expires = add(renewed, duration);
+        Ok(
+            (!holder.is_empty() && expires > self.clock.now()).then(|| crate::LockHolder {
+                holder,
+                expires: expires.to_string(),
+            }),
+        )
+    }
+
     async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error> {
         let namespace = &release.namespace;
         let name = lock_name(release);

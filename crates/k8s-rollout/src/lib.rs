@@ -68,6 +68,15 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const FIELD_MANAGER: &str = "slipway";
 /// How long a Deployment may take to become ready (Argo Rollouts' and Flagger's default).
 pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
+/// The live holder of a release's lock (the Lease `slipway-lock-<name>`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct LockHolder {
+    /// The holder's identity (`actor@host:pid`, as the command wrote it).
+    pub holder: String,
+    /// When the lease expires unless renewed (RFC 3339).
+    pub expires: String,
+}
+
 /// How many revisions of a release the cluster keeps (Helm's `--history-max` default is 10 too).
 pub const DEFAULT_HISTORY_LIMIT: usize = 10;
 
@@ -477,6 +486,9 @@ pub trait Cluster: Send + Sync {
     ) -> Result<(), Error>;
     /// Gives the lock up if `holder` has it.
     async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error>;
+    /// Who holds the release's lock and until when, if anyone does and the lease has not
+    /// expired (`slipway-deploy status`). Read only.
+    async fn lock_holder(&self, release: &ReleaseId) -> Result<Option<LockHolder>, Error>;
     /// Every object of audit trail `trail` in `namespace`, in no particular order.
     async fn audit_objects(&self, namespace: &str, trail: &str) -> Result<Vec<AuditObject>, Error>;
     /// Creates an audit object of trail `trail`; never replaces one (append-only): an existing

@@ -837,6 +837,19 @@ impl Cluster for MemoryCluster {
         Ok(())
     }
 
+    async fn lock_holder(&self, release: &ReleaseId) -> Result<Option<crate::LockHolder>, Error> {
+        let now = self.clock.now();
+        Ok(self
+            .lock()
+            .leases
+            .get(release)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(holder, expires)| crate::LockHolder {
+                holder: holder.clone(),
+                expires: expires.to_string(),
+            }))
+    }
+
     async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error> {
         let mut state = self.lock();
         if state

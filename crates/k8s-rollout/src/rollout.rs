@@ -1171,6 +1171,12 @@ mod tests {
         ) -> Result<(), Error> {
             self.inner.acquire_lock(release, holder, ttl).await
         }
+        async fn lock_holder(
+            &self,
+            release: &ReleaseId,
+        ) -> Result<Option<crate::LockHolder>, Error> {
+            Cluster::lock_holder(&self.inner, release).await
+        }
         async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), Error> {
             self.inner.release_lock(release, holder).await
         }

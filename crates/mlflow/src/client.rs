@@ -138,6 +138,16 @@ impl MlflowClient {
                 Err(err) => return Err(self.transport(err, attempts)),
             };
             let status = response.status();
+            // Request-level log (`-v`): method, endpoint and status; never the URL's user
+            // information or a header (the token travels in `Authorization`).
+            tracing::debug!(
+                method = %method,
+                host = url.host_str().unwrap_or_default(),
+                path = url.path(),
+                status = status.as_u16(),
+                attempts,
+                "mlflow request"
+            );
             if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && may_retry {
                 let retry_after = response
                     .headers()

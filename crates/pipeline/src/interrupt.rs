@@ -10,7 +10,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Why a command must stop now.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Interruption {
     /// A signal: SIGINT (2) or SIGTERM (15), as a cancelled GitHub job sends them.

@@ -35,4 +35,4 @@ pub use run::{
     ApproveError, Observer, Resume, approve, approve_with, model_evidence, plan, resume, run,
 };
 pub use spec::{GivenApproval, ReleaseSpec};
-pub use status::{CanaryStatus, ReleaseStatus, status};
+pub use status::{CanaryStatus, Progress, ReleaseStatus, State, StepAnalysis, history, status};

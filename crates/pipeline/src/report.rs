@@ -12,7 +12,7 @@ use slipway_core::{Digest, ModelVersion};
 use slipway_gates::GateReport;
 
 /// How a stage event ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StageStatus {
     /// The stage began.
@@ -28,7 +28,7 @@ pub enum StageStatus {
 }
 
 /// One event of one stage.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct StageEvent {
     /// Stage name (`preflight`, `model-gate`, …).
     pub stage: &'static str,
@@ -41,11 +41,13 @@ pub struct StageEvent {
 }
 
 /// How the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunOutcome {
     /// The new version serves (exit 0).
     Promoted,
+    /// `slipway-rollback`: an earlier good revision serves again (exit 0).
+    RolledBack,
     /// A plan whose every gate passes (exit 0).
     WouldProceed,
     /// The canary passed and waits for approval; stable untouched (exit 0).
@@ -62,7 +64,7 @@ pub enum RunOutcome {
 }
 
 /// One canary step: the share asked for and the share the canary got (or, in a plan, would get).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct StepShare {
     /// The step's number, from 1.
     pub step: usize,
@@ -81,7 +83,7 @@ pub struct StepShare {
 }
 
 /// Everything a run decided.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RunReport {
     /// `namespace/name`.
     pub release: String,
@@ -98,8 +100,10 @@ pub struct RunReport {
     /// Every stage event, in order.
     pub stages: Vec<StageEvent>,
     /// Every gate check (model, vulnerabilities, signatures, approvals).
+    #[schemars(with = "serde_json::Value")]
     pub gates: GateReport,
     /// Each analysis run, one per canary step.
+    #[schemars(with = "Vec<serde_json::Value>")]
     pub analysis: Vec<AnalysisRun>,
     /// What stopped a `cancelled` run.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,7 +119,7 @@ pub struct RunReport {
 }
 
 /// One system's implementation in a [`RunReport`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct BackendInfo {
     /// `memory`, `mlflow`, `oci`, `kubernetes`, `prometheus`, `trivy-report`, `trivy`.
     pub implementation: String,

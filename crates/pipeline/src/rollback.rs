@@ -133,7 +133,7 @@ pub async fn rollback(
     };
     match result {
         Ok(reason) => {
-            report.outcome = RunOutcome::Promoted;
+            report.outcome = RunOutcome::RolledBack;
             report.reason = reason;
         }
         Err(Stop(outcome, reason)) => {
@@ -153,7 +153,7 @@ pub async fn rollback(
     }
     let notification = crate::Notification {
         release: report.release.clone(),
-        event: if report.outcome == RunOutcome::Promoted {
+        event: if report.outcome == RunOutcome::RolledBack {
             "rolled-back".to_owned()
         } else {
             "rollback-failed".to_owned()

@@ -1,14 +1,32 @@
-//! `status`: where a release stands, read from the cluster's history and the audit trail.
+//! `status`: where a release stands, read from the cluster's history, the lock and the audit
+//! trail; `history`: every revision the cluster keeps.
+//!
+//! Where the progress of a running (or paused) canary comes from, and why: the pipeline writes
+//! two records while it runs, and `status` reads only those, never guessing.
+//! - The in-progress (or paused) record in the release history names the revision, its digest,
+//!   model and strategy, who started it and the objects it creates.
+//! - The audit trail gets one `analysis` decision per analysed step (`step N: <reasons>`, the
+//!   reasons naming each metric's measurements and value against its limit) before the next
+//!   step starts. The decisions after the release's last ended revision (the trail also holds
+//!   the in-progress and paused records, which do not end one) are the current revision's: the number
+//!   of steps analysed, each one's verdict and values. The current step is the one after the
+//!   last analysed (the last, once paused); its weight is the live replica share for a
+//!   replica-ratio canary, and the configured step for exact-weight routing (what the run sets
+//!   once the step's pods are ready).
+//! - Individual measurements inside a step are not recorded (only streamed to the running
+//!   command's stderr): `status` shows the analysed steps, not a measurement in flight.
+//!   Recording every measurement would add a cluster or trail write per measurement.
 
 use serde::Serialize;
 use slipway_audit_log::{ApprovalRecord, Event};
-use slipway_core::{Outcome, ReleaseRecord};
-use slipway_k8s_rollout::rollout;
+use slipway_core::{Outcome, ReleaseRecord, Strategy};
+use slipway_k8s_rollout::LockHolder;
+use slipway_k8s_rollout::rollout::{self, TrafficRouting};
 
 use crate::{Backends, ReleaseSpec};
 
 /// The canary, as it runs now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CanaryStatus {
     /// Its image.
     pub image: String,
@@ -18,11 +36,71 @@ pub struct CanaryStatus {
     pub replicas: u32,
 }
 
+/// What `status` concludes, and its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// The last revision was promoted (or rolled back to) and stable is ready: exit 0.
+    Promoted,
+    /// No revision yet, and stable is ready: exit 0.
+    Healthy,
+    /// The last revision was aborted, failed or cancelled: exit 1.
+    Aborted,
+    /// Stable is missing or not ready, or Slipway objects were left behind: exit 1.
+    Degraded,
+    /// Waiting for approval: exit 3 (not final).
+    Paused,
+    /// A run is going on (or was killed; `abort` settles it): exit 3 (not final).
+    InProgress,
+}
+
+impl State {
+    /// Whether waiting longer cannot change it (`status --watch` stops).
+    pub fn is_final(self) -> bool {
+        !matches!(self, State::Paused | State::InProgress)
+    }
+}
+
+/// One analysed step of the current revision, from its `analysis` decision in the trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct StepAnalysis {
+    /// The step, 1-based.
+    pub step: usize,
+    /// `pass`, `fail` or `inconclusive`.
+    pub verdict: String,
+    /// Each metric's value against its limit.
+    pub detail: String,
+    /// When it was decided (RFC 3339).
+    pub at: String,
+}
+
+/// How far the current revision's canary got (see the module docs for the sources).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Progress {
+    /// The step running now (or paused after), 1-based; 0 before the first step's analysis.
+    pub step: usize,
+    /// Steps configured.
+    pub steps: usize,
+    /// The canary's share in percent: of pods (replica ratio, live) or of requests (exact
+    /// weights, the configured step).
+    pub weight_percent: Option<f64>,
+    /// `pods` or `requests`.
+    pub weight_of: String,
+    /// The steps analysed so far, oldest first.
+    pub analysed: Vec<StepAnalysis>,
+}
+
 /// Where a release stands.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ReleaseStatus {
     /// `namespace/name`.
     pub release: String,
+    /// What the status amounts to (the exit code of `slipway-deploy status`).
+    pub state: State,
+    /// The canary's progress, while a canary revision is paused or in progress.
+    pub progress: Option<Progress>,
+    /// Who holds the release's lock now (a command working on it), if anyone.
+    pub lock: Option<LockHolder>,
     /// What stable runs.
     pub stable_image: Option<String>,
     /// The newest revisions, newest last (at most five).
@@ -89,6 +167,10 @@ pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseSt
         .last()
         .filter(|record| record.outcome == Outcome::InProgress)
         .cloned();
+    let lock = cluster
+        .lock_holder(release)
+        .await
+        .map_err(|err| err.to_string())?;
     let orphans = if paused.is_some() || in_progress.is_some() {
         Vec::new()
     } else {
@@ -127,7 +209,39 @@ pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseSt
             alias_pending = Some(alias.clone());
         }
     }
+    let current = paused.as_ref().or(in_progress.as_ref());
+    let progress = match current {
+        Some(record) if record.strategy == Strategy::Canary => {
+            let entries = backends
+                .audit
+                .entries()
+                .await
+                .map_err(|err| err.to_string())?;
+            Some(progress(
+                spec,
+                &entries,
+                record.outcome == Outcome::Paused,
+                stable.as_ref().map(|state| state.spec.replicas),
+                canary.as_ref().map(|state| state.spec.replicas),
+            ))
+        }
+        _ => None,
+    };
+    let stable_ready = stable
+        .as_ref()
+        .is_some_and(|state| state.ready_replicas >= state.spec.replicas);
+    let state = match history.last().map(|record| record.outcome) {
+        Some(Outcome::Paused) => State::Paused,
+        Some(Outcome::InProgress) => State::InProgress,
+        Some(Outcome::Aborted | Outcome::Failed | Outcome::Cancelled) => State::Aborted,
+        _ if !stable_ready || !orphans.is_empty() => State::Degraded,
+        Some(Outcome::Promoted | Outcome::RolledBack) => State::Promoted,
+        None => State::Healthy,
+    };
     Ok(ReleaseStatus {
+        state,
+        progress,
+        lock,
         in_progress,
         orphans,
         alias_pending,
@@ -145,12 +259,97 @@ pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseSt
     })
 }
 
+/// Every revision of the release the cluster keeps, oldest first. Changes nothing.
+pub async fn history(
+    spec: &ReleaseSpec,
+    backends: &Backends,
+) -> Result<Vec<ReleaseRecord>, String> {
+    backends
+        .cluster
+        .release_history(&spec.release)
+        .await
+        .map_err(|err| err.to_string())
+}
+
+/// The current revision's progress from the trail's `analysis` decisions after the release's
+/// last ended revision, and the live replicas (see the module docs).
+fn progress(
+    spec: &ReleaseSpec,
+    entries: &[slipway_audit_log::Entry],
+    paused: bool,
+    stable_replicas: Option<u32>,
+    canary_replicas: Option<u32>,
+) -> Progress {
+    let release = &spec.release;
+    let since = entries
+        .iter()
+        .rposition(|entry| {
+            matches!(&entry.event, Event::Release(record)
+                if &record.release == release
+                    && !matches!(record.outcome, Outcome::InProgress | Outcome::Paused))
+        })
+        .map_or(0, |index| index + 1);
+    let analysed: Vec<StepAnalysis> = entries[since..]
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            Event::Decision {
+                release: decided,
+                stage,
+                verdict,
+                detail,
+            } if decided == release && stage == "analysis" => {
+                let (step, detail) = detail.strip_prefix("step ")?.split_once(": ")?;
+                Some(StepAnalysis {
+                    step: step.parse().ok()?,
+                    verdict: verdict.clone(),
+                    detail: detail.to_owned(),
+                    at: entry.at.to_string(),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    let steps = spec.steps.len();
+    let done = analysed.iter().map(|step| step.step).max().unwrap_or(0);
+    let step = if paused || canary_replicas.is_none() {
+        done
+    } else {
+        (done + 1).min(steps)
+    };
+    let (weight_percent, weight_of) = match &spec.traffic {
+        TrafficRouting::ReplicaRatio => (
+            canary_replicas.map(|canary| {
+                (rollout::canary_share(stable_replicas.unwrap_or(0), canary) * 100.0).round()
+                    / 100.0
+            }),
+            "pods",
+        ),
+        _ => (
+            step.checked_sub(1)
+                .and_then(|index| spec.steps.get(index))
+                .map(|weight| f64::from(*weight)),
+            "requests",
+        ),
+    };
+    Progress {
+        step,
+        steps,
+        weight_percent,
+        weight_of: weight_of.to_owned(),
+        analysed,
+    }
+}
+
 impl ReleaseStatus {
     /// For people.
     pub fn to_text(&self) -> String {
         let mut text = format!(
-            "release: {}\nstable: {}\n",
+            "release: {}\nstate: {}\nstable: {}\n",
             self.release,
+            serde_json::to_value(self.state)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             self.stable_image.as_deref().unwrap_or("not found")
         );
         match &self.canary {
@@ -159,6 +358,31 @@ impl ReleaseStatus {
                 canary.image, canary.ready, canary.replicas
             )),
             None => text.push_str("canary: none\n"),
+        }
+        if let Some(progress) = &self.progress {
+            let weight = progress.weight_percent.map_or_else(
+                || "no canary".to_owned(),
+                |weight| format!("{weight}% of {}", progress.weight_of),
+            );
+            text.push_str(&format!(
+                "step: {} of {} ({weight}), {} analysed\n",
+                progress.step,
+                progress.steps,
+                progress.analysed.len()
+            ));
+            for step in &progress.analysed {
+                text.push_str(&format!(
+                    "  step {} {} at {}: {}\n",
+                    step.step, step.verdict, step.at, step.detail
+                ));
+            }
+        }
+        match &self.lock {
+            Some(lock) => text.push_str(&format!(
+                "lock: held by {} until {}\n",
+                lock.holder, lock.expires
+            )),
+            None => text.push_str("lock: free\n"),
         }
         if let Some(paused) = &self.paused {
             text.push_str(&format!(

@@ -702,7 +702,7 @@ impl Watcher<'_> {
         self.report.interruption = rolled.interruption.clone();
         self.rolling_back.send_replace(false);
         match rolled.outcome {
-            RunOutcome::Promoted => Ok((
+            RunOutcome::RolledBack => Ok((
                 RunOutcome::Rejected,
                 format!("revision {}: {what}; {}", current.revision, rolled.reason),
             )),

@@ -1167,7 +1167,7 @@ async fn a_rollback_while_an_nginx_canary_is_paused_removes_its_ingress_and_serv
     };
     let report =
         slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await;
-    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    assert_eq!(report.outcome, RunOutcome::RolledBack, "{}", report.reason);
     assert!(
         world
             .cluster
@@ -1243,7 +1243,7 @@ async fn after_blue_green_the_watch_guards_the_active_colour_and_rollback_switch
     };
     let rolled =
         slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await;
-    assert_eq!(rolled.outcome, RunOutcome::Promoted, "{}", rolled.reason);
+    assert_eq!(rolled.outcome, RunOutcome::RolledBack, "{}", rolled.reason);
     let after_rollback = active(&world).await;
     assert_ne!(after_rollback, after_release, "the Service switched colour");
     let colour = world
@@ -1874,7 +1874,7 @@ async fn a_rollback_of_a_paused_release_removes_its_baseline() {
     };
     let report =
         slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await;
-    assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+    assert_eq!(report.outcome, RunOutcome::RolledBack, "{}", report.reason);
     assert!(
         !deployment_exists(&world, &spec, &baseline).await,
         "baseline removed"

@@ -71,6 +71,7 @@ mock! {
         async fn release_history(&self, release: &ReleaseId) -> Result<Vec<ReleaseRecord>, slipway_k8s_rollout::Error>;
         async fn record_release(&self, record: &ReleaseRecord, limit: usize) -> Result<(), slipway_k8s_rollout::Error>;
         async fn acquire_lock(&self, release: &ReleaseId, holder: &str, ttl: Duration) -> Result<(), slipway_k8s_rollout::Error>;
+        async fn lock_holder(&self, release: &ReleaseId) -> Result<Option<slipway_k8s_rollout::LockHolder>, slipway_k8s_rollout::Error>;
         async fn release_lock(&self, release: &ReleaseId, holder: &str) -> Result<(), slipway_k8s_rollout::Error>;
         async fn audit_objects(&self, namespace: &str, trail: &str) -> Result<Vec<AuditObject>, slipway_k8s_rollout::Error>;
         async fn create_audit_object(&self, namespace: &str, trail: &str, object: &AuditObject) -> Result<AuditCreate, slipway_k8s_rollout::Error>;
@@ -842,7 +843,7 @@ async fn converge(operation: Operation, world: &World) -> Result<(), String> {
         let report = converging(*command, world).await;
         agree(world, true)
             .map_err(|err| format!("after {command:?} ({}): {err}", report.reason))?;
-        if *command == Converging::Rollback && report.outcome != RunOutcome::Promoted {
+        if *command == Converging::Rollback && report.outcome != RunOutcome::RolledBack {
             return Err(format!("the rollback again ended {}", report.reason));
         }
     }
@@ -1011,7 +1012,7 @@ async fn every_failing_write_of_abort_leaves_history_and_cluster_agreeing() {
 /// Proves: the same for a rollback to an earlier revision, converging by running it again.
 #[tokio::test]
 async fn every_failing_write_of_rollback_leaves_history_and_cluster_agreeing() {
-    failure_matrix(Operation::Rollback, RunOutcome::Promoted).await;
+    failure_matrix(Operation::Rollback, RunOutcome::RolledBack).await;
 }
 
 /// Proves: the same for a blue-green `run` (standby deployed, Service switched, recorded, old
@@ -1024,5 +1025,5 @@ async fn every_failing_write_of_a_blue_green_switch_leaves_history_and_cluster_a
 /// Proves: the same for a rollback after a blue-green release, which goes back by colour.
 #[tokio::test]
 async fn every_failing_write_of_a_blue_green_rollback_leaves_history_and_cluster_agreeing() {
-    failure_matrix(Operation::BlueGreenRollback, RunOutcome::Promoted).await;
+    failure_matrix(Operation::BlueGreenRollback, RunOutcome::RolledBack).await;
 }

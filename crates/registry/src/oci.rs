@@ -255,7 +255,10 @@ impl OciRegistry {
         loop {
             attempts += 1;
             let failure = match attempt().await {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    tracing::debug!(operation, image = %image, attempts, "registry request");
+                    return Ok(value);
+                }
                 Err(failure) => failure,
             };
             if matches!(failure, Failure::Transient(_) | Failure::Timeout)

@@ -6,6 +6,7 @@
 //! - `supply_chain`: sign, attest, verify-image, verify-attestation and check-model as
 //!   separate processes on the real registry and MLflow, and `require_provenance` end to end.
 
+mod cli;
 mod e2e;
 mod examples;
 mod prometheus;

@@ -284,6 +284,80 @@ path = "audit.jsonl"
         &mut leaks,
     );
 
+    // Logs: `-v` and `RUST_LOG=debug` show request-level logs (MLflow, the registry, reqwest's
+    // connections) on stderr, and still no secret, although every one of them was used.
+    let verbose = run(
+        "slipway-deploy",
+        &[
+            &["run"][..],
+            &config,
+            &[
+                "--approve-as",
+                "maria.chen",
+                "--approve-reason",
+                "reviewed",
+                "-v",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(verbose.code, 0, "run -v:\n{}", verbose.stderr);
+    for expected in ["DEBUG", "mlflow request", "registry request"] {
+        assert!(
+            verbose.stderr.contains(expected),
+            "run -v logs no `{expected}`:\n{}",
+            verbose.stderr
+        );
+    }
+    check("run -v", &verbose, &[], &mut leaks);
+    let debug = output(
+        command("slipway-deploy")
+            .current_dir(root)
+            .args(
+                [
+                    &["run"][..],
+                    &config,
+                    &[
+                        "--approve-as",
+                        "maria.chen",
+                        "--approve-reason",
+                        "reviewed",
+                        "--log-format",
+                        "json",
+                    ],
+                ]
+                .concat(),
+            )
+            .env("RUST_LOG", "debug")
+            .env("DOCKER_CONFIG", &docker)
+            .env("SLIPWAY_SIGNING__PASSWORD", SIGNING_PASSWORD)
+            .env("SLIPWAY_MLFLOW__TOKEN", MLFLOW_TOKEN)
+            .env("MLFLOW_TRACKING_TOKEN", MLFLOW_TRACKING_TOKEN)
+            .env(
+                "SLIPWAY_NOTIFY__WEBHOOK",
+                format!("http://127.0.0.1:{closed_port}/{WEBHOOK_TOKEN}"),
+            ),
+    );
+    assert_eq!(debug.code, 0, "RUST_LOG=debug run:\n{}", debug.stderr);
+    let json_lines = debug
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .filter(|line| serde_json::from_str::<serde_json::Value>(line).is_ok())
+        .count();
+    assert!(json_lines > 10, "{}", debug.stderr);
+    assert!(
+        debug.stderr.contains("\"level\":\"DEBUG\""),
+        "{}",
+        debug.stderr
+    );
+    check(
+        "RUST_LOG=debug run --log-format json",
+        &debug,
+        &[],
+        &mut leaks,
+    );
+
     let rollback = run(
         "slipway-rollback",
         &[

@@ -723,6 +723,7 @@ impl Ctx<'_> {
         // lock, an unreachable registry), so "why did this release not happen" has an answer.
         let verdict = match (&self.report.outcome, &self.report.interruption) {
             (RunOutcome::Promoted, _) => "promoted",
+            (RunOutcome::RolledBack, _) => "rolled-back",
             (RunOutcome::Paused, _) => "paused",
             (RunOutcome::Rejected, _) => "rejected",
             (RunOutcome::Failed, _) => "failed",
