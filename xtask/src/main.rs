@@ -1,6 +1,6 @@
 //! `cargo xtask`: Slipway's developer tasks, written in Rust so they run the same everywhere.
 //!
-//! Commands: `ci` (the whole gate CI runs), `services` (real local registry, Prometheus and
+//! Commands: `ci` (the whole gate CI runs), `image` (the container image), `services` (real local registry, Prometheus and
 //! MLflow on loopback for the end-to-end tests), `demo` (the whole release story, or one scenario) and
 //! `bench` (benchmarks that are programs, not timed tests).
 //! Workspace hygiene checks are `#[test]`s in `tidy.rs`, so plain `cargo test --workspace`
@@ -20,6 +20,7 @@ mod ci;
 mod demo;
 mod e2e;
 mod error;
+mod image;
 mod man;
 mod process;
 mod services;
@@ -45,6 +46,9 @@ commands:
   e2e --kubeconfig PATH [--context NAME]
                               k8s-rollout scenarios against a real cluster (kind, k3s)
   man [DIR]                   man pages of the three binaries, one per command (default target/man)
+  image [--release] [--bin-dir DIR] [--tag NAME] [--push REF] [--storage DIR]
+                              the container image of the three binaries (buildah, from
+                              scratch); prints its name, or with --push `REF@sha256:...`
   bench                       every benchmark below
   bench registry [--images N] [--concurrency N] [--release]
                               Slipway resolve + verify of N signed images next to `skopeo inspect`
@@ -104,6 +108,10 @@ fn run(args: &[String]) -> Result<ExitCode> {
                 eprintln!("error: {err}");
                 ExitCode::from(2)
             })),
+        "image" => {
+            print!("{}", image::run(&root, &image::Args::parse(rest)?)?);
+            Ok(ExitCode::SUCCESS)
+        }
         "e2e" => {
             e2e::run(&root, &e2e::Args::parse(rest)?)?;
             Ok(ExitCode::SUCCESS)

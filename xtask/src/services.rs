@@ -47,11 +47,13 @@ const SEED_LOCK_WAIT: Duration = Duration::from_secs(180);
 
 const MLFLOW_VERSION: &str = "3.17.2";
 
-/// Debian packages that provide the binaries we run (skopeo is for tests that push images).
-const APT_PACKAGES: [(&str, &str); 3] = [
+/// Debian packages that provide the binaries we run (skopeo is for tests that push images,
+/// buildah for the test that builds Slipway's own image with `cargo xtask image`).
+const APT_PACKAGES: [(&str, &str); 4] = [
     ("docker-registry", "docker-registry"),
     ("prometheus", "prometheus"),
     ("skopeo", "skopeo"),
+    ("buildah", "buildah"),
 ];
 
 /// How long a stopped service gets to exit after SIGTERM before it gets SIGKILL.
@@ -185,8 +187,9 @@ pub(crate) fn start(root: &Path) -> Result<Env> {
         }
     }
 
+    // Also when every service is reused: a tool the tests need (buildah) may be new.
+    install_missing_packages(&APT_PACKAGES)?;
     if !to_start.is_empty() {
-        install_missing_packages()?;
         if to_start.contains(&Service::Mlflow) {
             ensure_mlflow_venv(&state)?;
         }
@@ -440,8 +443,9 @@ fn stop_started(state: &Path, starting: &mut [Starting]) {
     }
 }
 
-fn install_missing_packages() -> Result<()> {
-    let missing: Vec<&str> = APT_PACKAGES
+/// Installs with apt-get the `(binary, package)` pairs whose binary is not on `PATH`.
+pub(crate) fn install_missing_packages(packages: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(binary, _)| !process::on_path(binary))
         .map(|(_, package)| *package)

@@ -205,7 +205,8 @@ fn a_signed_approval_from_another_process_promotes_the_paused_release() {
         &password_env,
     );
     assert_eq!(approve.code, 0, "{}", approve.stderr);
-    let records: serde_json::Value = serde_json::from_str(&approve.stdout).expect("json");
+    let document: serde_json::Value = serde_json::from_str(&approve.stdout).expect("json");
+    let records = &document["approvals"];
     assert_eq!(records[0]["approver"], "maria.chen", "the key's owner");
     assert_eq!(records[0]["revision"], 3);
     assert_eq!(records[0]["source"]["kind"], "signed");

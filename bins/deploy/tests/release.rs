@@ -328,8 +328,11 @@ fn a_paused_release_is_shown_approved_promoted_or_aborted() {
         "json",
     ]);
     assert_eq!(approved.code, 0, "{}", approved.stderr);
-    // One JSON array of the approvals recorded (a GitHub environment may bring several).
-    let records: serde_json::Value = serde_json::from_str(&approved.stdout).expect("json");
+    // The approvals recorded (a GitHub environment may bring several), with the document's
+    // schema_version.
+    let document: serde_json::Value = serde_json::from_str(&approved.stdout).expect("json");
+    assert_eq!(document["schema_version"], 1);
+    let records = &document["approvals"];
     assert_eq!(records[0]["approver"], "sam.reviewer");
     assert_eq!(records[0]["model"]["version"], 3);
     assert_eq!(records[0]["revision"], 3);

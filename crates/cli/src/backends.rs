@@ -358,7 +358,17 @@ pub async fn build(
             };
             // Simulated time only when nothing real waits: a real cluster or Prometheus needs
             // real time.
-            let world = if backend.cluster == ClusterBackend::Memory
+            let world = if let Some(dir) = &backend.state {
+                // Checked by `choose`: cluster and metrics are simulated, on the saved clock.
+                let hooks = persist::Hooks::from_env(env).map_err(|err| UserError {
+                    message: err.to_string(),
+                })?;
+                let scenario = (!persist::holds_world(dir)).then_some(name.as_str());
+                persist::open_or_create(dir, scenario, spec, seeded, hooks)
+                    .await
+                    .map_err(|err| invalid("backend.state", err))?
+                    .world
+            } else if backend.cluster == ClusterBackend::Memory
                 && backend.metrics == MetricsBackend::Memory
             {
                 scenario::build_with_audit(&name, spec, seeded).await?
@@ -468,14 +478,17 @@ pub async fn build(
     audit_store(settings, spec, &mut backends, &mut real, &choice);
 
     let mut webhooks: Vec<Box<dyn Notifier>> = Vec::new();
-    if let Some(url) = &settings.notify.slack_webhook {
+    // An empty URL is no webhook: CI fills the variable from a secret that may not be set
+    // (GitHub gives an empty string), and the examples call that secret optional.
+    let configured = |url: &&slipway_core::Secret| !url.expose().trim().is_empty();
+    if let Some(url) = settings.notify.slack_webhook.as_ref().filter(configured) {
         webhooks.push(Box::new(
             WebhookNotifier::new(WebhookKind::Slack, url.clone())
                 .map_err(|err| invalid("notify.slack_webhook", err))?,
         ));
         real.push("notify: Slack webhook".to_owned());
     }
-    if let Some(url) = &settings.notify.webhook {
+    if let Some(url) = settings.notify.webhook.as_ref().filter(configured) {
         webhooks.push(Box::new(
             WebhookNotifier::new(WebhookKind::Json, url.clone())
                 .map_err(|err| invalid("notify.webhook", err))?,

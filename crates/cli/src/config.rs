@@ -395,6 +395,11 @@ pub struct BackendSettings {
     /// `--demo`, every boundary must be real or listed here; each listed one is named in every
     /// output.
     pub simulated: Vec<Boundary>,
+    /// Keep the simulated boundaries in this directory between commands, as `--demo --state`
+    /// keeps the whole embedded world: a release paused by one process (a CI job) is
+    /// approved and promoted by the next. Only with the cluster and metrics simulated (the
+    /// saved world runs on its own simulated clock); real boundaries stay real.
+    pub state: Option<PathBuf>,
 }
 
 /// One external system a release talks to, as `backend.simulated` names it.
@@ -487,6 +492,7 @@ impl Default for BackendSettings {
             scanner: ScannerBackend::Memory,
             scenario: "happy".to_owned(),
             simulated: Vec::new(),
+            state: None,
         }
     }
 }
@@ -548,9 +554,9 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifySettings {
-    /// Slack incoming webhook URL (a secret: it embeds a token).
+    /// Slack incoming webhook URL (a secret: it embeds a token); empty means none.
     pub slack_webhook: Option<Secret>,
-    /// Generic JSON webhook URL.
+    /// Generic JSON webhook URL; empty means none.
     pub webhook: Option<Secret>,
 }
 

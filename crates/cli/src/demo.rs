@@ -182,6 +182,24 @@ pub fn choose(
             ),
         });
     }
+    // A saved simulated world runs on its own simulated clock: nothing real may wait on it.
+    if let Some(dir) = &backend.state {
+        let waiting: Vec<&str> = [Boundary::Cluster, Boundary::Metrics]
+            .into_iter()
+            .filter(|boundary| !backend.is_memory(*boundary))
+            .map(|boundary| boundary.as_str())
+            .collect();
+        if !waiting.is_empty() {
+            return Err(UserError {
+                message: format!(
+                    "invalid configuration: key `backend.state` (`{}`) keeps a simulated cluster between commands, but {} {} real\n\nhint: drop `backend.state` next to a real cluster or Prometheus, or simulate both (`backend.cluster = \"memory\"`, `backend.metrics = \"memory\"`, listed in `backend.simulated`)",
+                    dir.display(),
+                    waiting.join(" and "),
+                    if waiting.len() == 1 { "is" } else { "are" }
+                ),
+            });
+        }
+    }
     Ok(Choice::Configured {
         simulated: backend.simulated.clone(),
     })
@@ -252,6 +270,25 @@ mod tests {
                 &none,
             );
             assert_eq!(listed, "Configured { simulated: [Metrics] }");
+            // A saved simulated world runs on a simulated clock: a real cluster or Prometheus
+            // must not wait on it.
+            let saved = "[backend]\nmodels = \"mlflow\"\nregistry = \"oci\"\nscanner = \"trivy-report\"\nsimulated = [\"cluster\", \"metrics\"]\nstate = \"world\"\n\n[audit]\nstore = \"cluster\"\n";
+            assert_eq!(
+                check(jail, Some(saved), &none),
+                "Configured { simulated: [Cluster, Metrics] }"
+            );
+            let real_metrics = check(
+                jail,
+                Some(&saved.replace(
+                    "simulated = [\"cluster\", \"metrics\"]",
+                    "metrics = \"prometheus\"\nsimulated = [\"cluster\"]",
+                )),
+                &none,
+            );
+            assert!(
+                real_metrics.starts_with("invalid configuration: key `backend.state` (`world`) keeps a simulated cluster between commands, but metrics is real"),
+                "{real_metrics}"
+            );
             // Next to real systems the trail must be kept somewhere.
             insta::assert_snapshot!(
                 "real_backends_trail_in_memory",

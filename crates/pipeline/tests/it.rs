@@ -1040,7 +1040,10 @@ async fn a_paused_gateway_api_release_restores_the_route_on_abort_and_rollback()
             slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await
         };
         assert!(
-            matches!(report.outcome, RunOutcome::Rejected | RunOutcome::Promoted),
+            matches!(
+                report.outcome,
+                RunOutcome::Rejected | RunOutcome::RolledBack
+            ),
             "{ending}: {:?} {}",
             report.outcome,
             report.reason
@@ -1991,7 +1994,7 @@ async fn provenance_counts_only_from_a_build_key_about_this_digest_from_an_allow
     };
     let rolled =
         slipway_pipeline::rollback(&rollback, &built.backends, &mut |_: &StageEvent| {}).await;
-    assert_eq!(rolled.outcome, RunOutcome::Promoted, "{}", rolled.reason);
+    assert_eq!(rolled.outcome, RunOutcome::RolledBack, "{}", rolled.reason);
     assert!(
         rolled
             .gates

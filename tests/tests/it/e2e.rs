@@ -94,7 +94,7 @@ struct World {
     _dir: tempfile::TempDir,
 }
 
-async fn mlflow_post(base: &str, endpoint: &str, body: Value) -> Value {
+pub(crate) async fn mlflow_post(base: &str, endpoint: &str, body: Value) -> Value {
     let response = reqwest::Client::new()
         .post(format!("{base}/api/2.0/mlflow/{endpoint}"))
         .json(&body)
@@ -124,7 +124,12 @@ async fn mlflow_get(base: &str, endpoint: &str, query: &[(&str, &str)]) -> Value
 }
 
 /// A run with `accuracy` and `f1`, finished; returns its id.
-async fn mlflow_run(base: &str, experiment: &str, name: &str, metrics: (f64, f64)) -> String {
+pub(crate) async fn mlflow_run(
+    base: &str,
+    experiment: &str,
+    name: &str,
+    metrics: (f64, f64),
+) -> String {
     let now = jiff::Timestamp::now().as_millisecond();
     let run = mlflow_post(
         base,
@@ -187,7 +192,7 @@ pub(crate) async fn seed_mlflow(base: &str, name: &str, candidate: (f64, f64)) {
 }
 
 /// The version an alias points at, read over REST (independent of the client under test).
-async fn alias_version(base: &str, name: &str, alias: &str) -> String {
+pub(crate) async fn alias_version(base: &str, name: &str, alias: &str) -> String {
     let answer = mlflow_get(
         base,
         "registered-models/alias",

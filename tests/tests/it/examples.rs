@@ -244,15 +244,11 @@ fn parsing_finds_commands_flags_and_subcommands() {
     );
 }
 
-#[test]
-fn every_slipway_command_and_flag_in_the_example_workflows_exists() {
-    let mut found = Vec::new();
-    for file in ["release.yml", "rollback.yml"] {
-        found.extend(invocations(file, &load(file)));
-    }
+/// Each invocation whose subcommand or flag the binary's `--help` does not list.
+fn missing_commands_and_flags(found: &[Invocation]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut helps = std::collections::BTreeMap::new();
-    for call in &found {
+    for call in found {
         let key = (call.binary.clone(), call.subcommand.clone());
         let help = helps.entry(key).or_insert_with(|| {
             let mut cmd = command(&call.binary);
@@ -284,6 +280,49 @@ fn every_slipway_command_and_flag_in_the_example_workflows_exists() {
             }
         }
     }
+    problems
+}
+
+#[test]
+fn every_slipway_command_and_flag_in_the_release_workflow_exists() {
+    // Slipway's own release signs and checks its image with Slipway (`.github/workflows`).
+    let path = workspace_root().join(".github/workflows/release.yml");
+    let text = std::fs::read_to_string(&path).expect("read the release workflow");
+    let workflow: Value = serde_yaml_ng::from_str(&text).expect("the release workflow is YAML");
+    let found = invocations("release workflow", &workflow);
+    let problems = missing_commands_and_flags(&found);
+    assert!(
+        problems.is_empty(),
+        "the release workflow uses commands the binaries do not have:\n{}",
+        problems.join("\n")
+    );
+    let used: BTreeSet<String> = found
+        .iter()
+        .map(|call| {
+            format!(
+                "{} {}",
+                call.binary,
+                call.subcommand.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        used.into_iter().collect::<Vec<_>>(),
+        [
+            "slipway-audit verify-image",
+            "slipway-deploy attest",
+            "slipway-deploy sign"
+        ]
+    );
+}
+
+#[test]
+fn every_slipway_command_and_flag_in_the_example_workflows_exists() {
+    let mut found = Vec::new();
+    for file in ["release.yml", "rollback.yml"] {
+        found.extend(invocations(file, &load(file)));
+    }
+    let problems = missing_commands_and_flags(&found);
     assert!(
         problems.is_empty(),
         "the example workflows use commands the binaries do not have:\n{}\n\nhint: fix examples/github/*.yml, or the binary if it lost a flag users rely on",
@@ -340,7 +379,7 @@ fn example_config_loads_with_every_key_known() {
         "report = \"trivy.json\"",
         "history_limit = 20",
         "pause = \"2m\"",
-        "path = \"slipway-audit.jsonl\"",
+        "store = \"cluster\"",
     ] {
         assert!(
             result.stdout.lines().any(|printed| printed == line),

@@ -286,21 +286,7 @@ path = "audit.jsonl"
 
     // Logs: `-v` and `RUST_LOG=debug` show request-level logs (MLflow, the registry, reqwest's
     // connections) on stderr, and still no secret, although every one of them was used.
-    let verbose = run(
-        "slipway-deploy",
-        &[
-            &["run"][..],
-            &config,
-            &[
-                "--approve-as",
-                "maria.chen",
-                "--approve-reason",
-                "reviewed",
-                "-v",
-            ],
-        ]
-        .concat(),
-    );
+    let verbose = run("slipway-deploy", &[&["run"][..], &config, &["-v"]].concat());
     assert_eq!(verbose.code, 0, "run -v:\n{}", verbose.stderr);
     for expected in ["DEBUG", "mlflow request", "registry request"] {
         assert!(
@@ -313,21 +299,7 @@ path = "audit.jsonl"
     let debug = output(
         command("slipway-deploy")
             .current_dir(root)
-            .args(
-                [
-                    &["run"][..],
-                    &config,
-                    &[
-                        "--approve-as",
-                        "maria.chen",
-                        "--approve-reason",
-                        "reviewed",
-                        "--log-format",
-                        "json",
-                    ],
-                ]
-                .concat(),
-            )
+            .args([&["run"][..], &config, &["--log-format", "json"]].concat())
             .env("RUST_LOG", "debug")
             .env("DOCKER_CONFIG", &docker)
             .env("SLIPWAY_SIGNING__PASSWORD", SIGNING_PASSWORD)
