@@ -16,11 +16,13 @@
 //! registries, or Docker Hub's `index.docker.io` spelling) verifies on its digest, as in cosign;
 //! the mismatch is shown next to it (`reference_mismatch`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use serde::Serialize;
 use slipway_attest::attestation::{self, predicate_type_for};
+use slipway_attest::bundle::{KeylessPolicy, Trust};
 use slipway_attest::provenance::{self, BuilderMatch, ProvenancePolicy, SLSA_PROVENANCE_V1};
 use slipway_attest::{EcdsaP256PublicKey, Verifier};
 use slipway_cli::config::{self, Settings};
@@ -32,9 +34,23 @@ use slipway_core::ImageRef;
 pub(crate) struct VerifyImageArgs {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
-    /// The public key (`cosign.pub`) a signature must verify with.
+    /// The public key (`cosign.pub`) a signature must verify with. Without it, keyless: the
+    /// `--certificate-*` flags and `signing.trusted_root`.
     #[arg(long, value_name = "PATH")]
-    key: PathBuf,
+    key: Option<PathBuf>,
+    /// Keyless: the identity (certificate SAN: email or URI) that must have signed.
+    #[arg(long, value_name = "IDENTITY", conflicts_with = "key")]
+    certificate_identity: Option<String>,
+    /// Keyless: a regular expression the signing identity must match.
+    #[arg(long, value_name = "REGEXP", conflicts_with = "key")]
+    certificate_identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer that must have authenticated the signer, e.g.
+    /// `https://token.actions.githubusercontent.com`.
+    #[arg(long, value_name = "URL", conflicts_with = "key")]
+    certificate_oidc_issuer: Option<String>,
+    /// Keyless: a regular expression the OIDC issuer must match.
+    #[arg(long, value_name = "REGEXP", conflicts_with = "key")]
+    certificate_oidc_issuer_regexp: Option<String>,
     /// The image, by tag (resolved to its digest first) or by digest.
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -121,7 +137,11 @@ async fn pinned(
 struct ImageVerdict {
     image: String,
     digest: String,
-    key_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
+    /// Keyless: the identity and issuer required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keyless: Option<BTreeMap<&'static str, String>>,
     verified: bool,
     signatures: Vec<slipway_attest::SignatureCheck>,
 }
@@ -132,17 +152,52 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
         return Ok(ExitStatus::Success);
     };
     slipway_cli::backends::parse_image(&args.image)?;
-    let key = public_key(&args.key)?;
+    // With a key as before; without one, keyless: the identity policy from cosign's flags and
+    // the trusted root from `signing.trusted_root` (both checked before any request).
+    let key = args.key.as_ref().map(public_key).transpose()?;
+    let keyless = match &key {
+        Some(_) => None,
+        None => {
+            let policy = KeylessPolicy::from_flags(
+                args.certificate_identity.as_deref(),
+                args.certificate_identity_regexp.as_deref(),
+                args.certificate_oidc_issuer.as_deref(),
+                args.certificate_oidc_issuer_regexp.as_deref(),
+            )
+            .map_err(|err| UserError {
+                message: format!(
+                    "{err}\n\nhint: pass `--key cosign.pub`, or verify keyless with `--certificate-identity` and `--certificate-oidc-issuer`"
+                )
+                .replacen("\n\nhint: ", "; ", 1),
+            })?;
+            Some((policy, slipway_cli::backends::trusted_root(&settings)?))
+        }
+    };
     let (registry, image) = pinned(&settings, &args.allow_insecure_registry, &args.image).await?;
     let digest = image.digest().cloned().context("pinned image")?;
-    let report = slipway_attest::verify_image(&registry, &[&key as &dyn Verifier], &image)
+    let keys: Vec<&dyn Verifier> = key.iter().map(|key| key as &dyn Verifier).collect();
+    let trust = match &keyless {
+        Some((policy, root)) => Trust::Keyless { root, policy },
+        None => Trust::Keys(&keys),
+    };
+    let report = slipway_attest::bundle::verify_image_report(&registry, &image, trust)
         .await
         .with_context(|| format!("reading the signatures of `{image}`"))?;
     let verified = report.signatures.iter().any(|check| check.ok);
+    let signer = match (
+        &key,
+        &args.certificate_identity,
+        &args.certificate_identity_regexp,
+    ) {
+        (Some(key), _, _) => key.key_id(),
+        (None, Some(identity), _) => format!("identity `{identity}`"),
+        (None, None, Some(pattern)) => format!("an identity matching `{pattern}`"),
+        (None, None, None) => "the given identity".to_owned(),
+    };
     let mut text = format!("{}@{digest}\n", image.name());
     if report.signatures.is_empty() {
         text.push_str(&format!(
-            "fail  no signatures under {} (signed with `slipway-deploy sign` or `cosign sign --key`?)\n",
+            "fail  no signatures under {} nor Sigstore bundles among its referrers (signed with `slipway-deploy sign` or `cosign sign`?)\n",
             digest.cosign_tag("sig")
         ));
     }
@@ -159,15 +214,35 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
         "{}: {}\n",
         if verified { "verified" } else { "NOT verified" },
         if verified {
-            format!("a signature by {} binds this digest", key.key_id())
+            format!("a signature by {signer} binds this digest")
         } else {
-            format!("no signature verifies with {}", key.key_id())
+            format!("no signature verifies with {signer}")
         }
     ));
     let verdict = ImageVerdict {
         image: image.name(),
         digest: digest.to_string(),
-        key_id: key.key_id(),
+        key_id: key.as_ref().map(|key| key.key_id()),
+        keyless: keyless.as_ref().map(|_| {
+            [
+                ("certificate_identity", args.certificate_identity.clone()),
+                (
+                    "certificate_identity_regexp",
+                    args.certificate_identity_regexp.clone(),
+                ),
+                (
+                    "certificate_oidc_issuer",
+                    args.certificate_oidc_issuer.clone(),
+                ),
+                (
+                    "certificate_oidc_issuer_regexp",
+                    args.certificate_oidc_issuer_regexp.clone(),
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|value| (name, value)))
+            .collect()
+        }),
         verified,
         signatures: report.signatures,
     };

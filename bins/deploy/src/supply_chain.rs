@@ -63,6 +63,11 @@ pub(crate) struct SignArgs {
     /// `signing.password`). Default: `signing.key`.
     #[arg(long, value_name = "PATH")]
     key: Option<PathBuf>,
+    /// Write the signature as cosign v3 does: a Sigstore bundle attached to the image as an OCI
+    /// 1.1 referrer (listed in the `sha256-<hex>` referrers tag where the registry has no
+    /// referrers API), instead of the legacy `.sig` tag.
+    #[arg(long)]
+    bundle: bool,
     /// The image, by tag (resolved to its digest first) or by digest.
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -226,6 +231,9 @@ struct Signed {
     key_id: String,
     tag: String,
     signatures: usize,
+    /// With `--bundle`: the referrer manifest that holds the Sigstore bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundle: Option<String>,
 }
 
 /// `sign`: cosign's simple signing, appended under the `.sig` tag.
@@ -238,6 +246,29 @@ pub(crate) async fn sign(args: &SignArgs) -> anyhow::Result<ExitStatus> {
     let registry = registry(&settings, &args.registry)?;
     let image = slipway_cli::backends::pin_image(&registry, &args.image).await?;
     let digest = image.digest().cloned().context("pinned image")?;
+    if args.bundle {
+        let manifest = slipway_attest::bundle::sign_image_bundle(&registry, &key, &image)
+            .await
+            .with_context(|| format!("signing `{image}`"))?;
+        let bundles = slipway_attest::bundle::find_bundles(&registry, &image)
+            .await
+            .with_context(|| format!("reading back the referrers of `{image}`"))?
+            .len();
+        let signed = Signed {
+            image: image.name(),
+            digest: digest.to_string(),
+            key_id: key.key_id(),
+            tag: slipway_registry::manifest::referrers_tag(&digest),
+            signatures: bundles,
+            bundle: Some(manifest.to_string()),
+        };
+        let text = format!(
+            "signed {}@{} with key {}\nstored as a Sigstore bundle in referrer {} ({} bundle(s), earlier ones kept)\n",
+            signed.image, signed.digest, signed.key_id, manifest, signed.signatures
+        );
+        print(args.global.output, &text, &signed)?;
+        return Ok(ExitStatus::Success);
+    }
     let key_id = slipway_attest::sign_image(&registry, &key, &image)
         .await
         .with_context(|| format!("signing `{image}`"))?;
@@ -253,6 +284,7 @@ pub(crate) async fn sign(args: &SignArgs) -> anyhow::Result<ExitStatus> {
         key_id,
         tag,
         signatures,
+        bundle: None,
     };
     let text = format!(
         "signed {}@{} with key {}\nstored under {} ({} signature(s), earlier ones kept)\n",

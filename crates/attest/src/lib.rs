@@ -20,6 +20,7 @@
 
 pub mod approval;
 pub mod attestation;
+pub mod bundle;
 pub mod dsse;
 mod key;
 pub mod keyfile;

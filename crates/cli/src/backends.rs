@@ -567,6 +567,19 @@ fn load_keys(
     Ok(())
 }
 
+/// The Sigstore trusted root for keyless verification (`signing.trusted_root`), read offline:
+/// Slipway never fetches one, so a keyless check without it is a configuration error naming it.
+pub fn trusted_root(settings: &Settings) -> Result<slipway_attest::bundle::TrustedRoot, UserError> {
+    let path = settings.signing.trusted_root.as_ref().ok_or_else(|| {
+        invalid(
+            "signing.trusted_root",
+            "keyless verification needs a Sigstore trusted root\n\nhint: set `[signing] trusted_root = \"trusted_root.json\"` (write it with `cosign trusted-root create`, or take sigstore's from its TUF repository)",
+        )
+    })?;
+    slipway_attest::bundle::TrustedRoot::from_file(path)
+        .map_err(|err| invalid("signing.trusted_root", err))
+}
+
 /// What makes an approval in the trail count: only with `--demo` may entries go unsigned and a
 /// name given on the command line approve; the approver keys are `policy.approvals.keys`, each
 /// named after its owner, read for every command (a key that cannot be read is an error naming

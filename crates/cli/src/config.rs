@@ -275,6 +275,12 @@ pub struct SigningSettings {
     /// Public keys (`cosign.pub`) whose signatures are trusted; the signing key's own public
     /// half is always trusted.
     pub trusted_keys: Vec<PathBuf>,
+    /// The Sigstore trusted root for keyless verification (`trusted_root.json`: Fulcio CAs,
+    /// Rekor and CT log keys), as `cosign trusted-root create` writes it and sigstore's TUF
+    /// repository publishes it. Read offline, never fetched during a release; refreshing it is
+    /// the operator's step. Unset: keyless verification is refused, naming this key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<PathBuf>,
 }
 
 impl Default for SigningSettings {
@@ -284,6 +290,7 @@ impl Default for SigningSettings {
             key: None,
             password: None,
             trusted_keys: Vec::new(),
+            trusted_root: None,
         }
     }
 }

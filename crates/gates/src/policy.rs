@@ -345,7 +345,7 @@ mod tests {
     use crate::CheckStatus;
     use crate::approval::Approval;
     use crate::model::ServingModel;
-    use crate::signature::{BuilderMatch, ProvenanceSummary, VerifiedSignature};
+    use crate::signature::{BuilderMatch, ProvenanceSummary, SignatureFormat, VerifiedSignature};
     use crate::window::Window;
 
     fn parse(text: &str) -> Policy {
@@ -588,6 +588,7 @@ approvers = ["alice", "bob"]
                 signatures: vec![VerifiedSignature {
                     key_id: "release".to_owned(),
                     result: Ok(()),
+                    format: SignatureFormat::LegacyTag,
                 }],
                 provenance: Some(ProvenanceSummary {
                     builder_id: "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.1.0".to_owned(),
@@ -724,10 +725,12 @@ approvers = ["alice", "bob", "carol"]
                     VerifiedSignature {
                         key_id: "release".to_owned(),
                         result: Ok(()),
+                        format: SignatureFormat::LegacyTag,
                     },
                     VerifiedSignature {
                         key_id: "laptop".to_owned(),
                         result: Ok(()),
+                        format: SignatureFormat::LegacyTag,
                     },
                 ],
                 provenance: None,
@@ -777,7 +780,8 @@ approvers = ["alice", "bob", "carol"]
         use crate::approval::{Approval, ApprovalEvidence, ApprovalPolicy};
         use crate::model::{MetricRule, ModelEvidence, ModelPolicy, ServingModel};
         use crate::signature::{
-            BuilderMatch, ProvenanceSummary, SignatureEvidence, SignaturePolicy, VerifiedSignature,
+            BuilderMatch, ProvenanceSummary, SignatureEvidence, SignatureFormat, SignaturePolicy,
+            VerifiedSignature,
         };
         use crate::vuln::VulnPolicy;
         use crate::window::{Window, WindowOverride, WindowPolicy};
@@ -971,6 +975,7 @@ approvers = ["alice", "bob", "carol"]
                             } else {
                                 Err("mismatch".to_owned())
                             },
+                            format: SignatureFormat::LegacyTag,
                         })
                         .collect(),
                     provenance: provenance.map(|trusted| ProvenanceSummary {

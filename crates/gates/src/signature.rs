@@ -99,6 +99,19 @@ pub struct VerifiedSignature {
     pub key_id: String,
     /// `Ok` when the signature verified; otherwise why not.
     pub result: Result<(), String>,
+    /// Where it was found; the report names it for a Sigstore bundle.
+    pub format: SignatureFormat,
+}
+
+/// Where a signature was found: cosign's two layouts. Either counts; the report says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureFormat {
+    /// The `sha256-<hex>.sig` tag (cosign v2 and earlier, and Slipway's default).
+    #[default]
+    LegacyTag,
+    /// A Sigstore bundle attached as an OCI 1.1 referrer (cosign v3's default).
+    SigstoreBundle,
 }
 
 /// The SLSA provenance statement, after its signature and subject digest were verified.
@@ -141,10 +154,9 @@ pub fn evaluate(policy: &SignaturePolicy, evidence: &SignatureEvidence) -> GateR
 
 fn signature(policy: &SignaturePolicy, signatures: &[VerifiedSignature]) -> (CheckStatus, String) {
     let trusted = |key: &str| policy.trusted_keys.iter().any(|t| t == key);
-    let good: Vec<&str> = signatures
+    let good: Vec<&VerifiedSignature> = signatures
         .iter()
         .filter(|s| s.result.is_ok() && trusted(&s.key_id))
-        .map(|s| s.key_id.as_str())
         .collect();
     let others: Vec<String> = signatures
         .iter()
@@ -160,9 +172,16 @@ fn signature(policy: &SignaturePolicy, signatures: &[VerifiedSignature]) -> (Che
         format!(" (ignored: {})", others.join("; "))
     };
     if let Some(first) = good.first() {
+        let format = match first.format {
+            SignatureFormat::LegacyTag => "",
+            SignatureFormat::SigstoreBundle => " in a Sigstore bundle",
+        };
         return (
             CheckStatus::Pass,
-            format!("verified with trusted key `{first}`{others}"),
+            format!(
+                "verified with trusted key `{}`{format}{others}",
+                first.key_id
+            ),
         );
     }
     let status = if policy.require_signature {
@@ -383,7 +402,35 @@ mod tests {
         VerifiedSignature {
             key_id: key.to_owned(),
             result: result.map_err(str::to_owned),
+            format: SignatureFormat::LegacyTag,
         }
+    }
+
+    #[test]
+    fn a_signature_in_a_sigstore_bundle_passes_and_says_so() {
+        let policy = SignaturePolicy {
+            trusted_keys: vec!["k1".to_owned()],
+            require_provenance: false,
+            ..SignaturePolicy::default()
+        };
+        let evidence = SignatureEvidence {
+            signatures: vec![
+                signed("k2", Ok(())),
+                VerifiedSignature {
+                    format: SignatureFormat::SigstoreBundle,
+                    ..signed("k1", Ok(()))
+                },
+            ],
+            provenance: None,
+            rejected_provenance: Vec::new(),
+        };
+        let report = evaluate(&policy, &evidence);
+        let check = &report.checks[0];
+        assert_eq!(check.status, CheckStatus::Pass);
+        assert_eq!(
+            check.reason,
+            "verified with trusted key `k1` in a Sigstore bundle (ignored: `k2` is not trusted)"
+        );
     }
 
     fn provenance(builder: &str, source: &str) -> Option<ProvenanceSummary> {

@@ -409,9 +409,13 @@ async fn steps(
         ),
     );
     let keys: Vec<&dyn Verifier> = backends.trusted_keys.iter().map(AsRef::as_ref).collect();
-    let verification = slipway_attest::verify_image(backends.registry.as_ref(), &keys, &image)
-        .await
-        .map_err(|err| failed(one_line(&err)))?;
+    let verification = slipway_attest::bundle::verify_image_any_format(
+        backends.registry.as_ref(),
+        &image,
+        slipway_attest::bundle::Trust::Keys(&keys),
+    )
+    .await
+    .map_err(|err| failed(one_line(&err)))?;
     let (policy, signatures) =
         crate::run::signature_gate_input(&spec.policy.signatures, &keys, &verification);
     // The target's provenance is verified as `run` verifies it (build keys, builder, source,

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 pub use docker_config::{Credential, DOCKER_CONFIG_ENV, DockerConfig, default_config_dir};
 pub use error::Error;
-pub use manifest::Platform;
+pub use manifest::{Platform, Referrer, Subject};
 pub use memory::{MemoryRegistry, MemoryRegistrySnapshot};
 pub use oci::{OciRegistry, RegistryConfig};
 use slipway_core::{Digest, ImageRef};
@@ -98,4 +98,33 @@ pub trait Registry: Send + Sync {
     ) -> Result<Digest, Error>;
     /// Points `tag` at the manifest the image's digest names (e.g. `release-7`).
     async fn tag(&self, image: &ImageRef, tag: &str) -> Result<(), Error>;
+    /// The OCI 1.1 referrers of `subject` in the image's repository: the referrers API
+    /// (`GET /v2/<name>/referrers/<digest>`), falling back to the referrers tag schema (the index
+    /// tagged `sha256-<hex>`) when the registry answers 404. None is an empty list.
+    ///
+    /// The default answers "none": implementations that cannot hold referrers (test doubles, the
+    /// demo's persisted registry) then simply have no Sigstore bundles, only `.sig`/`.att` tags.
+    async fn referrers(&self, image: &ImageRef, subject: &Digest) -> Result<Vec<Referrer>, Error> {
+        let _ = (image, subject);
+        Ok(Vec::new())
+    }
+    /// Pushes `layers` as an OCI 1.1 artifact of `artifact_type` whose `subject` is `subject`
+    /// (blobs first, manifest by digest), and, when the registry has no referrers API, adds it
+    /// to the referrers tag schema's index. Returns the artifact manifest's digest. Appends:
+    /// referrers already there stay.
+    async fn put_referrer(
+        &self,
+        image: &ImageRef,
+        subject: &Subject,
+        artifact_type: &str,
+        layers: &[Layer],
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<Digest, Error> {
+        let _ = (subject, artifact_type, layers, annotations);
+        Err(Error::Rejected {
+            operation: "push referrer to",
+            image: image.to_string(),
+            message: "this registry implementation cannot store OCI referrers".to_owned(),
+        })
+    }
 }

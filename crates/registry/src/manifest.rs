@@ -210,6 +210,141 @@ pub fn artifact_upload(layers: &[Layer]) -> ArtifactUpload {
     }
 }
 
+/// The OCI empty descriptor's media type: the config of an artifact that needs none (OCI 1.1).
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// The content of the OCI empty blob, `{}`.
+pub const OCI_EMPTY_CONTENT: &[u8] = b"{}";
+
+/// The subject of a referrer: the manifest it refers to, as a descriptor needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The subject manifest's digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The tag under which the referrers tag schema (OCI distribution 1.1) keeps the referrers index
+/// of `subject` on registries without the referrers API: `sha256-<hex>`.
+pub fn referrers_tag(subject: &Digest) -> String {
+    subject.to_string().replace(':', "-")
+}
+
+/// Builds an OCI 1.1 artifact manifest that refers to `subject`: `artifactType`, the empty config
+/// (as cosign v3 writes it, carrying the artifact type too), one layer per `layers` and the
+/// `subject` descriptor. This is the layout of cosign's bundle specification (`BUNDLE_SPEC.md`).
+pub fn referrer_upload(
+    subject: &Subject,
+    artifact_type: &str,
+    layers: &[Layer],
+    annotations: &BTreeMap<String, String>,
+) -> ArtifactUpload {
+    let config_digest = sha256(OCI_EMPTY_CONTENT);
+    let layer_digests: Vec<Digest> = layers.iter().map(|layer| sha256(&layer.data)).collect();
+    let mut manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {
+            "mediaType": OCI_EMPTY,
+            "artifactType": artifact_type,
+            "digest": config_digest.to_string(),
+            "size": OCI_EMPTY_CONTENT.len(),
+        },
+        "layers": layers.iter().zip(&layer_digests).map(|(layer, digest)| {
+            let mut descriptor = serde_json::json!({
+                "mediaType": layer.media_type,
+                "digest": digest.to_string(),
+                "size": layer.data.len(),
+            });
+            if !layer.annotations.is_empty() {
+                descriptor["annotations"] = serde_json::json!(layer.annotations);
+            }
+            descriptor
+        }).collect::<Vec<_>>(),
+        "subject": {
+            "mediaType": subject.media_type,
+            "digest": subject.digest.to_string(),
+            "size": subject.size,
+        },
+    });
+    if !annotations.is_empty() {
+        manifest["annotations"] = serde_json::json!(annotations);
+    }
+    let manifest = manifest.to_string().into_bytes();
+    let mut blobs = vec![(config_digest, OCI_EMPTY_CONTENT.to_vec())];
+    blobs.extend(
+        layer_digests
+            .into_iter()
+            .zip(layers.iter().map(|layer| layer.data.clone())),
+    );
+    ArtifactUpload {
+        digest: sha256(&manifest),
+        manifest,
+        blobs,
+    }
+}
+
+/// One entry of a referrers index (the referrers API's answer or the tag schema's index).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Referrer {
+    /// Media type of the referrer manifest.
+    pub media_type: String,
+    /// Its digest, `sha256:<hex>`.
+    pub digest: String,
+    /// Its size.
+    #[serde(default)]
+    pub size: u64,
+    /// Its `artifactType` (absent on some registries' entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// Its annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReferrersIndex {
+    #[serde(default)]
+    manifests: Vec<Referrer>,
+}
+
+/// The entries of a referrers index.
+pub fn parse_referrers(content: &[u8]) -> Result<Vec<Referrer>, String> {
+    let index: ReferrersIndex = serde_json::from_slice(content)
+        .map_err(|err| format!("the referrers index is not valid JSON ({err})"))?;
+    Ok(index.manifests)
+}
+
+/// The referrers index with `entry` added (the tag schema's index is read, extended and written
+/// back; an entry already listed is not listed twice). Other fields of `existing` are kept.
+pub fn add_referrer(existing: Option<&[u8]>, entry: &Referrer) -> Result<Vec<u8>, String> {
+    let mut index = match existing {
+        Some(content) => serde_json::from_slice::<serde_json::Value>(content)
+            .map_err(|err| format!("the referrers index is not valid JSON ({err})"))?,
+        None => serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
+    };
+    let entry_json = serde_json::to_value(entry).map_err(|err| err.to_string())?;
+    let manifests = index
+        .as_object_mut()
+        .ok_or("the referrers index is not a JSON object")?
+        .entry("manifests")
+        .or_insert_with(|| serde_json::json!([]));
+    let list = manifests
+        .as_array_mut()
+        .ok_or("the referrers index's `manifests` is not a list")?;
+    if !list
+        .iter()
+        .any(|known| known.get("digest").and_then(|d| d.as_str()) == Some(entry.digest.as_str()))
+    {
+        list.push(entry_json);
+    }
+    Ok(index.to_string().into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +413,75 @@ mod tests {
                 .expect_err("type")
                 .contains("unsupported manifest media type")
         );
+    }
+
+    #[test]
+    fn a_referrer_manifest_has_the_cosign_bundle_layout() {
+        let subject = Subject {
+            digest: sha256(b"image"),
+            media_type: OCI_MANIFEST.to_owned(),
+            size: 5,
+        };
+        let layer = Layer {
+            media_type: "application/vnd.dev.sigstore.bundle.v0.3+json".to_owned(),
+            data: b"{}".to_vec(),
+            annotations: BTreeMap::new(),
+        };
+        let annotations = BTreeMap::from([(
+            "dev.sigstore.bundle.content".to_owned(),
+            "dsse-envelope".to_owned(),
+        )]);
+        let upload = referrer_upload(
+            &subject,
+            &layer.media_type,
+            std::slice::from_ref(&layer),
+            &annotations,
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(&upload.manifest).expect("json");
+        assert_eq!(manifest["artifactType"], layer.media_type);
+        assert_eq!(manifest["config"]["mediaType"], OCI_EMPTY);
+        assert_eq!(
+            manifest["config"]["digest"],
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+            "the empty descriptor's digest is that of `{{}}`"
+        );
+        assert_eq!(manifest["subject"]["digest"], subject.digest.to_string());
+        assert_eq!(manifest["subject"]["size"], 5);
+        assert_eq!(manifest["layers"][0]["mediaType"], layer.media_type);
+        assert_eq!(
+            manifest["annotations"]["dev.sigstore.bundle.content"],
+            "dsse-envelope"
+        );
+        assert_eq!(upload.digest, sha256(&upload.manifest));
+        assert_eq!(
+            referrers_tag(&subject.digest),
+            format!("sha256-{}", subject.digest.hex())
+        );
+    }
+
+    #[test]
+    fn the_tag_schema_index_is_extended_once_and_keeps_what_it_had() {
+        let entry = |digest: &str| Referrer {
+            media_type: OCI_MANIFEST.to_owned(),
+            digest: digest.to_owned(),
+            size: 10,
+            artifact_type: Some("application/x".to_owned()),
+            annotations: None,
+        };
+        let first = add_referrer(None, &entry("sha256:aa")).expect("new");
+        let second = add_referrer(Some(&first), &entry("sha256:bb")).expect("add");
+        let again = add_referrer(Some(&second), &entry("sha256:aa")).expect("same");
+        let listed = parse_referrers(&again).expect("parse");
+        assert_eq!(
+            listed.iter().map(|r| r.digest.as_str()).collect::<Vec<_>>(),
+            ["sha256:aa", "sha256:bb"]
+        );
+        let index: serde_json::Value = serde_json::from_slice(&again).expect("json");
+        assert_eq!(index["mediaType"], OCI_INDEX);
+        let foreign = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","annotations":{"k":"v"},"manifests":[]}"#;
+        let kept: serde_json::Value =
+            serde_json::from_slice(&add_referrer(Some(foreign), &entry("sha256:cc")).expect("add"))
+                .expect("json");
+        assert_eq!(kept["annotations"]["k"], "v");
     }
 }

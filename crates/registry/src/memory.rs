@@ -20,6 +20,10 @@ struct Repository {
     images: BTreeMap<Digest, Vec<u8>>,
     artifacts: BTreeMap<Digest, Artifact>,
     blobs: BTreeMap<Digest, Vec<u8>>,
+    /// Subject digest → its OCI 1.1 referrers (this registry behaves as one with the referrers
+    /// API; the manifests themselves are in `images`).
+    #[serde(default)]
+    referrers: BTreeMap<Digest, Vec<crate::Referrer>>,
 }
 
 /// Every repository a [`MemoryRegistry`] holds, as a serialisable value, so another process can
@@ -274,6 +278,52 @@ impl Registry for MemoryRegistry {
         }
         Ok(())
     }
+
+    async fn referrers(
+        &self,
+        image: &ImageRef,
+        subject: &Digest,
+    ) -> Result<Vec<crate::Referrer>, Error> {
+        Ok(self
+            .lock()
+            .get(&image.name())
+            .and_then(|repository| repository.referrers.get(subject))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn put_referrer(
+        &self,
+        image: &ImageRef,
+        subject: &crate::Subject,
+        artifact_type: &str,
+        layers: &[crate::Layer],
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<Digest, Error> {
+        let upload = crate::manifest::referrer_upload(subject, artifact_type, layers, annotations);
+        let mut repositories = self.lock();
+        let repository = repositories.entry(image.name()).or_default();
+        for (digest, data) in upload.blobs {
+            repository.blobs.insert(digest, data);
+        }
+        repository
+            .images
+            .insert(upload.digest.clone(), upload.manifest.clone());
+        let listed = repository
+            .referrers
+            .entry(subject.digest.clone())
+            .or_default();
+        if !listed.iter().any(|r| r.digest == upload.digest.to_string()) {
+            listed.push(crate::Referrer {
+                media_type: OCI_MANIFEST.to_owned(),
+                digest: upload.digest.to_string(),
+                size: upload.manifest.len() as u64,
+                artifact_type: Some(artifact_type.to_owned()),
+                annotations: (!annotations.is_empty()).then(|| annotations.clone()),
+            });
+        }
+        Ok(upload.digest)
+    }
 }
 
 #[cfg(test)]
@@ -385,6 +435,68 @@ mod tests {
                 .expect("r")
                 .digest,
             digest
+        );
+    }
+
+    #[tokio::test]
+    async fn referrers_are_listed_by_subject_and_appended() {
+        let registry = MemoryRegistry::new();
+        let digest = registry.push_image(&image("ghcr.io/acme/iris:1.0"), "v1");
+        let pinned = image("ghcr.io/acme/iris").with_digest(digest.clone());
+        assert!(
+            registry
+                .referrers(&pinned, &digest)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        let subject = crate::Subject {
+            digest: digest.clone(),
+            media_type: OCI_MANIFEST.to_owned(),
+            size: 2,
+        };
+        let layer = |data: &[u8]| crate::Layer {
+            media_type: "application/x".into(),
+            data: data.to_vec(),
+            annotations: BTreeMap::new(),
+        };
+        let first = registry
+            .put_referrer(
+                &pinned,
+                &subject,
+                "application/x",
+                &[layer(b"a")],
+                &BTreeMap::new(),
+            )
+            .await
+            .expect("put");
+        let second = registry
+            .put_referrer(
+                &pinned,
+                &subject,
+                "application/x",
+                &[layer(b"b")],
+                &BTreeMap::new(),
+            )
+            .await
+            .expect("put");
+        let listed = registry.referrers(&pinned, &digest).await.expect("list");
+        assert_eq!(
+            listed.iter().map(|r| r.digest.clone()).collect::<Vec<_>>(),
+            [first.to_string(), second.to_string()]
+        );
+        let manifest = registry
+            .get_manifest(&pinned.with_digest(first))
+            .await
+            .expect("the referrer manifest is readable by digest");
+        let parsed: serde_json::Value = serde_json::from_slice(&manifest.content).expect("json");
+        assert_eq!(parsed["subject"]["digest"], digest.to_string());
+        assert_eq!(
+            registry
+                .get_blob(&pinned, &sha256(b"a"))
+                .await
+                .expect("blob"),
+            b"a"
         );
     }
 }

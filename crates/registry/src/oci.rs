@@ -33,7 +33,10 @@ use slipway_core::{Digest, ImageRef};
 use crate::manifest::{self, ALL_MANIFESTS, DOCKER_MANIFEST, Kind, OCI_MANIFEST, Platform};
 
 mod open;
-use crate::{Artifact, Credential, DockerConfig, Error, Layer, Manifest, Registry, Resolved};
+use crate::{
+    Artifact, Credential, DockerConfig, Error, Layer, Manifest, Referrer, Registry, Resolved,
+    Subject,
+};
 
 /// Largest layer of a signature or attestation artifact we read into memory.
 const MAX_ARTIFACT_LAYER: u64 = 4 * 1024 * 1024;
@@ -779,6 +782,108 @@ impl Registry for OciRegistry {
         })
         .await?;
         Ok(())
+    }
+
+    async fn referrers(&self, image: &ImageRef, subject: &Digest) -> Result<Vec<Referrer>, Error> {
+        let (auth, had_credentials) = self.auth(image).await?;
+        let reference = Reference::with_digest(
+            image.registry().to_owned(),
+            image.repository().to_owned(),
+            subject.to_string(),
+        );
+        // oci-client asks the referrers API and, on 404, reads the tag schema's index itself.
+        self.client
+            .store_auth_if_needed(reference.resolve_registry(), &auth)
+            .await;
+        let index = self
+            .call("list referrers of", image, had_credentials, || {
+                self.client.pull_referrers(&reference, None)
+            })
+            .await?;
+        Ok(index
+            .manifests
+            .into_iter()
+            .map(|entry| Referrer {
+                media_type: entry.media_type,
+                digest: entry.digest,
+                size: entry.size.try_into().unwrap_or_default(),
+                artifact_type: entry.artifact_type,
+                annotations: entry.annotations,
+            })
+            .collect())
+    }
+
+    async fn put_referrer(
+        &self,
+        image: &ImageRef,
+        subject: &Subject,
+        artifact_type: &str,
+        layers: &[Layer],
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Digest, Error> {
+        let (auth, had_credentials) = self.auth(image).await?;
+        let upload = manifest::referrer_upload(subject, artifact_type, layers, annotations);
+        for (digest, data) in &upload.blobs {
+            self.push_blob_if_missing(image, &auth, had_credentials, digest, data)
+                .await?;
+        }
+        let by_digest = Reference::with_digest(
+            image.registry().to_owned(),
+            image.repository().to_owned(),
+            upload.digest.to_string(),
+        );
+        let content_type = reqwest::header::HeaderValue::from_static(OCI_MANIFEST);
+        self.call("push referrer to", image, had_credentials, || {
+            self.client
+                .push_manifest_raw(&by_digest, upload.manifest.clone(), content_type.clone())
+        })
+        .await?;
+        // A registry with the referrers API lists the new manifest now; one without it answers
+        // from the tag schema, which we extend (read, add, write: concurrent writers can race,
+        // as with every tag-schema client).
+        let listed = self.referrers(image, &subject.digest).await?;
+        if listed
+            .iter()
+            .any(|entry| entry.digest == upload.digest.to_string())
+        {
+            return Ok(upload.digest);
+        }
+        let tag = manifest::referrers_tag(&subject.digest);
+        let existing = match self
+            .fetch_manifest(
+                "read referrers index of",
+                image,
+                &tag_reference(image, &tag),
+                &[manifest::OCI_INDEX],
+            )
+            .await
+        {
+            Ok(found) => Some(found.content),
+            Err(Error::NotFound { .. }) => None,
+            Err(err) => return Err(err),
+        };
+        let entry = Referrer {
+            media_type: OCI_MANIFEST.to_owned(),
+            digest: upload.digest.to_string(),
+            size: upload.manifest.len() as u64,
+            artifact_type: Some(artifact_type.to_owned()),
+            annotations: (!annotations.is_empty()).then(|| annotations.clone()),
+        };
+        let index = manifest::add_referrer(existing.as_deref(), &entry).map_err(|message| {
+            Error::Rejected {
+                operation: "update referrers index of",
+                image: image.to_string(),
+                message,
+            }
+        })?;
+        let index_type = reqwest::header::HeaderValue::from_static(manifest::OCI_INDEX);
+        let tag_ref = tag_reference(image, &tag);
+        self.call("update referrers index of", image, had_credentials, || {
+            self.client
+                .push_manifest_raw(&tag_ref, index.clone(), index_type.clone())
+        })
+        .await?;
+        Ok(upload.digest)
     }
 }
 

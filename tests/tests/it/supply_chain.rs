@@ -696,3 +696,175 @@ fn run_and_rollback_require_provenance_from_the_build() {
         "{rolled:?}"
     );
 }
+
+/// `sign --bundle` writes cosign v3's Sigstore bundle (a referrer, in the tag schema on this
+/// registry) and `verify-image` reads it with the key and reports the format; keyless
+/// `verify-image` needs `signing.trusted_root` and an identity and issuer (exit 2 otherwise), and
+/// a key-signed bundle is no keyless signature (exit 1, the reason named). A keyless bundle that
+/// verifies through the registry is `slipway-attest`'s test with cosign v3's public kubewarden
+/// bundle (the image it signed cannot be pushed here, and `verify-image` first checks the image
+/// exists).
+#[tokio::test]
+async fn sign_bundle_and_verify_it_with_a_key_or_keyless() {
+    let test = "sign_bundle_and_verify_it_with_a_key_or_keyless";
+    let Some(registry) = service(REGISTRY_ENV, test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let keys = keys(dir.path());
+    let repository = format!("slipway-test/{}", unique("bundle"));
+    let digest = push(&registry, &repository, "2.0.0", dir.path());
+    let image = format!("{registry}/{repository}:2.0.0");
+    let path = |path: &PathBuf| path.display().to_string();
+    let go = |binary: &str, extra: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = command(binary);
+        cmd.current_dir(dir.path()).env("COSIGN_PASSWORD", PASSWORD);
+        for (name, value) in extra {
+            cmd.env(name, value);
+        }
+        output(
+            cmd.args(args)
+                .args(["--allow-insecure-registry", registry.as_str()]),
+        )
+    };
+
+    let signed = go(
+        "slipway-deploy",
+        &[],
+        &[
+            "sign",
+            "--no-config",
+            "--bundle",
+            "--key",
+            &path(&keys.deploy.0),
+            &image,
+        ],
+    );
+    assert_eq!(signed.code, 0, "{signed:?}");
+    assert!(
+        signed
+            .stdout
+            .contains("stored as a Sigstore bundle in referrer sha256:"),
+        "{}",
+        signed.stdout
+    );
+    let client = OciRegistry::new(
+        RegistryConfig::default().insecure(&registry),
+        slipway_registry::DockerConfig::empty(),
+    )
+    .expect("client");
+    let pinned = ImageRef::parse(&format!("{registry}/{repository}@{digest}")).expect("ref");
+    let tags = client.list_tags(&pinned).await.expect("tags");
+    assert!(
+        tags.contains(&format!("sha256-{}", &digest[7..])),
+        "the referrers tag schema lists the bundle: {tags:?}"
+    );
+
+    let verified = go(
+        "slipway-audit",
+        &[],
+        &[
+            "verify-image",
+            "--no-config",
+            "--key",
+            &path(&keys.deploy.1),
+            &image,
+        ],
+    );
+    assert_eq!(verified.code, 0, "{verified:?}");
+    assert!(
+        verified
+            .stdout
+            .contains("pass  #0 (Sigstore bundle sha256:"),
+        "{}",
+        verified.stdout
+    );
+    let wrong = go(
+        "slipway-audit",
+        &[],
+        &[
+            "verify-image",
+            "--no-config",
+            "--key",
+            &path(&keys.build.1),
+            &image,
+        ],
+    );
+    assert_eq!(wrong.code, 1, "{wrong:?}");
+    assert!(
+        wrong
+            .stdout
+            .contains("does not verify with any of the 1 trusted key"),
+        "{}",
+        wrong.stdout
+    );
+
+    // Keyless: the trusted root is required and named.
+    let identity = ["--certificate-identity", BUILDER];
+    let issuer = [
+        "--certificate-oidc-issuer",
+        "https://token.actions.githubusercontent.com",
+    ];
+    let no_root = go(
+        "slipway-audit",
+        &[],
+        &[
+            "verify-image",
+            "--no-config",
+            identity[0],
+            identity[1],
+            issuer[0],
+            issuer[1],
+            &image,
+        ],
+    );
+    assert_eq!(no_root.code, 2, "{no_root:?}");
+    assert!(
+        no_root.stderr.contains("signing.trusted_root"),
+        "{}",
+        no_root.stderr
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/attest/tests/data/sigstore/trusted_root.prod.json")
+        .display()
+        .to_string();
+    let with_root = [("SLIPWAY_SIGNING__TRUSTED_ROOT", root.as_str())];
+    let no_issuer = go(
+        "slipway-audit",
+        &with_root,
+        &[
+            "verify-image",
+            "--no-config",
+            identity[0],
+            identity[1],
+            &image,
+        ],
+    );
+    assert_eq!(no_issuer.code, 2, "{no_issuer:?}");
+    assert!(
+        no_issuer.stderr.contains("--certificate-oidc-issuer"),
+        "{}",
+        no_issuer.stderr
+    );
+    let keyless = go(
+        "slipway-audit",
+        &with_root,
+        &[
+            "verify-image",
+            "--no-config",
+            identity[0],
+            identity[1],
+            issuer[0],
+            issuer[1],
+            &image,
+        ],
+    );
+    assert_eq!(keyless.code, 1, "{keyless:?}");
+    assert!(
+        keyless
+            .stdout
+            .contains("holds a public key, not a Fulcio certificate"),
+        "{}",
+        keyless.stdout
+    );
+}

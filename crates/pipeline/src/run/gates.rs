@@ -361,10 +361,13 @@ impl Ctx<'_> {
         }
         let trusted = self.backends.trusted_keys.clone();
         let keys: Vec<&dyn Verifier> = trusted.iter().map(AsRef::as_ref).collect();
-        let verification =
-            slipway_attest::verify_image(self.backends.registry.as_ref(), &keys, image)
-                .await
-                .map_err(|err| failed(chain(&err)))?;
+        let verification = slipway_attest::bundle::verify_image_any_format(
+            self.backends.registry.as_ref(),
+            image,
+            slipway_attest::bundle::Trust::Keys(&keys),
+        )
+        .await
+        .map_err(|err| failed(chain(&err)))?;
         let (policy, signatures) =
             signature_gate_input(&self.spec.policy.signatures, &keys, &verification);
         let (provenance, rejected_provenance) = self.verified_provenance(image).await?;

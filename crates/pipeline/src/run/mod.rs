@@ -69,32 +69,35 @@ fn event_reason(stage: &str, verdict: &str) -> String {
         .collect()
 }
 
-/// The signature gate's inputs from a verification: each signature as evidence, and the policy
-/// with the backends' keys as the trusted ones when the policy names none.
+/// The signature gate's inputs from a verification in both formats: each signature as evidence
+/// (named by the key that verified its bytes, else by its `.sig` layer or bundle manifest), and
+/// the policy with the backends' keys as the trusted ones when the policy names none.
 pub(crate) fn signature_gate_input(
     policy: &slipway_gates::signature::SignaturePolicy,
     keys: &[&dyn Verifier],
-    verification: &slipway_attest::VerificationReport,
+    verification: &slipway_attest::bundle::ImageVerification,
 ) -> (
     slipway_gates::signature::SignaturePolicy,
     Vec<VerifiedSignature>,
 ) {
+    use slipway_attest::bundle::SignatureFormat as Found;
+    use slipway_gates::signature::SignatureFormat;
     let mut policy = policy.clone();
     if policy.trusted_keys.is_empty() {
         policy.trusted_keys = keys.iter().map(|key| key.key_id()).collect();
     }
     let signatures = verification
-        .signatures
+        .checks
         .iter()
         .map(|check| VerifiedSignature {
-            key_id: check
-                .key_id
-                .clone()
-                .unwrap_or_else(|| format!("layer #{}", check.layer)),
-            result: if check.ok {
-                Ok(())
-            } else {
-                Err(check.reason.clone())
+            key_id: check.key_id.clone().unwrap_or_else(|| check.source.clone()),
+            result: match &check.failure {
+                None => Ok(()),
+                Some(why) => Err(why.clone()),
+            },
+            format: match check.format {
+                Found::LegacyTag => SignatureFormat::LegacyTag,
+                Found::SigstoreBundle => SignatureFormat::SigstoreBundle,
             },
         })
         .collect();
@@ -757,5 +760,82 @@ impl Ctx<'_> {
             return;
         }
         self.notify(verdict, &reason).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use slipway_attest::bundle::{Trust, sign_image_bundle, verify_image_any_format};
+    use slipway_attest::{EcdsaP256Key, Signer as _, sign_image};
+    use slipway_core::ImageRef;
+    use slipway_gates::CheckStatus;
+    use slipway_gates::signature::{SignaturePolicy, evaluate};
+    use slipway_registry::MemoryRegistry;
+
+    use super::*;
+
+    async fn gate_reason(
+        registry: &MemoryRegistry,
+        image: &ImageRef,
+        key: &EcdsaP256Key,
+    ) -> (CheckStatus, String) {
+        let public = key.public();
+        let keys: [&dyn Verifier; 1] = [&public];
+        let verification = verify_image_any_format(registry, image, Trust::Keys(&keys))
+            .await
+            .expect("verify");
+        let policy = SignaturePolicy {
+            require_provenance: false,
+            ..SignaturePolicy::default()
+        };
+        let (policy, signatures) = signature_gate_input(&policy, &keys, &verification);
+        let report = evaluate(
+            &policy,
+            &SignatureEvidence {
+                signatures,
+                provenance: None,
+                rejected_provenance: Vec::new(),
+            },
+        );
+        (report.checks[0].status, report.checks[0].reason.clone())
+    }
+
+    #[tokio::test]
+    async fn the_signature_gate_accepts_a_cosign_v3_bundle_and_names_it() {
+        let registry = MemoryRegistry::new();
+        let tagged = ImageRef::parse("ghcr.io/acme/iris:1.0").expect("ref");
+        let image = tagged.with_digest(registry.push_image(&tagged, "v1"));
+        let key = EcdsaP256Key::generate();
+        sign_image_bundle(&registry, &key, &image)
+            .await
+            .expect("bundle");
+        let (status, reason) = gate_reason(&registry, &image, &key).await;
+        assert_eq!(status, CheckStatus::Pass, "{reason}");
+        assert_eq!(
+            reason,
+            format!(
+                "verified with trusted key `{}` in a Sigstore bundle",
+                key.key_id()
+            )
+        );
+
+        // With a .sig signature as well, the legacy one answers and the reason is as before.
+        sign_image(&registry, &key, &image).await.expect("sig");
+        let (status, reason) = gate_reason(&registry, &image, &key).await;
+        assert_eq!(status, CheckStatus::Pass, "{reason}");
+        assert_eq!(
+            reason,
+            format!("verified with trusted key `{}`", key.key_id())
+        );
+
+        // Another key's bundle is listed as a reason, by its manifest digest.
+        let other = EcdsaP256Key::generate();
+        let (status, reason) = gate_reason(&registry, &image, &other).await;
+        assert_eq!(status, CheckStatus::Fail, "{reason}");
+        assert!(reason.contains("`sha256:"), "{reason}");
+        assert!(
+            reason.contains("does not verify with any of the 1 trusted key"),
+            "{reason}"
+        );
     }
 }
