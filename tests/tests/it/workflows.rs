@@ -234,11 +234,25 @@ fn release_assets(dir: &Path) {
 }
 
 /// The release assets, built once per test process (stripping and packing take seconds) in a
-/// directory kept for the process's life.
+/// directory kept for the process's life: `workflow-assets/PID` under Cargo's target tmp dir.
+/// A static is never dropped, so no `TempDir` would remove it; instead each process first
+/// removes the directories of processes that have exited (about 60 MB each).
 fn shared_assets() -> &'static Path {
     static ASSETS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ASSETS.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("workflow-assets");
+        std::fs::create_dir_all(&root).expect("mkdir workflow-assets");
+        if cfg!(target_os = "linux") {
+            for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+                let pid = entry.file_name();
+                if !Path::new("/proc").join(&pid).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = root.join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir assets");
         release_assets(&dir);
         dir
     })
