@@ -357,14 +357,16 @@ pub async fn build(
                 real_cluster: backend.cluster == ClusterBackend::Kubernetes,
             };
             // Simulated time only when nothing real waits: a real cluster or Prometheus needs
-            // real time.
+            // real time, except a Prometheus asked about the saved world's simulated instants
+            // (`backend.state_start` inside the history it holds).
             let world = if let Some(dir) = &backend.state {
-                // Checked by `choose`: cluster and metrics are simulated, on the saved clock.
+                // Checked by `choose`: the cluster is simulated, and the metrics too unless the
+                // clock starts at `backend.state_start`.
                 let hooks = persist::Hooks::from_env(env).map_err(|err| UserError {
                     message: err.to_string(),
                 })?;
                 let scenario = (!persist::holds_world(dir)).then_some(name.as_str());
-                persist::open_or_create(dir, scenario, spec, seeded, hooks)
+                persist::open_or_create_at(dir, scenario, spec, seeded, hooks, backend.state_start)
                     .await
                     .map_err(|err| invalid("backend.state", err))?
                     .world

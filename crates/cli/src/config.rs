@@ -400,6 +400,13 @@ pub struct BackendSettings {
     /// approved and promoted by the next. Only with the cluster and metrics simulated (the
     /// saved world runs on its own simulated clock); real boundaries stay real.
     pub state: Option<PathBuf>,
+    /// A test and dry-run facility: the instant (RFC 3339) the saved world's simulated clock
+    /// starts at. With it, `backend.state` accepts a real Prometheus (`backend.metrics =
+    /// "prometheus"`) that holds history for the simulated instants (a recorded or backfilled
+    /// TSDB): every analysis query asks Prometheus about the world's simulated time. A real
+    /// cluster is still refused (nothing real can wait on a simulated clock). Without it the
+    /// world starts at the scenarios' fixed instant.
+    pub state_start: Option<jiff::Timestamp>,
 }
 
 /// One external system a release talks to, as `backend.simulated` names it.
@@ -493,6 +500,7 @@ impl Default for BackendSettings {
             scenario: "happy".to_owned(),
             simulated: Vec::new(),
             state: None,
+            state_start: None,
         }
     }
 }

@@ -182,17 +182,20 @@ pub fn choose(
             ),
         });
     }
-    // A saved simulated world runs on its own simulated clock: nothing real may wait on it.
+    // A saved simulated world runs on its own simulated clock: nothing real may wait on it. A
+    // real Prometheus may answer for it when the clock starts inside the history it holds
+    // (`backend.state_start`, a test and dry-run facility); a real cluster never.
     if let Some(dir) = &backend.state {
         let waiting: Vec<&str> = [Boundary::Cluster, Boundary::Metrics]
             .into_iter()
             .filter(|boundary| !backend.is_memory(*boundary))
+            .filter(|boundary| !(*boundary == Boundary::Metrics && backend.state_start.is_some()))
             .map(|boundary| boundary.as_str())
             .collect();
         if !waiting.is_empty() {
             return Err(UserError {
                 message: format!(
-                    "invalid configuration: key `backend.state` (`{}`) keeps a simulated cluster between commands, but {} {} real\n\nhint: drop `backend.state` next to a real cluster or Prometheus, or simulate both (`backend.cluster = \"memory\"`, `backend.metrics = \"memory\"`, listed in `backend.simulated`)",
+                    "invalid configuration: key `backend.state` (`{}`) keeps a simulated cluster between commands, but {} {} real\n\nhint: drop `backend.state` next to a real cluster or Prometheus, or simulate both (`backend.cluster = \"memory\"`, `backend.metrics = \"memory\"`, listed in `backend.simulated`); a Prometheus holding history for the simulated instants is accepted with `backend.state_start`",
                     dir.display(),
                     waiting.join(" and "),
                     if waiting.len() == 1 { "is" } else { "are" }
@@ -288,6 +291,30 @@ mod tests {
             assert!(
                 real_metrics.starts_with("invalid configuration: key `backend.state` (`world`) keeps a simulated cluster between commands, but metrics is real"),
                 "{real_metrics}"
+            );
+            // With the clock starting inside a Prometheus's history, real metrics are accepted;
+            // a real cluster still is not.
+            let started = saved
+                .replace(
+                    "simulated = [\"cluster\", \"metrics\"]",
+                    "metrics = \"prometheus\"\nsimulated = [\"cluster\"]",
+                )
+                .replace(
+                    "state = \"world\"",
+                    "state = \"world\"\nstate_start = \"2026-12-04T20:00:00Z\"",
+                );
+            assert_eq!(
+                check(jail, Some(&started), &none),
+                "Configured { simulated: [Cluster] }"
+            );
+            let real_cluster = check(
+                jail,
+                Some(&started.replace("simulated = [\"cluster\"]", "cluster = \"kubernetes\"")),
+                &none,
+            );
+            assert!(
+                real_cluster.starts_with("invalid configuration: key `backend.state` (`world`) keeps a simulated cluster between commands, but cluster is real"),
+                "{real_cluster}"
             );
             // Next to real systems the trail must be kept somewhere.
             insta::assert_snapshot!(

@@ -237,13 +237,28 @@ pub async fn open_or_create(
     audit: Arc<dyn AuditStore>,
     hooks: Hooks,
 ) -> Result<Persisted, PersistError> {
+    open_or_create_at(dir, scenario, spec, audit, hooks, None).await
+}
+
+/// [`open_or_create`], with a new world's simulated clock starting at `start` (default the
+/// scenarios' [`START`]): a test points it inside the history a real Prometheus holds, so the
+/// analysis asks about instants it has data for. A saved world goes on from its saved time
+/// (never earlier than `start`).
+pub async fn open_or_create_at(
+    dir: &Path,
+    scenario: Option<&str>,
+    spec: &ReleaseSpec,
+    audit: Arc<dyn AuditStore>,
+    hooks: Hooks,
+    start: Option<Timestamp>,
+) -> Result<Persisted, PersistError> {
     if let Some(name) = scenario {
         scenario::check_name(name)?;
     }
     std::fs::create_dir_all(dir).map_err(io("create the state directory", dir))?;
     let world_path = dir.join(WORLD_FILE);
     let lock = DirLock::take(dir)?;
-    let start: Timestamp = START.parse().unwrap_or(Timestamp::UNIX_EPOCH);
+    let start: Timestamp = start.unwrap_or_else(|| START.parse().unwrap_or(Timestamp::UNIX_EPOCH));
     let clock = SimClock::starting_at(start);
     let (world, name, created) = if world_path.is_file() {
         let saved: WorldFile = read_json(&world_path)?;

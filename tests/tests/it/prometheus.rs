@@ -7,6 +7,10 @@
 //! on a `SimClock` that starts [`START_MINUTE`] minutes into it, so every analysis query lands on
 //! known data. A canary that [`Canary::Breach`]es answers 5 % of requests with a 500 and has a
 //! p99 latency above 2.5 s: both default checks fail at the first measurement.
+//!
+//! [`start_with`] serves another release over a longer [`History`]: the example workflows'
+//! test (`workflows.rs`) needs hours of `ml-serving/iris-classifier`, enough for every canary
+//! analysis of its three releases and two rollbacks on the saved world's simulated clock.
 
 use std::fmt::Write as _;
 use std::net::TcpListener;
@@ -32,6 +36,24 @@ const SLOW_BUCKETS: [u64; 7] = [100, 200, 250, 300, 350, 398, 400];
 /// Per-15 s increments of (code 200, code 500): 0.25 % and 5 % errors.
 const HEALTHY_CODES: (u64, u64) = (399, 1);
 const BAD_CODES: (u64, u64) = (380, 20);
+
+/// Which release's series the history holds, and for how long.
+#[derive(Debug, Clone)]
+pub(crate) struct History {
+    /// The `namespace` label.
+    pub(crate) namespace: &'static str,
+    /// The `release` label (the release's name).
+    pub(crate) release: &'static str,
+    /// Minutes of history, ending about ten minutes ago.
+    pub(crate) minutes: i64,
+}
+
+/// The e2e stories' history: release `ml/iris` for [`MINUTES`] minutes.
+const STORIES: History = History {
+    namespace: "ml",
+    release: "iris",
+    minutes: MINUTES,
+};
 
 /// How the canary track behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,14 +87,37 @@ impl Prometheus {
         Timestamp::from_second(self.base + minute * 60).expect("valid timestamp")
     }
 
+    /// How many queries (`/api/v1/query` and `/api/v1/query_range`) this Prometheus has
+    /// answered, from its own `/metrics`.
+    pub(crate) async fn queries(&self) -> u64 {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("read /metrics");
+        text.lines()
+            .filter(|line| {
+                line.starts_with("prometheus_http_requests_total{")
+                    && line.contains(r#"handler="/api/v1/query"#)
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
-fn openmetrics(base: i64, canary: Canary) -> String {
-    let labels = |track: &str| format!(r#"namespace="ml",release="iris",track="{track}""#);
-    let points = MINUTES * 60 / STEP;
+fn openmetrics(base: i64, canary: Canary, history: &History) -> String {
+    let labels = |track: &str| {
+        format!(
+            r#"namespace="{}",release="{}",track="{track}""#,
+            history.namespace, history.release
+        )
+    };
+    let points = history.minutes * 60 / STEP;
     let bad = |track: &str| track == "canary" && canary == Canary::Breach;
     let mut out = String::new();
     out.push_str("# TYPE model_requests counter\n");
@@ -127,6 +172,15 @@ fn free_port() -> u16 {
 /// Creates the blocks and starts Prometheus on them; `None` when the test skips (no services
 /// outside CI).
 pub(crate) async fn start(test: &str, canary: Canary) -> Option<Prometheus> {
+    start_with(test, canary, &STORIES).await
+}
+
+/// [`start`] over `history`.
+pub(crate) async fn start_with(
+    test: &str,
+    canary: Canary,
+    history: &History,
+) -> Option<Prometheus> {
     // The services' Prometheus stands for "the Prometheus binaries are installed".
     service(PROMETHEUS_ENV, test)?;
     let (Some(prometheus), Some(promtool)) = (on_path("prometheus"), on_path("promtool")) else {
@@ -136,13 +190,13 @@ pub(crate) async fn start(test: &str, canary: Canary) -> Option<Prometheus> {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let now = Timestamp::now().as_second();
-    let base = now - now.rem_euclid(60) - (MINUTES + 10) * 60;
+    let base = now - now.rem_euclid(60) - (history.minutes + 10) * 60;
     let data = dir.path().join("data");
-    let history = dir.path().join("history.om");
-    std::fs::write(&history, openmetrics(base, canary)).expect("write history");
+    let history_file = dir.path().join("history.om");
+    std::fs::write(&history_file, openmetrics(base, canary, history)).expect("write history");
     let created = Command::new(&promtool)
         .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&history)
+        .arg(&history_file)
         .arg(&data)
         .output()
         .expect("run promtool");

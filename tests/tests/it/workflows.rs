@@ -6,16 +6,18 @@
 //! job by its own `action.yml` from a local asset server holding this test's binaries and their
 //! SHA-256 checksums, and GitHub's environment-approval API as a scripted HTTP server answering
 //! `GET /repos/{owner}/{repo}/actions/runs/{run_id}/approvals` as GitHub documents it.
-//! Simulated, and said so by every command: the cluster and the canary's metrics, kept between
-//! jobs in one directory (`backend.state`, the embedded world `--demo --state` also uses). The
-//! runner machine's environment points the example `slipway.toml` at them, as a real runner's
-//! would point it at a cluster; no workflow file is changed for the test.
+//! Real too: the canary's metrics, from a Prometheus of this test's own (the one
+//! `cargo xtask services` installs, started by `prometheus.rs` over a known history of
+//! `ml-serving/iris-classifier`'s stable and canary tracks): every canary analysis of every job
+//! is judged on its answers, and the test checks that it was asked.
+//! Simulated, and said so by every command: the cluster, kept between jobs in one directory
+//! (`backend.state`, the embedded world `--demo --state` also uses). The runner machine's
+//! environment points the example `slipway.toml` at them, as a real runner's would point it at
+//! a cluster; no workflow file is changed for the test.
 //!
-//! Why the metrics are simulated, not the real Prometheus: the saved world runs on simulated
-//! time (a 20-minute canary in milliseconds), and a real Prometheus neither holds series for a
-//! simulated cluster's pods nor answers for simulated instants; `backend.state` refuses a real
-//! Prometheus for that reason. The analysis against real Prometheus is covered by the `e2e`
-//! stories (their own Prometheus over a known history).
+//! The saved world runs on simulated time (a 20-minute canary in milliseconds), so its clock
+//! starts inside the Prometheus history (`backend.state_start`), which is long enough for every
+//! analysis of the whole story; the test checks the clock never left it.
 //!
 //! The story: release 1 canary → paused → approved by a reviewer → promoted; release 2 the same;
 //! release 3 approved only by the person who started it → refused → the abort job removes the
@@ -36,6 +38,7 @@ use slipway_k8s_rollout::Cluster as _;
 use slipway_registry::testing::{OciLayout, linux_amd64, skopeo_digest, skopeo_push};
 
 use crate::e2e::{alias_version, mlflow_post, mlflow_run, seed_mlflow};
+use crate::prometheus::{self, Canary, History, START_MINUTE};
 use crate::support::{MLFLOW_ENV, REGISTRY_ENV, binary, service, unique, workspace_root};
 use crate::workflow_runner::{Effect, JobResult, Run};
 
@@ -47,6 +50,55 @@ const ACTOR: &str = "ci-bot";
 const REVIEWER: &str = "maria.chen";
 /// The version the workflows install (`SLIPWAY_VERSION` in their `env:`).
 const VERSION: &str = "0.1.0";
+
+/// The Prometheus history: the example release's tracks, long enough for every analysis of
+/// three releases and two rollbacks on the simulated clock (checked at the end).
+const HISTORY: History = History {
+    namespace: RELEASE_NAMESPACE,
+    release: RELEASE_NAME,
+    minutes: 3 * 60,
+};
+
+/// The queries the story makes at least: three canaries, each analysing its three steps
+/// (`rollout.steps`) `analysis.count` (5) times with the example's two checks.
+const QUERIES_AT_LEAST: u64 = 3 * 3 * 5 * 2;
+
+/// Every job's commands ran with real metrics: no story line marks them simulated, and the
+/// canary's report (`run.json`, when the job wrote one) says metrics are real and the cluster
+/// simulated.
+fn assert_metrics_real(setup: &Setup, run_id: u64, results: &BTreeMap<String, JobResult>) {
+    let transcript = all_transcripts(results);
+    let marked: Vec<&str> = transcript
+        .match_indices("[simulated: ")
+        .map(|(at, _)| {
+            let rest = &transcript[at..];
+            &rest[..rest.find(']').map_or(rest.len(), |end| end + 1)]
+        })
+        .filter(|tag| tag.contains("metrics"))
+        .collect();
+    assert!(
+        marked.is_empty(),
+        "a command marked the metrics simulated ({marked:?}):\n{transcript}"
+    );
+    let report = setup
+        .dir
+        .join(format!("run-{run_id}/jobs/canary/workspace/run.json"));
+    if let Ok(text) = std::fs::read_to_string(&report) {
+        let report: Value = serde_json::from_str(&text).expect("run.json is JSON");
+        let backends = &report["backends"];
+        assert_eq!(
+            backends["metrics"],
+            json!({"implementation": "prometheus", "simulated": false}),
+            "{report}"
+        );
+        assert_eq!(backends["cluster"]["simulated"], json!(true), "{report}");
+    } else {
+        assert!(
+            !results.contains_key("canary"),
+            "the canary job wrote no run.json:\n{transcript}"
+        );
+    }
+}
 
 /// What the scripted server answers and saw.
 #[derive(Default)]
@@ -182,11 +234,25 @@ fn release_assets(dir: &Path) {
 }
 
 /// The release assets, built once per test process (stripping and packing take seconds) in a
-/// directory kept for the process's life.
+/// directory kept for the process's life: `workflow-assets/PID` under Cargo's target tmp dir.
+/// A static is never dropped, so no `TempDir` would remove it; instead each process first
+/// removes the directories of processes that have exited (about 60 MB each).
 fn shared_assets() -> &'static Path {
     static ASSETS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ASSETS.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("workflow-assets");
+        std::fs::create_dir_all(&root).expect("mkdir workflow-assets");
+        if cfg!(target_os = "linux") {
+            for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+                let pid = entry.file_name();
+                if !Path::new("/proc").join(&pid).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = root.join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir assets");
         release_assets(&dir);
         dir
     })
@@ -374,6 +440,9 @@ async fn the_example_workflows_run_as_written() {
     let Some(mlflow) = service(MLFLOW_ENV, TEST) else {
         return;
     };
+    let Some(prometheus) = prometheus::start_with(TEST, Canary::Healthy, &HISTORY).await else {
+        return;
+    };
     let root = workspace_root();
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().to_owned();
@@ -412,14 +481,17 @@ async fn the_example_workflows_run_as_written() {
             "acme/iris-serving/.github/workflows/release.yml@refs/heads/main".to_owned(),
         ),
         ("RUNNER_OS", "Linux".to_owned()),
-        // The cluster and the canary's metrics: simulated, saved between jobs.
+        // The cluster: simulated, saved between jobs, on a clock that starts inside the
+        // Prometheus history.
         ("SLIPWAY_BACKEND__CLUSTER", "memory".to_owned()),
-        ("SLIPWAY_BACKEND__METRICS", "memory".to_owned()),
-        (
-            "SLIPWAY_BACKEND__SIMULATED",
-            "[\"cluster\", \"metrics\"]".to_owned(),
-        ),
+        ("SLIPWAY_BACKEND__SIMULATED", "[\"cluster\"]".to_owned()),
         ("SLIPWAY_BACKEND__STATE", state.display().to_string()),
+        (
+            "SLIPWAY_BACKEND__STATE_START",
+            prometheus.at(START_MINUTE).to_string(),
+        ),
+        // The canary's metrics: the real Prometheus (the example's `backend.metrics`).
+        ("SLIPWAY_PROMETHEUS__URL", prometheus.url.clone()),
         // The real MLflow and registry of `cargo xtask services`.
         ("SLIPWAY_MLFLOW__TRACKING_URI", mlflow.clone()),
         ("SLIPWAY_REGISTRY__INSECURE", format!("[\"{registry}\"]")),
@@ -470,6 +542,7 @@ async fn the_example_workflows_run_as_written() {
         );
         let results = setup.run("release.yml", run_id, release_inputs.clone());
         let transcript = all_transcripts(&results);
+        assert_metrics_real(&setup, run_id, &results);
         assert_eq!(
             job(&results, "canary").outputs["verdict"],
             "paused",
@@ -518,6 +591,7 @@ async fn the_example_workflows_run_as_written() {
     );
     let results = setup.run("release.yml", run_id, release_inputs.clone());
     let transcript = all_transcripts(&results);
+    assert_metrics_real(&setup, run_id, &results);
     assert_eq!(
         job(&results, "canary").outputs["verdict"],
         "paused",
@@ -562,6 +636,7 @@ async fn the_example_workflows_run_as_written() {
         json!({"revision": "", "reason": "p99 latency regressed after release 2", "emergency": false}),
     );
     let transcript = all_transcripts(&results);
+    assert_metrics_real(&setup, 2001, &results);
     assert_eq!(job(&results, "rollback").result, "success", "{transcript}");
     let (stable, _) = cluster_state(&state).await;
     assert_eq!(
@@ -582,6 +657,7 @@ async fn the_example_workflows_run_as_written() {
         json!({"revision": second_digest, "reason": "incident INC-42: restore release 2", "emergency": true}),
     );
     let transcript = all_transcripts(&results);
+    assert_metrics_real(&setup, 2002, &results);
     assert_eq!(job(&results, "rollback").result, "success", "{transcript}");
     let (stable, _) = cluster_state(&state).await;
     assert_eq!(
@@ -592,6 +668,31 @@ async fn the_example_workflows_run_as_written() {
     assert_eq!(
         alias_version(&mlflow, &model, "production").await,
         second_version
+    );
+
+    // Every canary analysis asked the real Prometheus, about instants inside its history.
+    let queries = prometheus.queries().await;
+    assert!(
+        queries >= QUERIES_AT_LEAST,
+        "Prometheus answered {queries} queries; three canaries of three steps, five measurements of two checks each, ask at least {QUERIES_AT_LEAST}"
+    );
+    let clock: Value = serde_json::from_str(
+        &std::fs::read_to_string(state.join("clock.json")).expect("the saved clock"),
+    )
+    .expect("clock.json is JSON");
+    let now: jiff::Timestamp = clock["now"]
+        .as_str()
+        .expect("clock.now")
+        .parse()
+        .expect("a timestamp");
+    assert!(
+        now < prometheus.at(HISTORY.minutes),
+        "the simulated clock ({now}) left the Prometheus history (ends {})",
+        prometheus.at(HISTORY.minutes)
+    );
+    eprintln!(
+        "workflows: Prometheus answered {queries} queries; simulated clock ended {} minutes into the history",
+        (now.as_second() - prometheus.at(0).as_second()) / 60
     );
 }
 
