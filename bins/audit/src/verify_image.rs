@@ -128,7 +128,15 @@ async fn pinned(
     text: &str,
 ) -> anyhow::Result<(slipway_registry::OciRegistry, ImageRef)> {
     let (registry, _) = slipway_cli::backends::oci_registry(settings, insecure, &env)?;
-    let image = slipway_cli::backends::pin_image(&registry, text).await?;
+    // As with cosign, a digest is verified as given: the signatures bind the digest, so the
+    // image itself is not fetched (an auditor may check a digest whose image lives elsewhere).
+    // A tag is resolved to its digest first.
+    let parsed = slipway_cli::backends::parse_image(text)?;
+    let image = if parsed.digest().is_some() {
+        parsed
+    } else {
+        slipway_cli::backends::pin_image(&registry, text).await?
+    };
     Ok((registry, image))
 }
 

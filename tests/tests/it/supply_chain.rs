@@ -868,3 +868,84 @@ async fn sign_bundle_and_verify_it_with_a_key_or_keyless() {
         keyless.stdout
     );
 }
+
+/// A public cosign v3 keyless bundle (kubewarden-controller v1.34.0, signed by its release
+/// workflow through Fulcio and Rekor; from sigstore-rs's test data, see
+/// crates/attest/tests/data/README.md) stored in the referrers tag schema on the real registry
+/// verifies with `slipway-audit verify-image` for its identity and issuer, offline from the
+/// production trusted root, and fails naming the mismatch for another identity.
+#[tokio::test]
+async fn a_public_keyless_bundle_verifies_with_verify_image() {
+    use slipway_attest::bundle::BUNDLE_MEDIA_TYPE;
+    use slipway_registry::Layer;
+    use slipway_registry::manifest::{OCI_INDEX, Subject};
+
+    const DIGEST: &str = "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
+    const IDENTITY: &str = "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
+    const ISSUER: &str = "https://token.actions.githubusercontent.com";
+    let test = "a_public_keyless_bundle_verifies_with_verify_image";
+    let Some(registry) = service(REGISTRY_ENV, test) else {
+        return;
+    };
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/attest/tests/data/sigstore");
+    let repository = format!("slipway-test/{}", unique("kubewarden"));
+    let image = format!("{registry}/{repository}@{DIGEST}");
+    let client = OciRegistry::new(
+        RegistryConfig::default().insecure(&registry),
+        slipway_registry::DockerConfig::empty(),
+    )
+    .expect("client");
+    let pinned = ImageRef::parse(&image).expect("ref");
+    client
+        .put_referrer(
+            &pinned,
+            &Subject {
+                digest: pinned.digest().cloned().expect("digest"),
+                media_type: OCI_INDEX.to_owned(),
+                size: 0,
+            },
+            BUNDLE_MEDIA_TYPE,
+            &[Layer {
+                media_type: BUNDLE_MEDIA_TYPE.to_owned(),
+                data: std::fs::read(data.join("kubewarden-controller-v1.34.0.bundle_v03.json"))
+                    .expect("bundle"),
+                annotations: std::collections::BTreeMap::new(),
+            }],
+            &std::collections::BTreeMap::new(),
+        )
+        .await
+        .expect("push the bundle as a referrer");
+    let root = data.join("trusted_root.prod.json").display().to_string();
+    let verify = |identity: &str| {
+        output(
+            command("slipway-audit")
+                .env("SLIPWAY_SIGNING__TRUSTED_ROOT", &root)
+                .args([
+                    "verify-image",
+                    "--no-config",
+                    "--certificate-identity",
+                    identity,
+                    "--certificate-oidc-issuer",
+                    ISSUER,
+                    "--allow-insecure-registry",
+                    registry.as_str(),
+                    &image,
+                ]),
+        )
+    };
+    let verified = verify(IDENTITY);
+    assert_eq!(verified.code, 0, "{verified:?}");
+    assert!(
+        verified.stdout.contains("Sigstore bundle"),
+        "{}",
+        verified.stdout
+    );
+    let other = "https://github.com/someone/else/.github/workflows/x.yml@refs/heads/main";
+    let refused = verify(other);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stdout.contains(IDENTITY) || refused.stdout.contains(other),
+        "the mismatch is named: {}",
+        refused.stdout
+    );
+}
