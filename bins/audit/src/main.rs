@@ -157,6 +157,10 @@ enum SchemaName {
     Report,
     /// `drift --output json`.
     Drift,
+    /// `verify-image --output json`.
+    VerifyImage,
+    /// `verify-attestation --output json`.
+    VerifyAttestation,
 }
 
 /// `log --output json`: the entries selected, oldest first.
@@ -175,6 +179,10 @@ fn schema_of(name: SchemaName) -> serde_json::Value {
         SchemaName::Dora => schemars::schema_for!(Versioned<dora::Dora>),
         SchemaName::Report => schemars::schema_for!(Versioned<report::Report>),
         SchemaName::Drift => schemars::schema_for!(Versioned<drift::DriftReport>),
+        SchemaName::VerifyImage => schemars::schema_for!(Versioned<verify_image::ImageVerdict>),
+        SchemaName::VerifyAttestation => {
+            schemars::schema_for!(Versioned<verify_image::AttestationsVerdict>)
+        }
     }
     .to_value()
 }

@@ -141,8 +141,8 @@ async fn pinned(
 }
 
 /// The `--output json` document of `verify-image`.
-#[derive(Debug, Serialize)]
-struct ImageVerdict {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct ImageVerdict {
     image: String,
     digest: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,6 +151,8 @@ struct ImageVerdict {
     #[serde(skip_serializing_if = "Option::is_none")]
     keyless: Option<BTreeMap<&'static str, String>>,
     verified: bool,
+    /// Every signature found, each with its source, whether it verified and why.
+    #[schemars(with = "Vec<serde_json::Value>")]
     signatures: Vec<slipway_attest::SignatureCheck>,
 }
 
@@ -263,20 +265,22 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
 }
 
 /// One attestation in the `--output json` document of `verify-attestation`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct AttestationVerdict {
     layer: usize,
     source: &'static str,
     key_id: Option<String>,
     ok: bool,
     reasons: Vec<String>,
+    /// For SLSA provenance: what it says (builder, source repository, ref, commit).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>")]
     provenance: Option<provenance::ProvenanceSummary>,
 }
 
 /// The `--output json` document of `verify-attestation`.
-#[derive(Debug, Serialize)]
-struct AttestationsVerdict {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct AttestationsVerdict {
     image: String,
     digest: String,
     predicate_type: String,

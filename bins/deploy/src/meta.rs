@@ -54,6 +54,12 @@ pub(crate) enum SchemaName {
     Approval,
     /// `check-scan --output json`.
     CheckScan,
+    /// `check-model --output json`.
+    CheckModel,
+    /// `sign --output json`.
+    Sign,
+    /// `attest --output json`.
+    Attest,
 }
 
 /// Flags of `schema`.
@@ -206,6 +212,11 @@ pub(crate) fn schema_of(name: SchemaName) -> serde_json::Value {
         SchemaName::History => schemars::schema_for!(Versioned<History>),
         SchemaName::Approval => schemars::schema_for!(Versioned<ApprovedDocument<'static>>),
         SchemaName::CheckScan => return crate::check_scan::schema(),
+        SchemaName::CheckModel => {
+            schemars::schema_for!(Versioned<crate::supply_chain::CheckedModel>)
+        }
+        SchemaName::Sign => schemars::schema_for!(Versioned<crate::supply_chain::Signed>),
+        SchemaName::Attest => schemars::schema_for!(Versioned<crate::supply_chain::Attested>),
     };
     schema.to_value()
 }

@@ -186,13 +186,13 @@ pub(crate) async fn check_model(args: &CheckModelArgs) -> anyhow::Result<ExitSta
         info.run_id.as_deref().unwrap_or("unknown"),
         report.render_text()
     );
-    let json = serde_json::json!({
-        "model": model.to_string(),
-        "version": info.version.to_string(),
-        "run_id": info.run_id,
-        "passed": report.passed(),
-        "checks": report.checks,
-    });
+    let json = CheckedModel {
+        model: model.to_string(),
+        version: info.version.to_string(),
+        run_id: info.run_id.clone(),
+        passed: report.passed(),
+        checks: serde_json::to_value(&report.checks)?,
+    };
     print(args.global.output, &text, &json)?;
     Ok(if report.passed() {
         ExitStatus::Success
@@ -224,8 +224,24 @@ fn signing_key(
 }
 
 /// What `sign` did, as `--output json` prints it.
-#[derive(Debug, Serialize)]
-struct Signed {
+/// What `check-model` judged, as `--output json` prints it.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct CheckedModel {
+    /// The model reference asked for.
+    model: String,
+    /// The version it resolved to.
+    version: String,
+    /// The MLflow run that produced the version.
+    run_id: Option<String>,
+    /// Whether every check of the model gate passed.
+    passed: bool,
+    /// The gate's checks (the same as in `run`'s report).
+    #[schemars(with = "Vec<serde_json::Value>")]
+    checks: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct Signed {
     image: String,
     digest: String,
     key_id: String,
@@ -295,8 +311,8 @@ pub(crate) async fn sign(args: &SignArgs) -> anyhow::Result<ExitStatus> {
 }
 
 /// What `attest` did, as `--output json` prints it.
-#[derive(Debug, Serialize)]
-struct Attested {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct Attested {
     image: String,
     digest: String,
     predicate_type: String,

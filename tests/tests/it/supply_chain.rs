@@ -58,6 +58,27 @@ fn run(binary: &str, dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Text for a snapshot: the exit code, stdout and stderr, with every varying value named.
+/// `document` validates against the schema `binary schema NAME` publishes.
+#[track_caller]
+fn valid_against(binary: &str, name: &str, document: &str) {
+    let printed = output(command(binary).args(["schema", name]));
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    let schema: serde_json::Value = serde_json::from_str(&printed.stdout).expect("schema");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let value: serde_json::Value =
+        serde_json::from_str(document).unwrap_or_else(|err| panic!("{name}: {err}\n{document}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:?}\n{document}");
+    // Not vacuous: the same schema refuses a document without its fields.
+    assert!(
+        !validator.is_valid(&serde_json::json!({ "schema_version": 1 })),
+        "{name}: the schema accepts anything"
+    );
+}
+
 fn shown(out: &Output, names: &[(&str, &str)]) -> String {
     let mut text = format!(
         "exit: {}\n--- stdout\n{}--- stderr\n{}",
@@ -318,6 +339,7 @@ async fn sign_verify_attest_and_verify_the_attestation_on_the_real_registry() {
     );
     assert_eq!(again.code, 0, "{again:?}");
     insta::assert_snapshot!("sign_json", shown(&again, &names));
+    valid_against("slipway-deploy", "sign", &again.stdout);
 
     // verify-image: the right key passes; the tag and the digest give the same answer.
     let verified = go(
@@ -347,6 +369,7 @@ async fn sign_verify_attest_and_verify_the_attestation_on_the_real_registry() {
     );
     assert_eq!(verified_json.code, 0, "{verified_json:?}");
     insta::assert_snapshot!("verify_image_json", shown(&verified_json, &names));
+    valid_against("slipway-audit", "verify-image", &verified_json.stdout);
 
     // A key that signed nothing: exit 1, each signature named with why.
     let stranger = key_pair(dir.path(), "stranger");
@@ -463,6 +486,7 @@ async fn sign_verify_attest_and_verify_the_attestation_on_the_real_registry() {
     );
     assert_eq!(custom.code, 0, "{custom:?}");
     insta::assert_snapshot!("attest_json", shown(&custom, &names));
+    valid_against("slipway-deploy", "attest", &custom.stdout);
 
     // verify-attestation: the build's key, builder, source and ref hold.
     let provenance_args = |key: &PathBuf, builder: &str, source_ref: &str, target: &str| {
@@ -493,6 +517,7 @@ async fn sign_verify_attest_and_verify_the_attestation_on_the_real_registry() {
     let holds_json = go("slipway-audit", json_args);
     assert_eq!(holds_json.code, 0, "{holds_json:?}");
     insta::assert_snapshot!("verify_attestation_json", shown(&holds_json, &names));
+    valid_against("slipway-audit", "verify-attestation", &holds_json.stdout);
     let custom_holds = go(
         "slipway-audit",
         with(&[
@@ -597,6 +622,7 @@ fn check_model_prints_the_model_gate_on_the_real_mlflow() {
     );
     assert_eq!(failed.code, 1, "{failed:?}");
     insta::assert_snapshot!("check_model_json", shown(&failed, &names));
+    valid_against("slipway-deploy", "check-model", &failed.stdout);
     let no_server = run(
         "slipway-deploy",
         dir.path(),
