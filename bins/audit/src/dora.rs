@@ -148,6 +148,7 @@ mod tests {
         let digest = Digest::parse(&format!("sha256:{}", "a".repeat(64))).expect("digest");
         ReleaseRecord {
             trail_head: None,
+            ci_run: None,
             source_time: None,
             creates: Vec::new(),
             alias_pending: None,

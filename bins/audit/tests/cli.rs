@@ -88,6 +88,7 @@ fn record(
     let release = ReleaseId::parse(release).expect("release");
     ReleaseRecord {
         trail_head: None,
+        ci_run: None,
         source_time: None,
         creates: Vec::new(),
         alias_pending: None,

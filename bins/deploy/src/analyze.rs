@@ -35,6 +35,68 @@ pub(crate) const PROMETHEUS_TOKEN_ENV: &str = "SLIPWAY_PROMETHEUS__TOKEN";
 /// The name `analyze` used to read; still accepted, with a warning.
 pub(crate) const DEPRECATED_PROMETHEUS_TOKEN_ENV: &str = "SLIPWAY_PROMETHEUS_TOKEN";
 
+/// The shape of `analyze --output json`, for its JSON Schema (`slipway-deploy schema analyze`):
+/// the decision record of `slipway_analysis::AnalysisRun` with its `schema_version`. The
+/// plan, the measurements and the verdict's details are open objects here, as the run report's
+/// analysis details are; the fields a CI job reads (release, track, window, verdict) are typed.
+#[derive(schemars::JsonSchema)]
+#[allow(
+    dead_code,
+    reason = "only its schema is used; the record itself is serialised"
+)]
+pub(crate) struct AnalyzeDocument {
+    /// `{{release}}`.
+    release: String,
+    /// `{{namespace}}`.
+    namespace: String,
+    /// `{{track}}`.
+    track: String,
+    /// The plan it followed.
+    plan: serde_json::Value,
+    /// Each metric's rendered query, in plan order.
+    queries: Vec<serde_json::Value>,
+    /// Time of the first measurement (RFC 3339).
+    started: String,
+    /// Time after the last measurement (RFC 3339).
+    finished: String,
+    /// Every measurement, in the order taken.
+    measurements: Vec<serde_json::Value>,
+    /// The decision.
+    verdict: AnalyzeVerdict,
+    /// The statistical comparison with the baseline, when the plan has `[compare]`.
+    comparison: Option<serde_json::Value>,
+    /// Model quality, when the plan has `[quality]`.
+    quality: Option<serde_json::Value>,
+    /// Smoke test results, in plan order.
+    smoke: Option<Vec<serde_json::Value>>,
+}
+
+/// The verdict of [`AnalyzeDocument`]: its decision typed, the rest open.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code, reason = "only its schema is used")]
+pub(crate) struct AnalyzeVerdict {
+    /// `pass`, `fail` or `inconclusive`.
+    decision: AnalyzeDecision,
+}
+
+/// The three decisions `analyze` exits on (0, 1, 3).
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code, reason = "only its schema is used")]
+pub(crate) enum AnalyzeDecision {
+    /// Exit 0.
+    Pass,
+    /// Exit 1.
+    Fail,
+    /// Exit 3.
+    Inconclusive,
+}
+
+/// The JSON Schema of `analyze --output json`.
+pub(crate) fn schema() -> serde_json::Value {
+    schemars::schema_for!(slipway_cli::output::Versioned<AnalyzeDocument>).to_value()
+}
+
 /// Arguments of `analyze`.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct AnalyzeArgs {

@@ -54,6 +54,8 @@ pub(crate) enum SchemaName {
     Approval,
     /// `check-scan --output json`.
     CheckScan,
+    /// `analyze --output json`.
+    Analyze,
     /// `check-model --output json`.
     CheckModel,
     /// `sign --output json`.
@@ -212,6 +214,7 @@ pub(crate) fn schema_of(name: SchemaName) -> serde_json::Value {
         SchemaName::History => schemars::schema_for!(Versioned<History>),
         SchemaName::Approval => schemars::schema_for!(Versioned<ApprovedDocument<'static>>),
         SchemaName::CheckScan => return crate::check_scan::schema(),
+        SchemaName::Analyze => return crate::analyze::schema(),
         SchemaName::CheckModel => {
             schemars::schema_for!(Versioned<crate::supply_chain::CheckedModel>)
         }

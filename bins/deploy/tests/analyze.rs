@@ -228,6 +228,20 @@ async fn exit_codes_against_real_prometheus() {
     let record: serde_json::Value =
         serde_json::from_str(&output[json_start..json_end]).expect("stdout is JSON");
     assert_eq!(record["verdict"]["decision"], "fail");
+    // The document validates against the schema `slipway-deploy schema analyze` publishes,
+    // and that schema is not vacuous.
+    let validator = jsonschema::validator_for(&analyze::schema()).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&record)
+        .map(|err| err.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut wrong = record.clone();
+    wrong["verdict"]["decision"] = serde_json::json!("maybe");
+    assert!(
+        !validator.is_valid(&wrong),
+        "an unknown decision is refused"
+    );
     assert_eq!(
         record["comparison"]["result"]["metrics"][0]["classification"],
         "high"

@@ -300,6 +300,14 @@ pub fn release_spec(
         .or_else(|| env(USER))
         .filter(|actor| !actor.is_empty())
         .unwrap_or_else(|| "slipway".to_owned());
+    // The GitHub Actions run this command belongs to, recorded on the revision it starts.
+    let ci_run = if in_actions {
+        env(GITHUB_REPOSITORY)
+            .zip(env(GITHUB_RUN_ID))
+            .map(|(repository, run)| format!("{repository}#{run}"))
+    } else {
+        None
+    };
     Ok(ReleaseSpec {
         service: settings
             .release
@@ -328,6 +336,7 @@ pub fn release_spec(
         pause_for_approval: settings.rollout.on_missing_approval
             == crate::config::OnMissingApproval::Pause,
         actor,
+        ci_run,
     })
 }
 

@@ -219,6 +219,11 @@ pub struct ReleaseRecord {
     /// newest one). Absent from stored records that predate it, and when the trail was empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trail_head: Option<TrailHead>,
+    /// The CI run that started the revision, `owner/repo#run_id` for GitHub Actions: a GitHub
+    /// environment approval of the revision counts only when it comes from that run's reviews.
+    /// Absent outside CI (and in records written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_run: Option<String>,
 }
 
 /// A point in the audit trail: an entry's sequence number and hash.

@@ -306,6 +306,7 @@ pub async fn build_with(
     for (idx, ((image, version), days_ago)) in released.iter().zip([12, 7]).enumerate() {
         let record = ReleaseRecord {
             trail_head: None,
+            ci_run: None,
             source_time: None,
             creates: Vec::new(),
             alias_pending: None,
@@ -608,6 +609,7 @@ pub async fn build_story(
     let cluster = seed_cluster(clock.clone(), release, &base.service, &v1_pinned);
     let first = ReleaseRecord {
         trail_head: None,
+        ci_run: None,
         source_time: None,
         creates: Vec::new(),
         alias_pending: None,

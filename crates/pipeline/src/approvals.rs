@@ -176,6 +176,17 @@ pub(crate) fn records_for(
             }]
         }
         ApprovalGiven::GitHub { run, reviews } => {
+            // Only the reviews of the run that started the revision approve it: another run's
+            // (an older release's, another repository's) are not about this revision.
+            let reviewed = format!("{}#{}", run.repository, run.run_id);
+            if let Some(started) = &paused.ci_run
+                && !started.eq_ignore_ascii_case(&reviewed)
+            {
+                return Err(format!(
+                    "the reviews of {run} do not approve revision {}, which GitHub Actions run {started} started (hint: approve in a job of that run, behind its environment)",
+                    paused.revision
+                ));
+            }
             let environment = policy.environment.as_str();
             let ours: Vec<&Review> = reviews
                 .iter()

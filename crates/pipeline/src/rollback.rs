@@ -810,6 +810,7 @@ mod tests {
             .expect("digest");
         ReleaseRecord {
             trail_head: None,
+            ci_run: None,
             source_time: None,
             creates: Vec::new(),
             alias_pending: None,

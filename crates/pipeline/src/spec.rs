@@ -70,4 +70,7 @@ pub struct ReleaseSpec {
     pub pause_for_approval: bool,
     /// Who runs it.
     pub actor: String,
+    /// The CI run this command is part of (`owner/repo#run_id` in GitHub Actions), recorded on
+    /// the revision so that only that run's environment reviews approve it.
+    pub ci_run: Option<String>,
 }

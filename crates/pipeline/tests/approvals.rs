@@ -38,7 +38,9 @@ struct Paused {
 /// The `unapproved` world with a trail signed by the deploy key and the trust of a real run
 /// (`demo: false`), run until it pauses.
 async fn paused() -> Paused {
-    let spec = release_spec(&Settings::default(), None, None).expect("defaults");
+    let mut spec = release_spec(&Settings::default(), None, None).expect("defaults");
+    // Started by GitHub Actions run 42 of acme/iris (the run `github` reads reviews of).
+    spec.ci_run = Some("acme/iris#42".to_owned());
     let dir = tempfile::tempdir().expect("tempdir");
     let trail = dir.path().join("audit.jsonl");
     let mut world = scenario::build("unapproved", &spec)
@@ -350,6 +352,33 @@ async fn a_github_review_by_another_login_promotes() {
     assert_eq!(records[0].approver, REVIEWER);
     let report = paused.promote().await;
     assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
+}
+
+/// The reviews of another run (an older release's, another repository's) do not approve the
+/// revision that run 42 started, even by an allowed reviewer.
+#[tokio::test]
+async fn reviews_of_another_run_approve_nothing() {
+    let paused = paused().await;
+    for (repository, run_id) in [("acme/iris", 41), ("someone/public-repo", 42)] {
+        let refused = slipway_pipeline::approve_with(
+            &paused.spec,
+            &paused.world.backends,
+            ApprovalGiven::GitHub {
+                run: RunRef {
+                    repository: repository.to_owned(),
+                    run_id,
+                },
+                reviews: vec![review(REVIEWER, ReviewState::Approved, &["production"])],
+            },
+        )
+        .await
+        .expect_err("another run's reviews");
+        assert!(
+            refused.to_string().contains("acme/iris#42 started"),
+            "{refused}"
+        );
+    }
+    assert_stays_paused(&paused.promote().await, "");
 }
 
 #[tokio::test]

@@ -456,6 +456,7 @@ async fn world(spec: ReleaseSpec, approved: bool) -> World {
     for (idx, (image, version)) in released.iter().enumerate() {
         let record = ReleaseRecord {
             trail_head: None,
+            ci_run: None,
             source_time: None,
             creates: Vec::new(),
             alias_pending: None,

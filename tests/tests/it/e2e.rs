@@ -299,6 +299,7 @@ progress_deadline = "2m"
         .record_release(
             &ReleaseRecord {
                 trail_head: None,
+                ci_run: None,
                 source_time: None,
                 creates: Vec::new(),
                 alias_pending: None,

@@ -55,6 +55,7 @@ fn record(world: &World, revision: u64, image: &str, outcome: Outcome) -> Releas
         .unwrap_or_else(|_| Digest::parse(&format!("sha256:{}", "0".repeat(64))).expect("digest"));
     ReleaseRecord {
         trail_head: None,
+        ci_run: None,
         source_time: None,
         creates: Vec::new(),
         alias_pending: None,

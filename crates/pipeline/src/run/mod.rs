@@ -564,6 +564,7 @@ impl Ctx<'_> {
         let trail_head = self.backends.audit.head().await.ok().flatten();
         let record = ReleaseRecord {
             trail_head,
+            ci_run: self.spec.ci_run.clone(),
             source_time: self.spec.source_time,
             release: self.spec.release.clone(),
             revision,
