@@ -62,7 +62,11 @@ fn refs(rule: &Value) -> &[Value] {
         .map_or(&[], Vec::as_slice)
 }
 
+/// Whether `reference` is Service `name` in the route's own namespace (a reference without a
+/// `namespace` is in the route's; one to another namespace, through a ReferenceGrant, is not
+/// the release's).
 fn named(reference: &Value, name: &str) -> bool {
+    let same_namespace = reference.get("namespace").is_none();
     let is_service = reference
         .get("kind")
         .and_then(Value::as_str)
@@ -71,7 +75,10 @@ fn named(reference: &Value, name: &str) -> bool {
         .get("group")
         .and_then(Value::as_str)
         .is_none_or(str::is_empty);
-    is_service && core_group && reference.get("name").and_then(Value::as_str) == Some(name)
+    same_namespace
+        && is_service
+        && core_group
+        && reference.get("name").and_then(Value::as_str) == Some(name)
 }
 
 /// Indexes of the rules with a `backendRef` to `service`.
@@ -178,9 +185,15 @@ pub fn restore(
     let Some(list) = rules.as_array_mut() else {
         return Ok(rules);
     };
+    // A recorded rule gets its original backends back only while it still carries Slipway's
+    // weighting: a rule the user (or Argo CD, Flux) re-applied in the meantime is theirs now,
+    // and only Slipway's own references are taken out of it below.
     for (idx, backends) in recorded {
         if let Some(rule) = list.get_mut(idx)
             && refs(rule).iter().any(|reference| named(reference, service))
+            && refs(rule)
+                .iter()
+                .any(|reference| slipway_services.iter().any(|name| named(reference, name)))
         {
             rule["backendRefs"] = backends;
         }
@@ -342,6 +355,33 @@ mod tests {
             back,
             json!([{ "backendRefs": [{ "name": "iris", "port": 8080, "weight": 3 }] }])
         );
+    }
+
+    /// A rule re-applied by its owner during the canary (a new port, Slipway's references
+    /// gone) is kept as the owner wrote it; a reference to a same-named Service in another
+    /// namespace is not the release's.
+    #[test]
+    fn a_rule_its_owner_rewrote_is_kept_and_other_namespaces_are_not_the_release() {
+        let (_, annotation) = weigh(&route(user_rules()), &weights(10, false)).expect("weigh");
+        let mut synced = user_rules();
+        synced[0]["backendRefs"][0]["port"] = json!(9090);
+        let back = restore(
+            &HttpRoute {
+                rules: synced.clone(),
+                original: Some(annotation),
+                ..route(Value::Null)
+            },
+            "iris",
+            &["iris-canary"],
+        )
+        .expect("restore");
+        assert_eq!(back, synced, "the owner's new port stays");
+        let err = weigh(
+            &route(json!([{ "backendRefs": [{ "name": "iris", "namespace": "other" }] }])),
+            &weights(10, false),
+        )
+        .expect_err("another namespace's iris");
+        assert!(err.contains("no rule with a backendRef"), "{err}");
     }
 
     #[test]

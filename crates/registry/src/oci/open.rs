@@ -17,6 +17,9 @@ use slipway_core::{Digest, ImageRef};
 use super::{Failure, RegistryConfig, classify_request, classify_status};
 use crate::manifest;
 
+/// Largest manifest read (an image index of many platforms is well under it).
+const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
+
 /// Hosts that always ask anonymous clients for a token.
 const TOKEN_ONLY: &[&str] = &["docker.io", "index.docker.io", "registry-1.docker.io"];
 
@@ -101,6 +104,14 @@ impl OpenReads {
         let Some(response) = self.answered(image, response).await? else {
             return Ok(Read::NeedsToken);
         };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_MANIFEST)
+        {
+            return Err(Failure::Rejected(format!(
+                "the manifest is larger than {MAX_MANIFEST} bytes, more than any image or signature manifest"
+            )));
+        }
         let said = response
             .headers()
             .get("docker-content-digest")
