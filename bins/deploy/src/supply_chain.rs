@@ -131,15 +131,9 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Loads the configuration, or prints it for `--print-config` (then `None`).
-#[allow(clippy::print_stdout, reason = "the effective configuration is data")]
+/// The configuration, or `None` after `--print-config` printed it.
 fn settings(global: &GlobalArgs) -> anyhow::Result<Option<Settings>> {
-    let settings = config::load(global, &[])?;
-    if global.print_config {
-        print!("{}", config::render(&settings)?);
-        return Ok(None);
-    }
-    Ok(Some(settings))
+    config::load_or_print(global)
 }
 
 #[allow(clippy::print_stdout, reason = "the report is data")]

@@ -755,6 +755,21 @@ fn kind_of(actual: &figment::error::Actual) -> &'static str {
     }
 }
 
+/// The configuration a standalone command runs with, or `None` once `--print-config` printed it
+/// on stdout (the command then has nothing more to do): the one place the supply-chain
+/// commands' `--print-config` is handled.
+pub fn load_or_print(global: &GlobalArgs) -> anyhow::Result<Option<Settings>> {
+    use std::io::Write as _;
+    let settings = load(global, &[])?;
+    if global.print_config {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(render(&settings)?.as_bytes())?;
+        stdout.flush()?;
+        return Ok(None);
+    }
+    Ok(Some(settings))
+}
+
 /// The effective configuration as TOML, secrets redacted.
 pub fn render(settings: &Settings) -> Result<String, UserError> {
     toml::to_string_pretty(settings).map_err(|err| UserError {
