@@ -37,7 +37,7 @@ use slipway_pipeline::{
     name = "slipway-deploy",
     version,
     about,
-    after_help = "Examples:\n  slipway-deploy plan                                   # what would happen; changes nothing\n  slipway-deploy run --output json > report.json         # release with the backends of slipway.toml\n  slipway-deploy run --demo bad-canary                   # on the embedded demo world: aborts (exit 1)\n  slipway-deploy run --demo unapproved --state demo/     # pauses; the world stays in demo/ for the next command\n  slipway-deploy approve --demo --state demo/ --as maria --reason \"dashboards reviewed\"\n  slipway-deploy approve --key approver.key --reason \"dashboards reviewed\"   # a signed approval\n  slipway-deploy approve                                  # in a GitHub environment: its reviews\n  slipway-deploy promote --demo --state demo/\n  slipway-deploy status                                  # where the release stands\n  slipway-deploy check-scan --report trivy.json --image ghcr.io/acme/iris@sha256:...\n  slipway-deploy check-model iris@candidate --min accuracy=0.9\n  slipway-deploy sign --key cosign.key ghcr.io/acme/iris:1.5.0        # the build job\n  slipway-deploy attest --key build.key --type slsaprovenance ghcr.io/acme/iris:1.5.0\n\nWithout --demo, every backend must be configured in [backend] (or listed in backend.simulated).\nExit codes: 0 promoted (or paused for approval), 1 a gate, the analysis or a person said no, 2 error."
+    after_help = "Examples:\n  slipway-deploy plan                                   # what would happen; changes nothing\n  slipway-deploy run --output json > report.json         # release with the backends of slipway.toml\n  slipway-deploy run --demo bad-canary                   # on the embedded demo world: aborts (exit 1)\n  slipway-deploy run --demo unapproved --state demo/     # pauses; the world stays in demo/ for the next command\n  slipway-deploy approve --demo --state demo/ --as maria --reason \"dashboards reviewed\"\n  slipway-deploy approve --key approver.key --reason \"dashboards reviewed\"   # a signed approval\n  slipway-deploy approve                                  # in a GitHub environment: its reviews\n  slipway-deploy promote --demo --state demo/\n  slipway-deploy status                                  # where the release stands\n  slipway-deploy check-scan --report trivy.json --image ghcr.io/acme/iris@sha256:...\n  slipway-deploy check-model iris@candidate --min accuracy=0.9\n  slipway-deploy sign --key cosign.key ghcr.io/acme/iris:1.5.0        # the build job\n  slipway-deploy attest --key build.key --type slsaprovenance ghcr.io/acme/iris:1.5.0\n\nWithout --demo, every backend must be configured in [backend] (or listed in backend.simulated).\nExit codes: 0 promoted (or paused for approval; for abort: removed), 1 a gate, the analysis or a person said no, 2 error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -55,7 +55,8 @@ enum Command {
     Approve(ApproveArgs),
     /// Promote the paused release once its approvals satisfy the policy.
     Promote(PromoteArgs),
-    /// Abort the paused release: delete its canary, stable untouched, reason recorded.
+    /// Abort the paused release: delete its canary, stable untouched, reason recorded (exit 0
+    /// when it was removed, 1 when it cannot be: stable already serves it).
     Abort(AbortArgs),
     /// Where the release stands: state, current step and weight, analysis so far, approvals,
     /// lock holder (exit 0 promoted or healthy, 1 aborted or degraded, 3 paused or in progress).
@@ -377,13 +378,13 @@ async fn ask_approval(
     let approver = ask("approved by (empty to abort): ")?;
     if approver.is_empty() {
         let reason = "declined at the terminal".to_owned();
-        return Ok(slipway_pipeline::resume(
-            spec,
-            &built.backends,
-            observer,
-            Resume::Abort(reason),
-        )
-        .await);
+        let mut report =
+            slipway_pipeline::resume(spec, &built.backends, observer, Resume::Abort(reason)).await;
+        // A person said no at the gate: the run is rejected (exit 1), not an abort on request.
+        if report.outcome == slipway_pipeline::RunOutcome::Aborted {
+            report.outcome = slipway_pipeline::RunOutcome::Rejected;
+        }
+        return Ok(report);
     }
     let reason = ask("why: ")?;
     match slipway_pipeline::approve(spec, &built.backends, &approver, &reason).await {
