@@ -58,6 +58,13 @@ enum Command {
     /// Abort the paused release: delete its canary, stable untouched, reason recorded (exit 0
     /// when it was removed, 1 when it cannot be: stable already serves it).
     Abort(AbortArgs),
+    /// Break the lock of a command that died holding it (a killed runner), named exactly as
+    /// `status` shows it, so the next `abort` or `run` need not wait for the lease to expire;
+    /// refused while the holder still renews it, unless `--force` (exit 1), recorded on the trail.
+    #[command(
+        after_help = "Examples:\n  slipway-deploy status                       # lock: held by ci-bot@2026-12-05T09:14:02Z until …\n  slipway-deploy unlock 'ci-bot@2026-12-05T09:14:02Z' --reason \"runner lost in job 4711\"\n  slipway-deploy abort --reason \"runner lost in job 4711\"   # then settle the release"
+    )]
+    Unlock(UnlockArgs),
     /// Where the release stands: state, current step and weight, analysis so far, approvals,
     /// lock holder (exit 0 promoted or healthy, 1 aborted or degraded, 3 paused or in progress).
     Status(meta::StatusArgs),
@@ -167,6 +174,23 @@ struct AbortArgs {
     reason: String,
 }
 
+/// Flags of `unlock`.
+#[derive(Debug, Args)]
+struct UnlockArgs {
+    /// The holder of the lock, exactly as `status` or the "locked by" message names it.
+    #[arg(value_name = "HOLDER")]
+    holder: String,
+    /// Why: recorded on the trail with who broke the lock.
+    #[arg(long)]
+    reason: String,
+    /// Break it even though its holder renewed it within a renewal period (it may be alive:
+    /// only when you know its job is gone).
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    release: ReleaseArgs,
+}
+
 impl ReleaseArgs {
     fn overrides(&self) -> Vec<(&'static str, serde_json::Value)> {
         let mut overrides = Vec::new();
@@ -195,6 +219,7 @@ impl Command {
             Command::Approve(args) => Some(args.release.global()),
             Command::Promote(args) => Some(args.release.global()),
             Command::Abort(args) => Some(args.release.global()),
+            Command::Unlock(args) => Some(args.release.global()),
             Command::Status(args) => Some(args.release.global()),
             Command::History(args) => Some(args.release.global()),
             Command::Schema(args) => Some(args.global.clone()),
@@ -227,6 +252,7 @@ async fn main() -> ExitCode {
             )
             .await
         }
+        Command::Unlock(args) => unlock(&args).await,
         Command::Status(args) => meta::status(&args).await,
         Command::History(args) => meta::history(&args).await,
         Command::Completions(args) => {
@@ -347,6 +373,52 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
     slipway_cli::output::print(args.global.output, &report, || summary(&report))?;
     slipway_cli::github::publish_from_env(&report)?;
     Ok(ExitStatus::from(&report))
+}
+
+/// `unlock`: breaks a dead holder's lock (see `slipway_pipeline::lock::unlock`).
+async fn unlock(args: &UnlockArgs) -> anyhow::Result<ExitStatus> {
+    if args.reason.trim().is_empty() {
+        return Err(slipway_cli::UserError {
+            message: "`--reason` is empty\n\nhint: say why the holder is gone, e.g. `--reason \"runner lost in job 4711\"`".to_owned(),
+        }
+        .into());
+    }
+    let Some(Prepared { spec, built, .. }) = prepare(&args.release).await? else {
+        return Ok(ExitStatus::Success);
+    };
+    match slipway_pipeline::lock::unlock(
+        &spec,
+        &built.backends,
+        &args.holder,
+        &args.reason,
+        args.force,
+    )
+    .await
+    {
+        Ok(unlocked) => {
+            slipway_cli::output::print(args.release.global.output, &unlocked, || match &unlocked
+                .holder
+            {
+                Some(holder) => format!(
+                    "unlocked: {}\nholder: {holder}\nlast renewed: {}\nrecorded: lock broken by {}: {}\n",
+                    unlocked.release,
+                    unlocked.renewed.as_deref().unwrap_or("unknown"),
+                    spec.actor,
+                    args.reason
+                ),
+                None => format!("not locked: {}\n", unlocked.release),
+            })?;
+            Ok(ExitStatus::Success)
+        }
+        Err(
+            err @ (slipway_pipeline::lock::UnlockError::OtherHolder { .. }
+            | slipway_pipeline::lock::UnlockError::Fresh { .. }),
+        ) => {
+            slipway_cli::story::print_refusal(&err.to_string());
+            Ok(ExitStatus::No)
+        }
+        Err(err) => Err(anyhow::anyhow!(err)),
+    }
 }
 
 /// `run --interactive`: when the release pauses for approval, ask on the terminal who approves
