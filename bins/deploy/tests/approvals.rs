@@ -386,3 +386,76 @@ fn outside_the_demo_the_trail_is_written_signed_or_not_at_all() {
         "every decision the run wrote is signed by the deploy key"
     );
 }
+
+/// Blue-green and rolling releases pause at the approval gate too, so a signed approval from
+/// another process approves them outside the demo: `run --strategy blue-green` pauses with the
+/// standby colour behind the preview Service (rolling: before anything changed), `approve --key`
+/// binds to the paused revision, and a plain `promote` (no `--strategy`: the paused revision's
+/// strategy is carried out) switches or rolls and records it with that strategy.
+#[test]
+fn blue_green_and_rolling_releases_pause_for_a_signed_approval_from_another_process() {
+    for strategy in ["blue-green", "rolling"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let password = Secret::new("approver-passw0rd".to_owned());
+        let (_, maria_key, maria_pub) =
+            slipway_attest::keyfile::generate_key_pair(&password).expect("maria's key");
+        std::fs::write(dir.path().join("maria.key"), maria_key).expect("write");
+        std::fs::write(dir.path().join("maria.pub"), maria_pub).expect("write");
+        std::fs::write(
+            dir.path().join("slipway.toml"),
+            "[policy.approvals]\nkeys = { \"maria.chen\" = \"maria.pub\" }\n",
+        )
+        .expect("config");
+        let run = deploy(
+            &[
+                "run",
+                "--demo",
+                "unapproved",
+                "--state",
+                "world",
+                "--strategy",
+                strategy,
+            ],
+            dir.path(),
+            &[],
+        );
+        assert_eq!(run.code, 0, "{strategy}: {}", run.stderr);
+        assert!(
+            run.stdout.contains("outcome: paused"),
+            "{strategy}: {}",
+            run.stdout
+        );
+        let status = on_world(dir.path(), &["status"], &[]);
+        assert_eq!(
+            status.code, 3,
+            "{strategy}: paused is not final: {}",
+            status.stderr
+        );
+
+        let early = on_world(dir.path(), &["promote"], &[]);
+        assert_eq!(early.code, 1, "{strategy}: {}", early.stderr);
+        let approve = on_world(
+            dir.path(),
+            &[
+                "approve",
+                "--key",
+                "maria.key",
+                "--reason",
+                "preview checked",
+            ],
+            &[("COSIGN_PASSWORD", "approver-passw0rd")],
+        );
+        assert_eq!(approve.code, 0, "{strategy}: {}", approve.stderr);
+        assert_promoted(dir.path());
+        let history = on_world(dir.path(), &["history", "--output", "json"], &[]);
+        let document: serde_json::Value =
+            serde_json::from_str(&history.stdout).expect("history json");
+        let last = document["revisions"]
+            .as_array()
+            .and_then(|revisions| revisions.last())
+            .cloned()
+            .expect("a revision");
+        assert_eq!(last["outcome"], "promoted", "{strategy}: {last}");
+        assert_eq!(last["strategy"], strategy, "{strategy}: {last}");
+    }
+}

@@ -238,10 +238,11 @@ pub enum TrafficSetting {
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum OnMissingApproval {
-    /// Keep the canary, record the release as paused, exit 0.
+    /// Keep the canary (blue-green: the standby colour behind the preview Service; rolling:
+    /// change nothing yet), record the release as paused, exit 0.
     #[default]
     Pause,
-    /// Remove the canary, record the release as aborted, exit 1.
+    /// Remove the canary (or standby colour), record the release as rejected, exit 1.
     Abort,
 }
 

@@ -2069,3 +2069,187 @@ async fn provenance_counts_only_from_a_build_key_about_this_digest_from_an_allow
         );
     }
 }
+
+/// Blue-green and rolling releases pause at the approval gate as a canary does: blue-green with
+/// its standby colour running the candidate behind the preview Service, rolling before it
+/// changed anything; what serves is untouched while paused. An approval bound to the paused
+/// revision and `promote` then switch (blue-green) or roll (rolling) and record it promoted;
+/// `abort` instead removes the standby and leaves no Slipway object.
+#[tokio::test]
+async fn blue_green_and_rolling_pause_for_approval_then_promote_or_abort() {
+    use slipway_k8s_rollout::bluegreen::{self, BlueGreenConfig};
+    use slipway_k8s_rollout::rollout::TrafficRouting;
+    for strategy in [
+        slipway_core::Strategy::BlueGreen,
+        slipway_core::Strategy::Rolling,
+    ] {
+        let mut spec = spec();
+        spec.strategy = strategy;
+        let serving = |world: &World| {
+            let (cluster, release, service) = (
+                world.cluster.clone(),
+                spec.release.clone(),
+                spec.service.clone(),
+            );
+            async move {
+                bluegreen::serving(cluster.as_ref(), &release, &service)
+                    .await
+                    .expect("serving")
+                    .spec
+                    .image
+            }
+        };
+        let managed = |world: &World| {
+            let (cluster, release, service) = (
+                world.cluster.clone(),
+                spec.release.clone(),
+                spec.service.clone(),
+            );
+            async move {
+                slipway_k8s_rollout::cleanup::managed_objects(
+                    cluster.as_ref(),
+                    &release,
+                    &service,
+                    &TrafficRouting::ReplicaRatio,
+                    Some(&BlueGreenConfig::new(service.clone())),
+                )
+                .await
+                .expect("managed")
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+            }
+        };
+
+        // Promote path.
+        let paused_world = world("unapproved", &spec).await;
+        let aborted_world = world("unapproved", &spec).await;
+        let world = &paused_world;
+        let before = serving(world).await;
+        let paused = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+        assert_eq!(
+            paused.outcome,
+            RunOutcome::Paused,
+            "{strategy}: {}",
+            paused.reason
+        );
+        let digest = paused.digest.clone().expect("digest").to_string();
+        assert_eq!(
+            serving(world).await,
+            before,
+            "{strategy}: nothing switched while paused"
+        );
+        match strategy {
+            slipway_core::Strategy::BlueGreen => {
+                assert!(
+                    paused
+                        .reason
+                        .contains("standby colour healthy behind iris-classifier-preview"),
+                    "{}",
+                    paused.reason
+                );
+                let preview = world
+                    .cluster
+                    .service_selector(
+                        &spec.release.namespace,
+                        &bluegreen::preview_name(&spec.service),
+                    )
+                    .await
+                    .expect("read")
+                    .expect("the preview Service fronts the standby");
+                let colour = preview
+                    .get(slipway_k8s_rollout::TRACK_LABEL)
+                    .cloned()
+                    .expect("a colour");
+                let standby = world
+                    .cluster
+                    .deployment(
+                        &spec.release.namespace,
+                        &format!("{}-{colour}", spec.release.name),
+                    )
+                    .await
+                    .expect("read")
+                    .expect("standby");
+                assert!(
+                    standby.spec.image.ends_with(&digest),
+                    "{}",
+                    standby.spec.image
+                );
+            }
+            _ => {
+                assert!(
+                    paused.reason.contains("not yet changed"),
+                    "{}",
+                    paused.reason
+                );
+                assert_eq!(managed(world).await, Vec::<String>::new());
+            }
+        }
+        let early = slipway_pipeline::resume(
+            &spec,
+            &world.backends,
+            &mut |_: &StageEvent| {},
+            Resume::Promote,
+        )
+        .await;
+        assert_eq!(
+            early.outcome,
+            RunOutcome::Rejected,
+            "{strategy}: no approval yet"
+        );
+        assert_eq!(serving(world).await, before, "{strategy}: still untouched");
+        slipway_pipeline::approve(
+            &spec,
+            &world.backends,
+            "sam.reviewer",
+            "dashboards reviewed",
+        )
+        .await
+        .expect("approved");
+        let promoted = slipway_pipeline::resume(
+            &spec,
+            &world.backends,
+            &mut |_: &StageEvent| {},
+            Resume::Promote,
+        )
+        .await;
+        assert_eq!(
+            promoted.outcome,
+            RunOutcome::Promoted,
+            "{strategy}: {}",
+            promoted.reason
+        );
+        assert!(serving(world).await.ends_with(&digest), "{strategy}");
+        assert_eq!(serving_version(world, &spec).await, 3, "{strategy}");
+
+        // Abort path.
+        let world = &aborted_world;
+        let before = serving(world).await;
+        let paused = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+        assert_eq!(paused.outcome, RunOutcome::Paused, "{strategy}");
+        let aborted = slipway_pipeline::resume(
+            &spec,
+            &world.backends,
+            &mut |_: &StageEvent| {},
+            Resume::Abort("not today".into()),
+        )
+        .await;
+        assert_eq!(
+            aborted.outcome,
+            RunOutcome::Aborted,
+            "{strategy}: {}",
+            aborted.reason
+        );
+        assert_eq!(
+            serving(world).await,
+            before,
+            "{strategy}: what served still serves"
+        );
+        assert_eq!(
+            managed(world).await,
+            Vec::<String>::new(),
+            "{strategy}: nothing left"
+        );
+        assert_eq!(serving_version(world, &spec).await, 2, "{strategy}");
+    }
+}

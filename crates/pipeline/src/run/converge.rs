@@ -44,7 +44,7 @@ impl Ctx<'_> {
     pub(super) async fn objects_to_create(&mut self) -> Result<Vec<String>, Stop> {
         let release = &self.spec.release;
         let ns = &release.namespace;
-        Ok(match self.spec.strategy {
+        Ok(match self.strategy {
             Strategy::Canary => {
                 let mut objects: Vec<String> = slipway_k8s_rollout::cleanup::canary_objects(
                     release,

@@ -96,7 +96,7 @@ impl Ctx<'_> {
     /// `rollout.coarse_steps = "round-up"` is told and recorded. A plan reports every step as
     /// it would run; a run reports each step as it runs (`Ctx::canary`).
     async fn check_steps(&mut self, stable_replicas: u32) -> Result<(), Stop> {
-        if self.spec.strategy != Strategy::Canary {
+        if self.strategy != Strategy::Canary {
             return Ok(());
         }
         let replica_ratio = self.spec.traffic == TrafficRouting::ReplicaRatio;

@@ -224,6 +224,10 @@ struct Ctx<'a> {
     alias_before: Option<ModelVersion>,
     /// The objects the in-progress record names.
     creates: Vec<String>,
+    /// The strategy this command carries out: the configured one, or, when `promote` resumes a
+    /// paused revision, the strategy that revision was started with (what runs, what a stop
+    /// undoes and what the record says follow it, not the promoting command's configuration).
+    strategy: slipway_core::Strategy,
 }
 
 /// Plans a release: runs preflight and every gate against the backends and says what `run`
@@ -363,6 +367,7 @@ async fn execute(
         alias_pending: None,
         alias_before: None,
         creates: Vec::new(),
+        strategy: spec.strategy,
     };
     let interrupt = backends.interrupt.clone();
     ctx.backends.clock = std::sync::Arc::new(crate::interrupt::InterruptibleClock::new(
@@ -482,7 +487,7 @@ impl Ctx<'_> {
         self.sign_and_verify(&image, &candidate).await?;
         if self.mode == Mode::Plan {
             let approvals = self.spec.policy.approvals.required;
-            let rollout = match self.spec.strategy {
+            let rollout = match self.strategy {
                 Strategy::Canary => {
                     let steps: Vec<String> = self
                         .spec
@@ -522,10 +527,10 @@ impl Ctx<'_> {
         let started = format!(
             "revision {revision}: {candidate} at {} starting {}",
             image.pinned().unwrap_or_default(),
-            self.spec.strategy
+            self.strategy
         );
         self.notify("started", &started).await;
-        match self.spec.strategy {
+        match self.strategy {
             Strategy::Canary => {
                 self.canary(&image).await?;
                 if let Err(stop) = self.approval(&image, &candidate, revision).await {
@@ -536,8 +541,16 @@ impl Ctx<'_> {
                 }
                 self.promote(&image, &candidate, revision).await?;
             }
-            Strategy::BlueGreen => self.blue_green(&image, &candidate, revision).await?,
-            Strategy::Rolling => self.rolling(&image, &candidate, revision).await?,
+            Strategy::BlueGreen => {
+                if let Some(paused) = self.blue_green(&image, &candidate, revision).await? {
+                    return Ok(paused);
+                }
+            }
+            Strategy::Rolling => {
+                if let Some(paused) = self.rolling(&image, &candidate, revision).await? {
+                    return Ok(paused);
+                }
+            }
         }
         Ok((
             RunOutcome::Promoted,
@@ -571,7 +584,7 @@ impl Ctx<'_> {
             image: image.clone(),
             digest,
             model: candidate.clone(),
-            strategy: self.spec.strategy,
+            strategy: self.strategy,
             outcome,
             actor: self.spec.actor.clone(),
             at: self.backends.clock.now(),

@@ -5,18 +5,29 @@
 use super::*;
 
 impl Ctx<'_> {
-    /// Leaves the healthy canary running and records the release as paused at the approval gate.
-    /// The phase changes only once the record is written: a failed write still removes the
-    /// canary, so nothing is left running that the history does not name.
+    /// Leaves the healthy canary (or blue-green's standby colour; a rolling release has changed
+    /// nothing yet) running and records the release as paused at the approval gate. The phase
+    /// changes only once the record is written: a failed write still removes what runs, so
+    /// nothing is left running that the history does not name.
     pub(super) async fn pause(
         &mut self,
         image: &ImageRef,
         candidate: &ModelVersion,
         revision: u64,
     ) -> Result<(RunOutcome, String), Stop> {
+        let waiting = match self.strategy {
+            Strategy::Canary => format!(
+                "canary {} healthy",
+                rollout::canary_name(&self.spec.release)
+            ),
+            Strategy::BlueGreen => format!(
+                "standby colour healthy behind {}",
+                bluegreen::preview_name(&self.spec.service)
+            ),
+            Strategy::Rolling => format!("stable {} not yet changed", self.spec.release),
+        };
         let reason = format!(
-            "canary {} healthy; waiting for {} approval(s) of {candidate} at {}",
-            rollout::canary_name(&self.spec.release),
+            "{waiting}; waiting for {} approval(s) of {candidate} at {}",
             self.spec.policy.approvals.required,
             image
                 .digest()
@@ -148,33 +159,62 @@ impl Ctx<'_> {
                 self.report.revision = Some(revision);
                 let image = paused.image.with_digest(paused.digest.clone());
                 let pinned = image.pinned().unwrap_or_default();
-                let canary = self
-                    .backends
-                    .cluster
-                    .deployment(&release.namespace, &rollout::canary_name(&release))
-                    .await
-                    .map_err(|err| failed(chain(&err)))?;
-                let canary_ok = canary
-                    .as_ref()
-                    .is_some_and(|state| state.spec.image == pinned);
+                // What the pause left running must still run the candidate: the canary, or
+                // blue-green's standby colour (a rolling release changed nothing before it).
+                self.strategy = paused.strategy;
+                let config = self.blue_green_config();
+                let (what, running, standby) = match paused.strategy {
+                    Strategy::Canary => {
+                        let canary = self
+                            .backends
+                            .cluster
+                            .deployment(&release.namespace, &rollout::canary_name(&release))
+                            .await
+                            .map_err(|err| failed(chain(&err)))?;
+                        (
+                            "canary",
+                            canary.is_some_and(|state| state.spec.image == pinned),
+                            None,
+                        )
+                    }
+                    Strategy::BlueGreen => {
+                        let standby =
+                            bluegreen::active(self.backends.cluster.as_ref(), &release, &config)
+                                .await
+                                .map_err(|err| failed(chain(&err)))?
+                                .map(bluegreen::Colour::other);
+                        let state = match standby {
+                            Some(colour) => self
+                                .backends
+                                .cluster
+                                .deployment(
+                                    &release.namespace,
+                                    &bluegreen::colour_name(&release, colour),
+                                )
+                                .await
+                                .map_err(|err| failed(chain(&err)))?,
+                            None => None,
+                        };
+                        let running = state
+                            .is_some_and(|state| state.spec.image == pinned && state.rolled_out());
+                        ("standby colour", running, standby.filter(|_| running))
+                    }
+                    Strategy::Rolling => ("stable (unchanged)", true, None),
+                };
                 self.emit(
                     "resume",
                     StageStatus::Info,
                     format!(
-                        "revision {} of {release} paused at approval: {} at {}{}",
+                        "revision {} of {release} paused at approval: {} at {}; its {what} {}",
                         paused.revision,
                         paused.model,
                         paused.digest.short(),
-                        if canary_ok {
-                            "; its canary is running"
-                        } else {
-                            "; its canary is gone"
-                        }
+                        if running { "is running" } else { "is gone" }
                     ),
                 );
-                if !canary_ok {
+                if !running {
                     return Err(failed(format!(
-                        "the canary of paused revision {} is not running {pinned} (hint: `slipway-deploy abort` records its end; start a new release with `slipway-deploy run`)",
+                        "the {what} of paused revision {} is not running {pinned} (hint: `slipway-deploy abort` records its end; start a new release with `slipway-deploy run`)",
                         paused.revision
                     )));
                 }
@@ -197,7 +237,16 @@ impl Ctx<'_> {
                 self.stable_before = Some(stable.spec);
                 self.begin(&image, &paused.model, revision, Vec::new())
                     .await?;
-                self.promote(&image, &paused.model, revision).await?;
+                match (paused.strategy, standby) {
+                    (Strategy::BlueGreen, Some(standby)) => {
+                        self.blue_green_switch(&image, &paused.model, revision, standby, &config)
+                            .await?;
+                    }
+                    (Strategy::Rolling, _) => {
+                        self.rolling_change(&image, &paused.model, revision).await?;
+                    }
+                    _ => self.promote(&image, &paused.model, revision).await?,
+                }
                 Ok((
                     RunOutcome::Promoted,
                     format!(
@@ -209,22 +258,30 @@ impl Ctx<'_> {
         }
     }
 
+    /// The blue-green settings of this release.
+    fn blue_green_config(&self) -> BlueGreenConfig {
+        let mut config = BlueGreenConfig::new(self.spec.service.clone());
+        config.deadline = self.spec.progress_deadline;
+        config
+    }
+
     /// Blue-green: the candidate goes to the standby colour (a preview Service fronts it), is
-    /// analysed on its own track, needs its approvals (no pause: the standby is removed when they
-    /// are missing), then the Service switches. The old colour stays scaled for
+    /// analysed on its own track, needs its approvals, then the Service switches. Missing
+    /// approvals pause the release as a canary's do (`rollout.on_missing_approval = "pause"`):
+    /// the standby keeps running behind the preview Service until `promote` switches to it or
+    /// `abort` removes it (returned as `Some`). The old colour stays scaled for
     /// `scale_down_delay` so switching back is instant, then is scaled down.
     pub(super) async fn blue_green(
         &mut self,
         image: &ImageRef,
         candidate: &ModelVersion,
         revision: u64,
-    ) -> Result<(), Stop> {
+    ) -> Result<Option<(RunOutcome, String)>, Stop> {
         let release = self.spec.release.clone();
         let pinned = image.pinned().unwrap_or_default();
         let cluster = self.backends.cluster.clone();
         let clock = self.backends.clock.clone();
-        let mut config = BlueGreenConfig::new(self.spec.service.clone());
-        config.deadline = self.spec.progress_deadline;
+        let config = self.blue_green_config();
         self.emit(
             "blue-green",
             StageStatus::Start,
@@ -249,14 +306,34 @@ impl Ctx<'_> {
                 bluegreen::preview_name(&config.service)
             ),
         );
-        let checked = match self.analysis_on(0, standby.as_str()).await {
-            Ok(()) => self.approval(image, candidate, revision).await,
-            Err(stop) => Err(stop),
-        };
-        checked?;
+        self.analysis_on(0, standby.as_str()).await?;
+        if let Err(stop) = self.approval(image, candidate, revision).await {
+            if self.spec.pause_for_approval && stop.outcome == RunOutcome::Rejected {
+                return self.pause(image, candidate, revision).await.map(Some);
+            }
+            return Err(stop);
+        }
+        self.blue_green_switch(image, candidate, revision, standby, &config)
+            .await?;
+        Ok(None)
+    }
+
+    /// Blue-green's promotion: the Service switches to `standby`, the revision is recorded
+    /// promoted, and the old colour is scaled down after its delay.
+    pub(super) async fn blue_green_switch(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
+        standby: bluegreen::Colour,
+        config: &BlueGreenConfig,
+    ) -> Result<(), Stop> {
+        let release = self.spec.release.clone();
+        let cluster = self.backends.cluster.clone();
+        let clock = self.backends.clock.clone();
         // From the switch on, a stop switches the Service back (`unwind`).
         self.phase = Phase::Serving;
-        bluegreen::switch(cluster.as_ref(), &release, &config, standby)
+        bluegreen::switch(cluster.as_ref(), &release, config, standby)
             .await
             .map_err(|err| failed(chain(&err)))?;
         self.emit(
@@ -272,7 +349,7 @@ impl Ctx<'_> {
         // The candidate serves: record it before the housekeeping, so a failure there never
         // leaves the history saying otherwise.
         self.promoted(image, candidate, revision).await?;
-        match bluegreen::finish(cluster.as_ref(), clock.as_ref(), &release, &config).await {
+        match bluegreen::finish(cluster.as_ref(), clock.as_ref(), &release, config).await {
             Ok(()) => self.emit(
                 "blue-green",
                 StageStatus::Pass,
@@ -290,15 +367,33 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Rolling: approvals first (nothing to look at before the change), then Kubernetes replaces
-    /// stable's pods, then the whole release is analysed; a failed analysis rolls stable back.
+    /// Rolling: approvals first (nothing to look at before the change; missing ones pause the
+    /// release before anything changed, as `rollout.on_missing_approval = "pause"` says, and
+    /// `promote` then rolls: returned as `Some`), then [`Ctx::rolling_change`].
     pub(super) async fn rolling(
         &mut self,
         image: &ImageRef,
         candidate: &ModelVersion,
         revision: u64,
+    ) -> Result<Option<(RunOutcome, String)>, Stop> {
+        if let Err(stop) = self.approval(image, candidate, revision).await {
+            if self.spec.pause_for_approval && stop.outcome == RunOutcome::Rejected {
+                return self.pause(image, candidate, revision).await.map(Some);
+            }
+            return Err(stop);
+        }
+        self.rolling_change(image, candidate, revision).await?;
+        Ok(None)
+    }
+
+    /// Kubernetes replaces stable's pods, then the whole release is analysed; a failed analysis
+    /// rolls stable back.
+    pub(super) async fn rolling_change(
+        &mut self,
+        image: &ImageRef,
+        candidate: &ModelVersion,
+        revision: u64,
     ) -> Result<(), Stop> {
-        self.approval(image, candidate, revision).await?;
         let release = self.spec.release.clone();
         let pinned = image.pinned().unwrap_or_default();
         let cluster = self.backends.cluster.clone();
@@ -1029,9 +1124,9 @@ impl Ctx<'_> {
         let release = self.spec.release.clone();
         let cluster = self.backends.cluster.clone();
         let pinned = image.pinned().unwrap_or_default();
-        let switched = self.spec.strategy == Strategy::BlueGreen
+        let switched = self.strategy == Strategy::BlueGreen
             && self.serving_image().await.ok().as_ref() == Some(&pinned);
-        let result = match self.spec.strategy {
+        let result = match self.strategy {
             // A switch that failed left the Service on the old colour: switching "back" would
             // switch it to the candidate's.
             Strategy::BlueGreen if !switched => Ok(format!(
