@@ -35,7 +35,8 @@ pub(crate) struct VerifyImageArgs {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
     /// The public key (`cosign.pub`) a signature must verify with. Without it, keyless: the
-    /// `--certificate-*` flags and `signing.trusted_root`.
+    /// `--certificate-*` flags and the Sigstore trusted root (`signing.trusted_root`, else the
+    /// refreshed one, else the built-in one).
     #[arg(long, value_name = "PATH")]
     key: Option<PathBuf>,
     /// Keyless: the identity (certificate SAN: email or URI) that must have signed.
@@ -144,6 +145,9 @@ pub(crate) struct ImageVerdict {
     /// Keyless: the identity and issuer required.
     #[serde(skip_serializing_if = "Option::is_none")]
     keyless: Option<BTreeMap<&'static str, String>>,
+    /// Keyless: the Sigstore trusted root verified against (where it came from, its sha256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trusted_root: Option<slipway_cli::backends::TrustedRootUsed>,
     verified: bool,
     /// Every signature found, each with its source, whether it verified and why.
     #[schemars(with = "Vec<serde_json::Value>")]
@@ -157,7 +161,7 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
     };
     slipway_cli::backends::parse_image(&args.image)?;
     // With a key as before; without one, keyless: the identity policy from cosign's flags and
-    // the trusted root from `signing.trusted_root` (both checked before any request).
+    // the trusted root, configured, refreshed or built in (both checked before any request).
     let key = args.key.as_ref().map(public_key).transpose()?;
     let keyless = match &key {
         Some(_) => None,
@@ -174,14 +178,15 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
                 )
                 .replacen("\n\nhint: ", "; ", 1),
             })?;
-            Some((policy, slipway_cli::backends::trusted_root(&settings)?))
+            let (root, source) = slipway_cli::backends::trusted_root(&settings)?;
+            Some((policy, root, source))
         }
     };
     let (registry, image) = pinned(&settings, &args.allow_insecure_registry, &args.image).await?;
     let digest = image.digest().cloned().context("pinned image")?;
     let keys: Vec<&dyn Verifier> = key.iter().map(|key| key as &dyn Verifier).collect();
     let trust = match &keyless {
-        Some((policy, root)) => Trust::Keyless { root, policy },
+        Some((policy, root, _)) => Trust::Keyless { root, policy },
         None => Trust::Keys(&keys),
     };
     let report = slipway_attest::bundle::verify_image_report(&registry, &image, trust)
@@ -199,6 +204,9 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
         (None, None, None) => "the given identity".to_owned(),
     };
     let mut text = format!("{}@{digest}\n", image.name());
+    if let Some((_, root, source)) = &keyless {
+        text.push_str(&format!("trusted root: {source}, sha256:{}\n", root.sha256));
+    }
     if report.signatures.is_empty() {
         text.push_str(&format!(
             "fail  no signatures under {} nor Sigstore bundles among its referrers (signed with `slipway-deploy sign` or `cosign sign`?)\n",
@@ -247,6 +255,9 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
             .filter_map(|(name, value)| value.map(|value| (name, value)))
             .collect()
         }),
+        trusted_root: keyless
+            .as_ref()
+            .map(|(_, root, source)| slipway_cli::backends::TrustedRootUsed::new(root, source)),
         verified,
         signatures: report.signatures,
     };

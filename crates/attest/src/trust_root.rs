@@ -429,18 +429,38 @@ pub async fn refresh(config: &RefreshConfig) -> Result<Refreshed, RefreshError> 
     let mirror = mirror_url(&config.mirror)?;
     let mirror_text = config.mirror.trim_end_matches('/').to_owned();
     let datastore = tuf_datastore(&config.cache_dir, &mirror_text);
+    let (anchor, root) = anchor(config, &datastore)?;
+    let transport = MirrorTransport::new()?;
+    // Reachability first: with an expired anchor, tough reports an unreachable mirror as expired
+    // root metadata (it cannot tell "no newer root" from "no answer"), which is not a refusal.
+    let probe = mirror
+        .join("timestamp.json")
+        .map_err(|err| RefreshError::Input {
+            message: format!("`--mirror {}`: {err}", config.mirror),
+            hint: "give the TUF repository's base URL".to_owned(),
+        })?;
+    let reached = match tough::Transport::fetch(&transport, probe).await {
+        Ok(stream) => tough::IntoVec::into_vec(stream).await.map(drop),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = reached {
+        return Err(RefreshError::Unreachable {
+            mirror: mirror_text,
+            // tough's transport error names the URL and its cause already.
+            message: err.to_string(),
+        });
+    }
     std::fs::create_dir_all(&datastore).map_err(|err| RefreshError::Cache {
         path: datastore.clone(),
         message: err.to_string(),
     })?;
-    let (anchor, root) = anchor(config, &datastore)?;
     let targets_url = mirror.join("targets/").map_err(|err| RefreshError::Input {
         message: format!("`--mirror {}`: {err}", config.mirror),
         hint: "give the TUF repository's base URL".to_owned(),
     })?;
     let refused = |err: &tough::error::Error| classify(&mirror_text, &anchor, err);
     let repository = tough::RepositoryLoader::new(&root, mirror.clone(), targets_url)
-        .transport(MirrorTransport::new()?)
+        .transport(transport)
         .datastore(&datastore)
         .load()
         .await
