@@ -35,8 +35,7 @@ pub(crate) struct VerifyImageArgs {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
     /// The public key (`cosign.pub`) a signature must verify with. Without it, keyless: the
-    /// `--certificate-*` flags and the Sigstore trusted root (`signing.trusted_root`, else the
-    /// refreshed one, else the built-in one).
+    /// `--certificate-*` flags and `signing.trusted_root`.
     #[arg(long, value_name = "PATH")]
     key: Option<PathBuf>,
     /// Keyless: the identity (certificate SAN: email or URI) that must have signed.

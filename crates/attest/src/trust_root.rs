@@ -548,8 +548,8 @@ fn mirror_url(text: &str) -> Result<reqwest::Url, RefreshError> {
 }
 
 /// The trust anchor: `--root`, else the datastore's root of the last refresh from this mirror
-/// (already verified then; it is at least as new as the built-in one), else the built-in TUF
-/// root. Checked to parse as TUF root metadata, so a bad `--root` is bad input, not a refusal.
+/// (verified then, and kept per mirror, so it belongs to this repository; TUF walks on from it),
+/// else the built-in TUF root. Checked to parse as TUF root metadata, so a bad `--root` is bad input, not a refusal.
 fn anchor(config: &RefreshConfig, datastore: &Path) -> Result<(String, Vec<u8>), RefreshError> {
     let version = |content: &[u8]| {
         serde_json::from_slice::<tough::schema::Signed<tough::schema::Root>>(content)
@@ -566,20 +566,23 @@ fn anchor(config: &RefreshConfig, datastore: &Path) -> Result<(String, Vec<u8>),
             (format!("{name} (version {parsed})"), content.clone())
         }
         None => {
-            let builtin = version(SIGSTORE_TUF_ROOT).unwrap_or(0);
-            let cached = std::fs::read(datastore.join("root.json"))
+            let cached = datastore.join("root.json");
+            match std::fs::read(&cached)
                 .ok()
-                .and_then(|content| version(&content).ok().map(|v| (v, content)));
-            match cached {
-                Some((cached_version, content)) if cached_version >= builtin => (
+                .and_then(|content| version(&content).ok().map(|v| (v, content)))
+            {
+                Some((cached_version, content)) => (
                     format!(
                         "{} (version {cached_version}, from the last refresh)",
-                        datastore.join("root.json").display()
+                        cached.display()
                     ),
                     content,
                 ),
-                _ => (
-                    format!("the built-in sigstore TUF root (version {builtin})"),
+                None => (
+                    format!(
+                        "the built-in sigstore TUF root (version {})",
+                        version(SIGSTORE_TUF_ROOT).unwrap_or(0)
+                    ),
                     SIGSTORE_TUF_ROOT.to_vec(),
                 ),
             }
@@ -598,10 +601,23 @@ fn classify(mirror: &str, anchor: &str, err: &tough::error::Error) -> RefreshErr
         message: message.clone(),
     };
     match err {
-        E::Transport { .. } => RefreshError::Unreachable {
-            mirror: mirror.to_owned(),
-            message,
-        },
+        E::Transport { .. } => {
+            // A target's hash or size is checked while it streams, and reported through the
+            // transport: find tough's own error in the chain.
+            let mut source = std::error::Error::source(err);
+            while let Some(inner) = source {
+                if let Some(inner) = inner.downcast_ref::<tough::error::Error>()
+                    && !matches!(inner, E::Transport { .. })
+                {
+                    return classify(mirror, anchor, inner);
+                }
+                source = inner.source();
+            }
+            RefreshError::Unreachable {
+                mirror: mirror.to_owned(),
+                message,
+            }
+        }
         E::ParseTrustedMetadata { .. } | E::VerifyTrustedMetadata { .. } => RefreshError::Input {
             message: format!("the trust anchor {anchor} is not usable: {message}"),
             hint: "pass the repository's trusted `root.json` with `--root`".to_owned(),
