@@ -368,9 +368,9 @@ async fn refresh_over_file_and_http_writes_the_verified_root_and_show_names_it()
 }
 
 /// A repository that does not verify is refused (exit 1), the reason and the mirror named, and
-/// the trusted root refreshed before stays byte for byte: a target changed after signing, an
-/// expired timestamp, metadata signed by a key the root does not name, and a rollback of the
-/// metadata versions. Bad input (an unreadable `--root`, one that is no TUF root, a bad URL) and
+/// the trusted root refreshed before stays byte for byte: a target changed after signing, a
+/// signed target that is no trusted root, an expired timestamp, metadata signed by a key the
+/// root does not name, and a rollback of the metadata versions. Bad input (an unreadable `--root`, one that is no TUF root, a bad URL) and
 /// an unreachable mirror exit 2.
 #[tokio::test]
 async fn a_repository_that_does_not_verify_changes_nothing() {
@@ -432,8 +432,16 @@ async fn a_repository_that_does_not_verify_changes_nothing() {
     )
     .await;
 
+    // Properly signed, but the target is no trusted root.
+    let wrong_target = write_repo(
+        &dir.path().join("wrong-target"),
+        &RepoSpec::new(&root, &key, br#"{"mediaType": "not a trusted root"}"#),
+    )
+    .await;
+
     for (mirror, problem) in [
         (&tampered, "target hash mismatch"),
+        (&wrong_target, "invalid trusted root"),
         (&expired, "expired timestamp metadata"),
         (
             &unknown,
