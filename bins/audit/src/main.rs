@@ -43,7 +43,7 @@ use crate::trail::TrailArgs;
     name = "slipway-audit",
     version,
     about,
-    after_help = "Examples:\n  slipway-audit log --trail audit.jsonl --approvals\n  slipway-audit verify --trail audit.jsonl --head 41:<hash> --key cosign.pub\n  slipway-audit dora --trail audit.jsonl --since 2026-10-01T00:00:00Z\n  slipway-audit report --trail audit.jsonl --html report.html\n  slipway-audit drift\n  slipway-audit verify-image --key cosign.pub ghcr.io/acme/iris:1.5.0\n  slipway-audit verify-attestation --key build.pub --type slsaprovenance ghcr.io/acme/iris:1.5.0\n\nExit codes: 0 fine, 1 the trail is broken or something drifted, 2 error."
+    after_help = "Examples:\n  slipway-audit log --trail audit.jsonl --approvals\n  slipway-audit verify --trail audit.jsonl --head 41:<hash> --key cosign.pub\n  slipway-audit dora --trail audit.jsonl --since 2026-10-01T00:00:00Z\n  slipway-audit report --trail audit.jsonl --html report.html\n  slipway-audit drift\n  slipway-audit verify-image --key cosign.pub ghcr.io/acme/iris:1.5.0\n  slipway-audit verify-attestation --key build.pub --type slsaprovenance ghcr.io/acme/iris:1.5.0\n  slipway-audit trusted-root refresh\n\nExit codes: 0 fine, 1 the trail is broken or something drifted, 2 error."
 )]
 struct Cli {
     #[command(subcommand)]
