@@ -119,16 +119,17 @@ enum Command {
         #[command(flatten)]
         demo: slipway_cli::demo::DemoArgs,
     },
-    /// Verify an image's signatures with a public key, as `cosign verify --key`; exit 1 when
-    /// none verifies.
+    /// Verify an image's signatures with a public key or keyless, as `cosign verify`; exit 1
+    /// when none verifies.
     #[command(
-        after_help = "Examples:\n  slipway-audit verify-image --key cosign.pub ghcr.io/acme/iris:1.5.0\n  slipway-audit verify-image --key cosign.pub --output json ghcr.io/acme/iris@sha256:…"
+        after_help = "Examples:\n  slipway-audit verify-image --key cosign.pub ghcr.io/acme/iris:1.5.0\n  slipway-audit verify-image --key cosign.pub --output json ghcr.io/acme/iris@sha256:…\n  slipway-audit verify-image \\\n      --certificate-identity https://github.com/acme/iris/.github/workflows/build.yml@refs/heads/main \\\n      --certificate-oidc-issuer https://token.actions.githubusercontent.com ghcr.io/acme/iris:1.5.0"
     )]
     VerifyImage(verify_image::VerifyImageArgs),
-    /// Verify an image's attestations with a public key, as `cosign verify-attestation --key`;
-    /// for SLSA provenance also the builder, source repository and ref; exit 1 when none holds.
+    /// Verify an image's attestations with a public key or keyless, as `cosign
+    /// verify-attestation`; for SLSA provenance also the builder, source repository and ref;
+    /// exit 1 when none holds.
     #[command(
-        after_help = "Examples:\n  slipway-audit verify-attestation --key build.pub --type slsaprovenance \\\n      --builder-id https://github.com/acme/iris/.github/workflows/build.yml@refs/heads/main \\\n      --source-repo https://github.com/acme/iris --source-ref refs/heads/main ghcr.io/acme/iris:1.5.0"
+        after_help = "Examples:\n  slipway-audit verify-attestation --key build.pub --type slsaprovenance \\\n      --builder-id https://github.com/acme/iris/.github/workflows/build.yml@refs/heads/main \\\n      --source-repo https://github.com/acme/iris --source-ref refs/heads/main ghcr.io/acme/iris:1.5.0\n  slipway-audit verify-attestation --type slsaprovenance \\\n      --certificate-identity-regexp '^https://github.com/acme/' \\\n      --certificate-oidc-issuer https://token.actions.githubusercontent.com ghcr.io/acme/iris:1.5.0"
     )]
     VerifyAttestation(verify_image::VerifyAttestationArgs),
     /// Print the JSON Schema of a document this command prints with `--output json`.

@@ -1,16 +1,19 @@
-//! `verify-image` and `verify-attestation`: cosign's `verify --key` and `verify-attestation
-//! --key` for an admission check, a gate job or an auditor, without a release.
+//! `verify-image` and `verify-attestation`: cosign's `verify` and `verify-attestation` for an
+//! admission check, a gate job or an auditor, without a release.
 //!
-//! Both resolve a tag to the digest first (signatures bind digests), check every signature or
-//! attestation found against the given public key, and list each with why it passed or failed.
-//! Exit 0 when at least one verified (and, for attestations, satisfied the `--builder-id`,
-//! `--source-repo` and `--source-ref` constraints), 1 when none did (every reason listed), 2 on
-//! bad input or an unreachable registry.
+//! Both resolve a tag to the digest first (signatures bind digests; a digest is taken as
+//! given), check every signature or attestation found, and list each with its source and why it
+//! passed or failed. Trust is a public key (`--key`) or keyless (`--certificate-identity[-regexp]`
+//! and `--certificate-oidc-issuer[-regexp]`, against the Sigstore trusted root: configured,
+//! refreshed by `trusted-root refresh`, or built in, and named in the output): [`TrustArgs`],
+//! the same flags on both commands. Exit 0 when at least one verified (and, for attestations,
+//! satisfied the `--builder-id`, `--source-repo` and `--source-ref` constraints), 1 when none did
+//! (every reason listed), 2 on bad input or an unreachable registry.
 //!
-//! Sources: today the legacy `sha256-<hex>.sig` and `.att` tags (each check names its
-//! `source`). Another source, such as Sigstore bundles in OCI referrers, adds its checks to the
-//! same reports (`slipway_attest::VerificationReport`, the attestation list below), so these
-//! commands and their output stay as they are.
+//! Sources, both read by both commands: the legacy `sha256-<hex>.sig` and `.att` tags (keys
+//! only: Slipway reads no keyless legacy layers) and Sigstore bundles among the image's OCI 1.1
+//! referrers (key or keyless; image-signature bundles count for `verify-image`, every other
+//! statement for `verify-attestation`).
 //!
 //! A signature whose `docker-reference` names another repository (an image copied between
 //! registries, or Docker Hub's `index.docker.io` spelling) verifies on its digest, as in cosign;
@@ -22,20 +25,21 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde::Serialize;
 use slipway_attest::attestation::{self, predicate_type_for};
-use slipway_attest::bundle::{KeylessPolicy, Trust};
+use slipway_attest::bundle::{KeylessPolicy, Trust, TrustedRoot};
 use slipway_attest::provenance::{self, BuilderMatch, ProvenancePolicy, SLSA_PROVENANCE_V1};
+use slipway_attest::trust_root::RootSource;
 use slipway_attest::{EcdsaP256PublicKey, Verifier};
+use slipway_cli::backends::TrustedRootUsed;
 use slipway_cli::config::{self, Settings};
 use slipway_cli::{ExitStatus, GlobalArgs, OutputFormat, UserError};
 use slipway_core::ImageRef;
 
-/// Flags of `verify-image`.
+/// What must have signed, as cosign's flags say it: `--key`, or keyless `--certificate-*`.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct VerifyImageArgs {
-    #[command(flatten)]
-    pub(crate) global: GlobalArgs,
-    /// The public key (`cosign.pub`) a signature must verify with. Without it, keyless: the
-    /// `--certificate-*` flags and `signing.trusted_root`.
+pub(crate) struct TrustArgs {
+    /// The public key (`cosign.pub`) that must have signed. Without it, keyless: the
+    /// `--certificate-*` flags and the Sigstore trusted root (`signing.trusted_root`, else the
+    /// one `trusted-root refresh` wrote, else the built-in one).
     #[arg(long, value_name = "PATH")]
     key: Option<PathBuf>,
     /// Keyless: the identity (certificate SAN: email or URI) that must have signed.
@@ -51,6 +55,108 @@ pub(crate) struct VerifyImageArgs {
     /// Keyless: a regular expression the OIDC issuer must match.
     #[arg(long, value_name = "REGEXP", conflicts_with = "key")]
     certificate_oidc_issuer_regexp: Option<String>,
+}
+
+/// The trust [`TrustArgs`] name, loaded: the key read, or the keyless policy and trusted root
+/// with where it came from.
+enum Loaded {
+    Key(EcdsaP256PublicKey),
+    Keyless(KeylessPolicy, TrustedRoot, RootSource),
+}
+
+impl TrustArgs {
+    /// Reads the key, or builds the keyless policy and reads the trusted root: all before any
+    /// request, so bad input exits 2 before the registry is asked.
+    fn load(&self, settings: &Settings) -> Result<Loaded, UserError> {
+        if let Some(path) = &self.key {
+            return public_key(path).map(Loaded::Key);
+        }
+        let policy = KeylessPolicy::from_flags(
+            self.certificate_identity.as_deref(),
+            self.certificate_identity_regexp.as_deref(),
+            self.certificate_oidc_issuer.as_deref(),
+            self.certificate_oidc_issuer_regexp.as_deref(),
+        )
+        .map_err(|err| UserError {
+            message: format!(
+                "{err}\n\nhint: pass `--key cosign.pub`, or verify keyless with `--certificate-identity` and `--certificate-oidc-issuer`"
+            )
+            .replacen("\n\nhint: ", "; ", 1),
+        })?;
+        let (root, source) = slipway_cli::backends::trusted_root(settings)?;
+        Ok(Loaded::Keyless(policy, root, source))
+    }
+
+    /// Who must have signed, in words: the key id, or the identity asked for.
+    fn signer(&self, loaded: &Loaded) -> String {
+        match (
+            loaded,
+            &self.certificate_identity,
+            &self.certificate_identity_regexp,
+        ) {
+            (Loaded::Key(key), _, _) => key.key_id(),
+            (_, Some(identity), _) => format!("identity `{identity}`"),
+            (_, None, Some(pattern)) => format!("an identity matching `{pattern}`"),
+            (_, None, None) => "the given identity".to_owned(),
+        }
+    }
+
+    /// The keyless flags given, for the JSON report.
+    fn keyless(&self) -> Option<BTreeMap<&'static str, String>> {
+        self.key.is_none().then(|| {
+            [
+                ("certificate_identity", &self.certificate_identity),
+                (
+                    "certificate_identity_regexp",
+                    &self.certificate_identity_regexp,
+                ),
+                ("certificate_oidc_issuer", &self.certificate_oidc_issuer),
+                (
+                    "certificate_oidc_issuer_regexp",
+                    &self.certificate_oidc_issuer_regexp,
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(name, value)| value.clone().map(|value| (name, value)))
+            .collect()
+        })
+    }
+}
+
+impl Loaded {
+    fn key_id(&self) -> Option<String> {
+        match self {
+            Loaded::Key(key) => Some(key.key_id()),
+            Loaded::Keyless(..) => None,
+        }
+    }
+
+    /// Keyless: which trusted root, for the JSON report.
+    fn trusted_root(&self) -> Option<TrustedRootUsed> {
+        match self {
+            Loaded::Keyless(_, root, source) => Some(TrustedRootUsed::new(root, source)),
+            Loaded::Key(_) => None,
+        }
+    }
+
+    /// Keyless: which trusted root, as the text report's line.
+    fn trusted_root_line(&self) -> String {
+        match self {
+            Loaded::Keyless(_, root, source) => {
+                format!("trusted root: {source}, sha256:{}\n", root.sha256)
+            }
+            Loaded::Key(_) => String::new(),
+        }
+    }
+}
+
+/// Flags of `verify-image`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct VerifyImageArgs {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// The image, by tag (resolved to its digest first) or by digest.
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -64,9 +170,8 @@ pub(crate) struct VerifyImageArgs {
 pub(crate) struct VerifyAttestationArgs {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
-    /// The public key (`cosign.pub`) an attestation must verify with (the build's key).
-    #[arg(long, value_name = "PATH")]
-    key: PathBuf,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Predicate type: `slsaprovenance` (SLSA provenance v1), `vuln`, `custom`, or a URI.
     #[arg(long = "type", value_name = "TYPE", default_value = "custom")]
     kind: String,
@@ -146,7 +251,7 @@ pub(crate) struct ImageVerdict {
     keyless: Option<BTreeMap<&'static str, String>>,
     /// Keyless: the Sigstore trusted root verified against (where it came from, its sha256).
     #[serde(skip_serializing_if = "Option::is_none")]
-    trusted_root: Option<slipway_cli::backends::TrustedRootUsed>,
+    trusted_root: Option<TrustedRootUsed>,
     verified: bool,
     /// Every signature found, each with its source, whether it verified and why.
     #[schemars(with = "Vec<serde_json::Value>")]
@@ -159,53 +264,26 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
         return Ok(ExitStatus::Success);
     };
     slipway_cli::backends::parse_image(&args.image)?;
-    // With a key as before; without one, keyless: the identity policy from cosign's flags and
-    // the trusted root, configured, refreshed or built in (both checked before any request).
-    let key = args.key.as_ref().map(public_key).transpose()?;
-    let keyless = match &key {
-        Some(_) => None,
-        None => {
-            let policy = KeylessPolicy::from_flags(
-                args.certificate_identity.as_deref(),
-                args.certificate_identity_regexp.as_deref(),
-                args.certificate_oidc_issuer.as_deref(),
-                args.certificate_oidc_issuer_regexp.as_deref(),
-            )
-            .map_err(|err| UserError {
-                message: format!(
-                    "{err}\n\nhint: pass `--key cosign.pub`, or verify keyless with `--certificate-identity` and `--certificate-oidc-issuer`"
-                )
-                .replacen("\n\nhint: ", "; ", 1),
-            })?;
-            let (root, source) = slipway_cli::backends::trusted_root(&settings)?;
-            Some((policy, root, source))
-        }
-    };
+    // With a key, or keyless: the identity policy from cosign's flags and the trusted root
+    // (both checked before any request).
+    let loaded = args.trust.load(&settings)?;
     let (registry, image) = pinned(&settings, &args.allow_insecure_registry, &args.image).await?;
     let digest = image.digest().cloned().context("pinned image")?;
-    let keys: Vec<&dyn Verifier> = key.iter().map(|key| key as &dyn Verifier).collect();
-    let trust = match &keyless {
-        Some((policy, root, _)) => Trust::Keyless { root, policy },
-        None => Trust::Keys(&keys),
+    let keys: Vec<&dyn Verifier> = match &loaded {
+        Loaded::Key(key) => vec![key as &dyn Verifier],
+        Loaded::Keyless(..) => Vec::new(),
+    };
+    let trust = match &loaded {
+        Loaded::Keyless(policy, root, _) => Trust::Keyless { root, policy },
+        Loaded::Key(_) => Trust::Keys(&keys),
     };
     let report = slipway_attest::bundle::verify_image_report(&registry, &image, trust)
         .await
         .with_context(|| format!("reading the signatures of `{image}`"))?;
     let verified = report.signatures.iter().any(|check| check.ok);
-    let signer = match (
-        &key,
-        &args.certificate_identity,
-        &args.certificate_identity_regexp,
-    ) {
-        (Some(key), _, _) => key.key_id(),
-        (None, Some(identity), _) => format!("identity `{identity}`"),
-        (None, None, Some(pattern)) => format!("an identity matching `{pattern}`"),
-        (None, None, None) => "the given identity".to_owned(),
-    };
+    let signer = args.trust.signer(&loaded);
     let mut text = format!("{}@{digest}\n", image.name());
-    if let Some((_, root, source)) = &keyless {
-        text.push_str(&format!("trusted root: {source}, sha256:{}\n", root.sha256));
-    }
+    text.push_str(&loaded.trusted_root_line());
     if report.signatures.is_empty() {
         text.push_str(&format!(
             "fail  no signatures under {} nor Sigstore bundles among its referrers (signed with `slipway-deploy sign` or `cosign sign`?)\n",
@@ -233,30 +311,9 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
     let verdict = ImageVerdict {
         image: image.name(),
         digest: digest.to_string(),
-        key_id: key.as_ref().map(|key| key.key_id()),
-        keyless: keyless.as_ref().map(|_| {
-            [
-                ("certificate_identity", args.certificate_identity.clone()),
-                (
-                    "certificate_identity_regexp",
-                    args.certificate_identity_regexp.clone(),
-                ),
-                (
-                    "certificate_oidc_issuer",
-                    args.certificate_oidc_issuer.clone(),
-                ),
-                (
-                    "certificate_oidc_issuer_regexp",
-                    args.certificate_oidc_issuer_regexp.clone(),
-                ),
-            ]
-            .into_iter()
-            .filter_map(|(name, value)| value.map(|value| (name, value)))
-            .collect()
-        }),
-        trusted_root: keyless
-            .as_ref()
-            .map(|(_, root, source)| slipway_cli::backends::TrustedRootUsed::new(root, source)),
+        key_id: loaded.key_id(),
+        keyless: args.trust.keyless(),
+        trusted_root: loaded.trusted_root(),
         verified,
         signatures: report.signatures,
     };
@@ -272,7 +329,9 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 struct AttestationVerdict {
     layer: usize,
-    source: &'static str,
+    /// `legacy .att tag`, or `Sigstore bundle` and the referrer manifest's digest.
+    source: String,
+    /// The key that signed it; keyless: the certificate identity and issuer.
     key_id: Option<String>,
     ok: bool,
     reasons: Vec<String>,
@@ -288,12 +347,17 @@ pub(crate) struct AttestationsVerdict {
     image: String,
     digest: String,
     predicate_type: String,
-    key_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
+    /// Keyless: the identity and issuer required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keyless: Option<BTreeMap<&'static str, String>>,
+    /// Keyless: the Sigstore trusted root verified against (where it came from, its sha256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trusted_root: Option<TrustedRootUsed>,
     verified: bool,
     attestations: Vec<AttestationVerdict>,
 }
-
-const LEGACY_ATTESTATION_SOURCE: &str = "legacy .att tag";
 
 /// `verify-attestation`.
 pub(crate) async fn verify_attestation(args: &VerifyAttestationArgs) -> anyhow::Result<ExitStatus> {
@@ -317,11 +381,18 @@ pub(crate) async fn verify_attestation(args: &VerifyAttestationArgs) -> anyhow::
         }
         .into());
     }
-    let key = public_key(&args.key)?;
-    let keys = [&key as &dyn Verifier];
+    let loaded = args.trust.load(&settings)?;
     let (registry, image) = pinned(&settings, &args.allow_insecure_registry, &args.image).await?;
     let digest = image.digest().cloned().context("pinned image")?;
-    let statements = attestation::read_statements(&registry, &keys, &image)
+    let keys: Vec<&dyn Verifier> = match &loaded {
+        Loaded::Key(key) => vec![key as &dyn Verifier],
+        Loaded::Keyless(..) => Vec::new(),
+    };
+    let trust = match &loaded {
+        Loaded::Keyless(policy, root, _) => Trust::Keyless { root, policy },
+        Loaded::Key(_) => Trust::Keys(&keys),
+    };
+    let statements = attestation::read_statements_trusting(&registry, trust, &image)
         .await
         .with_context(|| format!("reading the attestations of `{image}`"))?;
     let attestations: Vec<AttestationVerdict> = if predicate_type == SLSA_PROVENANCE_V1 {
@@ -338,7 +409,7 @@ pub(crate) async fn verify_attestation(args: &VerifyAttestationArgs) -> anyhow::
             .into_iter()
             .map(|check| AttestationVerdict {
                 layer: check.layer,
-                source: LEGACY_ATTESTATION_SOURCE,
+                source: check.source,
                 key_id: check.key_id,
                 ok: check.ok,
                 reasons: check.reasons,
@@ -381,7 +452,7 @@ pub(crate) async fn verify_attestation(args: &VerifyAttestationArgs) -> anyhow::
                 };
                 AttestationVerdict {
                     layer: check.layer,
-                    source: LEGACY_ATTESTATION_SOURCE,
+                    source: check.source,
                     key_id: check.key_id,
                     ok,
                     reasons: vec![reason],
@@ -392,9 +463,10 @@ pub(crate) async fn verify_attestation(args: &VerifyAttestationArgs) -> anyhow::
     };
     let verified = attestations.iter().any(|check| check.ok);
     let mut text = format!("{}@{digest} ({predicate_type})\n", image.name());
+    text.push_str(&loaded.trusted_root_line());
     if attestations.is_empty() {
         text.push_str(&format!(
-            "fail  no `{predicate_type}` attestation under {}\n",
+            "fail  no `{predicate_type}` attestation under {} nor among its referrers (Sigstore bundles)\n",
             digest.cosign_tag("att")
         ));
     }
@@ -407,23 +479,23 @@ pub(crate) async fn verify_attestation(args: &VerifyAttestationArgs) -> anyhow::
             check.reasons.join("; ")
         ));
     }
+    let signer = args.trust.signer(&loaded);
     text.push_str(&format!(
         "{}: {}\n",
         if verified { "verified" } else { "NOT verified" },
         if verified {
-            format!("an attestation by {} holds for this digest", key.key_id())
+            format!("an attestation by {signer} holds for this digest")
         } else {
-            format!(
-                "no `{predicate_type}` attestation by {} holds for this digest",
-                key.key_id()
-            )
+            format!("no `{predicate_type}` attestation by {signer} holds for this digest")
         }
     ));
     let verdict = AttestationsVerdict {
         image: image.name(),
         digest: digest.to_string(),
         predicate_type: predicate_type.to_owned(),
-        key_id: key.key_id(),
+        key_id: loaded.key_id(),
+        keyless: args.trust.keyless(),
+        trusted_root: loaded.trusted_root(),
         verified,
         attestations,
     };

@@ -37,7 +37,7 @@ use slipway_pipeline::{
     name = "slipway-deploy",
     version,
     about,
-    after_help = "Examples:\n  slipway-deploy plan                                   # what would happen; changes nothing\n  slipway-deploy run --output json > report.json         # release with the backends of slipway.toml\n  slipway-deploy run --demo bad-canary                   # on the embedded demo world: aborts (exit 1)\n  slipway-deploy run --demo unapproved --state demo/     # pauses; the world stays in demo/ for the next command\n  slipway-deploy approve --demo --state demo/ --as maria --reason \"dashboards reviewed\"\n  slipway-deploy approve --key approver.key --reason \"dashboards reviewed\"   # a signed approval\n  slipway-deploy approve                                  # in a GitHub environment: its reviews\n  slipway-deploy promote --demo --state demo/\n  slipway-deploy status                                  # where the release stands\n  slipway-deploy check-scan --report trivy.json --image ghcr.io/acme/iris@sha256:...\n  slipway-deploy check-model iris@candidate --min accuracy=0.9\n  slipway-deploy sign --key cosign.key ghcr.io/acme/iris:1.5.0        # the build job\n  slipway-deploy attest --key build.key --type slsaprovenance ghcr.io/acme/iris:1.5.0\n\nWithout --demo, every backend must be configured in [backend] (or listed in backend.simulated).\nExit codes: 0 promoted (or paused for approval), 1 a gate, the analysis or a person said no, 2 error."
+    after_help = "Examples:\n  slipway-deploy plan                                   # what would happen; changes nothing\n  slipway-deploy run --output json > report.json         # release with the backends of slipway.toml\n  slipway-deploy run --demo bad-canary                   # on the embedded demo world: aborts (exit 1)\n  slipway-deploy run --demo unapproved --state demo/     # pauses; the world stays in demo/ for the next command\n  slipway-deploy approve --demo --state demo/ --as maria --reason \"dashboards reviewed\"\n  slipway-deploy approve --key approver.key --reason \"dashboards reviewed\"   # a signed approval\n  slipway-deploy approve                                  # in a GitHub environment: its reviews\n  slipway-deploy promote --demo --state demo/\n  slipway-deploy status                                  # where the release stands\n  slipway-deploy check-scan --report trivy.json --image ghcr.io/acme/iris@sha256:...\n  slipway-deploy check-model iris@candidate --min accuracy=0.9\n  slipway-deploy sign --key cosign.key ghcr.io/acme/iris:1.5.0        # the build job\n  slipway-deploy attest --key build.key --type slsaprovenance ghcr.io/acme/iris:1.5.0\n\nWithout --demo, every backend must be configured in [backend] (or listed in backend.simulated).\nExit codes: 0 promoted (or paused for approval; for abort: removed), 1 a gate, the analysis or a person said no, 2 error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -55,8 +55,16 @@ enum Command {
     Approve(ApproveArgs),
     /// Promote the paused release once its approvals satisfy the policy.
     Promote(PromoteArgs),
-    /// Abort the paused release: delete its canary, stable untouched, reason recorded.
+    /// Abort the paused release: delete its canary, stable untouched, reason recorded (exit 0
+    /// when it was removed, 1 when it cannot be: stable already serves it).
     Abort(AbortArgs),
+    /// Break the lock of a command that died holding it (a killed runner), named exactly as
+    /// `status` shows it, so the next `abort` or `run` need not wait for the lease to expire;
+    /// refused while the holder still renews it, unless `--force` (exit 1), recorded on the trail.
+    #[command(
+        after_help = "Examples:\n  slipway-deploy status                       # lock: held by ci-bot@2026-12-05T09:14:02Z until …\n  slipway-deploy unlock 'ci-bot@2026-12-05T09:14:02Z' --reason \"runner lost in job 4711\"\n  slipway-deploy abort --reason \"runner lost in job 4711\"   # then settle the release"
+    )]
+    Unlock(UnlockArgs),
     /// Where the release stands: state, current step and weight, analysis so far, approvals,
     /// lock holder (exit 0 promoted or healthy, 1 aborted or degraded, 3 paused or in progress).
     Status(meta::StatusArgs),
@@ -166,6 +174,23 @@ struct AbortArgs {
     reason: String,
 }
 
+/// Flags of `unlock`.
+#[derive(Debug, Args)]
+struct UnlockArgs {
+    /// The holder of the lock, exactly as `status` or the "locked by" message names it.
+    #[arg(value_name = "HOLDER")]
+    holder: String,
+    /// Why: recorded on the trail with who broke the lock.
+    #[arg(long)]
+    reason: String,
+    /// Break it even though its holder renewed it within a renewal period (it may be alive:
+    /// only when you know its job is gone).
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    release: ReleaseArgs,
+}
+
 impl ReleaseArgs {
     fn overrides(&self) -> Vec<(&'static str, serde_json::Value)> {
         let mut overrides = Vec::new();
@@ -194,6 +219,7 @@ impl Command {
             Command::Approve(args) => Some(args.release.global()),
             Command::Promote(args) => Some(args.release.global()),
             Command::Abort(args) => Some(args.release.global()),
+            Command::Unlock(args) => Some(args.release.global()),
             Command::Status(args) => Some(args.release.global()),
             Command::History(args) => Some(args.release.global()),
             Command::Schema(args) => Some(args.global.clone()),
@@ -226,6 +252,7 @@ async fn main() -> ExitCode {
             )
             .await
         }
+        Command::Unlock(args) => unlock(&args).await,
         Command::Status(args) => meta::status(&args).await,
         Command::History(args) => meta::history(&args).await,
         Command::Completions(args) => {
@@ -348,6 +375,52 @@ async fn release(args: &ReleaseArgs, action: Action) -> anyhow::Result<ExitStatu
     Ok(ExitStatus::from(&report))
 }
 
+/// `unlock`: breaks a dead holder's lock (see `slipway_pipeline::lock::unlock`).
+async fn unlock(args: &UnlockArgs) -> anyhow::Result<ExitStatus> {
+    if args.reason.trim().is_empty() {
+        return Err(slipway_cli::UserError {
+            message: "`--reason` is empty\n\nhint: say why the holder is gone, e.g. `--reason \"runner lost in job 4711\"`".to_owned(),
+        }
+        .into());
+    }
+    let Some(Prepared { spec, built, .. }) = prepare(&args.release).await? else {
+        return Ok(ExitStatus::Success);
+    };
+    match slipway_pipeline::lock::unlock(
+        &spec,
+        &built.backends,
+        &args.holder,
+        &args.reason,
+        args.force,
+    )
+    .await
+    {
+        Ok(unlocked) => {
+            slipway_cli::output::print(args.release.global.output, &unlocked, || match &unlocked
+                .holder
+            {
+                Some(holder) => format!(
+                    "unlocked: {}\nholder: {holder}\nlast renewed: {}\nrecorded: lock broken by {}: {}\n",
+                    unlocked.release,
+                    unlocked.renewed.as_deref().unwrap_or("unknown"),
+                    spec.actor,
+                    args.reason
+                ),
+                None => format!("not locked: {}\n", unlocked.release),
+            })?;
+            Ok(ExitStatus::Success)
+        }
+        Err(
+            err @ (slipway_pipeline::lock::UnlockError::OtherHolder { .. }
+            | slipway_pipeline::lock::UnlockError::Fresh { .. }),
+        ) => {
+            slipway_cli::story::print_refusal(&err.to_string());
+            Ok(ExitStatus::No)
+        }
+        Err(err) => Err(anyhow::anyhow!(err)),
+    }
+}
+
 /// `run --interactive`: when the release pauses for approval, ask on the terminal who approves
 /// and why, record it (the same checks as `approve`: not the person who started it), and promote;
 /// an empty answer aborts.
@@ -377,13 +450,13 @@ async fn ask_approval(
     let approver = ask("approved by (empty to abort): ")?;
     if approver.is_empty() {
         let reason = "declined at the terminal".to_owned();
-        return Ok(slipway_pipeline::resume(
-            spec,
-            &built.backends,
-            observer,
-            Resume::Abort(reason),
-        )
-        .await);
+        let mut report =
+            slipway_pipeline::resume(spec, &built.backends, observer, Resume::Abort(reason)).await;
+        // A person said no at the gate: the run is rejected (exit 1), not an abort on request.
+        if report.outcome == slipway_pipeline::RunOutcome::Aborted {
+            report.outcome = slipway_pipeline::RunOutcome::Rejected;
+        }
+        return Ok(report);
     }
     let reason = ask("why: ")?;
     match slipway_pipeline::approve(spec, &built.backends, &approver, &reason).await {

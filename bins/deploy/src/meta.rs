@@ -62,6 +62,8 @@ pub(crate) enum SchemaName {
     Sign,
     /// `attest --output json`.
     Attest,
+    /// `unlock --output json`.
+    Unlock,
 }
 
 /// Flags of `schema`.
@@ -220,6 +222,7 @@ pub(crate) fn schema_of(name: SchemaName) -> serde_json::Value {
         }
         SchemaName::Sign => schemars::schema_for!(Versioned<crate::supply_chain::Signed>),
         SchemaName::Attest => schemars::schema_for!(Versioned<crate::supply_chain::Attested>),
+        SchemaName::Unlock => schemars::schema_for!(Versioned<slipway_pipeline::lock::Unlocked>),
     };
     schema.to_value()
 }

@@ -104,6 +104,10 @@ pub(crate) struct AttestArgs {
     /// The source commit built (default: `GITHUB_SHA`).
     #[arg(long, value_name = "SHA")]
     source_commit: Option<String>,
+    /// Write the attestation as cosign v3 does: a Sigstore bundle (DSSE) attached to the image
+    /// as an OCI 1.1 referrer, instead of a layer under the legacy `.att` tag.
+    #[arg(long)]
+    bundle: bool,
     /// The image, by tag (resolved to its digest first) or by digest.
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -313,12 +317,16 @@ pub(crate) struct Attested {
     key_id: String,
     tag: String,
     attestations: usize,
+    /// With `--bundle`: the referrer manifest that holds the Sigstore bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundle: Option<String>,
     /// For SLSA provenance built from flags: what it says.
     #[serde(skip_serializing_if = "Option::is_none")]
     provenance: Option<BTreeMap<&'static str, String>>,
 }
 
-/// `attest`: an in-toto statement in a DSSE envelope, appended under the `.att` tag.
+/// `attest`: an in-toto statement in a DSSE envelope, appended under the `.att` tag, or with
+/// `--bundle` in a Sigstore bundle among the image's OCI referrers.
 pub(crate) async fn attest(args: &AttestArgs) -> anyhow::Result<ExitStatus> {
     let Some(settings) = settings(&args.global)? else {
         return Ok(ExitStatus::Success);
@@ -392,16 +400,40 @@ pub(crate) async fn attest(args: &AttestArgs) -> anyhow::Result<ExitStatus> {
         (None, Some(build)) => provenance::build_statement(&image, build)?,
         (None, None) => anyhow::bail!("neither a predicate nor build facts"),
     };
-    let attached = attestation::attach_statement(&registry, &key, &image, &statement)
+    let (tag, attestations, bundle) = if args.bundle {
+        let payload = serde_json::to_vec(&statement).context("serialising the statement")?;
+        let manifest = slipway_attest::bundle::attach_statement_bundle(
+            &registry,
+            &key,
+            &image,
+            &payload,
+            predicate_type,
+        )
         .await
         .with_context(|| format!("attesting `{image}`"))?;
+        let bundles = slipway_attest::bundle::find_bundles(&registry, &image)
+            .await
+            .with_context(|| format!("reading back the referrers of `{image}`"))?
+            .len();
+        (
+            slipway_registry::manifest::referrers_tag(&digest),
+            bundles,
+            Some(manifest.to_string()),
+        )
+    } else {
+        let attached = attestation::attach_statement(&registry, &key, &image, &statement)
+            .await
+            .with_context(|| format!("attesting `{image}`"))?;
+        (attached.tag, attached.count, None)
+    };
     let attested = Attested {
         image: image.name(),
         digest: digest.to_string(),
         predicate_type: predicate_type.to_owned(),
         key_id: key.key_id(),
-        tag: attached.tag.clone(),
-        attestations: attached.count,
+        tag,
+        attestations,
+        bundle,
         provenance: build.as_ref().map(|build| {
             BTreeMap::from([
                 ("builder_id", build.builder_id.clone()),
@@ -412,14 +444,19 @@ pub(crate) async fn attest(args: &AttestArgs) -> anyhow::Result<ExitStatus> {
         }),
     };
     let mut text = format!(
-        "attested {}@{} ({}) with key {}\nstored under {} ({} attestation(s), earlier ones kept)\n",
-        attested.image,
-        attested.digest,
-        attested.predicate_type,
-        attested.key_id,
-        attested.tag,
-        attested.attestations
+        "attested {}@{} ({}) with key {}\n",
+        attested.image, attested.digest, attested.predicate_type, attested.key_id,
     );
+    text.push_str(&match &attested.bundle {
+        Some(manifest) => format!(
+            "stored as a Sigstore bundle in referrer {manifest} ({} bundle(s), earlier ones kept)\n",
+            attested.attestations
+        ),
+        None => format!(
+            "stored under {} ({} attestation(s), earlier ones kept)\n",
+            attested.tag, attested.attestations
+        ),
+    });
     if let Some(build) = &build {
         text.push_str(&format!(
             "built by {} from {} at {} ({})\n",

@@ -243,6 +243,42 @@ fn every_json_output_validates_against_its_published_schema() {
     assert_valid(&report, &promoted.stdout, "promote");
     let done = with_state(&["status"]);
     assert_valid(&status, &done.stdout, "status promoted");
+    // Nothing holds the lock now: `unlock` says so.
+    let unlock = validator("unlock", dir.path());
+    let unlocked = with_state(&["unlock", "nobody@2026-01-01T00:00:00Z", "--reason", "stale"]);
+    let document = assert_valid(&unlock, &unlocked.stdout, "unlock");
+    assert_eq!(document["holder"], serde_json::Value::Null);
+    // Another world's paused release, aborted: the report's outcome is `aborted`.
+    let other = dir.path().join("other").display().to_string();
+    let paused = deploy(
+        &[
+            "run",
+            "--no-config",
+            "--demo",
+            "unapproved",
+            "--state",
+            &other,
+        ],
+        dir.path(),
+    );
+    assert_eq!(paused.code, 0, "{}", paused.stderr);
+    let aborted = deploy(
+        &[
+            "abort",
+            "--reason",
+            "not today",
+            "--no-config",
+            "--demo",
+            "--state",
+            &other,
+            "-o",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(aborted.code, 0, "{}", aborted.stderr);
+    let document = assert_valid(&report, &aborted.stdout, "abort");
+    assert_eq!(document["outcome"], "aborted");
 
     // Each line of the trail the world keeps is an audit entry.
     let trail = std::fs::read_to_string(dir.path().join("world/audit.jsonl")).expect("trail");

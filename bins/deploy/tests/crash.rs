@@ -400,3 +400,137 @@ async fn kill_9_at_every_write_of_a_rolling_release_then_abort_or_rerun_converge
     ])
     .await;
 }
+
+/// A runner killed mid-canary leaves its lease behind. `unlock` breaks it by the holder's exact
+/// name once the holder has missed a renewal (a live holder renews every third of the time to
+/// live), refusing a wrong name and a lock renewed too recently (unless `--force`); the break is
+/// on the trail, and the next `abort` settles the release at once instead of after the lease
+/// expires. Each step is a separate process on the saved world.
+#[tokio::test]
+async fn a_killed_runners_lock_is_broken_by_name_and_abort_settles_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["run", "--demo", "happy", "--state", "state"];
+    let trace = tempfile::tempdir().expect("tempdir");
+    new_world(trace.path());
+    let step = writes_of(trace.path(), &args)
+        .iter()
+        .position(|what| what.contains("CanaryStep"))
+        .expect("a canary step")
+        + 1;
+    new_world(dir.path());
+    let state = dir.path().join("state");
+    let before = serving(&state).await;
+    let (mut child, _) = stalled(dir.path(), &args, step);
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let holder = slipway_demo::persist::open(&state)
+        .expect("world")
+        .cluster
+        .lock_holder(&release())
+        .expect("the dead runner's lease outlives it");
+    let demo = ["--demo", "--state", "state"];
+    let cmd = |extra: &[&str]| run(dir.path(), &[extra, &demo[..]].concat(), &[]);
+
+    let locked = cmd(&["abort", "--reason", "runner lost"]);
+    assert_eq!(locked.code, 2, "{}", locked.stderr);
+    assert!(
+        locked.stderr.contains(&format!("locked by `{holder}`")),
+        "{}",
+        locked.stderr
+    );
+    let wrong = cmd(&["unlock", "someone@else", "--reason", "runner lost"]);
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains(&format!("is locked by `{holder}`")),
+        "{}",
+        wrong.stderr
+    );
+    // Just killed: its lease was renewed moments ago, so it may be alive.
+    let fresh = cmd(&["unlock", &holder, "--reason", "runner lost"]);
+    assert_eq!(fresh.code, 1, "{}", fresh.stderr);
+    assert!(
+        fresh.stderr.contains("--force") && fresh.stderr.contains("counts as gone from"),
+        "{}",
+        fresh.stderr
+    );
+
+    // Ten minutes on: past a missed renewal (the demo's lease lives 20 min, renewed every 6 min
+    // 40 s, plus a tenth), long before the lease expires.
+    slipway_demo::persist::let_time_pass(&state, Duration::from_secs(10 * 60)).expect("time");
+    assert_eq!(
+        cmd(&["abort", "--reason", "runner lost"]).code,
+        2,
+        "the lease still blocks"
+    );
+    let unlocked = cmd(&["unlock", &holder, "--reason", "runner lost in job 4711"]);
+    assert_eq!(unlocked.code, 0, "{}", unlocked.stderr);
+    let aborted = cmd(&["abort", "--reason", "runner lost in job 4711"]);
+    assert_eq!(aborted.code, 0, "{}", aborted.stderr);
+    assert_eq!(serving(&state).await, before, "stable as it was");
+    assert_eq!(
+        leftovers(&state).await,
+        Vec::<String>::new(),
+        "no canary left"
+    );
+    assert_eq!(
+        history(&state).await.pop().expect("record").outcome,
+        Outcome::Aborted
+    );
+    let world = slipway_demo::persist::open(&state).expect("world");
+    let entries = FileAuditStore::new(&world.trail)
+        .entries()
+        .await
+        .expect("trail");
+    assert!(
+        entries.iter().any(|entry| matches!(&entry.event,
+            Event::Decision { stage, verdict, detail, .. }
+                if stage == "lock" && verdict == "broken"
+                    && detail.contains(&holder) && detail.contains("runner lost in job 4711"))),
+        "the trail records who broke which lock and why"
+    );
+    assert_eq!(
+        world.cluster.lock_holder(&release()),
+        None,
+        "the lock is free"
+    );
+    let nothing = cmd(&["unlock", &holder, "--reason", "again"]);
+    assert_eq!(nothing.code, 0, "{}", nothing.stderr);
+}
+
+/// `--force` breaks a lock its holder renewed moments ago (the person knows the job is gone).
+#[tokio::test]
+async fn unlock_force_breaks_a_fresh_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["run", "--demo", "happy", "--state", "state"];
+    new_world(dir.path());
+    let state = dir.path().join("state");
+    let (mut child, _) = stalled(dir.path(), &args, 2);
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let holder = slipway_demo::persist::open(&state)
+        .expect("world")
+        .cluster
+        .lock_holder(&release())
+        .expect("lease");
+    let forced = run(
+        dir.path(),
+        &[
+            "unlock",
+            &holder,
+            "--force",
+            "--reason",
+            "job cancelled",
+            "--demo",
+            "--state",
+            "state",
+        ],
+        &[],
+    );
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    let rerun = run(dir.path(), &args, &[]);
+    assert_eq!(
+        rerun.code, 0,
+        "the re-run settles and releases: {}",
+        rerun.stderr
+    );
+}

@@ -218,7 +218,8 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
             | RunOutcome::Failed
             | RunOutcome::WouldProceed
             | RunOutcome::Paused
-            | RunOutcome::Unchanged => "failed",
+            | RunOutcome::Unchanged
+            | RunOutcome::Aborted => "failed",
         };
         let mut text = format!(
             "release: {}\noutcome: {outcome}\nreason: {}\n",
@@ -238,7 +239,8 @@ async fn roll_back(args: &ToArgs) -> anyhow::Result<ExitStatus> {
         | RunOutcome::WouldProceed
         | RunOutcome::Failed
         | RunOutcome::Paused
-        | RunOutcome::Unchanged => ExitStatus::Error,
+        | RunOutcome::Unchanged
+        | RunOutcome::Aborted => ExitStatus::Error,
     })
 }
 

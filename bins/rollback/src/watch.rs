@@ -120,7 +120,8 @@ pub(crate) async fn run(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
         | RunOutcome::RolledBack
         | RunOutcome::WouldProceed
         | RunOutcome::Paused
-        | RunOutcome::Unchanged => ExitStatus::Error,
+        | RunOutcome::Unchanged
+        | RunOutcome::Aborted => ExitStatus::Error,
     })
 }
 
@@ -134,7 +135,8 @@ fn summary(report: &RunReport) -> String {
         | RunOutcome::RolledBack
         | RunOutcome::WouldProceed
         | RunOutcome::Paused
-        | RunOutcome::Unchanged => "failed",
+        | RunOutcome::Unchanged
+        | RunOutcome::Aborted => "failed",
     };
     let mut text = format!(
         "release: {}\noutcome: {outcome}\nreason: {}\n",

@@ -11,8 +11,12 @@ use std::collections::BTreeMap;
 use slipway_core::{Digest, ImageRef};
 use slipway_registry::{Layer, Registry};
 
+use crate::bundle::Trust;
 use crate::dsse::{DSSE_MEDIA_TYPE, Envelope, IN_TOTO_PAYLOAD_TYPE};
 use crate::{Error, Signer, Verifier};
+
+/// [`StatementCheck::source`] of a layer of the `sha256-<hex>.att` artifact.
+pub const LEGACY_ATTESTATION_SOURCE: &str = "legacy .att tag";
 
 /// The layer annotation cosign uses to name an attestation's predicate type.
 pub const PREDICATE_TYPE_ANNOTATION: &str = "predicateType";
@@ -56,9 +60,12 @@ pub struct Attached {
 /// One attestation layer after the checks common to every statement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatementCheck {
-    /// Index of the layer in the `.att` artifact.
+    /// Index of the layer in the `.att` artifact, or of the bundle among the image's referrers.
     pub layer: usize,
-    /// The trusted key that signed the envelope, if any.
+    /// Where it was found: [`LEGACY_ATTESTATION_SOURCE`], or [`crate::bundle::BUNDLE_SIGNATURE_SOURCE`]
+    /// followed by the referrer manifest's digest.
+    pub source: String,
+    /// The trusted key that signed the envelope, if any; keyless: the certificate identity.
     pub key_id: Option<String>,
     /// The predicate type the layer annotation claims (unsigned: only a hint for filtering).
     pub annotated_type: Option<String>,
@@ -138,27 +145,58 @@ pub async fn attach_statement(
     })
 }
 
-/// Reads every layer of the image's `.att` artifact and checks what all statements need.
+/// Every attestation of the image in both formats, checked with `keys`: the layers of its
+/// `.att` artifact (cosign v2 and earlier), then the Sigstore bundles among its referrers that
+/// hold a statement other than an image signature (cosign v3's `attest`, or `slipway-deploy
+/// attest --bundle`). What every reader of attestations (provenance, model link, drift,
+/// `verify-attestation`) goes through, so both formats count everywhere.
 pub async fn read_statements(
     registry: &dyn Registry,
     keys: &[&dyn Verifier],
     image: &ImageRef,
 ) -> Result<Vec<StatementCheck>, Error> {
+    read_statements_trusting(registry, Trust::Keys(keys), image).await
+}
+
+/// [`read_statements`] with keys or keyless trust. Keyless reads only bundles: Slipway reads no
+/// keyless `.att` layers (cosign keeps their certificate in layer annotations; cosign v3 writes
+/// bundles), as [`crate::bundle::verify_image_any_format`] reads no keyless `.sig` layers.
+pub async fn read_statements_trusting(
+    registry: &dyn Registry,
+    trust: Trust<'_>,
+    image: &ImageRef,
+) -> Result<Vec<StatementCheck>, Error> {
     let digest = pinned(image)?;
-    let artifact = registry
-        .get_artifact(image, &digest.cosign_tag("att"))
-        .await
-        .map_err(|source| Error::Registry {
-            image: image.to_string(),
-            source,
-        })?
-        .unwrap_or_default();
-    Ok(artifact
-        .layers
+    let mut checks = Vec::new();
+    if let Trust::Keys(keys) = trust {
+        let artifact = registry
+            .get_artifact(image, &digest.cosign_tag("att"))
+            .await
+            .map_err(|source| Error::Registry {
+                image: image.to_string(),
+                source,
+            })?
+            .unwrap_or_default();
+        checks.extend(
+            artifact
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(idx, layer)| check_layer(idx, layer, keys, digest)),
+        );
+    }
+    for (idx, found) in crate::bundle::find_bundles(registry, image)
+        .await?
         .iter()
         .enumerate()
-        .map(|(idx, layer)| check_layer(idx, layer, keys, digest))
-        .collect())
+    {
+        if let Some(check) =
+            crate::bundle::check_attestation_bundle(idx, found, digest, trust).await
+        {
+            checks.push(check);
+        }
+    }
+    Ok(checks)
 }
 
 /// The checks of one layer, as a pure function (the DSSE fixture tests call it directly).
@@ -171,6 +209,7 @@ pub fn check_layer(
     let annotated_type = layer.annotations.get(PREDICATE_TYPE_ANNOTATION).cloned();
     let mut check = StatementCheck {
         layer: idx,
+        source: LEGACY_ATTESTATION_SOURCE.to_owned(),
         key_id: None,
         annotated_type,
         statement: None,
@@ -203,21 +242,29 @@ pub fn check_layer(
         Ok(key_id) => check.key_id = Some(key_id),
         Err(reason) => return fail(check, reason),
     }
-    let statement: serde_json::Value = match envelope.payload_bytes().and_then(|bytes| {
-        serde_json::from_slice(&bytes).map_err(|err| format!("the payload is not JSON ({err})"))
-    }) {
-        Ok(statement) => statement,
+    match envelope
+        .payload_bytes()
+        .and_then(|bytes| about_image(&bytes, digest))
+    {
+        Ok(statement) => check.statement = Some(statement),
         Err(reason) => return fail(check, reason),
-    };
+    }
+    check
+}
+
+/// The checks of a verified payload: it is an in-toto statement (v1, or v0.1 as older tools
+/// wrote) and one of its subjects is `digest`. Returns the statement.
+pub(crate) fn about_image(payload: &[u8], digest: &Digest) -> Result<serde_json::Value, String> {
+    let statement: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|err| format!("the payload is not JSON ({err})"))?;
     let statement_type = statement
         .get("_type")
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default();
     if statement_type != IN_TOTO_STATEMENT_V1 && statement_type != IN_TOTO_STATEMENT_V01 {
-        return fail(
-            check,
-            format!("statement type `{statement_type}` is not an in-toto statement"),
-        );
+        return Err(format!(
+            "statement type `{statement_type}` is not an in-toto statement"
+        ));
     }
     let algorithm = digest.algorithm().as_str();
     let subjects: Vec<&str> = statement
@@ -244,11 +291,9 @@ pub fn check_layer(
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        return fail(
-            check,
-            format!("the statement is about {listed}, not the image digest {digest}"),
-        );
+        return Err(format!(
+            "the statement is about {listed}, not the image digest {digest}"
+        ));
     }
-    check.statement = Some(statement);
-    check
+    Ok(statement)
 }

@@ -666,17 +666,38 @@ pub async fn sign_image_bundle(
     image: &ImageRef,
 ) -> Result<Digest, Error> {
     let digest = crate::attestation::pinned(image)?;
+    attach_statement_bundle(
+        registry,
+        signer,
+        image,
+        &cosign_sign_statement(digest),
+        COSIGN_SIGN_PREDICATE,
+    )
+    .await
+}
+
+/// Attaches an in-toto `statement` (whose predicateType is `predicate_type`) to the pinned
+/// image as cosign v3's `attest --key` does: a key-signed bundle in an OCI 1.1 referrer,
+/// annotated with its content and predicate type. Appends. Returns the referrer's digest.
+pub async fn attach_statement_bundle(
+    registry: &dyn Registry,
+    signer: &dyn Signer,
+    image: &ImageRef,
+    statement: &[u8],
+    predicate_type: &str,
+) -> Result<Digest, Error> {
+    let digest = crate::attestation::pinned(image)?;
     let registry_error = |source| Error::Registry {
         image: image.to_string(),
         source,
     };
     let manifest = registry.get_manifest(image).await.map_err(registry_error)?;
-    let bundle = key_bundle(signer, &cosign_sign_statement(digest))?;
+    let bundle = key_bundle(signer, statement)?;
     let annotations = BTreeMap::from([
         (CONTENT_ANNOTATION.to_owned(), "dsse-envelope".to_owned()),
         (
             PREDICATE_TYPE_ANNOTATION.to_owned(),
-            COSIGN_SIGN_PREDICATE.to_owned(),
+            predicate_type.to_owned(),
         ),
         (
             "org.opencontainers.image.created".to_owned(),
@@ -704,6 +725,67 @@ pub async fn sign_image_bundle(
         )
         .await
         .map_err(registry_error)
+}
+
+/// The attestation in one bundle found among the image's referrers, checked as
+/// [`crate::attestation::check_layer`] checks a `.att` layer: signature (with the keys, or
+/// keyless against the trusted root and identity policy), in-toto statement, subject. `None`
+/// for an image-signature bundle (predicateType [`COSIGN_SIGN_PREDICATE`]): that is for
+/// `verify-image`, not an attestation. `index` is the bundle's place among the image's bundles.
+pub async fn check_attestation_bundle(
+    index: usize,
+    found: &FoundBundle,
+    digest: &Digest,
+    trust: Trust<'_>,
+) -> Option<crate::attestation::StatementCheck> {
+    let parsed = parse_bundle(&found.content);
+    let claimed = parsed.as_ref().ok().and_then(statement_predicate);
+    if claimed.as_deref() == Some(COSIGN_SIGN_PREDICATE) {
+        return None;
+    }
+    let mut check = crate::attestation::StatementCheck {
+        layer: index,
+        source: format!("{BUNDLE_SIGNATURE_SOURCE} {}", found.manifest),
+        key_id: None,
+        annotated_type: claimed,
+        statement: None,
+        failure: None,
+    };
+    let verified = match parsed {
+        Err(reason) => Err(reason),
+        Ok(parsed) if parsed.dsse_envelope.is_none() => Err(
+            "the bundle holds a message signature, not an in-toto statement in a DSSE envelope"
+                .to_owned(),
+        ),
+        Ok(parsed) => match trust {
+            Trust::Keys(keys) => verify_key_bundle(&found.content, digest, keys),
+            Trust::Keyless { root, policy } => {
+                verify_keyless_bundle(&found.content, digest, root, policy).await
+            }
+        }
+        .and_then(|signer| {
+            let payload = parsed
+                .dsse_envelope
+                .as_ref()
+                .map(|envelope| STANDARD.decode(&envelope.payload))
+                .transpose()
+                .map_err(|_| "the envelope's payload is not base64".to_owned())?
+                .unwrap_or_default();
+            let statement = crate::attestation::about_image(&payload, digest)?;
+            Ok((signer, statement))
+        }),
+    };
+    match verified {
+        Ok((signer, statement)) => {
+            check.key_id = Some(match signer.issuer {
+                Some(issuer) => format!("{} (issuer {issuer})", signer.signer),
+                None => signer.signer,
+            });
+            check.statement = Some(statement);
+        }
+        Err(reason) => check.failure = Some(reason),
+    }
+    Some(check)
 }
 
 /// A Sigstore bundle found among the image's referrers.

@@ -123,8 +123,10 @@ pub struct ProvenanceSummary {
 /// One provenance attestation and why it passed or failed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProvenanceCheck {
-    /// Index of the layer in the `.att` artifact.
+    /// Index of the layer in the `.att` artifact, or of the bundle among the referrers.
     pub layer: usize,
+    /// Where it was found (see [`StatementCheck::source`]).
+    pub source: String,
     /// The trusted key that signed it, if any.
     pub key_id: Option<String>,
     /// Whether it is trusted and satisfies the policy.
@@ -193,6 +195,7 @@ pub fn evaluate(statements: &[StatementCheck], policy: &ProvenancePolicy) -> Pro
 fn check_provenance(check: &StatementCheck, policy: &ProvenancePolicy) -> ProvenanceCheck {
     let mut result = ProvenanceCheck {
         layer: check.layer,
+        source: check.source.clone(),
         key_id: check.key_id.clone(),
         ok: false,
         reasons: Vec::new(),

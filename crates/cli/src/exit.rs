@@ -34,8 +34,8 @@ impl From<ExitStatus> for ExitCode {
 }
 
 impl From<slipway_pipeline::RunOutcome> for ExitStatus {
-    /// Promoted, planned, paused and nothing-to-do are fine (0); a "no" is 1; an error or a
-    /// cancellation without a signal (a lost lock) is 2.
+    /// Promoted, planned, paused, aborted on request and nothing-to-do are fine (0); a "no" is 1;
+    /// an error or a cancellation without a signal (a lost lock) is 2.
     fn from(outcome: slipway_pipeline::RunOutcome) -> ExitStatus {
         use slipway_pipeline::RunOutcome;
         match outcome {
@@ -43,7 +43,8 @@ impl From<slipway_pipeline::RunOutcome> for ExitStatus {
             | RunOutcome::RolledBack
             | RunOutcome::WouldProceed
             | RunOutcome::Paused
-            | RunOutcome::Unchanged => ExitStatus::Success,
+            | RunOutcome::Unchanged
+            | RunOutcome::Aborted => ExitStatus::Success,
             RunOutcome::Rejected => ExitStatus::No,
             RunOutcome::Failed | RunOutcome::Cancelled => ExitStatus::Error,
         }

@@ -300,6 +300,9 @@ pub fn step_summary(report: &RunReport) -> String {
         "⚠️"
     } else if report.outcome == RunOutcome::Unchanged {
         "✅"
+    } else if report.outcome == RunOutcome::Aborted {
+        // Removed on request: done, but nothing was released.
+        "🛑"
     } else {
         // Waiting for a person (paused at the approval gate).
         "⏸️"

@@ -357,7 +357,7 @@ pub enum Error {
     },
     /// Another pipeline holds the release's lock.
     #[error(
-        "release `{release}` is locked by `{holder}` until {expires}\n\nhint: wait for that run to finish; a dead holder's lock is taken over after it expires"
+        "release `{release}` is locked by `{holder}` until {expires}\n\nhint: wait for that run to finish; a dead holder's lock is taken over after it expires, or broken sooner with `slipway-deploy unlock '{holder}' --reason …`"
     )]
     Locked {
         /// The release.

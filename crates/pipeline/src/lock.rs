@@ -336,3 +336,145 @@ mod tests {
         assert_eq!(lock.renewals(), 0, "never renewed after it expired");
     }
 }
+
+/// What [`unlock`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct Unlocked {
+    /// The release.
+    pub release: String,
+    /// The holder whose lock was broken, or `None` when the release was not locked.
+    pub holder: Option<String>,
+    /// When that lease would have expired (RFC 3339).
+    pub expires: Option<String>,
+    /// When its holder last renewed it, as far as the lease tells (RFC 3339).
+    pub renewed: Option<String>,
+}
+
+/// Why [`unlock`] did not break the lock.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnlockError {
+    /// Another holder has the lock now (exit 1): never break a lock by a name that is not its.
+    #[error(
+        "release `{release}` is locked by `{current}`, not `{asked}`\n\nhint: unlock names the holder exactly as `status` or the \"locked by\" message shows it; if `{current}` is dead too, run `slipway-deploy unlock '{current}' --reason …`"
+    )]
+    OtherHolder {
+        /// The release.
+        release: String,
+        /// Who holds it.
+        current: String,
+        /// Who was named.
+        asked: String,
+    },
+    /// The holder renewed its lease within a renewal period: it may be alive (exit 1).
+    #[error(
+        "`{holder}` renewed its lock of `{release}` at {renewed}: a live holder renews every {period}, so it may still be running; it counts as gone from {stale_from}\n\nhint: wait until then, or add `--force` if you know its job is gone (cancelled, runner lost)"
+    )]
+    Fresh {
+        /// The release.
+        release: String,
+        /// Who holds it.
+        holder: String,
+        /// When it was last renewed.
+        renewed: String,
+        /// How often a live holder renews.
+        period: String,
+        /// When a missed renewal makes it stale.
+        stale_from: String,
+    },
+    /// The cluster or the trail failed (exit 2).
+    #[error("{0}")]
+    Backend(String),
+}
+
+/// Breaks the release's lock held by `holder`, a command that died without releasing it (a
+/// killed runner, a lost VM), so the next `abort`, `run` or rollback need not wait for the lease
+/// to expire; that command then settles the release by what serves, as after any crash.
+///
+/// Guards, because a lock broken under a live holder lets two commands change one release:
+/// the holder must be named exactly (as Terraform's `force-unlock` takes the lock id), and,
+/// unless `force`, it must have missed a renewal: a live holder renews every third of the time
+/// to live ([`lock_ttl`]), so a lease not renewed for that long plus a tenth is a dead holder's.
+/// The lease is deleted only if it is still that holder's (the cluster's precondition), and the
+/// break is recorded on the trail (`lock` / `broken`, with who broke it and why) before it
+/// happens, so no lock disappears without an entry.
+pub async fn unlock(
+    spec: &crate::ReleaseSpec,
+    backends: &crate::Backends,
+    holder: &str,
+    reason: &str,
+    force: bool,
+) -> Result<Unlocked, UnlockError> {
+    let release = &spec.release;
+    let backend = |err: &dyn std::error::Error| UnlockError::Backend(crate::run::chain(err));
+    let mut unlocked = Unlocked {
+        release: release.to_string(),
+        holder: None,
+        expires: None,
+        renewed: None,
+    };
+    let Some(current) = backends
+        .cluster
+        .lock_holder(release)
+        .await
+        .map_err(|err| backend(&err))?
+    else {
+        return Ok(unlocked);
+    };
+    if current.holder != holder {
+        return Err(UnlockError::OtherHolder {
+            release: release.to_string(),
+            current: current.holder,
+            asked: holder.to_owned(),
+        });
+    }
+    let ttl = lock_ttl(spec.progress_deadline);
+    let renewed = current
+        .expires
+        .parse::<Timestamp>()
+        .ok()
+        .and_then(|expires| {
+            expires
+                .checked_sub(jiff::SignedDuration::try_from(ttl).ok()?)
+                .ok()
+        });
+    if !force && let Some(renewed) = renewed {
+        let stale_from = later(renewed, ttl / 3 + ttl / 10);
+        if backends.clock.now() < stale_from {
+            return Err(UnlockError::Fresh {
+                release: release.to_string(),
+                holder: holder.to_owned(),
+                renewed: renewed.to_string(),
+                period: format!("{} s", (ttl / 3).as_secs()),
+                stale_from: stale_from.to_string(),
+            });
+        }
+    }
+    let detail = format!(
+        "lock held by {holder} (lease until {}) broken by {}{}: {reason}",
+        current.expires,
+        spec.actor,
+        if force { " with --force" } else { "" }
+    );
+    backends
+        .audit
+        .append(
+            backends.clock.now(),
+            slipway_audit_log::Event::Decision {
+                release: release.clone(),
+                stage: "lock".to_owned(),
+                verdict: "broken".to_owned(),
+                detail,
+            },
+        )
+        .await
+        .map_err(|err| backend(&err))?;
+    backends
+        .cluster
+        .release_lock(release, holder)
+        .await
+        .map_err(|err| backend(&err))?;
+    unlocked.holder = Some(current.holder);
+    unlocked.expires = Some(current.expires);
+    unlocked.renewed = renewed.map(|at| at.to_string());
+    Ok(unlocked)
+}

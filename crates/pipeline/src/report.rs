@@ -58,6 +58,10 @@ pub enum RunOutcome {
     Failed,
     /// `abort` found nothing to abort: nothing paused or in progress, no Slipway object (exit 0).
     Unchanged,
+    /// `abort` removed the paused or unfinished revision, which is recorded `aborted`; stable
+    /// untouched (exit 0: the command did what it was asked, so the job that aborts a refused
+    /// canary is green).
+    Aborted,
     /// A signal (exit 128 + its number) or the loss of the release's lock (exit 2) stopped the
     /// run; what it started was removed, stable untouched. [`RunReport::interruption`] says which.
     Cancelled,

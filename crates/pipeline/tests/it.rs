@@ -463,7 +463,7 @@ async fn approve_then_promote_and_abort_paths() {
         Resume::Abort("model card incomplete".into()),
     )
     .await;
-    assert_eq!(aborted.outcome, RunOutcome::Rejected);
+    assert_eq!(aborted.outcome, RunOutcome::Aborted);
     assert!(
         aborted.reason.contains("model card incomplete"),
         "{}",
@@ -1040,10 +1040,7 @@ async fn a_paused_gateway_api_release_restores_the_route_on_abort_and_rollback()
             slipway_pipeline::rollback(&rollback, &world.backends, &mut |_: &StageEvent| {}).await
         };
         assert!(
-            matches!(
-                report.outcome,
-                RunOutcome::Rejected | RunOutcome::RolledBack
-            ),
+            matches!(report.outcome, RunOutcome::Aborted | RunOutcome::RolledBack),
             "{ending}: {:?} {}",
             report.outcome,
             report.reason

@@ -1007,7 +1007,7 @@ async fn every_failing_write_of_promote_leaves_history_and_cluster_agreeing() {
 /// Proves: the same for `abort` of a release paused at the approval gate.
 #[tokio::test]
 async fn every_failing_write_of_abort_leaves_history_and_cluster_agreeing() {
-    failure_matrix(Operation::Abort, RunOutcome::Rejected).await;
+    failure_matrix(Operation::Abort, RunOutcome::Aborted).await;
 }
 
 /// Proves: the same for a rollback to an earlier revision, converging by running it again.

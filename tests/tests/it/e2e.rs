@@ -882,17 +882,18 @@ async fn a_refused_approval_aborts_the_paused_canary() {
     assert_ne!(early.outcome, RunOutcome::Promoted, "{}", stages(&early));
     assert_eq!(world.stable_image().await, world.stable_image);
 
-    // The reviewers reject the deployment: the `abort` job removes the canary.
+    // The reviewers reject the deployment: the `abort` job removes the canary, and succeeds
+    // doing so (the revision is recorded aborted).
     let reason = "production approval rejected by maria.chen: dashboards incomplete";
     let report = world.resume(Resume::Abort(reason.to_owned())).await;
     assert_eq!(
         report.outcome,
-        RunOutcome::Rejected,
+        RunOutcome::Aborted,
         "{}{}",
         report.reason,
         stages(&report)
     );
-    assert_eq!(exit_status(report.outcome), ExitStatus::No);
+    assert_eq!(exit_status(report.outcome), ExitStatus::Success);
     world.assert_stable_untouched(&report).await;
     let history = world
         .cluster

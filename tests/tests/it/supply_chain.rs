@@ -907,10 +907,6 @@ async fn sign_bundle_and_verify_it_with_a_key_or_keyless() {
 /// production trusted root, and fails naming the mismatch for another identity.
 #[tokio::test]
 async fn a_public_keyless_bundle_verifies_with_verify_image() {
-    use slipway_attest::bundle::BUNDLE_MEDIA_TYPE;
-    use slipway_registry::Layer;
-    use slipway_registry::manifest::{OCI_INDEX, Subject};
-
     const DIGEST: &str = "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
     const IDENTITY: &str = "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
     const ISSUER: &str = "https://token.actions.githubusercontent.com";
@@ -918,34 +914,14 @@ async fn a_public_keyless_bundle_verifies_with_verify_image() {
     let Some(registry) = service(REGISTRY_ENV, test) else {
         return;
     };
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/attest/tests/data/sigstore");
-    let repository = format!("slipway-test/{}", unique("kubewarden"));
-    let image = format!("{registry}/{repository}@{DIGEST}");
-    let client = OciRegistry::new(
-        RegistryConfig::default().insecure(&registry),
-        slipway_registry::DockerConfig::empty(),
+    let data = sigstore_data();
+    let image = push_public_bundle(
+        &registry,
+        "kubewarden",
+        DIGEST,
+        "kubewarden-controller-v1.34.0.bundle_v03.json",
     )
-    .expect("client");
-    let pinned = ImageRef::parse(&image).expect("ref");
-    client
-        .put_referrer(
-            &pinned,
-            &Subject {
-                digest: pinned.digest().cloned().expect("digest"),
-                media_type: OCI_INDEX.to_owned(),
-                size: 0,
-            },
-            BUNDLE_MEDIA_TYPE,
-            &[Layer {
-                media_type: BUNDLE_MEDIA_TYPE.to_owned(),
-                data: std::fs::read(data.join("kubewarden-controller-v1.34.0.bundle_v03.json"))
-                    .expect("bundle"),
-                annotations: std::collections::BTreeMap::new(),
-            }],
-            &std::collections::BTreeMap::new(),
-        )
-        .await
-        .expect("push the bundle as a referrer");
+    .await;
     let root = data.join("trusted_root.prod.json").display().to_string();
     let verify = |identity: &str| {
         output(
@@ -978,5 +954,286 @@ async fn a_public_keyless_bundle_verifies_with_verify_image() {
         refused.stdout.contains(IDENTITY) || refused.stdout.contains(other),
         "the mismatch is named: {}",
         refused.stdout
+    );
+}
+
+fn sigstore_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/attest/tests/data/sigstore")
+}
+
+/// Stores the public bundle `file` as an OCI 1.1 referrer of `digest` in a new repository on the
+/// real registry (the referrers tag schema, as cosign v3 falls back to), and returns the image
+/// by digest. The image itself is not there: the commands take a digest as given, as cosign does.
+async fn push_public_bundle(registry: &str, name: &str, digest: &str, file: &str) -> String {
+    use slipway_attest::bundle::BUNDLE_MEDIA_TYPE;
+    use slipway_registry::Layer;
+    use slipway_registry::manifest::{OCI_INDEX, Subject};
+
+    let repository = format!("slipway-test/{}", unique(name));
+    let image = format!("{registry}/{repository}@{digest}");
+    let client = OciRegistry::new(
+        RegistryConfig::default().insecure(registry),
+        slipway_registry::DockerConfig::empty(),
+    )
+    .expect("client");
+    let pinned = ImageRef::parse(&image).expect("ref");
+    client
+        .put_referrer(
+            &pinned,
+            &Subject {
+                digest: pinned.digest().cloned().expect("digest"),
+                media_type: OCI_INDEX.to_owned(),
+                size: 0,
+            },
+            BUNDLE_MEDIA_TYPE,
+            &[Layer {
+                media_type: BUNDLE_MEDIA_TYPE.to_owned(),
+                data: std::fs::read(sigstore_data().join(file)).expect("bundle"),
+                annotations: std::collections::BTreeMap::new(),
+            }],
+            &std::collections::BTreeMap::new(),
+        )
+        .await
+        .expect("push the bundle as a referrer");
+    image
+}
+
+/// A public keyless SLSA v1 attestation (sigstore-conformance's in-toto-in-DSSE bundle: GitHub
+/// artifact attestations' provenance, signed through Fulcio and logged in Rekor) stored as a
+/// referrer on the real registry holds for `slipway-audit verify-attestation` keyless with its
+/// identity, issuer, builder, source repository and ref; a wrong identity, issuer or ref exits 1
+/// naming what did not match; with a key nothing verifies.
+#[tokio::test]
+async fn a_public_keyless_attestation_verifies_with_verify_attestation() {
+    const DIGEST: &str = "sha256:a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf";
+    const IDENTITY: &str = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+    const ISSUER: &str = "https://token.actions.githubusercontent.com";
+    const BUILDER_ID: &str =
+        "https://github.com/loosebazooka/aa-test/.github/workflows/provenance.yaml@refs/heads/main";
+    let test = "a_public_keyless_attestation_verifies_with_verify_attestation";
+    let Some(registry) = service(REGISTRY_ENV, test) else {
+        return;
+    };
+    let image = push_public_bundle(
+        &registry,
+        "conformance-dsse",
+        DIGEST,
+        "conformance-intoto-in-dsse-v3.bundle.json",
+    )
+    .await;
+    let root = sigstore_data()
+        .join("trusted_root.prod.json")
+        .display()
+        .to_string();
+    let verify = |trust: &[&str], source_ref: &str, format: &str| {
+        output(
+            command("slipway-audit")
+                .env("SLIPWAY_SIGNING__TRUSTED_ROOT", &root)
+                .args(["verify-attestation", "--no-config", "--output", format])
+                .args(trust)
+                .args([
+                    "--type",
+                    "slsaprovenance",
+                    "--builder-id",
+                    BUILDER_ID,
+                    "--source-repo",
+                    "https://github.com/loosebazooka/aa-test",
+                    "--source-ref",
+                    source_ref,
+                    "--allow-insecure-registry",
+                    registry.as_str(),
+                    &image,
+                ]),
+        )
+    };
+    let keyless = [
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ];
+    let holds = verify(&keyless, "refs/heads/main", "text");
+    assert_eq!(holds.code, 0, "{holds:?}");
+    assert!(
+        holds.stdout.contains("pass  #0 (Sigstore bundle sha256:")
+            && holds.stdout.contains(&format!(
+                "provenance signed by {IDENTITY} (issuer {ISSUER})"
+            )),
+        "{}",
+        holds.stdout
+    );
+    let json = verify(&keyless, "refs/heads/main", "json");
+    assert_eq!(json.code, 0, "{json:?}");
+    valid_against("slipway-audit", "verify-attestation", &json.stdout);
+    let document: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(document["keyless"]["certificate_identity"], IDENTITY);
+    assert_eq!(
+        document["attestations"][0]["provenance"]["source_ref"],
+        "refs/heads/main"
+    );
+
+    let regexp = verify(
+        &[
+            "--certificate-identity-regexp",
+            "^https://github.com/sigstore-conformance/",
+            "--certificate-oidc-issuer-regexp",
+            "^https://token\\.actions\\.githubusercontent\\.com$",
+        ],
+        "refs/heads/main",
+        "text",
+    );
+    assert_eq!(regexp.code, 0, "{regexp:?}");
+
+    let stranger = "https://github.com/acme/iris/.github/workflows/build.yml@refs/heads/main";
+    let failing: [(&str, Vec<&str>, &str, &str); 3] = [
+        (
+            "another identity",
+            vec![
+                "--certificate-identity",
+                stranger,
+                "--certificate-oidc-issuer",
+                ISSUER,
+            ],
+            "refs/heads/main",
+            stranger,
+        ),
+        (
+            "another issuer",
+            vec![
+                "--certificate-identity",
+                IDENTITY,
+                "--certificate-oidc-issuer",
+                "https://accounts.google.com",
+            ],
+            "refs/heads/main",
+            "https://accounts.google.com",
+        ),
+        (
+            "another source ref",
+            keyless.to_vec(),
+            "refs/heads/release",
+            "source ref `refs/heads/main` is not the expected `refs/heads/release`",
+        ),
+    ];
+    for (case, trust, source_ref, named) in failing {
+        let out = verify(&trust, source_ref, "text");
+        assert_eq!(out.code, 1, "{case}: {out:?}");
+        assert!(
+            out.stdout.contains("fail  #0 (Sigstore bundle") && out.stdout.contains(named),
+            "{case}: `{named}` in {}",
+            out.stdout
+        );
+    }
+}
+
+/// `attest --bundle` writes the attestation as cosign v3 does (a key-signed bundle among the
+/// image's referrers, next to a `sign --bundle` signature); `verify-attestation --key` finds it
+/// there, the image signature is not taken for an attestation, and another key fails.
+#[test]
+fn attest_bundle_is_verified_from_the_referrers() {
+    let test = "attest_bundle_is_verified_from_the_referrers";
+    let Some(registry) = service(REGISTRY_ENV, test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let keys = keys(dir.path());
+    let repository = format!("slipway-test/{}", unique("attest-bundle"));
+    push(&registry, &repository, "3.0.0", dir.path());
+    let image = format!("{registry}/{repository}:3.0.0");
+    let path = |path: &PathBuf| path.display().to_string();
+    let go = |binary: &str, args: &[&str]| {
+        run(
+            binary,
+            dir.path(),
+            &[args, &["--allow-insecure-registry", registry.as_str()]].concat(),
+        )
+    };
+    let signed = go(
+        "slipway-deploy",
+        &[
+            "sign",
+            "--no-config",
+            "--bundle",
+            "--key",
+            &path(&keys.deploy.0),
+            &image,
+        ],
+    );
+    assert_eq!(signed.code, 0, "{signed:?}");
+    let attested = go(
+        "slipway-deploy",
+        &[
+            "attest",
+            "--no-config",
+            "--output",
+            "json",
+            "--bundle",
+            "--key",
+            &path(&keys.build.0),
+            "--type",
+            "slsaprovenance",
+            "--builder-id",
+            BUILDER,
+            "--source-repo",
+            SOURCE,
+            "--source-ref",
+            "refs/heads/main",
+            "--source-commit",
+            "0123456789abcdef0123456789abcdef01234567",
+            &image,
+        ],
+    );
+    assert_eq!(attested.code, 0, "{attested:?}");
+    valid_against("slipway-deploy", "attest", &attested.stdout);
+    let document: serde_json::Value = serde_json::from_str(&attested.stdout).expect("json");
+    assert_eq!(
+        document["attestations"], 2,
+        "the signature and the attestation"
+    );
+    assert!(
+        document["bundle"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{document}"
+    );
+
+    let verify = |key: &PathBuf| {
+        go(
+            "slipway-audit",
+            &[
+                "verify-attestation",
+                "--no-config",
+                "--key",
+                &path(key),
+                "--type",
+                "slsaprovenance",
+                "--builder-id",
+                BUILDER,
+                "--source-repo",
+                SOURCE,
+                "--source-ref",
+                "refs/heads/main",
+                &image,
+            ],
+        )
+    };
+    let holds = verify(&keys.build.1);
+    assert_eq!(holds.code, 0, "{holds:?}");
+    // One row: the signature bundle is not an attestation.
+    assert_eq!(
+        holds.stdout.matches("Sigstore bundle").count(),
+        1,
+        "{}",
+        holds.stdout
+    );
+    assert!(holds.stdout.contains("pass  #"), "{}", holds.stdout);
+    let wrong = verify(&keys.deploy.1);
+    assert_eq!(wrong.code, 1, "{wrong:?}");
+    assert!(
+        wrong
+            .stdout
+            .contains("does not verify with any of the 1 trusted key"),
+        "{}",
+        wrong.stdout
     );
 }

@@ -612,15 +612,15 @@ fn help_and_show_of_the_built_in_root() {
 // Which root keyless verify-image uses
 // ---------------------------------------------------------------------------------------------
 
-/// Stores the public kubewarden bundle as a referrer of its digest in a new repository on the
-/// real registry; returns the image by digest.
-async fn push_kubewarden_bundle(registry: &str) -> String {
+/// Stores the public bundle `file` as a referrer of `digest` in a new repository on the real
+/// registry; returns the image by digest.
+async fn push_bundle(registry: &str, digest: &str, file: &str) -> String {
     use slipway_attest::bundle::BUNDLE_MEDIA_TYPE;
     use slipway_registry::manifest::{OCI_INDEX, Subject};
     use slipway_registry::{Layer, OciRegistry, Registry as _, RegistryConfig};
 
     let repository = format!("slipway-test/{}", unique("trusted-root"));
-    let image = format!("{registry}/{repository}@{KUBEWARDEN_DIGEST}");
+    let image = format!("{registry}/{repository}@{digest}");
     let client = OciRegistry::new(
         RegistryConfig::default().insecure(registry),
         slipway_registry::DockerConfig::empty(),
@@ -638,10 +638,7 @@ async fn push_kubewarden_bundle(registry: &str) -> String {
             BUNDLE_MEDIA_TYPE,
             &[Layer {
                 media_type: BUNDLE_MEDIA_TYPE.to_owned(),
-                data: std::fs::read(
-                    sigstore_data().join("kubewarden-controller-v1.34.0.bundle_v03.json"),
-                )
-                .expect("bundle"),
+                data: std::fs::read(sigstore_data().join(file)).expect("bundle"),
                 annotations: std::collections::BTreeMap::new(),
             }],
             &std::collections::BTreeMap::new(),
@@ -654,14 +651,19 @@ async fn push_kubewarden_bundle(registry: &str) -> String {
 /// With no configuration at all the built-in root verifies the public cosign v3 keyless bundle
 /// and is named; after a refresh the refreshed root is used (the staging root it holds does not
 /// verify a production signature: exit 1, the refreshed root named); `[signing] trusted_root`
-/// wins over the refreshed root.
+/// wins over the refreshed root. `verify-attestation` keyless names its root the same way.
 #[tokio::test]
 async fn keyless_verify_image_uses_and_names_the_configured_refreshed_or_built_in_root() {
     let test = "keyless_verify_image_uses_and_names_the_configured_refreshed_or_built_in_root";
     let Some(registry) = service(REGISTRY_ENV, test) else {
         return;
     };
-    let image = push_kubewarden_bundle(&registry).await;
+    let image = push_bundle(
+        &registry,
+        KUBEWARDEN_DIGEST,
+        "kubewarden-controller-v1.34.0.bundle_v03.json",
+    )
+    .await;
     let dir = tempfile::tempdir().expect("dir");
     let cache = dir.path().join("cache");
     let verify = |env: &[(&str, &Path)], format: &str| {
@@ -702,6 +704,49 @@ async fn keyless_verify_image_uses_and_names_the_configured_refreshed_or_built_i
     assert_eq!(document["trusted_root"]["source"], "built-in", "{document}");
     assert_eq!(document["trusted_root"]["sha256"], builtin_sha.as_str());
     valid_against("verify-image", &json.stdout);
+
+    // verify-attestation keyless: sigstore-conformance's public provenance bundle, built-in root.
+    let attested = push_bundle(
+        &registry,
+        "sha256:a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf",
+        "conformance-intoto-in-dsse-v3.bundle.json",
+    )
+    .await;
+    let attestation = |format: &str| {
+        output(
+            command("slipway-audit")
+                .env("SLIPWAY_CACHE_DIR", &cache)
+                .args([
+                    "verify-attestation",
+                    "--no-config",
+                    "--output",
+                    format,
+                    "--type",
+                    "slsaprovenance",
+                    "--certificate-identity-regexp",
+                    "^https://github.com/sigstore-conformance/",
+                    "--certificate-oidc-issuer",
+                    GITHUB_ISSUER,
+                    "--allow-insecure-registry",
+                    registry.as_str(),
+                    &attested,
+                ]),
+        )
+    };
+    let text = attestation("text");
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(
+        text.stdout.contains(&format!(
+            "trusted root: built-in trusted root (sigstore public-good instance, as sigstore-python 4.5.1 ships it), sha256:{builtin_sha}"
+        )),
+        "{}",
+        text.stdout
+    );
+    let json = attestation("json");
+    assert_eq!(json.code, 0, "{json:?}");
+    let document: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(document["trusted_root"]["source"], "built-in", "{document}");
+    valid_against("verify-attestation", &json.stdout);
 
     // Refreshed: the staging root from a TUF repository made here.
     let key = TufKey::generate();

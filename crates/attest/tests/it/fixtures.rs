@@ -230,6 +230,7 @@ fn slsa_github_generator_v1_provenance_is_read_and_checked() {
         let about = statement["subject"][0]["digest"]["sha256"].as_str() == Some(digest.hex());
         let check = StatementCheck {
             layer: 0,
+            source: "test".to_owned(),
             key_id: Some("keyless".to_owned()),
             annotated_type: None,
             statement: about.then(|| statement.clone()),

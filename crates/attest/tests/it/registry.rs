@@ -360,3 +360,61 @@ async fn provenance_and_model_link_round_trip_and_say_why_they_fail() {
         "links model iris v7 (run 0a1b2c3d), not the expected iris v8 (run 0a1b2c3d)"
     );
 }
+
+/// Provenance attached as cosign v3 attaches it (a key-signed Sigstore bundle among the image's
+/// referrers, `attest --bundle`) counts where provenance is read (the pipeline's provenance
+/// gate, rollback and watch go through `verify_provenance`), next to an image-signature bundle
+/// that is not provenance; another key is refused with its reason.
+#[tokio::test]
+async fn provenance_in_a_sigstore_bundle_counts_like_an_att_layer() {
+    use slipway_attest::bundle::{attach_statement_bundle, sign_image_bundle};
+    let Some(addr) = service_registry("provenance_in_a_sigstore_bundle_counts_like_an_att_layer")
+    else {
+        return;
+    };
+    let images = push_images(&addr, "bundle-provenance", 1);
+    let registry = client(&addr);
+    let image = &images[0];
+    let (build, deploy) = (EcdsaP256Key::generate(), EcdsaP256Key::generate());
+    sign_image_bundle(&registry, &deploy, image)
+        .await
+        .expect("signature bundle");
+    let statement = build_statement(image, &build_info()).expect("statement");
+    let referrer = attach_statement_bundle(
+        &registry,
+        &build,
+        image,
+        &serde_json::to_vec(&statement).expect("json"),
+        "https://slsa.dev/provenance/v1",
+    )
+    .await
+    .expect("provenance bundle");
+    assert!(
+        registry
+            .get_artifact(image, &image.digest().expect("pinned").cosign_tag("att"))
+            .await
+            .expect("read")
+            .is_none(),
+        "nothing under the legacy .att tag"
+    );
+
+    let build_pub = build.public();
+    let report = verify_provenance(&registry, &[&build_pub], image, &policy())
+        .await
+        .expect("verify");
+    assert_eq!(report.attestations.len(), 1, "{report:?}");
+    let check = &report.attestations[0];
+    assert!(check.ok, "{:?}", check.reasons);
+    assert_eq!(check.source, format!("Sigstore bundle {referrer}"));
+    assert_eq!(report.verified_keys(), [build.key_id()]);
+
+    let deploy_pub = deploy.public();
+    let refused = verify_provenance(&registry, &[&deploy_pub], image, &policy())
+        .await
+        .expect("verify");
+    assert!(refused.verified().is_none());
+    assert_eq!(
+        refused.attestations[0].reasons,
+        ["the bundle's signature does not verify with any of the 1 trusted key(s)"]
+    );
+}

@@ -730,6 +730,7 @@ impl Ctx<'_> {
             (RunOutcome::Failed, _) => "failed",
             (RunOutcome::WouldProceed, _) => "planned",
             (RunOutcome::Unchanged, _) => "unchanged",
+            (RunOutcome::Aborted, _) => "aborted",
             (RunOutcome::Cancelled, Some(why)) => why.verdict(),
             (RunOutcome::Cancelled, None) => "cancelled",
         };

@@ -140,7 +140,7 @@ impl Ctx<'_> {
                 self.record_end_of(&record, revision, Outcome::Aborted, &text, None)
                     .await?;
                 self.k8s_event("Aborted", &text).await;
-                Err(rejected(text))
+                Ok((RunOutcome::Aborted, text))
             }
             Resume::Promote => {
                 let paused = paused_record(&history).map_err(failed)?;
