@@ -5,8 +5,8 @@
 //!   starting at `--root` (default the last refreshed TUF root, else the built-in one), writing
 //!   the verified `trusted_root.json` into the cache directory (`--cache-dir`, else
 //!   `$SLIPWAY_CACHE_DIR`, `$XDG_CACHE_HOME/slipway`, `~/.cache/slipway`). Exit 0 refreshed;
-//!   1 the repository does not verify (the message names the check and the mirror; nothing is
-//!   written); 2 bad input or an unreachable mirror. Flags as cosign's `initialize` names them.
+//!   1 the repository does not verify (the message, on stderr, names the check and the mirror;
+//!   nothing is written); 2 bad input or an unreachable mirror. Flags as cosign's `initialize` names them.
 //! - `show`: which root verification would use now (`[signing] trusted_root`, else the
 //!   refreshed one, else the built-in one), its sha256 and the CAs and logs it lists.
 //!

@@ -458,7 +458,7 @@ pub async fn refresh(config: &RefreshConfig) -> Result<Refreshed, RefreshError> 
         message: format!("`--mirror {}`: {err}", config.mirror),
         hint: "give the TUF repository's base URL".to_owned(),
     })?;
-    let refused = |err: &tough::error::Error| classify(&mirror_text, &anchor, err);
+    let refused = |err: &tough::error::Error| classify(&mirror_text, &anchor, &datastore, err);
     let repository = tough::RepositoryLoader::new(&root, mirror.clone(), targets_url)
         .transport(transport)
         .datastore(&datastore)
@@ -592,7 +592,12 @@ fn anchor(config: &RefreshConfig, datastore: &Path) -> Result<(String, Vec<u8>),
 }
 
 /// tough's error as a refusal (exit 1), bad input or an unreachable mirror (exit 2).
-fn classify(mirror: &str, anchor: &str, err: &tough::error::Error) -> RefreshError {
+fn classify(
+    mirror: &str,
+    anchor: &str,
+    datastore: &Path,
+    err: &tough::error::Error,
+) -> RefreshError {
     use tough::error::Error as E;
     let message = err.to_string();
     let refused = |problem: &str| RefreshError::Refused {
@@ -609,7 +614,7 @@ fn classify(mirror: &str, anchor: &str, err: &tough::error::Error) -> RefreshErr
                 if let Some(inner) = inner.downcast_ref::<tough::error::Error>()
                     && !matches!(inner, E::Transport { .. })
                 {
-                    return classify(mirror, anchor, inner);
+                    return classify(mirror, anchor, datastore, inner);
                 }
                 source = inner.source();
             }
@@ -628,7 +633,7 @@ fn classify(mirror: &str, anchor: &str, err: &tough::error::Error) -> RefreshErr
         | E::DatastoreRemove { .. }
         | E::DatastoreSerialize { .. }
         | E::DirCreate { .. } => RefreshError::Cache {
-            path: PathBuf::from("the TUF datastore"),
+            path: datastore.to_path_buf(),
             message,
         },
         E::ExpiredMetadata { role, .. } => refused(&format!("expired {role} metadata")),
