@@ -11,6 +11,8 @@
 //!   on stdout and Markdown, JSON or a self-contained HTML page.
 //! - `drift`: whether each release's running workloads carry the image the trail recorded, signed
 //!   by a trusted key, with verifiable provenance.
+//! - `trusted-root refresh | show`: the Sigstore trusted root of keyless verification, refreshed
+//!   from sigstore's TUF repository as a step of its own (`trusted_root.rs`).
 //!
 //! The trail is the JSON Lines file named by `audit.path` (or `--trail`), or with
 //! `audit.store = "cluster"` the release's audit ConfigMaps on the configured cluster backend.
@@ -20,6 +22,7 @@ mod drift;
 mod report;
 mod svg;
 mod trail;
+mod trusted_root;
 mod verify_image;
 
 use std::path::PathBuf;
@@ -40,7 +43,7 @@ use crate::trail::TrailArgs;
     name = "slipway-audit",
     version,
     about,
-    after_help = "Examples:\n  slipway-audit log --trail audit.jsonl --approvals\n  slipway-audit verify --trail audit.jsonl --head 41:<hash> --key cosign.pub\n  slipway-audit dora --trail audit.jsonl --since 2026-10-01T00:00:00Z\n  slipway-audit report --trail audit.jsonl --html report.html\n  slipway-audit drift\n  slipway-audit verify-image --key cosign.pub ghcr.io/acme/iris:1.5.0\n  slipway-audit verify-attestation --key build.pub --type slsaprovenance ghcr.io/acme/iris:1.5.0\n\nExit codes: 0 fine, 1 the trail is broken or something drifted, 2 error."
+    after_help = "Examples:\n  slipway-audit log --trail audit.jsonl --approvals\n  slipway-audit verify --trail audit.jsonl --head 41:<hash> --key cosign.pub\n  slipway-audit dora --trail audit.jsonl --since 2026-10-01T00:00:00Z\n  slipway-audit report --trail audit.jsonl --html report.html\n  slipway-audit drift\n  slipway-audit verify-image --key cosign.pub ghcr.io/acme/iris:1.5.0\n  slipway-audit verify-attestation --key build.pub --type slsaprovenance ghcr.io/acme/iris:1.5.0\n  slipway-audit trusted-root refresh\n\nExit codes: 0 fine, 1 the trail is broken or something drifted, 2 error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -137,6 +140,13 @@ enum Command {
         #[arg(value_enum)]
         name: SchemaName,
     },
+    /// The Sigstore trusted root of keyless verification: which one is used (`show`) and its
+    /// refresh from sigstore's TUF repository (`refresh`), never done during a verification.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  slipway-audit trusted-root refresh\n  slipway-audit trusted-root show --output json"
+    )]
+    TrustedRoot(trusted_root::TrustedRootCommand),
     /// Print the shell completion script for bash, zsh, fish or PowerShell.
     Completions(slipway_cli::meta::CompletionsArgs),
     /// Write the man pages into DIR (`cargo xtask man` runs it).
@@ -162,6 +172,10 @@ enum SchemaName {
     VerifyImage,
     /// `verify-attestation --output json`.
     VerifyAttestation,
+    /// `trusted-root refresh --output json`.
+    TrustedRootRefresh,
+    /// `trusted-root show --output json`.
+    TrustedRootShow,
 }
 
 /// `log --output json`: the entries selected, oldest first.
@@ -184,6 +198,10 @@ fn schema_of(name: SchemaName) -> serde_json::Value {
         SchemaName::VerifyAttestation => {
             schemars::schema_for!(Versioned<verify_image::AttestationsVerdict>)
         }
+        SchemaName::TrustedRootRefresh => {
+            schemars::schema_for!(Versioned<trusted_root::RefreshDocument>)
+        }
+        SchemaName::TrustedRootShow => schemars::schema_for!(Versioned<trusted_root::ShowDocument>),
     }
     .to_value()
 }
@@ -221,6 +239,7 @@ async fn main() -> ExitCode {
         Command::Schema { global, .. } => slipway_cli::logging::init(global),
         Command::VerifyImage(args) => slipway_cli::logging::init(&args.global),
         Command::VerifyAttestation(args) => slipway_cli::logging::init(&args.global),
+        Command::TrustedRoot(command) => slipway_cli::logging::init(command.global()),
         Command::Completions(_) | Command::Man(_) => {}
     }
     match run(cli).await {
@@ -703,6 +722,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         }
         Command::VerifyImage(args) => verify_image::verify_image(&args).await,
         Command::VerifyAttestation(args) => verify_image::verify_attestation(&args).await,
+        Command::TrustedRoot(command) => trusted_root::run(&command).await,
         Command::Drift { trail, demo } => {
             let mut settings = trail::settings(&trail)?;
             // The embedded world's trail lives with it.

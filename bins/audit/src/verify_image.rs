@@ -4,7 +4,8 @@
 //! Both resolve a tag to the digest first (signatures bind digests; a digest is taken as
 //! given), check every signature or attestation found, and list each with its source and why it
 //! passed or failed. Trust is a public key (`--key`) or keyless (`--certificate-identity[-regexp]`
-//! and `--certificate-oidc-issuer[-regexp]`, against the Sigstore trusted root): [`TrustArgs`],
+//! and `--certificate-oidc-issuer[-regexp]`, against the Sigstore trusted root: configured,
+//! refreshed by `trusted-root refresh`, or built in, and named in the output): [`TrustArgs`],
 //! the same flags on both commands. Exit 0 when at least one verified (and, for attestations,
 //! satisfied the `--builder-id`, `--source-repo` and `--source-ref` constraints), 1 when none did
 //! (every reason listed), 2 on bad input or an unreachable registry.
@@ -26,7 +27,9 @@ use serde::Serialize;
 use slipway_attest::attestation::{self, predicate_type_for};
 use slipway_attest::bundle::{KeylessPolicy, Trust, TrustedRoot};
 use slipway_attest::provenance::{self, BuilderMatch, ProvenancePolicy, SLSA_PROVENANCE_V1};
+use slipway_attest::trust_root::RootSource;
 use slipway_attest::{EcdsaP256PublicKey, Verifier};
+use slipway_cli::backends::TrustedRootUsed;
 use slipway_cli::config::{self, Settings};
 use slipway_cli::{ExitStatus, GlobalArgs, OutputFormat, UserError};
 use slipway_core::ImageRef;
@@ -35,7 +38,8 @@ use slipway_core::ImageRef;
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct TrustArgs {
     /// The public key (`cosign.pub`) that must have signed. Without it, keyless: the
-    /// `--certificate-*` flags and `signing.trusted_root`.
+    /// `--certificate-*` flags and the Sigstore trusted root (`signing.trusted_root`, else the
+    /// one `trusted-root refresh` wrote, else the built-in one).
     #[arg(long, value_name = "PATH")]
     key: Option<PathBuf>,
     /// Keyless: the identity (certificate SAN: email or URI) that must have signed.
@@ -53,10 +57,11 @@ pub(crate) struct TrustArgs {
     certificate_oidc_issuer_regexp: Option<String>,
 }
 
-/// The trust [`TrustArgs`] name, loaded: the key read, or the keyless policy and trusted root.
+/// The trust [`TrustArgs`] name, loaded: the key read, or the keyless policy and trusted root
+/// with where it came from.
 enum Loaded {
     Key(EcdsaP256PublicKey),
-    Keyless(KeylessPolicy, TrustedRoot),
+    Keyless(KeylessPolicy, TrustedRoot, RootSource),
 }
 
 impl TrustArgs {
@@ -78,10 +83,8 @@ impl TrustArgs {
             )
             .replacen("\n\nhint: ", "; ", 1),
         })?;
-        Ok(Loaded::Keyless(
-            policy,
-            slipway_cli::backends::trusted_root(settings)?,
-        ))
+        let (root, source) = slipway_cli::backends::trusted_root(settings)?;
+        Ok(Loaded::Keyless(policy, root, source))
     }
 
     /// Who must have signed, in words: the key id, or the identity asked for.
@@ -125,6 +128,24 @@ impl Loaded {
         match self {
             Loaded::Key(key) => Some(key.key_id()),
             Loaded::Keyless(..) => None,
+        }
+    }
+
+    /// Keyless: which trusted root, for the JSON report.
+    fn trusted_root(&self) -> Option<TrustedRootUsed> {
+        match self {
+            Loaded::Keyless(_, root, source) => Some(TrustedRootUsed::new(root, source)),
+            Loaded::Key(_) => None,
+        }
+    }
+
+    /// Keyless: which trusted root, as the text report's line.
+    fn trusted_root_line(&self) -> String {
+        match self {
+            Loaded::Keyless(_, root, source) => {
+                format!("trusted root: {source}, sha256:{}\n", root.sha256)
+            }
+            Loaded::Key(_) => String::new(),
         }
     }
 }
@@ -228,6 +249,9 @@ pub(crate) struct ImageVerdict {
     /// Keyless: the identity and issuer required.
     #[serde(skip_serializing_if = "Option::is_none")]
     keyless: Option<BTreeMap<&'static str, String>>,
+    /// Keyless: the Sigstore trusted root verified against (where it came from, its sha256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trusted_root: Option<TrustedRootUsed>,
     verified: bool,
     /// Every signature found, each with its source, whether it verified and why.
     #[schemars(with = "Vec<serde_json::Value>")]
@@ -250,7 +274,7 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
         Loaded::Keyless(..) => Vec::new(),
     };
     let trust = match &loaded {
-        Loaded::Keyless(policy, root) => Trust::Keyless { root, policy },
+        Loaded::Keyless(policy, root, _) => Trust::Keyless { root, policy },
         Loaded::Key(_) => Trust::Keys(&keys),
     };
     let report = slipway_attest::bundle::verify_image_report(&registry, &image, trust)
@@ -259,6 +283,7 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
     let verified = report.signatures.iter().any(|check| check.ok);
     let signer = args.trust.signer(&loaded);
     let mut text = format!("{}@{digest}\n", image.name());
+    text.push_str(&loaded.trusted_root_line());
     if report.signatures.is_empty() {
         text.push_str(&format!(
             "fail  no signatures under {} nor Sigstore bundles among its referrers (signed with `slipway-deploy sign` or `cosign sign`?)\n",
@@ -288,6 +313,7 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
         digest: digest.to_string(),
         key_id: loaded.key_id(),
         keyless: args.trust.keyless(),
+        trusted_root: loaded.trusted_root(),
         verified,
         signatures: report.signatures,
     };
@@ -326,6 +352,9 @@ pub(crate) struct AttestationsVerdict {
     /// Keyless: the identity and issuer required.
     #[serde(skip_serializing_if = "Option::is_none")]
     keyless: Option<BTreeMap<&'static str, String>>,
+    /// Keyless: the Sigstore trusted root verified against (where it came from, its sha256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trusted_root: Option<TrustedRootUsed>,
     verified: bool,
     attestations: Vec<AttestationVerdict>,
 }
@@ -360,7 +389,7 @@ pub(crate) async fn verify_attestation(args: &VerifyAttestationArgs) -> anyhow::
         Loaded::Keyless(..) => Vec::new(),
     };
     let trust = match &loaded {
-        Loaded::Keyless(policy, root) => Trust::Keyless { root, policy },
+        Loaded::Keyless(policy, root, _) => Trust::Keyless { root, policy },
         Loaded::Key(_) => Trust::Keys(&keys),
     };
     let statements = attestation::read_statements_trusting(&registry, trust, &image)
@@ -434,6 +463,7 @@ pub(crate) async fn verify_attestation(args: &VerifyAttestationArgs) -> anyhow::
     };
     let verified = attestations.iter().any(|check| check.ok);
     let mut text = format!("{}@{digest} ({predicate_type})\n", image.name());
+    text.push_str(&loaded.trusted_root_line());
     if attestations.is_empty() {
         text.push_str(&format!(
             "fail  no `{predicate_type}` attestation under {} nor among its referrers (Sigstore bundles)\n",
@@ -465,6 +495,7 @@ pub(crate) async fn verify_attestation(args: &VerifyAttestationArgs) -> anyhow::
         predicate_type: predicate_type.to_owned(),
         key_id: loaded.key_id(),
         keyless: args.trust.keyless(),
+        trusted_root: loaded.trusted_root(),
         verified,
         attestations,
     };

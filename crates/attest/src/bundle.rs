@@ -62,11 +62,14 @@ const OIDC_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
 /// The trust material for keyless verification: Fulcio CA certificates, Rekor and CT log keys.
 ///
 /// Read from a `trusted_root.json` (`application/vnd.dev.sigstore.trustedroot+json;version=0.1`,
-/// the file sigstore's TUF repository publishes and `cosign trusted-root create` writes), named by
-/// `[signing] trusted_root`. Nothing is fetched: refreshing the file is the operator's step (a
-/// built-in root and a refresh command are not built yet).
+/// the file sigstore's TUF repository publishes and `cosign trusted-root create` writes). Which
+/// one is [`crate::trust_root::RootSource`]'s choice: `[signing] trusted_root`, else the root
+/// `slipway-audit trusted-root refresh` wrote, else the built-in one. Nothing is fetched during
+/// verification: refreshing is a command of its own ([`crate::trust_root::refresh`]).
 #[derive(Debug, Clone, Default)]
 pub struct TrustedRoot {
+    /// Hex SHA-256 of the document it was read from (which root, in reports).
+    pub sha256: String,
     /// DER certificates of every Fulcio CA chain (roots and intermediates).
     pub fulcio_certs: Vec<Vec<u8>>,
     /// Rekor log keys (DER SubjectPublicKeyInfo) by hex log id.
@@ -133,7 +136,10 @@ impl TrustedRoot {
                 .decode(text)
                 .map_err(|_| bad(format!("{what} is not base64")))
         };
-        let mut root = TrustedRoot::default();
+        let mut root = TrustedRoot {
+            sha256: crate::trust_root::sha256_hex(content),
+            ..TrustedRoot::default()
+        };
         for authority in &file.certificate_authorities {
             for cert in &authority.cert_chain.certificates {
                 if let Some(raw) = &cert.raw_bytes {

@@ -9,6 +9,8 @@
 //!   `push_signature` replaces them; we must not lose anyone's signature).
 //! - [`attestation`]: in-toto statements in DSSE envelopes ([`dsse`]) under `sha256-<hex>.att`,
 //!   also appended; [`provenance`] (SLSA v1) and [`model_link`] (image ↔ MLflow model) build on it.
+//! - [`trust_root`]: which Sigstore trusted root keyless verification uses (configured,
+//!   refreshed or built in) and its refresh through sigstore's TUF repository.
 //!
 //! Key design decision: the crypto is done here with RustCrypto (`p256`, `scrypt`,
 //! `crypto_secretbox`), not through the `sigstore` crate. sigstore 0.15 cannot create `.att`
@@ -16,7 +18,9 @@
 //! Fulcio, Rekor and OAuth code we must never call; the formats are small and specified, and the
 //! fixtures from sigstore-rs and slsa-verifier in the tests pin our output to theirs. Crypto and
 //! payload building are plain functions over bytes; registry I/O goes through the
-//! `slipway_registry::Registry` trait. No Fulcio, Rekor or TUF: offline except for the registry.
+//! `slipway_registry::Registry` trait. No Fulcio or Rekor, and verification is offline except for
+//! the registry; the only TUF client is [`trust_root::refresh`], a command of its own that no
+//! verification or release calls.
 
 pub mod approval;
 pub mod attestation;
@@ -27,6 +31,7 @@ pub mod keyfile;
 pub mod model_link;
 pub mod provenance;
 mod simple_signing;
+pub mod trust_root;
 
 pub use key::{EcdsaP256Key, EcdsaP256PublicKey};
 pub use simple_signing::{

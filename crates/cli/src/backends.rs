@@ -9,6 +9,7 @@
 //! error naming its key, before anything is contacted.
 
 use slipway_analysis::{PrometheusAuth, PrometheusClient, PrometheusConfig};
+use slipway_attest::trust_root::RootSource;
 use slipway_attest::{EcdsaP256Key, EcdsaP256PublicKey, Signer as _, Verifier};
 use slipway_audit_log::{AuditStore, FileAuditStore, MemoryAuditStore};
 use slipway_demo::persist;
@@ -41,6 +42,10 @@ pub mod env_vars {
     pub const HOME: &str = "HOME";
     /// Where `trivy` is looked for.
     pub const PATH: &str = "PATH";
+    /// Slipway's cache directory (the refreshed Sigstore trusted root and its TUF metadata).
+    pub const SLIPWAY_CACHE_DIR: &str = "SLIPWAY_CACHE_DIR";
+    /// The XDG base directory for caches, used when `SLIPWAY_CACHE_DIR` is unset.
+    pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 }
 
 /// The backends, the memory world behind the parts that stayed in memory, and a line per real
@@ -569,17 +574,73 @@ fn load_keys(
     Ok(())
 }
 
-/// The Sigstore trusted root for keyless verification (`signing.trusted_root`), read offline:
-/// Slipway never fetches one, so a keyless check without it is a configuration error naming it.
-pub fn trusted_root(settings: &Settings) -> Result<slipway_attest::bundle::TrustedRoot, UserError> {
-    let path = settings.signing.trusted_root.as_ref().ok_or_else(|| {
-        invalid(
-            "signing.trusted_root",
-            "keyless verification needs a Sigstore trusted root\n\nhint: set `[signing] trusted_root = \"trusted_root.json\"` (write it with `cosign trusted-root create`, or take sigstore's from its TUF repository)",
-        )
+/// Slipway's cache directory: `$SLIPWAY_CACHE_DIR`, else `$XDG_CACHE_HOME/slipway` (an absolute
+/// path, as the XDG spec requires), else `$HOME/.cache/slipway`; `None` without any of them.
+pub fn cache_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let set = |name: &str| {
+        env(name)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
+    set(env_vars::SLIPWAY_CACHE_DIR)
+        .or_else(|| {
+            set(env_vars::XDG_CACHE_HOME)
+                .filter(|dir| dir.is_absolute())
+                .map(|dir| dir.join("slipway"))
+        })
+        .or_else(|| set(env_vars::HOME).map(|home| home.join(".cache").join("slipway")))
+}
+
+/// The Sigstore trusted root keyless verification uses, and where it came from:
+/// `signing.trusted_root`, else the root `slipway-audit trusted-root refresh` wrote in the
+/// [`cache_dir`], else the built-in one (`slipway_attest::trust_root`). Read offline: nothing is
+/// fetched here, during a verification or a release.
+pub fn trusted_root(
+    settings: &Settings,
+) -> Result<(slipway_attest::bundle::TrustedRoot, RootSource), UserError> {
+    let source = trusted_root_source(settings, &|name| std::env::var(name).ok());
+    let root = source.load().map_err(|err| match &source {
+        RootSource::Configured(_) => invalid("signing.trusted_root", err),
+        _ => UserError {
+            message: err.to_string(),
+        },
     })?;
-    slipway_attest::bundle::TrustedRoot::from_file(path)
-        .map_err(|err| invalid("signing.trusted_root", err))
+    Ok((root, source))
+}
+
+/// Which trusted root [`trusted_root`] reads, without reading it.
+pub fn trusted_root_source(
+    settings: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> RootSource {
+    RootSource::select(
+        settings.signing.trusted_root.as_deref(),
+        cache_dir(env).as_deref(),
+    )
+}
+
+/// Which trusted root a keyless verification used, for reports (`--output json`).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct TrustedRootUsed {
+    /// `configured` (`[signing] trusted_root`), `refreshed` (`trusted-root refresh`) or
+    /// `built-in`.
+    pub source: String,
+    /// The file, for a configured or refreshed root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Hex SHA-256 of the document.
+    pub sha256: String,
+}
+
+impl TrustedRootUsed {
+    /// The report of `root`, read from `source`.
+    pub fn new(root: &slipway_attest::bundle::TrustedRoot, source: &RootSource) -> TrustedRootUsed {
+        TrustedRootUsed {
+            source: source.kind().to_owned(),
+            path: source.path().map(|path| path.display().to_string()),
+            sha256: root.sha256.clone(),
+        }
+    }
 }
 
 /// What makes an approval in the trail count: only with `--demo` may entries go unsigned and a
@@ -797,6 +858,35 @@ mod tests {
             }
             (got, want) => panic!("got {got:?}, want {want:?}"),
         }
+    }
+
+    #[test]
+    fn the_cache_dir_is_slipways_then_xdgs_then_homes() {
+        let check = |vars: &[(&str, &str)], expected: Option<&str>| {
+            let env = |name: &str| {
+                vars.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            };
+            assert_eq!(cache_dir(&env), expected.map(PathBuf::from), "{vars:?}");
+        };
+        let all = [
+            ("SLIPWAY_CACHE_DIR", "/slipway"),
+            ("XDG_CACHE_HOME", "/xdg"),
+            ("HOME", "/home/me"),
+        ];
+        check(&all, Some("/slipway"));
+        check(&all[1..], Some("/xdg/slipway"));
+        check(&all[2..], Some("/home/me/.cache/slipway"));
+        check(
+            &[("XDG_CACHE_HOME", "relative"), ("HOME", "/home/me")],
+            Some("/home/me/.cache/slipway"),
+        );
+        check(
+            &[("SLIPWAY_CACHE_DIR", ""), ("HOME", "/home/me")],
+            Some("/home/me/.cache/slipway"),
+        );
+        check(&[], None);
     }
 
     #[test]

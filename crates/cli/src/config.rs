@@ -278,8 +278,9 @@ pub struct SigningSettings {
     pub trusted_keys: Vec<PathBuf>,
     /// The Sigstore trusted root for keyless verification (`trusted_root.json`: Fulcio CAs,
     /// Rekor and CT log keys), as `cosign trusted-root create` writes it and sigstore's TUF
-    /// repository publishes it. Read offline, never fetched during a release; refreshing it is
-    /// the operator's step. Unset: keyless verification is refused, naming this key.
+    /// repository publishes it: pins one. Read offline, never fetched during a release. Unset:
+    /// the root `slipway-audit trusted-root refresh` wrote in the cache directory, else the
+    /// built-in public-good root (`slipway_attest::trust_root`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trusted_root: Option<PathBuf>,
 }

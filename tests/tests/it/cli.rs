@@ -79,9 +79,21 @@ fn every_subcommand_of_every_binary_takes_the_global_flags() {
         let top = help(binary, None);
         let names = subcommands(&top);
         assert!(!names.is_empty(), "{binary}: no subcommands in\n{top}");
-        for name in names {
-            let text = help(binary, Some(&name));
+        let mut queue: Vec<Vec<String>> = names.into_iter().map(|name| vec![name]).collect();
+        while let Some(path) = queue.pop() {
+            let name = path.join(" ");
+            let result = output(command(binary).args(&path).arg("--help"));
+            assert_eq!(result.code, 0, "{binary} {name} --help: {}", result.stderr);
+            let text = result.stdout;
             walked.insert(format!("{binary} {name}"));
+            // A group of commands (`trusted-root`): its own commands take the flags.
+            let nested = subcommands(&text);
+            if !nested.is_empty() {
+                for sub in nested {
+                    queue.push([path.clone(), vec![sub]].concat());
+                }
+                continue;
+            }
             if WITHOUT_GLOBAL_FLAGS.contains(&name.as_str()) {
                 continue;
             }
@@ -97,7 +109,10 @@ fn every_subcommand_of_every_binary_takes_the_global_flags() {
             }
         }
     }
-    for command in RELEASE_COMMANDS {
+    for command in RELEASE_COMMANDS
+        .into_iter()
+        .chain(["slipway-audit trusted-root refresh"])
+    {
         assert!(
             walked.contains(command),
             "{command} was not walked: {walked:?}"

@@ -6,7 +6,9 @@
 //! - `workflows` (with `workflow_runner`): every job of the example workflows run as written;
 //! - `secrets`: planted secret values never reach the binaries' stdout or stderr;
 //! - `supply_chain`: sign, attest, verify-image, verify-attestation and check-model as
-//!   separate processes on the real registry and MLflow, and `require_provenance` end to end.
+//!   separate processes on the real registry and MLflow, and `require_provenance` end to end;
+//! - `trusted_root`: `slipway-audit trusted-root refresh | show` from TUF repositories made in
+//!   the test (over `file://` and HTTP), and which root keyless `verify-image` uses.
 
 mod cli;
 mod e2e;
@@ -17,5 +19,6 @@ mod real_cluster;
 mod secrets;
 mod supply_chain;
 mod support;
+mod trusted_root;
 mod workflow_runner;
 mod workflows;

@@ -725,7 +725,8 @@ fn run_and_rollback_require_provenance_from_the_build() {
 
 /// `sign --bundle` writes cosign v3's Sigstore bundle (a referrer, in the tag schema on this
 /// registry) and `verify-image` reads it with the key and reports the format; keyless
-/// `verify-image` needs `signing.trusted_root` and an identity and issuer (exit 2 otherwise), and
+/// `verify-image` needs an identity and issuer (exit 2 otherwise), uses the built-in trusted root
+/// when none is configured or refreshed, and
 /// a key-signed bundle is no keyless signature (exit 1, the reason named). A keyless bundle that
 /// verifies through the registry is `slipway-attest`'s test with cosign v3's public kubewarden
 /// bundle (the image it signed cannot be pushed here, and `verify-image` first checks the image
@@ -825,15 +826,17 @@ async fn sign_bundle_and_verify_it_with_a_key_or_keyless() {
         wrong.stdout
     );
 
-    // Keyless: the trusted root is required and named.
+    // Keyless: without `signing.trusted_root` (and nothing refreshed) the built-in root, named.
     let identity = ["--certificate-identity", BUILDER];
     let issuer = [
         "--certificate-oidc-issuer",
         "https://token.actions.githubusercontent.com",
     ];
+    let empty_cache = dir.path().join("empty-cache");
+    let empty_cache = empty_cache.display().to_string();
     let no_root = go(
         "slipway-audit",
-        &[],
+        &[("SLIPWAY_CACHE_DIR", empty_cache.as_str())],
         &[
             "verify-image",
             "--no-config",
@@ -844,11 +847,13 @@ async fn sign_bundle_and_verify_it_with_a_key_or_keyless() {
             &image,
         ],
     );
-    assert_eq!(no_root.code, 2, "{no_root:?}");
+    assert_eq!(no_root.code, 1, "{no_root:?}");
     assert!(
-        no_root.stderr.contains("signing.trusted_root"),
+        no_root
+            .stdout
+            .contains("trusted root: built-in trusted root"),
         "{}",
-        no_root.stderr
+        no_root.stdout
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../crates/attest/tests/data/sigstore/trusted_root.prod.json")
