@@ -101,6 +101,15 @@ impl TrustArgs {
         }
     }
 
+    /// What was trusted, for the JSON report.
+    fn used(&self, loaded: &Loaded) -> TrustUsed {
+        TrustUsed {
+            key_id: loaded.key_id(),
+            keyless: self.keyless(),
+            trusted_root: loaded.trusted_root(),
+        }
+    }
+
     /// The keyless flags given, for the JSON report.
     fn keyless(&self) -> Option<BTreeMap<&'static str, String>> {
         self.key.is_none().then(|| {
@@ -148,6 +157,20 @@ impl Loaded {
             Loaded::Key(_) => String::new(),
         }
     }
+}
+
+/// What the verification trusted, in both commands' JSON: the key, or the keyless identity and
+/// issuer required and the trusted root verified against.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+struct TrustUsed {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
+    /// Keyless: the identity and issuer required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keyless: Option<BTreeMap<&'static str, String>>,
+    /// Keyless: the Sigstore trusted root verified against (where it came from, its sha256).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trusted_root: Option<TrustedRootUsed>,
 }
 
 /// Flags of `verify-image`.
@@ -244,14 +267,9 @@ async fn pinned(
 pub(crate) struct ImageVerdict {
     image: String,
     digest: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_id: Option<String>,
-    /// Keyless: the identity and issuer required.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    keyless: Option<BTreeMap<&'static str, String>>,
-    /// Keyless: the Sigstore trusted root verified against (where it came from, its sha256).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trusted_root: Option<TrustedRootUsed>,
+    /// What had to have signed.
+    #[serde(flatten)]
+    trust: TrustUsed,
     verified: bool,
     /// Every signature found, each with its source, whether it verified and why.
     #[schemars(with = "Vec<serde_json::Value>")]
@@ -311,9 +329,7 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
     let verdict = ImageVerdict {
         image: image.name(),
         digest: digest.to_string(),
-        key_id: loaded.key_id(),
-        keyless: args.trust.keyless(),
-        trusted_root: loaded.trusted_root(),
+        trust: args.trust.used(&loaded),
         verified,
         signatures: report.signatures,
     };
@@ -347,14 +363,9 @@ pub(crate) struct AttestationsVerdict {
     image: String,
     digest: String,
     predicate_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_id: Option<String>,
-    /// Keyless: the identity and issuer required.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    keyless: Option<BTreeMap<&'static str, String>>,
-    /// Keyless: the Sigstore trusted root verified against (where it came from, its sha256).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    trusted_root: Option<TrustedRootUsed>,
+    /// What had to have signed.
+    #[serde(flatten)]
+    trust: TrustUsed,
     verified: bool,
     attestations: Vec<AttestationVerdict>,
 }
@@ -493,9 +504,7 @@ pub(crate) async fn verify_attestation(args: &VerifyAttestationArgs) -> anyhow::
         image: image.name(),
         digest: digest.to_string(),
         predicate_type: predicate_type.to_owned(),
-        key_id: loaded.key_id(),
-        keyless: args.trust.keyless(),
-        trusted_root: loaded.trusted_root(),
+        trust: args.trust.used(&loaded),
         verified,
         attestations,
     };

@@ -957,14 +957,19 @@ async fn a_public_keyless_bundle_verifies_with_verify_image() {
     );
 }
 
-fn sigstore_data() -> PathBuf {
+pub(crate) fn sigstore_data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/attest/tests/data/sigstore")
 }
 
 /// Stores the public bundle `file` as an OCI 1.1 referrer of `digest` in a new repository on the
 /// real registry (the referrers tag schema, as cosign v3 falls back to), and returns the image
 /// by digest. The image itself is not there: the commands take a digest as given, as cosign does.
-async fn push_public_bundle(registry: &str, name: &str, digest: &str, file: &str) -> String {
+pub(crate) async fn push_public_bundle(
+    registry: &str,
+    name: &str,
+    digest: &str,
+    file: &str,
+) -> String {
     use slipway_attest::bundle::BUNDLE_MEDIA_TYPE;
     use slipway_registry::Layer;
     use slipway_registry::manifest::{OCI_INDEX, Subject};

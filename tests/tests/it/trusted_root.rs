@@ -21,16 +21,14 @@ use tough::key_source::KeySource;
 use tough::schema::{Role as _, RoleKeys, RoleType, Root, Signature, Signed};
 use tough::sign::Sign;
 
-use crate::support::{Output, REGISTRY_ENV, command, output, service, unique};
+use crate::support::{Output, REGISTRY_ENV, command, output, service};
 
 const KUBEWARDEN_DIGEST: &str =
     "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
 const KUBEWARDEN_IDENTITY: &str = "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
 const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
-fn sigstore_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/attest/tests/data/sigstore")
-}
+use crate::supply_chain::{push_public_bundle, sigstore_data};
 
 /// The target the test repositories publish: distinguishable from the built-in root.
 fn staging_root() -> Vec<u8> {
@@ -612,42 +610,6 @@ fn help_and_show_of_the_built_in_root() {
 // Which root keyless verify-image uses
 // ---------------------------------------------------------------------------------------------
 
-/// Stores the public bundle `file` as a referrer of `digest` in a new repository on the real
-/// registry; returns the image by digest.
-async fn push_bundle(registry: &str, digest: &str, file: &str) -> String {
-    use slipway_attest::bundle::BUNDLE_MEDIA_TYPE;
-    use slipway_registry::manifest::{OCI_INDEX, Subject};
-    use slipway_registry::{Layer, OciRegistry, Registry as _, RegistryConfig};
-
-    let repository = format!("slipway-test/{}", unique("trusted-root"));
-    let image = format!("{registry}/{repository}@{digest}");
-    let client = OciRegistry::new(
-        RegistryConfig::default().insecure(registry),
-        slipway_registry::DockerConfig::empty(),
-    )
-    .expect("client");
-    let pinned = slipway_core::ImageRef::parse(&image).expect("ref");
-    client
-        .put_referrer(
-            &pinned,
-            &Subject {
-                digest: pinned.digest().cloned().expect("digest"),
-                media_type: OCI_INDEX.to_owned(),
-                size: 0,
-            },
-            BUNDLE_MEDIA_TYPE,
-            &[Layer {
-                media_type: BUNDLE_MEDIA_TYPE.to_owned(),
-                data: std::fs::read(sigstore_data().join(file)).expect("bundle"),
-                annotations: std::collections::BTreeMap::new(),
-            }],
-            &std::collections::BTreeMap::new(),
-        )
-        .await
-        .expect("push the bundle as a referrer");
-    image
-}
-
 /// With no configuration at all the built-in root verifies the public cosign v3 keyless bundle
 /// and is named; after a refresh the refreshed root is used (the staging root it holds does not
 /// verify a production signature: exit 1, the refreshed root named); `[signing] trusted_root`
@@ -658,8 +620,9 @@ async fn keyless_verify_image_uses_and_names_the_configured_refreshed_or_built_i
     let Some(registry) = service(REGISTRY_ENV, test) else {
         return;
     };
-    let image = push_bundle(
+    let image = push_public_bundle(
         &registry,
+        "trusted-root",
         KUBEWARDEN_DIGEST,
         "kubewarden-controller-v1.34.0.bundle_v03.json",
     )
@@ -706,8 +669,9 @@ async fn keyless_verify_image_uses_and_names_the_configured_refreshed_or_built_i
     valid_against("verify-image", &json.stdout);
 
     // verify-attestation keyless: sigstore-conformance's public provenance bundle, built-in root.
-    let attested = push_bundle(
+    let attested = push_public_bundle(
         &registry,
+        "trusted-root",
         "sha256:a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf",
         "conformance-intoto-in-dsse-v3.bundle.json",
     )
