@@ -412,7 +412,8 @@ async fn unlock(args: &UnlockArgs) -> anyhow::Result<ExitStatus> {
         }
         Err(
             err @ (slipway_pipeline::lock::UnlockError::OtherHolder { .. }
-            | slipway_pipeline::lock::UnlockError::Fresh { .. }),
+            | slipway_pipeline::lock::UnlockError::Fresh { .. }
+            | slipway_pipeline::lock::UnlockError::Unknown { .. }),
         ) => {
             slipway_cli::story::print_refusal(&err.to_string());
             Ok(ExitStatus::No)

@@ -358,6 +358,6 @@ fn json_output_validates_against_its_schema() {
             .map(|e| e.to_string())
             .collect();
         assert!(errors.is_empty(), "{report}: {errors:?}");
-        assert_eq!(document["schema_version"], 1, "{report}");
+        assert_eq!(document["schema_version"], 2, "{report}");
     }
 }

@@ -70,7 +70,7 @@ fn assert_valid(validator: &jsonschema::Validator, json: &str, what: &str) -> se
         .map(|err| format!("{} at {}", err, err.instance_path()))
         .collect();
     assert!(errors.is_empty(), "{what}: {}\n{json}", errors.join("\n"));
-    assert_eq!(document["schema_version"], 1, "{what}");
+    assert_eq!(document["schema_version"], 2, "{what}");
     document
 }
 
@@ -157,7 +157,7 @@ fn history_lists_every_revision_as_text_json_and_yaml() {
     let yaml = deploy(&[&base[..], &["--output", "yaml"]].concat(), dir.path());
     assert_eq!(yaml.code, 0, "{}", yaml.stderr);
     let parsed: serde_json::Value = serde_yaml_ng::from_str(&yaml.stdout).expect("YAML");
-    assert_eq!(parsed["schema_version"], 1);
+    assert_eq!(parsed["schema_version"], 2);
     let revisions = parsed["revisions"].as_array().expect("revisions");
     assert_eq!(revisions.len(), 3, "{}", yaml.stdout);
     assert_eq!(revisions[2]["outcome"], "aborted");

@@ -331,7 +331,7 @@ fn a_paused_release_is_shown_approved_promoted_or_aborted() {
     // The approvals recorded (a GitHub environment may bring several), with the document's
     // schema_version.
     let document: serde_json::Value = serde_json::from_str(&approved.stdout).expect("json");
-    assert_eq!(document["schema_version"], 1);
+    assert_eq!(document["schema_version"], 2);
     let records = &document["approvals"];
     assert_eq!(records[0]["approver"], "sam.reviewer");
     assert_eq!(records[0]["model"]["version"], 3);

@@ -242,7 +242,7 @@ pub enum OnMissingApproval {
     /// change nothing yet), record the release as paused, exit 0.
     #[default]
     Pause,
-    /// Remove the canary (or standby colour), record the release as rejected, exit 1.
+    /// Remove the canary (or standby colour), record the revision as aborted, exit 1.
     Abort,
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::OutputFormat;
 
 /// The version of every printed document's format.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A printed document: `schema_version`, then the document's own fields.
 #[derive(Debug, Serialize, schemars::JsonSchema)]

@@ -1657,6 +1657,7 @@ impl Cluster for KubeCluster {
             (!holder.is_empty() && expires > self.clock.now()).then(|| crate::LockHolder {
                 holder,
                 expires: expires.to_string(),
+                renewed: (renewed != Timestamp::UNIX_EPOCH).then(|| renewed.to_string()),
             }),
         )
     }

@@ -75,6 +75,10 @@ pub struct LockHolder {
     pub holder: String,
     /// When the lease expires unless renewed (RFC 3339).
     pub expires: String,
+    /// When its holder last took or renewed it (RFC 3339), as the lease records it; `None`
+    /// when the lease does not say. With `expires` it gives the holder's own time to live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewed: Option<String>,
 }
 
 /// How many revisions of a release the cluster keeps (Helm's `--history-max` default is 10 too).

@@ -125,7 +125,8 @@ struct State {
     #[serde(with = "pairs")]
     history: BTreeMap<ReleaseId, Vec<ReleaseRecord>>,
     #[serde(with = "pairs")]
-    leases: BTreeMap<ReleaseId, (String, Timestamp)>,
+    /// Holder, expiry and when it was last taken or renewed.
+    leases: BTreeMap<ReleaseId, (String, Timestamp, Timestamp)>,
     faults: Vec<(String, Fault)>,
     /// Audit objects by (namespace, trail), by name.
     #[serde(with = "pairs")]
@@ -322,15 +323,19 @@ impl MemoryCluster {
 
     /// The release's lock: holder and expiry, if a lease exists (expired or not).
     pub fn lease(&self, release: &ReleaseId) -> Option<(String, Timestamp)> {
-        self.lock().leases.get(release).cloned()
+        self.lock()
+            .leases
+            .get(release)
+            .map(|(holder, expires, _)| (holder.clone(), *expires))
     }
 
     /// Writes the release's Lease as another holder would after taking it over (tests: a
     /// runner that stalled past its lease and lost it).
     pub fn set_lease(&self, release: &ReleaseId, holder: &str, expires: Timestamp) {
+        let now = self.clock.now();
         self.lock()
             .leases
-            .insert(release.clone(), (holder.to_owned(), expires));
+            .insert(release.clone(), (holder.to_owned(), expires, now));
     }
 
     /// Who holds the release's lock, if anyone (expired or not).
@@ -338,7 +343,7 @@ impl MemoryCluster {
         self.lock()
             .leases
             .get(release)
-            .map(|(holder, _)| holder.clone())
+            .map(|(holder, _, _)| holder.clone())
     }
 
     /// Pods behind a Service, per Deployment name: `(deployment, ready pods)`.
@@ -821,7 +826,7 @@ impl Cluster for MemoryCluster {
     ) -> Result<(), Error> {
         let now = self.clock.now();
         let mut state = self.lock();
-        if let Some((current, expires)) = state.leases.get(release)
+        if let Some((current, expires, _)) = state.leases.get(release)
             && current != holder
             && *expires > now
         {
@@ -833,7 +838,7 @@ impl Cluster for MemoryCluster {
         }
         state
             .leases
-            .insert(release.clone(), (holder.to_owned(), add(now, ttl)));
+            .insert(release.clone(), (holder.to_owned(), add(now, ttl), now));
         Ok(())
     }
 
@@ -843,10 +848,11 @@ impl Cluster for MemoryCluster {
             .lock()
             .leases
             .get(release)
-            .filter(|(_, expires)| *expires > now)
-            .map(|(holder, expires)| crate::LockHolder {
+            .filter(|(_, expires, _)| *expires > now)
+            .map(|(holder, expires, renewed)| crate::LockHolder {
                 holder: holder.clone(),
                 expires: expires.to_string(),
+                renewed: Some(renewed.to_string()),
             }))
     }
 
@@ -855,7 +861,7 @@ impl Cluster for MemoryCluster {
         if state
             .leases
             .get(release)
-            .is_some_and(|(current, _)| current == holder)
+            .is_some_and(|(current, _, _)| current == holder)
         {
             state.leases.remove(release);
         }

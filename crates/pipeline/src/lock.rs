@@ -153,10 +153,32 @@ impl ReleaseLock {
             });
             return;
         }
-        let result = self
-            .cluster
-            .acquire_lock(&self.release, &self.holder, self.ttl)
-            .await;
+        // Renew only a lease that is still ours: `acquire_lock` would re-create a deleted one,
+        // and a lease deleted under us was broken by `unlock` (another command may be settling
+        // the release right now), so carrying on would be two commands on one release.
+        let result = match self.cluster.lock_holder(&self.release).await {
+            Ok(Some(current)) if current.holder == self.holder => {
+                self.cluster
+                    .acquire_lock(&self.release, &self.holder, self.ttl)
+                    .await
+            }
+            Ok(Some(current)) => Err(Error::Locked {
+                release: self.release.to_string(),
+                holder: current.holder,
+                expires: current.expires,
+            }),
+            Ok(None) => {
+                self.state().lost = true;
+                self.interrupt.trigger(Interruption::LockLost {
+                    reason: format!(
+                        "the lease of {} is gone: its lock was broken (`slipway-deploy unlock`) or removed",
+                        self.release
+                    ),
+                });
+                return;
+            }
+            Err(err) => Err(err),
+        };
         let now = self.clock.now();
         let lost = {
             let mut state = self.state();
@@ -381,6 +403,17 @@ pub enum UnlockError {
         /// When a missed renewal makes it stale.
         stale_from: String,
     },
+    /// The lease does not say when it was last renewed, so a live holder cannot be ruled out
+    /// (exit 1).
+    #[error(
+        "the lease of `{holder}` on `{release}` does not say when it was last renewed, so it may still be running\n\nhint: add `--force` if you know its job is gone (cancelled, runner lost)"
+    )]
+    Unknown {
+        /// The release.
+        release: String,
+        /// Who holds it.
+        holder: String,
+    },
     /// The cluster or the trail failed (exit 2).
     #[error("{0}")]
     Backend(String),
@@ -392,8 +425,11 @@ pub enum UnlockError {
 ///
 /// Guards, because a lock broken under a live holder lets two commands change one release:
 /// the holder must be named exactly (as Terraform's `force-unlock` takes the lock id), and,
-/// unless `force`, it must have missed a renewal: a live holder renews every third of the time
-/// to live ([`lock_ttl`]), so a lease not renewed for that long plus a tenth is a dead holder's.
+/// unless `force`, it must have missed a renewal: a live holder renews every third of its time
+/// to live (the lease's own: renewed → expires, not this command's [`lock_ttl`]), so a lease not
+/// renewed for that long plus a tenth is a dead holder's. A holder that is alive after all finds
+/// its lease gone or taken at its next renewal and stops as on any lost lock ([`ReleaseLock`]
+/// never re-creates a lease it no longer holds).
 /// The lease is deleted only if it is still that holder's (the cluster's precondition), and the
 /// break is recorded on the trail (`lock` / `broken`, with who broke it and why) before it
 /// happens, so no lock disappears without an entry.
@@ -427,17 +463,24 @@ pub async fn unlock(
             asked: holder.to_owned(),
         });
     }
-    let ttl = lock_ttl(spec.progress_deadline);
+    // The holder's own time to live, from its lease (when it was last renewed and until when),
+    // never this command's configuration: the two may differ.
     let renewed = current
-        .expires
-        .parse::<Timestamp>()
-        .ok()
-        .and_then(|expires| {
-            expires
-                .checked_sub(jiff::SignedDuration::try_from(ttl).ok()?)
-                .ok()
-        });
-    if !force && let Some(renewed) = renewed {
+        .renewed
+        .as_deref()
+        .and_then(|text| text.parse::<Timestamp>().ok());
+    let expires = current.expires.parse::<Timestamp>().ok();
+    if !force {
+        let (Some(renewed), Some(expires)) = (renewed, expires) else {
+            return Err(UnlockError::Unknown {
+                release: release.to_string(),
+                holder: holder.to_owned(),
+            });
+        };
+        let ttl = expires
+            .duration_since(renewed)
+            .try_into()
+            .unwrap_or(Duration::ZERO);
         let stale_from = later(renewed, ttl / 3 + ttl / 10);
         if backends.clock.now() < stale_from {
             return Err(UnlockError::Fresh {
@@ -475,6 +518,6 @@ pub async fn unlock(
         .map_err(|err| backend(&err))?;
     unlocked.holder = Some(current.holder);
     unlocked.expires = Some(current.expires);
-    unlocked.renewed = renewed.map(|at| at.to_string());
+    unlocked.renewed = current.renewed;
     Ok(unlocked)
 }

@@ -2253,3 +2253,57 @@ async fn blue_green_and_rolling_pause_for_approval_then_promote_or_abort() {
         assert_eq!(serving_version(world, &spec).await, 2, "{strategy}");
     }
 }
+
+/// `promote` judges the deploy windows again at its own moment: a paused rolling release (whose
+/// whole change happens at promotion) is not rolled inside a deny window, stays paused with
+/// stable untouched, and is rolled once the window no longer denies it.
+#[tokio::test]
+async fn promote_judges_the_deploy_windows_again() {
+    let mut spec = spec();
+    spec.strategy = slipway_core::Strategy::Rolling;
+    let world = world("unapproved", &spec).await;
+    let before = stable_image(&world, &spec).await;
+    let paused = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(paused.outcome, RunOutcome::Paused, "{}", paused.reason);
+    slipway_pipeline::approve(&spec, &world.backends, "sam.reviewer", "reviewed")
+        .await
+        .expect("approved");
+    let mut frozen = spec.clone();
+    frozen.policy.windows.deny = vec![slipway_gates::window::Window {
+        schedule: "* * * * *".to_owned(),
+        duration: "1h".to_owned(),
+        time_zone: "UTC".to_owned(),
+    }];
+    let refused = slipway_pipeline::resume(
+        &frozen,
+        &world.backends,
+        &mut |_: &StageEvent| {},
+        Resume::Promote,
+    )
+    .await;
+    assert_eq!(refused.outcome, RunOutcome::Rejected, "{}", refused.reason);
+    assert!(
+        refused.reason.contains("stays paused"),
+        "{}",
+        refused.reason
+    );
+    assert_eq!(stable_image(&world, &spec).await, before, "nothing rolled");
+    let promoted = slipway_pipeline::resume(
+        &spec,
+        &world.backends,
+        &mut |_: &StageEvent| {},
+        Resume::Promote,
+    )
+    .await;
+    assert_eq!(
+        promoted.outcome,
+        RunOutcome::Promoted,
+        "{}",
+        promoted.reason
+    );
+    assert!(
+        stable_image(&world, &spec)
+            .await
+            .ends_with(&paused.digest.expect("digest").to_string())
+    );
+}

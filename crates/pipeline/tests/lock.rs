@@ -143,3 +143,109 @@ async fn another_holder_taking_the_lock_stops_the_canary_and_records_lock_lost()
         "the trail records lock-lost"
     );
 }
+
+/// A live holder whose lock was broken (`unlock --force`: the lease deleted under it) does not
+/// re-create the lease at its next renewal: it stops as on any lost lock, removes its canary,
+/// leaves stable as it was, and the lease stays gone for whoever settles the release.
+#[tokio::test]
+async fn a_holder_whose_lock_was_broken_stops_instead_of_taking_it_again() {
+    let spec = long_spec();
+    let world = world("happy", &spec).await;
+    let stable_before = world
+        .cluster
+        .deployment(&spec.release.namespace, &spec.release.name)
+        .await
+        .expect("read")
+        .expect("stable")
+        .spec;
+    let cluster = world.cluster.clone();
+    let release = spec.release.clone();
+    let mut observer = move |event: &StageEvent| {
+        if event.stage == "canary"
+            && event.status == StageStatus::Start
+            && event.message.starts_with("step 2/")
+            && let Some(holder) = cluster.lock_holder(&release)
+        {
+            let released =
+                slipway_k8s_rollout::Cluster::release_lock(cluster.as_ref(), &release, &holder);
+            let mut released = std::pin::pin!(released);
+            let waker = std::task::Waker::noop();
+            let ready = released
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(waker));
+            assert!(ready.is_ready(), "the in-memory cluster answers at once");
+        }
+    };
+    let report = slipway_pipeline::run(&spec, &world.backends, &mut observer).await;
+    assert_eq!(report.outcome, RunOutcome::Cancelled, "{}", report.reason);
+    assert!(
+        matches!(&report.interruption, Some(Interruption::LockLost { reason }) if reason.contains("is gone")),
+        "{:?}",
+        report.interruption
+    );
+    let canary = world
+        .cluster
+        .deployment(
+            &spec.release.namespace,
+            &format!("{}-canary", spec.release.name),
+        )
+        .await
+        .expect("read");
+    assert!(canary.is_none(), "the canary is removed");
+    let stable_after = world
+        .cluster
+        .deployment(&spec.release.namespace, &spec.release.name)
+        .await
+        .expect("read")
+        .expect("stable")
+        .spec;
+    assert_eq!(stable_after, stable_before, "stable is untouched");
+    assert_eq!(
+        world.cluster.lock_holder(&spec.release),
+        None,
+        "the broken lock is not taken again"
+    );
+}
+
+/// `unlock` judges a lease by the holder's own time to live (renewed → expires), not by the
+/// unlocking command's configuration: a holder with a 20-minute lease renewed a minute ago is
+/// alive even to a command whose own lease would last an hour; it is stale once it missed a
+/// renewal of its own period.
+#[tokio::test]
+async fn unlock_judges_the_lease_by_its_own_time_to_live() {
+    let spec = long_spec();
+    let world = world("happy", &spec).await;
+    let clock = world.backends.clock.clone();
+    world
+        .cluster
+        .acquire_lock(&spec.release, "ci-bot@dead", Duration::from_secs(20 * 60))
+        .await
+        .expect("lock");
+    let mut unlocker = spec.clone();
+    unlocker.progress_deadline = Duration::from_secs(30 * 60);
+    assert_eq!(
+        slipway_pipeline::lock::lock_ttl(unlocker.progress_deadline),
+        Duration::from_secs(3600)
+    );
+    clock.sleep(Duration::from_secs(60)).await;
+    let fresh =
+        slipway_pipeline::lock::unlock(&unlocker, &world.backends, "ci-bot@dead", "gone", false)
+            .await
+            .expect_err("renewed a minute ago");
+    assert!(
+        matches!(&fresh, slipway_pipeline::lock::UnlockError::Fresh { period, .. } if period == "400 s"),
+        "{fresh}"
+    );
+    assert_eq!(
+        world.cluster.lock_holder(&spec.release).as_deref(),
+        Some("ci-bot@dead")
+    );
+    // 20 min / 3 + 20 min / 10 = 8 min 40 s after the renewal.
+    clock.sleep(Duration::from_secs(8 * 60)).await;
+    let broken =
+        slipway_pipeline::lock::unlock(&unlocker, &world.backends, "ci-bot@dead", "gone", false)
+            .await
+            .expect("stale now");
+    assert_eq!(broken.holder.as_deref(), Some("ci-bot@dead"));
+    assert_eq!(world.cluster.lock_holder(&spec.release), None);
+}

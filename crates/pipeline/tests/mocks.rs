@@ -241,6 +241,14 @@ fn cluster_mock(memory: &Arc<MemoryCluster>, writes: Option<Arc<Writes>>) -> Moc
     read!(mock.expect_read_secret => memory.read_secret(namespace, name, key));
     read!(mock.expect_release_history => memory.release_history(release));
     read!(mock.expect_audit_objects => memory.audit_objects(namespace, trail));
+    // The trait's `lock_holder` (the lease), not `MemoryCluster`'s inherent one of that name.
+    let inner = memory.clone();
+    mock.expect_lock_holder().returning(move |release| {
+        now(slipway_k8s_rollout::Cluster::lock_holder(
+            inner.as_ref(),
+            release,
+        ))
+    });
     write!(mock.expect_apply_deployment, writes,
         format!("Cluster::apply_deployment {} {}", spec.name, spec.image),
         cluster_error("apply_deployment") => memory.apply_deployment(spec));

@@ -199,7 +199,7 @@ fn rollback_and_audit_json_validate_against_the_published_schemas() {
     assert_eq!(rolled.code, 0, "{}\n{}", rolled.stdout, rolled.stderr);
     let report = valid(&validator("report"), &rolled.stdout, "slipway-rollback");
     assert_eq!(report["outcome"], "rolled-back", "{}", rolled.stdout);
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
 
     let log = output(command("slipway-audit").current_dir(dir.path()).args([
         "log",
@@ -211,7 +211,7 @@ fn rollback_and_audit_json_validate_against_the_published_schemas() {
     ]));
     assert_eq!(log.code, 0, "{}", log.stderr);
     let document = valid(&audit_validator("log"), &log.stdout, "slipway-audit log");
-    assert_eq!(document["schema_version"], 1);
+    assert_eq!(document["schema_version"], 2);
     let entry = validator("audit-entry");
     let entries = document["entries"].as_array().expect("entries");
     assert!(entries.len() > 5, "{}", log.stdout);
@@ -236,6 +236,6 @@ fn rollback_and_audit_json_validate_against_the_published_schemas() {
                 .args(["-o", "json"]),
         );
         let document = valid(&audit_validator(name), &printed.stdout, name);
-        assert_eq!(document["schema_version"], 1, "{name}");
+        assert_eq!(document["schema_version"], 2, "{name}");
     }
 }

@@ -230,6 +230,21 @@ impl Ctx<'_> {
                         stop.reason, paused.revision
                     )));
                 }
+                // Promotion changes what serves (for a rolling release, all of the change
+                // happens now), possibly days after `run` passed its window: the deploy windows
+                // are judged again at this moment, and a closed one leaves the release paused.
+                let windows = slipway_gates::window::evaluate(
+                    &self.spec.policy.windows,
+                    self.backends.clock.now(),
+                    self.spec.window_override.as_ref(),
+                );
+                if let Err(stop) = self.gate("deploy-window", windows).await {
+                    self.report.revision = Some(paused.revision);
+                    return Err(rejected(format!(
+                        "{}; revision {} stays paused",
+                        stop.reason, paused.revision
+                    )));
+                }
                 // What a stop during the promotion puts back (`unwind`): stable as it is now.
                 let stable = rollout::stable(self.backends.cluster.as_ref(), &release)
                     .await
