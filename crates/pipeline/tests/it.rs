@@ -2307,3 +2307,71 @@ async fn promote_judges_the_deploy_windows_again() {
             .ends_with(&paused.digest.expect("digest").to_string())
     );
 }
+
+/// A paused blue-green release whose standby colour no longer runs the candidate (someone
+/// changed it while it waited) is not switched to: `promote` fails naming the standby, and the
+/// Service keeps selecting what served.
+#[tokio::test]
+async fn a_paused_blue_green_whose_standby_changed_is_not_switched_to() {
+    use slipway_k8s_rollout::bluegreen;
+    let mut spec = spec();
+    spec.strategy = slipway_core::Strategy::BlueGreen;
+    let world = world("unapproved", &spec).await;
+    let paused = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
+    assert_eq!(paused.outcome, RunOutcome::Paused, "{}", paused.reason);
+    let serving_before = bluegreen::serving(world.cluster.as_ref(), &spec.release, &spec.service)
+        .await
+        .expect("serving")
+        .spec
+        .image;
+    let preview = world
+        .cluster
+        .service_selector(
+            &spec.release.namespace,
+            &bluegreen::preview_name(&spec.service),
+        )
+        .await
+        .expect("read")
+        .expect("preview");
+    let colour = preview
+        .get(slipway_k8s_rollout::TRACK_LABEL)
+        .cloned()
+        .expect("colour");
+    let name = format!("{}-{colour}", spec.release.name);
+    let mut standby = world
+        .cluster
+        .deployment(&spec.release.namespace, &name)
+        .await
+        .expect("read")
+        .expect("standby")
+        .spec;
+    standby.image = "ghcr.io/acme/iris-server:hotfix".to_owned();
+    world.cluster.seed_deployment(standby);
+    slipway_pipeline::approve(&spec, &world.backends, "sam.reviewer", "reviewed")
+        .await
+        .expect("approved");
+    let promoted = slipway_pipeline::resume(
+        &spec,
+        &world.backends,
+        &mut |_: &StageEvent| {},
+        Resume::Promote,
+    )
+    .await;
+    assert_eq!(promoted.outcome, RunOutcome::Failed, "{}", promoted.reason);
+    assert!(
+        promoted
+            .reason
+            .contains("the standby colour of paused revision"),
+        "{}",
+        promoted.reason
+    );
+    assert_eq!(
+        bluegreen::serving(world.cluster.as_ref(), &spec.release, &spec.service)
+            .await
+            .expect("serving")
+            .spec
+            .image,
+        serving_before,
+        "the Service was not switched"
+    );
+}
