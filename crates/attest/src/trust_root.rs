@@ -770,8 +770,24 @@ mod tests {
     #[test]
     fn the_builtin_root_parses_and_lists_the_public_good_instance() {
         let root = TrustedRoot::from_json("built-in", BUILTIN_TRUSTED_ROOT).expect("parses");
-        assert!(root.fulcio_certs.len() >= 2, "two CA chains");
+        assert_eq!(root.certificate_authorities.len(), 2, "two CA chains");
         assert_eq!(root.rekor_keys.len(), 2);
+        // The 2021 CA and the `ctfe.sigstore.dev/test` log are retired: left out after their
+        // windows, kept before (for the old signatures they made).
+        let at = |time: &str| root.at(time.parse().expect("time")).expect("valid then");
+        let now = at("2026-04-09T00:00:00Z");
+        assert_eq!(now.certificate_authorities.len(), 1);
+        assert_eq!((now.rekor_keys.len(), now.ctfe_keys.len()), (2, 1));
+        let then = at("2022-06-01T00:00:00Z");
+        assert_eq!(then.certificate_authorities.len(), 2);
+        assert_eq!((then.rekor_keys.len(), then.ctfe_keys.len()), (1, 1));
+        let err = root
+            .at("2020-01-01T00:00:00Z".parse().expect("time"))
+            .expect_err("nothing was valid in 2020");
+        assert!(
+            err.contains("no Fulcio CA of the trusted root was valid at 2020-01-01T00:00:00Z"),
+            "{err}"
+        );
         assert_eq!(root.sha256, sha256_hex(BUILTIN_TRUSTED_ROOT));
         let summary = RootSummary::of(BUILTIN_TRUSTED_ROOT);
         assert!(
