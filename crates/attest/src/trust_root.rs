@@ -8,9 +8,15 @@
 //! 3. the root built into the binary ([`BUILTIN_TRUSTED_ROOT`], [`RootSource::BuiltIn`]): the
 //!    public-good instance's, as sigstore-python 4.5.1 ships it (`data/SOURCES.md`).
 //!
-//! A refreshed root that exists but cannot be read or parsed is an error naming it, never a
-//! silent fall back to the built-in one: the refreshed root may hold keys the built-in lacks, or
-//! lack a key that was withdrawn, and a verification must not quietly change what it trusts.
+//! A refreshed root that exists (or may: see [`RootSource::select`]) but cannot be read or
+//! parsed, or is not the target the refresh's TUF metadata lists
+//! ([`refreshed_root_matches_metadata`]), is an error naming it, never a silent fall back to the
+//! built-in one: the refreshed root may hold keys the built-in lacks, or lack a key that was
+//! withdrawn, and a verification must not quietly change what it trusts.
+//!
+//! **Mirror URLs** are parsed and normalised ([`reqwest::Url`]) and their userinfo kept apart:
+//! the datastore is keyed, and the mirror named in every output and error, by the URL without
+//! userinfo; the credentials go only to the mirror's origin, as HTTP basic auth.
 //! This crate takes paths; the cache directory is resolved from the environment by `slipway-cli`.
 //!
 //! **Refresh** ([`refresh`]): a real TUF client update with `tough` (the crate and version
@@ -109,15 +115,32 @@ impl RootSource {
         }
     }
 
-    /// The document's bytes: the file, or the built-in root.
+    /// The document's bytes: the file, or the built-in root. A refreshed root must also be the
+    /// `trusted_root.json` target of TUF targets metadata a refresh kept beside it
+    /// ([`refreshed_root_matches_metadata`]).
     pub fn read(&self) -> Result<Vec<u8>, crate::Error> {
         let Some(path) = self.path() else {
             return Ok(BUILTIN_TRUSTED_ROOT.to_vec());
         };
-        std::fs::read(path).map_err(|err| crate::Error::Key {
+        let content = std::fs::read(path).map_err(|err| crate::Error::Key {
             key: path.display().to_string(),
             message: format!("cannot read the {self}: {err}\n\nhint: {}", self.hint()),
-        })
+        })?;
+        if let RootSource::Refreshed(path) = self
+            && !refreshed_root_matches_metadata(path, &content)
+        {
+            return Err(crate::Error::Key {
+                key: path.display().to_string(),
+                message: format!(
+                    "the {self} is not what a refresh verified: no TUF targets metadata in {} lists a `{TRUSTED_ROOT_TARGET}` of {} bytes with sha256 {} (written by hand, or changed since)\n\nhint: {}",
+                    path.with_file_name("tuf").display(),
+                    content.len(),
+                    sha256_hex(&content),
+                    self.hint()
+                ),
+            });
+        }
+        Ok(content)
     }
 
     /// Reads and parses the root.
@@ -175,6 +198,51 @@ impl fmt::Display for RootSource {
             RootSource::BuiltIn => write!(f, "built-in trusted root ({BUILTIN_ORIGIN})"),
         }
     }
+}
+
+/// Whether the refreshed root at `path` (`CACHE/sigstore/trusted_root.json`) is, byte for byte
+/// by length and sha256, the `trusted_root.json` target of the TUF targets metadata one of the
+/// cache's datastores (`CACHE/sigstore/tuf/*/targets.json` or a delegated role's, which tough
+/// kept after verifying them) lists.
+///
+/// This catches a file put there without a refresh (by hand, or a cache restored in part) or
+/// changed since. It is not a signature check, and does not claim to be: whoever can write the
+/// cache directory can write matching metadata too, so the cache must be as trusted as the
+/// binary (README, "keyless"). Re-verifying the TUF chain here would need the mirror's expiry
+/// rules offline and still trust the same directory.
+pub fn refreshed_root_matches_metadata(path: &Path, content: &[u8]) -> bool {
+    let Ok(datastores) = std::fs::read_dir(path.with_file_name("tuf")) else {
+        return false;
+    };
+    let sha256 = sha256_hex(content);
+    // targets.json, or a delegated role's metadata (tough keeps each under its role's name).
+    let files = datastores
+        .filter_map(Result::ok)
+        .filter_map(|datastore| std::fs::read_dir(datastore.path()).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|file| file.extension().is_some_and(|ext| ext == "json"));
+    files.into_iter().any(|file| {
+        let Ok(targets) = std::fs::read(&file) else {
+            return false;
+        };
+        let Ok(targets) = serde_json::from_slice::<serde_json::Value>(&targets) else {
+            return false;
+        };
+        let Some(target) = targets
+            .get("signed")
+            .and_then(|signed| signed.get("targets"))
+            .and_then(|targets| targets.get(TRUSTED_ROOT_TARGET))
+        else {
+            return false;
+        };
+        target.get("length").and_then(serde_json::Value::as_u64) == Some(content.len() as u64)
+            && target
+                .pointer("/hashes/sha256")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|hash| hash.eq_ignore_ascii_case(&sha256))
+    })
 }
 
 /// The refreshed trusted root under a cache directory: `CACHE/sigstore/trusted_root.json`.
@@ -958,6 +1026,49 @@ mod tests {
             RootSource::Configured(configured)
         );
 
+        // A root put there without a refresh is refused; with the targets metadata a refresh
+        // keeps (length and sha256 of the target) it loads.
+        let err = RootSource::Refreshed(refreshed.clone())
+            .load()
+            .expect_err("no metadata");
+        assert!(
+            err.to_string().contains("is not what a refresh verified"),
+            "{err}"
+        );
+        let datastore = tuf_datastore(dir.path(), "https://mirror.example.com");
+        std::fs::create_dir_all(&datastore).expect("mkdir");
+        let targets = |length: usize, sha256: &str| {
+            serde_json::json!({"signed": {"targets": {TRUSTED_ROOT_TARGET: {
+                "length": length, "hashes": {"sha256": sha256}
+            }}}})
+            .to_string()
+        };
+        let builtin_sha = sha256_hex(BUILTIN_TRUSTED_ROOT);
+        std::fs::write(
+            datastore.join("targets.json"),
+            targets(BUILTIN_TRUSTED_ROOT.len() + 1, &builtin_sha),
+        )
+        .expect("write");
+        RootSource::Refreshed(refreshed.clone())
+            .load()
+            .expect_err("another length");
+        std::fs::write(
+            datastore.join("targets.json"),
+            targets(BUILTIN_TRUSTED_ROOT.len(), &"0".repeat(64)),
+        )
+        .expect("write");
+        RootSource::Refreshed(refreshed.clone())
+            .load()
+            .expect_err("another hash");
+        std::fs::write(
+            datastore.join("targets.json"),
+            targets(BUILTIN_TRUSTED_ROOT.len(), &builtin_sha),
+        )
+        .expect("write");
+        RootSource::Refreshed(refreshed.clone())
+            .load()
+            .expect("what the metadata lists");
+
         // A dangling symlink, or a directory that cannot be searched, is the refreshed root:
         // reading it then fails naming the file, instead of falling back to the built-in root.
         std::fs::remove_file(&refreshed).expect("rm");
@@ -988,12 +1099,22 @@ mod tests {
             }
         }
 
-        // A refreshed root that does not parse is an error naming it, not the built-in root.
+        // A refreshed root that does not parse (even one the metadata lists) is an error naming
+        // it, not the built-in root.
         std::fs::write(&refreshed, b"{}").expect("write");
+        std::fs::write(
+            datastore.join("targets.json"),
+            targets(2, &sha256_hex(b"{}")),
+        )
+        .expect("write");
         let err = RootSource::Refreshed(refreshed.clone())
             .load()
             .expect_err("broken");
         let text = err.to_string();
+        assert!(
+            text.contains("lists no Fulcio certificate authority"),
+            "{text}"
+        );
         assert!(text.contains(&refreshed.display().to_string()), "{text}");
         assert!(text.contains("trusted-root refresh"), "{text}");
     }

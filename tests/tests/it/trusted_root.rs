@@ -343,6 +343,27 @@ async fn refresh_over_file_and_http_writes_the_verified_root_and_show_names_it()
     );
     assert!(after.stdout.contains(&sha256(&target)), "{}", after.stdout);
 
+    // A root planted in its place (a valid one, but not what the refresh verified: the TUF
+    // targets metadata kept in the cache lists another sha256) is refused, not used.
+    let planted = std::fs::read(sigstore_data().join("trusted_root.prod.json")).expect("prod");
+    std::fs::write(&written, &planted).expect("plant");
+    let refused = audit(&cache, &["trusted-root", "show", "--no-config"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains(&format!(
+            "the refreshed trusted root {} (slipway-audit trusted-root refresh) is not what a refresh verified",
+            written.display()
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&sha256(&planted)),
+        "{}",
+        refused.stderr
+    );
+    std::fs::write(&written, &target).expect("restore");
+
     // The same repository over plain HTTP, into another cache.
     let http = serve(dir.path().join("repo"));
     let cache_http = dir.path().join("cache-http");
