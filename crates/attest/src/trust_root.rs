@@ -79,10 +79,9 @@ impl RootSource {
     /// The root verification uses: `configured` when set, else the refreshed root in
     /// `cache_dir` unless that file certainly does not exist, else the built-in one. Looks only
     /// at whether the refreshed file exists; [`RootSource::read`] reads it. When existence
-    /// cannot be told (a permission error on the directory, a symlink loop) the refreshed root
-    /// is chosen, so the read fails naming the file instead of silently trusting the built-in
-    /// root (a dangling symlink, which `try_exists` reports as absent, is the one exception
-    /// handled below: it is named too).
+    /// cannot be told (a permission error on the directory, a symlink loop), or a dangling
+    /// symlink stands in its place, the refreshed root is chosen, so the read fails naming the
+    /// file instead of silently trusting the built-in root.
     pub fn select(configured: Option<&Path>, cache_dir: Option<&Path>) -> RootSource {
         if let Some(path) = configured {
             return RootSource::Configured(path.to_path_buf());
@@ -418,7 +417,8 @@ impl RootSummary {
 #[derive(Debug, Clone)]
 pub struct RefreshConfig {
     /// The TUF repository: metadata at `MIRROR/`, targets under `MIRROR/targets/`
-    /// (`http://`, `https://` or `file://`).
+    /// (`http://`, `https://` or `file://`); userinfo in it is sent as HTTP basic auth to that
+    /// origin and shown nowhere.
     pub mirror: String,
     /// The trust anchor (a TUF `root.json`) and its name for messages; `None`: the root of the
     /// last refresh from this mirror if there is one, else [`SIGSTORE_TUF_ROOT`].
