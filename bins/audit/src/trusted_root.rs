@@ -3,12 +3,18 @@
 //!
 //! - `refresh`: a TUF client update from `--mirror` (default sigstore's public repository)
 //!   starting at `--root` (default the last refreshed TUF root, else the built-in one), writing
-//!   the verified `trusted_root.json` into the cache directory (`--cache-dir`, else
-//!   `$SLIPWAY_CACHE_DIR`, `$XDG_CACHE_HOME/slipway`, `~/.cache/slipway`). Exit 0 refreshed;
+//!   the verified `trusted_root.json` into the cache directory (`$SLIPWAY_CACHE_DIR`, else
+//!   `$XDG_CACHE_HOME/slipway`, `~/.cache/slipway`). Exit 0 refreshed;
 //!   1 the repository does not verify (the message, on stderr, names the check and the mirror;
 //!   nothing is written); 2 bad input or an unreachable mirror. Flags as cosign's `initialize` names them.
 //! - `show`: which root verification would use now (`[signing] trusted_root`, else the
-//!   refreshed one, else the built-in one), its sha256 and the CAs and logs it lists.
+//!   refreshed one, else the built-in one), its sha256 and the CAs and logs it lists; a root
+//!   verification would refuse (unreadable, unparsable) fails `show` the same way (exit 2).
+//!
+//! The cache directory comes from the environment only, for every command that reads or writes
+//! it (there is no `--cache-dir`): a flag on `refresh` alone would write where `verify-image`,
+//! `verify-attestation` and `show` never look. One variable, `SLIPWAY_CACHE_DIR`, is the one way
+//! to move it, and it is the same for all of them by construction.
 //!
 //! Nothing else fetches: `verify-image`, `verify-attestation` and the release commands read the
 //! chosen root from disk (or the binary), so a CI job runs `refresh` as a step of its own before
@@ -28,7 +34,7 @@ pub(crate) enum TrustedRootCommand {
     /// Update the trusted root from a TUF repository (sigstore's by default), verified from a
     /// trust anchor; exit 1 when the repository does not verify (nothing is written).
     #[command(
-        after_help = "Examples:\n  slipway-audit trusted-root refresh\n  slipway-audit trusted-root refresh --mirror https://tuf.example.com --root root.json\n  slipway-audit trusted-root refresh --cache-dir .slipway-cache --output json\n\nExit codes: 0 refreshed, 1 the repository does not verify (bad signature, threshold, expired\nmetadata, rollback, target hash mismatch), 2 bad input or an unreachable mirror."
+        after_help = "Examples:\n  slipway-audit trusted-root refresh\n  slipway-audit trusted-root refresh --mirror https://tuf.example.com --root root.json\n  SLIPWAY_CACHE_DIR=.slipway-cache slipway-audit trusted-root refresh --output json\n\nThe root is written to the cache directory, $SLIPWAY_CACHE_DIR, else $XDG_CACHE_HOME/slipway,\nelse ~/.cache/slipway: where verify-image, verify-attestation and show read it.\n\nExit codes: 0 refreshed, 1 the repository does not verify (bad signature, threshold, expired\nmetadata, rollback, target hash mismatch), 2 bad input or an unreachable mirror."
     )]
     Refresh(RefreshArgs),
     /// Which trusted root keyless verification would use now: `[signing] trusted_root`, else
@@ -62,10 +68,6 @@ pub(crate) struct RefreshArgs {
     /// from this mirror, else the built-in root of sigstore's repository.
     #[arg(long, value_name = "FILE")]
     root: Option<PathBuf>,
-    /// The Slipway cache directory. Default: $SLIPWAY_CACHE_DIR, else $XDG_CACHE_HOME/slipway,
-    /// else ~/.cache/slipway (where verification looks for the refreshed root).
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
 }
 
 /// Flags of `trusted-root show`.
@@ -126,12 +128,9 @@ pub(crate) async fn run(command: &TrustedRootCommand) -> anyhow::Result<ExitStat
 }
 
 async fn refresh(args: &RefreshArgs) -> anyhow::Result<ExitStatus> {
-    let cache_dir = match &args.cache_dir {
-        Some(dir) => dir.clone(),
-        None => slipway_cli::backends::cache_dir(&env).ok_or_else(|| UserError {
-            message: "no cache directory: neither SLIPWAY_CACHE_DIR, XDG_CACHE_HOME nor HOME is set\n\nhint: pass `--cache-dir DIR` or set SLIPWAY_CACHE_DIR".to_owned(),
-        })?,
-    };
+    let cache_dir = slipway_cli::backends::cache_dir(&env).ok_or_else(|| UserError {
+        message: "no cache directory: neither SLIPWAY_CACHE_DIR, XDG_CACHE_HOME nor HOME is set\n\nhint: set SLIPWAY_CACHE_DIR (verification reads the refreshed root from the same place)".to_owned(),
+    })?;
     let root = match &args.root {
         Some(path) => {
             let content = std::fs::read(path).map_err(|err| UserError {
@@ -216,11 +215,10 @@ fn show(args: &ShowArgs) -> anyhow::Result<ExitStatus> {
     let Some(settings) = slipway_cli::config::load_or_print(&args.global)? else {
         return Ok(ExitStatus::Success);
     };
-    let (_, source) = slipway_cli::backends::trusted_root(&settings)?;
-    let content = source.read().map_err(|err| UserError {
-        message: err.to_string(),
-    })?;
-    let sha256 = trust_root::sha256_hex(&content);
+    // The same choice and the same parse as verification (`backends::trusted_root`), on the
+    // bytes shown: a root verification would refuse is refused here too (exit 2).
+    let (root, source, content) = slipway_cli::backends::trusted_root_with_content(&settings)?;
+    let sha256 = root.sha256;
     let summary = RootSummary::of(&content);
     let mut text = format!("keyless verification uses the {source}\nsha256:{sha256}\n");
     for line in summary.lines() {

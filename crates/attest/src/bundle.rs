@@ -18,7 +18,8 @@
 //!   the inclusion proof (its source says `TODO ... sigstore-rs#285`). So [`verify_keyless_bundle`]
 //!   checks both itself with sigstore's own public pieces ([`CosignVerificationKey`] for the SET,
 //!   `rekor::models::InclusionProof::verify` for the Merkle path and the signed checkpoint),
-//!   against the trusted root's Rekor keys. What sigstore 0.15 cannot do offline, and so Slipway
+//!   against the trusted root's Rekor keys, and verifies against only the CAs and logs whose
+//!   `validFor` window contains the SET-signed integrated time ([`TrustedRoot::at`]). What sigstore 0.15 cannot do offline, and so Slipway
 //!   does not: Rekor v2 entries (`hashedrekord`/`dsse` 0.0.2, no integrated time) and RFC 3161
 //!   timestamps are refused, not verified.
 //!
@@ -59,23 +60,76 @@ const OIDC_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
 // Trusted root
 // ---------------------------------------------------------------------------------------------
 
-/// The trust material for keyless verification: Fulcio CA certificates, Rekor and CT log keys.
+/// The trust material for keyless verification: Fulcio CA certificates, Rekor and CT log keys,
+/// each with the window (`validFor`) in which the root says it may be trusted.
 ///
 /// Read from a `trusted_root.json` (`application/vnd.dev.sigstore.trustedroot+json;version=0.1`,
 /// the file sigstore's TUF repository publishes and `cosign trusted-root create` writes). Which
 /// one is [`crate::trust_root::RootSource`]'s choice: `[signing] trusted_root`, else the root
 /// `slipway-audit trusted-root refresh` wrote, else the built-in one. Nothing is fetched during
 /// verification: refreshing is a command of its own ([`crate::trust_root::refresh`]).
+///
+/// **Validity windows.** A root keeps retired authorities (the 2021 Fulcio CA, the
+/// `ctfe.sigstore.dev/test` log) so that old signatures still verify; they must not vouch for a
+/// signature made after their window. [`verify_keyless_bundle`] therefore verifies against
+/// [`TrustedRoot::at`] the Rekor entry's integrated time, the time the log signed (SET). As in
+/// sigstore-python and sigstore-go, a missing `validFor` or `start` is no lower bound and a
+/// missing `end` means still valid; the bounds are inclusive.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedRoot {
     /// Hex SHA-256 of the document it was read from (which root, in reports).
     pub sha256: String,
-    /// DER certificates of every Fulcio CA chain (roots and intermediates).
-    pub fulcio_certs: Vec<Vec<u8>>,
-    /// Rekor log keys (DER SubjectPublicKeyInfo) by hex log id.
-    pub rekor_keys: BTreeMap<String, Vec<u8>>,
-    /// Certificate-transparency log keys (DER) by hex log id.
-    pub ctfe_keys: BTreeMap<String, Vec<u8>>,
+    /// Fulcio certificate authorities: each chain (DER, roots and intermediates) and its window.
+    pub certificate_authorities: Vec<CertificateAuthority>,
+    /// Rekor logs: key (DER SubjectPublicKeyInfo) and window by hex log id.
+    pub rekor_keys: BTreeMap<String, LogKey>,
+    /// Certificate-transparency logs: key (DER) and window by hex log id.
+    pub ctfe_keys: BTreeMap<String, LogKey>,
+}
+
+/// When a trusted root says an authority or log key may be trusted (`validFor`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Validity {
+    /// `validFor.start`; `None`: no lower bound.
+    pub start: Option<jiff::Timestamp>,
+    /// `validFor.end`; `None`: still valid.
+    pub end: Option<jiff::Timestamp>,
+}
+
+impl Validity {
+    /// Whether `time` lies in the window (bounds included).
+    pub fn contains(&self, time: jiff::Timestamp) -> bool {
+        self.start.is_none_or(|start| start <= time) && self.end.is_none_or(|end| time <= end)
+    }
+}
+
+impl std::fmt::Display for Validity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.start, self.end) {
+            (Some(start), Some(end)) => write!(f, "valid {start} to {end}"),
+            (Some(start), None) => write!(f, "valid from {start}"),
+            (None, Some(end)) => write!(f, "valid until {end}"),
+            (None, None) => f.write_str("always valid"),
+        }
+    }
+}
+
+/// One Fulcio CA of a trusted root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateAuthority {
+    /// Its chain, DER (roots and intermediates).
+    pub certs: Vec<Vec<u8>>,
+    /// Its `validFor`.
+    pub valid: Validity,
+}
+
+/// One transparency or certificate-transparency log key of a trusted root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogKey {
+    /// The key, DER SubjectPublicKeyInfo.
+    pub der: Vec<u8>,
+    /// Its `publicKey.validFor`.
+    pub valid: Validity,
 }
 
 #[derive(serde::Deserialize)]
@@ -92,8 +146,25 @@ struct RootFile {
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LogFile {
-    public_key: RawBytes,
+    public_key: PublicKeyFile,
     log_id: KeyId,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicKeyFile {
+    #[serde(default)]
+    raw_bytes: Option<String>,
+    #[serde(default)]
+    valid_for: Option<TimeRange>,
+}
+
+#[derive(serde::Deserialize)]
+struct TimeRange {
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    end: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -113,6 +184,8 @@ struct RawBytes {
 #[serde(rename_all = "camelCase")]
 struct AuthorityFile {
     cert_chain: CertChain,
+    #[serde(default)]
+    valid_for: Option<TimeRange>,
 }
 
 #[derive(serde::Deserialize)]
@@ -136,15 +209,38 @@ impl TrustedRoot {
                 .decode(text)
                 .map_err(|_| bad(format!("{what} is not base64")))
         };
+        let time = |text: &Option<String>, what: &str| {
+            text.as_deref()
+                .map(|text| {
+                    text.parse::<jiff::Timestamp>().map_err(|err| {
+                        bad(format!("{what} `{text}` is not an RFC 3339 time: {err}"))
+                    })
+                })
+                .transpose()
+        };
+        let validity = |range: &Option<TimeRange>, what: &str| match range {
+            None => Ok(Validity::default()),
+            Some(range) => Ok(Validity {
+                start: time(&range.start, &format!("{what} validFor.start"))?,
+                end: time(&range.end, &format!("{what} validFor.end"))?,
+            }),
+        };
         let mut root = TrustedRoot {
             sha256: crate::trust_root::sha256_hex(content),
             ..TrustedRoot::default()
         };
         for authority in &file.certificate_authorities {
+            let mut certs = Vec::new();
             for cert in &authority.cert_chain.certificates {
                 if let Some(raw) = &cert.raw_bytes {
-                    root.fulcio_certs.push(decode(raw, "a certificate")?);
+                    certs.push(decode(raw, "a certificate")?);
                 }
+            }
+            if !certs.is_empty() {
+                root.certificate_authorities.push(CertificateAuthority {
+                    certs,
+                    valid: validity(&authority.valid_for, "a certificate authority's")?,
+                });
             }
         }
         for (logs, keys) in [
@@ -156,10 +252,17 @@ impl TrustedRoot {
                     continue;
                 };
                 let id = hex::encode(decode(&log.log_id.key_id, "a log id")?);
-                keys.insert(id, decode(raw, "a log key")?);
+                let valid = validity(&log.public_key.valid_for, &format!("log {id}'s key"))?;
+                keys.insert(
+                    id,
+                    LogKey {
+                        der: decode(raw, "a log key")?,
+                        valid,
+                    },
+                );
             }
         }
-        if root.fulcio_certs.is_empty() || root.rekor_keys.is_empty() {
+        if root.certificate_authorities.is_empty() || root.rekor_keys.is_empty() {
             return Err(bad(
                 "it lists no Fulcio certificate authority or no Rekor log".to_owned(),
             ));
@@ -179,15 +282,59 @@ impl TrustedRoot {
         TrustedRoot::from_json(&name, &content)
     }
 
+    /// The root restricted to the Fulcio CAs, Rekor logs and CT logs whose window contains
+    /// `time`. An error names what is left with nothing: no Fulcio CA or no Rekor log valid then.
+    pub fn at(&self, time: jiff::Timestamp) -> Result<TrustedRoot, String> {
+        let keys = |keys: &BTreeMap<String, LogKey>| {
+            keys.iter()
+                .filter(|(_, key)| key.valid.contains(time))
+                .map(|(id, key)| (id.clone(), key.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let root = TrustedRoot {
+            sha256: self.sha256.clone(),
+            certificate_authorities: self
+                .certificate_authorities
+                .iter()
+                .filter(|ca| ca.valid.contains(time))
+                .cloned()
+                .collect(),
+            rekor_keys: keys(&self.rekor_keys),
+            ctfe_keys: keys(&self.ctfe_keys),
+        };
+        if root.certificate_authorities.is_empty() {
+            return Err(format!(
+                "no Fulcio CA of the trusted root was valid at {time} (the Rekor integrated time); the root lists {}",
+                self.certificate_authorities
+                    .iter()
+                    .map(|ca| ca.valid.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if root.rekor_keys.is_empty() {
+            return Err(format!(
+                "no Rekor log of the trusted root was valid at {time} (the Rekor integrated time)"
+            ));
+        }
+        Ok(root)
+    }
+
     fn manual(&self) -> sigstore::trust::ManualTrustRoot<'_> {
+        let der = |keys: &BTreeMap<String, LogKey>| {
+            keys.iter()
+                .map(|(id, key)| (id.clone(), key.der.clone()))
+                .collect()
+        };
         sigstore::trust::ManualTrustRoot {
             fulcio_certs: self
-                .fulcio_certs
+                .certificate_authorities
                 .iter()
+                .flat_map(|ca| &ca.certs)
                 .map(|der| rustls_pki_types::CertificateDer::from(der.as_slice()))
                 .collect(),
-            rekor_keys: self.rekor_keys.clone(),
-            ctfe_keys: self.ctfe_keys.clone(),
+            rekor_keys: der(&self.rekor_keys),
+            ctfe_keys: der(&self.ctfe_keys),
         }
     }
 }
@@ -417,8 +564,9 @@ fn parse_bundle(content: &[u8]) -> Result<BundleJson, String> {
 
 /// Verifies a keyless bundle for the artifact `digest` (an image manifest digest, or a file's
 /// sha256 for a message signature): Fulcio chain, SCT, `policy`, signature and subject, and the
-/// Rekor entry (SET and inclusion proof, each checked when present, at least one required).
-/// Offline. The error says what failed, naming the identity or issuer on a mismatch.
+/// Rekor entry (SET required, inclusion proof checked when present). The chain, SCT and Rekor
+/// key are checked against [`TrustedRoot::at`] the entry's integrated time: an authority the
+/// root lists as retired before then does not count. Offline. The error says what failed, naming the identity or issuer on a mismatch.
 pub async fn verify_keyless_bundle(
     content: &[u8],
     digest: &Digest,
@@ -457,17 +605,32 @@ pub async fn verify_keyless_bundle(
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or_else(|| format!("{digest} is not a sha256 digest"))?;
 
-    verify_rekor_entry(&entry, root)?;
+    // The integrated time is trusted only once the log's signature over it (the SET) verified;
+    // from then on, only what the root says was valid at that time may vouch for the bundle.
+    let integrated = verify_rekor_entry(&entry, root)?;
+    let root_then = root.at(integrated)?;
 
     let verifier = sigstore::bundle::verify::Verifier::new(
         sigstore::rekor::apis::configuration::Configuration::default(),
-        root.manual(),
+        root_then.manual(),
     )
     .map_err(|err| format!("the trusted root is not usable: {err}"))?;
     verifier
         .verify_digest_with(hash.into(), bundle, policy, true)
         .await
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| {
+            let left_out = root.certificate_authorities.len()
+                - root_then.certificate_authorities.len()
+                + root.ctfe_keys.len()
+                - root_then.ctfe_keys.len();
+            if left_out == 0 {
+                err.to_string()
+            } else {
+                format!(
+                    "{err} (against the trusted root at {integrated}, the Rekor integrated time: {left_out} Fulcio CA(s) or CT log(s) not valid then were left out)"
+                )
+            }
+        })?;
 
     let cert = <x509_cert::Certificate as x509_cert::der::Decode>::from_der(&cert_der)
         .map_err(|err| format!("the certificate does not parse: {err}"))?;
@@ -487,11 +650,18 @@ pub async fn verify_keyless_bundle(
 use sigstore_protobuf_specs::dev::sigstore::bundle::v1::verification_material::Content as sigstore_content;
 
 /// The Rekor entry's signed entry timestamp and inclusion proof, against the trusted root's
-/// Rekor keys (what sigstore 0.15's bundle verifier leaves undone).
+/// Rekor keys (what sigstore 0.15's bundle verifier leaves undone). Returns the integrated time,
+/// once the SET over it verified and the log's key was valid then.
+///
+/// The SET is required, the inclusion proof checked when present: the proof shows the entry is
+/// in the log but does not sign its integrated time, and without a signed time neither the
+/// certificate's 10-minute validity nor the trusted root's windows can be checked (a bundle
+/// whose time was edited would slip through). sigstore-go likewise uses the integrated time only
+/// from an entry with a verified SET, and cosign refuses a bundle without a verified time.
 fn verify_rekor_entry(
     entry: &sigstore_protobuf_specs::dev::sigstore::rekor::v1::TransparencyLogEntry,
     root: &TrustedRoot,
-) -> Result<(), String> {
+) -> Result<jiff::Timestamp, String> {
     let log_id = entry
         .log_id
         .as_ref()
@@ -501,15 +671,15 @@ fn verify_rekor_entry(
         .rekor_keys
         .get(&log_id)
         .ok_or_else(|| format!("the Rekor log {log_id} is not in the trusted root"))?;
-    let key = CosignVerificationKey::try_from_der(key_der)
+    let key = CosignVerificationKey::try_from_der(&key_der.der)
         .map_err(|err| format!("the trusted root's Rekor key {log_id} is unusable: {err}"))?;
-    if entry.inclusion_promise.is_none() && entry.inclusion_proof.is_none() {
-        return Err(
-            "the Rekor entry has neither a signed entry timestamp nor an inclusion proof"
-                .to_owned(),
-        );
-    }
-    if let Some(promise) = &entry.inclusion_promise {
+    let Some(promise) = &entry.inclusion_promise else {
+        return Err(format!(
+            "the Rekor entry (log index {}) has no signed entry timestamp: its integrated time is not signed, so when the certificate and the trusted root's authorities were valid cannot be checked",
+            entry.log_index
+        ));
+    };
+    {
         // The SET signs the canonical JSON (keys sorted, no spaces) of the entry's facts.
         let payload = format!(
             r#"{{"body":"{}","integratedTime":{},"logID":"{}","logIndex":{}}}"#,
@@ -559,7 +729,19 @@ fn verify_rekor_entry(
         .verify(&entry.canonicalized_body, &key)
         .map_err(|err| format!("the Rekor inclusion proof does not verify: {err}"))?;
     }
-    Ok(())
+    let integrated = jiff::Timestamp::from_second(entry.integrated_time).map_err(|err| {
+        format!(
+            "the Rekor integrated time {} is out of range: {err}",
+            entry.integrated_time
+        )
+    })?;
+    if !key_der.valid.contains(integrated) {
+        return Err(format!(
+            "the Rekor log {log_id} of the trusted root was not valid at {integrated}, the entry's integrated time ({})",
+            key_der.valid
+        ));
+    }
+    Ok(integrated)
 }
 
 /// The in-toto statement cosign v3 signs for an image.

@@ -8,9 +8,15 @@
 //! 3. the root built into the binary ([`BUILTIN_TRUSTED_ROOT`], [`RootSource::BuiltIn`]): the
 //!    public-good instance's, as sigstore-python 4.5.1 ships it (`data/SOURCES.md`).
 //!
-//! A refreshed root that exists but cannot be read or parsed is an error naming it, never a
-//! silent fall back to the built-in one: the refreshed root may hold keys the built-in lacks, or
-//! lack a key that was withdrawn, and a verification must not quietly change what it trusts.
+//! A refreshed root that exists (or may: see [`RootSource::select`]) but cannot be read or
+//! parsed, or is not the target the refresh's TUF metadata lists
+//! ([`refreshed_root_matches_metadata`]), is an error naming it, never a silent fall back to the
+//! built-in one: the refreshed root may hold keys the built-in lacks, or lack a key that was
+//! withdrawn, and a verification must not quietly change what it trusts.
+//!
+//! **Mirror URLs** are parsed and normalised ([`reqwest::Url`]) and their userinfo kept apart:
+//! the datastore is keyed, and the mirror named in every output and error, by the URL without
+//! userinfo; the credentials go only to the mirror's origin, as HTTP basic auth.
 //! This crate takes paths; the cache directory is resolved from the environment by `slipway-cli`.
 //!
 //! **Refresh** ([`refresh`]): a real TUF client update with `tough` (the crate and version
@@ -71,15 +77,23 @@ pub enum RootSource {
 
 impl RootSource {
     /// The root verification uses: `configured` when set, else the refreshed root in
-    /// `cache_dir` when that file exists, else the built-in one. Looks only at whether the
-    /// refreshed file exists; [`RootSource::read`] reads it.
+    /// `cache_dir` unless that file certainly does not exist, else the built-in one. Looks only
+    /// at whether the refreshed file exists; [`RootSource::read`] reads it. When existence
+    /// cannot be told (a permission error on the directory, a symlink loop), or a dangling
+    /// symlink stands in its place, the refreshed root is chosen, so the read fails naming the
+    /// file instead of silently trusting the built-in root.
     pub fn select(configured: Option<&Path>, cache_dir: Option<&Path>) -> RootSource {
         if let Some(path) = configured {
             return RootSource::Configured(path.to_path_buf());
         }
-        match cache_dir.map(refreshed_root_path) {
-            Some(path) if path.exists() => RootSource::Refreshed(path),
-            _ => RootSource::BuiltIn,
+        let Some(path) = cache_dir.map(refreshed_root_path) else {
+            return RootSource::BuiltIn;
+        };
+        // `try_exists` follows symlinks: a dangling one is "absent", yet someone put a file
+        // there, so `symlink_metadata` decides it.
+        match path.try_exists() {
+            Ok(false) if std::fs::symlink_metadata(&path).is_err() => RootSource::BuiltIn,
+            _ => RootSource::Refreshed(path),
         }
     }
 
@@ -100,25 +114,46 @@ impl RootSource {
         }
     }
 
-    /// The document's bytes: the file, or the built-in root.
+    /// The document's bytes: the file, or the built-in root. A refreshed root must also be the
+    /// `trusted_root.json` target of TUF targets metadata a refresh kept beside it
+    /// ([`refreshed_root_matches_metadata`]).
     pub fn read(&self) -> Result<Vec<u8>, crate::Error> {
         let Some(path) = self.path() else {
             return Ok(BUILTIN_TRUSTED_ROOT.to_vec());
         };
-        std::fs::read(path).map_err(|err| crate::Error::Key {
+        let content = std::fs::read(path).map_err(|err| crate::Error::Key {
             key: path.display().to_string(),
             message: format!("cannot read the {self}: {err}\n\nhint: {}", self.hint()),
-        })
+        })?;
+        if let RootSource::Refreshed(path) = self
+            && !refreshed_root_matches_metadata(path, &content)
+        {
+            return Err(crate::Error::Key {
+                key: path.display().to_string(),
+                message: format!(
+                    "the {self} is not what a refresh verified: no TUF targets metadata in {} lists a `{TRUSTED_ROOT_TARGET}` of {} bytes with sha256 {} (written by hand, or changed since)\n\nhint: {}",
+                    path.with_file_name("tuf").display(),
+                    content.len(),
+                    sha256_hex(&content),
+                    self.hint()
+                ),
+            });
+        }
+        Ok(content)
     }
 
     /// Reads and parses the root.
     pub fn load(&self) -> Result<TrustedRoot, crate::Error> {
-        let content = self.read()?;
+        self.parse(&self.read()?)
+    }
+
+    /// Parses `content`, read from this source, naming the source and its hint on an error.
+    pub fn parse(&self, content: &[u8]) -> Result<TrustedRoot, crate::Error> {
         let name = match self.path() {
             Some(path) => path.display().to_string(),
             None => "the built-in trusted root".to_owned(),
         };
-        TrustedRoot::from_json(&name, &content).map_err(|err| match (self, err) {
+        TrustedRoot::from_json(&name, content).map_err(|err| match (self, err) {
             (RootSource::Refreshed(_), crate::Error::Key { key, message }) => crate::Error::Key {
                 key,
                 message: format!(
@@ -162,6 +197,51 @@ impl fmt::Display for RootSource {
             RootSource::BuiltIn => write!(f, "built-in trusted root ({BUILTIN_ORIGIN})"),
         }
     }
+}
+
+/// Whether the refreshed root at `path` (`CACHE/sigstore/trusted_root.json`) is, byte for byte
+/// by length and sha256, the `trusted_root.json` target of the TUF targets metadata one of the
+/// cache's datastores (`CACHE/sigstore/tuf/*/targets.json` or a delegated role's, which tough
+/// kept after verifying them) lists.
+///
+/// This catches a file put there without a refresh (by hand, or a cache restored in part) or
+/// changed since. It is not a signature check, and does not claim to be: whoever can write the
+/// cache directory can write matching metadata too, so the cache must be as trusted as the
+/// binary (README, "keyless"). Re-verifying the TUF chain here would need the mirror's expiry
+/// rules offline and still trust the same directory.
+pub fn refreshed_root_matches_metadata(path: &Path, content: &[u8]) -> bool {
+    let Ok(datastores) = std::fs::read_dir(path.with_file_name("tuf")) else {
+        return false;
+    };
+    let sha256 = sha256_hex(content);
+    // targets.json, or a delegated role's metadata (tough keeps each under its role's name).
+    let files = datastores
+        .filter_map(Result::ok)
+        .filter_map(|datastore| std::fs::read_dir(datastore.path()).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|file| file.extension().is_some_and(|ext| ext == "json"));
+    files.into_iter().any(|file| {
+        let Ok(targets) = std::fs::read(&file) else {
+            return false;
+        };
+        let Ok(targets) = serde_json::from_slice::<serde_json::Value>(&targets) else {
+            return false;
+        };
+        let Some(target) = targets
+            .get("signed")
+            .and_then(|signed| signed.get("targets"))
+            .and_then(|targets| targets.get(TRUSTED_ROOT_TARGET))
+        else {
+            return false;
+        };
+        target.get("length").and_then(serde_json::Value::as_u64) == Some(content.len() as u64)
+            && target
+                .pointer("/hashes/sha256")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|hash| hash.eq_ignore_ascii_case(&sha256))
+    })
 }
 
 /// The refreshed trusted root under a cache directory: `CACHE/sigstore/trusted_root.json`.
@@ -337,7 +417,8 @@ impl RootSummary {
 #[derive(Debug, Clone)]
 pub struct RefreshConfig {
     /// The TUF repository: metadata at `MIRROR/`, targets under `MIRROR/targets/`
-    /// (`http://`, `https://` or `file://`).
+    /// (`http://`, `https://` or `file://`); userinfo in it is sent as HTTP basic auth to that
+    /// origin and shown nowhere.
     pub mirror: String,
     /// The trust anchor (a TUF `root.json`) and its name for messages; `None`: the root of the
     /// last refresh from this mirror if there is one, else [`SIGSTORE_TUF_ROOT`].
@@ -412,7 +493,7 @@ pub enum RefreshError {
     },
     /// The cache directory could not be written.
     #[error(
-        "cannot write the cache `{path}`: {message}\n\nhint: set SLIPWAY_CACHE_DIR or `--cache-dir` to a writable directory"
+        "cannot write the cache `{path}`: {message}\n\nhint: set SLIPWAY_CACHE_DIR to a writable directory (verification reads the refreshed root from there too)"
     )]
     Cache {
         /// The file or directory.
@@ -426,17 +507,23 @@ pub enum RefreshError {
 /// and writes it to [`refreshed_root_path`] by temp file and rename. Nothing is written when the
 /// repository does not verify ([`RefreshError::Refused`]) or cannot be read.
 pub async fn refresh(config: &RefreshConfig) -> Result<Refreshed, RefreshError> {
-    let mirror = mirror_url(&config.mirror)?;
-    let mirror_text = config.mirror.trim_end_matches('/').to_owned();
+    let MirrorUrl {
+        base: mirror,
+        credentials,
+    } = mirror_url(&config.mirror)?;
+    // The mirror as it is named everywhere (output, errors, the datastore's name): parsed and
+    // normalised, without userinfo, so `HTTPS://host:443/.` is the same mirror as
+    // `https://host` and a password never reaches a terminal, a log or a directory name.
+    let mirror_text = mirror.as_str().trim_end_matches('/').to_owned();
     let datastore = tuf_datastore(&config.cache_dir, &mirror_text);
     let (anchor, root) = anchor(config, &datastore)?;
-    let transport = MirrorTransport::new()?;
+    let transport = MirrorTransport::new()?.with_credentials(&mirror, credentials);
     // Reachability first: with an expired anchor, tough reports an unreachable mirror as expired
     // root metadata (it cannot tell "no newer root" from "no answer"), which is not a refusal.
     let probe = mirror
         .join("timestamp.json")
         .map_err(|err| RefreshError::Input {
-            message: format!("`--mirror {}`: {err}", config.mirror),
+            message: format!("`--mirror {mirror_text}`: {err}"),
             hint: "give the TUF repository's base URL".to_owned(),
         })?;
     let reached = match tough::Transport::fetch(&transport, probe).await {
@@ -455,7 +542,7 @@ pub async fn refresh(config: &RefreshConfig) -> Result<Refreshed, RefreshError> 
         message: err.to_string(),
     })?;
     let targets_url = mirror.join("targets/").map_err(|err| RefreshError::Input {
-        message: format!("`--mirror {}`: {err}", config.mirror),
+        message: format!("`--mirror {mirror_text}`: {err}"),
         hint: "give the TUF repository's base URL".to_owned(),
     })?;
     let refused = |err: &tough::error::Error| classify(&mirror_text, &anchor, &datastore, err);
@@ -529,21 +616,69 @@ pub async fn refresh(config: &RefreshConfig) -> Result<Refreshed, RefreshError> 
     })
 }
 
-/// The mirror as the metadata base URL (with a trailing slash, so `join` appends).
-fn mirror_url(text: &str) -> Result<reqwest::Url, RefreshError> {
+/// A `--mirror` parsed: the metadata base URL, normalised by the url crate (scheme and host
+/// lowercased, default port and `.`/`..` segments removed, a trailing slash so `join` appends)
+/// and without userinfo, and the userinfo apart (sent as HTTP basic auth to that origin only).
+#[derive(Debug)]
+struct MirrorUrl {
+    base: reqwest::Url,
+    credentials: Option<Credentials>,
+}
+
+/// The mirror's `user:password`, percent-encoded as in the URL.
+#[derive(Debug, Clone)]
+struct Credentials {
+    username: String,
+    password: Option<slipway_core::Secret>,
+}
+
+fn mirror_url(text: &str) -> Result<MirrorUrl, RefreshError> {
     let bad = |message: String| RefreshError::Input {
-        message: format!("`--mirror {text}` {message}"),
+        message: format!("`--mirror {}` {message}", redact_userinfo(text)),
         hint: format!(
             "give the TUF repository's base URL, e.g. {SIGSTORE_TUF_MIRROR} or file:///path/to/repository"
         ),
     };
-    let url = reqwest::Url::parse(&format!("{}/", text.trim_end_matches('/')))
+    let mut url = reqwest::Url::parse(&format!("{}/", text.trim_end_matches('/')))
         .map_err(|err| bad(format!("is not a URL: {err}")))?;
     match url.scheme() {
-        "http" | "https" | "file" => Ok(url),
-        other => Err(bad(format!(
-            "has the scheme `{other}`; only http, https and file are read"
-        ))),
+        "http" | "https" | "file" => {}
+        other => {
+            return Err(bad(format!(
+                "has the scheme `{other}`; only http, https and file are read"
+            )));
+        }
+    }
+    let credentials =
+        (!url.username().is_empty() || url.password().is_some()).then(|| Credentials {
+            username: url.username().to_owned(),
+            password: url.password().map(slipway_core::Secret::new),
+        });
+    // http(s) URLs always have a host, so userinfo can be removed; file URLs cannot hold any.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(MirrorUrl {
+        base: url,
+        credentials,
+    })
+}
+
+/// `text` with the userinfo of a `scheme://user:pass@host…` URL replaced by `***`, for
+/// messages about a mirror that did not parse.
+fn redact_userinfo(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => text.to_owned(),
     }
 }
 
@@ -677,6 +812,9 @@ fn write_atomically(path: &Path, content: &[u8]) -> Result<(), RefreshError> {
 #[derive(Debug, Clone)]
 pub struct MirrorTransport {
     http: reqwest::Client,
+    /// Basic-auth credentials for one origin (the mirror's), kept out of the URLs tough sees
+    /// and names in its errors.
+    credentials: Option<(String, Credentials)>,
 }
 
 impl MirrorTransport {
@@ -691,18 +829,44 @@ impl MirrorTransport {
                 message: format!("cannot build the HTTP client: {err}"),
                 hint: "this is a bug; report it".to_owned(),
             })?;
-        Ok(MirrorTransport { http })
+        Ok(MirrorTransport {
+            http,
+            credentials: None,
+        })
+    }
+
+    /// Sends `credentials` (the mirror URL's userinfo) to `mirror`'s origin only.
+    fn with_credentials(
+        mut self,
+        mirror: &reqwest::Url,
+        credentials: Option<Credentials>,
+    ) -> MirrorTransport {
+        self.credentials =
+            credentials.map(|credentials| (mirror.origin().ascii_serialization(), credentials));
+        self
     }
 
     async fn fetch_http(&self, url: reqwest::Url) -> Result<Vec<u8>, tough::TransportError> {
         use tough::{TransportError, TransportErrorKind};
         let failed = |kind, err: String| TransportError::new_with_cause(kind, url.as_str(), err);
-        let mut response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|err| failed(TransportErrorKind::Other, error_chain(&err)))?;
+        let mut request_url = url.clone();
+        if let Some((origin, credentials)) = &self.credentials
+            && url.origin().ascii_serialization() == *origin
+        {
+            // reqwest turns URL userinfo into an Authorization header and strips it from the
+            // URL; errors below are built from `url`, which never held it.
+            let _ = request_url.set_username(&credentials.username);
+            let _ = request_url.set_password(
+                credentials
+                    .password
+                    .as_ref()
+                    .map(slipway_core::Secret::expose),
+            );
+        }
+        let mut response =
+            self.http.get(request_url).send().await.map_err(|err| {
+                failed(TransportErrorKind::Other, error_chain(&err.without_url()))
+            })?;
         let status = response.status();
         if matches!(status.as_u16(), 403 | 404 | 410) {
             return Err(failed(
@@ -717,7 +881,7 @@ impl MirrorTransport {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|err| failed(TransportErrorKind::Other, error_chain(&err)))?
+            .map_err(|err| failed(TransportErrorKind::Other, error_chain(&err.without_url())))?
         {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_FETCH_BYTES {
@@ -770,8 +934,24 @@ mod tests {
     #[test]
     fn the_builtin_root_parses_and_lists_the_public_good_instance() {
         let root = TrustedRoot::from_json("built-in", BUILTIN_TRUSTED_ROOT).expect("parses");
-        assert!(root.fulcio_certs.len() >= 2, "two CA chains");
+        assert_eq!(root.certificate_authorities.len(), 2, "two CA chains");
         assert_eq!(root.rekor_keys.len(), 2);
+        // The 2021 CA and the `ctfe.sigstore.dev/test` log are retired: left out after their
+        // windows, kept before (for the old signatures they made).
+        let at = |time: &str| root.at(time.parse().expect("time")).expect("valid then");
+        let now = at("2026-04-09T00:00:00Z");
+        assert_eq!(now.certificate_authorities.len(), 1);
+        assert_eq!((now.rekor_keys.len(), now.ctfe_keys.len()), (2, 1));
+        let then = at("2022-06-01T00:00:00Z");
+        assert_eq!(then.certificate_authorities.len(), 2);
+        assert_eq!((then.rekor_keys.len(), then.ctfe_keys.len()), (1, 1));
+        let err = root
+            .at("2020-01-01T00:00:00Z".parse().expect("time"))
+            .expect_err("nothing was valid in 2020");
+        assert!(
+            err.contains("no Fulcio CA of the trusted root was valid at 2020-01-01T00:00:00Z"),
+            "{err}"
+        );
         assert_eq!(root.sha256, sha256_hex(BUILTIN_TRUSTED_ROOT));
         let summary = RootSummary::of(BUILTIN_TRUSTED_ROOT);
         assert!(
@@ -846,12 +1026,95 @@ mod tests {
             RootSource::Configured(configured)
         );
 
-        // A refreshed root that does not parse is an error naming it, not the built-in root.
+        // A root put there without a refresh is refused; with the targets metadata a refresh
+        // keeps (length and sha256 of the target) it loads.
+        let err = RootSource::Refreshed(refreshed.clone())
+            .load()
+            .expect_err("no metadata");
+        assert!(
+            err.to_string().contains("is not what a refresh verified"),
+            "{err}"
+        );
+        let datastore = tuf_datastore(dir.path(), "https://mirror.example.com");
+        std::fs::create_dir_all(&datastore).expect("mkdir");
+        let targets = |length: usize, sha256: &str| {
+            serde_json::json!({"signed": {"targets": {TRUSTED_ROOT_TARGET: {
+                "length": length, "hashes": {"sha256": sha256}
+            }}}})
+            .to_string()
+        };
+        let builtin_sha = sha256_hex(BUILTIN_TRUSTED_ROOT);
+        std::fs::write(
+            datastore.join("targets.json"),
+            targets(BUILTIN_TRUSTED_ROOT.len() + 1, &builtin_sha),
+        )
+        .expect("write");
+        RootSource::Refreshed(refreshed.clone())
+            .load()
+            .expect_err("another length");
+        std::fs::write(
+            datastore.join("targets.json"),
+            targets(BUILTIN_TRUSTED_ROOT.len(), &"0".repeat(64)),
+        )
+        .expect("write");
+        RootSource::Refreshed(refreshed.clone())
+            .load()
+            .expect_err("another hash");
+        std::fs::write(
+            datastore.join("targets.json"),
+            targets(BUILTIN_TRUSTED_ROOT.len(), &builtin_sha),
+        )
+        .expect("write");
+        RootSource::Refreshed(refreshed.clone())
+            .load()
+            .expect("what the metadata lists");
+
+        // A dangling symlink, or a directory that cannot be searched, is the refreshed root:
+        // reading it then fails naming the file, instead of falling back to the built-in root.
+        std::fs::remove_file(&refreshed).expect("rm");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path().join("gone.json"), &refreshed).expect("ln");
+            let source = RootSource::select(None, Some(dir.path()));
+            assert_eq!(source, RootSource::Refreshed(refreshed.clone()));
+            let err = source.load().expect_err("dangling");
+            assert!(
+                err.to_string().contains(&refreshed.display().to_string()),
+                "{err}"
+            );
+            std::fs::remove_file(&refreshed).expect("rm");
+
+            use std::os::unix::fs::PermissionsExt as _;
+            let sigstore = refreshed.parent().expect("parent");
+            std::fs::write(&refreshed, BUILTIN_TRUSTED_ROOT).expect("write");
+            std::fs::set_permissions(sigstore, std::fs::Permissions::from_mode(0o000))
+                .expect("chmod");
+            let searchable = std::fs::metadata(&refreshed).is_ok();
+            let source = RootSource::select(None, Some(dir.path()));
+            std::fs::set_permissions(sigstore, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+            // Root reads through any permission; the case only means something for others.
+            if !searchable {
+                assert_eq!(source, RootSource::Refreshed(refreshed.clone()));
+            }
+        }
+
+        // A refreshed root that does not parse (even one the metadata lists) is an error naming
+        // it, not the built-in root.
         std::fs::write(&refreshed, b"{}").expect("write");
+        std::fs::write(
+            datastore.join("targets.json"),
+            targets(2, &sha256_hex(b"{}")),
+        )
+        .expect("write");
         let err = RootSource::Refreshed(refreshed.clone())
             .load()
             .expect_err("broken");
         let text = err.to_string();
+        assert!(
+            text.contains("lists no Fulcio certificate authority"),
+            "{text}"
+        );
         assert!(text.contains(&refreshed.display().to_string()), "{text}");
         assert!(text.contains("trusted-root refresh"), "{text}");
     }
@@ -863,8 +1126,44 @@ mod tests {
             "http://127.0.0.1:8080/repo/",
             "file:///tmp/repo",
         ] {
-            let url = mirror_url(good).expect(good);
+            let url = mirror_url(good).expect(good).base;
             assert!(url.as_str().ends_with('/'), "{url}");
+        }
+        // One mirror however it is spelled, and never with its userinfo: the datastore (and so
+        // the rollback history) is keyed on the normalised URL.
+        for spelling in [
+            "https://tuf-repo-cdn.sigstore.dev",
+            "HTTPS://TUF-repo-cdn.sigstore.dev:443/",
+            "https://tuf-repo-cdn.sigstore.dev/.",
+            "https://tuf-repo-cdn.sigstore.dev/./",
+            "https://user:s3cret@tuf-repo-cdn.sigstore.dev",
+            "https://tuf-repo-cdn.sigstore.dev/?x=1#y",
+        ] {
+            let parsed = mirror_url(spelling).expect(spelling);
+            assert_eq!(
+                parsed.base.as_str(),
+                "https://tuf-repo-cdn.sigstore.dev/",
+                "{spelling}"
+            );
+        }
+        let parsed = mirror_url("https://user:s3cret@mirror.example.com/repo").expect("parses");
+        let credentials = parsed.credentials.expect("kept apart");
+        assert_eq!(credentials.username, "user");
+        assert_eq!(
+            credentials
+                .password
+                .as_ref()
+                .map(slipway_core::Secret::expose),
+            Some("s3cret")
+        );
+        assert!(!format!("{credentials:?}").contains("s3cret"));
+        for unparsable in [
+            "https://user:s3cret@[bad/repo",
+            "ftp://user:s3cret@host/repo",
+        ] {
+            let err = mirror_url(unparsable).expect_err(unparsable).to_string();
+            assert!(!err.contains("s3cret"), "{err}");
+            assert!(err.contains("***@"), "{err}");
         }
         for bad in ["ftp://example.com/repo", "not a url", "/tmp/repo"] {
             let err = mirror_url(bad).expect_err(bad);

@@ -598,14 +598,24 @@ pub fn cache_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
 pub fn trusted_root(
     settings: &Settings,
 ) -> Result<(slipway_attest::bundle::TrustedRoot, RootSource), UserError> {
+    trusted_root_with_content(settings).map(|(root, source, _)| (root, source))
+}
+
+/// [`trusted_root`] and the document's bytes, read once (what `trusted-root show` prints is
+/// what was parsed).
+pub fn trusted_root_with_content(
+    settings: &Settings,
+) -> Result<(slipway_attest::bundle::TrustedRoot, RootSource, Vec<u8>), UserError> {
     let source = trusted_root_source(settings, &|name| std::env::var(name).ok());
-    let root = source.load().map_err(|err| match &source {
+    let error = |err: slipway_attest::Error| match &source {
         RootSource::Configured(_) => invalid("signing.trusted_root", err),
         _ => UserError {
             message: err.to_string(),
         },
-    })?;
-    Ok((root, source))
+    };
+    let content = source.read().map_err(error)?;
+    let root = source.parse(&content).map_err(error)?;
+    Ok((root, source, content))
 }
 
 /// Which trusted root [`trusted_root`] reads, without reading it.

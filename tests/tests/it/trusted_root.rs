@@ -207,6 +207,11 @@ async fn write_repo(dir: &Path, spec: &RepoSpec<'_>) -> String {
 /// Serves `dir` over plain HTTP on loopback (GET only, one request per connection) for the
 /// rest of the test process. Returns the base URL.
 fn serve(dir: PathBuf) -> String {
+    serve_with_auth(dir, None)
+}
+
+/// [`serve`], answering 401 to a request without the `Authorization` header value `auth`.
+fn serve_with_auth(dir: PathBuf, auth: Option<String>) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = listener.local_addr().expect("address");
     std::thread::spawn(move || {
@@ -220,16 +225,28 @@ fn serve(dir: PathBuf) -> String {
             if reader.read_line(&mut request).is_err() {
                 continue;
             }
+            let mut authorized = auth.is_none();
             loop {
                 let mut header = String::new();
                 match reader.read_line(&mut header) {
-                    Ok(read) if read > 2 => {}
+                    Ok(read) if read > 2 => {
+                        if let (Some(auth), Some((name, value))) = (&auth, header.split_once(':'))
+                            && name.eq_ignore_ascii_case("authorization")
+                            && value.trim() == auth
+                        {
+                            authorized = true;
+                        }
+                    }
                     _ => break,
                 }
             }
             let path = request.split_whitespace().nth(1).unwrap_or("/");
             let file = dir.join(path.trim_start_matches('/'));
             let response = match std::fs::read(&file) {
+                _ if !authorized => {
+                    b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_vec()
+                }
                 Ok(body) if !path.contains("..") => {
                     let mut response = format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -325,6 +342,27 @@ async fn refresh_over_file_and_http_writes_the_verified_root_and_show_names_it()
         after.stdout
     );
     assert!(after.stdout.contains(&sha256(&target)), "{}", after.stdout);
+
+    // A root planted in its place (a valid one, but not what the refresh verified: the TUF
+    // targets metadata kept in the cache lists another sha256) is refused, not used.
+    let planted = std::fs::read(sigstore_data().join("trusted_root.prod.json")).expect("prod");
+    std::fs::write(&written, &planted).expect("plant");
+    let refused = audit(&cache, &["trusted-root", "show", "--no-config"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains(&format!(
+            "the refreshed trusted root {} (slipway-audit trusted-root refresh) is not what a refresh verified",
+            written.display()
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&sha256(&planted)),
+        "{}",
+        refused.stderr
+    );
+    std::fs::write(&written, &target).expect("restore");
 
     // The same repository over plain HTTP, into another cache.
     let http = serve(dir.path().join("repo"));
@@ -532,6 +570,224 @@ async fn a_repository_that_does_not_verify_changes_nothing() {
             failed.stderr
         );
         assert_eq!(std::fs::read(&written).expect("still there"), kept);
+    }
+}
+
+/// The mirror is one mirror however its URL is spelled (scheme and host case, default port, a
+/// trailing `/.`): a refresh through another spelling finds the TUF metadata of the last one
+/// (rollback protection continues). Credentials in the URL are sent (the server demands them)
+/// but appear nowhere: not in text or JSON output, not in errors, not in the cache's names.
+#[tokio::test]
+async fn the_mirror_url_is_normalised_and_its_credentials_never_shown() {
+    let dir = tempfile::tempdir().expect("dir");
+    let key = TufKey::generate();
+    let root = root_json(&key);
+    let root_file = dir.path().join("root.json");
+    std::fs::write(&root_file, &root).expect("root");
+    let target = staging_root();
+    write_repo(
+        &dir.path().join("repo"),
+        &RepoSpec::new(&root, &key, &target),
+    )
+    .await;
+    let password = "s3cret-pa55";
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("mirror-user:{password}")
+        )
+    );
+    let http = serve_with_auth(dir.path().join("repo"), Some(basic));
+    let address = http.trim_start_matches("http://");
+    let cache = dir.path().join("cache");
+    let root_arg = root_file.display().to_string();
+
+    // Without the credentials the server refuses: they are needed, so they must be sent.
+    let anonymous = audit(
+        &cache,
+        &[
+            "trusted-root",
+            "refresh",
+            "--mirror",
+            &http,
+            "--root",
+            &root_arg,
+        ],
+    );
+    assert_eq!(anonymous.code, 2, "{anonymous:?}");
+
+    let with_credentials = format!("http://mirror-user:{password}@{address}");
+    let first = audit(
+        &cache,
+        &[
+            "trusted-root",
+            "refresh",
+            "--mirror",
+            &with_credentials,
+            "--root",
+            &root_arg,
+        ],
+    );
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(
+        first.stdout.contains(&format!(
+            "refreshed the Sigstore trusted root from {http}\n"
+        )),
+        "{}",
+        first.stdout
+    );
+    let json = audit(
+        &cache,
+        &[
+            "trusted-root",
+            "refresh",
+            "--mirror",
+            &with_credentials,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(json.code, 0, "{json:?}");
+    let document: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(document["mirror"], http.as_str(), "{document}");
+
+    // Another spelling of the same mirror: the TUF root of the last refresh is the anchor.
+    let respelled = format!("HTTP://mirror-user:{password}@{address}/.");
+    let again = audit(&cache, &["trusted-root", "refresh", "--mirror", &respelled]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again.stdout.contains("from the last refresh"),
+        "{}",
+        again.stdout
+    );
+    let datastores: Vec<String> = std::fs::read_dir(cache.join("sigstore/tuf"))
+        .expect("datastores")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        datastores.len(),
+        1,
+        "one mirror, one datastore: {datastores:?}"
+    );
+
+    // Errors: a mirror that does not answer, one that does not parse, one of another scheme.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").to_string()
+    };
+    let unreachable = format!("https://mirror-user:{password}@{closed}/repo");
+    let unparsable = format!("https://mirror-user:{password}@[bad/repo");
+    let ftp = format!("ftp://mirror-user:{password}@{closed}/repo");
+    let mut printed = vec![first, json, again];
+    for mirror in [&unreachable, &unparsable, &ftp] {
+        let failed = audit(
+            &cache,
+            &[
+                "trusted-root",
+                "refresh",
+                "--mirror",
+                mirror,
+                "--root",
+                &root_arg,
+            ],
+        );
+        assert_eq!(failed.code, 2, "{mirror}: {failed:?}");
+        printed.push(failed);
+    }
+    for output in &printed {
+        for text in [&output.stdout, &output.stderr] {
+            assert!(!text.contains(password), "{text}");
+            assert!(!text.contains("mirror-user"), "{text}");
+        }
+    }
+    for entry in walk(&cache) {
+        let name = entry.display().to_string();
+        assert!(
+            !name.contains(password) && !name.contains("mirror-user"),
+            "{name}"
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
+/// A refreshed root that cannot be read or parsed is an error naming it, for `show` as for
+/// `verify-image` (exit 2 both): never the built-in root in its place, nor a `show` that lists
+/// a root verification refuses. A dangling symlink in its place counts as a refreshed root.
+#[test]
+fn a_broken_refreshed_root_fails_show_and_verification_alike() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cache = dir.path().join("cache");
+    let refreshed = cache.join("sigstore/trusted_root.json");
+    std::fs::create_dir_all(refreshed.parent().expect("parent")).expect("mkdir");
+    let verify = || {
+        audit(
+            &cache,
+            &[
+                "verify-image",
+                "--no-config",
+                "--certificate-identity",
+                KUBEWARDEN_IDENTITY,
+                "--certificate-oidc-issuer",
+                GITHUB_ISSUER,
+                &format!("registry.invalid/kubewarden@{KUBEWARDEN_DIGEST}"),
+            ],
+        )
+    };
+
+    std::fs::write(&refreshed, b"{\"tlogs\": \"not a list\"}").expect("write");
+    let shown = audit(&cache, &["trusted-root", "show", "--no-config"]);
+    assert_eq!(shown.code, 2, "{shown:?}");
+    assert!(shown.stdout.is_empty(), "{shown:?}");
+    let verified = verify();
+    assert_eq!(verified.code, 2, "{verified:?}");
+    for failed in [&shown, &verified] {
+        assert!(
+            failed.stderr.contains(&refreshed.display().to_string()),
+            "{}",
+            failed.stderr
+        );
+        assert!(
+            failed
+                .stderr
+                .contains("hint: run `slipway-audit trusted-root refresh` again"),
+            "{}",
+            failed.stderr
+        );
+    }
+
+    std::fs::remove_file(&refreshed).expect("rm");
+    std::os::unix::fs::symlink(dir.path().join("gone.json"), &refreshed).expect("ln");
+    for failed in [
+        audit(&cache, &["trusted-root", "show", "--no-config"]),
+        verify(),
+    ] {
+        assert_eq!(failed.code, 2, "{failed:?}");
+        assert!(
+            failed.stderr.contains(&format!(
+                "cannot read the refreshed trusted root {}",
+                refreshed.display()
+            )),
+            "{}",
+            failed.stderr
+        );
     }
 }
 

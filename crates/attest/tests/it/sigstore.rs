@@ -182,12 +182,8 @@ async fn a_tampered_rekor_entry_is_refused() {
         .expect_err("a moved integrated time must fail");
     assert!(err.contains("signed entry timestamp"), "{err}");
 
-    // Without the SET, the inclusion proof alone must catch a forged path.
+    // With a valid SET, a forged inclusion proof path is still caught.
     let forged = tampered(|entry| {
-        entry
-            .as_object_mut()
-            .expect("entry")
-            .remove("inclusionPromise");
         let hashes = entry["inclusionProof"]["hashes"]
             .as_array_mut()
             .expect("hashes");
@@ -198,16 +194,18 @@ async fn a_tampered_rekor_entry_is_refused() {
         .expect_err("a forged inclusion proof must fail");
     assert!(err.contains("inclusion proof"), "{err}");
 
-    // The proof alone, untouched, is enough (SET or inclusion proof).
+    // The proof alone, untouched, is not enough: it does not sign the integrated time, so the
+    // time could be moved into a retired CA's window (or the certificate's) unnoticed.
     let proof_only = tampered(|entry| {
         entry
             .as_object_mut()
             .expect("entry")
             .remove("inclusionPromise");
     });
-    verify_keyless_bundle(&proof_only, &image, &root, &policy)
+    let err = verify_keyless_bundle(&proof_only, &image, &root, &policy)
         .await
-        .expect("the inclusion proof alone verifies");
+        .expect_err("no signed time without the SET");
+    assert!(err.contains("no signed entry timestamp"), "{err}");
 
     // A different logged body (another entry's): the SET does not cover it.
     let swapped = tampered(|entry| {
@@ -221,6 +219,113 @@ async fn a_tampered_rekor_entry_is_refused() {
     verify_keyless_bundle(&swapped, &image, &root, &policy)
         .await
         .expect_err("a rewritten Rekor body must fail");
+}
+
+/// The production root with `edit` applied to its JSON, parsed.
+fn prod_root_edited(edit: impl FnOnce(&mut serde_json::Value)) -> TrustedRoot {
+    let mut root: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(data("sigstore/trusted_root.prod.json")).expect("read"),
+    )
+    .expect("json");
+    edit(&mut root);
+    TrustedRoot::from_json("edited root", &serde_json::to_vec(&root).expect("json"))
+        .expect("the edited root parses")
+}
+
+/// The trusted root's `validFor` windows count at the Rekor integrated time (kubewarden:
+/// 2026-04-09): the current Fulcio CA retired before then, or the Rekor log retired before then,
+/// refuses the bundle and says why; the unmodified root verifies it, and the 2024 conformance
+/// bundles still verify (their CA and log were valid then).
+#[tokio::test]
+async fn a_ca_or_log_retired_before_the_integrated_time_does_not_vouch() {
+    let policy = exact(KUBEWARDEN_IDENTITY, GITHUB_ISSUER);
+    let image = digest(KUBEWARDEN_DIGEST);
+    let retired = "2026-01-01T00:00:00Z";
+
+    // The current CA (the one without an end) retired on 2026-01-01.
+    let ca_retired = prod_root_edited(|root| {
+        for ca in root["certificateAuthorities"].as_array_mut().expect("CAs") {
+            if ca["validFor"].get("end").is_none() {
+                ca["validFor"]["end"] = retired.into();
+            }
+        }
+    });
+    let err = verify_keyless_bundle(&kubewarden(), &image, &ca_retired, &policy)
+        .await
+        .expect_err("no CA was valid when the bundle was logged");
+    assert!(
+        err.contains("no Fulcio CA of the trusted root was valid at 2026-04-09T07:23:29Z"),
+        "{err}"
+    );
+
+    // The 2021 CA's window stretched to now does not make the current CA's certificate
+    // verify: the chain must lead to a CA valid then.
+    let only_old_ca = prod_root_edited(|root| {
+        let cas = root["certificateAuthorities"].as_array_mut().expect("CAs");
+        cas.retain(|ca| ca["validFor"].get("end").is_some());
+        cas[0]["validFor"]
+            .as_object_mut()
+            .expect("validFor")
+            .remove("end");
+    });
+    verify_keyless_bundle(&kubewarden(), &image, &only_old_ca, &policy)
+        .await
+        .expect_err("the 2021 CA did not issue this certificate");
+
+    // The Rekor log that logged it retired on 2026-01-01.
+    let log_retired = prod_root_edited(|root| {
+        for log in root["tlogs"].as_array_mut().expect("tlogs") {
+            if log["baseUrl"] == "https://rekor.sigstore.dev" {
+                log["publicKey"]["validFor"]["end"] = retired.into();
+            }
+        }
+    });
+    let err = verify_keyless_bundle(&kubewarden(), &image, &log_retired, &policy)
+        .await
+        .expect_err("the log was not valid when it logged the bundle");
+    assert!(
+        err.contains("the Rekor log c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d of the trusted root was not valid at 2026-04-09T07:23:29Z"),
+        "{err}"
+    );
+
+    // The CT log that signed the certificate's SCT retired on 2026-01-01.
+    let ct_retired = prod_root_edited(|root| {
+        for log in root["ctlogs"].as_array_mut().expect("ctlogs") {
+            if log["publicKey"]["validFor"].get("end").is_none() {
+                log["publicKey"]["validFor"]["end"] = retired.into();
+            }
+        }
+    });
+    let err = verify_keyless_bundle(&kubewarden(), &image, &ct_retired, &policy)
+        .await
+        .expect_err("the CT log was not valid then");
+    assert!(err.contains("left out"), "{err}");
+
+    // The unmodified root, and a retirement after the integrated time, verify.
+    verify_keyless_bundle(&kubewarden(), &image, &prod_root(), &policy)
+        .await
+        .expect("the unmodified root verifies");
+    let later = prod_root_edited(|root| {
+        for ca in root["certificateAuthorities"].as_array_mut().expect("CAs") {
+            if ca["validFor"].get("end").is_none() {
+                ca["validFor"]["end"] = "2026-04-09T07:23:29Z".into();
+            }
+        }
+    });
+    verify_keyless_bundle(&kubewarden(), &image, &later, &policy)
+        .await
+        .expect("the window includes its end");
+
+    // A retired window in the root is bad input when it is not a time.
+    let mut bad: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(data("sigstore/trusted_root.prod.json")).expect("read"),
+    )
+    .expect("json");
+    bad["certificateAuthorities"][0]["validFor"]["end"] = "last year".into();
+    let err = TrustedRoot::from_json("bad.json", &serde_json::to_vec(&bad).expect("json"))
+        .expect_err("not a time");
+    assert!(err.to_string().contains("`last year`"), "{err}");
+    assert!(err.to_string().contains("bad.json"), "{err}");
 }
 
 #[tokio::test]
