@@ -133,6 +133,22 @@ impl TrustArgs {
 }
 
 impl Loaded {
+    /// The key to verify with, as the list `Trust::Keys` takes (empty when keyless).
+    fn verifiers(&self) -> Vec<&dyn Verifier> {
+        match self {
+            Loaded::Key(key) => vec![key as &dyn Verifier],
+            Loaded::Keyless(..) => Vec::new(),
+        }
+    }
+
+    /// What to trust: `keys` (from [`Loaded::verifiers`]), or keyless against the root.
+    fn trust<'a>(&'a self, keys: &'a [&'a dyn Verifier]) -> Trust<'a> {
+        match self {
+            Loaded::Keyless(policy, root, _) => Trust::Keyless { root, policy },
+            Loaded::Key(_) => Trust::Keys(keys),
+        }
+    }
+
     fn key_id(&self) -> Option<String> {
         match self {
             Loaded::Key(key) => Some(key.key_id()),
@@ -287,14 +303,8 @@ pub(crate) async fn verify_image(args: &VerifyImageArgs) -> anyhow::Result<ExitS
     let loaded = args.trust.load(&settings)?;
     let (registry, image) = pinned(&settings, &args.allow_insecure_registry, &args.image).await?;
     let digest = image.digest().cloned().context("pinned image")?;
-    let keys: Vec<&dyn Verifier> = match &loaded {
-        Loaded::Key(key) => vec![key as &dyn Verifier],
-        Loaded::Keyless(..) => Vec::new(),
-    };
-    let trust = match &loaded {
-        Loaded::Keyless(policy, root, _) => Trust::Keyless { root, policy },
-        Loaded::Key(_) => Trust::Keys(&keys),
-    };
+    let keys = loaded.verifiers();
+    let trust = loaded.trust(&keys);
     let report = slipway_attest::bundle::verify_image_report(&registry, &image, trust)
         .await
         .with_context(|| format!("reading the signatures of `{image}`"))?;
@@ -395,14 +405,8 @@ pub(crate) async fn verify_attestation(args: &VerifyAttestationArgs) -> anyhow::
     let loaded = args.trust.load(&settings)?;
     let (registry, image) = pinned(&settings, &args.allow_insecure_registry, &args.image).await?;
     let digest = image.digest().cloned().context("pinned image")?;
-    let keys: Vec<&dyn Verifier> = match &loaded {
-        Loaded::Key(key) => vec![key as &dyn Verifier],
-        Loaded::Keyless(..) => Vec::new(),
-    };
-    let trust = match &loaded {
-        Loaded::Keyless(policy, root, _) => Trust::Keyless { root, policy },
-        Loaded::Key(_) => Trust::Keys(&keys),
-    };
+    let keys = loaded.verifiers();
+    let trust = loaded.trust(&keys);
     let statements = attestation::read_statements_trusting(&registry, trust, &image)
         .await
         .with_context(|| format!("reading the attestations of `{image}`"))?;

@@ -60,7 +60,7 @@ fn run(binary: &str, dir: &Path, args: &[&str]) -> Output {
 /// Text for a snapshot: the exit code, stdout and stderr, with every varying value named.
 /// `document` validates against the schema `binary schema NAME` publishes.
 #[track_caller]
-fn valid_against(binary: &str, name: &str, document: &str) {
+pub(crate) fn valid_against(binary: &str, name: &str, document: &str) {
     let printed = output(command(binary).args(["schema", name]));
     assert_eq!(printed.code, 0, "{}", printed.stderr);
     let schema: serde_json::Value = serde_json::from_str(&printed.stdout).expect("schema");
