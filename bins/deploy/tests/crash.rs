@@ -454,9 +454,27 @@ async fn a_killed_runners_lock_is_broken_by_name_and_abort_settles_at_once() {
         fresh.stderr
     );
 
+    let status = || {
+        let output = command(dir.path(), &["status", "--demo", "--state", "state"])
+            .output()
+            .expect("status");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let held = status();
+    assert!(
+        held.contains(&format!("lock: held by {holder} until"))
+            && !held.contains("missed a renewal"),
+        "{held}"
+    );
     // Ten minutes on: past a missed renewal (the demo's lease lives 20 min, renewed every 6 min
     // 40 s, plus a tenth), long before the lease expires.
     slipway_demo::persist::let_time_pass(&state, Duration::from_secs(10 * 60)).expect("time");
+    let stale = status();
+    assert!(
+        stale.contains("missed a renewal")
+            && stale.contains(&format!("slipway-deploy unlock '{holder}'")),
+        "status points to unlock: {stale}"
+    );
     assert_eq!(
         cmd(&["abort", "--reason", "runner lost"]).code,
         2,

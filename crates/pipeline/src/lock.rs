@@ -359,6 +359,32 @@ mod tests {
     }
 }
 
+/// When a lease's holder counts as gone: it missed a renewal of its own lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissedRenewal {
+    /// When the holder last took or renewed the lease.
+    pub renewed: Timestamp,
+    /// How often a live holder renews it: a third of the lease's own time to live.
+    pub period: Duration,
+    /// From when the holder counts as gone: a renewal period and a tenth of the lease after
+    /// `renewed`.
+    pub stale_from: Timestamp,
+}
+
+/// The holder's own time to live, from its lease (when it was last renewed and until when),
+/// never a command's configuration, which may differ: `None` when the lease does not say.
+/// What `unlock` refuses before, and `status` points out after.
+pub fn missed_renewal(lease: &slipway_k8s_rollout::LockHolder) -> Option<MissedRenewal> {
+    let renewed = lease.renewed.as_deref()?.parse::<Timestamp>().ok()?;
+    let expires = lease.expires.parse::<Timestamp>().ok()?;
+    let ttl: Duration = expires.duration_since(renewed).try_into().ok()?;
+    Some(MissedRenewal {
+        renewed,
+        period: ttl / 3,
+        stale_from: later(renewed, ttl / 3 + ttl / 10),
+    })
+}
+
 /// What [`unlock`] found and did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Unlocked {
@@ -463,33 +489,24 @@ pub async fn unlock(
             asked: holder.to_owned(),
         });
     }
-    // The holder's own time to live, from its lease (when it was last renewed and until when),
-    // never this command's configuration: the two may differ.
-    let renewed = current
-        .renewed
-        .as_deref()
-        .and_then(|text| text.parse::<Timestamp>().ok());
-    let expires = current.expires.parse::<Timestamp>().ok();
     if !force {
-        let (Some(renewed), Some(expires)) = (renewed, expires) else {
-            return Err(UnlockError::Unknown {
-                release: release.to_string(),
-                holder: holder.to_owned(),
-            });
-        };
-        let ttl = expires
-            .duration_since(renewed)
-            .try_into()
-            .unwrap_or(Duration::ZERO);
-        let stale_from = later(renewed, ttl / 3 + ttl / 10);
-        if backends.clock.now() < stale_from {
-            return Err(UnlockError::Fresh {
-                release: release.to_string(),
-                holder: holder.to_owned(),
-                renewed: renewed.to_string(),
-                period: format!("{} s", (ttl / 3).as_secs()),
-                stale_from: stale_from.to_string(),
-            });
+        match missed_renewal(&current) {
+            None => {
+                return Err(UnlockError::Unknown {
+                    release: release.to_string(),
+                    holder: holder.to_owned(),
+                });
+            }
+            Some(missed) if backends.clock.now() < missed.stale_from => {
+                return Err(UnlockError::Fresh {
+                    release: release.to_string(),
+                    holder: holder.to_owned(),
+                    renewed: missed.renewed.to_string(),
+                    period: format!("{} s", missed.period.as_secs()),
+                    stale_from: missed.stale_from.to_string(),
+                });
+            }
+            Some(_) => {}
         }
     }
     let detail = format!(

@@ -101,6 +101,9 @@ pub struct ReleaseStatus {
     pub progress: Option<Progress>,
     /// Who holds the release's lock now (a command working on it), if anyone.
     pub lock: Option<LockHolder>,
+    /// The lock's holder missed a renewal of its lease: probably a command that died holding it
+    /// (`slipway-deploy unlock` breaks it).
+    pub lock_stale: bool,
     /// What stable runs.
     pub stable_image: Option<String>,
     /// The newest revisions, newest last (at most five).
@@ -254,6 +257,10 @@ pub async fn status(spec: &ReleaseSpec, backends: &Backends) -> Result<ReleaseSt
     Ok(ReleaseStatus {
         state,
         progress,
+        lock_stale: lock.as_ref().is_some_and(|lock| {
+            crate::lock::missed_renewal(lock)
+                .is_some_and(|missed| backends.clock.now() >= missed.stale_from)
+        }),
         lock,
         in_progress,
         orphans,
@@ -391,6 +398,13 @@ impl ReleaseStatus {
             }
         }
         match &self.lock {
+            Some(lock) if self.lock_stale => text.push_str(&format!(
+                "lock: held by {} until {}, but it missed a renewal (last {}): if its job is gone, `slipway-deploy unlock '{}' --reason \"…\"`\n",
+                lock.holder,
+                lock.expires,
+                lock.renewed.as_deref().unwrap_or("unknown"),
+                lock.holder
+            )),
             Some(lock) => text.push_str(&format!(
                 "lock: held by {} until {}\n",
                 lock.holder, lock.expires
