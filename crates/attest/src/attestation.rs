@@ -81,6 +81,24 @@ pub(crate) fn pinned(image: &ImageRef) -> Result<&Digest, Error> {
     })
 }
 
+/// The pinned image's cosign artifact under `sha256-<hex>.<suffix>` (`sig` or `att`), empty
+/// when the tag does not exist yet.
+pub(crate) async fn cosign_artifact(
+    registry: &dyn Registry,
+    image: &ImageRef,
+    suffix: &str,
+) -> Result<slipway_registry::Artifact, Error> {
+    let tag = pinned(image)?.cosign_tag(suffix);
+    Ok(registry
+        .get_artifact(image, &tag)
+        .await
+        .map_err(|source| Error::Registry {
+            image: image.to_string(),
+            source,
+        })?
+        .unwrap_or_default())
+}
+
 /// The in-toto Statement v1 for `image` (which must be pinned by digest).
 pub fn statement(
     image: &ImageRef,
@@ -123,11 +141,7 @@ pub async fn attach_statement(
         image: image.to_string(),
         source,
     };
-    let mut artifact = registry
-        .get_artifact(image, &tag)
-        .await
-        .map_err(registry_error)?
-        .unwrap_or_default();
+    let mut artifact = cosign_artifact(registry, image, "att").await?;
     artifact.layers.push(Layer {
         media_type: DSSE_MEDIA_TYPE.to_owned(),
         data,
@@ -169,14 +183,7 @@ pub async fn read_statements_trusting(
     let digest = pinned(image)?;
     let mut checks = Vec::new();
     if let Trust::Keys(keys) = trust {
-        let artifact = registry
-            .get_artifact(image, &digest.cosign_tag("att"))
-            .await
-            .map_err(|source| Error::Registry {
-                image: image.to_string(),
-                source,
-            })?
-            .unwrap_or_default();
+        let artifact = cosign_artifact(registry, image, "att").await?;
         checks.extend(
             artifact
                 .layers

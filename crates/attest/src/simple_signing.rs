@@ -61,12 +61,6 @@ pub struct VerifyOptions {
     pub annotations: BTreeMap<String, String>,
 }
 
-fn pinned_digest(image: &ImageRef) -> Result<&Digest, Error> {
-    image.digest().ok_or_else(|| Error::NotPinned {
-        image: image.to_string(),
-    })
-}
-
 /// Signs the pinned image and appends the signature to its `.sig` artifact. Returns the key id.
 pub async fn sign_image(
     registry: &dyn Registry,
@@ -86,17 +80,13 @@ pub async fn sign_image_with(
     image: &ImageRef,
     options: &SignOptions,
 ) -> Result<String, Error> {
-    let digest = pinned_digest(image)?;
+    let digest = crate::attestation::pinned(image)?;
     let tag = digest.cosign_tag("sig");
     let registry_error = |source| Error::Registry {
         image: image.to_string(),
         source,
     };
-    let mut artifact = registry
-        .get_artifact(image, &tag)
-        .await
-        .map_err(registry_error)?
-        .unwrap_or_default();
+    let mut artifact = crate::attestation::cosign_artifact(registry, image, "sig").await?;
     let payload = payload_with(&image.name(), digest, &options.annotations);
     let signature = signer.sign(&payload)?;
     let annotations =
@@ -167,15 +157,8 @@ pub async fn verify_image_with(
     image: &ImageRef,
     options: &VerifyOptions,
 ) -> Result<VerificationReport, Error> {
-    let digest = pinned_digest(image)?;
-    let artifact: Artifact = registry
-        .get_artifact(image, &digest.cosign_tag("sig"))
-        .await
-        .map_err(|source| Error::Registry {
-            image: image.to_string(),
-            source,
-        })?
-        .unwrap_or_default();
+    let digest = crate::attestation::pinned(image)?;
+    let artifact: Artifact = crate::attestation::cosign_artifact(registry, image, "sig").await?;
     let signatures = artifact
         .layers
         .iter()
