@@ -35,6 +35,33 @@ async fn run(name: &str) -> (World, ReleaseSpec, RunReport, String) {
     (world, spec, report, stable_before)
 }
 
+/// The colour Deployment the Service `service` (the release's, or its preview) selects.
+async fn selected_colour(
+    world: &World,
+    spec: &ReleaseSpec,
+    service: &str,
+) -> slipway_k8s_rollout::DeploymentState {
+    let selector = world
+        .cluster
+        .service_selector(&spec.release.namespace, service)
+        .await
+        .expect("read")
+        .expect("service");
+    let colour = selector
+        .get(slipway_k8s_rollout::TRACK_LABEL)
+        .cloned()
+        .expect("the Service selects a colour");
+    world
+        .cluster
+        .deployment(
+            &spec.release.namespace,
+            &format!("{}-{colour}", spec.release.name),
+        )
+        .await
+        .expect("read")
+        .expect("colour")
+}
+
 async fn stable_image(world: &World, spec: &ReleaseSpec) -> String {
     let state = world
         .cluster
@@ -625,25 +652,7 @@ async fn blue_green_switches_the_service_and_keeps_the_users_deployment() {
     let stable_before = stable_image(&world, &spec).await;
     let report = slipway_pipeline::run(&spec, &world.backends, &mut |_: &StageEvent| {}).await;
     assert_eq!(report.outcome, RunOutcome::Promoted, "{}", report.reason);
-    let selector = world
-        .cluster
-        .service_selector(&spec.release.namespace, &spec.service)
-        .await
-        .expect("read")
-        .expect("service");
-    let active = selector
-        .get(slipway_k8s_rollout::TRACK_LABEL)
-        .cloned()
-        .expect("a colour is active");
-    let colour = world
-        .cluster
-        .deployment(
-            &spec.release.namespace,
-            &format!("{}-{active}", spec.release.name),
-        )
-        .await
-        .expect("read")
-        .expect("colour");
+    let colour = selected_colour(&world, &spec, &spec.service).await;
     assert!(
         colour
             .spec
@@ -2148,28 +2157,8 @@ async fn blue_green_and_rolling_pause_for_approval_then_promote_or_abort() {
                     "{}",
                     paused.reason
                 );
-                let preview = world
-                    .cluster
-                    .service_selector(
-                        &spec.release.namespace,
-                        &bluegreen::preview_name(&spec.service),
-                    )
-                    .await
-                    .expect("read")
-                    .expect("the preview Service fronts the standby");
-                let colour = preview
-                    .get(slipway_k8s_rollout::TRACK_LABEL)
-                    .cloned()
-                    .expect("a colour");
-                let standby = world
-                    .cluster
-                    .deployment(
-                        &spec.release.namespace,
-                        &format!("{}-{colour}", spec.release.name),
-                    )
-                    .await
-                    .expect("read")
-                    .expect("standby");
+                let standby =
+                    selected_colour(world, &spec, &bluegreen::preview_name(&spec.service)).await;
                 assert!(
                     standby.spec.image.ends_with(&digest),
                     "{}",
@@ -2324,26 +2313,8 @@ async fn a_paused_blue_green_whose_standby_changed_is_not_switched_to() {
         .expect("serving")
         .spec
         .image;
-    let preview = world
-        .cluster
-        .service_selector(
-            &spec.release.namespace,
-            &bluegreen::preview_name(&spec.service),
-        )
+    let mut standby = selected_colour(&world, &spec, &bluegreen::preview_name(&spec.service))
         .await
-        .expect("read")
-        .expect("preview");
-    let colour = preview
-        .get(slipway_k8s_rollout::TRACK_LABEL)
-        .cloned()
-        .expect("colour");
-    let name = format!("{}-{colour}", spec.release.name);
-    let mut standby = world
-        .cluster
-        .deployment(&spec.release.namespace, &name)
-        .await
-        .expect("read")
-        .expect("standby")
         .spec;
     standby.image = "ghcr.io/acme/iris-server:hotfix".to_owned();
     world.cluster.seed_deployment(standby);

@@ -25,6 +25,38 @@ async fn world(name: &str, spec: &ReleaseSpec) -> World {
     scenario::build(name, spec).await.expect("known scenario")
 }
 
+async fn stable(world: &World, spec: &ReleaseSpec) -> slipway_k8s_rollout::DeploymentSpec {
+    world
+        .cluster
+        .deployment(&spec.release.namespace, &spec.release.name)
+        .await
+        .expect("read")
+        .expect("stable")
+        .spec
+}
+
+/// After a stop: the canary is removed and stable is as it was before the run.
+async fn assert_cleaned_up(
+    world: &World,
+    spec: &ReleaseSpec,
+    stable_before: &slipway_k8s_rollout::DeploymentSpec,
+) {
+    let canary = world
+        .cluster
+        .deployment(
+            &spec.release.namespace,
+            &format!("{}-canary", spec.release.name),
+        )
+        .await
+        .expect("read");
+    assert!(canary.is_none(), "the canary is removed");
+    assert_eq!(
+        &stable(world, spec).await,
+        stable_before,
+        "stable is untouched"
+    );
+}
+
 #[tokio::test]
 async fn the_lease_is_renewed_throughout_a_canary_longer_than_its_ttl() {
     let spec = long_spec();
@@ -73,13 +105,7 @@ async fn the_lease_is_renewed_throughout_a_canary_longer_than_its_ttl() {
 async fn another_holder_taking_the_lock_stops_the_canary_and_records_lock_lost() {
     let spec = long_spec();
     let world = world("happy", &spec).await;
-    let stable_before = world
-        .cluster
-        .deployment(&spec.release.namespace, &spec.release.name)
-        .await
-        .expect("read")
-        .expect("stable")
-        .spec;
+    let stable_before = stable(&world, &spec).await;
     let cluster = world.cluster.clone();
     let clock = world.backends.clock.clone();
     let release = spec.release.clone();
@@ -100,23 +126,7 @@ async fn another_holder_taking_the_lock_stops_the_canary_and_records_lock_lost()
         "{:?}",
         report.interruption
     );
-    let canary = world
-        .cluster
-        .deployment(
-            &spec.release.namespace,
-            &format!("{}-canary", spec.release.name),
-        )
-        .await
-        .expect("read");
-    assert!(canary.is_none(), "the canary is removed");
-    let stable_after = world
-        .cluster
-        .deployment(&spec.release.namespace, &spec.release.name)
-        .await
-        .expect("read")
-        .expect("stable")
-        .spec;
-    assert_eq!(stable_after, stable_before, "stable is untouched");
+    assert_cleaned_up(&world, &spec, &stable_before).await;
     assert_eq!(
         world.cluster.lock_holder(&spec.release).as_deref(),
         Some("other-runner@later"),
@@ -151,13 +161,7 @@ async fn another_holder_taking_the_lock_stops_the_canary_and_records_lock_lost()
 async fn a_holder_whose_lock_was_broken_stops_instead_of_taking_it_again() {
     let spec = long_spec();
     let world = world("happy", &spec).await;
-    let stable_before = world
-        .cluster
-        .deployment(&spec.release.namespace, &spec.release.name)
-        .await
-        .expect("read")
-        .expect("stable")
-        .spec;
+    let stable_before = stable(&world, &spec).await;
     let cluster = world.cluster.clone();
     let release = spec.release.clone();
     let mut observer = move |event: &StageEvent| {
@@ -183,23 +187,7 @@ async fn a_holder_whose_lock_was_broken_stops_instead_of_taking_it_again() {
         "{:?}",
         report.interruption
     );
-    let canary = world
-        .cluster
-        .deployment(
-            &spec.release.namespace,
-            &format!("{}-canary", spec.release.name),
-        )
-        .await
-        .expect("read");
-    assert!(canary.is_none(), "the canary is removed");
-    let stable_after = world
-        .cluster
-        .deployment(&spec.release.namespace, &spec.release.name)
-        .await
-        .expect("read")
-        .expect("stable")
-        .spec;
-    assert_eq!(stable_after, stable_before, "stable is untouched");
+    assert_cleaned_up(&world, &spec, &stable_before).await;
     assert_eq!(
         world.cluster.lock_holder(&spec.release),
         None,
