@@ -359,11 +359,22 @@ impl Matcher {
     pub fn regexp(flag: &str, pattern: &str) -> Result<Matcher, Error> {
         regex::Regex::new(pattern)
             .map(Matcher::Regexp)
-            .map_err(|err| Error::Key {
-                key: flag.to_owned(),
-                message: format!(
-                    "`{pattern}` is not a regular expression: {err}\n\nhint: use Rust/Go regexp syntax, e.g. `^https://github.com/org/repo/`"
-                ),
+            .map_err(|err| {
+                // The regex crate's message spans lines (the pattern, a caret, `error: …`):
+                // keep its last line, the reason, so the error reads as one.
+                let text = err.to_string();
+                let reason = text
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .to_owned();
+                Error::Flag {
+                    flag: flag.to_owned(),
+                    message: format!(
+                        "`{pattern}` is not a regular expression ({reason})\n\nhint: use Rust/Go regexp syntax, e.g. `^https://github.com/org/repo/`"
+                    ),
+                }
             })
     }
 
@@ -412,14 +423,14 @@ impl KeylessPolicy {
             match (exact, regexp) {
                 (Some(text), None) => Ok(Matcher::Exact(text.to_owned())),
                 (None, Some(pattern)) => Matcher::regexp(&format!("{flag}-regexp"), pattern),
-                (Some(_), Some(_)) => Err(Error::Key {
-                    key: flag.to_owned(),
+                (Some(_), Some(_)) => Err(Error::Flag {
+                    flag: flag.to_owned(),
                     message: format!(
                         "give `{flag}` or `{flag}-regexp`, not both\n\nhint: keep the exact form unless you mean a pattern"
                     ),
                 }),
-                (None, None) => Err(Error::Key {
-                    key: flag.to_owned(),
+                (None, None) => Err(Error::Flag {
+                    flag: flag.to_owned(),
                     message: format!(
                         "keyless verification needs `{flag}` (or `{flag}-regexp`)\n\nhint: e.g. `{flag} {example}`"
                     ),

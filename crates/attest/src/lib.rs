@@ -51,6 +51,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A command-line flag (or its configuration twin) is not usable.
+    #[error("`{flag}`: {message}")]
+    Flag {
+        /// Which flag, as typed (`--certificate-identity-regexp`).
+        flag: String,
+        /// What is wrong, with a hint.
+        message: String,
+    },
     /// The image must be pinned by digest.
     #[error(
         "`{image}` is not pinned by digest\n\nhint: resolve the tag to a digest first; signatures bind digests, not tags"
